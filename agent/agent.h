@@ -1,0 +1,26 @@
+/* Internal header of the cleanup-agent binary: global options and the command table's handler type. */
+#pragma once
+
+#include "common.h"
+
+/* Exit codes from DESIGN.md that the agent chooses itself (run passes the command's own status through). */
+enum {
+  AG_EXIT_OK = 0,
+  AG_EXIT_FAILED = 1,         /* container-seq: a test failed; gc: something was left */
+  AG_EXIT_USAGE = 2,          /* usage error of gc, ps, kill and the global options */
+  AG_EXIT_SELF_PROTECT = 42,  /* container-seq stopped to protect the host; resume with --resume */
+  AG_EXIT_TIMEOUT = 124,      /* run: --timeout expired */
+  AG_EXIT_AGENT_FAILED = 125, /* run / container-seq: the agent failed or was used wrongly */
+  AG_EXIT_NOT_EXECUTABLE = 126,
+  AG_EXIT_NOT_FOUND = 127,
+};
+
+/* Options that come before the command, each also from a CLEANUP_AGENT_* variable. NULL when not given. */
+struct ag_globals {
+  const char *docker_host;
+  const char *state_dir;
+  const char *cgroup_root;
+};
+
+/* A command handler gets its own argv (argv[0] is the command name) and returns the exit code. */
+typedef int (*ag_command_fn)(const struct ag_globals *g, int argc, char **argv);

@@ -1,0 +1,132 @@
+/* cleanup-agent: parses the global options and dispatches to one handler per command (after crun's crun.c). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "config.h"
+
+struct ag_command {
+  const char *name;
+  const char *summary;
+  ag_command_fn handler; /* NULL: not built yet */
+};
+
+static const struct ag_command commands[] = {
+    {"run", "run a command so that nothing it starts outlives it", NULL},
+    {"container-seq", "run each test file in its own limited container, with checkpoint and resume", NULL},
+    {"gc", "collect leftovers of dead and expired sessions", NULL},
+    {"ps", "list this host's sessions", NULL},
+    {"kill", "kill and clean up sessions of this host", NULL},
+};
+
+static void print_help(FILE *f) {
+  fprintf(f, "Usage: " AG_PROGRAM " [OPTIONS] COMMAND [ARGS]...\n"
+             "\n"
+             "Makes sure that nothing a test run starts outlives it: processes, containers, networks, volumes.\n"
+             "\n"
+             "Commands:\n");
+  for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+    fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\n"
+             "Options (each also from the environment variable in brackets):\n"
+             "  --docker-host URL     engine address, unix:///path or tcp://host:port [CLEANUP_AGENT_DOCKER_HOST,\n"
+             "                        then DOCKER_HOST; default unix:///var/run/docker.sock]\n"
+             "  --state-dir DIR       session registry [CLEANUP_AGENT_STATE_DIR; default /run/cleanup-agent as root,\n"
+             "                        else $XDG_RUNTIME_DIR/cleanup-agent]\n"
+             "  --cgroup-root PATH    cgroup v2 directory for session cgroups [CLEANUP_AGENT_CGROUP_ROOT]\n"
+             "  --log-level LEVEL     error, warning, notice, info or debug [CLEANUP_AGENT_LOG_LEVEL; default notice]\n"
+             "  -h, --help            show this help\n"
+             "  -V, --version         show the version\n"
+             "\n"
+             "Run '" AG_PROGRAM " COMMAND --help' for the options of a command.\n");
+}
+
+static const char *env_or(const char *value, const char *var) {
+  if (value)
+    return value;
+  const char *e = getenv(var);
+  return e && *e ? e : NULL;
+}
+
+/* One line on stderr, "cleanup-agent: <what>; see 'cleanup-agent --help'", and the usage exit code. */
+static int usage_error(const char *what, const char *arg) {
+  fprintf(stderr, AG_PROGRAM ": %s '%s'; see '" AG_PROGRAM " --help'\n", what, arg);
+  return AG_EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+  enum { OPT_DOCKER_HOST = 0x100, OPT_STATE_DIR, OPT_CGROUP_ROOT, OPT_LOG_LEVEL };
+  static const struct option options[] = {
+      {"docker-host", required_argument, NULL, OPT_DOCKER_HOST},
+      {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+      {"cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT},
+      {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {},
+  };
+  struct ag_globals g = {0};
+  const char *log_level = NULL;
+  int c;
+
+  opterr = 0; /* our own one-line messages instead of getopt's */
+  /* "+": stop at the command name, whose options are its own. */
+  while ((c = getopt_long(argc, argv, "+:hV", options, NULL)) != -1) {
+    switch (c) {
+      case OPT_DOCKER_HOST:
+        g.docker_host = optarg;
+        break;
+      case OPT_STATE_DIR:
+        g.state_dir = optarg;
+        break;
+      case OPT_CGROUP_ROOT:
+        g.cgroup_root = optarg;
+        break;
+      case OPT_LOG_LEVEL:
+        log_level = optarg;
+        break;
+      case 'h':
+        print_help(stdout);
+        return AG_EXIT_OK;
+      case 'V':
+        printf(AG_PROGRAM " " AG_VERSION "\n");
+        return AG_EXIT_OK;
+      case ':':
+        return usage_error("missing value for option", argv[optind - 1]);
+      default:
+        return usage_error("unknown option", argv[optind - 1]);
+    }
+  }
+
+  g.docker_host = env_or(env_or(g.docker_host, "CLEANUP_AGENT_DOCKER_HOST"), "DOCKER_HOST");
+  g.state_dir = env_or(g.state_dir, "CLEANUP_AGENT_STATE_DIR");
+  g.cgroup_root = env_or(g.cgroup_root, "CLEANUP_AGENT_CGROUP_ROOT");
+  log_level = env_or(log_level, "CLEANUP_AGENT_LOG_LEVEL");
+  if (log_level) {
+    _cleanup_error_ ca_error *err = NULL;
+    enum ca_log_level level;
+    if (ca_log_parse_level(log_level, &level, &err) < 0) {
+      fprintf(stderr, AG_PROGRAM ": %s\n", err->msg);
+      return AG_EXIT_USAGE;
+    }
+    ca_log_set_level(level);
+  }
+
+  if (optind >= argc) {
+    fprintf(stderr, AG_PROGRAM ": no command given; see '" AG_PROGRAM " --help'\n");
+    return AG_EXIT_USAGE;
+  }
+  const char *name = argv[optind];
+  for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+    if (!streq(commands[i].name, name))
+      continue;
+    if (!commands[i].handler) {
+      fprintf(stderr, AG_PROGRAM ": '%s' is not built yet in this version (" AG_VERSION ")\n", name);
+      return AG_EXIT_USAGE;
+    }
+    return commands[i].handler(&g, argc - optind, argv + optind);
+  }
+  return usage_error("unknown command", name);
+}

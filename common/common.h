@@ -1,0 +1,106 @@
+/* common: errors with context, logging, bounded buffers, strict parsers and atomic file writes.
+ * The one public header of the module; it knows nothing of Docker or cgroups. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* ---- errors ------------------------------------------------------------------------------------------------ */
+
+/* An error: an errno-like code (positive), a module-defined detail (docker_api puts the HTTP status there) and a
+ * message that each layer prefixes with its context, so the CLI prints one line that tells the whole story. */
+typedef struct ca_error {
+  int code;
+  int detail;
+  char *msg;
+} ca_error;
+
+/* Fills *err (replacing an earlier error) and returns -code. code is an errno value (> 0); err may be NULL. */
+int ca_error_set(ca_error **err, int code, const char *fmt, ...) _printf_(3, 4);
+/* As ca_error_set, with ": strerror(code)" appended to the message. */
+int ca_error_set_errno(ca_error **err, int code, const char *fmt, ...) _printf_(3, 4);
+/* Prefixes the message of *err with "context: " and returns -code; when *err is NULL returns -EINVAL. */
+int ca_error_wrap(ca_error **err, const char *fmt, ...) _printf_(2, 3);
+void ca_error_free(ca_error *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ca_error *, ca_error_free)
+#define _cleanup_error_ _cleanup_(ca_error_freep)
+
+/* ---- logging ----------------------------------------------------------------------------------------------- */
+
+/* Only agent/ logs; library modules return errors instead. Lines go to stderr as "cleanup-agent: warning: ...". */
+enum ca_log_level { CA_LOG_ERROR = 0, CA_LOG_WARNING, CA_LOG_NOTICE, CA_LOG_INFO, CA_LOG_DEBUG };
+
+void ca_log_set_level(enum ca_log_level level);
+enum ca_log_level ca_log_get_level(void);
+/* Parses "error", "warning", "notice", "info" or "debug". */
+int ca_log_parse_level(const char *s, enum ca_log_level *ret, ca_error **err);
+/* Sends log lines to fd instead of stderr (tests). */
+void ca_log_set_fd(int fd);
+void ca_log(enum ca_log_level level, const char *fmt, ...) _printf_(2, 3);
+#define ca_log_error(...) ca_log(CA_LOG_ERROR, __VA_ARGS__)
+#define ca_log_warning(...) ca_log(CA_LOG_WARNING, __VA_ARGS__)
+#define ca_log_notice(...) ca_log(CA_LOG_NOTICE, __VA_ARGS__)
+#define ca_log_info(...) ca_log(CA_LOG_INFO, __VA_ARGS__)
+#define ca_log_debug(...) ca_log(CA_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- bounded growable buffer ------------------------------------------------------------------------------- */
+
+/* A byte buffer that grows up to a hard cap and is always NUL-terminated (data may hold NULs too). */
+typedef struct ca_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  size_t max;
+} ca_buf;
+
+#define CA_BUF_INIT(max_bytes)                                                                                         \
+  { .data = NULL, .len = 0, .cap = 0, .max = (max_bytes) }
+
+void ca_buf_init(ca_buf *b, size_t max);
+/* Appends len bytes; fails with EMSGSIZE (message names the cap) when the result would exceed max. */
+int ca_buf_append(ca_buf *b, const void *data, size_t len, ca_error **err);
+int ca_buf_appendf(ca_buf *b, ca_error **err, const char *fmt, ...) _printf_(3, 4);
+/* The contents as a C string ("" when empty); valid until the next append or free. */
+const char *ca_buf_str(const ca_buf *b);
+void ca_buf_reset(ca_buf *b);
+/* Hands the data out (NUL-terminated, caller frees) and leaves the buffer empty. */
+char *ca_buf_steal(ca_buf *b, size_t *ret_len);
+void ca_buf_free(ca_buf *b);
+
+/* ---- parsing ----------------------------------------------------------------------------------------------- */
+
+/* SIZE: plain bytes or a number (decimals allowed) with a binary unit B, K, M, G, T (optionally followed by "B" or
+ * "iB", any case), as docker's --memory reads them: "512M", "1.5G", "64k". Rejects garbage, negative, empty, zero
+ * and overflow, with a message that quotes the input. Fractions round down to whole bytes. */
+int ca_parse_size(const char *s, uint64_t *ret_bytes, ca_error **err);
+/* DUR: one or more <number><unit> with units us, ms, s, m, h, d ("250ms", "30s", "1h30m"); returns microseconds.
+ * A bare number is rejected (seconds or milliseconds would be a guess). */
+int ca_parse_duration(const char *s, uint64_t *ret_usec, ca_error **err);
+/* Unsigned decimal integer in [min, max]; what names the value in the message ("--pids"). */
+int ca_parse_uint(const char *s, const char *what, uint64_t min, uint64_t max, uint64_t *ret, ca_error **err);
+/* Positive finite decimal number such as "1.5" in (0, max]. */
+int ca_parse_positive_double(const char *s, const char *what, double max, double *ret, ca_error **err);
+
+/* Human-readable forms for messages: "512M", "1.5G", "30s", "1h30m", "250ms". buf must hold 32 bytes. */
+const char *ca_format_size(uint64_t bytes, char buf[static 32]);
+const char *ca_format_duration(uint64_t usec, char buf[static 32]);
+
+/* ---- files ------------------------------------------------------------------------------------------------- */
+
+/* Writes data to path atomically: a temp file in the same directory (O_NOFOLLOW, O_CLOEXEC, the given mode),
+ * write, fsync, rename over path, fsync of the directory. A failure leaves the old file intact and no temp file. */
+int ca_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, ca_error **err);
+/* Reads a whole file (O_NOFOLLOW, O_CLOEXEC) of at most max bytes; the result is NUL-terminated, caller frees.
+ * A file larger than max is an EFBIG error that names the cap. */
+int ca_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, ca_error **err);
+
+/* ---- time -------------------------------------------------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC and CLOCK_REALTIME in microseconds. */
+uint64_t ca_now_monotonic_usec(void);
+uint64_t ca_now_realtime_usec(void);

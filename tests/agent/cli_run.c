@@ -1,0 +1,68 @@
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli_run.h"
+
+extern char **environ;
+
+void cli_run(struct cli_result *r, const char *const *argv, const char *const *env) {
+  int out[2], err[2];
+  cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+  cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (const char *const *e = env; e && *e; e++)
+      putenv((char *)*e);
+    size_t n = 0;
+    while (argv[n])
+      n++;
+    char **args = calloc(n + 2, sizeof(char *));
+    args[0] = (char *)AG_BINARY;
+    for (size_t i = 0; i < n; i++)
+      args[i + 1] = (char *)argv[i];
+    execv(AG_BINARY, args);
+    _exit(99);
+  }
+  close(out[1]);
+  close(err[1]);
+  size_t lo = 0, le = 0;
+  struct pollfd p[2] = {{.fd = out[0], .events = POLLIN}, {.fd = err[0], .events = POLLIN}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    cr_assert_geq(poll(p, 2, 60000), 1, "the agent said nothing for 60 s");
+    for (int i = 0; i < 2; i++) {
+      if (p[i].fd < 0 || !p[i].revents)
+        continue;
+      char *buf = i == 0 ? r->out : r->err;
+      size_t *len = i == 0 ? &lo : &le;
+      ssize_t n = read(p[i].fd, buf + *len, sizeof(r->out) - 1 - *len);
+      if (n <= 0) {
+        close(p[i].fd);
+        p[i].fd = -1;
+        open_fds--;
+      } else {
+        *len += (size_t)n;
+      }
+    }
+  }
+  r->out[lo] = r->err[le] = '\0';
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+size_t cli_count_lines(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    n += *s == '\n';
+  return n;
+}

@@ -1,0 +1,68 @@
+/* The CLI contract of DESIGN.md for the global options and the command table. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_run.h"
+#include "config.h"
+
+static struct cli_result r;
+
+Test(cli, help_lists_every_command_on_stdout) {
+  cli_run(&r, (const char *[]){"--help", NULL}, NULL);
+  cr_assert_eq(r.status, 0);
+  cr_assert_str_empty(r.err);
+  const char *cmds[] = {"run", "container-seq", "gc", "ps", "kill"};
+  for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+    char line[64];
+    snprintf(line, sizeof(line), "\n  %s ", cmds[i]);
+    cr_assert_not_null(strstr(r.out, line), "--help lacks a line for %s:\n%s", cmds[i], r.out);
+  }
+  cr_assert_not_null(strstr(r.out, "--state-dir"));
+}
+
+Test(cli, version_prints_the_cmake_version) {
+  cli_run(&r, (const char *[]){"--version", NULL}, NULL);
+  cr_assert_eq(r.status, 0);
+  cr_assert_str_eq(r.out, "cleanup-agent " AG_VERSION "\n");
+}
+
+Test(cli, unknown_command_is_one_line_exit_2) {
+  cli_run(&r, (const char *[]){"frobnicate", NULL}, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert_eq(cli_count_lines(r.err), 1, "%s", r.err);
+  cr_assert_not_null(strstr(r.err, "unknown command 'frobnicate'"), "%s", r.err);
+  cr_assert_str_empty(r.out);
+}
+
+Test(cli, unknown_option_is_one_line_exit_2) {
+  cli_run(&r, (const char *[]){"--frob", "gc", NULL}, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert_eq(cli_count_lines(r.err), 1, "%s", r.err);
+  cr_assert_not_null(strstr(r.err, "unknown option '--frob'"), "%s", r.err);
+  cli_run(&r, (const char *[]){"-x", "gc", NULL}, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert_not_null(strstr(r.err, "unknown option '-x'"), "%s", r.err);
+}
+
+Test(cli, option_without_value_is_one_line_exit_2) {
+  cli_run(&r, (const char *[]){"--state-dir", NULL}, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert_eq(cli_count_lines(r.err), 1, "%s", r.err);
+  cr_assert_not_null(strstr(r.err, "--state-dir"), "%s", r.err);
+}
+
+Test(cli, no_command_is_usage_error) {
+  cli_run(&r, (const char *[]){NULL}, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert_eq(cli_count_lines(r.err), 1, "%s", r.err);
+}
+
+Test(cli, bad_log_level_from_flag_or_environment) {
+  cli_run(&r, (const char *[]){"--log-level", "loud", "gc", NULL}, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert_not_null(strstr(r.err, "'loud'"), "%s", r.err);
+  cli_run(&r, (const char *[]){"gc", NULL}, (const char *[]){"CLEANUP_AGENT_LOG_LEVEL=shouty", NULL});
+  cr_assert_eq(r.status, 2);
+  cr_assert_not_null(strstr(r.err, "'shouty'"), "%s", r.err);
+}
