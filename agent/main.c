@@ -1,10 +1,13 @@
 /* cleanup-agent: parses the global options and dispatches to one handler per command (after crun's crun.c). */
+#include <curl/curl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent.h"
+#include "commands.h"
 #include "config.h"
 
 struct ag_command {
@@ -14,7 +17,7 @@ struct ag_command {
 };
 
 static const struct ag_command commands[] = {
-    {"run", "run a command so that nothing it starts outlives it", NULL},
+    {"run", "run a command so that nothing it starts outlives it", ag_cmd_run},
     {"container-seq", "run each test file in its own limited container, with checkpoint and resume", NULL},
     {"gc", "collect leftovers of dead and expired sessions", NULL},
     {"ps", "list this host's sessions", NULL},
@@ -126,7 +129,15 @@ int main(int argc, char **argv) {
       fprintf(stderr, AG_PROGRAM ": '%s' is not built yet in this version (" AG_VERSION ")\n", name);
       return AG_EXIT_USAGE;
     }
-    return commands[i].handler(&g, argc - optind, argv + optind);
+    /* libcurl: initialised once before any thread; a dropped engine connection must not kill us with SIGPIPE. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      fprintf(stderr, AG_PROGRAM ": cannot initialise libcurl\n");
+      return AG_EXIT_AGENT_FAILED;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int r = commands[i].handler(&g, argc - optind, argv + optind);
+    curl_global_cleanup();
+    return r;
   }
   return usage_error("unknown command", name);
 }

@@ -1,0 +1,165 @@
+/* Collection of one session's leftovers, shared by run, the guardian, startup collection, kill and gc. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "collect.h"
+
+/* Time given to a cgroup kill of a leftover tree before it is reported as stuck. */
+#define COLLECT_KILL_TIMEOUT_USEC (10 * 1000000ULL)
+
+static const char *const kind_names[] = {
+    [DK_CONTAINER] = "container", [DK_NETWORK] = "network", [DK_VOLUME] = "volume"};
+
+static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id, unsigned *removed,
+                        struct ag_collect_stats *st, ca_error **err) {
+  char filter[128];
+  snprintf(filter, sizeof(filter), AG_LABEL_SESSION "=%s", id);
+  const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
+  _cleanup_(dk_list_freep) struct dk_list *list = NULL;
+  int r = dk_list(dk, kind, filters, &list, err);
+  if (r < 0)
+    return ca_error_wrap(err, "list %ss of session %s", kind_names[kind], id);
+
+  _cleanup_free_ const char **ids = calloc(list->n + 1, sizeof(char *));
+  if (!ids)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  size_t n = 0;
+  for (size_t i = 0; i < list->n; i++) {
+    const struct dk_item *it = &list->items[i];
+    /* The engine's filter is not trusted alone: the label must say exactly this session. */
+    const char *sess = dk_item_label(it, AG_LABEL_SESSION);
+    if (!sess || !streq(sess, id))
+      continue;
+    const char *keep = dk_item_label(it, AG_LABEL_KEEP);
+    if (keep && streq(keep, "true")) {
+      st->kept++;
+      continue;
+    }
+    ids[n++] = it->id;
+  }
+  if (n == 0)
+    return 0;
+  _cleanup_free_ ca_error **errors = calloc(n, sizeof(ca_error *));
+  if (!errors)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  r = dk_remove_many(dk, kind, ids, n, 8, errors, err);
+  for (size_t i = 0; i < n; i++) {
+    if (errors[i])
+      st->failed++;
+    else
+      (*removed)++;
+    ca_error_free(errors[i]);
+  }
+  if (r < 0)
+    return ca_error_wrap(err, "remove %ss of session %s", kind_names[kind], id);
+  return 0;
+}
+
+int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  /* Containers first: networks and volumes in use by one cannot be removed. */
+  int r = collect_kind(dk, DK_CONTAINER, id, &st->containers, st, err);
+  if (r < 0)
+    return r;
+  r = collect_kind(dk, DK_NETWORK, id, &st->networks, st, err);
+  int r2 = collect_kind(dk, DK_VOLUME, id, &st->volumes, st, r < 0 ? NULL : err);
+  return r < 0 ? r : r2;
+}
+
+int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
+  int r = cg_leaf_open(cg, id, &leaf, err);
+  if (r == -ENOENT) {
+    if (err) {
+      ca_error_free(*err);
+      *err = NULL;
+    }
+    return 0;
+  }
+  if (r < 0)
+    return r;
+  cg_proc_info *procs = NULL;
+  size_t n = 0;
+  if (cg_leaf_list_processes(leaf, &procs, &n, NULL) == 0)
+    st->processes += (unsigned)n;
+  free(procs);
+  r = cg_leaf_kill_all(leaf, COLLECT_KILL_TIMEOUT_USEC, err);
+  if (r < 0)
+    return ca_error_wrap(err, "kill processes of session %s", id);
+  r = cg_leaf_remove(leaf, err);
+  if (r < 0)
+    return ca_error_wrap(err, "remove cgroup of session %s", id);
+  st->cgroups++;
+  return 0;
+}
+
+int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  int first = 0;
+  if (env->cg && cg_root_tracking(env->cg) == CG_TRACK_CGROUP)
+    first = ag_collect_cgroup(env->cg, id, st, err);
+  if (env->dk) {
+    int r = ag_collect_docker(env->dk, id, st, first < 0 ? NULL : err);
+    if (first == 0)
+      first = r;
+  }
+  /* The registry goes last and only when everything else went: a failed collection is retried next time. */
+  if (first == 0 && env->state)
+    first = ag_registry_remove(env->state, id, err);
+  return first;
+}
+
+int ag_collect_dead_sessions(const struct ag_env *env, struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_strv_free_ char **ids = NULL;
+  int r = ag_state_list_sessions(env->state, &ids, err);
+  if (r < 0)
+    return r;
+  int collected = 0;
+  for (char **id = ids; *id; id++) {
+    _cleanup_close_ int lock = -1;
+    _cleanup_error_ ca_error *e = NULL;
+    /* Create the lock file if only the registry is left: taking it is what makes the collection exclusive. */
+    r = ag_session_lock(env->state, *id, true, &lock, &e);
+    if (r == -EWOULDBLOCK)
+      continue; /* alive */
+    if (r < 0) {
+      ca_log_warning("%s", e->msg);
+      continue;
+    }
+    struct ag_registry reg;
+    r = ag_registry_load(env->state, *id, &reg, &e);
+    if (r == 0)
+      ag_registry_done(&reg);
+    else if (r != -ENOENT)
+      ca_log_warning("%s; collecting session %s from its labels and cgroup", e->msg, *id);
+    ca_error_free(TAKE_PTR(e));
+    r = ag_collect_session(env, *id, st, &e);
+    if (r < 0)
+      ca_log_warning("collect dead session %s: %s", *id, e->msg);
+    else
+      collected++;
+  }
+  return collected;
+}
+
+const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = '\0';
+  if (st->processes)
+    n += (size_t)snprintf(buf + n, len - n, "killed %u process%s", st->processes, st->processes == 1 ? "" : "es");
+  const struct {
+    unsigned count;
+    const char *name;
+  } parts[] = {{st->containers, "container"}, {st->networks, "network"}, {st->volumes, "volume"}};
+  bool first = true;
+  for (size_t i = 0; i < ELEMENTSOF(parts) && n < len; i++) {
+    if (!parts[i].count)
+      continue;
+    n += (size_t)snprintf(buf + n, len - n, "%s%s%u %s%s", n ? ", " : "", first ? "removed " : "", parts[i].count,
+                          parts[i].name, parts[i].count == 1 ? "" : "s");
+    first = false;
+  }
+  if (st->failed && n < len)
+    n += (size_t)snprintf(buf + n, len - n, "%s%u could not be removed", n ? ", " : "", st->failed);
+  return buf;
+}

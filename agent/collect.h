@@ -1,0 +1,41 @@
+/* Collection of one session's leftovers: its cgroup tree, its labeled containers, networks and volumes, its registry.
+ * The same code runs at the normal end of a session, in the guardian, at startup for dead sessions, in kill and gc. */
+#pragma once
+
+#include "cgroup.h"
+#include "docker.h"
+#include "session.h"
+
+/* What a collection found and removed. */
+struct ag_collect_stats {
+  unsigned processes; /* processes killed */
+  unsigned containers, networks, volumes;
+  unsigned cgroups;
+  unsigned kept;   /* resources spared by io.cleanup-agent.keep=true */
+  unsigned failed; /* resources that could not be removed */
+};
+
+/* Where a collection works: any of cg and dk may be NULL (no cgroups, no engine). */
+struct ag_env {
+  struct ag_state *state;
+  cg_root *cg;
+  struct dk_client *dk;
+};
+
+/* Removes the containers (force, anonymous volumes), then networks, then volumes labeled with the session id,
+ * re-checking the label of every listed item before deleting it and sparing keep=true. */
+int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err);
+
+/* Kills the processes of the session's cgroup leaf and removes it; nothing to do when there is no leaf. */
+int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err);
+
+/* Collects everything of session id (cgroup, then Docker, then the registry). The caller holds the session's lock.
+ * Goes on after a failure of one part and reports the first error. */
+int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err);
+
+/* Collects every session of this host's state dir whose lock is free (its agent and guardian are dead). Sessions
+ * whose registry is corrupt are collected from their id alone. Returns the number of sessions collected. */
+int ag_collect_dead_sessions(const struct ag_env *env, struct ag_collect_stats *st, ca_error **err);
+
+/* "killed 3 processes, removed 1 container, 1 network" or "" when nothing was done; buf of size len. */
+const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len);

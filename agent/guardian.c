@@ -1,0 +1,114 @@
+/* The guardian process (cleanup layer 3). */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "collect.h"
+#include "guardian.h"
+
+/* Closes every fd from 3 up except the ones listed (sorted ascending). */
+static void close_all_but(const int *keep, size_t n) {
+  unsigned lo = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i] < 0 || (unsigned)keep[i] < lo)
+      continue;
+    if ((unsigned)keep[i] > lo)
+      (void)close_range(lo, (unsigned)keep[i] - 1, 0); /* best effort: an fd left open is harmless here */
+    lo = (unsigned)keep[i] + 1;
+  }
+  (void)close_range(lo, ~0U, 0);
+}
+
+static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd) {
+  /* Its own session: a Ctrl-C or a signal to the job's process group is the agent's to handle, not ours. */
+  (void)setsid();
+  (void)prctl(PR_SET_NAME, "ca-guardian");
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0) {
+    /* Keep stderr for the report; stdin and stdout must not hold the job's pipes open. */
+    (void)dup2(devnull, STDIN_FILENO);
+    (void)dup2(devnull, STDOUT_FILENO);
+  }
+  int keep[2] = {CA_MIN(fd, cfg->lock_fd), CA_MAX(fd, cfg->lock_fd)};
+  close_all_but(keep, 2);
+
+  char c;
+  ssize_t n;
+  while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
+    ;
+  if (n > 0)
+    _exit(0); /* the agent finished and cleaned up itself */
+
+  /* The agent is gone without finishing. We still hold its lock, so nobody else collects while we do. */
+  _cleanup_error_ ca_error *err = NULL;
+  struct ag_env env = {0};
+  struct ag_collect_stats st = {0};
+  if (ag_state_open(cfg->state_dir, &env.state, &err) < 0) {
+    ca_log_error("guardian: session %s: %s", cfg->session_id, err->msg);
+    _exit(1);
+  }
+  cg_root_options copts = {.root = cfg->cgroup_root, .allow_process = true};
+  if (cg_root_open(&copts, &env.cg, &err) < 0) {
+    ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
+    ca_error_free(TAKE_PTR(err));
+  }
+  if (cfg->docker_host) {
+    struct dk_client_options dopts = {.host = cfg->docker_host};
+    if (dk_client_new(&dopts, &env.dk, &err) < 0) {
+      ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
+      ca_error_free(TAKE_PTR(err));
+    }
+  }
+  int r = ag_collect_session(&env, cfg->session_id, &st, &err);
+  char summary[256];
+  ag_collect_stats_format(&st, summary, sizeof(summary));
+  if (r < 0)
+    ca_log_error("guardian: the agent died; cleaning session %s failed: %s", cfg->session_id, err->msg);
+  else
+    ca_log_notice("guardian: the agent died; cleaned up session %s%s%s", cfg->session_id, *summary ? ": " : "",
+                  summary);
+  dk_client_free(env.dk);
+  cg_root_free(env.cg);
+  ag_state_free(env.state);
+  _exit(r < 0 ? 1 : 0);
+}
+
+int ag_guardian_start(const struct ag_guardian_config *cfg, struct ag_guardian *ret, ca_error **err) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0)
+    return ca_error_set_errno(err, errno, "guardian: pipe");
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(p[0]);
+    close(p[1]);
+    return ca_error_set_errno(err, e, "guardian: fork");
+  }
+  if (pid == 0) {
+    close(p[1]);
+    guardian_main(cfg, p[0]);
+  }
+  close(p[0]);
+  ret->pid = pid;
+  ret->fd = p[1];
+  return 0;
+}
+
+void ag_guardian_release(struct ag_guardian *g) {
+  if (g->fd < 0)
+    return;
+  ssize_t n = write(g->fd, "D", 1);
+  (void)n; /* a guardian that is already gone needs no message */
+  close(g->fd);
+  g->fd = -1;
+  while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+}

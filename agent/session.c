@@ -1,0 +1,413 @@
+/* Sessions: ids, the state directory, the lease lock and the registry file. */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "session.h"
+
+/* A registry is a few hundred bytes; anything near this is not ours. */
+#define REGISTRY_MAX (256 * 1024)
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
+#define _cleanup_json_ _cleanup_(cJSON_Deletep)
+
+bool ag_session_id_valid(const char *s) {
+  if (!s)
+    return false;
+  size_t i;
+  for (i = 0; s[i]; i++)
+    if (i >= AG_SESSION_ID_LEN || !(isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f')))
+      return false;
+  return i == AG_SESSION_ID_LEN;
+}
+
+int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err) {
+  uint8_t raw[AG_SESSION_ID_LEN / 2];
+  size_t got = 0;
+  while (got < sizeof(raw)) {
+    ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return ca_error_set_errno(err, errno, "session id: getrandom");
+    }
+    got += (size_t)n;
+  }
+  for (size_t i = 0; i < sizeof(raw); i++)
+    snprintf(ret + 2 * i, 3, "%02x", raw[i]);
+  return 0;
+}
+
+int ag_proc_start_time(pid_t pid, uint64_t *ret, ca_error **err) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return ca_error_set_errno(err, errno == ENOENT ? ESRCH : errno, "read %s", path);
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  if (n <= 0)
+    return ca_error_set(err, ESRCH, "read %s: process is gone", path);
+  buf[n] = '\0';
+  /* comm may hold spaces and ')': the fields after it start after the LAST ')'. Field 22 is the 20th after it. */
+  const char *p = strrchr(buf, ')');
+  if (!p)
+    return ca_error_set(err, EINVAL, "%s: malformed", path);
+  p++;
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p + 1, ' ');
+    if (!p)
+      return ca_error_set(err, EINVAL, "%s: malformed", path);
+  }
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(p + 1, &end, 10);
+  if (errno || end == p + 1)
+    return ca_error_set(err, EINVAL, "%s: malformed start time", path);
+  *ret = v;
+  return 0;
+}
+
+int ag_owner_self(struct ag_owner *ret, ca_error **err) {
+  struct ag_owner o = {.pid = getpid()};
+  if (gethostname(o.host, sizeof(o.host) - 1) < 0)
+    return ca_error_set_errno(err, errno, "gethostname");
+  _cleanup_free_ char *boot = NULL;
+  size_t len;
+  if (ca_read_file("/proc/sys/kernel/random/boot_id", 128, &boot, &len, err) < 0)
+    return ca_error_wrap(err, "boot id");
+  boot[strcspn(boot, "\n")] = '\0';
+  snprintf(o.boot_id, sizeof(o.boot_id), "%s", boot);
+  int r = ag_proc_start_time(o.pid, &o.start, err);
+  if (r < 0)
+    return r;
+  *ret = o;
+  return 0;
+}
+
+/* mkdir that accepts an existing directory, then checks it is a real directory of ours that nobody else can use. */
+static int ensure_private_dir(const char *path, ca_error **err) {
+  if (mkdir(path, 0700) < 0 && errno != EEXIST)
+    return ca_error_set_errno(err, errno, "state dir: create %s (choose another with --state-dir)", path);
+  struct stat st;
+  if (lstat(path, &st) < 0)
+    return ca_error_set_errno(err, errno, "state dir: %s", path);
+  if (S_ISLNK(st.st_mode))
+    return ca_error_set(err, ELOOP, "state dir: %s is a symbolic link; remove it or choose another with --state-dir",
+                        path);
+  if (!S_ISDIR(st.st_mode))
+    return ca_error_set(err, ENOTDIR, "state dir: %s is not a directory; choose another with --state-dir", path);
+  if (st.st_uid != geteuid())
+    return ca_error_set(err, EPERM,
+                        "state dir: %s belongs to uid %u, not to us (uid %u); choose another with --state-dir", path,
+                        (unsigned)st.st_uid, (unsigned)geteuid());
+  if (st.st_mode & 0077)
+    return ca_error_set(err, EPERM, "state dir: %s is open to other users (mode %04o); run 'chmod 700 %s'", path,
+                        (unsigned)(st.st_mode & 07777), path);
+  return 0;
+}
+
+void ag_state_free(struct ag_state *s) {
+  if (!s)
+    return;
+  ca_close_keep_errno(s->sessions_fd);
+  free(s->dir);
+  free(s->sessions);
+  free(s);
+}
+
+int ag_state_open(const char *dir_opt, struct ag_state **ret, ca_error **err) {
+  _cleanup_(ag_state_freep) struct ag_state *s = calloc(1, sizeof(*s));
+  if (!s)
+    return ca_error_set(err, ENOMEM, "state dir: out of memory");
+  s->sessions_fd = -1;
+  if (dir_opt)
+    s->dir = strdup(dir_opt);
+  else if (geteuid() == 0)
+    s->dir = strdup("/run/cleanup-agent");
+  else {
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (!xdg || xdg[0] != '/')
+      return ca_error_set(err, EINVAL, "state dir: XDG_RUNTIME_DIR is not set; pass --state-dir DIR");
+    if (asprintf(&s->dir, "%s/cleanup-agent", xdg) < 0)
+      s->dir = NULL;
+  }
+  if (!s->dir || asprintf(&s->sessions, "%s/sessions", s->dir) < 0)
+    return ca_error_set(err, ENOMEM, "state dir: out of memory");
+  int r = ensure_private_dir(s->dir, err);
+  if (r < 0)
+    return r;
+  r = ensure_private_dir(s->sessions, err);
+  if (r < 0)
+    return r;
+  s->sessions_fd = open(s->sessions, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (s->sessions_fd < 0)
+    return ca_error_set_errno(err, errno, "state dir: open %s", s->sessions);
+  *ret = TAKE_PTR(s);
+  return 0;
+}
+
+/* Creates <id>.lock already locked: a temp file is locked first and then linked into place, so that no collector
+ * can ever take the lock of a new session in the instant between creation and flock. */
+static int lock_create(struct ag_state *s, const char *id, const char *name, int *ret_fd, ca_error **err) {
+  char tmp[80];
+  snprintf(tmp, sizeof(tmp), ".%s.lock.%ld", id, (long)getpid());
+  (void)unlinkat(s->sessions_fd, tmp, 0); /* a leftover of an earlier process with our pid */
+  _cleanup_close_ int fd = openat(s->sessions_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return ca_error_set_errno(err, errno, "session %s: create lock in %s", id, s->sessions);
+  int r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
+  if (r == 0 && linkat(s->sessions_fd, tmp, s->sessions_fd, name, 0) < 0)
+    r = -errno;
+  (void)unlinkat(s->sessions_fd, tmp, 0); /* the link (or the failure) is what counts */
+  if (r < 0)
+    return r == -EEXIST ? r : ca_error_set_errno(err, -r, "session %s: create lock %s/%s", id, s->sessions, name);
+  *ret_fd = TAKE_FD(fd);
+  return 0;
+}
+
+int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd, ca_error **err) {
+  if (!ag_session_id_valid(id))
+    return ca_error_set(err, EINVAL, "'%s' is not a session id (32 lowercase hex characters)", id);
+  char name[64];
+  snprintf(name, sizeof(name), "%s.lock", id);
+  if (create) {
+    int r = lock_create(s, id, name, ret_fd, err);
+    if (r != -EEXIST)
+      return r;
+  }
+  _cleanup_close_ int fd = openat(s->sessions_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return ca_error_set_errno(err, errno, "session %s: open lock %s/%s", id, s->sessions, name);
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EWOULDBLOCK)
+      return ca_error_set(err, EWOULDBLOCK, "session %s is alive (its lock is held)", id);
+    return ca_error_set_errno(err, errno, "session %s: lock %s/%s", id, s->sessions, name);
+  }
+  *ret_fd = TAKE_FD(fd);
+  return 0;
+}
+
+static int strv_push_unique(char ***v, size_t *n, const char *s) {
+  for (size_t i = 0; i < *n; i++)
+    if (streq((*v)[i], s))
+      return 0;
+  char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+  if (!nv)
+    return -ENOMEM;
+  *v = nv;
+  if (!(nv[*n] = strdup(s)))
+    return -ENOMEM;
+  nv[++*n] = NULL;
+  return 0;
+}
+
+int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) {
+  int dfd = fcntl(s->sessions_fd, F_DUPFD_CLOEXEC, 3);
+  if (dfd < 0)
+    return ca_error_set_errno(err, errno, "list %s", s->sessions);
+  DIR *d = fdopendir(dfd);
+  if (!d) {
+    ca_close_keep_errno(dfd);
+    return ca_error_set_errno(err, errno, "list %s", s->sessions);
+  }
+  rewinddir(d);
+  _cleanup_strv_free_ char **ids = calloc(1, sizeof(char *));
+  size_t n = 0;
+  struct dirent *de;
+  int r = ids ? 0 : -ENOMEM;
+  while (r == 0 && (de = readdir(d))) {
+    const char *dot = strchr(de->d_name, '.');
+    if (!dot || (!streq(dot, ".json") && !streq(dot, ".lock")))
+      continue;
+    char id[AG_SESSION_ID_LEN + 1];
+    if ((size_t)(dot - de->d_name) != AG_SESSION_ID_LEN)
+      continue;
+    memcpy(id, de->d_name, AG_SESSION_ID_LEN);
+    id[AG_SESSION_ID_LEN] = '\0';
+    if (ag_session_id_valid(id))
+      r = strv_push_unique(&ids, &n, id);
+  }
+  closedir(d);
+  if (r < 0)
+    return ca_error_set(err, -r, "list %s: out of memory", s->sessions);
+  *ret_ids = TAKE_PTR(ids);
+  return 0;
+}
+
+void ag_registry_done(struct ag_registry *r) {
+  if (!r)
+    return;
+  free(r->cgroup_root);
+  free(r->docker_host);
+  ca_strv_free(r->command);
+  r->cgroup_root = r->docker_host = NULL;
+  r->command = NULL;
+}
+
+char *ag_registry_format(const struct ag_registry *r) {
+  _cleanup_json_ cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  cJSON_AddNumberToObject(o, "version", 1);
+  cJSON_AddStringToObject(o, "session", r->id);
+  cJSON_AddStringToObject(o, "mode", r->mode);
+  cJSON_AddStringToObject(o, "host", r->owner.host);
+  cJSON_AddStringToObject(o, "boot_id", r->owner.boot_id);
+  cJSON_AddNumberToObject(o, "owner_pid", r->owner.pid);
+  /* Start times and unix seconds fit a double exactly (< 2^53). */
+  cJSON_AddNumberToObject(o, "owner_start", (double)r->owner.start);
+  cJSON_AddNumberToObject(o, "created", (double)r->created);
+  cJSON_AddNumberToObject(o, "expires", (double)r->expires);
+  cJSON_AddNumberToObject(o, "guardian_pid", r->guardian_pid);
+  if (r->cgroup_root)
+    cJSON_AddStringToObject(o, "cgroup_root", r->cgroup_root);
+  if (r->docker_host)
+    cJSON_AddStringToObject(o, "docker_host", r->docker_host);
+  cJSON *cmd = cJSON_AddArrayToObject(o, "command");
+  for (char **a = r->command; cmd && a && *a; a++)
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(*a));
+  return cJSON_Print(o);
+}
+
+static int json_string(const cJSON *o, const char *key, bool required, char *buf, size_t size, char **ret_dup,
+                       ca_error **err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (!v || cJSON_IsNull(v)) {
+    if (required)
+      return ca_error_set(err, EINVAL, "field \"%s\" is missing", key);
+    return 0;
+  }
+  if (!cJSON_IsString(v) || !v->valuestring)
+    return ca_error_set(err, EINVAL, "field \"%s\" is not a string", key);
+  if (buf) {
+    if (strlen(v->valuestring) >= size)
+      return ca_error_set(err, EINVAL, "field \"%s\" is too long", key);
+    strcpy(buf, v->valuestring);
+  } else if (!(*ret_dup = strdup(v->valuestring)))
+    return ca_error_set(err, ENOMEM, "out of memory");
+  return 0;
+}
+
+static int json_int(const cJSON *o, const char *key, int64_t min, int64_t max, int64_t *ret, ca_error **err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (!v)
+    return ca_error_set(err, EINVAL, "field \"%s\" is missing", key);
+  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble || v->valuedouble < (double)min ||
+      v->valuedouble > (double)max)
+    return ca_error_set(err, EINVAL, "field \"%s\" is not a whole number in range", key);
+  *ret = (int64_t)v->valuedouble;
+  return 0;
+}
+
+int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_error **err) {
+  _cleanup_json_ cJSON *o = cJSON_ParseWithLength(text, len);
+  if (!o || !cJSON_IsObject(o))
+    return ca_error_set(err, EINVAL, "not a JSON object");
+  struct ag_registry r = {0};
+  int64_t pid, start, gpid;
+  int rc;
+  if ((rc = json_string(o, "session", true, r.id, sizeof(r.id), NULL, err)) < 0 ||
+      (rc = json_string(o, "mode", true, r.mode, sizeof(r.mode), NULL, err)) < 0 ||
+      (rc = json_string(o, "host", true, r.owner.host, sizeof(r.owner.host), NULL, err)) < 0 ||
+      (rc = json_string(o, "boot_id", true, r.owner.boot_id, sizeof(r.owner.boot_id), NULL, err)) < 0 ||
+      (rc = json_int(o, "owner_pid", 1, INT_MAX, &pid, err)) < 0 ||
+      (rc = json_int(o, "owner_start", 0, INT64_C(1) << 53, &start, err)) < 0 ||
+      (rc = json_int(o, "created", 0, INT64_C(1) << 53, &r.created, err)) < 0 ||
+      (rc = json_int(o, "expires", 0, INT64_C(1) << 53, &r.expires, err)) < 0 ||
+      (rc = json_int(o, "guardian_pid", 0, INT_MAX, &gpid, err)) < 0)
+    return rc;
+  if (!ag_session_id_valid(r.id))
+    return ca_error_set(err, EINVAL, "field \"session\" is not a session id");
+  r.owner.pid = (pid_t)pid;
+  r.owner.start = (uint64_t)start;
+  r.guardian_pid = (pid_t)gpid;
+  if ((rc = json_string(o, "cgroup_root", false, NULL, 0, &r.cgroup_root, err)) < 0 ||
+      (rc = json_string(o, "docker_host", false, NULL, 0, &r.docker_host, err)) < 0) {
+    ag_registry_done(&r);
+    return rc;
+  }
+  const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(o, "command");
+  if (cmd && !cJSON_IsArray(cmd)) {
+    ag_registry_done(&r);
+    return ca_error_set(err, EINVAL, "field \"command\" is not an array");
+  }
+  size_t n = (size_t)cJSON_GetArraySize(cmd);
+  r.command = calloc(n + 1, sizeof(char *));
+  size_t i = 0;
+  const cJSON *a;
+  cJSON_ArrayForEach(a, cmd) {
+    if (!r.command || !cJSON_IsString(a) || !(r.command[i++] = strdup(a->valuestring))) {
+      ag_registry_done(&r);
+      return ca_error_set(err, EINVAL, "field \"command\" holds something other than strings");
+    }
+  }
+  *ret = r;
+  return 0;
+}
+
+int ag_registry_write(struct ag_state *s, const struct ag_registry *r, ca_error **err) {
+  _cleanup_free_ char *text = ag_registry_format(r);
+  if (!text)
+    return ca_error_set(err, ENOMEM, "registry: out of memory");
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/%s.json", s->sessions, r->id);
+  return ca_write_file_atomic(path, text, strlen(text), 0600, err);
+}
+
+int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret, ca_error **err) {
+  if (!ag_session_id_valid(id))
+    return ca_error_set(err, EINVAL, "'%s' is not a session id", id);
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/%s.json", s->sessions, id);
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  int r = ca_read_file(path, REGISTRY_MAX, &text, &len, err);
+  if (r == -ENOENT)
+    return r;
+  _cleanup_error_ ca_error *why = NULL;
+  if (r == 0) {
+    struct ag_registry reg;
+    r = ag_registry_parse(text, len, &reg, &why);
+    if (r == 0 && !streq(reg.id, id)) {
+      ag_registry_done(&reg);
+      r = ca_error_set(&why, EINVAL, "it names session %s", reg.id);
+    }
+    if (r == 0) {
+      *ret = reg;
+      return 0;
+    }
+  } else if (err) {
+    why = TAKE_PTR(*err);
+  }
+  /* Unreadable or corrupt: move it aside so that nothing is lost and the next start does not trip on it again. */
+  char aside[PATH_MAX + 64];
+  snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+  if (rename(path, aside) < 0)
+    return ca_error_set(err, EINVAL, "registry %s is corrupt (%s) and could not be moved aside: %s", path,
+                        why ? why->msg : "?", strerror(errno));
+  return ca_error_set(err, EINVAL, "registry %s is corrupt (%s); moved aside to %s", path, why ? why->msg : "?", aside);
+}
+
+int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
+  if (!ag_session_id_valid(id))
+    return ca_error_set(err, EINVAL, "'%s' is not a session id", id);
+  char name[64];
+  snprintf(name, sizeof(name), "%s.json", id);
+  if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
+    return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
+  snprintf(name, sizeof(name), "%s.lock", id);
+  if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
+    return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
+  return 0;
+}

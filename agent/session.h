@@ -1,0 +1,82 @@
+/* Sessions: ids, the state directory, the lease lock and the registry file (DESIGN.md "Sessions and liveness"). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common.h"
+
+#define AG_SESSION_ID_LEN 32
+#define AG_LABEL_PREFIX "io.cleanup-agent."
+#define AG_LABEL_SESSION AG_LABEL_PREFIX "session"
+#define AG_LABEL_MANAGED AG_LABEL_PREFIX "managed"
+#define AG_LABEL_HOST AG_LABEL_PREFIX "host"
+#define AG_LABEL_BOOT_ID AG_LABEL_PREFIX "boot-id"
+#define AG_LABEL_OWNER_PID AG_LABEL_PREFIX "owner-pid"
+#define AG_LABEL_OWNER_START AG_LABEL_PREFIX "owner-start"
+#define AG_LABEL_CREATED AG_LABEL_PREFIX "created"
+#define AG_LABEL_EXPIRES AG_LABEL_PREFIX "expires"
+#define AG_LABEL_MODE AG_LABEL_PREFIX "mode"
+#define AG_LABEL_KEEP AG_LABEL_PREFIX "keep"
+
+/* True when s is a session id: exactly 32 lowercase hex characters (labels read back are untrusted). */
+bool ag_session_id_valid(const char *s);
+/* A fresh session id from getrandom. */
+int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err);
+
+/* Who owns a session: this host, this boot, this process. */
+struct ag_owner {
+  char host[256];
+  char boot_id[64];
+  pid_t pid;
+  uint64_t start; /* field 22 of /proc/<pid>/stat */
+};
+/* Fills the owner fields for the calling process. */
+int ag_owner_self(struct ag_owner *ret, ca_error **err);
+/* Start time (field 22 of /proc/<pid>/stat) of pid; ESRCH when there is no such process. */
+int ag_proc_start_time(pid_t pid, uint64_t *ret, ca_error **err);
+
+/* The state directory, opened once: <dir>/sessions holds <id>.json and <id>.lock. */
+struct ag_state {
+  char *dir;
+  char *sessions;
+  int sessions_fd; /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
+};
+/* Resolves the directory (--state-dir, else /run/cleanup-agent as root, else $XDG_RUNTIME_DIR/cleanup-agent),
+ * creates it 0700 and refuses one that is a symlink, not ours, or open to others. */
+int ag_state_open(const char *dir_opt, struct ag_state **ret, ca_error **err);
+void ag_state_free(struct ag_state *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ag_state *, ag_state_free)
+
+/* Takes the session's lease lock without waiting: 0 and *ret_fd (close-on-exec) when taken, -EWOULDBLOCK when a live
+ * agent holds it, -ENOENT when there is no lock file and !create. */
+int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd, ca_error **err);
+/* The session ids that have a registry or a lock file in the state dir, NULL-terminated; names that are not valid
+ * ids are ignored. */
+int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err);
+
+/* The registry file sessions/<id>.json. */
+struct ag_registry {
+  char id[AG_SESSION_ID_LEN + 1];
+  char mode[16]; /* run, container-seq */
+  struct ag_owner owner;
+  int64_t created; /* unix seconds */
+  int64_t expires; /* unix seconds, 0 without --ttl */
+  pid_t guardian_pid;
+  char *cgroup_root; /* where the run-<id> leaf lives; NULL without cgroups */
+  char *docker_host; /* the engine the session used; NULL without one */
+  char **command;    /* NULL-terminated */
+};
+void ag_registry_done(struct ag_registry *r);
+/* Serialises r as JSON (caller frees). */
+char *ag_registry_format(const struct ag_registry *r);
+/* Parses a registry file's text; every field is type-checked and the id validated. */
+int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_error **err);
+/* Writes sessions/<id>.json atomically, mode 0600. */
+int ag_registry_write(struct ag_state *s, const struct ag_registry *r, ca_error **err);
+/* Loads sessions/<id>.json. A file that cannot be parsed is moved aside to <id>.json.corrupt-<time> and the
+ * error says where (ENOENT when there is no file). */
+int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret, ca_error **err);
+/* Deletes the registry and then the lock file of a session whose lock the caller holds. */
+int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err);

@@ -1,0 +1,248 @@
+/* Sessions: ids, the state directory's safety checks, the lease lock and the registry (a file from outside). */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "session.h"
+
+static char tmp[64];
+
+static void setup(void) {
+  strcpy(tmp, "/tmp/ag-session-XXXXXX");
+  cr_assert_not_null(mkdtemp(tmp));
+}
+
+static void teardown(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(session, .init = setup, .fini = teardown);
+
+Test(session, id_validation) {
+  cr_assert(ag_session_id_valid("0123456789abcdef0123456789abcdef"));
+  const char *bad[] = {"",
+                       "0123456789abcdef0123456789abcde",
+                       "0123456789abcdef0123456789abcdef0",
+                       "0123456789ABCDEF0123456789abcdef",
+                       "../../../../../../../../etc/passw",
+                       "0123456789abcdef0123456789abcdeg",
+                       "0123456789abcdef 123456789abcdef"};
+  for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+    cr_assert_not(ag_session_id_valid(bad[i]), "'%s' accepted", bad[i]);
+  cr_assert_not(ag_session_id_valid(NULL));
+}
+
+Test(session, new_ids_are_valid_and_distinct) {
+  char a[33], b[33];
+  cr_assert_eq(ag_session_id_new(a, NULL), 0);
+  cr_assert_eq(ag_session_id_new(b, NULL), 0);
+  cr_assert(ag_session_id_valid(a), "%s", a);
+  cr_assert(ag_session_id_valid(b), "%s", b);
+  cr_assert_str_neq(a, b);
+}
+
+Test(session, owner_self_matches_proc) {
+  struct ag_owner o;
+  cr_assert_eq(ag_owner_self(&o, NULL), 0);
+  cr_assert_eq(o.pid, getpid());
+  cr_assert_eq(strlen(o.boot_id), 36, "boot id '%s'", o.boot_id);
+  uint64_t start;
+  cr_assert_eq(ag_proc_start_time(getppid(), &start, NULL), 0);
+  cr_assert_leq(start, o.start, "a parent cannot start after its child");
+  ca_error *err = NULL;
+  cr_assert_eq(ag_proc_start_time(INT_MAX, &start, &err), -ESRCH);
+  ca_error_free(err);
+}
+
+Test(session, state_dir_created_private_and_checked) {
+  char dir[128];
+  snprintf(dir, sizeof(dir), "%s/state", tmp);
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(dir, &s, NULL), 0);
+  struct stat st;
+  cr_assert_eq(stat(dir, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0700);
+  cr_assert_eq(stat(s->sessions, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0700);
+  ag_state_free(s);
+
+  /* Open to others: refused with the chmod that fixes it. */
+  cr_assert_eq(chmod(dir, 0755), 0);
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(ag_state_open(dir, &s, &err), -EPERM);
+  cr_assert_not_null(strstr(err->msg, "chmod 700"), "%s", err->msg);
+
+  /* A symlink planted where the state dir should be: refused. */
+  char link[128];
+  snprintf(link, sizeof(link), "%s/link", tmp);
+  cr_assert_eq(symlink(dir, link), 0);
+  cr_assert_eq(ag_state_open(link, &s, &err), -ELOOP);
+  cr_assert_not_null(strstr(err->msg, "symbolic link"), "%s", err->msg);
+}
+
+Test(session, lock_is_exclusive_and_released_on_close) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  char id[33];
+  cr_assert_eq(ag_session_id_new(id, NULL), 0);
+  int fd1 = -1, fd2 = -1;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(ag_session_lock(s, id, false, &fd1, &err), -ENOENT);
+  cr_assert_eq(ag_session_lock(s, id, true, &fd1, NULL), 0);
+  cr_assert_eq(fcntl(fd1, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC, "lock fd must not leak into the command");
+  /* A second open file (what another agent would have) cannot take it while the first holds it. */
+  cr_assert_eq(ag_session_lock(s, id, false, &fd2, &err), -EWOULDBLOCK);
+  cr_assert_not_null(strstr(err->msg, "alive"));
+  close(fd1);
+  cr_assert_eq(ag_session_lock(s, id, false, &fd2, NULL), 0, "lock free once its holder is gone");
+  close(fd2);
+  cr_assert_eq(ag_session_lock(s, "../../etc/x", true, &fd2, NULL), -EINVAL);
+  ag_state_free(s);
+}
+
+static struct ag_registry sample(void) {
+  static char make[] = "make", test[] = "test", arg[] = "ARG=a \"quoted\" \xc3\xa9";
+  static char root[] = "/sys/fs/cgroup/unified/cleanup-agent.slice", host[] = "unix:///var/run/docker.sock";
+  static char *cmd[] = {make, test, arg, NULL};
+  struct ag_registry r = {.created = 1764000000, .expires = 1764003600, .guardian_pid = 4242};
+  strcpy(r.id, "0123456789abcdef0123456789abcdef");
+  strcpy(r.mode, "run");
+  strcpy(r.owner.host, "ci-runner-7");
+  strcpy(r.owner.boot_id, "2b1e6f0c-1111-2222-3333-444455556666");
+  r.owner.pid = 1234;
+  r.owner.start = 987654321;
+  r.cgroup_root = root;
+  r.docker_host = host;
+  r.command = cmd;
+  return r;
+}
+
+Test(session, registry_round_trip_through_the_file) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  struct ag_registry in = sample(), out;
+  cr_assert_eq(ag_registry_write(s, &in, NULL), 0);
+  char path[256];
+  snprintf(path, sizeof(path), "%s/%s.json", s->sessions, in.id);
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600);
+  cr_assert_eq(ag_registry_load(s, in.id, &out, NULL), 0);
+  cr_assert_str_eq(out.id, in.id);
+  cr_assert_str_eq(out.mode, "run");
+  cr_assert_str_eq(out.owner.host, in.owner.host);
+  cr_assert_str_eq(out.owner.boot_id, in.owner.boot_id);
+  cr_assert_eq(out.owner.pid, 1234);
+  cr_assert_eq(out.owner.start, 987654321);
+  cr_assert_eq(out.created, in.created);
+  cr_assert_eq(out.expires, in.expires);
+  cr_assert_eq(out.guardian_pid, 4242);
+  cr_assert_str_eq(out.cgroup_root, in.cgroup_root);
+  cr_assert_str_eq(out.docker_host, in.docker_host);
+  cr_assert_str_eq(out.command[2], in.command[2]);
+  cr_assert_null(out.command[3]);
+  ag_registry_done(&out);
+
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert_str_eq(ids[0], in.id);
+  cr_assert_null(ids[1]);
+  ca_strv_free(ids);
+  cr_assert_eq(ag_registry_remove(s, in.id, NULL), 0);
+  cr_assert_eq(access(path, F_OK), -1);
+  ag_state_free(s);
+}
+
+Test(session, registry_parse_rejects_malformed_and_oddly_typed) {
+  const char *bad[] = {
+      "",
+      "not json",
+      "[]",
+      "{\"session\":\"0123456789abcdef0123456789abcdef\"",
+      "{}",
+      /* id not an id */
+      "{\"session\":\"../../x\",\"mode\":\"run\",\"host\":\"h\",\"boot_id\":\"b\",\"owner_pid\":1,\"owner_start\":1,"
+      "\"created\":1,\"expires\":0,\"guardian_pid\":0}",
+      /* pid as a string */
+      "{\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"run\",\"host\":\"h\",\"boot_id\":\"b\","
+      "\"owner_pid\":\"1\",\"owner_start\":1,\"created\":1,\"expires\":0,\"guardian_pid\":0}",
+      /* negative pid, fractional start */
+      "{\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"run\",\"host\":\"h\",\"boot_id\":\"b\","
+      "\"owner_pid\":-5,\"owner_start\":1,\"created\":1,\"expires\":0,\"guardian_pid\":0}",
+      "{\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"run\",\"host\":\"h\",\"boot_id\":\"b\","
+      "\"owner_pid\":5,\"owner_start\":1.5,\"created\":1,\"expires\":0,\"guardian_pid\":0}",
+      /* huge number, over-long mode, command not strings */
+      "{\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"run\",\"host\":\"h\",\"boot_id\":\"b\","
+      "\"owner_pid\":5,\"owner_start\":1e300,\"created\":1,\"expires\":0,\"guardian_pid\":0}",
+      "{\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"runrunrunrunrunrunrun\",\"host\":\"h\","
+      "\"boot_id\":\"b\",\"owner_pid\":5,\"owner_start\":1,\"created\":1,\"expires\":0,\"guardian_pid\":0}",
+      "{\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"run\",\"host\":\"h\",\"boot_id\":\"b\","
+      "\"owner_pid\":5,\"owner_start\":1,\"created\":1,\"expires\":0,\"guardian_pid\":0,\"command\":[1,2]}",
+  };
+  for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+    struct ag_registry r;
+    _cleanup_error_ ca_error *err = NULL;
+    cr_assert_lt(ag_registry_parse(bad[i], strlen(bad[i]), &r, &err), 0, "accepted: %s", bad[i]);
+    cr_assert_not_null(err);
+  }
+}
+
+Test(session, corrupt_registry_is_moved_aside_not_lost) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *id = "0123456789abcdef0123456789abcdef";
+  char path[256];
+  snprintf(path, sizeof(path), "%s/%s.json", s->sessions, id);
+  FILE *f = fopen(path, "w");
+  fputs("{\"session\":\"0123456789abc", f); /* truncated by a crash or a full disk */
+  fclose(f);
+  struct ag_registry r;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(ag_registry_load(s, id, &r, &err), -EINVAL);
+  cr_assert_not_null(strstr(err->msg, "moved aside"), "%s", err->msg);
+  cr_assert_eq(access(path, F_OK), -1, "the corrupt file no longer trips the next start");
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "test \"$(cat %s/%s.json.corrupt-*)\" = '{\"session\":\"0123456789abc'", s->sessions, id);
+  cr_assert_eq(system(cmd), 0, "the corrupt contents are kept");
+  ag_state_free(s);
+}
+
+Test(session, registry_symlink_is_refused_and_moved_aside) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *id = "fedcba9876543210fedcba9876543210";
+  char path[256];
+  snprintf(path, sizeof(path), "%s/%s.json", s->sessions, id);
+  cr_assert_eq(symlink("/etc/passwd", path), 0);
+  struct ag_registry r;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_lt(ag_registry_load(s, id, &r, &err), 0);
+  cr_assert_not_null(strstr(err->msg, "symbolic link"), "%s", err->msg);
+  cr_assert_eq(access("/etc/passwd", R_OK), 0, "the target is untouched");
+  ag_state_free(s);
+}
+
+Test(session, listing_ignores_names_that_are_not_ids) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *names[] = {"junk.json", "0123456789abcdef0123456789abcdef.lock", "0123456789ABCDEF0123456789abcdef.json",
+                         "0123456789abcdef0123456789abcdef.json.corrupt-1", "x.lock"};
+  for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", s->sessions, names[i]);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+  }
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert_str_eq(ids[0], "0123456789abcdef0123456789abcdef");
+  cr_assert_null(ids[1]);
+  ca_strv_free(ids);
+  ag_state_free(s);
+}
