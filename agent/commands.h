@@ -1,9 +1,20 @@
 /* The command handlers of the table in main.c, one file each. */
 #pragma once
 
+#include <stdbool.h>
+
 #include "agent.h"
+#include "session.h"
 
 int ag_cmd_run(const struct ag_globals *g, int argc, char **argv);
+int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv);
+int ag_cmd_kill(const struct ag_globals *g, int argc, char **argv);
 
 /* Checks a user's --label K=V: keys under io.cleanup-agent. are ours, except io.cleanup-agent.keep=true. */
 int ag_check_user_label(const char *kv, ca_error **err);
+
+/* Parses --format: table or json; prints the one-line usage error itself. */
+int ag_parse_format(const char *cmd, const char *s, bool *ret_json);
+
+/* True when a live agent or guardian holds the session's lease lock. */
+bool ag_session_alive(struct ag_state *state, const char *id);

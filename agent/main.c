@@ -20,8 +20,8 @@ static const struct ag_command commands[] = {
     {"run", "run a command so that nothing it starts outlives it", ag_cmd_run},
     {"container-seq", "run each test file in its own limited container, with checkpoint and resume", NULL},
     {"gc", "collect leftovers of dead and expired sessions", NULL},
-    {"ps", "list this host's sessions", NULL},
-    {"kill", "kill and clean up sessions of this host", NULL},
+    {"ps", "list this host's sessions", ag_cmd_ps},
+    {"kill", "kill and clean up sessions of this host", ag_cmd_kill},
 };
 
 static void print_help(FILE *f) {

@@ -1,0 +1,189 @@
+/* ps: this host's sessions, from the state dir, the cgroup tree and the engine. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collect.h"
+#include "commands.h"
+
+struct ps_row {
+  char id[AG_SESSION_ID_LEN + 1];
+  struct ag_registry reg;
+  bool have_reg, alive;
+  bool have_stats;
+  cg_stats stats;
+  unsigned containers;
+};
+
+int ag_parse_format(const char *cmd, const char *s, bool *ret_json) {
+  if (streq(s, "json") || streq(s, "table")) {
+    *ret_json = streq(s, "json");
+    return 0;
+  }
+  fprintf(stderr, "cleanup-agent: %s: --format '%s': use table or json\n", cmd, s);
+  return -EINVAL;
+}
+
+/* Alive means its lease lock is held; probing takes the lock of a dead session for a moment only. */
+bool ag_session_alive(struct ag_state *state, const char *id) {
+  _cleanup_close_ int fd = -1;
+  return ag_session_lock(state, id, false, &fd, NULL) == -EWOULDBLOCK;
+}
+
+static void fill_row(struct ps_row *row, const struct ag_env *env, const struct dk_list *containers) {
+  _cleanup_error_ ca_error *err = NULL;
+  row->alive = ag_session_alive(env->state, row->id);
+  if (ag_registry_load(env->state, row->id, &row->reg, &err) == 0)
+    row->have_reg = true;
+  else if (err && err->code != ENOENT)
+    ca_log_warning("%s", err->msg);
+  if (env->cg && cg_root_tracking(env->cg) == CG_TRACK_CGROUP) {
+    _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
+    if (cg_leaf_open(env->cg, row->id, &leaf, NULL) == 0 && cg_leaf_stats(leaf, &row->stats, NULL) == 0)
+      row->have_stats = true;
+  }
+  for (size_t i = 0; containers && i < containers->n; i++) {
+    const char *s = dk_item_label(&containers->items[i], AG_LABEL_SESSION);
+    if (s && streq(s, row->id))
+      row->containers++;
+  }
+}
+
+static void format_age(int64_t created, char buf[static 32]) {
+  int64_t age = created ? (int64_t)time(NULL) - created : -1;
+  if (age < 0)
+    snprintf(buf, 32, "-");
+  else
+    (void)ca_format_duration((uint64_t)age * 1000000u, buf);
+}
+
+static void print_table(struct ps_row *rows, size_t n) {
+  printf("%-32s  %-13s  %-7s  %-5s  %-8s  %5s  %-8s  %10s  %s\n", "SESSION", "MODE", "PID", "ALIVE", "AGE", "PROCS",
+         "MEMORY", "CONTAINERS", "COMMAND");
+  for (size_t i = 0; i < n; i++) {
+    struct ps_row *r = &rows[i];
+    char age[32], mem[32] = "-", pid[16] = "-", procs[16] = "-";
+    format_age(r->have_reg ? r->reg.created : 0, age);
+    if (r->have_reg)
+      snprintf(pid, sizeof(pid), "%d", (int)r->reg.owner.pid);
+    if (r->have_stats) {
+      snprintf(procs, sizeof(procs), "%llu", (unsigned long long)r->stats.nr_processes);
+      if (r->stats.has_memory)
+        ca_format_size(r->stats.memory_peak, mem);
+    }
+    ca_buf cmd = CA_BUF_INIT(256);
+    for (char **a = r->have_reg ? r->reg.command : NULL; a && *a; a++)
+      (void)ca_buf_appendf(&cmd, NULL, "%s%s", a == r->reg.command ? "" : " ", *a); /* cut at the cap on purpose */
+    printf("%-32s  %-13s  %-7s  %-5s  %-8s  %5s  %-8s  %10u  %s\n", r->id, r->have_reg ? r->reg.mode : "?", pid,
+           r->alive ? "yes" : "no", age, procs, mem, r->containers, ca_buf_str(&cmd));
+    ca_buf_free(&cmd);
+  }
+}
+
+static void print_json(struct ps_row *rows, size_t n) {
+  cJSON *arr = cJSON_CreateArray();
+  for (size_t i = 0; arr && i < n; i++) {
+    struct ps_row *r = &rows[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToArray(arr, o);
+    cJSON_AddStringToObject(o, "session", r->id);
+    cJSON_AddBoolToObject(o, "alive", r->alive);
+    cJSON_AddNumberToObject(o, "containers", r->containers);
+    if (r->have_reg) {
+      cJSON_AddStringToObject(o, "mode", r->reg.mode);
+      cJSON_AddNumberToObject(o, "owner_pid", r->reg.owner.pid);
+      cJSON_AddNumberToObject(o, "created", (double)r->reg.created);
+      cJSON_AddNumberToObject(o, "age_seconds", (double)((int64_t)time(NULL) - r->reg.created));
+      cJSON *cmd = cJSON_AddArrayToObject(o, "command");
+      for (char **a = r->reg.command; a && *a; a++)
+        cJSON_AddItemToArray(cmd, cJSON_CreateString(*a));
+    }
+    if (r->have_stats) {
+      cJSON_AddNumberToObject(o, "processes", (double)r->stats.nr_processes);
+      if (r->stats.has_memory)
+        cJSON_AddNumberToObject(o, "memory_bytes", (double)r->stats.memory_peak);
+    }
+  }
+  char *text = cJSON_Print(arr);
+  if (text)
+    printf("%s\n", text);
+  free(text);
+  cJSON_Delete(arr);
+}
+
+int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv) {
+  static const struct option options[] = {
+      {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
+  bool json = false;
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    switch (c) {
+      case 'f':
+        if (ag_parse_format("ps", optarg, &json) < 0)
+          return AG_EXIT_USAGE;
+        break;
+      case 'h':
+        printf("Usage: cleanup-agent ps [--format table|json]\n\nLists this host's sessions.\n");
+        return 0;
+      default:
+        fprintf(stderr, "cleanup-agent: ps: bad option '%s'; see 'cleanup-agent ps --help'\n", argv[optind - 1]);
+        return AG_EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "cleanup-agent: ps: unexpected argument '%s'\n", argv[optind]);
+    return AG_EXIT_USAGE;
+  }
+
+  _cleanup_error_ ca_error *err = NULL;
+  struct ag_env env = {0};
+  int rc = AG_EXIT_FAILED;
+  _cleanup_strv_free_ char **ids = NULL;
+  _cleanup_(dk_list_freep) struct dk_list *containers = NULL;
+  struct ps_row *rows = NULL;
+  size_t n = 0;
+  if (ag_state_open(g->state_dir, &env.state, &err) < 0 || ag_state_list_sessions(env.state, &ids, &err) < 0) {
+    ca_log_error("ps: %s", err->msg);
+    goto out;
+  }
+  cg_root_options copts = {.root = g->cgroup_root, .allow_process = true};
+  if (cg_root_open(&copts, &env.cg, NULL) < 0)
+    env.cg = NULL; /* no cgroup: processes and memory show as "-" */
+  struct dk_client_options dopts = {.host = g->docker_host};
+  if (ids[0] && dk_client_new(&dopts, &env.dk, NULL) == 0) {
+    /* One list call for every session's containers. */
+    const struct dk_filter f[] = {{"label", AG_LABEL_SESSION}, {NULL, NULL}};
+    if (dk_list(env.dk, DK_CONTAINER, f, &containers, &err) < 0) {
+      ca_log_warning("ps: %s", err->msg);
+      ca_error_free(TAKE_PTR(err));
+    }
+  }
+  while (ids[n])
+    n++;
+  rows = calloc(n + 1, sizeof(*rows));
+  if (!rows)
+    goto out;
+  for (size_t i = 0; i < n; i++) {
+    memcpy(rows[i].id, ids[i], sizeof(rows[i].id));
+    fill_row(&rows[i], &env, containers);
+  }
+  if (json)
+    print_json(rows, n);
+  else
+    print_table(rows, n);
+  rc = AG_EXIT_OK;
+out:
+  for (size_t i = 0; rows && i < n; i++)
+    ag_registry_done(&rows[i].reg);
+  free(rows);
+  dk_client_free(env.dk);
+  cg_root_free(env.cg);
+  ag_state_free(env.state);
+  return rc;
+}

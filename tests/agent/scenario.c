@@ -1,0 +1,225 @@
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "scenario.h"
+
+#define CGROUP2 "/sys/fs/cgroup/unified"
+
+static const char *cgroup2_mount(void) {
+  struct stat st;
+  return stat(CGROUP2 "/cgroup.procs", &st) == 0 ? CGROUP2 : "/sys/fs/cgroup";
+}
+
+void scenario_setup(struct scenario *s) {
+  memset(s, 0, sizeof(*s));
+  strcpy(s->dir, "/tmp/ag-run-test-XXXXXX");
+  cr_assert_not_null(mkdtemp(s->dir));
+  snprintf(s->state, sizeof(s->state), "%s/state", s->dir);
+  char id[9];
+  snprintf(id, sizeof(id), "%s", s->dir + strlen(s->dir) - 6);
+  snprintf(s->cgroup_root, sizeof(s->cgroup_root), "%s/cleanup-agent-test-%s", cgroup2_mount(), id);
+  snprintf(s->test_label, sizeof(s->test_label), "io.cleanup-agent.test=%s", id);
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(dk_client_new(NULL, &s->dk, &err), 0, "the docker suites need a Docker engine: %s", err ? err->msg : "");
+}
+
+static void remove_cgroup_tree(const char *path) {
+  DIR *d = opendir(path);
+  if (!d)
+    return;
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (de->d_type == DT_DIR && de->d_name[0] != '.') {
+      char sub[512];
+      snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+      remove_cgroup_tree(sub);
+    }
+  closedir(d);
+  rmdir(path);
+}
+
+void scenario_teardown(struct scenario *s) {
+  if (s->dk) {
+    const struct dk_filter f[] = {{"label", s->test_label}, {NULL, NULL}};
+    enum dk_kind kinds[] = {DK_CONTAINER, DK_NETWORK, DK_VOLUME};
+    for (size_t k = 0; k < 3; k++) {
+      struct dk_list *l = NULL;
+      if (dk_list(s->dk, kinds[k], f, &l, NULL) == 0) {
+        for (size_t i = 0; i < l->n; i++)
+          (void)dk_remove(s->dk, kinds[k], l->items[i].id, NULL);
+        dk_list_free(l);
+      }
+    }
+    dk_client_free(s->dk);
+  }
+  remove_cgroup_tree(s->cgroup_root);
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+  cr_expect_eq(system(cmd), 0, "cannot remove %s", s->dir);
+}
+
+const char *scenario_script(struct scenario *s, const char *name, const char *body) {
+  static char path[256];
+  snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fprintf(f, "#!/bin/sh\nOUT='%s'\nTEST_LABEL='%s'\n%s\n", s->dir, s->test_label, body);
+  fclose(f);
+  chmod(path, 0755);
+  return path;
+}
+
+pid_t scenario_start(struct scenario *s, const char *const *args) {
+  char out[128], err[128];
+  snprintf(out, sizeof(out), "%s/out", s->dir);
+  snprintf(err, sizeof(err), "%s/err", s->dir);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(o, 1);
+    dup2(e, 2);
+    const char *argv[64] = {AG_BINARY, "--state-dir", s->state, "--cgroup-root", s->cgroup_root};
+    size_t n = 5;
+    for (size_t i = 0; args[i] && n < 63; i++)
+      argv[n++] = args[i];
+    argv[n] = NULL;
+    execv(AG_BINARY, (char **)argv);
+    _exit(99);
+  }
+  return pid;
+}
+
+int scenario_wait(pid_t pid) {
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int scenario_run(struct scenario *s, const char *const *args) {
+  return scenario_wait(scenario_start(s, args));
+}
+
+const char *scenario_stderr(struct scenario *s) {
+  static char buf[16384];
+  char path[128];
+  snprintf(path, sizeof(path), "%s/err", s->dir);
+  buf[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (f) {
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+  }
+  return buf;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+bool scenario_read_marker(struct scenario *s, const char *name, int timeout_ms, char *ret) {
+  char path[256];
+  snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    FILE *f = fopen(path, "r");
+    if (f) {
+      bool ok = fgets(ret, 128, f) != NULL;
+      fclose(f);
+      if (ok && strchr(ret, '\n')) {
+        ret[strcspn(ret, "\n")] = '\0';
+        return true;
+      }
+    }
+    sleep_ms(50);
+  }
+  return false;
+}
+
+int scenario_count_processes(const char *id) {
+  char needle[80];
+  int nlen = snprintf(needle, sizeof(needle), "CLEANUP_AGENT_SESSION=%s", id) + 1; /* with the NUL */
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] < '0' || de->d_name[0] > '9')
+      continue;
+    char path[300], buf[65536];
+    snprintf(path, sizeof(path), "/proc/%s/environ", de->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+      continue;
+    ssize_t len = read(fd, buf, sizeof(buf));
+    close(fd);
+    for (ssize_t i = 0; i + nlen <= len; i++)
+      if ((i == 0 || buf[i - 1] == '\0') && memcmp(buf + i, needle, (size_t)nlen) == 0) {
+        n++;
+        break;
+      }
+  }
+  closedir(d);
+  return n;
+}
+
+int scenario_count_docker(struct scenario *s, enum dk_kind kind, const char *id) {
+  char label[96];
+  snprintf(label, sizeof(label), "io.cleanup-agent.session=%s", id);
+  const struct dk_filter f[] = {{"label", label}, {NULL, NULL}};
+  struct dk_list *l = NULL;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(dk_list(s->dk, kind, f, &l, &err), 0, "%s", err ? err->msg : "");
+  int n = (int)l->n;
+  dk_list_free(l);
+  return n;
+}
+
+bool scenario_cgroup_exists(struct scenario *s, const char *id) {
+  char path[256];
+  snprintf(path, sizeof(path), "%s/run-%s", s->cgroup_root, id);
+  return access(path, F_OK) == 0;
+}
+
+int scenario_count_state_files(struct scenario *s) {
+  char path[128];
+  snprintf(path, sizeof(path), "%s/sessions", s->state);
+  DIR *d = opendir(path);
+  if (!d)
+    return 0;
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d)))
+    n += de->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+void scenario_assert_nothing_left(struct scenario *s, const char *id) {
+  cr_assert_eq(scenario_count_processes(id), 0, "processes of session %s are left", id);
+  cr_assert_eq(scenario_count_docker(s, DK_CONTAINER, id), 0, "containers of session %s are left", id);
+  cr_assert_eq(scenario_count_docker(s, DK_NETWORK, id), 0, "networks of session %s are left", id);
+  cr_assert_eq(scenario_count_docker(s, DK_VOLUME, id), 0, "volumes of session %s are left", id);
+  cr_assert_not(scenario_cgroup_exists(s, id), "the cgroup of session %s is left", id);
+  cr_assert_eq(scenario_count_state_files(s), 0, "state files are left in %s", s->state);
+}
+
+bool scenario_wait_nothing_left(struct scenario *s, const char *id, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 100) {
+    if (scenario_count_processes(id) == 0 && scenario_count_docker(s, DK_CONTAINER, id) == 0 &&
+        scenario_count_docker(s, DK_NETWORK, id) == 0 && scenario_count_docker(s, DK_VOLUME, id) == 0 &&
+        !scenario_cgroup_exists(s, id) && scenario_count_state_files(s) == 0)
+      return true;
+    sleep_ms(100);
+  }
+  return false;
+}

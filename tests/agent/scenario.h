@@ -1,0 +1,47 @@
+/* Scenario helpers for the run tests: a private state dir and cgroup root, the agent started as a user would start
+ * it, and the checks a user would make afterwards (/proc, the engine, the cgroup tree, the state dir). */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "docker.h"
+
+struct scenario {
+  char dir[64];          /* temp dir: state/, out/ and scripts */
+  char state[96];        /* --state-dir */
+  char cgroup_root[128]; /* --cgroup-root, under the host's cgroup2 mount */
+  char test_label[80];   /* io.cleanup-agent.test=<random>: on every resource a test creates itself */
+  struct dk_client *dk;
+};
+
+/* Creates the dirs and connects to the engine (fails the test loudly when there is none). */
+void scenario_setup(struct scenario *s);
+/* Removes whatever a failed test left (test-labeled resources, the cgroup root, the dir). */
+void scenario_teardown(struct scenario *s);
+
+/* Writes an executable sh script at <dir>/<name> and returns its path (static buffer, valid until the next call). */
+const char *scenario_script(struct scenario *s, const char *name, const char *body);
+
+/* Starts `cleanup-agent --state-dir ... --cgroup-root ... <args>` with stdout/stderr to <dir>/out and <dir>/err. */
+pid_t scenario_start(struct scenario *s, const char *const *args);
+/* Waits for it and returns its exit code (128+N for a signal). */
+int scenario_wait(pid_t pid);
+/* Runs it to the end: scenario_start + scenario_wait. */
+int scenario_run(struct scenario *s, const char *const *args);
+/* The agent's stderr (static buffer). */
+const char *scenario_stderr(struct scenario *s);
+
+/* Waits up to timeout_ms for the file <dir>/<name> to exist and holds its first line in ret (size 128). */
+bool scenario_read_marker(struct scenario *s, const char *name, int timeout_ms, char *ret);
+
+/* What a session left: processes whose environment says CLEANUP_AGENT_SESSION=id, labeled containers, networks and
+ * volumes, its cgroup leaf, its state files. */
+int scenario_count_processes(const char *id);
+int scenario_count_docker(struct scenario *s, enum dk_kind kind, const char *id);
+bool scenario_cgroup_exists(struct scenario *s, const char *id);
+int scenario_count_state_files(struct scenario *s);
+/* Asserts that nothing of session id is left anywhere. */
+void scenario_assert_nothing_left(struct scenario *s, const char *id);
+/* Polls scenario_assert_nothing_left's checks until they pass or timeout_ms passed; returns true when clean. */
+bool scenario_wait_nothing_left(struct scenario *s, const char *id, int timeout_ms);

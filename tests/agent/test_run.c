@@ -1,0 +1,238 @@
+/* run against the real engine and the host's cgroups: whatever the command does and however it ends, nothing of it
+ * is left in /proc, the engine, the cgroup tree or the state dir. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "scenario.h"
+#include "session.h"
+
+static struct scenario sc;
+
+static void setup(void) {
+  scenario_setup(&sc);
+}
+static void teardown(void) {
+  scenario_teardown(&sc);
+}
+
+TestSuite(run, .init = setup, .fini = teardown, .timeout = 120);
+
+/* A suite that leaks everything it can: daemons that double-fork and ignore SIGTERM, a setsid escapee, 50 background
+ * sleepers, and a container, network and volume labeled with the session. */
+static const char leaky[] =
+    "L=\"--label io.cleanup-agent.session=$CLEANUP_AGENT_SESSION --label $TEST_LABEL\"\n"
+    "docker run -d --network none $L cleanup-test/busybox:latest sleep 1000 >/dev/null || exit 90\n"
+    "docker network create $L net-$CLEANUP_AGENT_SESSION >/dev/null || exit 91\n"
+    "docker volume create $L >/dev/null || exit 92\n"
+    "( trap '' TERM; ( trap '' TERM HUP; exec sleep 1000 ) & ) &\n"
+    "setsid sh -c 'trap \"\" TERM HUP; sleep 1000 & exec sleep 1000' &\n"
+    "i=0; while [ $i -lt 50 ]; do sleep 1000 & i=$((i+1)); done\n"
+    "echo $CLEANUP_AGENT_SESSION > $OUT/session.tmp && mv $OUT/session.tmp $OUT/session\n";
+
+Test(run, leaky_suite_exits_with_its_status_and_leaves_nothing) {
+  char body[4096];
+  snprintf(body, sizeof(body), "%sexit 3\n", leaky);
+  const char *script = scenario_script(&sc, "leaky.sh", body);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 3, "run exited %d: %s", rc, scenario_stderr(&sc));
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  cr_assert(ag_session_id_valid(id), "CLEANUP_AGENT_SESSION='%s'", id);
+  scenario_assert_nothing_left(&sc, id);
+  const char *err = scenario_stderr(&sc);
+  cr_assert_not_null(strstr(err, "processes outlived the command: "), "%s", err);
+  cr_assert_not_null(strstr(err, "removed 1 container, 1 network, 1 volume"), "%s", err);
+}
+
+Test(run, timeout_kills_the_tree_and_exits_124) {
+  const char *script = scenario_script(&sc, "slow.sh",
+                                       "trap '' TERM\n"
+                                       "sh -c 'trap \"\" TERM; exec sleep 1000' &\n"
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+                                       "sleep 1000\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--timeout", "1s", "--grace", "300ms", "--", script, NULL});
+  cr_assert_eq(rc, 124, "run exited %d: %s", rc, scenario_stderr(&sc));
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  scenario_assert_nothing_left(&sc, id);
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "--timeout 1s expired"), "%s", scenario_stderr(&sc));
+}
+
+static void start_leaky_and_wait(pid_t *ret_pid, char id[static 128]) {
+  char body[4096];
+  snprintf(body, sizeof(body), "%ssleep 1000\n", leaky);
+  const char *script = scenario_script(&sc, "leaky-forever.sh", body);
+  *ret_pid = scenario_start(&sc, (const char *[]){"run", "--grace", "1s", "--", script, NULL});
+  cr_assert(scenario_read_marker(&sc, "session", 60000, id), "the suite never got going: %s", scenario_stderr(&sc));
+}
+
+Test(run, sigterm_to_the_agent_cleans_and_exits_143) {
+  pid_t pid;
+  char id[128];
+  start_leaky_and_wait(&pid, id);
+  cr_assert_eq(kill(pid, SIGTERM), 0);
+  int rc = scenario_wait(pid);
+  cr_assert_eq(rc, 143, "run exited %d: %s", rc, scenario_stderr(&sc));
+  scenario_assert_nothing_left(&sc, id);
+}
+
+Test(run, sigkill_of_the_agent_the_guardian_cleans_within_3s) {
+  pid_t pid;
+  char id[128];
+  start_leaky_and_wait(&pid, id);
+  cr_assert_eq(kill(pid, SIGKILL), 0);
+  cr_assert_eq(scenario_wait(pid), 128 + SIGKILL);
+  cr_assert(scenario_wait_nothing_left(&sc, id, 3000), "the guardian did not clean session %s within 3 s", id);
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "guardian: the agent died"), "%s", scenario_stderr(&sc));
+}
+
+Test(run, sigkill_of_agent_and_guardian_the_next_run_collects) {
+  pid_t pid;
+  char id[128];
+  start_leaky_and_wait(&pid, id);
+  struct ag_state *st = NULL;
+  struct ag_registry reg;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  cr_assert_eq(ag_registry_load(st, id, &reg, NULL), 0);
+  ag_state_free(st);
+  cr_assert_gt(reg.guardian_pid, 0);
+  /* The guardian first, so that it cannot start cleaning: this is the whole job cgroup killed by a CI runner. */
+  cr_assert_eq(kill(reg.guardian_pid, SIGKILL), 0);
+  cr_assert_eq(kill(pid, SIGKILL), 0);
+  cr_assert_eq(scenario_wait(pid), 128 + SIGKILL);
+  ag_registry_done(&reg);
+  usleep(300 * 1000);
+  cr_assert_gt(scenario_count_processes(id), 50, "the killed session's tree should still be there");
+  cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 1);
+
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "collected 1 dead session"), "%s", scenario_stderr(&sc));
+  scenario_assert_nothing_left(&sc, id);
+}
+
+Test(run, memory_limit_oom_gives_137_and_says_so) {
+  int rc = scenario_run(&sc, (const char *[]){"run", "--memory", "32M", "--", "sh", "-c", "exec tail /dev/zero", NULL});
+  cr_assert_eq(rc, 137, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "killed by the OOM killer (memory limit 32M"), "%s",
+                     scenario_stderr(&sc));
+  cr_assert_eq(scenario_count_state_files(&sc), 0);
+}
+
+Test(run, exec_failures_and_usage_errors_are_one_line) {
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", "/nonexistent/cleanup-agent-cmd", NULL});
+  cr_assert_eq(rc, 127, "%s", scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "command not found"), "%s", scenario_stderr(&sc));
+  cr_assert_eq(scenario_count_state_files(&sc), 0);
+
+  const char *plain = scenario_script(&sc, "not-exec.sh", "exit 0");
+  chmod(plain, 0644);
+  rc = scenario_run(&sc, (const char *[]){"run", "--", plain, NULL});
+  cr_assert_eq(rc, 126, "%s", scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "Permission denied"), "%s", scenario_stderr(&sc));
+
+  const char *bad[][6] = {
+      {"run", "--memory", "lots", "--", "true", NULL},
+      {"run", "--timeout", "5", "--", "true", NULL},
+      {"run", "--label", "io.cleanup-agent.session=0123456789abcdef0123456789abcdef", "--", "true", NULL},
+      {"run", NULL},
+      {"run", "--bogus", "--", "true", NULL},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    rc = scenario_run(&sc, bad[i]);
+    cr_assert_eq(rc, 125, "case %zu exited %d", i, rc);
+    const char *e = scenario_stderr(&sc);
+    cr_assert_eq(strchr(e, '\n'), e + strlen(e) - 1, "case %zu: not one line: %s", i, e);
+  }
+}
+
+static char *make_container(const char *const *labels) {
+  struct dk_container_spec spec = {
+      .image = "cleanup-test/busybox:latest",
+      .cmd = (const char *[]){"sleep", "1000", NULL},
+      .labels = labels,
+      .network_mode = "none",
+  };
+  char *id = NULL;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(dk_container_create(sc.dk, &spec, &id, &err), 0, "%s", err ? err->msg : "");
+  return id;
+}
+
+static bool container_exists(const char *id) {
+  struct dk_container_info *info = NULL;
+  int r = dk_container_inspect(sc.dk, id, &info, NULL);
+  dk_container_info_free(info);
+  return r == 0;
+}
+
+Test(run, corrupt_registry_is_moved_aside_and_its_session_still_collected) {
+  const char *dead = "0badc0de0badc0de0badc0de0badc0de";
+  char label[96];
+  snprintf(label, sizeof(label), "io.cleanup-agent.session=%s", dead);
+  _cleanup_free_ char *cid = make_container((const char *[]){label, sc.test_label, NULL});
+  char path[256];
+  snprintf(path, sizeof(path), "%s/sessions", sc.state);
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd), "mkdir -p -m 700 %s %s && printf '{\"session\": \"0bad' > %s/%s.json", sc.state, path,
+           path, dead);
+  cr_assert_eq(system(cmd), 0);
+
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  const char *e = scenario_stderr(&sc);
+  cr_assert_not_null(strstr(e, "is corrupt"), "%s", e);
+  cr_assert_not_null(strstr(e, "moved aside"), "%s", e);
+  cr_assert_not(container_exists(cid), "the dead session's container was not collected");
+  snprintf(cmd, sizeof(cmd), "ls %s/%s.json.corrupt-* >/dev/null", path, dead);
+  cr_assert_eq(system(cmd), 0, "the corrupt registry was not kept aside");
+}
+
+Test(run, never_touches_what_is_not_provably_its_own_and_dead) {
+  /* A live session of this host, holding its lock. */
+  const char *live_script = scenario_script(&sc, "live.sh",
+                                            "echo $CLEANUP_AGENT_SESSION > $OUT/session.tmp && "
+                                            "mv $OUT/session.tmp $OUT/session\nexec sleep 1000\n");
+  pid_t live = scenario_start(&sc, (const char *[]){"run", "--grace", "1s", "--", live_script, NULL});
+  char live_id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 30000, live_id));
+
+  /* A dead session: a lock file nobody holds. */
+  const char *dead = "deaddeaddeaddeaddeaddeaddeaddead";
+  char cmd[512], l_live[160], l_dead[96];
+  snprintf(cmd, sizeof(cmd), "touch %s/sessions/%s.lock", sc.state, dead);
+  cr_assert_eq(system(cmd), 0);
+  snprintf(l_live, sizeof(l_live), "io.cleanup-agent.session=%s", live_id);
+  snprintf(l_dead, sizeof(l_dead), "io.cleanup-agent.session=%s", dead);
+
+  _cleanup_free_ char *unlabeled = make_container((const char *[]){sc.test_label, NULL});
+  _cleanup_free_ char *of_live = make_container((const char *[]){l_live, sc.test_label, NULL});
+  _cleanup_free_ char *kept =
+      make_container((const char *[]){l_dead, "io.cleanup-agent.keep=true", sc.test_label, NULL});
+  _cleanup_free_ char *bad_id =
+      make_container((const char *[]){"io.cleanup-agent.session=../../../../etc/passwd", sc.test_label, NULL});
+  _cleanup_free_ char *short_id =
+      make_container((const char *[]){"io.cleanup-agent.session=dead", sc.test_label, NULL});
+  _cleanup_free_ char *of_dead = make_container((const char *[]){l_dead, sc.test_label, NULL});
+
+  /* Another run: its startup collection takes the dead session and nothing else. */
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert_not(container_exists(of_dead), "the dead session's container should be collected");
+  cr_assert(container_exists(unlabeled), "an unlabeled container was removed");
+  cr_assert(container_exists(of_live), "a live session's container was removed");
+  cr_assert(container_exists(kept), "a keep=true container was removed");
+  cr_assert(container_exists(bad_id), "a container with a malformed session label was removed");
+  cr_assert(container_exists(short_id), "a container with a short session label was removed");
+  cr_assert_eq(scenario_count_processes(live_id), 1, "the live session's command was touched");
+
+  cr_assert_eq(kill(live, SIGTERM), 0);
+  cr_assert_eq(scenario_wait(live), 143);
+  cr_assert_not(container_exists(of_live), "the live session removes its own container when it ends");
+  cr_assert(container_exists(kept), "keep=true survives its session");
+}
