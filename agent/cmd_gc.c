@@ -1,0 +1,533 @@
+/* gc: collects what is provably ours and provably dead or expired, says why for each item, and touches nothing else.
+ * Order: containers, networks, volumes (each listed by label, re-checked client-side, deleted by id), then the cgroup
+ * leaves of dead sessions, then their registry files. Images never. */
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collect.h"
+#include "commands.h"
+#include "rules.h"
+
+#define GC_LOCK_WAIT_USEC (5 * 1000000ULL)
+#define PROGRESS_MIN_ITEMS 36
+#define REMOVE_CHUNK 50
+
+enum gc_kind { GC_CONTAINER, GC_NETWORK, GC_VOLUME, GC_CGROUP, GC_REGISTRY, GC_KINDS };
+static const char *const gc_kind_names[GC_KINDS] = {"container", "network", "volume", "cgroup", "registry"};
+static const enum dk_kind dk_kinds[] = {DK_CONTAINER, DK_NETWORK, DK_VOLUME};
+
+struct gc_item {
+  enum gc_kind kind;
+  char *id;
+  char *name;
+  char session[AG_SESSION_ID_LEN + 1];
+  enum ag_rule rule;
+  int64_t age; /* seconds */
+  ca_error *error;
+  bool done;
+};
+
+struct gc_opts {
+  uint64_t older_than_usec;
+  bool dry_run, json;
+  const char *metrics;
+  unsigned parallel;
+};
+
+struct gc_run {
+  struct gc_opts o;
+  struct ag_env env;
+  struct ag_owner self;
+  struct ag_rule_ctx ctx;
+  struct gc_item *items;
+  size_t n, cap;
+  unsigned removed[GC_KINDS], failed[GC_KINDS];
+  bool progress;
+  size_t progress_done, progress_total;
+};
+
+static enum ag_session_state state_of(void *ud, const char *id) {
+  struct gc_run *g = ud;
+  _cleanup_close_ int fd = -1;
+  int r = ag_session_lock(g->env.state, id, false, &fd, NULL);
+  if (r == -EWOULDBLOCK)
+    return AG_SESSION_ALIVE;
+  return r == 0 ? AG_SESSION_DEAD : AG_SESSION_UNKNOWN;
+}
+
+static bool process_alive(void *ud, pid_t pid, uint64_t start) {
+  (void)ud;
+  uint64_t now_start;
+  return ag_proc_start_time(pid, &now_start, NULL) == 0 && now_start == start;
+}
+
+static struct gc_item *add_item(struct gc_run *g) {
+  if (g->n == g->cap) {
+    size_t cap = g->cap ? g->cap * 2 : 64;
+    struct gc_item *p = realloc(g->items, cap * sizeof(*p));
+    if (!p)
+      return NULL;
+    g->items = p;
+    g->cap = cap;
+  }
+  struct gc_item *it = &g->items[g->n++];
+  memset(it, 0, sizeof(*it));
+  return it;
+}
+
+static int64_t finished_time(struct gc_run *g, const struct dk_item *it) {
+  /* Only exited and dead containers have an exit time, and only --older-than needs it: one inspect each. */
+  if (!g->o.older_than_usec || !it->state || (!streq(it->state, "exited") && !streq(it->state, "dead")))
+    return 0;
+  _cleanup_(dk_container_info_freep) struct dk_container_info *info = NULL;
+  if (dk_container_inspect(g->env.dk, it->id, &info, NULL) < 0)
+    return 0;
+  return info->finished_us > 0 ? info->finished_us / 1000000 : 0;
+}
+
+static int scan_docker(struct gc_run *g, enum gc_kind kind, ca_error **err) {
+  const struct dk_filter f[] = {{"label", AG_LABEL_SESSION}, {NULL, NULL}};
+  _cleanup_(dk_list_freep) struct dk_list *list = NULL;
+  if (dk_list(g->env.dk, dk_kinds[kind], f, &list, err) < 0)
+    return ca_error_wrap(err, "gc: list %ss", gc_kind_names[kind]);
+  for (size_t i = 0; i < list->n; i++) {
+    const struct dk_item *it = &list->items[i];
+    struct ag_rule_input in = {
+        .session = dk_item_label(it, AG_LABEL_SESSION),
+        .keep = dk_item_label(it, AG_LABEL_KEEP),
+        .host = dk_item_label(it, AG_LABEL_HOST),
+        .boot_id = dk_item_label(it, AG_LABEL_BOOT_ID),
+        .owner_pid = dk_item_label(it, AG_LABEL_OWNER_PID),
+        .owner_start = dk_item_label(it, AG_LABEL_OWNER_START),
+        .expires = dk_item_label(it, AG_LABEL_EXPIRES),
+        .created = it->created_us / 1000000,
+    };
+    enum ag_rule rule = ag_rule_match(&g->ctx, &in);
+    if (rule == AG_RULE_OLDER_THAN && kind == GC_CONTAINER) {
+      /* Created long ago: ask when it exited, the age that counts for stopped containers. */
+      in.finished = finished_time(g, it);
+      rule = ag_rule_match(&g->ctx, &in);
+    }
+    if (rule <= AG_RULE_NONE)
+      continue;
+    struct gc_item *gi = add_item(g);
+    if (!gi || !(gi->id = strdup(it->id)))
+      return ca_error_set(err, ENOMEM, "gc: out of memory");
+    gi->kind = kind;
+    gi->rule = rule;
+    gi->name = it->names && it->names[0] ? strdup(it->names[0]) : NULL;
+    snprintf(gi->session, sizeof(gi->session), "%s", in.session);
+    gi->age = in.created ? g->ctx.now - in.created : 0;
+  }
+  return 0;
+}
+
+static void show_progress(struct gc_run *g, size_t done_now) {
+  g->progress_done += done_now;
+  if (g->progress)
+    fprintf(stderr, "\rcleanup-agent: gc: removed %zu of %zu", g->progress_done, g->progress_total);
+}
+
+/* Deletes the listed items of one Docker kind in chunks, with at most --parallel requests in flight. */
+static void remove_docker(struct gc_run *g, enum gc_kind kind) {
+  size_t n = 0;
+  for (size_t i = 0; i < g->n; i++)
+    n += g->items[i].kind == kind;
+  if (!n)
+    return;
+  _cleanup_free_ const char **ids = calloc(REMOVE_CHUNK, sizeof(char *));
+  _cleanup_free_ struct gc_item **chunk = calloc(REMOVE_CHUNK, sizeof(*chunk));
+  _cleanup_free_ ca_error **errors = calloc(REMOVE_CHUNK, sizeof(ca_error *));
+  if (!ids || !chunk || !errors)
+    return;
+  size_t i = 0;
+  while (i < g->n) {
+    size_t k = 0;
+    for (; i < g->n && k < REMOVE_CHUNK; i++)
+      if (g->items[i].kind == kind) {
+        chunk[k] = &g->items[i];
+        ids[k++] = g->items[i].id;
+      }
+    if (!k)
+      break;
+    memset(errors, 0, REMOVE_CHUNK * sizeof(ca_error *));
+    (void)dk_remove_many(g->env.dk, dk_kinds[kind], ids, k, g->o.parallel, errors, NULL); /* per-item below */
+    for (size_t j = 0; j < k; j++) {
+      chunk[j]->done = !errors[j];
+      chunk[j]->error = errors[j];
+      if (errors[j])
+        g->failed[kind]++;
+      else
+        g->removed[kind]++;
+    }
+    show_progress(g, k);
+  }
+}
+
+static int scan_cgroups(struct gc_run *g, ca_error **err) {
+  if (!g->env.cg || cg_root_tracking(g->env.cg) != CG_TRACK_CGROUP)
+    return 0;
+  _cleanup_strv_free_ char **ids = NULL;
+  if (cg_root_list_sessions(g->env.cg, &ids, err) < 0)
+    return ca_error_wrap(err, "gc: list cgroups");
+  for (char **id = ids; *id; id++) {
+    /* A session takes its lock before it creates its leaf: a leaf whose lock is not held has no owner. */
+    if (state_of(g, *id) == AG_SESSION_ALIVE)
+      continue;
+    struct gc_item *gi = add_item(g);
+    if (!gi || !(gi->id = strdup(*id)))
+      return ca_error_set(err, ENOMEM, "gc: out of memory");
+    gi->kind = GC_CGROUP;
+    gi->rule = AG_RULE_DEAD_SESSION;
+    snprintf(gi->session, sizeof(gi->session), "%s", *id);
+  }
+  return 0;
+}
+
+static int scan_registries(struct gc_run *g, ca_error **err) {
+  _cleanup_strv_free_ char **ids = NULL;
+  if (ag_state_list_sessions(g->env.state, &ids, err) < 0)
+    return ca_error_wrap(err, "gc");
+  for (char **id = ids; *id; id++) {
+    if (state_of(g, *id) == AG_SESSION_ALIVE)
+      continue;
+    struct gc_item *gi = add_item(g);
+    if (!gi || !(gi->id = strdup(*id)))
+      return ca_error_set(err, ENOMEM, "gc: out of memory");
+    gi->kind = GC_REGISTRY;
+    gi->rule = AG_RULE_DEAD_SESSION;
+    snprintf(gi->session, sizeof(gi->session), "%s", *id);
+  }
+  return 0;
+}
+
+/* True when something of the session could not be removed: its registry then stays, so that it is still known dead. */
+static bool session_has_failures(const struct gc_run *g, const char *id) {
+  for (size_t i = 0; i < g->n; i++)
+    if (g->items[i].error && streq(g->items[i].session, id))
+      return true;
+  return false;
+}
+
+static void remove_local(struct gc_run *g, enum gc_kind kind) {
+  for (size_t i = 0; i < g->n; i++) {
+    struct gc_item *it = &g->items[i];
+    if (it->kind != kind)
+      continue;
+    _cleanup_close_ int lock = -1;
+    /* Hold the session's lock while we remove its leaf or files, as any collector does. */
+    int r = ag_session_lock(g->env.state, it->session, true, &lock, &it->error);
+    if (r == 0 && kind == GC_CGROUP) {
+      struct ag_collect_stats st = {0};
+      r = ag_collect_cgroup(g->env.cg, it->session, &st, &it->error);
+    } else if (r == 0 && kind == GC_REGISTRY) {
+      if (session_has_failures(g, it->session))
+        r = ca_error_set(&it->error, EBUSY, "kept: resources of the session are left");
+      else
+        r = ag_registry_remove(g->env.state, it->session, &it->error);
+    }
+    if (r < 0) {
+      g->failed[kind]++;
+    } else {
+      it->done = true;
+      g->removed[kind]++;
+    }
+    show_progress(g, 1);
+  }
+}
+
+static const char *short_id(const struct gc_item *it, char buf[static 16]) {
+  if (it->kind == GC_CONTAINER || it->kind == GC_NETWORK) {
+    snprintf(buf, 16, "%.12s", it->id);
+    return buf;
+  }
+  return it->kind == GC_VOLUME ? it->id : it->session;
+}
+
+static const char *result_of(const struct gc_run *g, const struct gc_item *it) {
+  if (g->o.dry_run)
+    return "would-remove";
+  return it->done ? "removed" : "failed";
+}
+
+static void print_table(const struct gc_run *g) {
+  if (!g->n)
+    return;
+  printf("%-9s  %-32s  %-32s  %-12s  %-8s  %s\n", "KIND", "ID", "SESSION", "RULE", "AGE", "RESULT");
+  for (size_t i = 0; i < g->n; i++) {
+    const struct gc_item *it = &g->items[i];
+    char idb[16], age[32] = "-";
+    if (it->age > 0)
+      (void)ca_format_duration((uint64_t)it->age * 1000000u, age);
+    printf("%-9s  %-32s  %-32s  %-12s  %-8s  %s\n", gc_kind_names[it->kind], short_id(it, idb), it->session,
+           ag_rule_name(it->rule), age, result_of(g, it));
+  }
+}
+
+static void print_json(const struct gc_run *g, double duration) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "dry_run", g->o.dry_run);
+  cJSON *arr = cJSON_AddArrayToObject(j, "items");
+  for (size_t i = 0; i < g->n; i++) {
+    const struct gc_item *it = &g->items[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToArray(arr, o);
+    cJSON_AddStringToObject(o, "kind", gc_kind_names[it->kind]);
+    cJSON_AddStringToObject(o, "id", it->kind == GC_CGROUP || it->kind == GC_REGISTRY ? it->session : it->id);
+    if (it->name)
+      cJSON_AddStringToObject(o, "name", it->name);
+    cJSON_AddStringToObject(o, "session", it->session);
+    cJSON_AddStringToObject(o, "rule", ag_rule_name(it->rule));
+    cJSON_AddNumberToObject(o, "age_seconds", (double)it->age);
+    cJSON_AddStringToObject(o, "result", result_of(g, it));
+    if (it->error)
+      cJSON_AddStringToObject(o, "error", it->error->msg);
+  }
+  cJSON *removed = cJSON_AddObjectToObject(j, "removed"), *failed = cJSON_AddObjectToObject(j, "left");
+  for (int k = 0; k < GC_KINDS; k++) {
+    cJSON_AddNumberToObject(removed, gc_kind_names[k], g->removed[k]);
+    cJSON_AddNumberToObject(failed, gc_kind_names[k], g->failed[k]);
+  }
+  cJSON_AddNumberToObject(j, "duration_seconds", duration);
+  char *text = cJSON_Print(j);
+  if (text)
+    printf("%s\n", text);
+  free(text);
+  cJSON_Delete(j);
+}
+
+/* The previous run's last-success timestamp, kept when this run leaves something. */
+static double previous_success(const char *path) {
+  _cleanup_free_ char *old = NULL;
+  size_t len;
+  if (ca_read_file(path, 1 << 20, &old, &len, NULL) < 0)
+    return 0;
+  const char *p = strstr(old, "\ncleanup_agent_gc_last_success_timestamp_seconds ");
+  return p ? strtod(strchr(p + 1, ' ') + 1, NULL) : 0;
+}
+
+static void write_metrics(const struct gc_run *g, double duration, bool success) {
+  ca_buf b = CA_BUF_INIT(1 << 20);
+  (void)ca_buf_appendf(&b, NULL,
+                       "# HELP cleanup_agent_gc_removed Resources the last gc run removed.\n"
+                       "# TYPE cleanup_agent_gc_removed gauge\n");
+  for (int k = 0; k < GC_KINDS; k++)
+    (void)ca_buf_appendf(&b, NULL, "cleanup_agent_gc_removed{kind=\"%s\"} %u\n", gc_kind_names[k], g->removed[k]);
+  (void)ca_buf_appendf(&b, NULL,
+                       "# HELP cleanup_agent_gc_failed Resources the last gc run could not remove.\n"
+                       "# TYPE cleanup_agent_gc_failed gauge\n");
+  for (int k = 0; k < GC_KINDS; k++)
+    (void)ca_buf_appendf(&b, NULL, "cleanup_agent_gc_failed{kind=\"%s\"} %u\n", gc_kind_names[k], g->failed[k]);
+  double last = success ? (double)time(NULL) : previous_success(g->o.metrics);
+  (void)ca_buf_appendf(&b, NULL,
+                       "# HELP cleanup_agent_gc_duration_seconds Duration of the last gc run.\n"
+                       "# TYPE cleanup_agent_gc_duration_seconds gauge\n"
+                       "cleanup_agent_gc_duration_seconds %.3f\n"
+                       "# HELP cleanup_agent_gc_last_success_timestamp_seconds When a gc run last left nothing.\n"
+                       "# TYPE cleanup_agent_gc_last_success_timestamp_seconds gauge\n"
+                       "cleanup_agent_gc_last_success_timestamp_seconds %.0f\n",
+                       duration, last);
+  _cleanup_error_ ca_error *err = NULL;
+  /* Atomic: the node exporter's textfile collector may read it at any moment. */
+  if (ca_write_file_atomic(g->o.metrics, ca_buf_str(&b), b.len, 0644, &err) < 0)
+    ca_log_error("gc: --metrics-file: %s", err->msg);
+  ca_buf_free(&b);
+}
+
+/* Two gcs never run at once: the second waits a little, then says who holds the lock. */
+static int take_gc_lock(struct ag_state *state, int *ret_fd) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/gc.lock", state->dir);
+  _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    ca_log_error("gc: open %s: %s", path, strerror(errno));
+    return -errno;
+  }
+  uint64_t deadline = ca_now_monotonic_usec() + GC_LOCK_WAIT_USEC;
+  while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    if (errno != EWOULDBLOCK || ca_now_monotonic_usec() >= deadline) {
+      char holder[64] = "";
+      ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+      holder[n > 0 ? n : 0] = '\0';
+      holder[strcspn(holder, "\n")] = '\0';
+      ca_log_error("gc: another gc is running (%s); try again when it is done", *holder ? holder : "pid unknown");
+      return -EWOULDBLOCK;
+    }
+    usleep(100 * 1000);
+  }
+  char me[64];
+  int len = snprintf(me, sizeof(me), "pid %d, started %lld\n", (int)getpid(), (long long)time(NULL));
+  if (ftruncate(fd, 0) < 0 || pwrite(fd, me, (size_t)len, 0) != len)
+    ca_log_warning("gc: cannot record our pid in %s", path);
+  *ret_fd = TAKE_FD(fd);
+  return 0;
+}
+
+static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
+  enum { OPT_OLDER = 0x100, OPT_DRY, OPT_FORMAT, OPT_METRICS, OPT_PARALLEL };
+  static const struct option options[] = {
+      {"older-than", required_argument, NULL, OPT_OLDER},
+      {"dry-run", no_argument, NULL, OPT_DRY},
+      {"format", required_argument, NULL, OPT_FORMAT},
+      {"metrics-file", required_argument, NULL, OPT_METRICS},
+      {"parallel", required_argument, NULL, OPT_PARALLEL},
+      {"help", no_argument, NULL, 'h'},
+      {},
+  };
+  _cleanup_error_ ca_error *err = NULL;
+  uint64_t parallel = 8;
+  const char *older = getenv("CLEANUP_AGENT_OLDER_THAN"), *par = getenv("CLEANUP_AGENT_PARALLEL");
+  o->metrics = getenv("CLEANUP_AGENT_METRICS_FILE");
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    switch (c) {
+      case OPT_OLDER:
+        older = optarg;
+        break;
+      case OPT_DRY:
+        o->dry_run = true;
+        break;
+      case OPT_FORMAT:
+        if (ag_parse_format("gc", optarg, &o->json) < 0)
+          return AG_EXIT_USAGE;
+        break;
+      case OPT_METRICS:
+        o->metrics = optarg;
+        break;
+      case OPT_PARALLEL:
+        par = optarg;
+        break;
+      case 'h':
+        printf("Usage: cleanup-agent gc [--older-than DUR] [--dry-run] [--format table|json] [--metrics-file PATH]\n"
+               "                        [--parallel N]\n\n"
+               "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
+               "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; never images,\n"
+               "never anything without a valid io.cleanup-agent.session label, never io.cleanup-agent.keep=true.\n"
+               "Exit 0 when everything collectable went, 1 when something is left.\n");
+        return -1;
+      case ':':
+        fprintf(stderr, "cleanup-agent: gc: option '%s' needs a value\n", argv[optind - 1]);
+        return AG_EXIT_USAGE;
+      default:
+        fprintf(stderr, "cleanup-agent: gc: unknown option '%s'; see 'cleanup-agent gc --help'\n", argv[optind - 1]);
+        return AG_EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "cleanup-agent: gc: unexpected argument '%s'\n", argv[optind]);
+    return AG_EXIT_USAGE;
+  }
+  if ((older && ca_parse_duration(older, &o->older_than_usec, &err) < 0) ||
+      (par && ca_parse_uint(par, "--parallel", 1, 64, &parallel, &err) < 0)) {
+    fprintf(stderr, "cleanup-agent: gc: %s\n", err->msg);
+    return AG_EXIT_USAGE;
+  }
+  o->parallel = (unsigned)parallel;
+  return 0;
+}
+
+int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
+  struct gc_run g = {0};
+  int r = parse_gc_opts(argc, argv, &g.o);
+  if (r != 0)
+    return r < 0 ? AG_EXIT_OK : r;
+  _cleanup_error_ ca_error *err = NULL;
+  _cleanup_close_ int lock = -1;
+  int rc = AG_EXIT_FAILED;
+  uint64_t t0 = ca_now_monotonic_usec();
+  bool scan_failed = false;
+
+  if (ag_state_open(gl->state_dir, &g.env.state, &err) < 0 || ag_owner_self(&g.self, &err) < 0) {
+    ca_log_error("gc: %s", err->msg);
+    goto out;
+  }
+  if (take_gc_lock(g.env.state, &lock) < 0)
+    goto out;
+  g.ctx = (struct ag_rule_ctx){
+      .host = g.self.host,
+      .boot_id = g.self.boot_id,
+      .now = time(NULL),
+      .scan_started = time(NULL),
+      .older_than = g.o.older_than_usec / 1000000,
+      .session_state = state_of,
+      .process_alive = process_alive,
+      .userdata = &g,
+  };
+  struct dk_client_options dopts = {.host = gl->docker_host};
+  if (dk_client_new(&dopts, &g.env.dk, &err) < 0) {
+    ca_log_notice("gc: no Docker engine (%s): collecting cgroups and registry files only", err->msg);
+    ca_error_free(TAKE_PTR(err));
+  }
+  cg_root_options copts = {.root = gl->cgroup_root, .allow_process = true};
+  if (cg_root_open(&copts, &g.env.cg, &err) < 0) {
+    ca_log_warning("gc: %s", err->msg);
+    ca_error_free(TAKE_PTR(err));
+  }
+
+  for (enum gc_kind k = GC_CONTAINER; g.env.dk && k <= GC_VOLUME; k++)
+    if (scan_docker(&g, k, &err) < 0) {
+      ca_log_error("%s", err->msg);
+      ca_error_free(TAKE_PTR(err));
+      scan_failed = true;
+    }
+  if (scan_cgroups(&g, &err) < 0 || scan_registries(&g, &err) < 0) {
+    ca_log_error("%s", err->msg);
+    scan_failed = true;
+  }
+
+  if (!g.o.dry_run) {
+    g.progress_total = g.n;
+    g.progress = isatty(STDERR_FILENO) && g.n > PROGRESS_MIN_ITEMS;
+    for (enum gc_kind k = GC_CONTAINER; g.env.dk && k <= GC_VOLUME; k++)
+      remove_docker(&g, k);
+    remove_local(&g, GC_CGROUP);
+    remove_local(&g, GC_REGISTRY);
+    if (g.progress)
+      fputc('\n', stderr);
+  }
+  double duration = (double)(ca_now_monotonic_usec() - t0) / 1e6;
+  if (g.o.json)
+    print_json(&g, duration);
+  else
+    print_table(&g);
+
+  unsigned removed = 0, failed = 0;
+  for (int k = 0; k < GC_KINDS; k++) {
+    removed += g.removed[k];
+    failed += g.failed[k];
+  }
+  for (size_t i = 0; i < g.n; i++)
+    if (g.items[i].error)
+      ca_log_error("gc: left %s %s: %s", gc_kind_names[g.items[i].kind], g.items[i].id, g.items[i].error->msg);
+  if (g.o.dry_run)
+    ca_log_notice("gc: dry run: %zu item%s would be removed", g.n, g.n == 1 ? "" : "s");
+  else
+    ca_log_notice("gc: removed %u, left %u (%u containers, %u networks, %u volumes, %u cgroups, %u registry files "
+                  "removed) in %.2fs",
+                  removed, failed, g.removed[GC_CONTAINER], g.removed[GC_NETWORK], g.removed[GC_VOLUME],
+                  g.removed[GC_CGROUP], g.removed[GC_REGISTRY], duration);
+  bool success = failed == 0 && !scan_failed;
+  if (g.o.metrics && !g.o.dry_run)
+    write_metrics(&g, duration, success);
+  rc = success ? AG_EXIT_OK : AG_EXIT_FAILED;
+out:
+  for (size_t i = 0; i < g.n; i++) {
+    free(g.items[i].id);
+    free(g.items[i].name);
+    ca_error_free(g.items[i].error);
+  }
+  free(g.items);
+  dk_client_free(g.env.dk);
+  cg_root_free(g.env.cg);
+  ag_state_free(g.env.state);
+  return rc;
+}

@@ -1,0 +1,82 @@
+/* The collection rules of DESIGN.md as one pure function. */
+#include <string.h>
+
+#include "common.h"
+#include "rules.h"
+#include "session.h"
+
+const char *ag_rule_name(enum ag_rule r) {
+  switch (r) {
+    case AG_SPARE_NOT_OURS:
+      return "not-ours";
+    case AG_SPARE_KEEP:
+      return "keep";
+    case AG_SPARE_LIVE:
+      return "live";
+    case AG_SPARE_NEW:
+      return "new";
+    case AG_SPARE_UNPROVEN:
+      return "unproven";
+    case AG_SPARE_OWNER_ALIVE:
+      return "owner-alive";
+    case AG_RULE_NONE:
+      return "none";
+    case AG_RULE_DEAD_SESSION:
+      return "dead-session";
+    case AG_RULE_OWNER_GONE:
+      return "owner-gone";
+    case AG_RULE_REBOOTED:
+      return "rebooted";
+    case AG_RULE_EXPIRED:
+      return "expired";
+    case AG_RULE_OLDER_THAN:
+      return "older-than";
+  }
+  return "?";
+}
+
+/* A label value as a number, or false: a malformed value proves nothing. */
+static bool label_uint(const char *s, uint64_t max, uint64_t *ret) {
+  return s && ca_parse_uint(s, "label", 0, max, ret, NULL) == 0;
+}
+
+enum ag_rule ag_rule_match(const struct ag_rule_ctx *ctx, const struct ag_rule_input *in) {
+  if (!ag_session_id_valid(in->session))
+    return AG_SPARE_NOT_OURS;
+  if (in->keep && streq(in->keep, "true"))
+    return AG_SPARE_KEEP;
+  enum ag_session_state state = ctx->session_state(ctx->userdata, in->session);
+  if (state == AG_SESSION_ALIVE)
+    return AG_SPARE_LIVE;
+  /* Unknown creation time counts as new: what cannot be dated is not raced. */
+  if (in->created <= 0 || in->created > ctx->scan_started)
+    return AG_SPARE_NEW;
+
+  bool this_host = in->host && streq(in->host, ctx->host);
+  bool this_boot = this_host && in->boot_id && streq(in->boot_id, ctx->boot_id);
+
+  if (state == AG_SESSION_DEAD)
+    return AG_RULE_DEAD_SESSION;
+  if (this_host && in->boot_id && !this_boot)
+    return AG_RULE_REBOOTED;
+  /* The owner process, when the labels name this boot and parse: 1 still runs, -1 gone, 0 unknown. */
+  int owner = 0;
+  uint64_t pid, start, expires;
+  if (this_boot && label_uint(in->owner_pid, INT32_MAX, &pid) && pid > 0 &&
+      label_uint(in->owner_start, UINT64_MAX, &start))
+    owner = ctx->process_alive(ctx->userdata, (pid_t)pid, start) ? 1 : -1;
+  if (owner < 0)
+    return AG_RULE_OWNER_GONE;
+  if (label_uint(in->expires, INT64_MAX, &expires) && (int64_t)expires < ctx->now)
+    return AG_RULE_EXPIRED;
+  if (owner > 0)
+    return AG_SPARE_OWNER_ALIVE;
+  /* --older-than only judges sessions this host knows of: on a shared engine, another host's long session is not
+   * ours to end; expiry is the only rule for those. Age from the exit for stopped containers, else from creation. */
+  if (ctx->older_than && this_host) {
+    int64_t since = in->finished > 0 ? in->finished : in->created;
+    if (ctx->now - since >= (int64_t)ctx->older_than)
+      return AG_RULE_OLDER_THAN;
+  }
+  return AG_SPARE_UNPROVEN;
+}

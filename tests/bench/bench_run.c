@@ -1,0 +1,283 @@
+/* Benchmark of `cleanup-agent run` (not a ctest test: prints tables).
+ *
+ *   bench_run overhead [N]      run -- true against bare true, with and without a reachable engine (medians of N)
+ *   bench_run soak [CYCLES]     CYCLES runs of a leaky command; leaks and growth across them
+ *
+ * The agent binary comes from AG_BINARY (compiled in) or $CLEANUP_AGENT. Run as root on a host with an engine. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *agent;
+static char state_dir[64];
+static char cgroup_root[128];
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Runs argv with stdout/stderr to /dev/null (or to err_fd); returns wall ns, fills exit code and max RSS (KiB). */
+static uint64_t run_cmd(const char *const *argv, char *const *envp, int *ret_code, long *ret_maxrss) {
+  uint64_t t0 = now_ns();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open("/dev/null", O_WRONLY);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execve(argv[0], (char *const *)argv, envp); /* execve does not write to argv */
+    _exit(127);
+  }
+  int st;
+  struct rusage ru;
+  wait4(pid, &st, 0, &ru);
+  uint64_t t = now_ns() - t0;
+  if (ret_code)
+    *ret_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  if (ret_maxrss)
+    *ret_maxrss = ru.ru_maxrss;
+  return t;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median_ms(uint64_t *v, size_t n) {
+  qsort(v, n, sizeof(*v), cmp_u64);
+  return (n % 2 ? (double)v[n / 2] : (double)(v[n / 2 - 1] + v[n / 2]) / 2.0) / 1e6;
+}
+
+extern char **environ;
+
+static char **env_with(char *extra) {
+  size_t n = 0;
+  while (environ[n])
+    n++;
+  char **e = calloc(n + 2, sizeof(char *));
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!extra || strncmp(environ[i], "DOCKER_HOST=", 12) != 0)
+      e[k++] = environ[i];
+  if (extra)
+    e[k++] = extra;
+  return e;
+}
+
+static double measure(const char *const *argv, char *const *envp, size_t n) {
+  uint64_t *v = calloc(n, sizeof(*v));
+  for (size_t i = 0; i < 3; i++) /* warm caches */
+    run_cmd(argv, envp, NULL, NULL);
+  for (size_t i = 0; i < n; i++) {
+    int code;
+    v[i] = run_cmd(argv, envp, &code, NULL);
+    if (code != 0) {
+      fprintf(stderr, "bench_run: %s exited %d\n", argv[0], code);
+      exit(1);
+    }
+  }
+  double m = median_ms(v, n);
+  free(v);
+  return m;
+}
+
+static int overhead(size_t n) {
+  const char *bare[] = {"/bin/true", NULL};
+  const char *wrapped[] = {agent, "--state-dir", state_dir, "--cgroup-root", cgroup_root, "run",
+                           "--",  "/bin/true",   NULL};
+  char **with_engine = env_with(NULL);
+  static char no_engine_var[] = "DOCKER_HOST=unix:///nonexistent/docker.sock";
+  char **no_engine = env_with(no_engine_var);
+  double t_bare = measure(bare, with_engine, n);
+  double t_engine = measure(wrapped, with_engine, n);
+  double t_none = measure(wrapped, no_engine, n);
+  printf("\n### run -- true: added time (median of %zu runs each)\n\n", n);
+  printf("| command | median | added over bare | target |\n|---|---|---|---|\n");
+  printf("| `true` (bare, the limit) | %.2f ms | - | - |\n", t_bare);
+  printf("| `cleanup-agent run -- true`, no engine | %.2f ms | %.2f ms | < 5 ms |\n", t_none, t_none - t_bare);
+  printf("| `cleanup-agent run -- true`, engine reachable | %.2f ms | %.2f ms | < 10 ms |\n", t_engine,
+         t_engine - t_bare);
+  printf("\nReproduce: `build/tests/bench/bench_run overhead %zu` (as root, engine running).\n", n);
+  free(with_engine);
+  free(no_engine);
+  return 0;
+}
+
+static int count_dir(const char *path, const char *prefix) {
+  DIR *d = opendir(path);
+  if (!d)
+    return 0;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (de->d_name[0] != '.' && (!prefix || strncmp(de->d_name, prefix, strlen(prefix)) == 0))
+      n++;
+  closedir(d);
+  return n;
+}
+
+static int count_fds(pid_t pid) {
+  char p[64];
+  snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
+  return count_dir(p, NULL);
+}
+
+static pid_t find_dockerd(void) {
+  FILE *f = fopen("/var/run/docker.pid", "r");
+  int pid = 0;
+  if (f) {
+    if (fscanf(f, "%d", &pid) != 1)
+      pid = 0;
+    fclose(f);
+  }
+  return pid;
+}
+
+/* Processes whose environment carries CLEANUP_AGENT_BENCH=soak (the leaky command's whole tree). */
+static int count_marked_processes(void) {
+  DIR *d = opendir("/proc");
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] < '0' || de->d_name[0] > '9')
+      continue;
+    char p[300], buf[65536];
+    snprintf(p, sizeof(p), "/proc/%s/environ", de->d_name);
+    int fd = open(p, O_RDONLY);
+    if (fd < 0)
+      continue;
+    ssize_t len = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (len > 0 && memmem(buf, (size_t)len, "CLEANUP_AGENT_BENCH=soak", 24))
+      n++;
+  }
+  closedir(d);
+  return n;
+}
+
+static int count_shm(void) {
+  return count_dir("/dev/shm", "cleanup-agent-bench-");
+}
+
+static int count_containers(void) {
+  FILE *p = popen("docker ps -aq --filter label=io.cleanup-agent.bench=soak | wc -l", "r");
+  int n = -1;
+  if (p) {
+    if (fscanf(p, "%d", &n) != 1)
+      n = -1;
+    pclose(p);
+  }
+  return n;
+}
+
+static int soak(size_t cycles) {
+  char script[128];
+  snprintf(script, sizeof(script), "%s/leaky.sh", state_dir);
+  FILE *f = fopen(script, "w");
+  /* Leaks of every kind the soak counts: background and setsid processes that ignore SIGTERM, a /dev/shm segment
+   * under --private-tmp, and every tenth cycle a container labeled with the session. */
+  fprintf(f, "#!/bin/sh\n"
+             "( trap '' TERM; sleep 1000 & ) &\n"
+             "setsid sh -c 'trap \"\" TERM; sleep 1000' &\n"
+             "sleep 1000 &\n"
+             "echo x > /dev/shm/cleanup-agent-bench-$$\n"
+             "if [ \"$WITH_CONTAINER\" = 1 ]; then docker run -d --network none --label "
+             "io.cleanup-agent.session=$CLEANUP_AGENT_SESSION --label io.cleanup-agent.bench=soak "
+             "cleanup-test/busybox:latest sleep 1000 >/dev/null; fi\n"
+             "exit 0\n");
+  fclose(f);
+  chmod(script, 0755);
+  const char *argv[] = {agent, "--state-dir",   state_dir, "--cgroup-root", cgroup_root,
+                        "run", "--private-tmp", "--",      script,          NULL};
+  static char bench_var[] = "CLEANUP_AGENT_BENCH=soak", container_var[] = "WITH_CONTAINER=1";
+  char **env_plain = env_with(bench_var);
+  size_t n = 0;
+  while (env_plain[n])
+    n++;
+  char **env_container = calloc(n + 2, sizeof(char *));
+  memcpy(env_container, env_plain, n * sizeof(char *));
+  env_container[n] = container_var;
+  /* env_with drops DOCKER_HOST when it adds a variable: put it back for both. */
+  const char *dh = getenv("DOCKER_HOST");
+  static char dh_var[512];
+  if (dh) {
+    snprintf(dh_var, sizeof(dh_var), "DOCKER_HOST=%s", dh);
+    env_plain[n] = dh_var;
+    env_container[n + 1] = dh_var;
+  }
+
+  pid_t dockerd = find_dockerd();
+  int fds0 = count_fds(getpid()), dfds0 = dockerd ? count_fds(dockerd) : -1;
+  long rss_first = 0, rss_last = 0;
+  uint64_t t0 = now_ns();
+  int failures = 0;
+  for (size_t i = 0; i < cycles; i++) {
+    int code;
+    long rss;
+    run_cmd(argv, i % 10 == 9 ? env_container : env_plain, &code, &rss);
+    if (code != 0)
+      failures++;
+    if (i < 10 && rss > rss_first)
+      rss_first = rss;
+    if (i >= cycles - 10 && rss > rss_last)
+      rss_last = rss;
+  }
+  double secs = (double)(now_ns() - t0) / 1e9;
+  usleep(200 * 1000);
+  int fds1 = count_fds(getpid()), dfds1 = dockerd ? count_fds(dockerd) : -1;
+  int procs = count_marked_processes(), cgroups = count_dir(cgroup_root, "run-");
+  char sessions[128];
+  snprintf(sessions, sizeof(sessions), "%s/sessions", state_dir);
+  int registry = count_dir(sessions, NULL), shm = count_shm(), containers = count_containers();
+
+  printf("\n### Soak: %zu `run --private-tmp` cycles of a leaky command (%.1f s, %zu containers)\n\n", cycles, secs,
+         cycles / 10);
+  printf("| measure | result | target |\n|---|---|---|\n");
+  printf("| cycles that failed | %d | 0 |\n", failures);
+  printf("| FD delta of the caller | %d | 0 |\n", fds1 - fds0);
+  printf("| FD delta of dockerd | %d | 0 (50-cycle soaks allow 5) |\n", dockerd ? dfds1 - dfds0 : 0);
+  printf("| agent max RSS, first 10 vs last 10 cycles | %ld KiB vs %ld KiB (%+.2f%%) | growth < 1%% |\n", rss_first,
+         rss_last, rss_first ? 100.0 * (double)(rss_last - rss_first) / (double)rss_first : 0.0);
+  printf("| leaked processes | %d | 0 |\n", procs);
+  printf("| leaked cgroups | %d | 0 |\n", cgroups);
+  printf("| leaked registry files | %d | 0 |\n", registry);
+  printf("| leaked /dev/shm segments | %d | 0 |\n", shm);
+  printf("| leaked containers | %d | 0 |\n", containers);
+  printf("\nReproduce: `build/tests/bench/bench_run soak %zu` (as root, engine running).\n", cycles);
+  free(env_plain);
+  free(env_container);
+  return failures || procs || cgroups || registry || shm || containers ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  agent = getenv("CLEANUP_AGENT") ? getenv("CLEANUP_AGENT") : AG_BINARY;
+  if (argc < 2 || (strcmp(argv[1], "overhead") != 0 && strcmp(argv[1], "soak") != 0)) {
+    fprintf(stderr, "usage: bench_run overhead [N] | soak [CYCLES]\n");
+    return 2;
+  }
+  strcpy(state_dir, "/tmp/bench-run-XXXXXX");
+  if (!mkdtemp(state_dir))
+    return 1;
+  const char *cg2 =
+      access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) == 0 ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+  snprintf(cgroup_root, sizeof(cgroup_root), "%s/cleanup-agent-bench-%d", cg2, (int)getpid());
+  int r = strcmp(argv[1], "overhead") == 0 ? overhead(argc > 2 ? (size_t)atoi(argv[2]) : 200)
+                                           : soak(argc > 2 ? (size_t)atoi(argv[2]) : 1000);
+  rmdir(cgroup_root);
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", state_dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "bench_run: could not remove %s\n", state_dir);
+  return r;
+}
