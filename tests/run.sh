@@ -1,0 +1,250 @@
+#!/bin/bash
+# tests/run.sh: the test command. As root on a fresh Debian 12 machine it, by itself:
+#   1. installs what is missing (apt-get),
+#   2. brings up the real things: a Docker engine (started here only when none answers, stopped at the end only
+#      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots,
+#   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON),
+#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/).
+# It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
+#
+# Options:  --env-only   steps 1 and 2 only (bring the environment up, check it, tear down what was started)
+# Environment (optional):
+#   DOCKER_HOST=unix:///path   the engine's socket (default /var/run/docker.sock)
+#   AG_ENGINE_ROOT=DIR         start a private engine under DIR (its own data root, exec root and pid file) when
+#                              none answers; for testing this script next to a host engine
+#   AG_ENGINE_WAIT=SEC         how long to wait for a started engine to answer (default 60)
+#   ASAN_OPTIONS, UBSAN_OPTIONS override the defaults used for build-asan/
+set -euo pipefail
+
+prog=tests/run.sh
+repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+env_only=0
+for arg in "$@"; do
+    case $arg in
+    --env-only) env_only=1 ;;
+    -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) echo "$prog: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '\n==> %s\n' "$*"; }
+packages=(build-essential cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
+    docker.io busybox-static qemu-system-x86 linux-image-cloud-amd64 cpio libhttp-parser-dev clang)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cleanup-agent-tests.XXXXXX")
+# Steps 1 and 2 (packages, the Docker engine, the test image) are shared with deploy/quickstart.sh.
+# shellcheck source-path=SCRIPTDIR/.. source=deploy/env.sh
+source "$repo/deploy/env.sh"
+failures=()        # one line per failed step
+phase_names=()
+phase_secs=()
+passed_total=0
+failed_total=0
+
+on_exit() {
+    local rc=$?
+    stop_engine
+    if ((policy_installed)); then rm -f /usr/sbin/policy-rc.d; fi
+    rm -rf -- "$work"
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# phase NAME CMD...: runs one step, records its time, and records a failure instead of stopping, so one run
+# reports everything that is wrong.
+phase() {
+    local name=$1
+    shift
+    say "$name"
+    local start=$SECONDS rc=0
+    "$@" || rc=$?
+    phase_names+=("$name")
+    phase_secs+=($((SECONDS - start)))
+    if ((rc != 0)); then
+        failures+=("$name")
+        note "FAILED: $name"
+    fi
+    return "$rc"
+}
+
+# The proof the docker suites need: a container from the image runs without a network, under memory and pids
+# limits, as root and as an unprivileged user.
+check_image() {
+    import_image || return 1
+    local out
+    check_containers_gone=1
+    out=$(docker_cli run --rm --network none --memory 64m --pids-limit 64 --label io.cleanup-test=env-check \
+        "$image" /bin/sh -c 'echo container-ok') || true
+    if [[ $out != container-ok ]]; then
+        echo "$prog: the engine on $socket cannot run a container from $image (got '${out}')" >&2
+        return 1
+    fi
+    out=$(docker_cli run --rm --network none --user 65534:65534 --init --label io.cleanup-test=env-check \
+        "$image" /bin/sh -c 'test -x /bin/busybox && echo user-ok') || true
+    if [[ $out != user-ok ]]; then
+        echo "$prog: a non-root container (--init --user 65534) from $image does not run (got '${out}')" >&2
+        return 1
+    fi
+    echo "containers from $image run (as root, and as user 65534 with --init)"
+}
+
+# --rm does not remove a container that failed to start; sweep what the checks above left, by their label.
+remove_check_containers() {
+    local ids
+    ids=$(docker_cli ps -aq --filter label=io.cleanup-test=env-check 2>/dev/null || true)
+    if [[ -n $ids ]]; then
+        # shellcheck disable=SC2086 # one id per word
+        docker_cli rm -f $ids >/dev/null 2>&1 || true
+    fi
+}
+
+# The VM suites need qemu, the cloud kernel and busybox; booting a trivial binary proves all three.
+check_vm() {
+    local rc=0
+    tests/vm/run-in-vm.sh /bin/true 2>&1 | tee "$work/vm-check.log" || rc=$?
+    vm_timing=$(sed -n 's/^run-in-vm: PASS true (\(.*\))$/\1/p' "$work/vm-check.log")
+    return "$rc"
+}
+
+# --- 3. and 4. builds and tests ------------------------------------------------------------------------------
+# configure DIR -D...: Ninja for a new build dir; an existing one keeps the generator it was made with.
+configure() {
+    local dir=$1
+    shift
+    local gen=(-G Ninja)
+    [[ ! -f $dir/CMakeCache.txt ]] || gen=()
+    cmake -S "$repo" -B "$dir" "${gen[@]}" -DAG_TESTS=ON "$@"
+}
+
+# build DIR: builds everything it can (keep going past a failed target, so the tests of the rest still run).
+build() {
+    local dir=$1 keep=()
+    grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$dir/CMakeCache.txt" && keep=(-- -k 0)
+    cmake --build "$dir" "${keep[@]}"
+}
+
+build_normal() {
+    configure build -DAG_WERROR=ON -DAG_SANITIZE=OFF || return 1
+    configured+=(build)
+    build build || return 1
+    [[ -x build/cleanup-agent ]] || { echo "$prog: the build did not produce build/cleanup-agent" >&2; return 1; }
+}
+
+build_asan() {
+    configure build-asan -DAG_WERROR=ON -DAG_SANITIZE=ON || return 1
+    configured+=(build-asan)
+    build build-asan
+}
+
+# ctest_group DIR JOBS LABEL-ARGS...: one ctest run; adds its counts to the totals.
+ctest_group() {
+    local dir=$1 jobs=$2
+    shift 2
+    local log=$work/ctest.log rc=0
+    # pipefail: the pipeline's status is ctest's.
+    ctest --test-dir "$dir" --output-on-failure --no-tests=ignore -j "$jobs" "$@" 2>&1 | tee "$log" || rc=$?
+    if grep -q '^Total Test time' "$log"; then :; else echo "(no tests with these labels)"; fi
+    local line total failed
+    line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+    if [[ -n $line ]]; then
+        failed=$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")
+        total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+        passed_total=$((passed_total + total - failed))
+        failed_total=$((failed_total + failed))
+    elif ((rc != 0)); then
+        failed_total=$((failed_total + 1)) # ctest itself failed before running anything
+    fi
+    return "$rc"
+}
+
+# A label that must have tests in DIR: an environment proof that silently vanished is a failure.
+require_label() {
+    local dir=$1 label=$2 n
+    n=$(ctest --test-dir "$dir" -N -L "^${label}\$" | sed -nE 's/^Total Tests: ([0-9]+)$/\1/p')
+    if [[ ${n:-0} -eq 0 ]]; then
+        echo "$prog: $dir has no test labeled '$label'" >&2
+        return 1
+    fi
+}
+
+test_normal() {
+    local rc=0
+    require_label build unit || rc=1
+    require_label build docker || rc=1
+    require_label build vm || rc=1
+    # Host cgroup and VM suites one at a time (the VM tests are RUN_SERIAL too); the rest two at a time.
+    echo "--- build/: all labels but cgroup and vm (-j2)"
+    ctest_group build 2 -LE '^(cgroup|vm)$' || rc=1
+    echo "--- build/: cgroup (-j1)"
+    ctest_group build 1 -L '^cgroup$' || rc=1
+    echo "--- build/: vm (-j1)"
+    ctest_group build 1 -L '^vm$' || rc=1
+    # ctest keeps a passing test's output to itself; the harness's timing line is worth seeing.
+    grep -ah '^run-in-vm: ' build/Testing/Temporary/LastTest.log 2>/dev/null || true
+    return "$rc"
+}
+
+test_asan() {
+    local rc=0
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+    echo "ASAN_OPTIONS=$ASAN_OPTIONS"
+    echo "UBSAN_OPTIONS=$UBSAN_OPTIONS"
+    echo "--- build-asan/: unit and docker (-j2)"
+    ctest_group build-asan 2 -L '^(unit|docker)$' -LE '^(cgroup|vm)$' || rc=1
+    echo "--- build-asan/: cgroup (-j1)"
+    ctest_group build-asan 1 -L '^cgroup$' -LE '^vm$' || rc=1
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+    return "$rc"
+}
+
+# --- main ----------------------------------------------------------------------------------------------------
+run_start=$SECONDS
+note "repo $repo, $(uname -r), $(nproc) CPUs, running as $(id -un)"
+
+if ! phase "packages" install_packages; then
+    # Nothing below can work without them.
+    note "FAIL: required packages are missing"
+    exit 1
+fi
+export DOCKER_HOST="unix://$socket"
+check_containers_gone=0
+phase "docker engine" start_engine && phase "test image" check_image || true
+if ((check_containers_gone)); then remove_check_containers; fi
+phase "vm boot" check_vm || true
+
+if ((!env_only)); then
+    # Tests run after a failed build too, when this run configured it: a test whose binary is missing counts as
+    # failed, and the others still say what works.
+    configured=()
+    phase "build (build/, AG_WERROR)" build_normal || true
+    if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
+    phase "build (build-asan/, AG_SANITIZE)" build_asan || true
+    if [[ " ${configured[*]} " == *" build-asan "* ]]; then phase "tests (build-asan/)" test_asan || true; fi
+fi
+
+if ((${#failures[@]})) && [[ -n $engine_pid && -s $work/dockerd.log ]]; then
+    say "dockerd log (last 30 lines), since something failed"
+    tail -n 30 "$work/dockerd.log" || true
+fi
+stop_engine # here rather than only in the exit trap, so the summary below is the last thing printed
+
+say "summary"
+for i in "${!phase_names[@]}"; do
+    status=ok
+    for f in "${failures[@]+"${failures[@]}"}"; do [[ $f == "${phase_names[$i]}" ]] && status=FAILED; done
+    printf '  %-36s %6s s  %s\n' "${phase_names[$i]}" "${phase_secs[$i]}" "$status"
+done
+printf '  %-36s %6s s\n' "total" $((SECONDS - run_start))
+if [[ -n ${vm_timing:-} ]]; then echo "  VM: $vm_timing"; fi
+if ((${#failures[@]})); then
+    note "FAIL: ${failures[*]}"
+else
+    note "PASS"
+fi
+echo "$passed_total passed, $failed_total failed"
+((${#failures[@]} == 0))
