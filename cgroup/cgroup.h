@@ -1,0 +1,252 @@
+/* cgroup: one cgroup leaf per session that places, limits, kills and measures a whole process tree.
+ * The one public header of the module. Tracking and killing happen on the cgroup v2 hierarchy whenever one is
+ * mounted (hybrid hosts included); limits go to v2 controllers, or on hybrid hosts to the v1 memory, pids and cpu
+ * hierarchies in leaves of the same name. Without any writable cgroup the module falls back to process tracking
+ * (subreaper + process group + /proc walk verified by start time) and says so through cg_root_tracking().
+ * Functions never print and never exit: they return a negative errno and fill ca_error. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common.h"
+
+/* ---- modes and roots --------------------------------------------------------------------------------------- */
+
+/* How cgroups are mounted on this host. */
+enum cg_mode {
+  CG_MODE_NONE = 0, /* no cgroup filesystem at all */
+  CG_MODE_LEGACY,   /* v1 controllers only */
+  CG_MODE_HYBRID,   /* v1 controllers plus a cgroup2 mount (usually /sys/fs/cgroup/unified) */
+  CG_MODE_UNIFIED,  /* pure cgroup v2 at /sys/fs/cgroup */
+};
+const char *cg_mode_name(enum cg_mode mode);
+
+/* How sessions are tracked and killed once a root is open. */
+enum cg_tracking {
+  CG_TRACK_CGROUP = 0, /* a cgroup leaf per session: exact */
+  CG_TRACK_PROCESS,    /* no writable cgroup: subreaper + process group + /proc walk verified by start time */
+};
+const char *cg_tracking_name(enum cg_tracking tracking);
+
+/* Where the v1 leaves go on hybrid and legacy hosts. */
+enum cg_v1_parent {
+  CG_V1_PARENT_OWN = 0, /* under the agent's own v1 cgroup of each hierarchy (default: stays inside the job's
+                         * limits, and the only writable place inside most containers) */
+  CG_V1_PARENT_ROOT,    /* under the root of each v1 hierarchy */
+};
+
+/* Options of cg_root_open. Zero-initialise and set what you need; every path is a runtime parameter so tests can
+ * point the module at temp dirs. */
+typedef struct cg_root_options {
+  const char *root;   /* --cgroup-root: absolute path of the root of the session leaves inside the cgroup2 (or,
+                       * on legacy hosts, the v1 pids/memory) mount; NULL picks a delegated subtree the agent runs
+                       * under, else <mount>/cleanup-agent.slice */
+  const char *proc;   /* procfs mount, "/proc" when NULL */
+  bool force_process; /* use CG_TRACK_PROCESS even when a cgroup is writable (tests, --no-cgroup) */
+  bool allow_process; /* fall back to CG_TRACK_PROCESS when no cgroup is writable instead of failing */
+  enum cg_v1_parent v1_parent;
+  bool avoid_cgroup_kill; /* kill by freeze + verified pidfd walk even where cgroup.kill exists (tests, benchmarks) */
+} cg_root_options;
+
+/* An opened root: the mounts, the chosen root directory and what its controllers can do. */
+typedef struct cg_root cg_root;
+
+/* Detects the mode, selects and creates the root (mkdir -p), checks that it is writable and enables the memory,
+ * pids and cpu controllers available along the path from the mount to the root (retrying EBUSY, then one at a
+ * time). Fails with a message that says what to do when nothing writable is found and !allow_process. */
+int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err);
+void cg_root_free(cg_root *root);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cg_root *, cg_root_free)
+#define _cleanup_cg_root_ _cleanup_(cg_root_freep)
+
+enum cg_mode cg_root_mode(const cg_root *root);
+enum cg_tracking cg_root_tracking(const cg_root *root);
+/* Why process tracking is in use ("cannot write /sys/fs/cgroup/...: permission denied"), NULL with cgroups. */
+const char *cg_root_fallback_reason(const cg_root *root);
+/* Absolute path of the directory holding the run-* leaves; NULL under process tracking. */
+const char *cg_root_path(const cg_root *root);
+/* Whether a limit of this kind can be applied ("memory", "pids", "cpu"), through v2 or the v1 hierarchies. */
+bool cg_root_can_limit(const cg_root *root, const char *controller);
+
+/* The session ids (32 lowercase hex) of the run-<id> leaves under the root; a NULL-terminated list, caller frees
+ * with ca_strv_free. Names that are not run-<32 hex> are skipped. Empty under process tracking. */
+int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err);
+
+/* Removes the root directory and the v1 parents when they hold no leaves (tests, uninstall); EBUSY otherwise. */
+int cg_root_remove(cg_root *root, ca_error **err);
+
+/* True when s is a session id: exactly 32 lowercase hex characters. */
+bool cg_session_id_valid(const char *s);
+
+/* ---- session leaves ---------------------------------------------------------------------------------------- */
+
+/* Limits written before the child runs; 0 means "no limit". A limit that cannot be applied is an error. */
+typedef struct cg_limits {
+  uint64_t memory_max; /* bytes; swap is limited to 0 along with it */
+  uint64_t pids_max;
+  double cpus; /* fractional CPUs: cpu.max = cpus * 100000 per 100000 period */
+} cg_limits;
+
+/* One session: the v2 leaf <root>/run-<id> (plus v1 leaves of the same name on hybrid hosts), or the process
+ * tracker when no cgroup is writable. */
+typedef struct cg_leaf cg_leaf;
+
+/* Creates run-<session_id> with the limits applied and tags it (user.io.cleanup-agent.session xattr). Fails with
+ * EEXIST when the leaf exists already. Under process tracking it makes the caller a child subreaper, and any limit
+ * is an ENOTSUP error. */
+int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limits, cg_leaf **ret, ca_error **err);
+/* Opens an existing leaf (for gc and kill of another session); ENOENT when it does not exist. */
+int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error **err);
+/* Closes the handle; the cgroup stays (see cg_leaf_remove). */
+void cg_leaf_free(cg_leaf *leaf);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cg_leaf *, cg_leaf_free)
+#define _cleanup_cg_leaf_ _cleanup_(cg_leaf_freep)
+
+/* Absolute path of the v2 (or tracking v1) leaf; NULL under process tracking. */
+const char *cg_leaf_path(const cg_leaf *leaf);
+
+/* ---- spawn ------------------------------------------------------------------------------------------------- */
+
+/* ca_error.detail of a cg_spawn failure that comes from the command itself (execve failed or the program was not
+ * found): code is ENOENT for "not found" (exit 127) and EACCES, ENOEXEC, ... for "not executable" (exit 126). */
+#define CG_ERROR_DETAIL_EXEC 1
+
+typedef struct cg_spawn_options {
+  char *const *argv;    /* argv[0] is looked up in PATH (from envp, else the agent's) when it holds no '/' */
+  char *const *envp;    /* NULL: the agent's environment */
+  const char *cwd;      /* NULL: the agent's */
+  bool join_after_fork; /* skip clone3(CLONE_INTO_CGROUP): fork, join, exec (tests and benchmarks) */
+} cg_spawn_options;
+
+typedef struct cg_process {
+  pid_t pid;
+  int pidfd;              /* close-on-exec; -1 on kernels without pidfds; caller closes */
+  uint64_t start_time;    /* field 22 of /proc/<pid>/stat */
+  bool clone_into_cgroup; /* placed by clone3(CLONE_INTO_CGROUP) rather than by joining after fork */
+} cg_process;
+
+/* Starts the command inside the leaf: the child is in the v2 leaf (and the v1 leaves) before it runs a single
+ * instruction of the command, in its own process group, with default signal dispositions and an empty signal
+ * mask. On failure nothing is left running; the child is reaped. */
+int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_error **err);
+
+/* ---- signal, kill, wait ------------------------------------------------------------------------------------ */
+
+/* Sends sig to every process of the leaf (the graceful phase), each one verified as a member through a pidfd
+ * before it is signalled. Returns the number of processes signalled. */
+int cg_leaf_signal_all(cg_leaf *leaf, int sig, ca_error **err);
+/* Kills every process of the leaf (cgroup.kill, else freeze + verified pidfd kills + thaw, repeated) and waits until
+ * it is empty or timeout_usec passed (ETIMEDOUT names how many processes are left). */
+int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
+/* Waits until the leaf holds no process (cgroup.events "populated 0"), ETIMEDOUT after timeout_usec. */
+int cg_leaf_wait_empty(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
+
+typedef struct cg_proc_info {
+  pid_t pid;
+  uint64_t start_time;
+  char comm[17];
+} cg_proc_info;
+
+/* The processes in the leaf now (zombies excluded), for "3 processes outlived the command: sleep (pid 123), ...".
+ * Caller frees *ret_procs. */
+int cg_leaf_list_processes(cg_leaf *leaf, cg_proc_info **ret_procs, size_t *ret_count, ca_error **err);
+
+/* ---- stats ------------------------------------------------------------------------------------------------- */
+
+typedef struct cg_stats {
+  bool has_memory;         /* memory_peak and oom_kills are meaningful */
+  uint64_t memory_current; /* bytes in use now: memory.current (v2), memory.usage_in_bytes (v1) */
+  uint64_t memory_peak;    /* bytes: memory.peak (v2), memory.max_usage_in_bytes (v1), else highest sample */
+  uint64_t oom_kills;      /* processes killed by the OOM killer inside the leaf since creation */
+  bool has_pids;
+  uint64_t pids_limit_hits; /* forks refused at pids.max since creation */
+  bool has_cpu;
+  uint64_t cpu_usage_usec; /* user + system CPU time of the whole tree */
+  uint64_t cpu_throttled;  /* periods in which cpu.max throttled the tree */
+  uint64_t cpu_throttled_usec;
+  uint64_t nr_processes; /* processes in the leaf now */
+} cg_stats;
+
+/* Reads the stats of the leaf (all fields zero with has_* false under process tracking). */
+int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err);
+/* Records memory.current as a peak candidate, for kernels without memory.peak; callers sample it periodically. */
+void cg_leaf_sample(cg_leaf *leaf);
+
+/* Removes the leaf bottom-up (sub-cgroups the command created first, v1 leaves too) with bounded backoff on EBUSY.
+ * The leaf must be empty: call cg_leaf_kill_all first. The handle stays valid for cg_leaf_free. */
+int cg_leaf_remove(cg_leaf *leaf, ca_error **err);
+
+/* ---- process identity -------------------------------------------------------------------------------------- */
+
+/* Signals pid only when it is still the process that started at start_time (field 22 of /proc/<pid>/stat): opens a
+ * pidfd first, then checks the start time, then signals through the pidfd, so a reused pid is never hit.
+ * Returns 0, or -ESRCH (with err) when the process is gone or the pid now names another process. */
+int cg_signal_verified(const char *proc, pid_t pid, uint64_t start_time, int sig, ca_error **err);
+
+/* ---- parsers (buffers in, no I/O) ------------------------------------------------------------------------- */
+
+/* The cgroup mounts found in /proc/self/mountinfo. Paths are malloc'ed; free with cg_mounts_done. */
+typedef struct cg_mounts {
+  char *unified;   /* cgroup2 mount point, NULL if none */
+  char *v1_memory; /* v1 hierarchies that carry each controller, NULL if none */
+  char *v1_pids;
+  char *v1_cpu;
+  char *v1_freezer;
+  size_t v1_count; /* number of v1 mounts of any controller (legacy/hybrid detection) */
+} cg_mounts;
+int cg_parse_mountinfo(const char *text, cg_mounts *ret, ca_error **err);
+void cg_mounts_done(cg_mounts *m);
+
+/* The fields of /proc/<pid>/stat the module needs; comm may hold spaces and parentheses. */
+typedef struct cg_proc_stat {
+  pid_t pid;
+  char comm[17];
+  char state;
+  pid_t ppid;
+  pid_t pgrp;
+  pid_t session;
+  uint64_t start_time; /* field 22, clock ticks since boot */
+} cg_proc_stat;
+int cg_parse_proc_stat(const char *text, cg_proc_stat *ret, ca_error **err);
+
+/* /proc/<pid>/cgroup: the v2 path ("0::/x") and the v1 paths of the memory, pids and cpu hierarchies. */
+typedef struct cg_proc_cgroup {
+  char *unified;
+  char *v1_memory;
+  char *v1_pids;
+  char *v1_cpu;
+} cg_proc_cgroup;
+int cg_parse_proc_cgroup(const char *text, cg_proc_cgroup *ret, ca_error **err);
+void cg_proc_cgroup_done(cg_proc_cgroup *c);
+
+/* cgroup.events. */
+typedef struct cg_events {
+  bool populated;
+  bool frozen;
+} cg_events;
+int cg_parse_events(const char *text, cg_events *ret, ca_error **err);
+
+/* memory.events (v2) or memory.oom_control (v1): the counters the stats need; missing keys read as 0 except
+ * oom_kill, which both files carry on every supported kernel. */
+typedef struct cg_memory_events {
+  uint64_t oom;
+  uint64_t oom_kill;
+  uint64_t max;
+} cg_memory_events;
+int cg_parse_memory_events(const char *text, cg_memory_events *ret, ca_error **err);
+
+/* cpu.stat: v2 (usage_usec, nr_throttled, throttled_usec) or v1 (nr_throttled, throttled_time in ns). */
+typedef struct cg_cpu_stat {
+  uint64_t usage_usec;
+  uint64_t nr_periods;
+  uint64_t nr_throttled;
+  uint64_t throttled_usec;
+} cg_cpu_stat;
+int cg_parse_cpu_stat(const char *text, cg_cpu_stat *ret, ca_error **err);
+
+/* The value of "key N" in a flat-keyed file (pids.events, memory.stat, ...). ENOENT when key is missing, EINVAL
+ * on a malformed line or number. */
+int cg_parse_keyed(const char *text, const char *key, uint64_t *ret, ca_error **err);

@@ -1,0 +1,160 @@
+/* Process tracking, for hosts where no cgroup is writable: weaker than a cgroup, and the caller says so.
+ *
+ * The agent becomes a child subreaper, so whatever the command's tree orphans (double forks, setsid daemons) is
+ * reparented to the agent instead of init. A walk of /proc then finds the tree: a process belongs to the session when
+ *   - it is the main process (pid and start time recorded at spawn), or
+ *   - it is in the main process's process group and started after it, or
+ *   - its parent belongs to the session and it started no earlier than that parent, or
+ *   - its parent is the agent and it started no earlier than the main process (an orphan reparented to us; the
+ *     agent's own helpers must be forked before cg_spawn), or
+ *   - it was found in an earlier walk and still has the same start time.
+ * Every process is signalled through a pidfd after its start time was checked, so a reused pid is never hit.
+ * What escapes this (a process that re-parents across a walk before we saw it, a daemon started via another
+ * service) is why cgroups are preferred. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "cgroup-internal.h"
+
+int cg_track_start(cg_leaf *leaf, ca_error **err) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+    return ca_error_set_errno(err, errno, "cannot become a child subreaper");
+  leaf->owner_pid = getpid();
+  return 0;
+}
+
+struct pinfo {
+  cg_proc_stat st;
+  bool member;
+};
+
+static int cmp_pid(const void *a, const void *b) {
+  const struct pinfo *x = a, *y = b;
+  return (x->st.pid > y->st.pid) - (x->st.pid < y->st.pid);
+}
+
+static struct pinfo *find(struct pinfo *all, size_t n, pid_t pid) {
+  struct pinfo key = {.st.pid = pid};
+  return bsearch(&key, all, n, sizeof(*all), cmp_pid);
+}
+
+static bool was_tracked(const cg_leaf *leaf, const cg_proc_stat *st) {
+  for (size_t i = 0; i < leaf->n_tracked; i++)
+    if (leaf->tracked[i].pid == st->pid && leaf->tracked[i].start_time == st->start_time)
+      return true;
+  return false;
+}
+
+int cg_track_scan(cg_leaf *leaf, ca_error **err) {
+  if (leaf->main_pid <= 0) {
+    leaf->n_tracked = 0;
+    return 0;
+  }
+  DIR *d = opendir(leaf->root->proc);
+  if (!d)
+    return ca_error_set_errno(err, errno, "cannot list %s", leaf->root->proc);
+  struct pinfo *all = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    if (*end || pid <= 0)
+      continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 256;
+      struct pinfo *grown = realloc(all, cap * sizeof(*all));
+      if (!grown) {
+        free(all);
+        closedir(d);
+        return ca_error_set(err, ENOMEM, "out of memory");
+      }
+      all = grown;
+    }
+    if (cg_proc_read_stat(leaf->root->proc, (pid_t)pid, &all[n].st, NULL) == 0) {
+      all[n].member = false;
+      n++;
+    }
+  }
+  closedir(d);
+  qsort(all, n, sizeof(*all), cmp_pid);
+
+  for (size_t i = 0; i < n; i++) {
+    cg_proc_stat *st = &all[i].st;
+    all[i].member = (st->pid == leaf->main_pid && st->start_time == leaf->main_start) ||
+                    (st->pgrp == leaf->main_pid && st->start_time >= leaf->main_start) ||
+                    (st->ppid == leaf->owner_pid && st->start_time >= leaf->main_start) || was_tracked(leaf, st);
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = 0; i < n; i++) {
+      if (all[i].member)
+        continue;
+      struct pinfo *parent = find(all, n, all[i].st.ppid);
+      if (parent && parent->member && all[i].st.start_time >= parent->st.start_time) {
+        all[i].member = true;
+        changed = true;
+      }
+    }
+  }
+
+  size_t k = 0;
+  cg_proc_info *tracked = calloc(n ? n : 1, sizeof(*tracked));
+  if (!tracked) {
+    free(all);
+    return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!all[i].member || all[i].st.pid == leaf->owner_pid)
+      continue;
+    if (all[i].st.state == 'Z' || all[i].st.state == 'X') {
+      /* Orphans reparented to us are ours to reap; the main process is the caller's. */
+      if (all[i].st.ppid == leaf->owner_pid && all[i].st.pid != leaf->main_pid)
+        (void)waitpid(all[i].st.pid, NULL, WNOHANG);
+      continue;
+    }
+    tracked[k].pid = all[i].st.pid;
+    tracked[k].start_time = all[i].st.start_time;
+    memcpy(tracked[k].comm, all[i].st.comm, sizeof(tracked[k].comm));
+    k++;
+  }
+  free(all);
+  free(leaf->tracked);
+  leaf->tracked = tracked;
+  leaf->n_tracked = k;
+  return 0;
+}
+
+int cg_track_signal_all(cg_leaf *leaf, int sig, ca_error **err) {
+  if (cg_track_scan(leaf, err) < 0)
+    return -EIO;
+  int count = 0;
+  for (size_t i = 0; i < leaf->n_tracked; i++)
+    if (cg_signal_verified(leaf->root->proc, leaf->tracked[i].pid, leaf->tracked[i].start_time, sig, NULL) == 0)
+      count++;
+  return count;
+}
+
+int cg_track_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
+  uint64_t deadline = cg_now_usec() + timeout_usec;
+  for (;;) {
+    if (cg_track_scan(leaf, err) < 0)
+      return ca_error_wrap(err, "cgroup: kill session %s", leaf->id);
+    if (leaf->n_tracked == 0)
+      return 0;
+    if (cg_now_usec() >= deadline)
+      return ca_error_set(err, ETIMEDOUT, "cgroup: kill session %s: %zu processes still alive after %.1f s", leaf->id,
+                          leaf->n_tracked, (double)timeout_usec / 1e6);
+    /* Stop everyone first so the forking ones cannot add children between our kill and their death. */
+    for (size_t i = 0; i < leaf->n_tracked; i++)
+      (void)cg_signal_verified(leaf->root->proc, leaf->tracked[i].pid, leaf->tracked[i].start_time, SIGSTOP, NULL);
+    for (size_t i = 0; i < leaf->n_tracked; i++)
+      (void)cg_signal_verified(leaf->root->proc, leaf->tracked[i].pid, leaf->tracked[i].start_time, SIGKILL, NULL);
+    usleep(1000);
+  }
+}

@@ -1,0 +1,262 @@
+/* Signalling, killing and waiting for the processes of a leaf.
+ *
+ * cgroup.kill (5.14+) kills every process of the subtree in the kernel, including those forked while it runs. Where
+ * it is missing, the leaf is frozen so that nothing forks, each pid is opened as a pidfd, verified as a member of the
+ * leaf through /proc/<pid>/cgroup (the pidfd pins the identity, so a reused pid fails the check) and signalled
+ * through the pidfd, then the leaf is thawed; repeated until cgroup.events says "populated 0". */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cgroup-internal.h"
+
+static int append_pids(const char *dir, int depth, pid_t **pids, size_t *n, size_t *cap, ca_error **err) {
+  if (depth > 64)
+    return ca_error_set(err, ELOOP, "cgroup tree below %s is deeper than 64", dir);
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+  _cleanup_free_ char *text = NULL;
+  if (cg_read_path(path, CG_PROCS_FILE_MAX, &text, err) < 0)
+    return errno == ENOENT && depth > 0 ? 0 : -EIO; /* a sub-cgroup removed meanwhile is fine */
+  for (char *p = text; *p;) {
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || v <= 0 || v > INT32_MAX || (*end != '\n' && *end != '\0'))
+      return ca_error_set(err, EINVAL, "%s: unexpected content \"%.20s\"", path, p);
+    if (*n == *cap) {
+      size_t nc = *cap ? *cap * 2 : 64;
+      pid_t *grown = realloc(*pids, nc * sizeof(pid_t));
+      if (!grown)
+        return ca_error_set(err, ENOMEM, "out of memory");
+      *pids = grown;
+      *cap = nc;
+    }
+    (*pids)[(*n)++] = (pid_t)v;
+    p = *end ? end + 1 : end;
+  }
+  DIR *d = opendir(dir);
+  if (!d)
+    return errno == ENOENT && depth > 0 ? 0 : ca_error_set_errno(err, errno, "cannot list %s", dir);
+  struct dirent *de;
+  int r = 0;
+  while (r == 0 && (de = readdir(d)))
+    if (de->d_type == DT_DIR && !streq(de->d_name, ".") && !streq(de->d_name, "..")) {
+      char sub[PATH_MAX];
+      snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+      r = append_pids(sub, depth + 1, pids, n, cap, err);
+    }
+  closedir(d);
+  return r;
+}
+
+int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err) {
+  pid_t *pids = NULL;
+  size_t n = 0, cap = 0;
+  if (append_pids(leaf->path, 0, &pids, &n, &cap, err) < 0) {
+    free(pids);
+    return ca_error_wrap(err, "cgroup: processes of session %s", leaf->id);
+  }
+  *ret = pids;
+  *ret_n = n;
+  return 0;
+}
+
+/* Opens a pidfd for pid and checks that the process it pins is inside the leaf. -ESRCH when gone or not a member. */
+static int open_member(cg_leaf *leaf, pid_t pid) {
+  _cleanup_close_ int pidfd = cg_pidfd_open(pid);
+  if (pidfd < 0)
+    return -errno;
+  char path[64], buf[CG_SMALL_FILE_MAX];
+  snprintf(path, sizeof(path), "%d/cgroup", (int)pid);
+  _cleanup_close_ int procfd = open(leaf->root->proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (procfd < 0 || cg_read_at(procfd, path, buf, sizeof(buf), NULL) < 0)
+    return -ESRCH;
+  cg_proc_cgroup pc = {0};
+  if (cg_parse_proc_cgroup(buf, &pc, NULL) < 0)
+    return -ESRCH;
+  const char *rel = leaf->root->track_is_v2 ? pc.unified : pc.v1_pids ? pc.v1_pids : pc.v1_memory;
+  bool inside = rel && cg_rel_is_inside(rel, leaf->rel);
+  cg_proc_cgroup_done(&pc);
+  return inside ? TAKE_FD(pidfd) : -ESRCH;
+}
+
+/* One pass over the members: signals those not in done[] (pids already signalled). Returns how many were new. */
+static int signal_pass(cg_leaf *leaf, int sig, pid_t **done, size_t *n_done, ca_error **err) {
+  _cleanup_free_ pid_t *pids = NULL;
+  size_t n = 0;
+  if (cg_leaf_read_pids(leaf, &pids, &n, err) < 0)
+    return -EIO;
+  int fresh = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool seen = false;
+    for (size_t j = 0; done && j < *n_done && !seen; j++)
+      seen = (*done)[j] == pids[i];
+    if (seen)
+      continue;
+    int pidfd = open_member(leaf, pids[i]);
+    if (pidfd < 0)
+      continue;
+    if (cg_pidfd_send_signal(pidfd, sig) == 0) {
+      fresh++;
+      if (done) {
+        pid_t *grown = realloc(*done, (*n_done + 1) * sizeof(pid_t));
+        if (grown) {
+          *done = grown;
+          (*done)[(*n_done)++] = pids[i];
+        }
+      }
+    }
+    ca_close_keep_errno(pidfd);
+  }
+  return fresh;
+}
+
+int cg_leaf_signal_all(cg_leaf *leaf, int sig, ca_error **err) {
+  if (!leaf->path)
+    return cg_track_signal_all(leaf, sig, err);
+  _cleanup_free_ pid_t *done = NULL;
+  size_t n_done = 0;
+  int total = 0;
+  /* Processes forked during a pass show up in the next one; stop when a pass finds nobody new. */
+  for (int pass = 0; pass < 16; pass++) {
+    int r = signal_pass(leaf, sig, &done, &n_done, err);
+    if (r < 0)
+      return r;
+    if (r == 0)
+      break;
+    total += r;
+  }
+  return total;
+}
+
+static int set_frozen(cg_leaf *leaf, bool frozen) {
+  return cg_write_at(leaf->dirfd, leaf->path, "cgroup.freeze", frozen ? "1" : "0", NULL);
+}
+
+int cg_leaf_wait_empty(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
+  uint64_t deadline = cg_now_usec() + timeout_usec;
+  if (!leaf->path) {
+    for (;;) {
+      if (cg_track_scan(leaf, err) < 0)
+        return -EIO;
+      if (leaf->n_tracked == 0)
+        return 0;
+      if (cg_now_usec() >= deadline)
+        return ca_error_set(err, ETIMEDOUT, "%zu processes still alive", leaf->n_tracked);
+      usleep(2000);
+    }
+  }
+  _cleanup_close_ int fd = openat(leaf->dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+  for (;;) {
+    bool populated;
+    if (fd >= 0) {
+      char buf[256];
+      ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+      if (n < 0)
+        return ca_error_set_errno(err, errno, "cannot read %s/cgroup.events", leaf->path);
+      buf[n] = '\0';
+      cg_events ev;
+      if (cg_parse_events(buf, &ev, err) < 0)
+        return ca_error_wrap(err, "%s", leaf->path);
+      populated = ev.populated;
+    } else {
+      /* v1 (legacy hosts): no cgroup.events; the process list is the truth. */
+      _cleanup_free_ pid_t *pids = NULL;
+      size_t n = 0;
+      if (cg_leaf_read_pids(leaf, &pids, &n, err) < 0)
+        return -EIO;
+      populated = n > 0;
+    }
+    if (!populated)
+      return 0;
+    uint64_t now = cg_now_usec();
+    if (now >= deadline) {
+      _cleanup_free_ pid_t *pids = NULL;
+      size_t n = 0;
+      (void)cg_leaf_read_pids(leaf, &pids, &n, NULL); /* only for the message */
+      return ca_error_set(err, ETIMEDOUT, "%s still holds %zu processes after %.1f s", leaf->path, n,
+                          (double)timeout_usec / 1e6);
+    }
+    /* cgroup.events signals POLLPRI on change; the timeout bounds a missed wakeup (level-triggered re-read). */
+    int wait_ms = (int)CA_MIN((deadline - now + 999) / 1000, 50u);
+    if (fd >= 0) {
+      struct pollfd pfd = {.fd = fd, .events = POLLPRI};
+      (void)poll(&pfd, 1, wait_ms); /* EINTR and timeouts both lead to a re-read */
+    } else {
+      usleep(2000);
+    }
+  }
+}
+
+int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
+  _cleanup_error_ ca_error *local_err = NULL;
+  if (!err)
+    err = &local_err;
+  if (!leaf->path)
+    return cg_track_kill_all(leaf, timeout_usec, err);
+  uint64_t deadline = cg_now_usec() + timeout_usec;
+  if (leaf->root->track_is_v2 && !leaf->root->avoid_cgroup_kill &&
+      faccessat(leaf->dirfd, "cgroup.kill", W_OK, 0) == 0) {
+    if (cg_write_at(leaf->dirfd, leaf->path, "cgroup.kill", "1", err) < 0)
+      return ca_error_wrap(err, "cgroup: kill session %s", leaf->id);
+    return cg_leaf_wait_empty(leaf, timeout_usec, err) < 0 ? ca_error_wrap(err, "cgroup: kill session %s", leaf->id)
+                                                           : 0;
+  }
+  bool can_freeze = leaf->root->track_is_v2 && faccessat(leaf->dirfd, "cgroup.freeze", W_OK, 0) == 0;
+  for (;;) {
+    if (can_freeze)
+      (void)set_frozen(leaf, true); /* best effort: SIGKILL works on frozen and running tasks alike */
+    int r = signal_pass(leaf, SIGKILL, NULL, NULL, err);
+    if (can_freeze)
+      (void)set_frozen(leaf, false);
+    if (r < 0)
+      return ca_error_wrap(err, "cgroup: kill session %s", leaf->id);
+    uint64_t now = cg_now_usec();
+    r = cg_leaf_wait_empty(leaf, CA_MIN(deadline > now ? deadline - now : 0, 20000u), err);
+    if (r == 0)
+      return 0;
+    if (r != -ETIMEDOUT || cg_now_usec() >= deadline)
+      return ca_error_wrap(err, "cgroup: kill session %s", leaf->id);
+    ca_error_free(*err);
+    *err = NULL;
+  }
+}
+
+int cg_leaf_list_processes(cg_leaf *leaf, cg_proc_info **ret_procs, size_t *ret_count, ca_error **err) {
+  _cleanup_free_ pid_t *pids = NULL;
+  size_t n = 0;
+  if (!leaf->path) {
+    if (cg_track_scan(leaf, err) < 0)
+      return -EIO;
+    cg_proc_info *copy = calloc(leaf->n_tracked ? leaf->n_tracked : 1, sizeof(*copy));
+    if (!copy)
+      return ca_error_set(err, ENOMEM, "out of memory");
+    memcpy(copy, leaf->tracked, leaf->n_tracked * sizeof(*copy));
+    *ret_procs = copy;
+    *ret_count = leaf->n_tracked;
+    return 0;
+  }
+  if (cg_leaf_read_pids(leaf, &pids, &n, err) < 0)
+    return -EIO;
+  cg_proc_info *out = calloc(n ? n : 1, sizeof(*out));
+  if (!out)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    cg_proc_stat st;
+    if (cg_proc_read_stat(leaf->root->proc, pids[i], &st, NULL) < 0 || st.state == 'Z' || st.state == 'X')
+      continue; /* exited since the list was read */
+    out[k].pid = st.pid;
+    out[k].start_time = st.start_time;
+    memcpy(out[k].comm, st.comm, sizeof(out[k].comm));
+    k++;
+  }
+  *ret_procs = out;
+  *ret_count = k;
+  return 0;
+}

@@ -1,0 +1,421 @@
+/* Session leaves: create with limits, open, stats, remove. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "cgroup-internal.h"
+
+#define CG_TAG_XATTR "user.io.cleanup-agent.session"
+
+void cg_leaf_free(cg_leaf *leaf) {
+  if (!leaf)
+    return;
+  free(leaf->path);
+  free(leaf->rel);
+  if (leaf->dirfd >= 0)
+    ca_close_keep_errno(leaf->dirfd);
+  for (int i = 0; i < CG_V1_N; i++) {
+    free(leaf->v1_path[i]);
+    free(leaf->v1_rel[i]);
+  }
+  free(leaf->tracked);
+  free(leaf);
+}
+
+const char *cg_leaf_path(const cg_leaf *leaf) {
+  return leaf->path;
+}
+
+/* True when the machine has swap configured: then a memory limit without a swap limit would not bite. */
+static bool swap_configured(const char *proc) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/swaps", proc);
+  _cleanup_free_ char *text = NULL;
+  if (cg_read_path(path, CG_SMALL_FILE_MAX * 16, &text, NULL) < 0)
+    return true; /* cannot tell: assume the worst, so a missing swap limit is an error */
+  const char *nl = strchr(text, '\n');
+  return nl && nl[1] != '\0';
+}
+
+static int write_in(const char *dir, const char *name, const char *value, ca_error **err) {
+  _cleanup_close_ int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return ca_error_set_errno(err, errno, "cannot open %s", dir);
+  return cg_write_at(fd, dir, name, value, err);
+}
+
+static int read_in(const char *dir, const char *name, char *buf, size_t size, ca_error **err) {
+  _cleanup_close_ int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return ca_error_set_errno(err, errno, "cannot open %s", dir);
+  int r = cg_read_at(fd, name, buf, size, err);
+  return r < 0 ? ca_error_wrap(err, "%s", dir) : r;
+}
+
+/* The v1 leaf of hierarchy i (mkdir when create); sets leaf->v1_path/v1_rel. */
+static int v1_leaf(cg_leaf *leaf, int i, bool create, ca_error **err) {
+  if (leaf->v1_path[i])
+    return 0;
+  const char *parent = leaf->root->v1_parent[i];
+  const char *mounts[CG_V1_N] = {leaf->root->mounts.v1_memory, leaf->root->mounts.v1_pids, leaf->root->mounts.v1_cpu};
+  if (!parent)
+    return ca_error_set(err, ENOTSUP, "no writable v1 %s hierarchy", cg_v1_names[i]);
+  char *p = NULL;
+  if (asprintf(&p, "%s/run-%s", parent, leaf->id) < 0)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  if (create && mkdir(p, 0755) < 0 && errno != EEXIST) {
+    int e = errno;
+    free(p);
+    return ca_error_set(err, e, "cannot create %s/run-%s: %s", parent, leaf->id, strerror(e));
+  }
+  if (!create && access(p, F_OK) < 0) {
+    free(p);
+    return -ENOENT;
+  }
+  leaf->v1_path[i] = p;
+  leaf->v1_rel[i] = strdup(p + strlen(mounts[i]));
+  if (!leaf->v1_rel[i])
+    return ca_error_set(err, ENOMEM, "out of memory");
+  return 0;
+}
+
+static int apply_memory(cg_leaf *leaf, uint64_t bytes, ca_error **err) {
+  char v[32];
+  snprintf(v, sizeof(v), "%" PRIu64, bytes);
+  bool swap = swap_configured(leaf->root->proc);
+  if (leaf->root->v2_memory) {
+    if (cg_write_at(leaf->dirfd, leaf->path, "memory.max", v, err) < 0)
+      return -EIO;
+    int r = cg_write_at(leaf->dirfd, leaf->path, "memory.swap.max", "0", err);
+    if (r == -ENOENT && !swap) {
+      ca_error_free(*err);
+      *err = NULL;
+      r = 0; /* no swap controller and no swap: memory.max alone bites */
+    }
+    return r;
+  }
+  if (v1_leaf(leaf, CG_V1_MEMORY, true, err) < 0)
+    return ca_error_wrap(err, "cannot limit memory: the cgroup2 root has no memory controller");
+  const char *dir = leaf->v1_path[CG_V1_MEMORY];
+  if (write_in(dir, "memory.limit_in_bytes", v, err) < 0)
+    return -EIO;
+  /* memsw (memory + swap) equal to the limit means no swap; it must be written after limit_in_bytes. */
+  int r = write_in(dir, "memory.memsw.limit_in_bytes", v, err);
+  if (r == -ENOENT && !swap) {
+    ca_error_free(*err);
+    *err = NULL;
+    r = 0;
+  }
+  return r;
+}
+
+static int apply_pids(cg_leaf *leaf, uint64_t n, ca_error **err) {
+  char v[32];
+  snprintf(v, sizeof(v), "%" PRIu64, n);
+  if (leaf->root->v2_pids)
+    return cg_write_at(leaf->dirfd, leaf->path, "pids.max", v, err);
+  if (v1_leaf(leaf, CG_V1_PIDS, true, err) < 0)
+    return ca_error_wrap(err, "cannot limit pids: the cgroup2 root has no pids controller");
+  return write_in(leaf->v1_path[CG_V1_PIDS], "pids.max", v, err);
+}
+
+static int apply_cpu(cg_leaf *leaf, double cpus, ca_error **err) {
+  if (!(cpus > 0) || cpus > 100000)
+    return ca_error_set(err, EINVAL, "--cpus %g is out of range", cpus);
+  uint64_t quota = (uint64_t)llround(cpus * 100000.0);
+  if (quota < 1000)
+    quota = 1000; /* the kernel's minimum quota (1 ms) */
+  char v[64];
+  if (leaf->root->v2_cpu) {
+    snprintf(v, sizeof(v), "%" PRIu64 " 100000", quota);
+    return cg_write_at(leaf->dirfd, leaf->path, "cpu.max", v, err);
+  }
+  if (v1_leaf(leaf, CG_V1_CPU, true, err) < 0)
+    return ca_error_wrap(err, "cannot limit cpu: the cgroup2 root has no cpu controller");
+  if (write_in(leaf->v1_path[CG_V1_CPU], "cpu.cfs_period_us", "100000", err) < 0)
+    return -EIO;
+  snprintf(v, sizeof(v), "%" PRIu64, quota);
+  return write_in(leaf->v1_path[CG_V1_CPU], "cpu.cfs_quota_us", v, err);
+}
+
+/* Reads the counters that the stats report as deltas since creation. */
+static void read_baselines(cg_leaf *leaf) {
+  char buf[CG_SMALL_FILE_MAX];
+  cg_memory_events me;
+  uint64_t v;
+  if (leaf->root->v2_memory && cg_read_at(leaf->dirfd, "memory.events", buf, sizeof(buf), NULL) >= 0 &&
+      cg_parse_memory_events(buf, &me, NULL) == 0)
+    leaf->oom_kill_base = me.oom_kill;
+  else if (leaf->v1_path[CG_V1_MEMORY] &&
+           read_in(leaf->v1_path[CG_V1_MEMORY], "memory.oom_control", buf, sizeof(buf), NULL) >= 0 &&
+           cg_parse_memory_events(buf, &me, NULL) == 0)
+    leaf->oom_kill_base = me.oom_kill;
+  if (leaf->root->v2_pids && cg_read_at(leaf->dirfd, "pids.events", buf, sizeof(buf), NULL) >= 0 &&
+      cg_parse_keyed(buf, "max", &v, NULL) == 0)
+    leaf->pids_max_base = v;
+  else if (leaf->v1_path[CG_V1_PIDS] &&
+           read_in(leaf->v1_path[CG_V1_PIDS], "pids.events", buf, sizeof(buf), NULL) >= 0 &&
+           cg_parse_keyed(buf, "max", &v, NULL) == 0)
+    leaf->pids_max_base = v;
+}
+
+static int leaf_new(cg_root *root, const char *session_id, cg_leaf **ret, ca_error **err) {
+  if (!cg_session_id_valid(session_id))
+    return ca_error_set(err, EINVAL, "invalid session id \"%.40s\": expected 32 lowercase hex characters",
+                        session_id ? session_id : "(null)");
+  cg_leaf *leaf = calloc(1, sizeof(*leaf));
+  if (!leaf)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  leaf->root = root;
+  leaf->dirfd = -1;
+  memcpy(leaf->id, session_id, 33);
+  if (root->tracking == CG_TRACK_CGROUP) {
+    if (asprintf(&leaf->path, "%s/run-%s", root->path, session_id) < 0) {
+      leaf->path = NULL;
+      cg_leaf_free(leaf);
+      return ca_error_set(err, ENOMEM, "out of memory");
+    }
+    /* /proc/<pid>/cgroup shows the path below the mount; on legacy hosts the mount is the v1 one. */
+    if (!(leaf->rel = strdup(leaf->path + strlen(root->track_mount)))) {
+      cg_leaf_free(leaf);
+      return ca_error_set(err, ENOMEM, "out of memory");
+    }
+  }
+  *ret = leaf;
+  return 0;
+}
+
+static void remove_created(cg_leaf *leaf) {
+  for (int i = 0; i < CG_V1_N; i++)
+    if (leaf->v1_path[i])
+      (void)rmdir(leaf->v1_path[i]); /* empty and just created: nothing to report on this error path */
+  if (leaf->path)
+    (void)rmdir(leaf->path);
+}
+
+int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limits, cg_leaf **ret, ca_error **err) {
+  _cleanup_error_ ca_error *local_err = NULL;
+  if (!err)
+    err = &local_err;
+  static const cg_limits none = {0};
+  if (!limits)
+    limits = &none;
+  _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
+  if (leaf_new(root, session_id, &leaf, err) < 0)
+    return -EINVAL;
+
+  if (root->tracking == CG_TRACK_PROCESS) {
+    if (limits->memory_max || limits->pids_max || limits->cpus > 0)
+      return ca_error_set(err, ENOTSUP,
+                          "--memory, --pids and --cpus need a writable cgroup, and process tracking is in use (%s)",
+                          root->fallback_reason);
+    if (cg_track_start(leaf, err) < 0)
+      return -EIO;
+    *ret = TAKE_PTR(leaf);
+    return 0;
+  }
+
+  if (mkdir(leaf->path, 0755) < 0)
+    return ca_error_set(err, errno, "cannot create %s: %s%s", leaf->path, strerror(errno),
+                        errno == EEXIST ? "; a session with this id exists already" : "");
+  leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (leaf->dirfd < 0) {
+    int e = errno;
+    remove_created(leaf);
+    return ca_error_set_errno(err, e, "cannot open %s", leaf->path);
+  }
+  /* The tag says "ours" to anyone who finds the leaf; kernels before 5.7 have no user xattrs on cgroupfs. */
+  if (fsetxattr(leaf->dirfd, CG_TAG_XATTR, leaf->id, 32, 0) < 0 && errno != ENOTSUP && errno != EOPNOTSUPP) {
+    int e = errno;
+    remove_created(leaf);
+    return ca_error_set_errno(err, e, "cannot tag %s with %s", leaf->path, CG_TAG_XATTR);
+  }
+
+  int r = 0;
+  /* On hybrid hosts a v1 leaf exists only for a limit that needs it: moving a process into a v1 memory cgroup
+   * waits for an RCU grace period (several ms), which a run without --memory should not pay for its stats. */
+  if (limits->memory_max && (r = apply_memory(leaf, limits->memory_max, err)) < 0)
+    goto fail;
+  if (limits->pids_max && (r = apply_pids(leaf, limits->pids_max, err)) < 0)
+    goto fail;
+  if (limits->cpus > 0 && (r = apply_cpu(leaf, limits->cpus, err)) < 0)
+    goto fail;
+  read_baselines(leaf);
+  *ret = TAKE_PTR(leaf);
+  return 0;
+fail:
+  remove_created(leaf);
+  return ca_error_wrap(err, "cgroup: session %s", session_id);
+}
+
+int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error **err) {
+  _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
+  if (leaf_new(root, session_id, &leaf, err) < 0)
+    return -EINVAL;
+  if (root->tracking == CG_TRACK_PROCESS)
+    return ca_error_set(err, ENOTSUP, "cannot open session %s: process tracking is in use (%s)", session_id,
+                        root->fallback_reason);
+  leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (leaf->dirfd < 0)
+    return ca_error_set_errno(err, errno, "cannot open %s", leaf->path);
+  for (int i = 0; i < CG_V1_N; i++)
+    if (root->v1_parent[i])
+      (void)v1_leaf(leaf, i, false, NULL); /* absent v1 leaves are fine: the session set no such limit */
+  *ret = TAKE_PTR(leaf);
+  return 0;
+}
+
+/* rmdir with bounded backoff: a cgroup stays busy for a moment after its last process was reaped. */
+static int rmdir_backoff(const char *path, ca_error **err) {
+  unsigned delay = 1000;
+  for (uint64_t deadline = cg_now_usec() + 2000000;;) {
+    if (rmdir(path) == 0 || errno == ENOENT)
+      return 0;
+    if (errno != EBUSY || cg_now_usec() >= deadline)
+      return ca_error_set(err, errno, "cannot remove %s: %s%s", path, strerror(errno),
+                          errno == EBUSY ? " (still busy after 2 s: processes left? kill them first)" : "");
+    usleep(delay);
+    delay = CA_MIN(delay * 2, 100000u);
+  }
+}
+
+/* Removes the sub-cgroups below path (depth first), then path. */
+static int remove_tree(const char *path, int depth, ca_error **err) {
+  if (depth > 64)
+    return ca_error_set(err, ELOOP, "cgroup tree below %s is deeper than 64", path);
+  DIR *d = opendir(path);
+  if (!d)
+    return errno == ENOENT ? 0 : ca_error_set_errno(err, errno, "cannot list %s", path);
+  struct dirent *de;
+  int r = 0;
+  while ((de = readdir(d)) && r == 0) {
+    if (de->d_type != DT_DIR || streq(de->d_name, ".") || streq(de->d_name, ".."))
+      continue;
+    char *sub = NULL;
+    if (asprintf(&sub, "%s/%s", path, de->d_name) < 0) {
+      r = ca_error_set(err, ENOMEM, "out of memory");
+      break;
+    }
+    r = remove_tree(sub, depth + 1, err);
+    free(sub);
+  }
+  closedir(d);
+  return r < 0 ? r : rmdir_backoff(path, err);
+}
+
+int cg_leaf_remove(cg_leaf *leaf, ca_error **err) {
+  if (!leaf->path)
+    return 0;
+  int r = remove_tree(leaf->path, 0, err);
+  for (int i = 0; i < CG_V1_N && r == 0; i++)
+    if (leaf->v1_path[i])
+      r = remove_tree(leaf->v1_path[i], 0, err);
+  return r < 0 ? ca_error_wrap(err, "cgroup: remove session %s", leaf->id) : 0;
+}
+
+/* memory.current (v2) or memory.usage_in_bytes (v1); false when the leaf has no memory accounting. */
+static bool memory_current(cg_leaf *leaf, uint64_t *ret) {
+  char buf[64];
+  int r = -1;
+  if (leaf->root->v2_memory && leaf->dirfd >= 0)
+    r = cg_read_at(leaf->dirfd, "memory.current", buf, sizeof(buf), NULL);
+  else if (leaf->v1_path[CG_V1_MEMORY])
+    r = read_in(leaf->v1_path[CG_V1_MEMORY], "memory.usage_in_bytes", buf, sizeof(buf), NULL);
+  return r > 0 && sscanf(buf, "%" SCNu64, ret) == 1;
+}
+
+void cg_leaf_sample(cg_leaf *leaf) {
+  uint64_t v;
+  if (memory_current(leaf, &v) && v > leaf->memory_sampled_peak)
+    leaf->memory_sampled_peak = v;
+}
+
+static int read_u64_file(int dirfd, const char *dir, const char *name, uint64_t *ret, ca_error **err) {
+  char buf[64];
+  int r = dirfd >= 0 ? cg_read_at(dirfd, name, buf, sizeof(buf), err) : read_in(dir, name, buf, sizeof(buf), err);
+  if (r < 0)
+    return r;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(buf, &end, 10);
+  if (errno || end == buf || (*end && *end != '\n'))
+    return ca_error_set(err, EINVAL, "%s/%s: not a number: \"%.30s\"", dir, name, buf);
+  *ret = v;
+  return 0;
+}
+
+int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err) {
+  cg_stats s = {0};
+  char buf[CG_SMALL_FILE_MAX];
+  if (!leaf->path) {
+    cg_track_scan(leaf, NULL);
+    s.nr_processes = leaf->n_tracked;
+    *ret = s;
+    return 0;
+  }
+  cg_root *root = leaf->root;
+  cg_memory_events me;
+  cg_leaf_sample(leaf);
+  (void)memory_current(leaf, &s.memory_current); /* stays 0 without memory accounting */
+  if (root->v2_memory) {
+    uint64_t peak;
+    if (read_u64_file(leaf->dirfd, leaf->path, "memory.peak", &peak, NULL) < 0)
+      peak = leaf->memory_sampled_peak; /* memory.peak is 5.19+ */
+    if (cg_read_at(leaf->dirfd, "memory.events", buf, sizeof(buf), err) < 0 ||
+        cg_parse_memory_events(buf, &me, err) < 0)
+      return ca_error_wrap(err, "cgroup: stats of %s", leaf->path);
+    s.has_memory = true;
+    s.memory_peak = CA_MAX(peak, leaf->memory_sampled_peak);
+    s.oom_kills = me.oom_kill - CA_MIN(me.oom_kill, leaf->oom_kill_base);
+  } else if (leaf->v1_path[CG_V1_MEMORY]) {
+    const char *dir = leaf->v1_path[CG_V1_MEMORY];
+    uint64_t peak;
+    if (read_u64_file(-1, dir, "memory.max_usage_in_bytes", &peak, err) < 0 ||
+        read_in(dir, "memory.oom_control", buf, sizeof(buf), err) < 0 || cg_parse_memory_events(buf, &me, err) < 0)
+      return ca_error_wrap(err, "cgroup: stats of %s", dir);
+    s.has_memory = true;
+    s.memory_peak = CA_MAX(peak, leaf->memory_sampled_peak);
+    s.oom_kills = me.oom_kill - CA_MIN(me.oom_kill, leaf->oom_kill_base);
+  }
+  uint64_t v;
+  int r = -1;
+  if (root->v2_pids)
+    r = cg_read_at(leaf->dirfd, "pids.events", buf, sizeof(buf), err);
+  else if (leaf->v1_path[CG_V1_PIDS])
+    r = read_in(leaf->v1_path[CG_V1_PIDS], "pids.events", buf, sizeof(buf), err);
+  if (r >= 0) {
+    if (cg_parse_keyed(buf, "max", &v, err) < 0)
+      return ca_error_wrap(err, "cgroup: pids.events of session %s", leaf->id);
+    s.has_pids = true;
+    s.pids_limit_hits = v - CA_MIN(v, leaf->pids_max_base);
+  } else if (root->v2_pids || leaf->v1_path[CG_V1_PIDS]) {
+    return ca_error_wrap(err, "cgroup: stats of session %s", leaf->id);
+  }
+  /* cpu.stat's usage exists on every v2 cgroup, controller enabled or not; throttling needs cpu.max. */
+  cg_cpu_stat cs;
+  if (root->track_is_v2 && cg_read_at(leaf->dirfd, "cpu.stat", buf, sizeof(buf), NULL) >= 0 &&
+      cg_parse_cpu_stat(buf, &cs, err) == 0) {
+    s.has_cpu = true;
+    s.cpu_usage_usec = cs.usage_usec;
+    s.cpu_throttled = cs.nr_throttled;
+    s.cpu_throttled_usec = cs.throttled_usec;
+  }
+  if (leaf->v1_path[CG_V1_CPU] && read_in(leaf->v1_path[CG_V1_CPU], "cpu.stat", buf, sizeof(buf), NULL) >= 0 &&
+      cg_parse_cpu_stat(buf, &cs, NULL) == 0) {
+    s.cpu_throttled = cs.nr_throttled;
+    s.cpu_throttled_usec = cs.throttled_usec;
+  }
+  _cleanup_free_ pid_t *pids = NULL;
+  size_t n = 0;
+  if (cg_leaf_read_pids(leaf, &pids, &n, err) < 0)
+    return ca_error_wrap(err, "cgroup: stats of session %s", leaf->id);
+  s.nr_processes = n;
+  *ret = s;
+  return 0;
+}

@@ -1,0 +1,397 @@
+/* Mode detection and root selection.
+ *
+ * Tracking and killing use the cgroup2 hierarchy whenever one is mounted, hybrid hosts included: cgroup.kill,
+ * cgroup.events and CLONE_INTO_CGROUP exist only there. Limits go to v2 controllers when the root has them, else
+ * (hybrid) to the v1 memory, pids and cpu hierarchies.
+ *
+ * v1 leaves are created under the agent's OWN cgroup of each v1 hierarchy (/proc/self/cgroup), not under the
+ * hierarchy root: v1 limits are hierarchical, so a leaf below the agent keeps the command inside whatever limit the
+ * CI runner or container put on the job, while a leaf at the root would let it escape that limit. The agent's own v1
+ * cgroup is also the only writable place inside most containers, and v1 has no no-internal-processes rule that would
+ * forbid a child next to the agent. cg_root_options.v1_parent = CG_V1_PARENT_ROOT selects the root instead. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/xattr.h>
+
+#include "cgroup-internal.h"
+
+const char *const cg_v1_names[CG_V1_N] = {"memory", "pids", "cpu"};
+
+const char *cg_mode_name(enum cg_mode mode) {
+  switch (mode) {
+    case CG_MODE_NONE:
+      return "none";
+    case CG_MODE_LEGACY:
+      return "legacy";
+    case CG_MODE_HYBRID:
+      return "hybrid";
+    case CG_MODE_UNIFIED:
+      return "unified";
+  }
+  return "unknown";
+}
+
+const char *cg_tracking_name(enum cg_tracking tracking) {
+  return tracking == CG_TRACK_CGROUP ? "cgroup" : "process";
+}
+
+bool cg_session_id_valid(const char *s) {
+  if (!s)
+    return false;
+  size_t i = 0;
+  for (; s[i]; i++)
+    if (i >= 32 || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return false;
+  return i == 32;
+}
+
+void cg_root_free(cg_root *root) {
+  if (!root)
+    return;
+  free(root->proc);
+  free(root->fallback_reason);
+  cg_mounts_done(&root->mounts);
+  free(root->track_mount);
+  free(root->path);
+  for (int i = 0; i < CG_V1_N; i++)
+    free(root->v1_parent[i]);
+  free(root);
+}
+
+enum cg_mode cg_root_mode(const cg_root *root) {
+  return root->mode;
+}
+enum cg_tracking cg_root_tracking(const cg_root *root) {
+  return root->tracking;
+}
+const char *cg_root_fallback_reason(const cg_root *root) {
+  return root->fallback_reason;
+}
+const char *cg_root_path(const cg_root *root) {
+  return root->tracking == CG_TRACK_CGROUP ? root->path : NULL;
+}
+
+bool cg_root_can_limit(const cg_root *root, const char *controller) {
+  if (root->tracking != CG_TRACK_CGROUP)
+    return false;
+  for (int i = 0; i < CG_V1_N; i++)
+    if (streq(controller, cg_v1_names[i])) {
+      bool v2 = i == CG_V1_MEMORY ? root->v2_memory : i == CG_V1_PIDS ? root->v2_pids : root->v2_cpu;
+      return v2 || root->v1_parent[i];
+    }
+  return false;
+}
+
+/* mkdir -p; every component that exists already is fine. */
+static int mkdir_p(const char *path, ca_error **err) {
+  _cleanup_free_ char *p = strdup(path);
+  if (!p)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  for (char *s = p + 1;; s++) {
+    if (*s == '/' || *s == '\0') {
+      char c = *s;
+      *s = '\0';
+      if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return ca_error_set(err, errno, "cannot create %s: %s%s", p, strerror(errno),
+                            errno == EACCES || errno == EPERM || errno == EROFS
+                                ? "; run as root or pass --cgroup-root to a delegated subtree"
+                                : "");
+      *s = c;
+      if (!c)
+        break;
+    }
+  }
+  return 0;
+}
+
+static bool is_cgroup2(const char *path) {
+  struct statfs sfs;
+  return path && statfs(path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+/* Whether the directory carries systemd's delegation mark (Delegate=yes sets trusted.delegate, or user.delegate
+ * for unprivileged managers). */
+static bool is_delegated(const char *path) {
+  char v[8];
+  ssize_t n = getxattr(path, "trusted.delegate", v, sizeof(v));
+  if (n <= 0)
+    n = getxattr(path, "user.delegate", v, sizeof(v));
+  return n == 1 && v[0] == '1';
+}
+
+/* Writes "+name" to subtree_control of dir, retrying EBUSY (processes leaving a cgroup make it transient). */
+static int enable_controllers(const char *dir, const char *value, ca_error **err) {
+  _cleanup_close_ int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return ca_error_set_errno(err, errno, "cannot open %s", dir);
+  int r = 0;
+  for (int attempt = 0; attempt < 5; attempt++) {
+    r = cg_write_at(dirfd, dir, "cgroup.subtree_control", value, err);
+    if (r != -EBUSY)
+      return r;
+    usleep(10000u << attempt);
+  }
+  return r;
+}
+
+/* Enables the memory, pids and cpu controllers on the path from the mount down to root->path (so the leaves get
+ * them), combined first, then one at a time. What cannot be enabled stays off and limits on it fail later. */
+static void enable_v2_controllers(cg_root *root) {
+  char avail[256];
+  _cleanup_close_ int mfd = open(root->track_mount, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (mfd < 0 || cg_read_at(mfd, "cgroup.controllers", avail, sizeof(avail), NULL) < 0)
+    return;
+  const char *names[] = {"memory", "pids", "cpu"};
+  bool want[3];
+  for (int i = 0; i < 3; i++)
+    want[i] = cg_has_word(avail, names[i]);
+
+  size_t mlen = strlen(root->track_mount);
+  _cleanup_free_ char *walk = strdup(root->path);
+  if (!walk)
+    return;
+  /* Each directory from the mount down to root->path, inclusive. */
+  for (char *s = walk + mlen;; s++) {
+    if (*s != '/' && *s != '\0')
+      continue;
+    char c = *s;
+    *s = '\0';
+    char cur[256] = "";
+    _cleanup_close_ int dfd = open(walk, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+      (void)cg_read_at(dfd, "cgroup.subtree_control", cur, sizeof(cur), NULL); /* empty on failure: write all */
+    char all[64] = "";
+    for (int i = 0; i < 3; i++)
+      if (want[i] && !cg_has_word(cur, names[i])) {
+        strcat(all, all[0] ? " +" : "+");
+        strcat(all, names[i]);
+      }
+    if (all[0] && enable_controllers(walk, all, NULL) < 0)
+      for (int i = 0; i < 3; i++)
+        if (want[i] && !cg_has_word(cur, names[i])) {
+          char one[16];
+          snprintf(one, sizeof(one), "+%s", names[i]);
+          if (enable_controllers(walk, one, NULL) < 0)
+            want[i] = false;
+        }
+    *s = c;
+    if (!c)
+      break;
+  }
+  root->v2_memory = want[0];
+  root->v2_pids = want[1];
+  root->v2_cpu = want[2];
+}
+
+static int fallback(cg_root *root, const cg_root_options *opts, ca_error **err) {
+  if (!opts->allow_process && !opts->force_process)
+    return -((*err) ? (*err)->code : EIO);
+  root->tracking = CG_TRACK_PROCESS;
+  root->fallback_reason = opts->force_process ? strdup("process tracking was requested")
+                          : (err && *err)     ? strdup((*err)->msg)
+                                              : strdup("no writable cgroup");
+  if (err) {
+    ca_error_free(*err);
+    *err = NULL;
+  }
+  return root->fallback_reason ? 0 : ca_error_set(err, ENOMEM, "out of memory");
+}
+
+/* Absolute v1 parent of the leaves for one controller: <mount>[/<own cgroup>]/<root relative to its mount>. */
+static char *v1_parent_path(const char *mount, const char *own, const char *rel) {
+  char *s = NULL;
+  if (own && streq(own, "/"))
+    own = "";
+  if (asprintf(&s, "%s%s%s", mount, own ? own : "", rel) < 0)
+    return NULL;
+  return s;
+}
+
+int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err) {
+  _cleanup_error_ ca_error *local_err = NULL;
+  if (!err)
+    err = &local_err;
+  static const cg_root_options defaults = {0};
+  if (!opts)
+    opts = &defaults;
+  _cleanup_cg_root_ cg_root *root = calloc(1, sizeof(*root));
+  if (!root || !(root->proc = strdup(opts->proc ? opts->proc : "/proc")))
+    return ca_error_set(err, ENOMEM, "out of memory");
+  root->avoid_cgroup_kill = opts->avoid_cgroup_kill;
+
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/self/mountinfo", root->proc);
+  _cleanup_free_ char *mountinfo = NULL;
+  if (cg_read_path(path, CG_MOUNTINFO_MAX, &mountinfo, err) < 0 ||
+      cg_parse_mountinfo(mountinfo, &root->mounts, err) < 0)
+    return ca_error_wrap(err, "cgroup: cannot detect the cgroup mounts");
+  if (root->mounts.unified && !is_cgroup2(root->mounts.unified)) {
+    free(root->mounts.unified); /* listed but not reachable from here (another mount namespace view) */
+    root->mounts.unified = NULL;
+  }
+  root->mode = root->mounts.unified    ? (root->mounts.v1_count ? CG_MODE_HYBRID : CG_MODE_UNIFIED)
+               : root->mounts.v1_count ? CG_MODE_LEGACY
+                                       : CG_MODE_NONE;
+
+  if (opts->force_process) {
+    if (fallback(root, opts, err) < 0)
+      return -ENOMEM;
+    *ret = TAKE_PTR(root);
+    return 0;
+  }
+
+  snprintf(path, sizeof(path), "%s/self/cgroup", root->proc);
+  _cleanup_free_ char *self_cgroup = NULL;
+  cg_proc_cgroup own = {0};
+  if (cg_read_path(path, CG_SMALL_FILE_MAX * 4, &self_cgroup, err) < 0 ||
+      cg_parse_proc_cgroup(self_cgroup, &own, err) < 0)
+    return ca_error_wrap(err, "cgroup: cannot read the agent's own cgroup");
+
+  int r = 0;
+  const char *track = root->mounts.unified;
+  root->track_is_v2 = track != NULL;
+  const char *own_track = own.unified;
+  if (!track) {
+    track = root->mounts.v1_pids ? root->mounts.v1_pids : root->mounts.v1_memory;
+    own_track = root->mounts.v1_pids ? own.v1_pids : own.v1_memory;
+  }
+  if (!track) {
+    ca_error_set(err, ENOENT, "no cgroup filesystem is mounted (looked for cgroup2, and v1 pids or memory)");
+    goto fall;
+  }
+  if (!(root->track_mount = strdup(track)))
+    goto oom;
+
+  if (opts->root) {
+    size_t ml = strlen(track);
+    if (opts->root[0] != '/' || strncmp(opts->root, track, ml) != 0 || (opts->root[ml] && opts->root[ml] != '/') ||
+        strstr(opts->root, "/..")) {
+      r = ca_error_set(err, EINVAL, "--cgroup-root %s is not a directory inside the cgroup mount %s", opts->root,
+                       track);
+      goto out;
+    }
+    root->path = strdup(opts->root);
+  } else if (root->track_is_v2 && own_track && !streq(own_track, "/")) {
+    char own_dir[PATH_MAX];
+    snprintf(own_dir, sizeof(own_dir), "%s%s", track, own_track);
+    if (is_delegated(own_dir)) {
+      /* No-internal-processes: the agent leaves the delegated cgroup for a sibling leaf of the sessions. */
+      char sup[PATH_MAX + 16];
+      snprintf(sup, sizeof(sup), "%s/supervisor", own_dir);
+      if (mkdir(sup, 0755) < 0 && errno != EEXIST) {
+        ca_error_set(err, errno, "cannot create %s in the delegated subtree: %s", sup, strerror(errno));
+        goto fall;
+      }
+      strcat(sup, "/cgroup.procs");
+      if (cg_write_path(sup, "0", err) < 0)
+        goto fall;
+      root->path = strdup(own_dir);
+    } else {
+      root->path = v1_parent_path(track, NULL, "/cleanup-agent.slice");
+    }
+  } else {
+    root->path = v1_parent_path(track, root->track_is_v2 ? NULL : own_track, "/cleanup-agent.slice");
+  }
+  if (!root->path)
+    goto oom;
+  size_t plen = strlen(root->path);
+  while (plen > 1 && root->path[plen - 1] == '/')
+    root->path[--plen] = '\0';
+
+  if (mkdir_p(root->path, err) < 0)
+    goto fall;
+  snprintf(path, sizeof(path), "%s/cgroup.procs", root->path);
+  if (access(path, W_OK) < 0) {
+    ca_error_set(err, errno, "cannot write %s: %s; run as root or pass --cgroup-root to a delegated subtree", path,
+                 strerror(errno));
+    goto fall;
+  }
+  if (root->track_is_v2)
+    enable_v2_controllers(root);
+
+  /* v1 hierarchies for limits and stats on hybrid and legacy hosts. */
+  const char *rel = root->path + strlen(track);
+  if (!root->track_is_v2) {
+    /* legacy: rel is relative to the tracking hierarchy, which already includes the agent's own cgroup */
+    if (own_track && !streq(own_track, "/") && strncmp(rel, own_track, strlen(own_track)) == 0)
+      rel += strlen(own_track);
+  }
+  const char *mounts[CG_V1_N] = {root->mounts.v1_memory, root->mounts.v1_pids, root->mounts.v1_cpu};
+  const char *owns[CG_V1_N] = {own.v1_memory, own.v1_pids, own.v1_cpu};
+  bool v2_has[CG_V1_N] = {root->v2_memory, root->v2_pids, root->v2_cpu};
+  for (int i = 0; i < CG_V1_N; i++) {
+    if (!mounts[i] || v2_has[i])
+      continue;
+    _cleanup_free_ char *parent = v1_parent_path(mounts[i], opts->v1_parent == CG_V1_PARENT_OWN ? owns[i] : NULL, rel);
+    if (!parent)
+      goto oom;
+    /* A v1 hierarchy that is not writable only costs its limits; asking for one later gives the error. */
+    if (mkdir_p(parent, NULL) == 0)
+      root->v1_parent[i] = TAKE_PTR(parent);
+  }
+  cg_proc_cgroup_done(&own);
+  *ret = TAKE_PTR(root);
+  return 0;
+
+fall:
+  cg_proc_cgroup_done(&own);
+  if (fallback(root, opts, err) < 0)
+    return ca_error_wrap(err, "cgroup");
+  *ret = TAKE_PTR(root);
+  return 0;
+oom:
+  r = ca_error_set(err, ENOMEM, "out of memory");
+out:
+  cg_proc_cgroup_done(&own);
+  return r;
+}
+
+int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {
+  size_t n = 0, cap = 8;
+  _cleanup_strv_free_ char **ids = calloc(cap + 1, sizeof(char *));
+  if (!ids)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  if (root->tracking == CG_TRACK_CGROUP) {
+    DIR *d = opendir(root->path);
+    if (!d)
+      return ca_error_set_errno(err, errno, "cannot list %s", root->path);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+      if (strncmp(de->d_name, "run-", 4) != 0 || !cg_session_id_valid(de->d_name + 4) || de->d_type != DT_DIR)
+        continue;
+      if (n == cap) {
+        char **grown = realloc(ids, (cap * 2 + 1) * sizeof(char *));
+        if (!grown) {
+          closedir(d);
+          return ca_error_set(err, ENOMEM, "out of memory");
+        }
+        ids = grown;
+        cap *= 2;
+      }
+      if (!(ids[n] = strdup(de->d_name + 4))) {
+        closedir(d);
+        return ca_error_set(err, ENOMEM, "out of memory");
+      }
+      ids[++n] = NULL;
+    }
+    closedir(d);
+  }
+  *ret_ids = TAKE_PTR(ids);
+  return 0;
+}
+
+int cg_root_remove(cg_root *root, ca_error **err) {
+  if (root->tracking != CG_TRACK_CGROUP)
+    return 0;
+  for (int i = 0; i < CG_V1_N; i++)
+    if (root->v1_parent[i] && rmdir(root->v1_parent[i]) < 0 && errno != ENOENT)
+      return ca_error_set_errno(err, errno, "cannot remove %s", root->v1_parent[i]);
+  if (rmdir(root->path) < 0 && errno != ENOENT)
+    return ca_error_set_errno(err, errno, "cannot remove %s", root->path);
+  return 0;
+}
