@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -231,6 +233,17 @@ static char **child_environment(const struct run_state *s) {
     env[k++] = host_var;
   }
   return env;
+}
+
+/* --private-tmp, in the child before exec: a mount namespace of its own with fresh tmpfs on /tmp and /dev/shm. The
+ * namespace, and the files and POSIX shared memory in it, die with the last process of the tree. Async-signal-safe. */
+static int private_tmp(void *userdata) {
+  (void)userdata;
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+      mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0 ||
+      mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+    return -errno;
+  return 0;
 }
 
 /* "3 processes outlived the command: sleep (pid 123), ..." for what is left in the leaf after the main process. */
@@ -549,7 +562,12 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   }
 
   envp = child_environment(&s);
-  cg_spawn_options sopts = {.argv = o.argv, .envp = envp};
+  cg_spawn_options sopts = {
+      .argv = o.argv,
+      .envp = envp,
+      .pre_exec = o.private_tmp ? private_tmp : NULL,
+      .pre_exec_what = "--private-tmp: cannot set up a private /tmp and /dev/shm (it needs root, or CAP_SYS_ADMIN)",
+  };
   cg_process proc;
   if (!envp) {
     ca_log_error("run: out of memory");

@@ -119,6 +119,11 @@ typedef struct cg_spawn_options {
   char *const *envp;    /* NULL: the agent's environment */
   const char *cwd;      /* NULL: the agent's */
   bool join_after_fork; /* skip clone3(CLONE_INTO_CGROUP): fork, join, exec (tests and benchmarks) */
+  /* Runs in the child after it joined the cgroups and before exec (a private mount namespace, say): only
+   * async-signal-safe calls. Returns 0, or -errno, which fails cg_spawn with pre_exec_what in the message. */
+  int (*pre_exec)(void *userdata);
+  void *pre_exec_data;
+  const char *pre_exec_what;
 } cg_spawn_options;
 
 typedef struct cg_process {

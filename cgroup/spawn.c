@@ -20,7 +20,7 @@
 
 extern char **environ;
 
-enum child_stage { STAGE_JOIN_V2 = 1, STAGE_JOIN_V1, STAGE_CHDIR, STAGE_EXEC };
+enum child_stage { STAGE_JOIN_V2 = 1, STAGE_JOIN_V1, STAGE_PRE_EXEC, STAGE_CHDIR, STAGE_EXEC };
 
 struct child_report {
   int stage;
@@ -35,6 +35,8 @@ struct child_ctx {
   char *const *argv;
   char *const *envp;
   const char *cwd;
+  int (*pre_exec)(void *userdata);
+  void *pre_exec_data;
 };
 
 static _noreturn_ void child_fail(const struct child_ctx *c, int stage) {
@@ -57,6 +59,13 @@ static _noreturn_ void child_run(const struct child_ctx *c) {
   sigset_t none;
   sigemptyset(&none);
   (void)sigprocmask(SIG_SETMASK, &none, NULL);
+  if (c->pre_exec) {
+    int r = c->pre_exec(c->pre_exec_data);
+    if (r < 0) {
+      errno = -r;
+      child_fail(c, STAGE_PRE_EXEC);
+    }
+  }
   if (c->cwd && chdir(c->cwd) < 0)
     child_fail(c, STAGE_CHDIR);
   execve(c->path, c->argv, c->envp);
@@ -134,7 +143,13 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
   if (resolve_program(opts->argv[0], envp, &program, err) < 0)
     return -(*err)->code;
 
-  struct child_ctx c = {.v2_procs_fd = -1, .path = program, .argv = opts->argv, .envp = envp, .cwd = opts->cwd};
+  struct child_ctx c = {.v2_procs_fd = -1,
+                        .path = program,
+                        .argv = opts->argv,
+                        .envp = envp,
+                        .cwd = opts->cwd,
+                        .pre_exec = opts->pre_exec,
+                        .pre_exec_data = opts->pre_exec_data};
   for (int i = 0; i < CG_V1_N; i++)
     c.v1_procs_fd[i] = -1;
   bool into = false;
@@ -209,6 +224,8 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
     } else if (rep.stage == STAGE_EXEC) {
       r = ca_error_set_errno(err, rep.err, "cannot execute %s", program);
       (*err)->detail = CG_ERROR_DETAIL_EXEC;
+    } else if (rep.stage == STAGE_PRE_EXEC) {
+      r = ca_error_set_errno(err, rep.err, "%s", opts->pre_exec_what ? opts->pre_exec_what : "prepare the command");
     } else if (rep.stage == STAGE_CHDIR) {
       r = ca_error_set_errno(err, rep.err, "cannot change directory to %s", opts->cwd);
     } else {

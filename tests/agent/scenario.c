@@ -22,7 +22,8 @@ static const char *cgroup2_mount(void) {
 
 void scenario_setup(struct scenario *s) {
   memset(s, 0, sizeof(*s));
-  strcpy(s->dir, "/tmp/ag-run-test-XXXXXX");
+  /* Not under /tmp: --private-tmp hides the host's /tmp from the command. */
+  strcpy(s->dir, "/var/tmp/ag-run-test-XXXXXX");
   cr_assert_not_null(mkdtemp(s->dir));
   snprintf(s->state, sizeof(s->state), "%s/state", s->dir);
   char id[9];

@@ -8,7 +8,7 @@
 #include "docker.h"
 
 struct scenario {
-  char dir[64];          /* temp dir: state/, out/ and scripts */
+  char dir[64];          /* temp dir under /var/tmp: state/, out/ and scripts */
   char state[96];        /* --state-dir */
   char cgroup_root[128]; /* --cgroup-root, under the host's cgroup2 mount */
   char test_label[80];   /* io.cleanup-agent.test=<random>: on every resource a test creates itself */

@@ -49,6 +49,61 @@ Test(run, leaky_suite_exits_with_its_status_and_leaves_nothing) {
   cr_assert_not_null(strstr(err, "removed 1 container, 1 network, 1 volume"), "%s", err);
 }
 
+Test(run, private_tmp_files_and_shared_memory_die_with_the_run) {
+  char shm[128], tmpfile[128];
+  snprintf(shm, sizeof(shm), "/dev/shm/cleanup-agent-test-%d", (int)getpid());
+  snprintf(tmpfile, sizeof(tmpfile), "/tmp/cleanup-agent-test-%d", (int)getpid());
+  char body[1024];
+  snprintf(body, sizeof(body),
+           "echo segment > %s && echo file > %s || exit 90\n"
+           "test \"$(cat %s)\" = segment || exit 91\n"
+           "( trap '' TERM; sleep 1000 & ) &\n"
+           "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+           "exit 3\n",
+           shm, tmpfile, shm);
+  const char *script = scenario_script(&sc, "private.sh", body);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--private-tmp", "--", script, NULL});
+  cr_assert_eq(rc, 3, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_eq(access(shm, F_OK), -1, "%s is visible on the host after the run", shm);
+  cr_assert_eq(access(tmpfile, F_OK), -1, "%s is visible on the host after the run", tmpfile);
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  scenario_assert_nothing_left(&sc, id);
+}
+
+Test(run, private_tmp_that_cannot_be_set_up_is_one_clear_line_and_125) {
+  /* An unprivileged user (nobody) may not make a mount namespace: refused with one line, nothing left. */
+  char home[] = "/var/tmp/ag-nobody-XXXXXX";
+  cr_assert_not_null(mkdtemp(home));
+  cr_assert_eq(chown(home, 65534, 65534), 0);
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd),
+           "setpriv --reuid=65534 --regid=65534 --clear-groups env DOCKER_HOST=unix:///nonexistent %s "
+           "--state-dir %s/state run --private-tmp -- /bin/true 2>%s/err; echo $? >%s/rc",
+           AG_BINARY, home, home, home);
+  cr_assert_eq(system(cmd), 0);
+  char path[128], rc[16] = "", err[4096] = "";
+  snprintf(path, sizeof(path), "%s/rc", home);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(fgets(rc, sizeof(rc), f));
+  fclose(f);
+  snprintf(path, sizeof(path), "%s/err", home);
+  f = fopen(path, "r");
+  size_t n = fread(err, 1, sizeof(err) - 1, f);
+  err[n] = '\0';
+  fclose(f);
+  cr_assert_eq(atoi(rc), 125, "exit %s: %s", rc, err);
+  const char *line = strstr(err, "--private-tmp");
+  cr_assert_not_null(line, "%s", err);
+  cr_assert_not_null(strstr(line, "Operation not permitted"), "%s", err);
+  snprintf(path, sizeof(path), "%s/state/sessions", home);
+  char ls[256];
+  snprintf(ls, sizeof(ls), "test -z \"$(ls -A %s)\"", path);
+  cr_assert_eq(system(ls), 0, "state files left in %s", path);
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", home);
+  cr_assert_eq(system(cmd), 0);
+}
+
 Test(run, timeout_kills_the_tree_and_exits_124) {
   const char *script = scenario_script(&sc, "slow.sh",
                                        "trap '' TERM\n"

@@ -266,7 +266,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_run overhead [N] | soak [CYCLES]\n");
     return 2;
   }
-  strcpy(state_dir, "/tmp/bench-run-XXXXXX");
+  strcpy(state_dir, "/var/tmp/bench-run-XXXXXX"); /* not /tmp: --private-tmp hides it from the command */
   if (!mkdtemp(state_dir))
     return 1;
   const char *cg2 =
