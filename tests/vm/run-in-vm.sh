@@ -12,6 +12,7 @@
 #   AG_VM_MEM      guest memory in MiB (default 512, 1024 for sanitizer builds)
 #   AG_VM_SMP      guest CPUs (default 1)
 #   AG_VM_LOG      where to keep the serial console log (default: a temp file, printed on failure, then removed)
+#   AG_VM_EXTRA    absolute paths of more programs the suite runs, copied to the same paths with their libraries
 #   ASAN_OPTIONS, UBSAN_OPTIONS, LSAN_OPTIONS, CRITERION_*  passed through to the test binary
 #
 # Exit status: the binary's status when it ran (0 = passed), 1 when the VM could not produce a result
@@ -90,22 +91,35 @@ copy_lib() {
     [[ " ${libdirs[*]-} " == *" $d "* ]] || libdirs+=("$d")
 }
 
-if [[ -z $libs ]] || grep -q 'not a dynamic executable' <<<"$libs"; then
-    : # static binary: nothing to copy
-else
-    if grep -q 'not found' <<<"$libs"; then
-        die "ldd $binary: $(grep 'not found' <<<"$libs" | head -n 1 | tr -s ' \t' ' ')"
+# copy_libs FILE LDD-OUTPUT: the libraries ldd lists for FILE.
+copy_libs() {
+    local file=$1 out=$2 a b c
+    if [[ -z $out ]] || grep -q 'not a dynamic executable' <<<"$out"; then
+        return 0 # static binary: nothing to copy
+    fi
+    if grep -q 'not found' <<<"$out"; then
+        die "ldd $file: $(grep 'not found' <<<"$out" | head -n 1 | tr -s ' \t' ' ')"
     fi
     while read -r a b c _; do
         if [[ $b == "=>" && $c == /* ]]; then copy_lib "$c"
         elif [[ $a == /* ]]; then copy_lib "$a" # the dynamic loader, at the path the binary names
         fi
-    done <<<"$libs"
+    done <<<"$out"
+}
+copy_libs "$binary" "$libs"
+if [[ -n $libs ]] && ! grep -q 'not a dynamic executable' <<<"$libs"; then
     # glibc dlopens libgcc_s for unwinding (pthread_cancel, backtraces); ldd does not list it.
     for extra in /lib/x86_64-linux-gnu/libgcc_s.so.1 /usr/lib/x86_64-linux-gnu/libgcc_s.so.1; do
         if [[ -e $extra ]]; then copy_lib "$extra"; break; fi
     done
 fi
+# AG_VM_EXTRA: more programs a suite runs (the agent binary, say), each at its own path with its libraries.
+for extra in ${AG_VM_EXTRA:-}; do
+    [[ $extra == /* && -x $extra ]] || die "AG_VM_EXTRA: '$extra' is not an absolute path to an executable"
+    mkdir -p "$root$(dirname -- "$extra")"
+    cp -L "$extra" "$root$extra"
+    copy_libs "$extra" "$(ldd "$extra" 2>/dev/null || true)"
+done
 cp -L "$binary" "$root/test/$name"
 
 # Criterion runs tests in parallel by default; one at a time keeps OOM tests from disturbing each other.
