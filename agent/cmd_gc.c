@@ -178,8 +178,9 @@ static int scan_cgroups(struct gc_run *g, ca_error **err) {
   if (cg_root_list_sessions(g->env.cg, &ids, err) < 0)
     return ca_error_wrap(err, "gc: list cgroups");
   for (char **id = ids; *id; id++) {
-    /* A session takes its lock before it creates its leaf: a leaf whose lock is not held has no owner. */
-    if (state_of(g, *id) == AG_SESSION_ALIVE)
+    /* Only a leaf whose session is known here and dead: its lock file is in this state dir and free. A leaf with no
+     * lock file here may belong to an agent with another --state-dir; it is not ours to judge. */
+    if (state_of(g, *id) != AG_SESSION_DEAD)
       continue;
     struct gc_item *gi = add_item(g);
     if (!gi || !(gi->id = strdup(*id)))
@@ -222,8 +223,9 @@ static void remove_local(struct gc_run *g, enum gc_kind kind) {
     if (it->kind != kind)
       continue;
     _cleanup_close_ int lock = -1;
-    /* Hold the session's lock while we remove its leaf or files, as any collector does. */
-    int r = ag_session_lock(g->env.state, it->session, true, &lock, &it->error);
+    /* Hold the session's lock while we remove its leaf or files, as any collector does. A registry without a lock
+     * file gets one (its owner made the lock first, so it is dead); a leaf's lock must still be there. */
+    int r = ag_session_lock(g->env.state, it->session, kind == GC_REGISTRY, &lock, &it->error);
     if (r == 0 && kind == GC_CGROUP) {
       struct ag_collect_stats st = {0};
       r = ag_collect_cgroup(g->env.cg, it->session, &st, &it->error);

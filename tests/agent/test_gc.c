@@ -179,11 +179,10 @@ static void populate(void) {
     add(DK_CONTAINER, states[i], true,
         (const char *[]){"io.cleanup-agent.session=" GONE, l_host, l_boot, l_gone_pid, "io.cleanup-agent.owner-start=1",
                          NULL});
-  /* The dead session's cgroup leaf. */
-  char leaf[256];
-  snprintf(leaf, sizeof(leaf), "%s/run-%s", sc.cgroup_root, DEAD);
+  /* The dead session's cgroup leaf, and the leaf of a session this state dir does not know (an agent with another
+   * --state-dir may be running it): only the first is ours to collect. */
   char cmd[600];
-  snprintf(cmd, sizeof(cmd), "mkdir -p %s", leaf);
+  snprintf(cmd, sizeof(cmd), "mkdir -p %s/run-%s %s/run-%s", sc.cgroup_root, DEAD, sc.cgroup_root, OTHER);
   cr_assert_eq(system(cmd), 0);
   sleep(1); /* everything above was created before the scan begins */
 }
@@ -234,6 +233,7 @@ Test(gc, dry_run_lists_exactly_the_collectable_and_gc_removes_exactly_them) {
     leaf_listed |= streq(kind, "cgroup") && streq(id, DEAD);
     registry_listed |= streq(kind, "registry") && streq(id, DEAD);
     cr_assert(!streq(id, LIVE), "the live session was listed");
+    cr_assert(!(streq(kind, "cgroup") && streq(id, OTHER)), "a leaf of an unknown session was listed");
   }
   cr_assert(leaf_listed && registry_listed, "the dead session's cgroup and registry are listed");
   cJSON_Delete(j);
@@ -248,6 +248,7 @@ Test(gc, dry_run_lists_exactly_the_collectable_and_gc_removes_exactly_them) {
     cr_assert_eq(exists(&pop[i]), !pop[i].collectable, "resource %zu (%s): exists=%d collectable=%d", i, pop[i].id,
                  exists(&pop[i]), pop[i].collectable);
   cr_assert_not(scenario_cgroup_exists(&sc, DEAD), "the dead session's cgroup leaf is left");
+  cr_assert(scenario_cgroup_exists(&sc, OTHER), "the leaf of a session unknown to this state dir was removed");
   char path[256];
   snprintf(path, sizeof(path), "%s/sessions/%s.lock", sc.state, DEAD);
   cr_assert_eq(access(path, F_OK), -1, "the dead session's registry files are left");
