@@ -1,0 +1,219 @@
+#!/bin/bash
+# tests/bench/bench_gc.sh: `cleanup-agent gc` against the docker CLI at removing leftovers (not a ctest test).
+#
+# Each measurement gets a fresh population of N containers of dead sessions (default 500, in sessions of 20), half
+# running (`sleep`), half in the created state, labeled as the agent labels them: a valid session id, this host,
+# another boot id (so the `rebooted` rule applies), a creation time, plus cleanup-agent.bench=<run id>. Methods:
+#   gc        cleanup-agent gc --parallel P (temp --state-dir, own --cgroup-root), under /usr/bin/time for peak RSS
+#   cli       docker rm -f $(docker ps -aq --filter label=...)
+#   one       for id in $(docker ps -aq --filter ...); do docker rm -f "$id"; done
+#   prune     docker container prune -f --filter label=...   (removes only the stopped half: the running half stays)
+# The CLI is /usr/bin/docker (Debian's docker.io). Prints a markdown table of medians over the repetitions.
+#
+# Usage: tests/bench/bench_gc.sh [-n N] [-r REPS] [-p PARALLEL] [-m "gc cli one prune"] [-b AGENT] [-j CREATE_JOBS] [-s]
+# By default the benchmark starts a private engine of its own (dockerd with its own data root, exec root, socket and
+# pid file under a temp dir; vfs, no bridge), loads the test image into it from the host engine, and stops it at the
+# end: gc sees every session-labeled resource on its engine, and on the shared one other suites stage dead sessions
+# on purpose (and their gc would take ours). -s uses the engine on /var/run/docker.sock instead: the script then
+# refuses to run while any other session-labeled resource exists and checks again right before each gc.
+# Needs root, dockerd, cleanup-test/busybox:latest on the host engine, and GNU time (apt-get install time).
+set -euo pipefail
+
+prog=tests/bench/bench_gc.sh
+repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
+docker=/usr/bin/docker
+image=cleanup-test/busybox:latest
+n=500
+reps=3
+parallel=8
+methods="gc cli one prune"
+agent=$repo/build/cleanup-agent
+jobs=6
+shared=0
+
+while getopts "n:r:p:m:b:j:sh" o; do
+    case $o in
+    n) n=$OPTARG ;;
+    r) reps=$OPTARG ;;
+    p) parallel=$OPTARG ;;
+    m) methods=$OPTARG ;;
+    b) agent=$OPTARG ;;
+    j) jobs=$OPTARG ;;
+    s) shared=1 ;;
+    h) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) exit 2 ;;
+    esac
+done
+
+die() { echo "$prog: $*" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || die "needs root (gc's cgroup root, the engine socket)"
+[[ -x $agent ]] || die "no agent binary at $agent (build it, or pass -b PATH)"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time missing: apt-get install time"
+$docker version >/dev/null 2>&1 || die "no engine answers on /var/run/docker.sock"
+$docker image inspect "$image" >/dev/null 2>&1 || die "image $image missing (tests/run.sh --env-only builds it)"
+
+run_id=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+bench_label=cleanup-agent.bench=$run_id
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-gc.XXXXXX")
+cg_mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+[[ -n $cg_mount ]] || die "no cgroup2 mount: gc needs a --cgroup-root of its own"
+# gc collects dead leaves of its cgroup root: give it an empty one of its own, never the shared default.
+cg_root=$cg_mount/cleanup-agent-bench.$run_id
+
+engine_pid=""
+cleanup() {
+    local ids i
+    ids=$($docker ps -aq --filter "label=$bench_label" 2>/dev/null || true)
+    [[ -z $ids ]] || $docker rm -f $ids >/dev/null 2>&1 || true
+    [[ ! -d $cg_root ]] || rmdir "$cg_root" 2>/dev/null || true
+    if [[ -n $engine_pid ]]; then
+        kill -TERM "$engine_pid" 2>/dev/null || true
+        for ((i = 0; i < 300; i++)); do kill -0 "$engine_pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -rf --one-file-system -- "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Session-labeled resources that are not ours: containers, networks, volumes.
+foreign_count() {
+    local c nw v
+    c=$($docker ps -aq --filter label=io.cleanup-agent.session | sort >"$work/all"; $docker ps -aq --filter "label=$bench_label" | sort >"$work/ours"; comm -23 "$work/all" "$work/ours" | wc -l)
+    nw=$($docker network ls -q --filter label=io.cleanup-agent.session | wc -l)
+    v=$($docker volume ls -q --filter label=io.cleanup-agent.session | wc -l)
+    echo $((c + nw + v))
+}
+docker_host=unix:///var/run/docker.sock
+if ((!shared)); then
+    dockerd=$(command -v dockerd) || die "dockerd not found (apt-get install docker.io), or pass -s"
+    mkdir -p "$work/engine"
+    sock=$work/engine/docker.sock
+    setsid "$dockerd" --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs --data-root "$work/engine/data" \
+        --exec-root "$work/engine/exec" --pidfile "$work/engine/docker.pid" --host "unix://$sock" \
+        >"$work/engine/log" 2>&1 </dev/null &
+    engine_pid=$!
+    for ((i = 0; i < 300; i++)); do
+        /usr/bin/docker -H "unix://$sock" version >/dev/null 2>&1 && break
+        kill -0 "$engine_pid" 2>/dev/null || die "the private dockerd exited: $(tail -1 "$work/engine/log")"
+        sleep 0.1
+    done
+    /usr/bin/docker save "$image" | /usr/bin/docker -H "unix://$sock" load >/dev/null || die "cannot load $image"
+    docker="/usr/bin/docker -H unix://$sock"
+    docker_host=unix://$sock
+fi
+
+f=$(foreign_count)
+((f == 0)) || die "$f session-labeled resources of someone else are on the engine; gc would collect them. Try later."
+
+host=$(hostname)
+other_boot=$(cat /proc/sys/kernel/random/uuid)
+[[ $other_boot != "$(cat /proc/sys/kernel/random/boot_id)" ]] || die "could not make up another boot id"
+
+# populate: N containers in sessions of 20, the even ones running, the odd ones created. Parallel `docker` calls.
+populate() {
+    local i sid
+    : >"$work/specs"
+    for ((i = 0; i < n; i++)); do
+        if ((i % 20 == 0)); then sid=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'); fi
+        echo "$((i % 2)) $sid" >>"$work/specs"
+    done
+    local created=$(($(date +%s) - 3600))
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    xargs -P "$jobs" -L 1 sh -c '
+        if [ "$1" = 0 ]; then cmd="run -d"; else cmd=create; fi
+        exec '"$docker"' $cmd --network none --label '"$bench_label"' --label io.cleanup-agent.managed=true \
+            --label "io.cleanup-agent.session=$2" --label io.cleanup-agent.host='"$host"' \
+            --label io.cleanup-agent.boot-id='"$other_boot"' --label io.cleanup-agent.owner-pid=1 \
+            --label io.cleanup-agent.owner-start=1 --label io.cleanup-agent.created='"$created"' \
+            --label io.cleanup-agent.mode=run '"$image"' sleep 3600 >/dev/null' sh <"$work/specs"
+    local have
+    have=$($docker ps -aq --filter "label=$bench_label" | wc -l)
+    ((have == n)) || die "population: $have containers instead of $n"
+    have=$($docker ps -q --filter "label=$bench_label" | wc -l)
+    ((have == n / 2)) || die "population: $have running instead of $((n / 2))"
+}
+
+count_left() { $docker ps -aq --filter "label=$bench_label" | wc -l; }
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# measure METHOD: prints "seconds left rss_kib"
+measure() {
+    local m=$1 t0 t1 rss=- ids
+    case $m in
+    gc)
+        local f
+        f=$(foreign_count)
+        ((f == 0)) || { echo "$prog: $f foreign session resources appeared; gc skipped" >&2; echo "skip - -"; return; }
+        t0=$(now)
+        /usr/bin/time -f "%M" -o "$work/time" "$agent" --docker-host "$docker_host" --state-dir "$work/state" --cgroup-root "$cg_root" \
+            --log-level warning gc --parallel "$parallel" >"$work/gc.out" 2>"$work/gc.err" || true
+        t1=$(now)
+        rss=$(tail -1 "$work/time")
+        ;;
+    cli)
+        t0=$(now)
+        ids=$($docker ps -aq --filter "label=$bench_label")
+        # shellcheck disable=SC2086 # one argument per id, as users write it
+        $docker rm -f $ids >/dev/null
+        t1=$(now)
+        ;;
+    one)
+        t0=$(now)
+        for id in $($docker ps -aq --filter "label=$bench_label"); do $docker rm -f "$id" >/dev/null; done
+        t1=$(now)
+        ;;
+    prune)
+        t0=$(now)
+        $docker container prune -f --filter "label=$bench_label" >/dev/null
+        t1=$(now)
+        ;;
+    esac
+    echo "$(elapsed "$t0" "$t1") $(count_left) $rss"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "$prog: run $run_id, N=$n, $reps repetition(s), methods: $methods, gc --parallel $parallel, CLI $($docker version --format '{{.Client.Version}}') ($docker), engine $($docker version --format '{{.Server.Version}}') on $($docker info --format '{{.Driver}}'), $(nproc) CPUs" >&2
+for ((r = 1; r <= reps; r++)); do
+    for m in $methods; do
+        t0=$(now)
+        populate
+        echo "$prog: rep $r $m: population of $n made in $(elapsed "$t0" "$(now)") s" >&2
+        read -r secs left rss < <(measure "$m")
+        echo "$prog: rep $r $m: ${secs} s, $left left, peak RSS ${rss} KiB" >&2
+        [[ $secs == skip ]] || echo "$secs" >>"$work/t.$m"
+        echo "$left" >>"$work/left.$m"
+        [[ $rss == - ]] || echo "$rss" >>"$work/rss.$m"
+        if [[ $m == gc ]]; then cp "$work/gc.err" "$work/gc.err.$r"; fi
+        # Whatever a method left (prune: the running half) goes before the next population.
+        ids=$($docker ps -aq --filter "label=$bench_label")
+        # shellcheck disable=SC2086
+        [[ -z $ids ]] || $docker rm -f $ids >/dev/null
+    done
+done
+f=$(foreign_count)
+((f == 0)) || echo "$prog: note: $f foreign session-labeled resources exist now (appeared during the run)" >&2
+
+# The table: median time, what each left, and the targets.
+t_gc=$(median <"$work/t.gc" 2>/dev/null || echo -)
+t_cli=$(median <"$work/t.cli" 2>/dev/null || echo -)
+t_one=$(median <"$work/t.one" 2>/dev/null || echo -)
+rss=$(median <"$work/rss.gc" 2>/dev/null || echo -)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN { if (v == "-") print "not measured"; else if ((op == "le" && v <= lim) || (op == "ge" && v >= lim) || (op == "lt" && v < lim)) print "met"; else print "NOT met" }'; }
+reps_of() { [[ -f $work/t.$1 ]] && wc -l <"$work/t.$1" || echo 0; }
+left_of() { [[ -f $work/left.$1 ]] && sort -n "$work/left.$1" | tail -1 || echo -; }
+r_cli=$(ratio "$t_gc" "$t_cli")
+r_one=$(ratio "$t_one" "$t_gc")
+echo
+echo "gc benchmark: $([[ $shared == 1 ]] && echo "shared engine" || echo "private engine"), $n containers of dead sessions ($((n / 2)) running, $((n / 2)) created), $(nproc) CPUs, $($docker info --format '{{.Driver}}') storage driver, CLI $docker $($docker version --format '{{.Client.Version}}')"
+echo
+echo "| method | median wall time (s) | reps | left after | target | result |"
+echo "| --- | ---: | ---: | ---: | --- | --- |"
+echo "| \`cleanup-agent gc --parallel $parallel\` | $t_gc | $(reps_of gc) | $(left_of gc) | <= 0.9x docker CLI (is ${r_cli}x); >= 2x faster than one-by-one (is ${r_one}x) | $(verdict "$r_cli" 0.9 le) / $(verdict "$r_one" 2 ge) |"
+echo "| \`docker rm -f \$(docker ps -aq --filter label=...)\` | $t_cli | $(reps_of cli) | $(left_of cli) | reference | |"
+echo "| one by one: \`docker rm -f ID\` in a loop | $t_one | $(reps_of one) | $(left_of one) | reference | |"
+echo "| \`docker container prune -f --filter label=...\` | $(median <"$work/t.prune" 2>/dev/null || echo -) | $(reps_of prune) | $(left_of prune) | leaves the running half | not comparable |"
+echo "| gc peak RSS (KiB, /usr/bin/time) | $rss | $(reps_of gc) | | < 8192 | $(verdict "$rss" 8192 lt) |"
