@@ -73,7 +73,7 @@ static void print_table(struct ps_row *rows, size_t n) {
     if (r->have_stats) {
       snprintf(procs, sizeof(procs), "%llu", (unsigned long long)r->stats.nr_processes);
       if (r->stats.has_memory)
-        ca_format_size(r->stats.memory_peak, mem);
+        ca_format_size(r->stats.memory_current, mem);
     }
     ca_buf cmd = CA_BUF_INIT(256);
     for (char **a = r->have_reg ? r->reg.command : NULL; a && *a; a++)
@@ -105,7 +105,7 @@ static void print_json(struct ps_row *rows, size_t n) {
     if (r->have_stats) {
       cJSON_AddNumberToObject(o, "processes", (double)r->stats.nr_processes);
       if (r->stats.has_memory)
-        cJSON_AddNumberToObject(o, "memory_bytes", (double)r->stats.memory_peak);
+        cJSON_AddNumberToObject(o, "memory_bytes", (double)r->stats.memory_current);
     }
   }
   char *text = cJSON_Print(arr);
