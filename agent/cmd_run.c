@@ -449,10 +449,14 @@ static void finish_session(struct run_state *s) {
     bool main_exited = s->pid == 0;
     (void)reap(s, &main_exited); /* the killed orphans are our zombies now */
   }
-  if (s->env.dk && ag_collect_docker(s->env.dk, s->id, &s->collected, &err) < 0)
-    run_warn(s, "%s", err->msg);
+  bool docker_failed = false;
+  if (s->env.dk && ag_collect_docker(s->env.dk, s->id, &s->collected, &err) < 0) {
+    docker_failed = true;
+    run_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
+  }
   ca_error_free(TAKE_PTR(err));
-  if (s->collected.failed == 0 && ag_registry_remove(s->env.state, s->id, &err) < 0)
+  /* The registry goes only when everything else went: it is what tells the next start that this session is dead. */
+  if (!docker_failed && s->collected.failed == 0 && ag_registry_remove(s->env.state, s->id, &err) < 0)
     run_warn(s, "%s", err->msg);
 }
 
@@ -478,7 +482,8 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
 
   /* The engine is optional: without one the session cleans processes only, and says so once. */
   s.docker_host = g->docker_host ? g->docker_host : "unix:///var/run/docker.sock";
-  struct dk_client_options dopts = {.host = s.docker_host};
+  struct dk_client_options dopts = {
+      .host = s.docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
   if (dk_client_new(&dopts, &s.env.dk, &err) < 0) {
     ca_log_notice("no Docker engine (%s): cleaning up processes only", err->msg);
     ca_error_free(TAKE_PTR(err));

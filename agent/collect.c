@@ -63,6 +63,9 @@ int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_st
   if (r < 0)
     return r;
   r = collect_kind(dk, DK_NETWORK, id, &st->networks, st, err);
+  /* An engine that does not answer will not answer the next list either: do not wait for it twice more. */
+  if (r < 0 && err && dk_error_kind(*err) == DK_ERR_TRANSIENT)
+    return r;
   int r2 = collect_kind(dk, DK_VOLUME, id, &st->volumes, st, r < 0 ? NULL : err);
   return r < 0 ? r : r2;
 }

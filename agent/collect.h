@@ -16,6 +16,10 @@ struct ag_collect_stats {
 };
 
 /* Where a collection works: any of cg and dk may be NULL (no cgroups, no engine). */
+/* Engine timeouts for cleanup: a wedged engine must not hold a CI job for minutes; what is left stays registered
+ * and the next start or gc collects it. */
+#define AG_DOCKER_TIMEOUT_MS 10000
+#define AG_DOCKER_RETRIES 2
 struct ag_env {
   struct ag_state *state;
   cg_root *cg;
@@ -23,7 +27,8 @@ struct ag_env {
 };
 
 /* Removes the containers (force, anonymous volumes), then networks, then volumes labeled with the session id,
- * re-checking the label of every listed item before deleting it and sparing keep=true. */
+ * re-checking the label of every listed item before deleting it and sparing keep=true. Stops at the first kind the
+ * engine cannot list (containers must go before their networks and volumes can). */
 int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err);
 
 /* Kills the processes of the session's cgroup leaf and removes it; nothing to do when there is no leaf. */
