@@ -86,6 +86,10 @@ int ca_parse_uint(const char *s, const char *what, uint64_t min, uint64_t max, u
 /* Positive finite decimal number such as "1.5" in (0, max]. */
 int ca_parse_positive_double(const char *s, const char *what, double max, double *ret, ca_error **err);
 
+/* Length (1 to 4) of the UTF-8 sequence at s, which has len bytes left; 0 when it is not one: strict, so
+ * overlongs, surrogates and values above U+10FFFF are refused. */
+size_t ca_utf8_seq(const char *s, size_t len);
+
 /* Human-readable forms for messages: "512M", "1.5G", "30s", "1h30m", "250ms". buf must hold 32 bytes. */
 const char *ca_format_size(uint64_t bytes, char buf[static 32]);
 const char *ca_format_duration(uint64_t usec, char buf[static 32]);

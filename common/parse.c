@@ -189,6 +189,39 @@ int ca_parse_positive_double(const char *s, const char *what, double max, double
   return 0;
 }
 
+size_t ca_utf8_seq(const char *s, size_t left) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (left == 0)
+    return 0;
+  unsigned char c = p[0];
+  if (c < 0x80)
+    return 1;
+  size_t n;
+  uint32_t cp;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+    cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (left < n)
+    return 0;
+  for (size_t i = 1; i < n; i++) {
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (p[i] & 0x3f);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return n;
+}
+
 const char *ca_format_size(uint64_t bytes, char buf[static 32]) {
   static const char units[] = "KMGT";
   int u = -1;

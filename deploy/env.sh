@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # deploy/env.sh: brings up what cleanup-agent's quick start and test command need on a Debian 12 host, as root:
 # the packages, a Docker engine (started only when none answers; the caller stops it with stop_engine), and the
 # cleanup-test/busybox:latest image built from Debian's static busybox (there is no registry to pull from).
@@ -5,7 +6,7 @@
 #   prog       its name, for messages
 #   work       a temp dir it removes at exit
 #   packages   the Debian packages it needs (array)
-# and calls stop_engine (and removes a temporary policy-rc.d, see policy_installed) from its EXIT trap.
+# and installs env_on_exit as its EXIT trap (it stops an engine it started and removes $work).
 # Environment: DOCKER_HOST=unix:///path (default /var/run/docker.sock); AG_ENGINE_ROOT=DIR starts a private engine
 # under DIR when none answers; AG_ENGINE_WAIT=SEC (default 60).
 
@@ -209,4 +210,13 @@ import_image() {
         }
         rm -rf -- "$rootfs"
     fi
+}
+
+# The EXIT trap of the scripts that source this file: stop what they started, remove what they made.
+env_on_exit() {
+    local rc=$?
+    stop_engine
+    if ((policy_installed)); then rm -f /usr/sbin/policy-rc.d; fi
+    rm -rf -- "$work"
+    exit "$rc"
 }

@@ -14,14 +14,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/cleanup-agent-quickstart.XXXXXX")
 # shellcheck source-path=SCRIPTDIR/.. source=deploy/env.sh
 source "$repo/deploy/env.sh"
 
-on_exit() {
-    local rc=$?
-    stop_engine
-    if ((policy_installed)); then rm -f /usr/sbin/policy-rc.d; fi
-    rm -rf -- "$work"
-    exit "$rc"
-}
-trap on_exit EXIT
+trap env_on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 

@@ -44,14 +44,7 @@ phase_secs=()
 passed_total=0
 failed_total=0
 
-on_exit() {
-    local rc=$?
-    stop_engine
-    if ((policy_installed)); then rm -f /usr/sbin/policy-rc.d; fi
-    rm -rf -- "$work"
-    exit "$rc"
-}
-trap on_exit EXIT
+trap env_on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 

@@ -1,7 +1,9 @@
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -64,5 +66,32 @@ size_t cli_count_lines(const char *s) {
   size_t n = 0;
   for (; *s; s++)
     n += *s == '\n';
+  return n;
+}
+
+int cli_count_session_processes(const char *id) {
+  char needle[80];
+  int nlen = snprintf(needle, sizeof(needle), "CLEANUP_AGENT_SESSION=%s", id) + 1; /* with the NUL */
+  DIR *d = opendir("/proc");
+  cr_assert_not_null(d);
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] < '0' || de->d_name[0] > '9')
+      continue;
+    char path[300], buf[65536];
+    snprintf(path, sizeof(path), "/proc/%s/environ", de->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    ssize_t len = read(fd, buf, sizeof(buf));
+    close(fd);
+    for (ssize_t i = 0; i + nlen <= len; i++)
+      if ((i == 0 || buf[i - 1] == '\0') && memcmp(buf + i, needle, (size_t)nlen) == 0) {
+        n++;
+        break;
+      }
+  }
+  closedir(d);
   return n;
 }

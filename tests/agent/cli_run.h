@@ -13,5 +13,8 @@ struct cli_result {
  * NULL-terminated list of "K=V", added to the current environment). Aborts the test on a harness failure. */
 void cli_run(struct cli_result *r, const char *const *argv, const char *const *env);
 
+/* Processes whose environment says CLEANUP_AGENT_SESSION=id: what is left of a session's tree. */
+int cli_count_session_processes(const char *id);
+
 /* Number of lines in s. */
 size_t cli_count_lines(const char *s);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "cli_run.h"
 #include "scenario.h"
 
 #define CGROUP2 "/sys/fs/cgroup/unified"
@@ -156,29 +157,7 @@ bool scenario_read_marker(struct scenario *s, const char *name, int timeout_ms, 
 }
 
 int scenario_count_processes(const char *id) {
-  char needle[80];
-  int nlen = snprintf(needle, sizeof(needle), "CLEANUP_AGENT_SESSION=%s", id) + 1; /* with the NUL */
-  DIR *d = opendir("/proc");
-  struct dirent *de;
-  int n = 0;
-  while ((de = readdir(d))) {
-    if (de->d_name[0] < '0' || de->d_name[0] > '9')
-      continue;
-    char path[300], buf[65536];
-    snprintf(path, sizeof(path), "/proc/%s/environ", de->d_name);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-      continue;
-    ssize_t len = read(fd, buf, sizeof(buf));
-    close(fd);
-    for (ssize_t i = 0; i + nlen <= len; i++)
-      if ((i == 0 || buf[i - 1] == '\0') && memcmp(buf + i, needle, (size_t)nlen) == 0) {
-        n++;
-        break;
-      }
-  }
-  closedir(d);
-  return n;
+  return cli_count_session_processes(id);
 }
 
 int scenario_count_docker(struct scenario *s, enum dk_kind kind, const char *id) {

@@ -1,7 +1,6 @@
 /* run inside the cgroup v2 VM (every controller, cgroup.kill): the OOM exit and a leaky tree, with no engine. */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,31 +10,6 @@
 
 static struct cli_result r;
 static const char *const env[] = {"DOCKER_HOST=unix:///nonexistent/docker.sock", NULL};
-
-/* Processes whose environment names the session: the tree the agent must have killed. */
-static int count_session_processes(const char *id) {
-  char needle[80];
-  int nlen = snprintf(needle, sizeof(needle), "CLEANUP_AGENT_SESSION=%s", id) + 1;
-  DIR *d = opendir("/proc");
-  struct dirent *de;
-  int n = 0;
-  while ((de = readdir(d))) {
-    char path[300], buf[16384];
-    snprintf(path, sizeof(path), "/proc/%s/environ", de->d_name);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-      continue;
-    ssize_t len = read(fd, buf, sizeof(buf));
-    close(fd);
-    for (ssize_t i = 0; i + nlen <= len; i++)
-      if ((i == 0 || buf[i - 1] == '\0') && memcmp(buf + i, needle, (size_t)nlen) == 0) {
-        n++;
-        break;
-      }
-  }
-  closedir(d);
-  return n;
-}
 
 Test(run_vm, memory_limit_oom_gives_137_and_says_so) {
   cli_run(&r,
@@ -69,5 +43,5 @@ Test(run_vm, leaky_tree_is_killed_by_cgroup_kill_and_status_kept) {
   fclose(f);
   id[strcspn(id, "\n")] = '\0';
   cr_assert_eq(strlen(id), 32, "session '%s'", id);
-  cr_assert_eq(count_session_processes(id), 0, "processes of session %s are left", id);
+  cr_assert_eq(cli_count_session_processes(id), 0, "processes of session %s are left", id);
 }

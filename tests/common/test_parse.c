@@ -153,3 +153,18 @@ Test(parse, format_round_trips) {
     cr_assert_str_eq(ca_format_size(v, buf), sizes[i]);
   }
 }
+
+Test(parse, utf8_sequences_strict) {
+  cr_assert_eq(ca_utf8_seq("a", 1), 1);
+  cr_assert_eq(ca_utf8_seq("\xc3\xa9", 2), 2);         /* é */
+  cr_assert_eq(ca_utf8_seq("\xe2\x82\xac", 3), 3);     /* € */
+  cr_assert_eq(ca_utf8_seq("\xf0\x9f\x98\x80", 4), 4); /* an emoji */
+  cr_assert_eq(ca_utf8_seq("\xc3", 1), 0, "truncated");
+  cr_assert_eq(ca_utf8_seq("\xc0\xaf", 2), 0, "overlong");
+  cr_assert_eq(ca_utf8_seq("\xe0\x80\xaf", 3), 0, "overlong");
+  cr_assert_eq(ca_utf8_seq("\xed\xa0\x80", 3), 0, "surrogate");
+  cr_assert_eq(ca_utf8_seq("\xf4\x90\x80\x80", 4), 0, "above U+10FFFF");
+  cr_assert_eq(ca_utf8_seq("\x80", 1), 0, "continuation byte");
+  cr_assert_eq(ca_utf8_seq("\xc3(", 2), 0, "bad continuation");
+  cr_assert_eq(ca_utf8_seq("", 0), 0);
+}

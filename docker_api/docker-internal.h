@@ -1,0 +1,133 @@
+/* docker_api internals shared by its sources and its unit tests. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "docker.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
+#define _cleanup_json_ _cleanup_(cJSON_Deletep)
+
+#define DK_DEFAULT_HOST "unix:///var/run/docker.sock"
+#define DK_DEFAULT_TIMEOUT_MS 30000u
+#define DK_DEFAULT_REMOVE_TIMEOUT_MS 60000u
+#define DK_CONNECT_TIMEOUT_MS 2000L
+#define DK_DEFAULT_RETRIES 4
+#define DK_DEFAULT_MAX_BODY (64u << 20)
+#define DK_RETRY_BASE_MS 100u
+#define DK_RETRY_MAX_MS 2000u
+/* Longest unix socket path (sun_path holds 108 bytes with the NUL). */
+#define DK_SOCKET_PATH_MAX 107
+
+struct dk_client {
+  char *host;        /* as given, for messages */
+  char *socket_path; /* unix sockets */
+  char *base_url;    /* "http://localhost", "http://h:p", "https://h:p" */
+  char *tls_ca, *tls_cert, *tls_key;
+  char api_version[16];
+  unsigned timeout_ms, remove_timeout_ms;
+  int retries;
+  size_t max_body;
+  CURL *easy;   /* short calls, reused for keep-alive */
+  CURLM *multi; /* bulk and streaming calls */
+  CURL **pool;  /* easy handles for bulk calls */
+  size_t n_pool;
+};
+
+/* One HTTP exchange. path is relative to the version prefix ("/containers/json?all=1"); raw paths start with "//". */
+struct dk_req {
+  const char *method;
+  const char *path;
+  const char *body; /* NULL: no body */
+  long timeout_ms;  /* 0: unbounded (streaming) */
+  bool unversioned; /* "/_ping" */
+  char *url;
+
+  /* results */
+  long status;
+  ca_buf resp;
+  char api_version_hdr[16];
+  bool headers_done;
+  char curl_errbuf[CURL_ERROR_SIZE];
+  ca_error *cb_err; /* set by callbacks */
+
+  /* streaming: when set, 2xx bodies go here instead of resp */
+  int (*on_body)(struct dk_req *r, const char *data, size_t len);
+  void *stream_ctx;
+  bool stopped; /* on_body asked to stop without an error */
+
+  struct curl_slist *headers;
+};
+
+void dk_req_init(struct dk_req *r, const char *method, const char *path, const char *body, long timeout_ms);
+void dk_req_done(struct dk_req *r);
+/* Configures an easy handle for r. */
+int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err);
+/* Turns the outcome of a finished transfer into 0 (2xx/304) or an error with context. */
+int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error **err);
+/* Performs r on the client's easy handle, once. */
+int dk_req_perform(struct dk_client *c, struct dk_req *r, ca_error **err);
+/* Performs r with retries of transient failures (connection refused always; others when idempotent). */
+int dk_req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent, ca_error **err);
+/* Runs one easy handle already added to a multi until it is done (returns 1 and its CURLcode) or, with until_headers,
+ * until a 2xx status and all headers arrived (returns 0). cancel (may be NULL) stops it with ECANCELED/ETIMEDOUT and
+ * leaves the transfer in the multi. */
+int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers, const struct dk_cancel *cancel,
+                 CURLcode *ret_cc, ca_error **err);
+/* Runs a streaming request on the client's handle inside its multi, so cancel is honoured while the stream idles. */
+int dk_stream_perform(struct dk_client *c, struct dk_req *r, const struct dk_cancel *cancel, ca_error **err);
+/* True when a (transient) error is worth retrying for this request. */
+bool dk_error_retryable(const ca_error *e, bool idempotent);
+unsigned dk_backoff_ms(unsigned attempt);
+void dk_sleep_ms(unsigned ms);
+
+/* Builds the error of a daemon answer: classifies by status and message; sets detail to the status. */
+int dk_http_error(ca_error **err, const char *method, const char *path, long status, const char *body, size_t len,
+                  bool has_api_version);
+/* Parses "1.41" into major*1000+minor; -1 on garbage. */
+int dk_api_version_parse(const char *s);
+
+/* URL-escaped filters JSON ({"label":["k=v"]}); *ret is "" for no filters. Caller frees. */
+int dk_filters_encode(const struct dk_filter *f, char **ret, ca_error **err);
+/* URL-escapes a path segment or query value (caller frees). */
+char *dk_escape(const char *s);
+
+/* Parsers of engine answers (untrusted): type-checked, malformed input is an error. */
+int dk_parse_list(enum dk_kind kind, const char *json, size_t len, struct dk_list **ret, ca_error **err);
+int dk_parse_container_info(const char *json, size_t len, struct dk_container_info **ret, ca_error **err);
+int dk_parse_labels(const cJSON *obj, const char *what, struct dk_labels *ret, ca_error **err);
+void dk_labels_clear(struct dk_labels *l);
+/* RFC 3339 ("2024-05-07T21:09:36.123456789Z", offsets allowed) to unix microseconds; Go's zero time gives 0. */
+int dk_parse_time(const char *s, int64_t *ret_us, ca_error **err);
+/* Parses one event line; strings in ev point into *ret_json, which the caller deletes. */
+int dk_parse_event(const char *line, size_t len, cJSON **ret_json, struct dk_event *ev, ca_error **err);
+int dk_parse_wait_result(const char *json, size_t len, int *ret_exit_code, ca_error **err);
+
+/* Tty=false log framing: [stream u8][0 0 0][len u32 BE][payload]. Feed any chunking. */
+struct dk_demux {
+  unsigned char hdr[8];
+  size_t hdr_len;
+  uint32_t remaining;
+  int stream;
+  ca_buf syserr; /* payload of a stream-3 frame */
+  dk_log_fn fn;
+  void *userdata;
+  bool want_stdout, want_stderr;
+  bool stopped;
+};
+void dk_demux_init(struct dk_demux *d, dk_log_fn fn, void *userdata);
+/* Returns 0, or negative with err for a malformed frame or an in-band error; d->stopped when fn asked to stop. */
+int dk_demux_feed(struct dk_demux *d, const char *data, size_t len, ca_error **err);
+/* Fails when the stream ended inside a frame. */
+int dk_demux_finish(struct dk_demux *d, ca_error **err);
+void dk_demux_done(struct dk_demux *d);
+
+/* JSON field helpers: absent or null fields leave *ret untouched and return 0; a wrong type is an EBADMSG error. */
+int dk_json_string(const cJSON *obj, const char *key, const char **ret, ca_error **err);
+int dk_json_int(const cJSON *obj, const char *key, int64_t min, int64_t max, int64_t *ret, ca_error **err);
+int dk_json_bool(const cJSON *obj, const char *key, bool *ret, ca_error **err);
+int dk_json_object(const cJSON *obj, const char *key, const cJSON **ret, ca_error **err);
+int dk_json_array(const cJSON *obj, const char *key, const cJSON **ret, ca_error **err);
+/* Parses len bytes of untrusted JSON; the error names what. */
+int dk_json_parse(const char *text, size_t len, const char *what, cJSON **ret, ca_error **err);

@@ -1,0 +1,347 @@
+/* Listing, networks, volumes, and removal with cleanup semantics, one at a time or many through curl multi. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docker-internal.h"
+
+/* How often a "removal in progress" is polled. */
+#define IN_PROGRESS_POLL_MS 100u
+#define DEFAULT_PARALLEL 8u
+#define MAX_PARALLEL 64u
+
+static const char *kind_name(enum dk_kind kind) {
+  switch (kind) {
+    case DK_CONTAINER:
+      return "container";
+    case DK_NETWORK:
+      return "network";
+    default:
+      return "volume";
+  }
+}
+
+int dk_list(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, struct dk_list **ret,
+            ca_error **err) {
+  _cleanup_free_ char *f = NULL, *path = NULL;
+  int k = dk_filters_encode(filters, &f, err);
+  if (k < 0)
+    return ca_error_wrap(err, "list %ss", kind_name(kind));
+  const char *base = kind == DK_CONTAINER ? "/containers/json?all=1" : kind == DK_NETWORK ? "/networks" : "/volumes";
+  const char *sep = kind == DK_CONTAINER ? "&" : "?";
+  if ((f[0] ? asprintf(&path, "%s%sfilters=%s", base, sep, f) : asprintf(&path, "%s", base)) < 0)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  _cleanup_(dk_req_done) struct dk_req r;
+  dk_req_init(&r, "GET", path, NULL, c->timeout_ms);
+  if ((k = dk_req_perform_retry(c, &r, true, err)) < 0)
+    return k;
+  k = dk_parse_list(kind, r.resp.data, r.resp.len, ret, err);
+  return k < 0 ? ca_error_wrap(err, "list %ss", kind_name(kind)) : 0;
+}
+
+/* ---- create networks and volumes --------------------------------------------------------------------------- */
+
+static int labels_object(cJSON *obj, const char *const *labels, ca_error **err) {
+  cJSON *o = cJSON_AddObjectToObject(obj, "Labels");
+  if (!o)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  for (const char *const *l = labels; l && *l; l++) {
+    int k = dk_label_validate(*l, err);
+    if (k < 0)
+      return k;
+    const char *eq = strchr(*l, '=');
+    _cleanup_free_ char *key = strndup(*l, (size_t)(eq - *l));
+    if (!key)
+      return ca_error_set(err, ENOMEM, "out of memory");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+    if (!cJSON_AddStringToObject(o, key, eq + 1))
+      return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+/* POSTs body to path and returns the string field key of the answer. */
+static int create_object(struct dk_client *c, const char *path, cJSON *body, const char *key, char **ret,
+                         ca_error **err) {
+  _cleanup_free_ char *text = cJSON_PrintUnformatted(body);
+  if (!text)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  _cleanup_(dk_req_done) struct dk_req r;
+  dk_req_init(&r, "POST", path, text, c->timeout_ms);
+  int k = dk_req_perform_retry(c, &r, false, err);
+  if (k < 0)
+    return k;
+  _cleanup_json_ cJSON *j = NULL;
+  const char *v = NULL;
+  if ((k = dk_json_parse(r.resp.data, r.resp.len, path, &j, err)) < 0)
+    return k;
+  if ((k = dk_json_string(j, key, &v, err)) < 0)
+    return ca_error_wrap(err, "POST %s", path);
+  if (!v || !v[0])
+    return ca_error_set(err, EBADMSG, "POST %s: answer lacks %s", path, key);
+  if (!(*ret = strdup(v)))
+    return ca_error_set(err, ENOMEM, "out of memory");
+  return 0;
+}
+
+int dk_network_create(struct dk_client *c, const char *name, const char *const *labels, bool internal, char **ret_id,
+                      ca_error **err) {
+  if (!name || !name[0])
+    return ca_error_set(err, EINVAL, "create network: no name given");
+  _cleanup_json_ cJSON *j = cJSON_CreateObject();
+  if (!j || !cJSON_AddStringToObject(j, "Name", name) || !cJSON_AddBoolToObject(j, "CheckDuplicate", true) ||
+      !cJSON_AddBoolToObject(j, "Internal", internal))
+    return ca_error_set(err, ENOMEM, "out of memory");
+  int k = labels_object(j, labels, err);
+  if (k < 0 || (k = create_object(c, "/networks/create", j, "Id", ret_id, err)) < 0) {
+    (void)ca_error_wrap(err, "create network %s", name); /* k keeps the code */
+    return k;
+  }
+  return 0;
+}
+
+int dk_volume_create(struct dk_client *c, const char *name, const char *const *labels, char **ret_name,
+                     ca_error **err) {
+  _cleanup_json_ cJSON *j = cJSON_CreateObject();
+  if (!j || (name && !cJSON_AddStringToObject(j, "Name", name)))
+    return ca_error_set(err, ENOMEM, "out of memory");
+  int k = labels_object(j, labels, err);
+  if (k < 0 || (k = create_object(c, "/volumes/create", j, "Name", ret_name, err)) < 0) {
+    (void)ca_error_wrap(err, "create volume %s", name ? name : "");
+    return k;
+  }
+  return 0;
+}
+
+/* ---- removal ----------------------------------------------------------------------------------------------- */
+
+enum item_phase { ITEM_PENDING, ITEM_RUNNING, ITEM_DONE };
+
+struct rm_item {
+  const char *id;
+  char *path;
+  struct dk_req r;
+  enum item_phase phase;
+  unsigned attempt;
+  uint64_t not_before_us, first_us;
+  CURL *easy;
+  bool gone_before; /* 404: nothing was removed */
+};
+
+static int ensure_pool(struct dk_client *c, size_t n, ca_error **err) {
+  if (c->n_pool >= n)
+    return 0;
+  CURL **p = realloc(c->pool, n * sizeof(*p));
+  if (!p)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  c->pool = p;
+  while (c->n_pool < n) {
+    if (!(c->pool[c->n_pool] = curl_easy_init()))
+      return ca_error_set(err, ENOMEM, "cannot initialise libcurl");
+    c->n_pool++;
+  }
+  return 0;
+}
+
+static char *remove_path(enum dk_kind kind, const char *id) {
+  _cleanup_free_ char *e = dk_escape(id);
+  char *p = NULL;
+  if (!e)
+    return NULL;
+  int k = kind == DK_CONTAINER ? asprintf(&p, "/containers/%s?force=1&v=1", e)
+          : kind == DK_NETWORK ? asprintf(&p, "/networks/%s", e)
+                               : asprintf(&p, "/volumes/%s", e);
+  return k < 0 ? NULL : p;
+}
+
+/* Decides what a finished DELETE means; returns true when the item is settled (ret_errors[i] then says how). */
+static bool rm_settle(struct dk_client *c, struct rm_item *it, CURLcode cc, ca_error **slot) {
+  _cleanup_error_ ca_error *e = NULL;
+  uint64_t now = ca_now_monotonic_usec();
+  if (dk_req_result(c, &it->r, cc, &e) >= 0)
+    return true;
+  enum dk_error_kind kind = dk_error_kind(e);
+  if (kind == DK_ERR_NOT_FOUND) {
+    it->gone_before = it->attempt == 0;
+    return true;
+  }
+  if (kind == DK_ERR_IN_PROGRESS && now - it->first_us < (uint64_t)c->remove_timeout_ms * 1000) {
+    /* someone else is removing it: ask again until it is gone */
+    it->not_before_us = now + IN_PROGRESS_POLL_MS * 1000;
+    it->attempt++;
+    return false;
+  }
+  /* a DELETE that timed out hit an engine hung on that object (docker/for-linux#1319): another minute will not
+   * help, so it is reported rather than retried */
+  if (dk_error_retryable(e, true) && e->code != ETIMEDOUT && (int)it->attempt < c->retries) {
+    it->not_before_us = now + (uint64_t)dk_backoff_ms(it->attempt) * 1000;
+    it->attempt++;
+    return false;
+  }
+  *slot = TAKE_PTR(e);
+  return true;
+}
+
+/* Removes ids with at most parallel requests in flight; fills errors[i] (may be NULL) and gone_before[i]. */
+static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
+                      ca_error **errors, bool *gone_before, ca_error **err) {
+  if (n == 0)
+    return 0;
+  size_t slots = CA_MIN((size_t)(parallel ? CA_MIN(parallel, MAX_PARALLEL) : DEFAULT_PARALLEL), n);
+  int k = ensure_pool(c, slots, err);
+  if (k < 0)
+    return k;
+  struct rm_item *items = calloc(n, sizeof(*items));
+  bool *busy = calloc(slots, sizeof(*busy));
+  if (!items || !busy) {
+    free(items);
+    free(busy);
+    return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  (void)curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)slots); /* a cap, never an error */
+  k = 0;
+  for (size_t i = 0; i < n; i++) {
+    dk_req_init(&items[i].r, "DELETE", "", NULL, c->remove_timeout_ms);
+    if (!ids[i] || !ids[i][0]) {
+      (void)ca_error_set(&errors[i], EINVAL, "remove %s: empty id", kind_name(kind));
+      items[i].phase = ITEM_DONE;
+      continue;
+    }
+    items[i].id = ids[i];
+    if (!(items[i].path = remove_path(kind, ids[i]))) {
+      k = ca_error_set(err, ENOMEM, "out of memory");
+      goto out;
+    }
+    items[i].r.path = items[i].path;
+  }
+
+  size_t running = 0;
+  for (;;) {
+    uint64_t now = ca_now_monotonic_usec(), wake = now + 100000;
+    bool left = false;
+    /* start what may start, in order: first attempts and retries whose time has come */
+    for (size_t i = 0; i < n; i++) {
+      struct rm_item *it = &items[i];
+      if (it->phase != ITEM_PENDING)
+        continue;
+      left = true;
+      if (it->not_before_us > now) {
+        wake = CA_MIN(wake, it->not_before_us);
+        continue;
+      }
+      if (running == slots)
+        break;
+      size_t s = 0;
+      while (busy[s])
+        s++;
+      if ((k = dk_req_setup(c, c->pool[s], &it->r, err)) < 0)
+        goto out;
+      if (curl_multi_add_handle(c->multi, c->pool[s]) != CURLM_OK) {
+        k = ca_error_set(err, EIO, "cannot add a curl transfer");
+        goto out;
+      }
+      busy[s] = true;
+      it->easy = c->pool[s];
+      if (it->attempt == 0)
+        it->first_us = now;
+      it->phase = ITEM_RUNNING;
+      running++;
+    }
+    if (running == 0 && !left)
+      break;
+
+    int still = 0;
+    CURLMcode mc = curl_multi_perform(c->multi, &still);
+    if (mc != CURLM_OK) {
+      k = ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
+      goto out;
+    }
+    CURLMsg *msg;
+    int queued;
+    while ((msg = curl_multi_info_read(c->multi, &queued))) {
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      CURL *easy = msg->easy_handle;
+      CURLcode cc = msg->data.result;
+      (void)curl_multi_remove_handle(c->multi, easy); /* it is in this multi */
+      for (size_t s = 0; s < slots; s++)
+        if (c->pool[s] == easy)
+          busy[s] = false;
+      running--;
+      for (size_t i = 0; i < n; i++) {
+        struct rm_item *it = &items[i];
+        if (it->phase == ITEM_RUNNING && it->easy == easy) {
+          it->easy = NULL;
+          it->phase = rm_settle(c, it, cc, &errors[i]) ? ITEM_DONE : ITEM_PENDING;
+          break;
+        }
+      }
+    }
+    uint64_t t = ca_now_monotonic_usec();
+    unsigned timeout_ms = (unsigned)CA_MIN((wake > t ? wake - t : 0) / 1000, 100u);
+    if (running > 0) {
+      if ((mc = curl_multi_poll(c->multi, NULL, 0, (int)timeout_ms, NULL)) != CURLM_OK) {
+        k = ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
+        goto out;
+      }
+    } else if (timeout_ms > 0) {
+      dk_sleep_ms(timeout_ms); /* only retries waiting for their time */
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    if (gone_before)
+      gone_before[i] = items[i].gone_before && !errors[i];
+out:
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].phase == ITEM_RUNNING && items[i].easy)
+      (void)curl_multi_remove_handle(c->multi, items[i].easy); /* abandoned on a setup failure */
+    dk_req_done(&items[i].r);
+    free(items[i].path);
+  }
+  free(items);
+  free(busy);
+  return k;
+}
+
+int dk_remove_many(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
+                   ca_error **ret_errors, ca_error **err) {
+  int k = remove_run(c, kind, ids, n, parallel, ret_errors, NULL, err);
+  if (k < 0)
+    return ca_error_wrap(err, "remove %zu %ss", n, kind_name(kind));
+  size_t failed = 0, first = n;
+  for (size_t i = 0; i < n; i++)
+    if (ret_errors[i]) {
+      failed++;
+      if (first == n)
+        first = i;
+    }
+  if (failed == 0)
+    return 0;
+  k = ca_error_set(err, ret_errors[first]->code, "remove %ss: %zu of %zu failed; first: %s", kind_name(kind), failed, n,
+                   ret_errors[first]->msg);
+  if (err && *err)
+    (*err)->detail = ret_errors[first]->detail;
+  return k;
+}
+
+int dk_remove(struct dk_client *c, enum dk_kind kind, const char *id, ca_error **err) {
+  ca_error *e = NULL;
+  bool gone = false;
+  const char *ids[] = {id};
+  int k = remove_run(c, kind, ids, 1, 1, &e, &gone, err);
+  if (k < 0)
+    return ca_error_wrap(err, "remove %s %s", kind_name(kind), id ? id : "");
+  if (e) {
+    k = -e->code;
+    if (err) {
+      ca_error_free(*err);
+      *err = e;
+      (void)ca_error_wrap(err, "remove %s %s", kind_name(kind), id);
+    } else {
+      ca_error_free(e);
+    }
+    return k;
+  }
+  return gone ? 1 : 0;
+}

@@ -1,0 +1,118 @@
+/* The engine stopped and started again between two calls of one client. The engine is a second dockerd that this
+ * test starts itself (own data root, exec root, pid file and socket in a temp dir) and stops; the shared engine is
+ * never touched. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "docker.h"
+
+static char dir[] = "/tmp/dkr-XXXXXX";
+static char host[128];
+static pid_t dockerd = -1;
+
+static pid_t start_dockerd(void) {
+  char data[64], exec[64], pidfile[64], sock[80], log[64];
+  snprintf(data, sizeof(data), "%s/data", dir);
+  snprintf(exec, sizeof(exec), "%s/exec", dir);
+  snprintf(pidfile, sizeof(pidfile), "%s/docker.pid", dir);
+  snprintf(sock, sizeof(sock), "unix://%s/docker.sock", dir);
+  snprintf(log, sizeof(log), "%s/dockerd.log", dir);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    execlp("dockerd", "dockerd", "--data-root", data, "--exec-root", exec, "--pidfile", pidfile, "-H", sock,
+           "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", (char *)NULL);
+    _exit(127);
+  }
+  /* ready when it answers */
+  for (int i = 0; i < 300; i++) {
+    struct dk_client_options o = {.host = host, .retries = -1};
+    struct dk_client *c = NULL;
+    if (dk_client_new(&o, &c, NULL) == 0) {
+      dk_client_free(c);
+      return pid;
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "dockerd exited early; see %s", log);
+    usleep(100000);
+  }
+  cr_assert_fail("dockerd did not answer within 30 s; see %s", log);
+  return -1;
+}
+
+static void stop_dockerd(void) {
+  if (dockerd <= 0)
+    return;
+  kill(dockerd, SIGTERM); /* our own child, by pid */
+  int status;
+  for (int i = 0; i < 300 && waitpid(dockerd, &status, WNOHANG) == 0; i++)
+    usleep(100000);
+  if (waitpid(dockerd, &status, WNOHANG) == 0) {
+    kill(dockerd, SIGKILL);
+    waitpid(dockerd, &status, 0);
+  }
+  dockerd = -1;
+}
+
+static void setup(void) {
+  signal(SIGPIPE, SIG_IGN);
+  cr_assert_eq(dk_global_init(NULL), 0);
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(host, sizeof(host), "unix://%s/docker.sock", dir);
+}
+
+static void teardown(void) {
+  stop_dockerd();
+  /* the vfs data root of an engine that ran no container holds only metadata */
+  char cmd[96];
+  snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "restart: could not remove %s\n", dir);
+  dk_global_cleanup();
+}
+
+Test(restart, engine_stopped_and_started_between_two_calls, .init = setup, .fini = teardown, .timeout = 180) {
+  dockerd = start_dockerd();
+  struct dk_client_options o = {.host = host};
+  struct dk_client *c = NULL;
+  ca_error *e = NULL;
+  cr_assert_eq(dk_client_new(&o, &c, &e), 0, "%s", e ? e->msg : "");
+  const char *labels[] = {"io.cleanup-agent.test=restart", NULL};
+  _cleanup_free_ char *vol = NULL;
+  cr_assert_eq(dk_volume_create(c, "dk-restart-test", labels, &vol, &e), 0, "%s", e ? e->msg : "");
+  const struct dk_filter f[] = {{"label", "io.cleanup-agent.test=restart"}, {0}};
+  _cleanup_(dk_list_freep) struct dk_list *before = NULL;
+  cr_assert_eq(dk_list(c, DK_VOLUME, f, &before, &e), 0, "%s", e ? e->msg : "");
+  cr_assert_eq(before->n, 1);
+
+  stop_dockerd();
+  /* the same client, engine gone: a transient error that names the engine, after bounded retries */
+  struct dk_list *during = NULL;
+  _cleanup_error_ ca_error *de = NULL;
+  uint64_t t0 = ca_now_monotonic_usec();
+  cr_assert_lt(dk_list(c, DK_VOLUME, f, &during, &de), 0);
+  uint64_t took = ca_now_monotonic_usec() - t0;
+  cr_assert_eq(dk_error_kind(de), DK_ERR_TRANSIENT, "%s", de->msg);
+  cr_assert(strstr(de->msg, "is the Docker engine running?"), "%s", de->msg);
+  cr_assert_lt(took, 10000000, "retries took %llu us", (unsigned long long)took);
+
+  dockerd = start_dockerd();
+  /* the same client again: reconnects by itself, and the engine kept the volume */
+  _cleanup_(dk_list_freep) struct dk_list *after = NULL;
+  cr_assert_eq(dk_list(c, DK_VOLUME, f, &after, &e), 0, "%s", e ? e->msg : "");
+  cr_assert_eq(after->n, 1);
+  cr_assert_str_eq(after->items[0].id, "dk-restart-test");
+  cr_assert_eq(dk_remove(c, DK_VOLUME, "dk-restart-test", &e), 0, "%s", e ? e->msg : "");
+  dk_client_free(c);
+}
