@@ -17,7 +17,9 @@
 
 #define GC_LOCK_WAIT_USEC (5 * 1000000ULL)
 #define PROGRESS_MIN_ITEMS 36
-#define REMOVE_CHUNK 50
+/* Requests in flight by default: the engine removes running containers faster the more it gets at once (the docker
+ * CLI sends them all); 16 was measured at 2.7x the CLI's time for 200 containers, 50 on par with it. */
+#define DEFAULT_PARALLEL 32
 
 enum gc_kind { GC_CONTAINER, GC_NETWORK, GC_VOLUME, GC_CGROUP, GC_REGISTRY, GC_KINDS };
 static const char *const gc_kind_names[GC_KINDS] = {"container", "network", "volume", "cgroup", "registry"};
@@ -135,29 +137,33 @@ static void show_progress(struct gc_run *g, size_t done_now) {
     fprintf(stderr, "\rcleanup-agent: gc: removed %zu of %zu", g->progress_done, g->progress_total);
 }
 
-/* Deletes the listed items of one Docker kind in chunks, with at most --parallel requests in flight. */
+/* Deletes the listed items of one Docker kind with at most --parallel requests in flight: in one batch, or, when a
+ * progress line is shown, in batches large enough to keep the engine busy between two updates. */
 static void remove_docker(struct gc_run *g, enum gc_kind kind) {
   size_t n = 0;
   for (size_t i = 0; i < g->n; i++)
     n += g->items[i].kind == kind;
   if (!n)
     return;
-  _cleanup_free_ const char **ids = calloc(REMOVE_CHUNK, sizeof(char *));
-  _cleanup_free_ struct gc_item **chunk = calloc(REMOVE_CHUNK, sizeof(*chunk));
-  _cleanup_free_ ca_error **errors = calloc(REMOVE_CHUNK, sizeof(ca_error *));
-  if (!ids || !chunk || !errors)
+  size_t batch = g->progress ? CA_MAX((size_t)g->o.parallel * 8, (size_t)64) : n;
+  _cleanup_free_ const char **ids = calloc(batch, sizeof(char *));
+  _cleanup_free_ struct gc_item **chunk = calloc(batch, sizeof(*chunk));
+  _cleanup_free_ ca_error **errors = calloc(batch, sizeof(ca_error *));
+  if (!ids || !chunk || !errors) {
+    ca_log_error("gc: out of memory");
     return;
+  }
   size_t i = 0;
   while (i < g->n) {
     size_t k = 0;
-    for (; i < g->n && k < REMOVE_CHUNK; i++)
+    for (; i < g->n && k < batch; i++)
       if (g->items[i].kind == kind) {
         chunk[k] = &g->items[i];
         ids[k++] = g->items[i].id;
       }
     if (!k)
       break;
-    memset(errors, 0, REMOVE_CHUNK * sizeof(ca_error *));
+    memset(errors, 0, batch * sizeof(ca_error *));
     (void)dk_remove_many(g->env.dk, dk_kinds[kind], ids, k, g->o.parallel, errors, NULL); /* per-item below */
     for (size_t j = 0; j < k; j++) {
       chunk[j]->done = !errors[j];
@@ -384,7 +390,7 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
       {},
   };
   _cleanup_error_ ca_error *err = NULL;
-  uint64_t parallel = 8;
+  uint64_t parallel = DEFAULT_PARALLEL;
   const char *older = getenv("CLEANUP_AGENT_OLDER_THAN"), *par = getenv("CLEANUP_AGENT_PARALLEL");
   o->metrics = getenv("CLEANUP_AGENT_METRICS_FILE");
   int c;
@@ -414,6 +420,7 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
                "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
                "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; never images,\n"
                "never anything without a valid io.cleanup-agent.session label, never io.cleanup-agent.keep=true.\n"
+               "--parallel N: deletes in flight (1 to 64, default 32).\n"
                "Exit 0 when everything collectable went, 1 when something is left.\n");
         return -1;
       case ':':
