@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "collect.h"
@@ -61,7 +62,8 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
     ca_error_free(TAKE_PTR(err));
   }
   if (cfg->docker_host) {
-    struct dk_client_options dopts = {.host = cfg->docker_host};
+    struct dk_client_options dopts = {
+        .host = cfg->docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
     if (dk_client_new(&dopts, &env.dk, &err) < 0) {
       ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
       ca_error_free(TAKE_PTR(err));
@@ -75,6 +77,19 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
   else
     ca_log_notice("guardian: the agent died; cleaned up session %s%s%s", cfg->session_id, *summary ? ": " : "",
                   summary);
+  /* A create the agent had in flight when it died (container-seq makes the next container ahead, a test may be in
+   * the middle of `docker run -d`) lands in the engine after the listing above: look again a little later. */
+  static const long settle_ms[] = {1000, 2000};
+  for (size_t i = 0; r == 0 && env.dk && i < ELEMENTSOF(settle_ms); i++) {
+    struct timespec ts = {settle_ms[i] / 1000, settle_ms[i] % 1000 * 1000000L};
+    nanosleep(&ts, NULL);
+    struct ag_collect_stats late = {0};
+    if (ag_collect_docker(env.dk, cfg->session_id, &late, NULL) == 0 &&
+        late.containers + late.networks + late.volumes) {
+      ag_collect_stats_format(&late, summary, sizeof(summary));
+      ca_log_notice("guardian: session %s: %s created after the agent died", cfg->session_id, summary);
+    }
+  }
   dk_client_free(env.dk);
   cg_root_free(env.cg);
   ag_state_free(env.state);

@@ -18,7 +18,8 @@ struct ag_command {
 
 static const struct ag_command commands[] = {
     {"run", "run a command so that nothing it starts outlives it", ag_cmd_run},
-    {"container-seq", "run each test file in its own limited container, with checkpoint and resume", NULL},
+    {"container-seq", "run each test file in its own limited container, with checkpoint and resume",
+     ag_cmd_container_seq},
     {"gc", "collect leftovers of dead and expired sessions", ag_cmd_gc},
     {"ps", "list this host's sessions", ag_cmd_ps},
     {"kill", "kill and clean up sessions of this host", ag_cmd_kill},

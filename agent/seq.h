@@ -31,8 +31,7 @@ void seq_result_done(struct seq_result *r);
 void seq_files_hash(const char *cwd, const char *const *files, size_t n, char ret[static 17]);
 
 /* Serialises the file list and the results (caller frees). */
-char *seq_checkpoint_format(const char *const *files, size_t n, const struct seq_result *results,
-                            const char *session);
+char *seq_checkpoint_format(const char *const *files, size_t n, const struct seq_result *results, const char *session);
 /* Parses a checkpoint into results (n zeroed slots). ESTALE when it was made for another file list (the message
  * says how the lists differ), EINVAL when it is not a checkpoint. Results are only filled on success. */
 int seq_checkpoint_parse(const char *text, size_t len, const char *const *files, size_t n,

@@ -119,18 +119,28 @@ int scenario_run(struct scenario *s, const char *const *args) {
   return scenario_wait(scenario_start(s, args));
 }
 
-const char *scenario_stderr(struct scenario *s) {
-  static char buf[16384];
-  char path[128];
-  snprintf(path, sizeof(path), "%s/err", s->dir);
+static const char *read_into(const char *path, char *buf, size_t size) {
   buf[0] = '\0';
   FILE *f = fopen(path, "r");
   if (f) {
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    size_t n = fread(buf, 1, size - 1, f);
     buf[n] = '\0';
     fclose(f);
   }
   return buf;
+}
+
+const char *scenario_read_text(const char *path) {
+  static char buf[65536];
+  return read_into(path, buf, sizeof(buf));
+}
+
+const char *scenario_stderr(struct scenario *s) {
+  /* Its own buffer: assertions print it next to what scenario_read_text returned. */
+  static char buf[65536];
+  char path[128];
+  snprintf(path, sizeof(path), "%s/err", s->dir);
+  return read_into(path, buf, sizeof(buf));
 }
 
 static void sleep_ms(int ms) {

@@ -29,6 +29,8 @@ pid_t scenario_start(struct scenario *s, const char *const *args);
 int scenario_wait(pid_t pid);
 /* Runs it to the end: scenario_start + scenario_wait. */
 int scenario_run(struct scenario *s, const char *const *args);
+/* The contents of a text file, "" when it cannot be read (static buffer, valid until the next call). */
+const char *scenario_read_text(const char *path);
 /* The agent's stderr (static buffer). */
 const char *scenario_stderr(struct scenario *s);
 
