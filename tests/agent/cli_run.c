@@ -28,10 +28,15 @@ void cli_run(struct cli_result *r, const char *const *argv, const char *const *e
     while (argv[n])
       n++;
     char **args = calloc(n + 2, sizeof(char *));
-    args[0] = (char *)AG_BINARY;
+    /* Inside the test VM the agent is in AG_VM_EXTRA_DIR, not at its build path (tests/vm/run-in-vm.sh). */
+    char vm_binary[256];
+    const char *dir = getenv("AG_VM_EXTRA_DIR");
+    snprintf(vm_binary, sizeof(vm_binary), "%s/cleanup-agent", dir ? dir : "");
+    const char *binary = dir ? vm_binary : AG_BINARY;
+    args[0] = (char *)binary;
     for (size_t i = 0; i < n; i++)
       args[i + 1] = (char *)argv[i];
-    execv(AG_BINARY, args);
+    execv(binary, args);
     _exit(99);
   }
   close(out[1]);
