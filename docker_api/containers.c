@@ -39,25 +39,6 @@ static int add_strv(cJSON *obj, const char *key, const char *const *v, ca_error 
   return 0;
 }
 
-static int add_labels(cJSON *obj, const char *const *labels, ca_error **err) {
-  cJSON *o = cJSON_AddObjectToObject(obj, "Labels");
-  if (!o)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  for (const char *const *l = labels; l && *l; l++) {
-    int k = dk_label_validate(*l, err);
-    if (k < 0)
-      return k;
-    const char *eq = strchr(*l, '=');
-    _cleanup_free_ char *key = strndup(*l, (size_t)(eq - *l));
-    if (!key)
-      return ca_error_set(err, ENOMEM, "out of memory");
-    cJSON_DeleteItemFromObjectCaseSensitive(o, key); /* the last of a repeated key wins, as with docker --label */
-    if (!cJSON_AddStringToObject(o, key, eq + 1))
-      return ca_error_set(err, ENOMEM, "out of memory");
-  }
-  return 0;
-}
-
 static int add_string(cJSON *obj, const char *key, const char *value, ca_error **err) {
   if (!value)
     return 0;
@@ -116,7 +97,7 @@ static int create_body(const struct dk_container_spec *s, char **ret, ca_error *
     return ca_error_set(err, ENOMEM, "out of memory");
   int k;
   if ((k = add_string(j, "Image", s->image, err)) < 0 || (k = add_strv(j, "Cmd", s->cmd, err)) < 0 ||
-      (k = add_strv(j, "Env", s->env, err)) < 0 || (k = add_labels(j, s->labels, err)) < 0 ||
+      (k = add_strv(j, "Env", s->env, err)) < 0 || (k = dk_json_add_labels(j, s->labels, err)) < 0 ||
       (k = add_string(j, "WorkingDir", s->working_dir, err)) < 0 || (k = add_string(j, "User", s->user, err)) < 0 ||
       (k = add_string(j, "StopSignal", s->stop_signal, err)) < 0 || (k = add_bool(j, "Tty", false, err)) < 0 ||
       (k = add_bool(j, "OpenStdin", false, err)) < 0 || (k = add_bool(j, "AttachStdout", false, err)) < 0 ||

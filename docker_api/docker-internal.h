@@ -129,5 +129,8 @@ int dk_json_int(const cJSON *obj, const char *key, int64_t min, int64_t max, int
 int dk_json_bool(const cJSON *obj, const char *key, bool *ret, ca_error **err);
 int dk_json_object(const cJSON *obj, const char *key, const cJSON **ret, ca_error **err);
 int dk_json_array(const cJSON *obj, const char *key, const cJSON **ret, ca_error **err);
+/* Adds "Labels": {key: value} from "key=value" strings, each checked by dk_label_validate; a repeated key keeps its
+ * last value, as docker --label does. */
+int dk_json_add_labels(cJSON *obj, const char *const *labels, ca_error **err);
 /* Parses len bytes of untrusted JSON; the error names what. */
 int dk_json_parse(const char *text, size_t len, const char *what, cJSON **ret, ca_error **err);

@@ -446,3 +446,22 @@ int dk_parse_wait_result(const char *json, size_t len, int *ret_exit_code, ca_er
   *ret_exit_code = (int)code;
   return 0;
 }
+
+int dk_json_add_labels(cJSON *obj, const char *const *labels, ca_error **err) {
+  cJSON *o = cJSON_AddObjectToObject(obj, "Labels");
+  if (!o)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  for (const char *const *l = labels; l && *l; l++) {
+    int k = dk_label_validate(*l, err);
+    if (k < 0)
+      return k;
+    const char *eq = strchr(*l, '=');
+    _cleanup_free_ char *key = strndup(*l, (size_t)(eq - *l));
+    if (!key)
+      return ca_error_set(err, ENOMEM, "out of memory");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, key); /* the last of a repeated key wins, as with docker --label */
+    if (!cJSON_AddStringToObject(o, key, eq + 1))
+      return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  return 0;
+}

@@ -42,25 +42,6 @@ int dk_list(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filt
 
 /* ---- create networks and volumes --------------------------------------------------------------------------- */
 
-static int labels_object(cJSON *obj, const char *const *labels, ca_error **err) {
-  cJSON *o = cJSON_AddObjectToObject(obj, "Labels");
-  if (!o)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  for (const char *const *l = labels; l && *l; l++) {
-    int k = dk_label_validate(*l, err);
-    if (k < 0)
-      return k;
-    const char *eq = strchr(*l, '=');
-    _cleanup_free_ char *key = strndup(*l, (size_t)(eq - *l));
-    if (!key)
-      return ca_error_set(err, ENOMEM, "out of memory");
-    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-    if (!cJSON_AddStringToObject(o, key, eq + 1))
-      return ca_error_set(err, ENOMEM, "out of memory");
-  }
-  return 0;
-}
-
 /* POSTs body to path and returns the string field key of the answer. */
 static int create_object(struct dk_client *c, const char *path, cJSON *body, const char *key, char **ret,
                          ca_error **err) {
@@ -93,7 +74,7 @@ int dk_network_create(struct dk_client *c, const char *name, const char *const *
   if (!j || !cJSON_AddStringToObject(j, "Name", name) || !cJSON_AddBoolToObject(j, "CheckDuplicate", true) ||
       !cJSON_AddBoolToObject(j, "Internal", internal))
     return ca_error_set(err, ENOMEM, "out of memory");
-  int k = labels_object(j, labels, err);
+  int k = dk_json_add_labels(j, labels, err);
   if (k < 0 || (k = create_object(c, "/networks/create", j, "Id", ret_id, err)) < 0) {
     (void)ca_error_wrap(err, "create network %s", name); /* k keeps the code */
     return k;
@@ -106,7 +87,7 @@ int dk_volume_create(struct dk_client *c, const char *name, const char *const *l
   _cleanup_json_ cJSON *j = cJSON_CreateObject();
   if (!j || (name && !cJSON_AddStringToObject(j, "Name", name)))
     return ca_error_set(err, ENOMEM, "out of memory");
-  int k = labels_object(j, labels, err);
+  int k = dk_json_add_labels(j, labels, err);
   if (k < 0 || (k = create_object(c, "/volumes/create", j, "Name", ret_name, err)) < 0) {
     (void)ca_error_wrap(err, "create volume %s", name ? name : "");
     return k;

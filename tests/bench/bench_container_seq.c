@@ -19,21 +19,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define IMAGE "cleanup-test/busybox:latest"
 #define DOCKER_CLI "/usr/bin/docker"
 #define BENCH_LABEL "io.cleanup-agent.bench=container-seq"
 
 static char dir[64];
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Runs argv with stdout/stderr to /dev/null; returns wall ns and the exit code. */
 static uint64_t run_cmd(char *const *argv, int *ret_code) {
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open("/dev/null", O_WRONLY);
@@ -45,17 +41,11 @@ static uint64_t run_cmd(char *const *argv, int *ret_code) {
   int st;
   waitpid(pid, &st, 0);
   *ret_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return now_ns() - t0;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
+  return bench_now_ns() - t0;
 }
 
 static double median_s(uint64_t *v, size_t n) {
-  qsort(v, n, sizeof(*v), cmp_u64);
-  return (n % 2 ? (double)v[n / 2] : (double)(v[n / 2 - 1] + v[n / 2]) / 2.0) / 1e9;
+  return bench_median(v, n) / 1e9;
 }
 
 static int count_left(void) {

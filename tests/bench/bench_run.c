@@ -17,19 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 static const char *agent;
 static char state_dir[64];
 static char cgroup_root[128];
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Runs argv with stdout/stderr to /dev/null (or to err_fd); returns wall ns, fills exit code and max RSS (KiB). */
 static uint64_t run_cmd(const char *const *argv, char *const *envp, int *ret_code, long *ret_maxrss) {
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open("/dev/null", O_WRONLY);
@@ -41,7 +37,7 @@ static uint64_t run_cmd(const char *const *argv, char *const *envp, int *ret_cod
   int st;
   struct rusage ru;
   wait4(pid, &st, 0, &ru);
-  uint64_t t = now_ns() - t0;
+  uint64_t t = bench_now_ns() - t0;
   if (ret_code)
     *ret_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   if (ret_maxrss)
@@ -49,14 +45,8 @@ static uint64_t run_cmd(const char *const *argv, char *const *envp, int *ret_cod
   return t;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 static double median_ms(uint64_t *v, size_t n) {
-  qsort(v, n, sizeof(*v), cmp_u64);
-  return (n % 2 ? (double)v[n / 2] : (double)(v[n / 2 - 1] + v[n / 2]) / 2.0) / 1e6;
+  return bench_median(v, n) / 1e6;
 }
 
 extern char **environ;
@@ -219,8 +209,11 @@ static int soak(size_t cycles) {
 
   pid_t dockerd = find_dockerd();
   int fds0 = count_fds(getpid()), dfds0 = dockerd ? count_fds(dockerd) : -1;
-  long rss_first = 0, rss_last = 0;
-  uint64_t t0 = now_ns();
+  /* Max RSS as wait4 reports it: the agent's and that of the descendants it reaped (it is their subreaper), so only
+   * cycles of one kind compare: the medians of the plain cycles among the first and the last hundred. */
+  uint64_t *rss_first = calloc(100, sizeof(uint64_t)), *rss_last = calloc(100, sizeof(uint64_t));
+  size_t n_first = 0, n_last = 0;
+  uint64_t t0 = bench_now_ns();
   int failures = 0;
   for (size_t i = 0; i < cycles; i++) {
     int code;
@@ -228,12 +221,12 @@ static int soak(size_t cycles) {
     run_cmd(argv, i % 10 == 9 ? env_container : env_plain, &code, &rss);
     if (code != 0)
       failures++;
-    if (i < 10 && rss > rss_first)
-      rss_first = rss;
-    if (i >= cycles - 10 && rss > rss_last)
-      rss_last = rss;
+    if (i % 10 != 9 && i < 100 && n_first < 100)
+      rss_first[n_first++] = (uint64_t)rss;
+    if (i % 10 != 9 && i + 100 >= cycles && n_last < 100)
+      rss_last[n_last++] = (uint64_t)rss;
   }
-  double secs = (double)(now_ns() - t0) / 1e9;
+  double secs = (double)(bench_now_ns() - t0) / 1e9;
   usleep(200 * 1000);
   int fds1 = count_fds(getpid()), dfds1 = dockerd ? count_fds(dockerd) : -1;
   int procs = count_marked_processes(), cgroups = count_dir(cgroup_root, "run-");
@@ -247,8 +240,13 @@ static int soak(size_t cycles) {
   printf("| cycles that failed | %d | 0 |\n", failures);
   printf("| FD delta of the caller | %d | 0 |\n", fds1 - fds0);
   printf("| FD delta of dockerd | %d | 0 (50-cycle soaks allow 5) |\n", dockerd ? dfds1 - dfds0 : 0);
-  printf("| agent max RSS, first 10 vs last 10 cycles | %ld KiB vs %ld KiB (%+.2f%%) | growth < 1%% |\n", rss_first,
-         rss_last, rss_first ? 100.0 * (double)(rss_last - rss_first) / (double)rss_first : 0.0);
+  double rss0 = n_first ? bench_median(rss_first, n_first) : 0,
+         rss1 = n_last ? bench_median(rss_last, n_last) : 0;
+  printf(
+      "| agent max RSS, median of the first vs the last 100 cycles | %.0f KiB vs %.0f KiB (%+.2f%%) | growth < 1%% |\n",
+      rss0, rss1, rss0 > 0 ? 100.0 * (rss1 - rss0) / rss0 : 0.0);
+  free(rss_first);
+  free(rss_last);
   printf("| leaked processes | %d | 0 |\n", procs);
   printf("| leaked cgroups | %d | 0 |\n", cgroups);
   printf("| leaked registry files | %d | 0 |\n", registry);
