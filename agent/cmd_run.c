@@ -544,7 +544,8 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     goto out_session;
   }
 
-  if (cg_leaf_create(s.env.cg, s.id, &o.limits, &s.leaf, &err) < 0) {
+  if (cg_leaf_create(s.env.cg, s.id, &o.limits, &s.leaf, &err) < 0 ||
+      cg_leaf_ignore_pid(s.leaf, s.guardian.pid, &err) < 0) {
     ca_log_error("run: %s", err->msg);
     goto out_session;
   }

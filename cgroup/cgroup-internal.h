@@ -54,6 +54,8 @@ struct cg_leaf {
   pid_t owner_pid;
   cg_proc_info *tracked;
   size_t n_tracked;
+  pid_t ignored[CG_LEAF_MAX_IGNORED]; /* the caller's helpers: never members */
+  size_t n_ignored;
 };
 
 /* util.c */

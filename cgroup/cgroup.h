@@ -105,6 +105,12 @@ void cg_leaf_free(cg_leaf *leaf);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cg_leaf *, cg_leaf_free)
 #define _cleanup_cg_leaf_ _cleanup_(cg_leaf_freep)
 
+/* Declares pid, a helper of the caller (the guardian), as no part of the session: process tracking never counts or
+ * signals it, even when it started in the same clock tick as the command. A no-op with cgroups, where helpers live
+ * outside the leaf. At most CG_LEAF_MAX_IGNORED pids; EINVAL beyond. */
+#define CG_LEAF_MAX_IGNORED 4
+int cg_leaf_ignore_pid(cg_leaf *leaf, pid_t pid, ca_error **err);
+
 /* Absolute path of the v2 (or tracking v1) leaf; NULL under process tracking. */
 const char *cg_leaf_path(const cg_leaf *leaf);
 

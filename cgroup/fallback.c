@@ -7,7 +7,9 @@
  *   - its parent belongs to the session and it started no earlier than that parent, or
  *   - its parent is the agent and it started no earlier than the main process (an orphan reparented to us; the
  *     agent's own helpers must be forked before cg_spawn), or
- *   - it was found in an earlier walk and still has the same start time.
+ *   - it was found in an earlier walk and still has the same start time,
+ * and it is not one of the caller's helpers (cg_leaf_ignore_pid): start times tick in 10 ms, so a guardian forked
+ * just before the command can carry the command's own start time.
  * Every process is signalled through a pidfd after its start time was checked, so a reused pid is never hit.
  * What escapes this (a process that re-parents across a walk before we saw it, a daemon started via another
  * service) is why cgroups are preferred. */
@@ -20,6 +22,20 @@
 #include <sys/wait.h>
 
 #include "cgroup-internal.h"
+
+int cg_leaf_ignore_pid(cg_leaf *leaf, pid_t pid, ca_error **err) {
+  if (pid <= 0 || leaf->n_ignored == CG_LEAF_MAX_IGNORED)
+    return ca_error_set(err, EINVAL, "cgroup: cannot ignore pid %d", (int)pid);
+  leaf->ignored[leaf->n_ignored++] = pid;
+  return 0;
+}
+
+static bool is_ignored(const cg_leaf *leaf, pid_t pid) {
+  for (size_t i = 0; i < leaf->n_ignored; i++)
+    if (leaf->ignored[i] == pid)
+      return true;
+  return false;
+}
 
 int cg_track_start(cg_leaf *leaf, ca_error **err) {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -86,14 +102,15 @@ int cg_track_scan(cg_leaf *leaf, ca_error **err) {
 
   for (size_t i = 0; i < n; i++) {
     cg_proc_stat *st = &all[i].st;
-    all[i].member = (st->pid == leaf->main_pid && st->start_time == leaf->main_start) ||
-                    (st->pgrp == leaf->main_pid && st->start_time >= leaf->main_start) ||
-                    (st->ppid == leaf->owner_pid && st->start_time >= leaf->main_start) || was_tracked(leaf, st);
+    all[i].member = !is_ignored(leaf, st->pid) &&
+                    ((st->pid == leaf->main_pid && st->start_time == leaf->main_start) ||
+                     (st->pgrp == leaf->main_pid && st->start_time >= leaf->main_start) ||
+                     (st->ppid == leaf->owner_pid && st->start_time >= leaf->main_start) || was_tracked(leaf, st));
   }
   for (bool changed = true; changed;) {
     changed = false;
     for (size_t i = 0; i < n; i++) {
-      if (all[i].member)
+      if (all[i].member || is_ignored(leaf, all[i].st.pid))
         continue;
       struct pinfo *parent = find(all, n, all[i].st.ppid);
       if (parent && parent->member && all[i].st.start_time >= parent->st.start_time) {

@@ -105,6 +105,35 @@ Test(cgroup_track, kills_setsid_and_double_forked_orphans) {
   close(p.pidfd);
 }
 
+Test(cgroup_track, a_helper_of_the_caller_is_never_counted_nor_killed) {
+  char id[33];
+  live_session_id(id);
+  ca_error *err = NULL;
+  cr_assert(cg_leaf_create(root, id, NULL, &leaf, &err) == 0, "%s", err ? err->msg : "");
+  /* A helper forked right before the command, as the guardian is: likely the same start-time tick. */
+  pid_t helper = fork();
+  cr_assert_geq(helper, 0);
+  if (helper == 0) {
+    pause();
+    _exit(0);
+  }
+  cr_assert(cg_leaf_ignore_pid(leaf, helper, &err) == 0, "%s", err ? err->msg : "");
+  cg_process p;
+  cr_assert(live_spawn_helper(leaf, "park", NULL, false, &p, &err) == 0, "%s", err ? err->msg : "");
+  cg_proc_info *procs = NULL;
+  size_t n = 0;
+  cr_assert(cg_leaf_list_processes(leaf, &procs, &n, NULL) == 0);
+  for (size_t i = 0; i < n; i++)
+    cr_expect_neq(procs[i].pid, helper, "the helper was counted as the session's");
+  free(procs);
+  cr_assert(cg_leaf_kill_all(leaf, 10000000, &err) == 0, "%s", err ? err->msg : "");
+  live_reap(p.pid);
+  cr_expect_eq(kill(helper, 0), 0, "the helper was killed with the session");
+  kill(helper, SIGKILL);
+  waitpid(helper, NULL, 0);
+  close(p.pidfd);
+}
+
 Test(cgroup_track, a_pid_recorded_with_another_start_time_is_never_signalled) {
   pid_t pid = fork();
   cr_assert(pid >= 0);
