@@ -78,7 +78,7 @@ int ag_cmd_kill(const struct ag_globals *g, int argc, char **argv) {
     return AG_EXIT_USAGE;
   }
   for (int i = 1; i < argc; i++)
-    if (!ag_session_id_valid(argv[i])) {
+    if (!ca_session_id_valid(argv[i])) {
       fprintf(stderr, "cleanup-agent: kill: '%s' is not a session id (32 lowercase hex characters, see 'ps')\n",
               argv[i]);
       return AG_EXIT_USAGE;

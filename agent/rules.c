@@ -41,7 +41,7 @@ static bool label_uint(const char *s, uint64_t max, uint64_t *ret) {
 }
 
 enum ag_rule ag_rule_match(const struct ag_rule_ctx *ctx, const struct ag_rule_input *in) {
-  if (!ag_session_id_valid(in->session))
+  if (!ca_session_id_valid(in->session))
     return AG_SPARE_NOT_OURS;
   if (in->keep && streq(in->keep, "true"))
     return AG_SPARE_KEEP;

@@ -1,6 +1,5 @@
 /* Sessions: ids, the state directory, the lease lock and the registry file. */
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "session.h"
 
 /* A registry is a few hundred bytes; anything near this is not ours. */
@@ -21,16 +21,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
 #define _cleanup_json_ _cleanup_(cJSON_Deletep)
-
-bool ag_session_id_valid(const char *s) {
-  if (!s)
-    return false;
-  size_t i;
-  for (i = 0; s[i]; i++)
-    if (i >= AG_SESSION_ID_LEN || !(isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f')))
-      return false;
-  return i == AG_SESSION_ID_LEN;
-}
 
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err) {
   uint8_t raw[AG_SESSION_ID_LEN / 2];
@@ -59,22 +49,10 @@ int ag_proc_start_time(pid_t pid, uint64_t *ret, ca_error **err) {
   if (n <= 0)
     return ca_error_set(err, ESRCH, "read %s: process is gone", path);
   buf[n] = '\0';
-  /* comm may hold spaces and ')': the fields after it start after the LAST ')'. Field 22 is the 20th after it. */
-  const char *p = strrchr(buf, ')');
-  if (!p)
-    return ca_error_set(err, EINVAL, "%s: malformed", path);
-  p++;
-  for (int field = 3; field < 22; field++) {
-    p = strchr(p + 1, ' ');
-    if (!p)
-      return ca_error_set(err, EINVAL, "%s: malformed", path);
-  }
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(p + 1, &end, 10);
-  if (errno || end == p + 1)
-    return ca_error_set(err, EINVAL, "%s: malformed start time", path);
-  *ret = v;
+  cg_proc_stat st;
+  if (cg_parse_proc_stat(buf, &st, err) < 0)
+    return ca_error_wrap(err, "%s", path);
+  *ret = st.start_time;
   return 0;
 }
 
@@ -177,7 +155,7 @@ static int lock_create(struct ag_state *s, const char *id, const char *name, int
 }
 
 int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd, ca_error **err) {
-  if (!ag_session_id_valid(id))
+  if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id (32 lowercase hex characters)", id);
   char name[64];
   snprintf(name, sizeof(name), "%s.lock", id);
@@ -235,7 +213,7 @@ int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) 
       continue;
     memcpy(id, de->d_name, AG_SESSION_ID_LEN);
     id[AG_SESSION_ID_LEN] = '\0';
-    if (ag_session_id_valid(id))
+    if (ca_session_id_valid(id))
       r = strv_push_unique(&ids, &n, id);
   }
   closedir(d);
@@ -327,7 +305,7 @@ int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_
       (rc = json_int(o, "expires", 0, INT64_C(1) << 53, &r.expires, err)) < 0 ||
       (rc = json_int(o, "guardian_pid", 0, INT_MAX, &gpid, err)) < 0)
     return rc;
-  if (!ag_session_id_valid(r.id))
+  if (!ca_session_id_valid(r.id))
     return ca_error_set(err, EINVAL, "field \"session\" is not a session id");
   r.owner.pid = (pid_t)pid;
   r.owner.start = (uint64_t)start;
@@ -366,7 +344,7 @@ int ag_registry_write(struct ag_state *s, const struct ag_registry *r, ca_error 
 }
 
 int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret, ca_error **err) {
-  if (!ag_session_id_valid(id))
+  if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id", id);
   char path[PATH_MAX];
   snprintf(path, sizeof(path), "%s/%s.json", s->sessions, id);
@@ -400,7 +378,7 @@ int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret
 }
 
 int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
-  if (!ag_session_id_valid(id))
+  if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id", id);
   char name[64];
   snprintf(name, sizeof(name), "%s.json", id);

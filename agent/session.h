@@ -20,8 +20,6 @@
 #define AG_LABEL_MODE AG_LABEL_PREFIX "mode"
 #define AG_LABEL_KEEP AG_LABEL_PREFIX "keep"
 
-/* True when s is a session id: exactly 32 lowercase hex characters (labels read back are untrusted). */
-bool ag_session_id_valid(const char *s);
 /* A fresh session id from getrandom. */
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err);
 

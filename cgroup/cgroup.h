@@ -78,9 +78,6 @@ int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err);
 /* Removes the root directory and the v1 parents when they hold no leaves (tests, uninstall); EBUSY otherwise. */
 int cg_root_remove(cg_root *root, ca_error **err);
 
-/* True when s is a session id: exactly 32 lowercase hex characters. */
-bool cg_session_id_valid(const char *s);
-
 /* ---- session leaves ---------------------------------------------------------------------------------------- */
 
 /* Limits written before the child runs; 0 means "no limit". A limit that cannot be applied is an error. */

@@ -166,7 +166,7 @@ static void read_baselines(cg_leaf *leaf) {
 }
 
 static int leaf_new(cg_root *root, const char *session_id, cg_leaf **ret, ca_error **err) {
-  if (!cg_session_id_valid(session_id))
+  if (!ca_session_id_valid(session_id))
     return ca_error_set(err, EINVAL, "invalid session id \"%.40s\": expected 32 lowercase hex characters",
                         session_id ? session_id : "(null)");
   cg_leaf *leaf = calloc(1, sizeof(*leaf));

@@ -40,16 +40,6 @@ const char *cg_tracking_name(enum cg_tracking tracking) {
   return tracking == CG_TRACK_CGROUP ? "cgroup" : "process";
 }
 
-bool cg_session_id_valid(const char *s) {
-  if (!s)
-    return false;
-  size_t i = 0;
-  for (; s[i]; i++)
-    if (i >= 32 || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-      return false;
-  return i == 32;
-}
-
 void cg_root_free(cg_root *root) {
   if (!root)
     return;
@@ -362,7 +352,7 @@ int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {
       return ca_error_set_errno(err, errno, "cannot list %s", root->path);
     struct dirent *de;
     while ((de = readdir(d))) {
-      if (strncmp(de->d_name, "run-", 4) != 0 || !cg_session_id_valid(de->d_name + 4) || de->d_type != DT_DIR)
+      if (strncmp(de->d_name, "run-", 4) != 0 || !ca_session_id_valid(de->d_name + 4) || de->d_type != DT_DIR)
         continue;
       if (n == cap) {
         char **grown = realloc(ids, (cap * 2 + 1) * sizeof(char *));

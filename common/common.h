@@ -86,6 +86,10 @@ int ca_parse_uint(const char *s, const char *what, uint64_t min, uint64_t max, u
 /* Positive finite decimal number such as "1.5" in (0, max]. */
 int ca_parse_positive_double(const char *s, const char *what, double max, double *ret, ca_error **err);
 
+/* True when s is a session id: exactly 32 lowercase hex characters. Ids read back from labels, file names and the
+ * registry are untrusted and pass here before they reach a path or a filter. */
+bool ca_session_id_valid(const char *s);
+
 /* Length (1 to 4) of the UTF-8 sequence at s, which has len bytes left; 0 when it is not one: strict, so
  * overlongs, surrogates and values above U+10FFFF are refused. */
 size_t ca_utf8_seq(const char *s, size_t len);

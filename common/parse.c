@@ -189,6 +189,16 @@ int ca_parse_positive_double(const char *s, const char *what, double max, double
   return 0;
 }
 
+bool ca_session_id_valid(const char *s) {
+  if (!s)
+    return false;
+  size_t i = 0;
+  for (; s[i]; i++)
+    if (i >= 32 || !(isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f')))
+      return false;
+  return i == 32;
+}
+
 size_t ca_utf8_seq(const char *s, size_t left) {
   const unsigned char *p = (const unsigned char *)s;
   if (left == 0)

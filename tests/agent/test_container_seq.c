@@ -85,7 +85,7 @@ static bool session_from_output(const char *out, const char *file, char ret[stat
   snprintf(needle, sizeof(needle), "%s | ", file);
   for (const char *p = strstr(out, needle); p; p = strstr(p + 1, needle)) {
     snprintf(ret, 33, "%s", p + strlen(needle));
-    if (ag_session_id_valid(ret))
+    if (ca_session_id_valid(ret))
       return true;
   }
   return false;
@@ -117,7 +117,7 @@ static size_t load_checkpoint(const char *const *files, size_t n, struct seq_res
                err ? err->msg : "", text);
   cJSON *j = cJSON_Parse(text);
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "session");
-  cr_assert(cJSON_IsString(s) && ag_session_id_valid(s->valuestring));
+  cr_assert(cJSON_IsString(s) && ca_session_id_valid(s->valuestring));
   snprintf(session, 33, "%s", s->valuestring);
   cJSON_Delete(j);
   size_t done = 0;

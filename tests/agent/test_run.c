@@ -42,7 +42,7 @@ Test(run, leaky_suite_exits_with_its_status_and_leaves_nothing) {
   cr_assert_eq(rc, 3, "run exited %d: %s", rc, scenario_stderr(&sc));
   char id[128];
   cr_assert(scenario_read_marker(&sc, "session", 0, id));
-  cr_assert(ag_session_id_valid(id), "CLEANUP_AGENT_SESSION='%s'", id);
+  cr_assert(ca_session_id_valid(id), "CLEANUP_AGENT_SESSION='%s'", id);
   scenario_assert_nothing_left(&sc, id);
   const char *err = scenario_stderr(&sc);
   cr_assert_not_null(strstr(err, "processes outlived the command: "), "%s", err);

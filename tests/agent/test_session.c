@@ -26,7 +26,7 @@ static void teardown(void) {
 TestSuite(session, .init = setup, .fini = teardown);
 
 Test(session, id_validation) {
-  cr_assert(ag_session_id_valid("0123456789abcdef0123456789abcdef"));
+  cr_assert(ca_session_id_valid("0123456789abcdef0123456789abcdef"));
   const char *bad[] = {"",
                        "0123456789abcdef0123456789abcde",
                        "0123456789abcdef0123456789abcdef0",
@@ -35,16 +35,16 @@ Test(session, id_validation) {
                        "0123456789abcdef0123456789abcdeg",
                        "0123456789abcdef 123456789abcdef"};
   for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-    cr_assert_not(ag_session_id_valid(bad[i]), "'%s' accepted", bad[i]);
-  cr_assert_not(ag_session_id_valid(NULL));
+    cr_assert_not(ca_session_id_valid(bad[i]), "'%s' accepted", bad[i]);
+  cr_assert_not(ca_session_id_valid(NULL));
 }
 
 Test(session, new_ids_are_valid_and_distinct) {
   char a[33], b[33];
   cr_assert_eq(ag_session_id_new(a, NULL), 0);
   cr_assert_eq(ag_session_id_new(b, NULL), 0);
-  cr_assert(ag_session_id_valid(a), "%s", a);
-  cr_assert(ag_session_id_valid(b), "%s", b);
+  cr_assert(ca_session_id_valid(a), "%s", a);
+  cr_assert(ca_session_id_valid(b), "%s", b);
   cr_assert_str_neq(a, b);
 }
 

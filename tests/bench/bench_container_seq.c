@@ -49,14 +49,7 @@ static double median_s(uint64_t *v, size_t n) {
 }
 
 static int count_left(void) {
-  FILE *p = popen(DOCKER_CLI " ps -aq --filter label=" BENCH_LABEL " | wc -l", "r");
-  int n = -1;
-  if (p) {
-    if (fscanf(p, "%d", &n) != 1)
-      n = -1;
-    pclose(p);
-  }
-  return n;
+  return bench_count_lines(DOCKER_CLI " ps -aq --filter label=" BENCH_LABEL);
 }
 
 int main(int argc, char **argv) {

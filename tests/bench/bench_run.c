@@ -161,14 +161,7 @@ static int count_shm(void) {
 }
 
 static int count_containers(void) {
-  FILE *p = popen("docker ps -aq --filter label=io.cleanup-agent.bench=soak | wc -l", "r");
-  int n = -1;
-  if (p) {
-    if (fscanf(p, "%d", &n) != 1)
-      n = -1;
-    pclose(p);
-  }
-  return n;
+  return bench_count_lines("docker ps -aq --filter label=io.cleanup-agent.bench=soak");
 }
 
 static int soak(size_t cycles) {

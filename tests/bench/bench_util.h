@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -20,4 +21,15 @@ static inline int bench_cmp_u64(const void *a, const void *b) {
 static inline double bench_median(uint64_t *v, size_t n) {
   qsort(v, n, sizeof(*v), bench_cmp_u64);
   return n % 2 ? (double)v[n / 2] : (double)(v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+/* The number of lines a shell command prints (docker ps -q ... counts), -1 when it cannot be run. */
+static inline int bench_count_lines(const char *cmd) {
+  FILE *p = popen(cmd, "r");
+  if (!p)
+    return -1;
+  int n = 0, c;
+  while ((c = fgetc(p)) != EOF)
+    n += c == '\n';
+  return pclose(p) == 0 ? n : -1;
 }

@@ -211,11 +211,11 @@ Test(parse_keyed, pids_events) {
 }
 
 Test(session_id, validation) {
-  cr_expect(cg_session_id_valid("0123456789abcdef0123456789abcdef"));
-  cr_expect(!cg_session_id_valid("0123456789abcdef0123456789abcde"));
-  cr_expect(!cg_session_id_valid("0123456789abcdef0123456789abcdef0"));
-  cr_expect(!cg_session_id_valid("0123456789ABCDEF0123456789abcdef"));
-  cr_expect(!cg_session_id_valid("../../../../../../../../../../.."));
-  cr_expect(!cg_session_id_valid(""));
-  cr_expect(!cg_session_id_valid(NULL));
+  cr_expect(ca_session_id_valid("0123456789abcdef0123456789abcdef"));
+  cr_expect(!ca_session_id_valid("0123456789abcdef0123456789abcde"));
+  cr_expect(!ca_session_id_valid("0123456789abcdef0123456789abcdef0"));
+  cr_expect(!ca_session_id_valid("0123456789ABCDEF0123456789abcdef"));
+  cr_expect(!ca_session_id_valid("../../../../../../../../../../.."));
+  cr_expect(!ca_session_id_valid(""));
+  cr_expect(!ca_session_id_valid(NULL));
 }
