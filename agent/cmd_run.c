@@ -1,6 +1,5 @@
 /* run: wrap a command so that nothing it starts outlives it (cleanup layers 1 to 4 of DESIGN.md). */
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -450,6 +449,11 @@ static void finish_session(struct run_state *s) {
     (void)reap(s, &main_exited); /* the killed orphans are our zombies now */
   }
   bool docker_failed = false;
+  if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {
+    ca_log_notice("no Docker engine (%s): cleaned up processes only", err->msg);
+    ca_error_free(TAKE_PTR(err));
+    dk_client_free(TAKE_PTR(s->env.dk));
+  }
   if (s->env.dk && ag_collect_docker(s->env.dk, s->id, &s->collected, &err) < 0) {
     docker_failed = true;
     run_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
@@ -480,10 +484,12 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     return AG_EXIT_AGENT_FAILED;
   }
 
-  /* The engine is optional: without one the session cleans processes only, and says so once. */
+  /* The engine is optional: without one the session cleans processes only, and says so once. The client is lazy:
+   * here only the socket is checked; libcurl loads and the version is negotiated in the background once the guardian
+   * is forked (or now, when a dead session needs the engine), so that costs no time before the command starts. */
   s.docker_host = g->docker_host ? g->docker_host : "unix:///var/run/docker.sock";
   struct dk_client_options dopts = {
-      .host = s.docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
+      .host = s.docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES, .lazy = true};
   if (dk_client_new(&dopts, &s.env.dk, &err) < 0) {
     ca_log_notice("no Docker engine (%s): cleaning up processes only", err->msg);
     ca_error_free(TAKE_PTR(err));
@@ -539,6 +545,8 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     goto out;
   }
   reg.guardian_pid = s.guardian.pid;
+  /* Only after the fork: the guardian must not inherit a half-done dlopen of libcurl from another thread. */
+  dk_client_connect_start(s.env.dk);
   if (ag_registry_write(s.env.state, &reg, &err) < 0) {
     ca_log_error("run: %s", err->msg);
     goto out_session;

@@ -1,5 +1,4 @@
 /* cleanup-agent: parses the global options and dispatches to one handler per command (after crun's crun.c). */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -130,15 +129,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, AG_PROGRAM ": '%s' is not built yet in this version (" AG_VERSION ")\n", name);
       return AG_EXIT_USAGE;
     }
-    /* libcurl: initialised once before any thread; a dropped engine connection must not kill us with SIGPIPE. */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      fprintf(stderr, AG_PROGRAM ": cannot initialise libcurl\n");
-      return AG_EXIT_AGENT_FAILED;
-    }
+    /* libcurl is loaded by the first Docker client (docker_api); a dropped engine connection must not kill us with
+     * SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    int r = commands[i].handler(&g, argc - optind, argv + optind);
-    curl_global_cleanup();
-    return r;
+    return commands[i].handler(&g, argc - optind, argv + optind);
   }
   return usage_error("unknown command", name);
 }

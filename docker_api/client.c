@@ -2,6 +2,8 @@
  * and retries. Everything above it builds paths and bodies and parses answers. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +152,7 @@ void dk_req_done(struct dk_req *r) {
   ca_buf_free(&r->resp);
   ca_error_free(r->cb_err);
   r->cb_err = NULL;
-  curl_slist_free_all(r->headers);
+  dk_curl.slist_free_all(r->headers);
   r->headers = NULL;
   free(r->url);
   r->url = NULL;
@@ -226,8 +228,10 @@ static int set_cancel_error(int code, ca_error **err) {
 
 int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err) {
   req_reset_results(r);
+  if (!dk_curl_loaded())
+    return ca_error_set(err, EINVAL, "request on a client that is not connected");
   r->resp.max = c->max_body;
-  curl_easy_reset(easy); /* keeps the connection cache */
+  dk_curl.easy_reset(easy); /* keeps the connection cache */
 
   free(r->url);
   r->url = NULL;
@@ -237,13 +241,13 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
     r->url = NULL;
     return ca_error_set(err, ENOMEM, "out of memory");
   }
-  curl_slist_free_all(r->headers);
+  dk_curl.slist_free_all(r->headers);
   r->headers = NULL;
-  struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+  struct curl_slist *h = dk_curl.slist_append(NULL, "Expect:");
   if (h && r->body) {
-    struct curl_slist *h2 = curl_slist_append(h, "Content-Type: application/json");
+    struct curl_slist *h2 = dk_curl.slist_append(h, "Content-Type: application/json");
     if (!h2) {
-      curl_slist_free_all(h);
+      dk_curl.slist_free_all(h);
       h = NULL;
     } else
       h = h2;
@@ -256,7 +260,7 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
 #define SET(opt, val)                                                                                                  \
   do {                                                                                                                 \
     if (cc == CURLE_OK)                                                                                                \
-      cc = curl_easy_setopt(easy, opt, val);                                                                           \
+      cc = dk_curl.easy_setopt(easy, opt, val);                                                                        \
   } while (0)
   SET(CURLOPT_URL, r->url);
   if (c->socket_path)
@@ -289,7 +293,7 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
   }
 #undef SET
   if (cc != CURLE_OK)
-    return ca_error_set(err, EINVAL, "curl setup: %s", curl_easy_strerror(cc));
+    return ca_error_set(err, EINVAL, "curl setup: %s", dk_curl.easy_strerror(cc));
   return 0;
 }
 
@@ -327,7 +331,7 @@ int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error *
       }
       return -code;
     }
-    const char *detail = r->curl_errbuf[0] ? r->curl_errbuf : curl_easy_strerror(cc);
+    const char *detail = r->curl_errbuf[0] ? r->curl_errbuf : dk_curl.easy_strerror(cc);
     switch (cc) {
       case CURLE_COULDNT_CONNECT:
         if (c->socket_path)
@@ -354,18 +358,18 @@ int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error *
   return dk_http_error(err, r->method, r->path, r->status, r->resp.data, r->resp.len, r->api_version_hdr[0] != '\0');
 }
 
-int dk_req_perform(struct dk_client *c, struct dk_req *r, ca_error **err) {
+static int req_perform_once(struct dk_client *c, struct dk_req *r, ca_error **err) {
   int k = dk_req_setup(c, c->easy, r, err);
   if (k < 0)
     return k;
-  CURLcode cc = curl_easy_perform(c->easy);
+  CURLcode cc = dk_curl.easy_perform(c->easy);
   return dk_req_result(c, r, cc, err);
 }
 
-int dk_req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent, ca_error **err) {
+static int req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent, ca_error **err) {
   for (unsigned attempt = 0;; attempt++) {
     _cleanup_error_ ca_error *e = NULL;
-    int k = dk_req_perform(c, r, &e);
+    int k = req_perform_once(c, r, &e);
     if (k >= 0)
       return k;
     if ((int)attempt >= c->retries || !dk_error_retryable(e, idempotent)) {
@@ -379,16 +383,26 @@ int dk_req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent,
   }
 }
 
+int dk_req_perform(struct dk_client *c, struct dk_req *r, ca_error **err) {
+  int k = dk_client_connect(c, err);
+  return k < 0 ? k : req_perform_once(c, r, err);
+}
+
+int dk_req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent, ca_error **err) {
+  int k = dk_client_connect(c, err);
+  return k < 0 ? k : req_perform_retry(c, r, idempotent, err);
+}
+
 int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers, const struct dk_cancel *cancel,
                  CURLcode *ret_cc, ca_error **err) {
   for (;;) {
     int running = 0;
-    CURLMcode mc = curl_multi_perform(multi, &running);
+    CURLMcode mc = dk_curl.multi_perform(multi, &running);
     if (mc != CURLM_OK)
-      return ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
+      return ca_error_set(err, EIO, "curl: %s", dk_curl.multi_strerror(mc));
     CURLMsg *msg;
     int queued;
-    while ((msg = curl_multi_info_read(multi, &queued)))
+    while ((msg = dk_curl.multi_info_read(multi, &queued)))
       if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy) {
         *ret_cc = msg->data.result;
         return 1;
@@ -404,9 +418,9 @@ int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers,
       uint64_t left_ms = cancel->deadline_usec > now ? (cancel->deadline_usec - now + 999) / 1000 : 0;
       timeout = (int)CA_MIN(left_ms, (uint64_t)timeout);
     }
-    mc = curl_multi_poll(multi, NULL, 0, timeout, NULL);
+    mc = dk_curl.multi_poll(multi, NULL, 0, timeout, NULL);
     if (mc != CURLM_OK)
-      return ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
+      return ca_error_set(err, EIO, "curl: %s", dk_curl.multi_strerror(mc));
   }
 }
 
@@ -474,26 +488,26 @@ static int client_parse_host(struct dk_client *c, const char *host, ca_error **e
 }
 
 int dk_global_init(ca_error **err) {
-  CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (cc != CURLE_OK)
-    return ca_error_set(err, EIO, "cannot initialise libcurl: %s", curl_easy_strerror(cc));
-  return 0;
+  return dk_curl_load(err);
 }
 
 void dk_global_cleanup(void) {
-  curl_global_cleanup();
+  /* libcurl stays loaded and initialised until exit: another thread may still load it through a lazy client */
 }
 
 void dk_client_free(struct dk_client *c) {
   if (!c)
     return;
+  if (c->conn == DK_CONN_RUNNING)
+    (void)pthread_join(c->conn_thread, NULL);
+  ca_error_free(c->conn_err);
   for (size_t i = 0; i < c->n_pool; i++)
-    curl_easy_cleanup(c->pool[i]);
+    dk_curl.easy_cleanup(c->pool[i]);
   free(c->pool);
   if (c->multi)
-    curl_multi_cleanup(c->multi);
+    dk_curl.multi_cleanup(c->multi);
   if (c->easy)
-    curl_easy_cleanup(c->easy);
+    dk_curl.easy_cleanup(c->easy);
   free(c->host);
   free(c->socket_path);
   free(c->base_url);
@@ -509,21 +523,26 @@ static struct dk_client *client_alloc(ca_error **err) {
     (void)ca_error_set(err, ENOMEM, "out of memory");
     return NULL;
   }
-  c->easy = curl_easy_init();
-  c->multi = curl_multi_init();
-  if (!c->easy || !c->multi) {
-    dk_client_free(c);
-    (void)ca_error_set(err, ENOMEM, "cannot initialise libcurl");
-    return NULL;
-  }
   return c;
+}
+
+/* Loads libcurl (first time in the process) and makes the client's handles. */
+static int client_handles(struct dk_client *c, ca_error **err) {
+  int k = dk_curl_load(err);
+  if (k < 0)
+    return k;
+  c->easy = dk_curl.easy_init();
+  c->multi = dk_curl.multi_init();
+  if (!c->easy || !c->multi)
+    return ca_error_set(err, ENOMEM, "cannot initialise libcurl");
+  return 0;
 }
 
 static int client_negotiate(struct dk_client *c, ca_error **err) {
   _cleanup_(dk_req_done) struct dk_req r;
   dk_req_init(&r, "GET", "/_ping", NULL, c->timeout_ms);
   r.unversioned = true;
-  int k = dk_req_perform_retry(c, &r, true, err);
+  int k = req_perform_retry(c, &r, true, err); /* not dk_req_perform_retry: this is the connection itself */
   if (k < 0)
     return k;
   int server = dk_api_version_parse(r.api_version_hdr);
@@ -538,6 +557,54 @@ static int client_negotiate(struct dk_client *c, ca_error **err) {
   int use = CA_MIN(server, dk_api_version_parse(DK_API_VERSION_MAX));
   snprintf(c->api_version, sizeof(c->api_version), "%d.%d", use / 1000, use % 1000);
   return 0;
+}
+
+/* Handles and version negotiation: what dk_client_new does after its checks, now or (lazy) later. */
+static int client_connect_now(struct dk_client *c, ca_error **err) {
+  int k = client_handles(c, err);
+  if (k < 0)
+    return k;
+  return client_negotiate(c, err);
+}
+
+static void *connect_thread(void *userdata) {
+  struct dk_client *c = userdata;
+  (void)client_connect_now(c, &c->conn_err);
+  return NULL;
+}
+
+void dk_client_connect_start(struct dk_client *c) {
+  if (!c || c->conn != DK_CONN_PENDING)
+    return;
+  /* The thread must never take a signal meant for the caller (a run blocks them for its signalfd). */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0)
+    return;
+  (void)pthread_attr_setstacksize(&attr, 256 * 1024); /* a cap on its resident stack; libcurl needs little */
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  if (pthread_create(&c->conn_thread, &attr, connect_thread, c) == 0)
+    c->conn = DK_CONN_RUNNING; /* else dk_client_connect connects in the caller's thread */
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+}
+
+int dk_client_connect(struct dk_client *c, ca_error **err) {
+  if (c->conn == DK_CONN_RUNNING) {
+    (void)pthread_join(c->conn_thread, NULL);
+    c->conn = DK_CONN_DONE;
+  } else if (c->conn == DK_CONN_PENDING) {
+    (void)client_connect_now(c, &c->conn_err);
+    c->conn = DK_CONN_DONE;
+  }
+  if (!c->conn_err)
+    return 0;
+  /* the same failure for every call: the client does not try again */
+  int r = ca_error_set(err, c->conn_err->code, "%s", c->conn_err->msg);
+  if (err && *err)
+    (*err)->detail = c->conn_err->detail;
+  return r;
 }
 
 int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, ca_error **err) {
@@ -570,9 +637,11 @@ int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, 
       return k;
     }
   }
-  k = client_negotiate(c, err);
-  if (k < 0)
+  if (o.lazy) {
+    c->conn = DK_CONN_PENDING;
+  } else if ((k = client_connect_now(c, err)) < 0) {
     return k;
+  }
   *ret = TAKE_PTR(c);
   return 0;
 }
@@ -587,9 +656,14 @@ static char *strdup_or_null(const char *s, bool *oom) {
 }
 
 int dk_client_clone(const struct dk_client *src, struct dk_client **ret, ca_error **err) {
+  if (src->conn != DK_CONN_DONE || src->conn_err)
+    return ca_error_set(err, EINVAL, "clone of a client that is not connected (call dk_client_connect first)");
   _cleanup_(dk_client_freep) struct dk_client *c = client_alloc(err);
   if (!c)
     return -ENOMEM;
+  int k = client_handles(c, err);
+  if (k < 0)
+    return k;
   bool oom = false;
   c->host = strdup_or_null(src->host, &oom);
   c->socket_path = strdup_or_null(src->socket_path, &oom);

@@ -2,7 +2,8 @@
 #pragma once
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
+#include <pthread.h>
+#include "curl_dl.h"
 
 #include "docker.h"
 
@@ -20,6 +21,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
 /* Longest unix socket path (sun_path holds 108 bytes with the NUL). */
 #define DK_SOCKET_PATH_MAX 107
 
+enum dk_conn {
+  DK_CONN_DONE = 0, /* connected, or failed with conn_err */
+  DK_CONN_PENDING,  /* lazy: nothing done yet */
+  DK_CONN_RUNNING,  /* lazy: conn_thread is connecting */
+};
+
 struct dk_client {
   char *host;        /* as given, for messages */
   char *socket_path; /* unix sockets */
@@ -33,6 +40,9 @@ struct dk_client {
   CURLM *multi; /* bulk and streaming calls */
   CURL **pool;  /* easy handles for bulk calls */
   size_t n_pool;
+  enum dk_conn conn;
+  pthread_t conn_thread;
+  ca_error *conn_err; /* why connecting failed (lazy clients), repeated to every call */
 };
 
 /* One HTTP exchange. path is relative to the version prefix ("/containers/json?all=1"); raw paths start with "//". */
@@ -66,7 +76,7 @@ void dk_req_done(struct dk_req *r);
 int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err);
 /* Turns the outcome of a finished transfer into 0 (2xx/304) or an error with context. */
 int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error **err);
-/* Performs r on the client's easy handle, once. */
+/* Performs r on the client's easy handle, once (a lazy client connects first). */
 int dk_req_perform(struct dk_client *c, struct dk_req *r, ca_error **err);
 /* Performs r with retries of transient failures (connection refused always; others when idempotent). */
 int dk_req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent, ca_error **err);

@@ -4,7 +4,8 @@
  * errno-like value and fills *err; the HTTP status, when there was one, is in (*err)->detail and the daemon's own
  * message is part of (*err)->msg. dk_error_kind() classifies an error for retry and cleanup decisions.
  * Short calls are bounded by timeouts; wait, logs and events are unbounded but take a struct dk_cancel.
- * The library never prints and never exits. Call dk_global_init() once in main() before any thread starts. */
+ * The library never prints and never exits. libcurl is loaded (dlopen) by the first client that needs it, so programs
+ * that never reach an engine do not pay for it; dk_global_init() loads it now. */
 #pragma once
 
 #include <stdatomic.h>
@@ -37,7 +38,8 @@ enum dk_error_kind dk_error_kind(const ca_error *e);
 
 /* ---- client ------------------------------------------------------------------------------------------------ */
 
-/* Initialises libcurl for the process; once, in main(), before threads. dk_global_cleanup undoes it at exit. */
+/* Loads and initialises libcurl for the process now (else the first client does); thread-safe, idempotent. The
+ * error names the missing library and its Debian package. dk_global_cleanup is a no-op kept for callers. */
 int dk_global_init(ca_error **err);
 void dk_global_cleanup(void);
 
@@ -47,12 +49,20 @@ struct dk_client_options {
   unsigned remove_timeout_ms; /* kill, delete, and stop on top of its grace period; 0: 60 s */
   int retries;                /* transient failures of idempotent calls are retried this often; <0: never; 0: 4 */
   size_t max_body;            /* cap on one response body or log/event line; 0: 64 MiB */
+  bool lazy; /* dk_client_new only checks the address (a unix socket must exist and be accessible); loading libcurl
+              * and negotiating wait for the first call, dk_client_connect or dk_client_connect_start */
 };
 
 /* Connects to the engine named by opts (NULL: defaults), negotiates the API version through /_ping and refuses
  * engines below DK_API_VERSION_MIN. Errors name what the user can fix (engine not running, permissions, TLS files). */
 int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, ca_error **err);
-/* A new client for the same engine and negotiated version, for another thread; no I/O. */
+/* Lazy clients: starts connecting in a background thread (all signals blocked) and returns at once. The client must
+ * not be used until dk_client_connect returned. A no-op for connected clients. */
+void dk_client_connect_start(struct dk_client *c);
+/* Lazy clients: waits for or performs the connection and returns its outcome, the same every time; any call on the
+ * client does this first. 0 at once for clients that are connected. */
+int dk_client_connect(struct dk_client *c, ca_error **err);
+/* A new client for the same engine and negotiated version, for another thread; no I/O. The source must be connected. */
 int dk_client_clone(const struct dk_client *c, struct dk_client **ret, ca_error **err);
 void dk_client_free(struct dk_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dk_client *, dk_client_free)

@@ -111,6 +111,9 @@ struct rm_item {
 };
 
 static int ensure_pool(struct dk_client *c, size_t n, ca_error **err) {
+  int k = dk_client_connect(c, err);
+  if (k < 0)
+    return k;
   if (c->n_pool >= n)
     return 0;
   CURL **p = realloc(c->pool, n * sizeof(*p));
@@ -118,7 +121,7 @@ static int ensure_pool(struct dk_client *c, size_t n, ca_error **err) {
     return ca_error_set(err, ENOMEM, "out of memory");
   c->pool = p;
   while (c->n_pool < n) {
-    if (!(c->pool[c->n_pool] = curl_easy_init()))
+    if (!(c->pool[c->n_pool] = dk_curl.easy_init()))
       return ca_error_set(err, ENOMEM, "cannot initialise libcurl");
     c->n_pool++;
   }
@@ -180,7 +183,7 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
     free(busy);
     return ca_error_set(err, ENOMEM, "out of memory");
   }
-  (void)curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)slots); /* a cap, never an error */
+  (void)dk_curl.multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)slots); /* a cap, never an error */
   k = 0;
   for (size_t i = 0; i < n; i++) {
     dk_req_init(&items[i].r, "DELETE", "", NULL, c->remove_timeout_ms);
@@ -218,7 +221,7 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
         s++;
       if ((k = dk_req_setup(c, c->pool[s], &it->r, err)) < 0)
         goto out;
-      if (curl_multi_add_handle(c->multi, c->pool[s]) != CURLM_OK) {
+      if (dk_curl.multi_add_handle(c->multi, c->pool[s]) != CURLM_OK) {
         k = ca_error_set(err, EIO, "cannot add a curl transfer");
         goto out;
       }
@@ -233,19 +236,19 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
       break;
 
     int still = 0;
-    CURLMcode mc = curl_multi_perform(c->multi, &still);
+    CURLMcode mc = dk_curl.multi_perform(c->multi, &still);
     if (mc != CURLM_OK) {
-      k = ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
+      k = ca_error_set(err, EIO, "curl: %s", dk_curl.multi_strerror(mc));
       goto out;
     }
     CURLMsg *msg;
     int queued;
-    while ((msg = curl_multi_info_read(c->multi, &queued))) {
+    while ((msg = dk_curl.multi_info_read(c->multi, &queued))) {
       if (msg->msg != CURLMSG_DONE)
         continue;
       CURL *easy = msg->easy_handle;
       CURLcode cc = msg->data.result;
-      (void)curl_multi_remove_handle(c->multi, easy); /* it is in this multi */
+      (void)dk_curl.multi_remove_handle(c->multi, easy); /* it is in this multi */
       for (size_t s = 0; s < slots; s++)
         if (c->pool[s] == easy)
           busy[s] = false;
@@ -262,8 +265,8 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
     uint64_t t = ca_now_monotonic_usec();
     unsigned timeout_ms = (unsigned)CA_MIN((wake > t ? wake - t : 0) / 1000, 100u);
     if (running > 0) {
-      if ((mc = curl_multi_poll(c->multi, NULL, 0, (int)timeout_ms, NULL)) != CURLM_OK) {
-        k = ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
+      if ((mc = dk_curl.multi_poll(c->multi, NULL, 0, (int)timeout_ms, NULL)) != CURLM_OK) {
+        k = ca_error_set(err, EIO, "curl: %s", dk_curl.multi_strerror(mc));
         goto out;
       }
     } else if (timeout_ms > 0) {
@@ -276,7 +279,7 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
 out:
   for (size_t i = 0; i < n; i++) {
     if (items[i].phase == ITEM_RUNNING && items[i].easy)
-      (void)curl_multi_remove_handle(c->multi, items[i].easy); /* abandoned on a setup failure */
+      (void)dk_curl.multi_remove_handle(c->multi, items[i].easy); /* abandoned on a setup failure */
     dk_req_done(&items[i].r);
     free(items[i].path);
   }

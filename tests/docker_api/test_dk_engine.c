@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "docker.h"
 
@@ -112,6 +115,76 @@ Test(engine, version_and_negotiation) {
   must(dk_engine_version(c2, &v2, &os2, &e), &e, "version through the clone");
   cr_assert_str_eq(v2, version);
   dk_client_free(c2);
+}
+
+Test(engine, lazy_client_connects_in_the_background) {
+  ca_error *e = NULL;
+  struct dk_client *lazy = NULL;
+  struct dk_client_options o = {.lazy = true};
+  must(dk_client_new(&o, &lazy, &e), &e, "lazy client");
+  cr_assert_str_eq(dk_client_api_version(lazy), "", "a lazy client has not negotiated yet");
+  dk_client_connect_start(lazy);
+  const struct dk_filter f[] = {{"label", label}, {0}};
+  struct dk_list *l = NULL;
+  must(dk_list(lazy, DK_CONTAINER, f, &l, &e), &e, "list through the lazy client");
+  cr_assert_eq(l->n, 0);
+  dk_list_free(l);
+  must(dk_client_connect(lazy, &e), &e, "connect again");
+  cr_assert_str_eq(dk_client_api_version(lazy), dk_client_api_version(cl));
+  dk_client_free(lazy);
+
+  /* connected on the first call, without dk_client_connect_start */
+  must(dk_client_new(&o, &lazy, &e), &e, "lazy client");
+  _cleanup_free_ char *version = NULL, *os = NULL;
+  must(dk_engine_version(lazy, &version, &os, &e), &e, "version through the lazy client");
+  cr_assert_str_eq(os, "linux");
+  dk_client_free(lazy);
+
+  /* freed while the background connection may still run */
+  must(dk_client_new(&o, &lazy, &e), &e, "lazy client");
+  dk_client_connect_start(lazy);
+  dk_client_free(lazy);
+}
+
+/* A socket nobody listens on (an engine that died and left it): a lazy client is made, and every call fails with
+ * the same connection error. */
+Test(engine, lazy_client_reports_a_dead_engine_on_every_call) {
+  char dir[] = "/tmp/dk-lazy-XXXXXX", path[64], host[80];
+  cr_assert(mkdtemp(dir));
+  snprintf(path, sizeof(path), "%s/docker.sock", dir);
+  snprintf(host, sizeof(host), "unix://%s", path);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0); /* bound, never listening: connect is refused */
+
+  ca_error *e = NULL;
+  struct dk_client *lazy = NULL;
+  struct dk_client_options o = {.host = host, .retries = -1, .lazy = true};
+  must(dk_client_new(&o, &lazy, &e), &e, "a lazy client only checks that the socket exists");
+  dk_client_connect_start(lazy);
+  cr_assert_lt(dk_client_connect(lazy, &e), 0);
+  cr_assert_eq(dk_error_kind(e), DK_ERR_TRANSIENT, "%s", e->msg);
+  cr_assert(strstr(e->msg, "refused") && strstr(e->msg, path), "%s", e->msg);
+  char first[512];
+  snprintf(first, sizeof(first), "%s", e->msg);
+  ca_error_free(e);
+  e = NULL;
+  struct dk_list *l = NULL;
+  cr_assert_lt(dk_list(lazy, DK_CONTAINER, NULL, &l, &e), 0);
+  cr_assert_str_eq(e->msg, first, "every call repeats the connection error");
+  ca_error_free(e);
+  e = NULL;
+  dk_client_free(lazy);
+
+  /* a non-lazy client fails at once with the same words */
+  o.lazy = false;
+  cr_assert_lt(dk_client_new(&o, &lazy, &e), 0);
+  cr_assert_str_eq(e->msg, first);
+  ca_error_free(e);
+  close(fd);
+  unlink(path);
+  rmdir(dir);
 }
 
 Test(engine, full_lifecycle_with_limits_logs_and_exit_code) {
