@@ -103,6 +103,14 @@ const char *ca_format_duration(uint64_t usec, char buf[static 32]);
 /* Writes data to path atomically: a temp file in the same directory (O_NOFOLLOW, O_CLOEXEC, the given mode),
  * write, fsync, rename over path, fsync of the directory. A failure leaves the old file intact and no temp file. */
 int ca_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, ca_error **err);
+/* Flags of ca_write_file_atomic_flags. */
+enum {
+  /* Skip the fsync of the directory after the rename: readers see the new file at once either way; only a crash of
+   * the machine may bring back the old one (or none). For files that mean nothing after a reboot. */
+  CA_WRITE_NO_DIR_SYNC = 1 << 0,
+};
+int ca_write_file_atomic_flags(const char *path, const void *data, size_t len, mode_t mode, unsigned flags,
+                               ca_error **err);
 /* Reads a whole file (O_NOFOLLOW, O_CLOEXEC) of at most max bytes; the result is NUL-terminated, caller frees.
  * A file larger than max is an EFBIG error that names the cap. */
 int ca_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, ca_error **err);

@@ -38,6 +38,11 @@ static int fsync_parent(const char *path) {
 }
 
 int ca_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, ca_error **err) {
+  return ca_write_file_atomic_flags(path, data, len, mode, 0, err);
+}
+
+int ca_write_file_atomic_flags(const char *path, const void *data, size_t len, mode_t mode, unsigned flags,
+                               ca_error **err) {
   _cleanup_free_ char *tmp = NULL;
   /* The pid keeps concurrent writers (agent and guardian) off each other's temp file. */
   if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
@@ -60,6 +65,8 @@ int ca_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
     (void)unlink(tmp); /* best effort: the error below is what matters */
     return ca_error_set_errno(err, -r, "write %s", path);
   }
+  if (flags & CA_WRITE_NO_DIR_SYNC)
+    return 0;
   r = fsync_parent(path);
   if (r < 0)
     return ca_error_set_errno(err, -r, "write %s: sync directory", path);

@@ -63,6 +63,25 @@ Test(fileio, atomic_write_creates_with_mode_and_replaces) {
   cr_assert_eq(count_entries(), 1, "no temp file left behind");
 }
 
+Test(fileio, atomic_write_without_directory_sync_replaces_the_same_way) {
+  char path[128];
+  snprintf(path, sizeof(path), "%s/reg.json", dir);
+  cr_assert_eq(ca_write_file_atomic_flags(path, "first", 5, 0600, CA_WRITE_NO_DIR_SYNC, NULL), 0);
+  cr_assert_eq(ca_write_file_atomic_flags(path, "second", 6, 0600, CA_WRITE_NO_DIR_SYNC, NULL), 0);
+  char *data;
+  size_t len;
+  cr_assert_eq(ca_read_file(path, 1024, &data, &len, NULL), 0);
+  cr_assert_str_eq(data, "second");
+  free(data);
+  cr_assert_eq(count_entries(), 1, "no temp file left behind");
+  ca_error *err = NULL;
+  char missing[160];
+  snprintf(missing, sizeof(missing), "%s/no/such/dir/x", dir);
+  cr_assert_eq(ca_write_file_atomic_flags(missing, "x", 1, 0600, CA_WRITE_NO_DIR_SYNC, &err), -ENOENT);
+  cr_assert(strstr(err->msg, missing), "%s", err->msg);
+  ca_error_free(err);
+}
+
 Test(fileio, atomic_write_refuses_to_follow_a_planted_temp_symlink) {
   char path[128], tmp[160], target[128];
   snprintf(path, sizeof(path), "%s/reg.json", dir);
