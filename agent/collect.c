@@ -12,15 +12,18 @@
 static const char *const kind_names[] = {
     [DK_CONTAINER] = "container", [DK_NETWORK] = "network", [DK_VOLUME] = "volume"};
 
-static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id, unsigned *removed,
-                        struct ag_collect_stats *st, ca_error **err) {
-  char filter[128];
-  snprintf(filter, sizeof(filter), AG_LABEL_SESSION "=%s", id);
-  const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
-  _cleanup_(dk_list_freep) struct dk_list *list = NULL;
-  int r = dk_list(dk, kind, filters, &list, err);
-  if (r < 0)
-    return ca_error_wrap(err, "list %ss of session %s", kind_names[kind], id);
+/* Removes what list (of kind, listed by the session's label; NULL: list it now) holds of session id; frees list. */
+static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id, struct dk_list *listed,
+                        unsigned *removed, struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_(dk_list_freep) struct dk_list *list = listed;
+  int r;
+  if (!list) {
+    char filter[128];
+    snprintf(filter, sizeof(filter), AG_LABEL_SESSION "=%s", id);
+    const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
+    if ((r = dk_list(dk, kind, filters, &list, err)) < 0)
+      return ca_error_wrap(err, "list %ss of session %s", kind_names[kind], id);
+  }
 
   _cleanup_free_ const char **ids = calloc(list->n + 1, sizeof(char *));
   if (!ids)
@@ -58,15 +61,37 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id,
 }
 
 int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  /* The three lists in one round trip (the usual answer is three empty lists); on any failure each kind is listed
+   * again on its own, with retries, and the errors below say which. */
+  static const enum dk_kind kinds[] = {DK_CONTAINER, DK_NETWORK, DK_VOLUME};
+  struct dk_list *lists[ELEMENTSOF(kinds)] = {0};
+  char filter[128];
+  snprintf(filter, sizeof(filter), AG_LABEL_SESSION "=%s", id);
+  const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
+  _cleanup_error_ ca_error *e = NULL;
+  if (dk_list_kinds(dk, kinds, ELEMENTSOF(kinds), filters, lists, &e) < 0 && e->code == ETIMEDOUT) {
+    /* an engine that did not answer in time will not answer three more lists either */
+    int r = ca_error_wrap(&e, "list containers, networks and volumes of session %s", id);
+    if (err) {
+      ca_error_free(*err);
+      *err = TAKE_PTR(e);
+    }
+    return r;
+  }
   /* Containers first: networks and volumes in use by one cannot be removed. */
-  int r = collect_kind(dk, DK_CONTAINER, id, &st->containers, st, err);
-  if (r < 0)
+  int r = collect_kind(dk, DK_CONTAINER, id, lists[0], &st->containers, st, err);
+  if (r < 0) {
+    dk_list_free(lists[1]);
+    dk_list_free(lists[2]);
     return r;
-  r = collect_kind(dk, DK_NETWORK, id, &st->networks, st, err);
+  }
+  r = collect_kind(dk, DK_NETWORK, id, lists[1], &st->networks, st, err);
   /* An engine that does not answer will not answer the next list either: do not wait for it twice more. */
-  if (r < 0 && err && dk_error_kind(*err) == DK_ERR_TRANSIENT)
+  if (r < 0 && err && dk_error_kind(*err) == DK_ERR_TRANSIENT) {
+    dk_list_free(lists[2]);
     return r;
-  int r2 = collect_kind(dk, DK_VOLUME, id, &st->volumes, st, r < 0 ? NULL : err);
+  }
+  int r2 = collect_kind(dk, DK_VOLUME, id, lists[2], &st->volumes, st, r < 0 ? NULL : err);
   return r < 0 ? r : r2;
 }
 

@@ -131,6 +131,10 @@ const char *dk_item_label(const struct dk_item *item, const char *key);
 /* Lists objects of a kind matching filters (may be NULL). Containers of every state are listed. */
 int dk_list(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, struct dk_list **ret,
             ca_error **err);
+/* Lists n kinds with the same filters at once (one round trip instead of n); ret[i] for kinds[i]. No retries: on any
+ * failure nothing is returned and the error names the first kind that failed (callers fall back to dk_list). */
+int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, const struct dk_filter *filters,
+                  struct dk_list **ret, ca_error **err);
 
 /* ---- removal (cleanup semantics) --------------------------------------------------------------------------- */
 

@@ -22,22 +22,101 @@ static const char *kind_name(enum dk_kind kind) {
   }
 }
 
-int dk_list(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, struct dk_list **ret,
-            ca_error **err) {
-  _cleanup_free_ char *f = NULL, *path = NULL;
-  int k = dk_filters_encode(filters, &f, err);
-  if (k < 0)
-    return ca_error_wrap(err, "list %ss", kind_name(kind));
+static char *list_path(enum dk_kind kind, const struct dk_filter *filters, ca_error **err) {
+  _cleanup_free_ char *f = NULL;
+  char *path = NULL;
+  if (dk_filters_encode(filters, &f, err) < 0)
+    return NULL;
   const char *base = kind == DK_CONTAINER ? "/containers/json?all=1" : kind == DK_NETWORK ? "/networks" : "/volumes";
   const char *sep = kind == DK_CONTAINER ? "&" : "?";
-  if ((f[0] ? asprintf(&path, "%s%sfilters=%s", base, sep, f) : asprintf(&path, "%s", base)) < 0)
-    return ca_error_set(err, ENOMEM, "out of memory");
+  if ((f[0] ? asprintf(&path, "%s%sfilters=%s", base, sep, f) : asprintf(&path, "%s", base)) < 0) {
+    (void)ca_error_set(err, ENOMEM, "out of memory");
+    return NULL;
+  }
+  return path;
+}
+
+int dk_list(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, struct dk_list **ret,
+            ca_error **err) {
+  _cleanup_free_ char *path = list_path(kind, filters, err);
+  if (!path)
+    return ca_error_wrap(err, "list %ss", kind_name(kind));
   _cleanup_(dk_req_done) struct dk_req r;
   dk_req_init(&r, "GET", path, NULL, c->timeout_ms);
-  if ((k = dk_req_perform_retry(c, &r, true, err)) < 0)
+  int k = dk_req_perform_retry(c, &r, true, err);
+  if (k < 0)
     return k;
   k = dk_parse_list(kind, r.resp.data, r.resp.len, ret, err);
   return k < 0 ? ca_error_wrap(err, "list %ss", kind_name(kind)) : 0;
+}
+
+static int ensure_pool(struct dk_client *c, size_t n, ca_error **err);
+
+#define LIST_KINDS_MAX 3
+
+int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, const struct dk_filter *filters,
+                  struct dk_list **ret, ca_error **err) {
+  if (n > LIST_KINDS_MAX)
+    return ca_error_set(err, EINVAL, "list: at most %d kinds at once", LIST_KINDS_MAX);
+  int k = ensure_pool(c, n, err);
+  if (k < 0)
+    return k;
+  char *paths[LIST_KINDS_MAX] = {0};
+  struct dk_req r[LIST_KINDS_MAX];
+  CURLcode cc[LIST_KINDS_MAX];
+  bool added[LIST_KINDS_MAX] = {0}, done[LIST_KINDS_MAX] = {0};
+  size_t left = n;
+  for (size_t i = 0; i < n; i++) {
+    ret[i] = NULL;
+    dk_req_init(&r[i], "GET", "", NULL, c->timeout_ms);
+  }
+  (void)dk_curl.multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)LIST_KINDS_MAX); /* a cap, never fails */
+  for (size_t i = 0; i < n && k == 0; i++) {
+    if (!(paths[i] = list_path(kinds[i], filters, err))) {
+      k = ca_error_wrap(err, "list %ss", kind_name(kinds[i]));
+      break;
+    }
+    r[i].path = paths[i];
+    if ((k = dk_req_setup(c, c->pool[i], &r[i], err)) < 0)
+      break;
+    if (dk_curl.multi_add_handle(c->multi, c->pool[i]) != CURLM_OK)
+      k = ca_error_set(err, EIO, "cannot add a curl transfer");
+    else
+      added[i] = true;
+  }
+  /* every transfer has its timeout: the loop ends */
+  while (k == 0 && left > 0) {
+    int still = 0;
+    CURLMcode mc = dk_curl.multi_perform(c->multi, &still);
+    CURLMsg *msg;
+    int queued;
+    while (mc == CURLM_OK && (msg = dk_curl.multi_info_read(c->multi, &queued)))
+      for (size_t i = 0; i < n; i++)
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->pool[i] && !done[i]) {
+          cc[i] = msg->data.result;
+          done[i] = true;
+          left--;
+        }
+    if (mc == CURLM_OK && left > 0)
+      mc = dk_curl.multi_poll(c->multi, NULL, 0, 100, NULL);
+    if (mc != CURLM_OK)
+      k = ca_error_set(err, EIO, "curl: %s", dk_curl.multi_strerror(mc));
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (added[i])
+      (void)dk_curl.multi_remove_handle(c->multi, c->pool[i]); /* it is in this multi */
+    if (k == 0 && (k = dk_req_result(c, &r[i], cc[i], err)) == 0 &&
+        (k = dk_parse_list(kinds[i], r[i].resp.data, r[i].resp.len, &ret[i], err)) < 0)
+      (void)ca_error_wrap(err, "list %ss", kind_name(kinds[i]));
+    dk_req_done(&r[i]);
+    free(paths[i]);
+  }
+  if (k < 0)
+    for (size_t i = 0; i < n; i++) {
+      dk_list_free(ret[i]);
+      ret[i] = NULL;
+    }
+  return k;
 }
 
 /* ---- create networks and volumes --------------------------------------------------------------------------- */

@@ -491,6 +491,43 @@ Test(engine, list_by_label_returns_exactly_ours) {
     free(ours[i]);
 }
 
+Test(engine, list_kinds_lists_all_three_in_one_go) {
+  char name[64];
+  snprintf(name, sizeof(name), "dk-kinds-%s", test_id);
+  const char *labels[] = {label, NULL};
+  const char *cmd[] = {"true", NULL};
+  _cleanup_free_ char *net = NULL, *vol = NULL, *ctr = create(cmd, NULL, 0);
+  ca_error *e = NULL;
+  must(dk_network_create(cl, name, labels, true, &net, &e), &e, "network create");
+  must(dk_volume_create(cl, name, labels, &vol, &e), &e, "volume create");
+
+  static const enum dk_kind kinds[] = {DK_VOLUME, DK_CONTAINER, DK_NETWORK};
+  const struct dk_filter f[] = {{"label", label}, {0}};
+  struct dk_list *l[3] = {0};
+  must(dk_list_kinds(cl, kinds, 3, f, l, &e), &e, "list kinds");
+  cr_assert(l[0]->n == 1 && contains(l[0], name), "volumes: %zu", l[0]->n);
+  cr_assert(l[1]->n == 1 && contains(l[1], ctr), "containers: %zu", l[1]->n);
+  cr_assert(l[2]->n == 1 && contains(l[2], net), "networks: %zu", l[2]->n);
+  for (int i = 0; i < 3; i++)
+    dk_list_free(l[i]);
+
+  /* the same answers as one list at a time, also when there is nothing */
+  const struct dk_filter none[] = {{"label", other_label}, {0}};
+  must(dk_list_kinds(cl, kinds, 3, none, l, &e), &e, "list kinds, nothing");
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq(l[i]->n, 0);
+    dk_list_free(l[i]);
+  }
+
+  /* a bad filter fails the whole call with the daemon's word and returns no lists */
+  const struct dk_filter badf[] = {{"no-such-filter", "x"}, {0}};
+  struct dk_list *lb[3] = {(struct dk_list *)1, (struct dk_list *)1, (struct dk_list *)1};
+  cr_assert_lt(dk_list_kinds(cl, kinds, 3, badf, lb, &e), 0);
+  cr_assert_eq(e->detail, 400, "%s", e->msg);
+  cr_assert(!lb[0] && !lb[1] && !lb[2]);
+  ca_error_free(e);
+}
+
 Test(engine, networks_and_volumes_lifecycle) {
   char name[64];
   snprintf(name, sizeof(name), "dk-test-%s", test_id);
