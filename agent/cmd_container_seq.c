@@ -1040,22 +1040,8 @@ static enum loop_end run_all(struct seq *s, ca_error **err) {
 /* ---- session ----------------------------------------------------------------------------------------------- */
 
 static int make_labels(struct seq *s, const struct ag_registry *reg) {
-  s->labels = calloc(9, sizeof(char *));
-  if (!s->labels)
-    return -ENOMEM;
-  int k = 0;
-  if (asprintf(&s->labels[k++], AG_LABEL_SESSION "=%s", s->id) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_MANAGED "=true") < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_HOST "=%s", reg->owner.host) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_BOOT_ID "=%s", reg->owner.boot_id) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_OWNER_PID "=%d", (int)reg->owner.pid) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_OWNER_START "=%" PRIu64, reg->owner.start) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_CREATED "=%" PRId64, reg->created) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_MODE "=container-seq") < 0) {
-    s->labels[k - 1] = NULL; /* asprintf leaves it undefined on failure */
-    return -ENOMEM;
-  }
-  return 0;
+  s->labels = ag_session_labels(reg, NULL);
+  return s->labels ? 0 : -ENOMEM;
 }
 
 /* Resolves the checkpoint path and, with --resume, loads the results it holds. */
