@@ -451,31 +451,19 @@ static void print_summary(const struct run_state *s, const struct run_opts *o) {
 /* Starts the session's Docker labeling proxy and points the command's DOCKER_HOST at it. Without it the session
  * works as before: a failure is a warning. */
 static void start_docker_proxy(struct run_state *s, const struct ag_registry *reg, const struct run_opts *o) {
-  const char *engine = ag_proxy_engine_socket(s->docker_host);
-  if (!engine) {
-    ca_log_notice("DOCKER_HOST %s is not a Unix socket: no Docker labeling proxy, so only what the command labels "
-                  "with CLEANUP_AGENT_SESSION itself is collected",
-                  s->docker_host);
-    return;
-  }
-  if (!ag_proxy_engine_answers(engine)) {
-    ca_log_debug("docker proxy: nothing answers at %s: the command gets the engine's address as it is", engine);
-    return;
-  }
   _cleanup_error_ ca_error *err = NULL;
-  _cleanup_strv_free_ char **labels = ag_session_labels(reg, o->labels);
-  _cleanup_free_ char *path = ag_session_socket_path(s->env.state, s->id);
-  struct ag_proxy_config cfg = {.socket_path = path, .engine_socket = engine, .session_id = s->id};
-  cfg.labels = (const char *const *)labels;
-  if (!labels || !path || asprintf(&s->proxy_host, "unix://%s", path) < 0) {
-    s->proxy_host = NULL;
-    run_warn(s, "docker proxy: out of memory");
-    return;
-  }
-  if (ag_proxy_start(&cfg, &s->proxy, &err) < 0) {
+  int r = ag_proxy_start_session(s->env.state, reg, s->docker_host, o->labels, &s->proxy, &err);
+  if (r == -EPROTONOSUPPORT)
+    ca_log_notice("%s", err->msg);
+  else if (r == -ECONNREFUSED)
+    ca_log_debug("%s: the command gets the engine's address as it is", err->msg); /* the engine is optional */
+  else if (r < 0)
     run_warn(s, "%s; the command talks to the engine directly", err->msg);
-    free(s->proxy_host);
+  else if (asprintf(&s->proxy_host, "unix://%s", ag_proxy_socket_path(s->proxy)) < 0) {
     s->proxy_host = NULL;
+    run_warn(s, "docker proxy: out of memory; the command talks to the engine directly");
+    ag_proxy_stop(s->proxy, 0);
+    s->proxy = NULL;
   }
 }
 

@@ -56,6 +56,16 @@ int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_
  * and frees. NULL is fine. */
 void ag_proxy_stop(struct ag_proxy *p, uint64_t drain_usec);
 
+struct ag_state;
+struct ag_registry;
+/* Starts the proxy of session reg->id on <sessions dir>/<id>.sock, with the session's labels (ag_session_labels of
+ * reg and extra), in front of docker_host's engine. -EPROTONOSUPPORT when docker_host is not a Unix socket (not
+ * proxied), -ECONNREFUSED when nothing answers there; err says which. */
+int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
+                           const char *const *extra_labels, struct ag_proxy **ret, ca_error **err);
+/* The socket the proxy listens on. */
+const char *ag_proxy_socket_path(const struct ag_proxy *p);
+
 /* True when something accepts connections on the Unix socket at path (one connect, microseconds). */
 bool ag_proxy_engine_answers(const char *path);
 

@@ -200,3 +200,46 @@ Test(run_proxy, no_docker_proxy_gives_the_engine_itself) {
   cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
   cr_assert_str_eq(out_file("docker_host"), host ? host : "unix:///var/run/docker.sock");
 }
+
+/* container-seq --docker-proxy: a test container that starts containers (the docker CLI mounted in) talks to the
+ * session's socket as /var/run/docker.sock; what it creates is labeled and removed with the session. */
+Test(run_proxy, container_seq_docker_proxy_labels_what_tests_create) {
+  char mount_out[160];
+  snprintf(mount_out, sizeof(mount_out), "%s:/out", sc.dir);
+  scenario_script(&sc, "t1.sh",
+                  "docker run -d --network none --label $TEST_LABEL cleanup-test/busybox:latest sleep 1000 "
+                  "> /out/cid || exit 90\n"
+                  "docker inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' $(cat /out/cid) "
+                  "> /out/label || exit 91\n"
+                  "echo $CLEANUP_AGENT_SESSION > /out/session\n");
+  char env_label[128];
+  snprintf(env_label, sizeof(env_label), "TEST_LABEL=%s", sc.test_label);
+  int rc = scenario_run(&sc, (const char *[]){"container-seq",
+                                              "--image",
+                                              "cleanup-test/busybox:latest",
+                                              "--mount",
+                                              mount_out,
+                                              "--mount",
+                                              "/usr/bin/docker:/usr/bin/docker:ro",
+                                              "--mount",
+                                              "/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro",
+                                              "--mount",
+                                              "/lib64:/lib64:ro",
+                                              "--env",
+                                              env_label,
+                                              "--env",
+                                              "HOME=/tmp",
+                                              "--workdir",
+                                              "/out",
+                                              "--docker-proxy",
+                                              "t1.sh",
+                                              "--",
+                                              "sh",
+                                              NULL});
+  cr_assert_eq(rc, 0, "container-seq exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("out"));
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  cr_assert(ca_session_id_valid(id), "%s", id);
+  cr_assert_str_eq(out_file("label"), id);
+  scenario_assert_nothing_left(&sc, id);
+}
