@@ -108,17 +108,18 @@ Test(run_proxy, foreign_session_label_is_refused_with_a_reason) {
 }
 
 Test(run_proxy, docker_compose_up_and_down_are_labeled) {
-  /* network_mode none: the test engine runs with --bridge=none (see the report of issue 8 for the default network). */
+  /* The default network too: --bridge=none only drops docker0, user-defined bridge networks still work. */
   FILE *f;
   char path[256];
   snprintf(path, sizeof(path), "%s/docker-compose.yml", sc.dir);
   cr_assert_not_null(f = fopen(path, "w"));
   fprintf(f,
           "version: \"2.4\"\nservices:\n"
-          "  web:\n    image: cleanup-test/busybox:latest\n    command: sleep 1000\n    network_mode: none\n"
+          "  web:\n    image: cleanup-test/busybox:latest\n    command: sleep 1000\n"
           "    volumes: [\"data:/data\"]\n    labels: [\"%s\"]\n"
-          "volumes:\n  data:\n    labels: [\"%s\"]\n",
-          sc.test_label, sc.test_label);
+          "volumes:\n  data:\n    labels: [\"%s\"]\n"
+          "networks:\n  default:\n    labels: [\"%s\"]\n",
+          sc.test_label, sc.test_label, sc.test_label);
   fclose(f);
   const char *script = scenario_script(
       &sc, "compose.sh",
@@ -128,6 +129,8 @@ Test(run_proxy, docker_compose_up_and_down_are_labeled) {
       "docker-compose -p $P up -d > $OUT/compose 2>&1 || exit 91\n"
       "docker inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' ${P}_web_1 > $OUT/label || exit 92\n"
       "docker volume inspect -f '{{index .Labels \"io.cleanup-agent.session\"}}' ${P}_data > $OUT/vlabel || exit 93\n"
+      "docker network inspect -f '{{index .Labels \"io.cleanup-agent.session\"}}' ${P}_default > $OUT/nlabel || "
+      "exit 95\n"
       "test \"$1\" = down || { sleep 1000; exit 0; }\n"
       "docker-compose -p $P down -v >> $OUT/compose 2>&1 || exit 94\n");
   int rc = scenario_run(&sc, (const char *[]){"run", "--", script, "down", NULL});
@@ -136,6 +139,7 @@ Test(run_proxy, docker_compose_up_and_down_are_labeled) {
   cr_assert(scenario_read_marker(&sc, "session", 0, id));
   cr_assert_str_eq(out_file("label"), id);
   cr_assert_str_eq(out_file("vlabel"), id);
+  cr_assert_str_eq(out_file("nlabel"), id);
   scenario_assert_nothing_left(&sc, id);
 
   /* Without the down, the agent removes what compose left. */
@@ -144,7 +148,8 @@ Test(run_proxy, docker_compose_up_and_down_are_labeled) {
   cr_assert(scenario_read_marker(&sc, "session", 0, id));
   cr_assert_str_eq(out_file("label"), id);
   scenario_assert_nothing_left(&sc, id);
-  cr_assert_not_null(strstr(scenario_stderr(&sc), "removed 1 container, 1 volume"), "%s", scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "removed 1 container, 1 network, 1 volume"), "%s",
+                     scenario_stderr(&sc));
 }
 
 Test(run_proxy, sigkill_of_the_agent_the_guardian_removes_what_the_proxy_labeled) {
