@@ -52,6 +52,7 @@ struct ag_proxy_req {
   const char *session_id;
   const char *const *labels;
   bool raw;
+  bool closed; /* a create body could not be read: the answer went to the client, nothing more is forwarded */
   enum phase phase, next_phase;
   bool message_done; /* set by on_message_complete, handled after the pause */
   bool oom, too_large;
@@ -364,6 +365,8 @@ static int become_raw(struct ag_proxy_req *r, const char *data, size_t len, ca_b
 int ag_proxy_req_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_engine, ca_buf *to_client,
                       ca_error **err) {
   while (len > 0) {
+    if (r->closed)
+      return 1;
     if (r->raw)
       return ca_buf_append(to_engine, data, len, err);
     size_t n = http_parser_execute(&r->p, &settings, data, len);
@@ -375,9 +378,12 @@ int ag_proxy_req_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_b
     if (e != HPE_OK && e != HPE_PAUSED) {
       if (r->phase == PH_BODY_CREATE) {
         /* Its head is not forwarded yet: the engine would see a body without one. */
-        r->raw = true;
-        return answer(to_client, 400, "Bad Request",
-                      "cleanup-agent: malformed HTTP request body (the session's Docker proxy could not read it)", err);
+        r->closed = true;
+        if (answer(to_client, 400, "Bad Request",
+                   "cleanup-agent: malformed HTTP request body (the session's Docker proxy could not read it)",
+                   err) < 0)
+          return -ENOMEM;
+        return 1;
       }
       return become_raw(r, data, len, to_engine, err);
     }
@@ -417,7 +423,7 @@ int ag_proxy_req_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_b
       ca_buf_reset(&r->pending);
     }
   }
-  return 0;
+  return r->closed ? 1 : 0;
 }
 
 /* ---- the server ---------------------------------------------------------------------------------------------------
@@ -590,14 +596,16 @@ static void *client_to_engine(void *arg) {
       (void)shutdown(c->engine, SHUT_WR); /* the engine sees the client's half-close as it would directly */
       break;
     }
-    int k = -1;
-    if (n > 0 && ag_proxy_req_feed(req, buf, (size_t)n, &to_engine, &to_client, NULL) == 0) {
+    int k = -1, fed = n > 0 ? ag_proxy_req_feed(req, buf, (size_t)n, &to_engine, &to_client, NULL) : -1;
+    if (fed >= 0) {
       k = to_engine.len ? write_all(c->engine, to_engine.data, to_engine.len) : 0;
       if (k == 0 && to_client.len) {
         pthread_mutex_lock(&c->write_mu);
         k = write_all(c->client, to_client.data, to_client.len);
         pthread_mutex_unlock(&c->write_mu);
       }
+      if (fed == 1)
+        k = -1; /* the proxy answered and closes */
     }
     /* Keep the buffers small between requests: a 16 MiB body must not stay allocated for a keep-alive connection. */
     if (to_engine.cap > IO_CHUNK * 4)

@@ -22,8 +22,9 @@ void ag_proxy_req_free(struct ag_proxy_req *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ag_proxy_req *, ag_proxy_req_free)
 
 /* Feeds bytes the client sent. What goes to the engine is appended to to_engine (create bodies rewritten, everything
- * else byte for byte), answers the proxy gives itself (400 refusal, 413 too large) to to_client. Fails only when out
- * of memory. */
+ * else byte for byte), answers the proxy gives itself (400 refusal, 413 too large) to to_client. Returns 0, or 1 when
+ * the connection is to be closed once the buffers are written (a create body that is not valid HTTP framing: nothing
+ * more is forwarded); fails only when out of memory. */
 int ag_proxy_req_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_engine, ca_buf *to_client,
                       ca_error **err);
 /* True once the connection is a raw byte stream (after an upgrade or hijack, or bytes that are not HTTP). */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "scenario.h"
 #include "session.h"
 
@@ -247,4 +248,18 @@ Test(run_proxy, container_seq_docker_proxy_labels_what_tests_create) {
   cr_assert(ca_session_id_valid(id), "%s", id);
   cr_assert_str_eq(out_file("label"), id);
   scenario_assert_nothing_left(&sc, id);
+}
+
+Test(run_proxy, many_concurrent_clients_are_served) {
+  const char *script = scenario_script(&sc, "many.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+                                       "i=0; while [ $i -lt 40 ]; do\n"
+                                       "  (docker ps -q > /dev/null && echo ok >> $OUT/ok) &\n"
+                                       "  i=$((i+1))\n"
+                                       "done\n"
+                                       "wait\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_eq(cli_count_lines(out_file("ok")) + 1, 40, "not every concurrent docker ps succeeded: %s",
+               scenario_stderr(&sc));
 }
