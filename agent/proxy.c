@@ -594,6 +594,14 @@ static void *client_to_engine(void *arg) {
       continue;
     if (n == 0) {
       (void)shutdown(c->engine, SHUT_WR); /* the engine sees the client's half-close as it would directly */
+      /* A half-closed client (stdin ended) still reads the engine's answer; one that is gone entirely (POLLHUP)
+       * ends the connection even when the engine keeps its side open and silent. */
+      struct pollfd pfd = {.fd = c->client, .events = 0};
+      while (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+        if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+          break;
+      (void)shutdown(c->engine, SHUT_RDWR);
+      (void)shutdown(c->client, SHUT_RDWR);
       break;
     }
     int k = -1, fed = n > 0 ? ag_proxy_req_feed(req, buf, (size_t)n, &to_engine, &to_client, NULL) : -1;

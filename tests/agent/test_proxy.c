@@ -283,3 +283,75 @@ Test(proxy, malformed_create_body_is_answered_and_closes) {
   ca_buf_free(&client);
   ag_proxy_req_free(r);
 }
+
+/* ---- the server, in front of a fake engine that greets every connection and keeps it open ---- */
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int unix_socket(const char *path, bool listening) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0);
+  if (listening)
+    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 16) == 0);
+  else
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", path, strerror(errno));
+  return fd;
+}
+
+static void *fake_engine(void *arg) {
+  int lfd = *(int *)arg, fd;
+  while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+    (void)!write(fd, "hello\n", 6); /* kept open until the test process ends */
+  return NULL;
+}
+
+/* True when fd gets the greeting within timeout_ms. */
+static bool greeted(int fd, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  char buf[16];
+  return poll(&p, 1, timeout_ms) == 1 && read(fd, buf, sizeof(buf)) == 6;
+}
+
+Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
+  char dir[] = "/tmp/ag-proxy-XXXXXX", engine[64], sock[64];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(engine, sizeof(engine), "%s/engine.sock", dir);
+  snprintf(sock, sizeof(sock), "%s/proxy.sock", dir);
+  int lfd = unix_socket(engine, true);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, fake_engine, &lfd), 0);
+  struct ag_proxy *px = NULL;
+  ca_error *err = NULL;
+  struct ag_proxy_config cfg = {
+      .socket_path = sock, .engine_socket = engine, .session_id = SESSION, .labels = labels, .max_connections = 2};
+  cr_assert_eq(ag_proxy_start(&cfg, &px, &err), 0, "%s", err ? err->msg : "");
+  struct stat st;
+  cr_assert_eq(stat(sock, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600, "socket mode %o", st.st_mode & 0777);
+
+  int c1 = unix_socket(sock, false), c2 = unix_socket(sock, false);
+  cr_assert(greeted(c1, 5000) && greeted(c2, 5000), "the first two clients must be served");
+  int c3 = unix_socket(sock, false); /* waits in the backlog */
+  cr_assert_not(greeted(c3, 300), "a third connection was served beyond the cap of 2");
+  close(c1);
+  cr_assert(greeted(c3, 5000), "the third client must be served once a connection ended");
+
+  ag_proxy_stop(px, 100000); /* c2 and c3 stay open: the stop closes them after the drain time */
+  cr_assert_neq(stat(sock, &st), 0, "the socket is left after stop");
+  char buf[16];
+  cr_assert_eq(read(c2, buf, sizeof(buf)), 0, "an open connection must be closed by stop");
+  close(c2);
+  close(c3);
+  shutdown(lfd, SHUT_RDWR);
+  pthread_join(t, NULL);
+  close(lfd);
+  unlink(engine);
+  rmdir(dir);
+}
