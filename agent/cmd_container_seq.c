@@ -35,6 +35,7 @@
 #include "collect.h"
 #include "commands.h"
 #include "guardian.h"
+#include "proxy.h"
 #include "seq.h"
 
 #define DEFAULT_PROTECT_WINDOW_USEC (3 * 1000000ULL)
@@ -61,7 +62,7 @@ struct seq_opts {
   const char **env; /* "K=V", NULL-terminated */
   size_t n_env;
   const char *workdir, *network, *checkpoint, *junit, *log_dir;
-  bool resume, self_protect;
+  bool resume, self_protect, docker_proxy;
   double cpu_limit, mem_limit;
   const char *const *files;
   size_t n_files;
@@ -115,6 +116,8 @@ static void seq_usage(FILE *f) {
              "                     PSI says tasks stall on memory more than 100-PCT percent of the time (default\n"
              "                     90; implies --self-protect)\n"
              "  --junit FILE       write a JUnit XML report\n"
+             "  --docker-proxy     mount a socket of the session as /var/run/docker.sock in each container: what a\n"
+             "                     test creates through it gets the session labels and is removed with the session\n"
              "\n"
              "Environment: CLEANUP_AGENT_PROTECT_WINDOW (how long the host must stay overloaded, default 3s),\n"
              "CLEANUP_AGENT_ENGINE_RETRY (how long to wait for an engine that went away, default 60s),\n"
@@ -192,6 +195,7 @@ static int parse_seq_opts(int argc, char **argv, struct seq_opts *o) {
     OPT_MEM_LIMIT,
     OPT_JUNIT,
     OPT_LOG_DIR,
+    OPT_DOCKER_PROXY,
     OPT_MOUNT,
     OPT_ENV,
   };
@@ -210,6 +214,7 @@ static int parse_seq_opts(int argc, char **argv, struct seq_opts *o) {
       {"mem-limit", required_argument, NULL, OPT_MEM_LIMIT},
       {"junit", required_argument, NULL, OPT_JUNIT},
       {"log-dir", required_argument, NULL, OPT_LOG_DIR},
+      {"docker-proxy", no_argument, NULL, OPT_DOCKER_PROXY},
       {"mount", required_argument, NULL, OPT_MOUNT},
       {"env", required_argument, NULL, OPT_ENV},
       {"help", no_argument, NULL, 'h'},
@@ -217,12 +222,12 @@ static int parse_seq_opts(int argc, char **argv, struct seq_opts *o) {
   };
   /* Environment first, so that flags override it. */
   static const char *const vars[] = {
-      "CLEANUP_AGENT_IMAGE",   "CLEANUP_AGENT_MEMORY",       "CLEANUP_AGENT_CPUS",      "CLEANUP_AGENT_PIDS",
-      "CLEANUP_AGENT_TIMEOUT", "CLEANUP_AGENT_WORKDIR",      "CLEANUP_AGENT_NETWORK",   "CLEANUP_AGENT_CHECKPOINT",
-      "CLEANUP_AGENT_RESUME",  "CLEANUP_AGENT_SELF_PROTECT", "CLEANUP_AGENT_CPU_LIMIT", "CLEANUP_AGENT_MEM_LIMIT",
-      "CLEANUP_AGENT_JUNIT",   "CLEANUP_AGENT_LOG_DIR",
+      "CLEANUP_AGENT_IMAGE",   "CLEANUP_AGENT_MEMORY",       "CLEANUP_AGENT_CPUS",         "CLEANUP_AGENT_PIDS",
+      "CLEANUP_AGENT_TIMEOUT", "CLEANUP_AGENT_WORKDIR",      "CLEANUP_AGENT_NETWORK",      "CLEANUP_AGENT_CHECKPOINT",
+      "CLEANUP_AGENT_RESUME",  "CLEANUP_AGENT_SELF_PROTECT", "CLEANUP_AGENT_CPU_LIMIT",    "CLEANUP_AGENT_MEM_LIMIT",
+      "CLEANUP_AGENT_JUNIT",   "CLEANUP_AGENT_LOG_DIR",      "CLEANUP_AGENT_DOCKER_PROXY",
   };
-  const char *val[OPT_LOG_DIR - OPT_IMAGE + 1];
+  const char *val[OPT_DOCKER_PROXY - OPT_IMAGE + 1];
   for (size_t i = 0; i < ELEMENTSOF(val); i++) {
     val[i] = getenv(vars[i]);
     if (val[i] && !*val[i])
@@ -256,6 +261,7 @@ static int parse_seq_opts(int argc, char **argv, struct seq_opts *o) {
         return -1;
       case OPT_RESUME:
       case OPT_SELF_PROTECT:
+      case OPT_DOCKER_PROXY:
         val[c - OPT_IMAGE] = "1";
         break;
       case OPT_MOUNT: {
@@ -322,6 +328,7 @@ static int parse_seq_opts(int argc, char **argv, struct seq_opts *o) {
   o->self_protect = (val[9] && !streq(val[9], "0") && !streq(val[9], "false")) || val[10] || val[11];
   o->junit = val[12];
   o->log_dir = val[13];
+  o->docker_proxy = val[14] && !streq(val[14], "0") && !streq(val[14], "false");
   return 0;
 }
 
@@ -344,7 +351,8 @@ struct seq {
   struct dk_client *dk_create, *dk_remove, *dk_logs, *dk_events;
   int lock_fd;
   struct ag_guardian guardian;
-  char **labels; /* the session labels of every container */
+  char **labels;          /* the session labels of every container */
+  struct ag_proxy *proxy; /* --docker-proxy */
   char session_env[64];
 
   struct seq_result *results; /* one per file */
@@ -1040,22 +1048,8 @@ static enum loop_end run_all(struct seq *s, ca_error **err) {
 /* ---- session ----------------------------------------------------------------------------------------------- */
 
 static int make_labels(struct seq *s, const struct ag_registry *reg) {
-  s->labels = calloc(9, sizeof(char *));
-  if (!s->labels)
-    return -ENOMEM;
-  int k = 0;
-  if (asprintf(&s->labels[k++], AG_LABEL_SESSION "=%s", s->id) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_MANAGED "=true") < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_HOST "=%s", reg->owner.host) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_BOOT_ID "=%s", reg->owner.boot_id) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_OWNER_PID "=%d", (int)reg->owner.pid) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_OWNER_START "=%" PRIu64, reg->owner.start) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_CREATED "=%" PRId64, reg->created) < 0 ||
-      asprintf(&s->labels[k++], AG_LABEL_MODE "=container-seq") < 0) {
-    s->labels[k - 1] = NULL; /* asprintf leaves it undefined on failure */
-    return -ENOMEM;
-  }
-  return 0;
+  s->labels = ag_session_labels(reg, NULL);
+  return s->labels ? 0 : -ENOMEM;
 }
 
 /* Resolves the checkpoint path and, with --resume, loads the results it holds. */
@@ -1269,6 +1263,15 @@ int ag_cmd_container_seq(const struct ag_globals *g, int argc, char **argv) {
     ca_log_error("container-seq: %s", err->msg);
     goto out_session;
   }
+  if (o.docker_proxy) {
+    /* Before any container exists: each one gets the socket as the engine's. */
+    if (ag_proxy_start_session(s.env.state, &reg, s.docker_host, NULL, &s.proxy, &err) < 0) {
+      ca_log_error("container-seq: --docker-proxy: %s", err->msg);
+      goto out_session;
+    }
+    o.mounts[o.n_mounts++] = (struct dk_mount){
+        .type = DK_MOUNT_BIND, .source = ag_proxy_socket_path(s.proxy), .target = "/var/run/docker.sock"};
+  }
 
   /* Signals go to the monitor thread only: blocked here, before any thread exists, so every thread inherits it. */
   sigset_t mask;
@@ -1324,6 +1327,9 @@ out_session:
     dk_cancel_request(&s.events_cancel);
     pthread_join(s.events, NULL);
   }
+  /* The proxy goes first, so that a create racing the end is either collected below or never made. */
+  ag_proxy_stop(s.proxy, 2000000);
+  s.proxy = NULL;
   /* Everything labeled with the session: the container made ahead, one whose removal failed, ... */
   _cleanup_error_ ca_error *cerr = NULL;
   bool collected_all = true;

@@ -19,10 +19,13 @@
 #include "collect.h"
 #include "commands.h"
 #include "guardian.h"
+#include "proxy.h"
 
 #define DEFAULT_GRACE_USEC (10 * 1000000ULL)
 #define MAX_WARNINGS 16
 #define MAX_NAMED_SURVIVORS 10
+/* How long the Docker proxy lets requests in flight finish at the session's end; the tree is dead by then. */
+#define PROXY_DRAIN_USEC (2 * 1000000ULL)
 
 extern char **environ;
 
@@ -31,7 +34,7 @@ struct run_opts {
   uint64_t timeout_usec, grace_usec, ttl_usec;
   const char **labels;
   size_t n_labels;
-  bool private_tmp;
+  bool private_tmp, no_docker_proxy;
   const char *report;
   char **argv;
 };
@@ -42,6 +45,8 @@ struct run_state {
   struct ag_env env;
   const char *docker_host;
   cg_leaf *leaf;
+  struct ag_proxy *proxy; /* the Docker labeling proxy, NULL when off */
+  char *proxy_host;       /* unix://<its socket> */
   struct ag_guardian guardian;
   int lock_fd;
   pid_t pid;
@@ -76,22 +81,25 @@ static void run_warn(struct run_state *s, const char *fmt, ...) {
 }
 
 static void run_usage(FILE *f) {
-  fprintf(f, "Usage: cleanup-agent run [OPTIONS] -- CMD [ARG...]\n"
-             "\n"
-             "Runs CMD in its own cgroup and Docker session; when it ends, however it ends, kills what is left of its\n"
-             "process tree and removes the containers, networks and volumes labeled with the session id\n"
-             "(CLEANUP_AGENT_SESSION in its environment). Exits with the command's status.\n"
-             "\n"
-             "Options (each also from CLEANUP_AGENT_<NAME>, e.g. CLEANUP_AGENT_MEMORY):\n"
-             "  --memory SIZE      memory limit of the whole tree, no swap on top (512M, 2G)\n"
-             "  --pids N           at most N processes\n"
-             "  --cpus F           CPU limit in CPUs (1.5)\n"
-             "  --timeout DUR      SIGTERM the tree after DUR, kill it after --grace; exit 124 (30s, 5m, 1h30m)\n"
-             "  --grace DUR        time between SIGTERM and SIGKILL (default 10s)\n"
-             "  --ttl DUR          label resources to expire after DUR, for gc on shared engines\n"
-             "  --label K=V        extra label on the session's resources (io.cleanup-agent.keep=true allowed)\n"
-             "  --private-tmp      a private /tmp and /dev/shm that die with the run\n"
-             "  --report FILE      write a JSON report of the run\n");
+  fprintf(f,
+          "Usage: cleanup-agent run [OPTIONS] -- CMD [ARG...]\n"
+          "\n"
+          "Runs CMD in its own cgroup and Docker session; when it ends, however it ends, kills what is left of its\n"
+          "process tree and removes the containers, networks and volumes labeled with the session id\n"
+          "(CLEANUP_AGENT_SESSION in its environment). Exits with the command's status.\n"
+          "\n"
+          "Options (each also from CLEANUP_AGENT_<NAME>, e.g. CLEANUP_AGENT_MEMORY):\n"
+          "  --memory SIZE      memory limit of the whole tree, no swap on top (512M, 2G)\n"
+          "  --pids N           at most N processes\n"
+          "  --cpus F           CPU limit in CPUs (1.5)\n"
+          "  --timeout DUR      SIGTERM the tree after DUR, kill it after --grace; exit 124 (30s, 5m, 1h30m)\n"
+          "  --grace DUR        time between SIGTERM and SIGKILL (default 10s)\n"
+          "  --ttl DUR          label resources to expire after DUR, for gc on shared engines\n"
+          "  --label K=V        extra label on the session's resources (io.cleanup-agent.keep=true allowed)\n"
+          "  --private-tmp      a private /tmp and /dev/shm that die with the run\n"
+          "  --report FILE      write a JSON report of the run\n"
+          "  --no-docker-proxy  give CMD the engine's DOCKER_HOST itself; by default it gets a socket of the session\n"
+          "                     that adds the session labels to every container, network and volume it creates\n");
 }
 
 static int run_usage_error(const char *fmt, ...) _printf_(1, 2);
@@ -128,7 +136,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o) {
     OPT_TTL,
     OPT_LABEL,
     OPT_PRIVATE_TMP,
-    OPT_REPORT
+    OPT_REPORT,
+    OPT_NO_DOCKER_PROXY
   };
   static const struct option options[] = {
       {"memory", required_argument, NULL, OPT_MEMORY},
@@ -140,11 +149,12 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o) {
       {"label", required_argument, NULL, OPT_LABEL},
       {"private-tmp", no_argument, NULL, OPT_PRIVATE_TMP},
       {"report", required_argument, NULL, OPT_REPORT},
+      {"no-docker-proxy", no_argument, NULL, OPT_NO_DOCKER_PROXY},
       {"help", no_argument, NULL, 'h'},
       {},
   };
   /* Environment first, so that flags override it. */
-  const char *val[OPT_REPORT - OPT_MEMORY + 1] = {
+  const char *val[OPT_NO_DOCKER_PROXY - OPT_MEMORY + 1] = {
       getenv("CLEANUP_AGENT_MEMORY"),
       getenv("CLEANUP_AGENT_PIDS"),
       getenv("CLEANUP_AGENT_CPUS"),
@@ -154,6 +164,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o) {
       NULL,
       getenv("CLEANUP_AGENT_PRIVATE_TMP"),
       getenv("CLEANUP_AGENT_REPORT"),
+      getenv("CLEANUP_AGENT_NO_DOCKER_PROXY"),
   };
   for (size_t i = 0; i < ELEMENTSOF(val); i++)
     if (val[i] && !*val[i])
@@ -174,6 +185,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o) {
         o->labels[o->n_labels++] = optarg;
         break;
       case OPT_PRIVATE_TMP:
+      case OPT_NO_DOCKER_PROXY:
         val[c - OPT_MEMORY] = "1";
         break;
       case ':':
@@ -208,6 +220,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o) {
       return run_usage_error("%s", err->msg);
   o->private_tmp = val[7] && !streq(val[7], "0") && !streq(val[7], "false");
   o->report = val[8];
+  o->no_docker_proxy = val[9] && !streq(val[9], "0") && !streq(val[9], "false");
   return 0;
 }
 
@@ -228,7 +241,7 @@ static char **child_environment(const struct run_state *s) {
   snprintf(session_var, sizeof(session_var), "CLEANUP_AGENT_SESSION=%s", s->id);
   env[k++] = session_var;
   if (s->env.dk) {
-    snprintf(host_var, sizeof(host_var), "DOCKER_HOST=%s", s->docker_host);
+    snprintf(host_var, sizeof(host_var), "DOCKER_HOST=%s", s->proxy_host ? s->proxy_host : s->docker_host);
     env[k++] = host_var;
   }
   return env;
@@ -434,6 +447,25 @@ static void print_summary(const struct run_state *s, const struct run_opts *o) {
   ca_log_notice("session %.8s: %s%s%s", s->id, *what ? what : "nothing left behind", *mem ? "; " : "", mem);
 }
 
+/* Starts the session's Docker labeling proxy and points the command's DOCKER_HOST at it. Without it the session
+ * works as before: a failure is a warning. */
+static void start_docker_proxy(struct run_state *s, const struct ag_registry *reg, const struct run_opts *o) {
+  _cleanup_error_ ca_error *err = NULL;
+  int r = ag_proxy_start_session(s->env.state, reg, s->docker_host, o->labels, &s->proxy, &err);
+  if (r == -EPROTONOSUPPORT)
+    ca_log_notice("%s", err->msg);
+  else if (r == -ECONNREFUSED)
+    ca_log_debug("%s: the command gets the engine's address as it is", err->msg); /* the engine is optional */
+  else if (r < 0)
+    run_warn(s, "%s; the command talks to the engine directly", err->msg);
+  else if (asprintf(&s->proxy_host, "unix://%s", ag_proxy_socket_path(s->proxy)) < 0) {
+    s->proxy_host = NULL;
+    run_warn(s, "docker proxy: out of memory; the command talks to the engine directly");
+    ag_proxy_stop(s->proxy, 0);
+    s->proxy = NULL;
+  }
+}
+
 /* Kill what is left, measure, remove the cgroup, the Docker resources and the registry. */
 static void finish_session(struct run_state *s) {
   _cleanup_error_ ca_error *err = NULL;
@@ -448,6 +480,9 @@ static void finish_session(struct run_state *s) {
     bool main_exited = s->pid == 0;
     (void)reap(s, &main_exited); /* the killed orphans are our zombies now */
   }
+  /* The proxy goes before the collection, so that a create racing the end is either collected or never made. */
+  ag_proxy_stop(s->proxy, PROXY_DRAIN_USEC);
+  s->proxy = NULL;
   bool docker_failed = false;
   if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {
     ca_log_notice("no Docker engine (%s): cleaned up processes only", err->msg);
@@ -551,6 +586,8 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     ca_log_error("run: %s", err->msg);
     goto out_session;
   }
+  if (s.env.dk && !o.no_docker_proxy)
+    start_docker_proxy(&s, &reg, &o);
 
   if (cg_leaf_create(s.env.cg, s.id, &o.limits, &s.leaf, &err) < 0 ||
       cg_leaf_ignore_pid(s.leaf, s.guardian.pid, &err) < 0) {
@@ -625,5 +662,6 @@ out:
   ag_state_free(s.env.state);
   for (size_t i = 0; i < s.n_warnings; i++)
     free(s.warnings[i]);
+  free(s.proxy_host);
   return exit_code;
 }

@@ -383,6 +383,10 @@ int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
   if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id", id);
   char name[64];
+  /* The socket first: a dead session's socket must not stay behind once its registry is gone. */
+  snprintf(name, sizeof(name), "%s.sock", id);
+  if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
+    return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
   snprintf(name, sizeof(name), "%s.json", id);
   if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
@@ -390,4 +394,37 @@ int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
   if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
   return 0;
+}
+
+char **ag_session_labels(const struct ag_registry *r, const char *const *extra) {
+  size_t n_extra = 0;
+  while (extra && extra[n_extra])
+    n_extra++;
+  char **v = calloc(10 + n_extra, sizeof(char *));
+  if (!v)
+    return NULL;
+  size_t k = 0;
+  bool ok = asprintf(&v[k++], AG_LABEL_SESSION "=%s", r->id) >= 0 && (v[k++] = strdup(AG_LABEL_MANAGED "=true")) &&
+            asprintf(&v[k++], AG_LABEL_HOST "=%s", r->owner.host) >= 0 &&
+            asprintf(&v[k++], AG_LABEL_BOOT_ID "=%s", r->owner.boot_id) >= 0 &&
+            asprintf(&v[k++], AG_LABEL_OWNER_PID "=%d", (int)r->owner.pid) >= 0 &&
+            asprintf(&v[k++], AG_LABEL_OWNER_START "=%" PRIu64, r->owner.start) >= 0 &&
+            asprintf(&v[k++], AG_LABEL_CREATED "=%" PRId64, r->created) >= 0 &&
+            asprintf(&v[k++], AG_LABEL_MODE "=%s", r->mode) >= 0 &&
+            (!r->expires || asprintf(&v[k++], AG_LABEL_EXPIRES "=%" PRId64, r->expires) >= 0);
+  for (size_t i = 0; ok && i < n_extra; i++)
+    ok = (v[k++] = strdup(extra[i])) != NULL;
+  if (!ok) {
+    v[k - 1] = NULL; /* asprintf leaves it undefined on failure */
+    ca_strv_free(v);
+    return NULL;
+  }
+  return v;
+}
+
+char *ag_session_socket_path(const struct ag_state *s, const char *id) {
+  char *p = NULL;
+  if (asprintf(&p, "%s/%s.sock", s->sessions, id) < 0)
+    return NULL;
+  return p;
 }

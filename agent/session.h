@@ -76,5 +76,11 @@ int ag_registry_write(struct ag_state *s, const struct ag_registry *r, ca_error 
 /* Loads sessions/<id>.json. A file that cannot be parsed is moved aside to <id>.json.corrupt-<time> and the
  * error says where (ENOENT when there is no file). */
 int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret, ca_error **err);
-/* Deletes the registry and then the lock file of a session whose lock the caller holds. */
+/* The labels the agent puts on everything of the session: session, managed, owner, created, mode, expires (with a
+ * TTL), then extra ("key=value", may be NULL). NULL-terminated, caller frees with ca_strv_free; NULL when out of
+ * memory. */
+char **ag_session_labels(const struct ag_registry *r, const char *const *extra);
+/* <sessions dir>/<id>.sock, the session's Docker proxy socket (caller frees); NULL when out of memory. */
+char *ag_session_socket_path(const struct ag_state *s, const char *id);
+/* Deletes the Docker proxy socket, the registry and then the lock file of a session whose lock the caller holds. */
 int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err);

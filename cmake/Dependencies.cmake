@@ -17,3 +17,15 @@ ag_require_pkg(CJSON libcjson libcjson-dev)
 if(AG_TESTS)
   ag_require_pkg(CRITERION criterion libcriterion-dev)
 endif()
+
+# libhttp-parser has no pkg-config file.
+find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h)
+find_library(HTTP_PARSER_LIBRARY http_parser)
+if(NOT HTTP_PARSER_INCLUDE_DIR OR NOT HTTP_PARSER_LIBRARY)
+  message(FATAL_ERROR "http_parser.h / libhttp_parser not found: apt-get install libhttp-parser-dev")
+endif()
+add_library(HttpParser::HttpParser UNKNOWN IMPORTED)
+set_target_properties(HttpParser::HttpParser PROPERTIES IMPORTED_LOCATION ${HTTP_PARSER_LIBRARY}
+                                                        INTERFACE_INCLUDE_DIRECTORIES ${HTTP_PARSER_INCLUDE_DIR})
+message(STATUS "Found http_parser ${HTTP_PARSER_LIBRARY}")
+find_package(Threads REQUIRED)

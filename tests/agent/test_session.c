@@ -246,3 +246,34 @@ Test(session, listing_ignores_names_that_are_not_ids) {
   ca_strv_free(ids);
   ag_state_free(s);
 }
+
+Test(session, labels_of_a_session) {
+  struct ag_registry reg = {.id = "0123456789abcdef0123456789abcdef",
+                            .mode = "run",
+                            .created = 1700000000,
+                            .expires = 1700003600,
+                            .owner = {.host = "h", .boot_id = "b", .pid = 42, .start = 7}};
+  const char *extra[] = {"team=ci", NULL};
+  char **l = ag_session_labels(&reg, extra);
+  cr_assert_not_null(l);
+  const char *want[] = {AG_LABEL_SESSION "=0123456789abcdef0123456789abcdef",
+                        AG_LABEL_MANAGED "=true",
+                        AG_LABEL_HOST "=h",
+                        AG_LABEL_BOOT_ID "=b",
+                        AG_LABEL_OWNER_PID "=42",
+                        AG_LABEL_OWNER_START "=7",
+                        AG_LABEL_CREATED "=1700000000",
+                        AG_LABEL_MODE "=run",
+                        AG_LABEL_EXPIRES "=1700003600",
+                        "team=ci",
+                        NULL};
+  for (size_t i = 0; want[i]; i++)
+    cr_assert_str_eq(l[i], want[i]);
+  cr_assert_null(l[ELEMENTSOF(want) - 1]);
+  ca_strv_free(l);
+  reg.expires = 0; /* without a TTL there is no expires label */
+  l = ag_session_labels(&reg, NULL);
+  cr_assert_str_eq(l[7], AG_LABEL_MODE "=run");
+  cr_assert_null(l[8]);
+  ca_strv_free(l);
+}

@@ -1,0 +1,187 @@
+/* Benchmark of run's Docker labeling proxy (not a ctest test: prints a table).
+ *
+ *   bench_proxy [--reps N]
+ *
+ * Starts the proxy in this process (agent/proxy.c, the code run uses) in front of the engine of $DOCKER_HOST and
+ * times, interleaved, direct against through the proxy: `docker ps`, `docker run --rm --network none
+ * cleanup-test/busybox true` (the docker CLI, $DOCKER_CLI or /usr/bin/docker), and raw GET /_ping round trips on a
+ * fresh connection and on a kept-alive one (the proxy's own cost without the CLI's start-up noise). Medians. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "proxy.h"
+
+static const char *docker_cli;
+
+/* Runs the docker CLI with DOCKER_HOST=host, output to /dev/null; wall ns, or 0 when it failed. */
+static uint64_t run_docker(const char *host, const char *const *args) {
+  const char *argv[16] = {docker_cli};
+  size_t n = 1;
+  for (; args[n - 1] && n < 15; n++)
+    argv[n] = args[n - 1];
+  argv[n] = NULL;
+  uint64_t t0 = bench_now_ns();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open("/dev/null", O_WRONLY);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    setenv("DOCKER_HOST", host, 1);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  uint64_t t = bench_now_ns() - t0;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? t : 0;
+}
+
+static int connect_unix(const char *path) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* One GET /_ping on fd; true when the answer (body "OK") came back. */
+static bool ping(int fd) {
+  static const char req[] = "GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n";
+  if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+    return false;
+  char buf[4096];
+  size_t len = 0;
+  while (len < sizeof(buf) - 1) {
+    ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+    if (n <= 0)
+      return false;
+    len += (size_t)n;
+    buf[len] = '\0';
+    const char *body = strstr(buf, "\r\n\r\n");
+    if (body && streq(body + 4, "OK"))
+      return true;
+  }
+  return false;
+}
+
+static uint64_t ping_fresh(const char *path) {
+  uint64_t t0 = bench_now_ns();
+  int fd = connect_unix(path);
+  bool ok = fd >= 0 && ping(fd);
+  uint64_t t = bench_now_ns() - t0;
+  if (fd >= 0)
+    close(fd);
+  return ok ? t : 0;
+}
+
+struct row {
+  const char *what;
+  uint64_t *direct, *proxied;
+  size_t n;
+};
+
+static void print_row(struct row *r, const char *unit, double scale) {
+  double d = bench_median(r->direct, r->n) / scale, p = bench_median(r->proxied, r->n) / scale;
+  printf("| %-44s | %5zu | %10.3f %-2s | %10.3f %-2s | %+9.3f %-2s | %+7.2f%% |\n", r->what, r->n, d, unit, p, unit,
+         p - d, unit, d > 0 ? (p - d) / d * 100 : 0);
+}
+
+int main(int argc, char **argv) {
+  size_t reps = 30;
+  if (argc == 3 && streq(argv[1], "--reps"))
+    reps = (size_t)atoi(argv[2]);
+  else if (argc != 1) {
+    fprintf(stderr, "usage: bench_proxy [--reps N]\n");
+    return 2;
+  }
+  docker_cli = getenv("DOCKER_CLI") ? getenv("DOCKER_CLI") : "/usr/bin/docker";
+  const char *host = getenv("DOCKER_HOST") ? getenv("DOCKER_HOST") : "unix:///var/run/docker.sock";
+  const char *engine = ag_proxy_engine_socket(host);
+  if (!engine || !ag_proxy_engine_answers(engine)) {
+    fprintf(stderr, "bench_proxy: no engine answers at %s (set DOCKER_HOST=unix:///...)\n", host);
+    return 1;
+  }
+  char dir[] = "/tmp/bench-proxy-XXXXXX";
+  if (!mkdtemp(dir))
+    return 1;
+  char sock[128], proxy_host[160];
+  snprintf(sock, sizeof(sock), "%s/proxy.sock", dir);
+  snprintf(proxy_host, sizeof(proxy_host), "unix://%s", sock);
+  static const char *const labels[] = {"io.cleanup-agent.session=0123456789abcdef0123456789abcdef",
+                                       "io.cleanup-agent.managed=true", "io.cleanup-agent.mode=run",
+                                       "io.cleanup-agent.test=bench-proxy", NULL};
+  struct ag_proxy_config cfg = {
+      .socket_path = sock, .engine_socket = engine, .session_id = "0123456789abcdef0123456789abcdef", .labels = labels};
+  struct ag_proxy *px = NULL;
+  ca_error *err = NULL;
+  if (ag_proxy_start(&cfg, &px, &err) < 0) {
+    fprintf(stderr, "bench_proxy: %s\n", err->msg);
+    return 1;
+  }
+
+  static const char *const ps[] = {"ps", NULL};
+  static const char *const run[] = {"run", "--rm", "--network", "none", "cleanup-test/busybox", "true", NULL};
+  size_t n_ping = reps * 100;
+  struct row rows[] = {
+      {"GET /_ping, fresh connection (us)", calloc(n_ping, 8), calloc(n_ping, 8), n_ping},
+      {"GET /_ping, kept-alive connection (us)", calloc(n_ping, 8), calloc(n_ping, 8), n_ping},
+      {"docker ps (ms)", calloc(reps, 8), calloc(reps, 8), reps},
+      {"docker run --rm busybox true (ms)", calloc(reps, 8), calloc(reps, 8), reps},
+  };
+  int failed = 0;
+  int keep_direct = connect_unix(engine), keep_proxied = connect_unix(sock);
+  for (size_t i = 0; i < n_ping; i++) {
+    bool proxy_first = i % 2;
+    for (int k = 0; k < 2; k++) {
+      bool via = proxy_first == (k == 0);
+      uint64_t t = ping_fresh(via ? sock : engine);
+      (via ? rows[0].proxied : rows[0].direct)[i] = t;
+      uint64_t t0 = bench_now_ns();
+      bool ok = ping(via ? keep_proxied : keep_direct);
+      (via ? rows[1].proxied : rows[1].direct)[i] = ok ? bench_now_ns() - t0 : 0;
+      failed += !t || !ok;
+    }
+  }
+  for (size_t i = 0; i < reps; i++) {
+    bool proxy_first = i % 2;
+    for (int k = 0; k < 2; k++) {
+      bool via = proxy_first == (k == 0);
+      const char *h = via ? proxy_host : host;
+      uint64_t t = run_docker(h, ps);
+      (via ? rows[2].proxied : rows[2].direct)[i] = t;
+      uint64_t t2 = run_docker(h, run);
+      (via ? rows[3].proxied : rows[3].direct)[i] = t2;
+      failed += !t || !t2;
+    }
+  }
+  close(keep_direct);
+  close(keep_proxied);
+  ag_proxy_stop(px, 1000000);
+  rmdir(dir);
+
+  printf("Docker labeling proxy: direct vs through the proxy, interleaved, medians (engine %s)\n\n", host);
+  printf("| %-44s | %5s | %13s | %13s | %12s | %8s |\n", "request", "n", "direct", "proxy", "added", "added");
+  printf("|%.46s|%.7s|%.15s|%.15s|%.14s|%.10s|\n", "----------------------------------------------------", "--------",
+         "----------------", "----------------", "---------------", "-----------");
+  print_row(&rows[0], "us", 1e3);
+  print_row(&rows[1], "us", 1e3);
+  print_row(&rows[2], "ms", 1e6);
+  print_row(&rows[3], "ms", 1e6);
+  printf("\nTargets: docker ps under 1 ms added; docker run --rm under 5%% added.%s\n",
+         failed ? " SOME RUNS FAILED: numbers are not valid." : "");
+  for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+    free(rows[i].direct);
+    free(rows[i].proxied);
+  }
+  return failed ? 1 : 0;
+}
