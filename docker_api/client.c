@@ -618,18 +618,5 @@ int dk_engine_version(struct dk_client *c, char **ret_version, char **ret_os, ca
   int k = dk_req_perform_retry(c, &r, true, err);
   if (k < 0)
     return k;
-  _cleanup_json_ cJSON *j = NULL;
-  if ((k = dk_json_parse(r.resp.data, r.resp.len, "GET /version", &j, err)) < 0)
-    return k;
-  const char *version = NULL, *os = NULL;
-  if ((k = dk_json_string(j, "Version", &version, err)) < 0 || (k = dk_json_string(j, "Os", &os, err)) < 0)
-    return ca_error_wrap(err, "GET /version");
-  if (!version || !os)
-    return ca_error_set(err, EBADMSG, "GET /version: answer lacks Version or Os");
-  _cleanup_free_ char *v = strdup(version), *o = strdup(os);
-  if (!v || !o)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  *ret_version = TAKE_PTR(v);
-  *ret_os = TAKE_PTR(o);
-  return 0;
+  return dk_parse_version(r.resp.data, r.resp.len, ret_version, ret_os, err);
 }

@@ -103,6 +103,8 @@ int dk_parse_time(const char *s, int64_t *ret_us, ca_error **err);
 /* Parses one event line; strings in ev point into *ret_json, which the caller deletes. */
 int dk_parse_event(const char *line, size_t len, cJSON **ret_json, struct dk_event *ev, ca_error **err);
 int dk_parse_wait_result(const char *json, size_t len, int *ret_exit_code, ca_error **err);
+/* The answer of GET /version: Version and Os (both required; the caller frees them). */
+int dk_parse_version(const char *json, size_t len, char **ret_version, char **ret_os, ca_error **err);
 
 /* Tty=false log framing: [stream u8][0 0 0][len u32 BE][payload]. Feed any chunking. */
 struct dk_demux {
