@@ -171,9 +171,14 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *userdata) {
   struct dk_req *r = userdata;
   size_t len = size * nmemb;
   if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-    /* a new header block (also after 100 Continue): the status line */
+    /* a new header block (also after 100 Continue): the status line "HTTP/1.1 200 OK". data is not NUL-terminated
+     * (strtol would skip a "\r\n" after the space and read on past the line), so the three digits are read here. */
     const char *sp = memchr(data, ' ', len);
-    r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    long status = 0;
+    for (size_t i = sp ? (size_t)(sp - data) + 1 : len, n = 0; i < len && n < 3 && isdigit((unsigned char)data[i]);
+         i++, n++)
+      status = status * 10 + (data[i] - '0');
+    r->status = status;
     r->headers_done = false;
   } else if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
     if (r->status >= 200)
@@ -187,6 +192,10 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *userdata) {
     r->api_version_hdr[o] = '\0';
   }
   return len;
+}
+
+size_t dk_header_line(struct dk_req *r, char *data, size_t len) {
+  return header_cb(data, 1, len, r);
 }
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata) {

@@ -66,6 +66,9 @@ void dk_req_done(struct dk_req *r);
 int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err);
 /* Turns the outcome of a finished transfer into 0 (2xx/304) or an error with context. */
 int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error **err);
+/* Feeds one response header line to r as curl's header callback gets it (len bytes, ending in "\n", no NUL after):
+ * the status line and Api-Version. For tests/fuzz/. */
+size_t dk_header_line(struct dk_req *r, char *data, size_t len);
 /* Performs r on the client's easy handle, once. */
 int dk_req_perform(struct dk_client *c, struct dk_req *r, ca_error **err);
 /* Performs r with retries of transient failures (connection refused always; others when idempotent). */
