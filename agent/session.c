@@ -281,8 +281,9 @@ static int json_int(const cJSON *o, const char *key, int64_t min, int64_t max, i
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   if (!v)
     return ca_error_set(err, EINVAL, "field \"%s\" is missing", key);
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble || v->valuedouble < (double)min ||
-      v->valuedouble > (double)max)
+  /* The range first: converting a double outside int64_t's range (1e300) is undefined behaviour. */
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
+      v->valuedouble != (double)(int64_t)v->valuedouble)
     return ca_error_set(err, EINVAL, "field \"%s\" is not a whole number in range", key);
   *ret = (int64_t)v->valuedouble;
   return 0;

@@ -71,6 +71,10 @@ int cg_pidfd_send_signal(int pidfd, int sig);
 /* Whether cgroup path rel (as in /proc/<pid>/cgroup) is leaf_rel or below it. */
 bool cg_rel_is_inside(const char *rel, const char *leaf_rel);
 
+/* parse.c: cgroup.procs (one pid a line) appended to *pids (n used, cap allocated, grown as needed); path names the
+ * file in the message. */
+int cg_parse_procs(const char *text, const char *path, pid_t **pids, size_t *n, size_t *cap, ca_error **err);
+
 /* kill.c */
 int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err);
 

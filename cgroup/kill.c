@@ -22,23 +22,9 @@ static int append_pids(const char *dir, int depth, pid_t **pids, size_t *n, size
   _cleanup_free_ char *text = NULL;
   if (cg_read_path(path, CG_PROCS_FILE_MAX, &text, err) < 0)
     return errno == ENOENT && depth > 0 ? 0 : -EIO; /* a sub-cgroup removed meanwhile is fine */
-  for (char *p = text; *p;) {
-    char *end;
-    errno = 0;
-    long v = strtol(p, &end, 10);
-    if (end == p || errno || v <= 0 || v > INT32_MAX || (*end != '\n' && *end != '\0'))
-      return ca_error_set(err, EINVAL, "%s: unexpected content \"%.20s\"", path, p);
-    if (*n == *cap) {
-      size_t nc = *cap ? *cap * 2 : 64;
-      pid_t *grown = realloc(*pids, nc * sizeof(pid_t));
-      if (!grown)
-        return ca_error_set(err, ENOMEM, "out of memory");
-      *pids = grown;
-      *cap = nc;
-    }
-    (*pids)[(*n)++] = (pid_t)v;
-    p = *end ? end + 1 : end;
-  }
+  int k = cg_parse_procs(text, path, pids, n, cap, err);
+  if (k < 0)
+    return k;
   DIR *d = opendir(dir);
   if (!d)
     return errno == ENOENT && depth > 0 ? 0 : ca_error_set_errno(err, errno, "cannot list %s", dir);

@@ -2,6 +2,7 @@
  * input, and say which line was wrong. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cgroup-internal.h"
@@ -258,6 +259,27 @@ int cg_parse_proc_cgroup(const char *text, cg_proc_cgroup *ret, ca_error **err) 
     line = *end ? end + 1 : end;
   }
   *ret = c;
+  return 0;
+}
+
+int cg_parse_procs(const char *text, const char *path, pid_t **pids, size_t *n, size_t *cap, ca_error **err) {
+  for (const char *p = text; *p;) {
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || v <= 0 || v > INT32_MAX || (*end != '\n' && *end != '\0'))
+      return ca_error_set(err, EINVAL, "%s: unexpected content \"%.20s\"", path, p);
+    if (*n == *cap) {
+      size_t nc = *cap ? *cap * 2 : 64;
+      pid_t *grown = realloc(*pids, nc * sizeof(pid_t));
+      if (!grown)
+        return ca_error_set(err, ENOMEM, "out of memory");
+      *pids = grown;
+      *cap = nc;
+    }
+    (*pids)[(*n)++] = (pid_t)v;
+    p = *end ? end + 1 : end;
+  }
   return 0;
 }
 

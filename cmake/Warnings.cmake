@@ -4,7 +4,7 @@ target_compile_options(ag_flags INTERFACE
   -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wwrite-strings
   -fstack-protector-strong)
 target_compile_definitions(ag_flags INTERFACE _GNU_SOURCE)
-if(NOT CMAKE_BUILD_TYPE STREQUAL "Debug" AND NOT AG_SANITIZE)
+if(NOT CMAKE_BUILD_TYPE STREQUAL "Debug" AND NOT AG_SANITIZE AND NOT AG_FUZZ)
   target_compile_definitions(ag_flags INTERFACE _FORTIFY_SOURCE=2)
 endif()
 target_include_directories(ag_flags INTERFACE ${CMAKE_BINARY_DIR}/generated)
@@ -15,4 +15,16 @@ if(AG_SANITIZE)
   target_compile_options(ag_flags INTERFACE -fsanitize=address,undefined -fno-sanitize-recover=all
                                             -fno-omit-frame-pointer)
   target_link_options(ag_flags INTERFACE -fsanitize=address,undefined -fno-sanitize-recover=all)
+endif()
+if(AG_FUZZ)
+  # libFuzzer (tests/fuzz/): every object carries coverage instrumentation, ASan and UBSan; the fuzz targets add
+  # -fsanitize=fuzzer at link time for libFuzzer's main.
+  if(NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "AG_FUZZ needs clang: cmake -B build-fuzz -DCMAKE_C_COMPILER=clang -DAG_FUZZ=ON")
+  endif()
+  target_compile_options(ag_flags INTERFACE -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+                                            -fno-omit-frame-pointer -g)
+  target_link_options(ag_flags INTERFACE -fsanitize=address,undefined -fno-sanitize-recover=all)
+  # clang, unlike gcc, flags the va_list formats of error.c's ca_error_set helpers.
+  target_compile_options(ag_flags INTERFACE -Wno-format-nonliteral)
 endif()

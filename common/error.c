@@ -9,10 +9,15 @@
 /* Message used when formatting itself fails: the error must still reach the user. */
 static char oom_msg[] = "out of memory while formatting an error";
 
+/* Formats a message; control characters (newlines, tabs, ESC, ...) that quoted input carried in become '?', so an
+ * error stays one line and cannot drive the terminal (found by tests/fuzz/). */
 static char *vformat(const char *fmt, va_list ap) {
   char *s = NULL;
   if (vasprintf(&s, fmt, ap) < 0)
     return NULL;
+  for (char *p = s; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      *p = '?';
   return s;
 }
 

@@ -173,9 +173,14 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *userdata) {
   struct dk_req *r = userdata;
   size_t len = size * nmemb;
   if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-    /* a new header block (also after 100 Continue): the status line */
+    /* a new header block (also after 100 Continue): the status line "HTTP/1.1 200 OK". data is not NUL-terminated
+     * (strtol would skip a "\r\n" after the space and read on past the line), so the three digits are read here. */
     const char *sp = memchr(data, ' ', len);
-    r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    long status = 0;
+    for (size_t i = sp ? (size_t)(sp - data) + 1 : len, n = 0; i < len && n < 3 && isdigit((unsigned char)data[i]);
+         i++, n++)
+      status = status * 10 + (data[i] - '0');
+    r->status = status;
     r->headers_done = false;
   } else if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
     if (r->status >= 200)
@@ -189,6 +194,10 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *userdata) {
     r->api_version_hdr[o] = '\0';
   }
   return len;
+}
+
+size_t dk_header_line(struct dk_req *r, char *data, size_t len) {
+  return header_cb(data, 1, len, r);
 }
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata) {
@@ -692,18 +701,5 @@ int dk_engine_version(struct dk_client *c, char **ret_version, char **ret_os, ca
   int k = dk_req_perform_retry(c, &r, true, err);
   if (k < 0)
     return k;
-  _cleanup_json_ cJSON *j = NULL;
-  if ((k = dk_json_parse(r.resp.data, r.resp.len, "GET /version", &j, err)) < 0)
-    return k;
-  const char *version = NULL, *os = NULL;
-  if ((k = dk_json_string(j, "Version", &version, err)) < 0 || (k = dk_json_string(j, "Os", &os, err)) < 0)
-    return ca_error_wrap(err, "GET /version");
-  if (!version || !os)
-    return ca_error_set(err, EBADMSG, "GET /version: answer lacks Version or Os");
-  _cleanup_free_ char *v = strdup(version), *o = strdup(os);
-  if (!v || !o)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  *ret_version = TAKE_PTR(v);
-  *ret_os = TAKE_PTR(o);
-  return 0;
+  return dk_parse_version(r.resp.data, r.resp.len, ret_version, ret_os, err);
 }

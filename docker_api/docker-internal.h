@@ -76,6 +76,9 @@ void dk_req_done(struct dk_req *r);
 int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err);
 /* Turns the outcome of a finished transfer into 0 (2xx/304) or an error with context. */
 int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error **err);
+/* Feeds one response header line to r as curl's header callback gets it (len bytes, ending in "\n", no NUL after):
+ * the status line and Api-Version. For tests/fuzz/. */
+size_t dk_header_line(struct dk_req *r, char *data, size_t len);
 /* Performs r on the client's easy handle, once (a lazy client connects first). */
 int dk_req_perform(struct dk_client *c, struct dk_req *r, ca_error **err);
 /* Performs r with retries of transient failures (connection refused always; others when idempotent). */
@@ -113,6 +116,8 @@ int dk_parse_time(const char *s, int64_t *ret_us, ca_error **err);
 /* Parses one event line; strings in ev point into *ret_json, which the caller deletes. */
 int dk_parse_event(const char *line, size_t len, cJSON **ret_json, struct dk_event *ev, ca_error **err);
 int dk_parse_wait_result(const char *json, size_t len, int *ret_exit_code, ca_error **err);
+/* The answer of GET /version: Version and Os (both required; the caller frees them). */
+int dk_parse_version(const char *json, size_t len, char **ret_version, char **ret_os, ca_error **err);
 
 /* Tty=false log framing: [stream u8][0 0 0][len u32 BE][payload]. Feed any chunking. */
 struct dk_demux {

@@ -65,7 +65,8 @@ int dk_json_int(const cJSON *obj, const char *key, int64_t min, int64_t max, int
   if (!cJSON_IsNumber(f))
     return ca_error_set(err, EBADMSG, "field %s: expected an integer, got %s", key, json_type_name(f));
   double d = f->valuedouble;
-  if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
+  /* (double)INT64_MAX rounds up to 2^63, which passes "d > max" but does not fit an int64_t: reject it too. */
+  if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max || d >= 0x1p63)
     return ca_error_set(err, EBADMSG, "field %s: %g is not an integer in [%lld, %lld]", key, d, (long long)min,
                         (long long)max);
   *ret = (int64_t)d;
@@ -444,6 +445,24 @@ int dk_parse_wait_result(const char *json, size_t len, int *ret_exit_code, ca_er
   if (code == INT64_MIN)
     return ca_error_set(err, EBADMSG, "wait: answer lacks StatusCode");
   *ret_exit_code = (int)code;
+  return 0;
+}
+
+int dk_parse_version(const char *json, size_t len, char **ret_version, char **ret_os, ca_error **err) {
+  _cleanup_json_ cJSON *j = NULL;
+  int k = dk_json_parse(json, len, "GET /version", &j, err);
+  if (k < 0)
+    return k;
+  const char *version = NULL, *os = NULL;
+  if ((k = dk_json_string(j, "Version", &version, err)) < 0 || (k = dk_json_string(j, "Os", &os, err)) < 0)
+    return ca_error_wrap(err, "GET /version");
+  if (!version || !os)
+    return ca_error_set(err, EBADMSG, "GET /version: answer lacks Version or Os");
+  _cleanup_free_ char *v = strdup(version), *o = strdup(os);
+  if (!v || !o)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  *ret_version = TAKE_PTR(v);
+  *ret_os = TAKE_PTR(o);
   return 0;
 }
 

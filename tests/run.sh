@@ -4,7 +4,9 @@
 #   2. brings up the real things: a Docker engine (started here only when none answers, stopped at the end only
 #      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots,
 #   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON),
-#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/).
+#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/),
+#   5. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 30 seconds, two at a
+#      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run.
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
 #
 # Options:  --env-only   steps 1 and 2 only (bring the environment up, check it, tear down what was started)
@@ -13,6 +15,7 @@
 #   AG_ENGINE_ROOT=DIR         start a private engine under DIR (its own data root, exec root and pid file) when
 #                              none answers; for testing this script next to a host engine
 #   AG_ENGINE_WAIT=SEC         how long to wait for a started engine to answer (default 60)
+#   AG_FUZZ_TIME=SEC           seconds per fuzz target (default 30)
 #   ASAN_OPTIONS, UBSAN_OPTIONS override the defaults used for build-asan/
 set -euo pipefail
 
@@ -31,7 +34,7 @@ done
 
 say() { printf '\n==> %s\n' "$*"; }
 packages=(build-essential cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
-    docker.io busybox-static qemu-system-x86 linux-image-cloud-amd64 cpio libhttp-parser-dev clang
+    docker.io busybox-static qemu-system-x86 linux-image-cloud-amd64 cpio libhttp-parser-dev clang libclang-rt-14-dev
     systemd python3-yaml python3-pyhcl docker-compose)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cleanup-agent-tests.XXXXXX")
@@ -196,6 +199,17 @@ test_asan() {
     return "$rc"
 }
 
+# The fuzz targets: a clang build of their own (libFuzzer needs clang's runtime, libclang-rt-14-dev), only the
+# fuzz_all target (the rest of the project is built and tested by gcc above).
+build_fuzz() {
+    configure build-fuzz -DCMAKE_C_COMPILER=clang -DAG_FUZZ=ON -DAG_TESTS=OFF -DAG_WERROR=ON || return 1
+    cmake --build build-fuzz --target fuzz_all
+}
+
+run_fuzz() {
+    tests/fuzz/run-fuzzers.sh --build-dir build-fuzz --time "${AG_FUZZ_TIME:-30}" --jobs 2
+}
+
 # --- main ----------------------------------------------------------------------------------------------------
 run_start=$SECONDS
 note "repo $repo, $(uname -r), $(nproc) CPUs, running as $(id -un)"
@@ -219,6 +233,9 @@ if ((!env_only)); then
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
     phase "build (build-asan/, AG_SANITIZE)" build_asan || true
     if [[ " ${configured[*]} " == *" build-asan "* ]]; then phase "tests (build-asan/)" test_asan || true; fi
+    if phase "build (build-fuzz/, clang libFuzzer)" build_fuzz; then
+        phase "fuzz (${AG_FUZZ_TIME:-30} s per target)" run_fuzz || true
+    fi
 fi
 
 if ((${#failures[@]})) && [[ -n $engine_pid && -s $work/dockerd.log ]]; then
