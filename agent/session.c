@@ -190,6 +190,23 @@ static int strv_push_unique(char ***v, size_t *n, const char *s) {
   return 0;
 }
 
+/* The session id a state file belongs to: <id>.json, <id>.lock, and the temp files of an agent killed while it
+ * wrote them: <id>.json.tmp.<pid> (ca_write_file_atomic) and .<id>.lock.<pid> (lock_create). Those are a dead
+ * session's too, and must go with it: nothing else would ever remove them. */
+static bool session_file_id(const char *name, char ret[static AG_SESSION_ID_LEN + 1]) {
+  bool temp_lock = name[0] == '.';
+  const char *start = name + temp_lock;
+  const char *dot = strchr(start, '.');
+  if (!dot || (size_t)(dot - start) != AG_SESSION_ID_LEN)
+    return false;
+  if (temp_lock ? strncmp(dot, ".lock.", 6) != 0
+                : !streq(dot, ".json") && !streq(dot, ".lock") && strncmp(dot, ".json.tmp.", 10) != 0)
+    return false;
+  memcpy(ret, start, AG_SESSION_ID_LEN);
+  ret[AG_SESSION_ID_LEN] = '\0';
+  return ca_session_id_valid(ret);
+}
+
 int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) {
   int dfd = fcntl(s->sessions_fd, F_DUPFD_CLOEXEC, 3);
   if (dfd < 0)
@@ -205,15 +222,8 @@ int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) 
   struct dirent *de;
   int r = ids ? 0 : -ENOMEM;
   while (r == 0 && (de = readdir(d))) {
-    const char *dot = strchr(de->d_name, '.');
-    if (!dot || (!streq(dot, ".json") && !streq(dot, ".lock")))
-      continue;
     char id[AG_SESSION_ID_LEN + 1];
-    if ((size_t)(dot - de->d_name) != AG_SESSION_ID_LEN)
-      continue;
-    memcpy(id, de->d_name, AG_SESSION_ID_LEN);
-    id[AG_SESSION_ID_LEN] = '\0';
-    if (ca_session_id_valid(id))
+    if (session_file_id(de->d_name, id))
       r = strv_push_unique(&ids, &n, id);
   }
   closedir(d);
@@ -384,6 +394,22 @@ int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
   snprintf(name, sizeof(name), "%s.json", id);
   if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
+  /* Temp files of a write or a lock creation the agent died in, before the lock: while we hold it, nobody else
+   * can be writing them. */
+  int dfd = fcntl(s->sessions_fd, F_DUPFD_CLOEXEC, 3);
+  DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+  if (!d) {
+    ca_close_keep_errno(dfd);
+    return ca_error_set_errno(err, errno, "list %s", s->sessions);
+  }
+  rewinddir(d);
+  struct dirent *de;
+  char of[AG_SESSION_ID_LEN + 1];
+  while ((de = readdir(d)))
+    if (session_file_id(de->d_name, of) && streq(of, id) &&
+        (de->d_name[0] == '.' || strstr(de->d_name, ".json.tmp.")))
+      (void)unlinkat(s->sessions_fd, de->d_name, 0); /* best effort: a leftover temp file is harmless */
+  closedir(d);
   snprintf(name, sizeof(name), "%s.lock", id);
   if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);

@@ -246,3 +246,31 @@ Test(session, listing_ignores_names_that_are_not_ids) {
   ca_strv_free(ids);
   ag_state_free(s);
 }
+
+Test(session, temp_files_of_a_killed_write_are_listed_and_removed_with_their_session) {
+  /* An agent SIGKILLed inside ca_write_file_atomic or lock_create leaves <id>.json.tmp.<pid> or .<id>.lock.<pid>:
+   * they name a session the collection must find, and go when it does. Another session's files stay. */
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *id = "0123456789abcdef0123456789abcdef", *other = "fedcba9876543210fedcba9876543210";
+  const char *names[] = {"0123456789abcdef0123456789abcdef.json.tmp.4242",
+                         ".0123456789abcdef0123456789abcdef.lock.4243",
+                         "fedcba9876543210fedcba9876543210.json.tmp.4244", ".fedcba9876543210fedcba9876543210.lock.1"};
+  for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", s->sessions, names[i]);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+  }
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert(ids[0] && ids[1] && !ids[2], "the temp files name two sessions");
+  cr_assert((streq(ids[0], id) && streq(ids[1], other)) || (streq(ids[0], other) && streq(ids[1], id)));
+  ca_strv_free(ids);
+  cr_assert_eq(ag_registry_remove(s, id, NULL), 0);
+  for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", s->sessions, names[i]);
+    cr_assert_eq(access(p, F_OK) == 0, i >= 2, "%s %s", names[i], i >= 2 ? "was removed" : "is left");
+  }
+  ag_state_free(s);
+}
