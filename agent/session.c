@@ -384,6 +384,13 @@ int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret
   if (rename(path, aside) < 0)
     return ca_error_set(err, EINVAL, "registry %s is corrupt (%s) and could not be moved aside: %s", path,
                         why ? why->msg : "?", strerror(errno));
+  /* The session must stay listed, or nothing would ever collect what it left (ps or kill may be the first to
+   * read the file): its lock file does that. */
+  char lock[AG_SESSION_ID_LEN + 8];
+  snprintf(lock, sizeof(lock), "%s.lock", id);
+  int fd = openat(s->sessions_fd, lock, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    close(fd); /* best effort: without it the error below still says where the file went */
   return ca_error_set(err, EINVAL, "registry %s is corrupt (%s); moved aside to %s", path, why ? why->msg : "?", aside);
 }
 

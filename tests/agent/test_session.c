@@ -274,3 +274,22 @@ Test(session, temp_files_of_a_killed_write_are_listed_and_removed_with_their_ses
   }
   ag_state_free(s);
 }
+
+Test(session, a_corrupt_registry_moved_aside_keeps_its_session_listed) {
+  /* ps may be the first to read it: once moved aside, the lock file keeps the session known to collection. */
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *id = "0123456789abcdef0123456789abcdef";
+  char p[256];
+  snprintf(p, sizeof(p), "%s/%s.json", s->sessions, id);
+  FILE *f = fopen(p, "w");
+  fputs("{\"session\": \"0123", f);
+  fclose(f);
+  struct ag_registry r;
+  cr_assert_lt(ag_registry_load(s, id, &r, NULL), 0);
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert(ids[0] && streq(ids[0], id) && !ids[1], "the session is no longer listed");
+  ca_strv_free(ids);
+  ag_state_free(s);
+}
