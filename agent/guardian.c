@@ -37,6 +37,9 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
     /* Keep stderr for the report; stdin and stdout must not hold the job's pipes open. */
     (void)dup2(devnull, STDIN_FILENO);
     (void)dup2(devnull, STDOUT_FILENO);
+    /* Handed over by a start that has its own work: holding its stderr would keep a `| tee` waiting 10 s. */
+    if (cfg->late_only)
+      (void)dup2(devnull, STDERR_FILENO);
   }
   int keep[2] = {CA_MIN(fd, cfg->lock_fd), CA_MAX(fd, cfg->lock_fd)};
   close_all_but(keep, 2);

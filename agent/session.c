@@ -413,8 +413,7 @@ int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
   struct dirent *de;
   char of[AG_SESSION_ID_LEN + 1];
   while ((de = readdir(d)))
-    if (session_file_id(de->d_name, of) && streq(of, id) &&
-        (de->d_name[0] == '.' || strstr(de->d_name, ".json.tmp.")))
+    if (session_file_id(de->d_name, of) && streq(of, id) && (de->d_name[0] == '.' || strstr(de->d_name, ".json.tmp.")))
       (void)unlinkat(s->sessions_fd, de->d_name, 0); /* best effort: a leftover temp file is harmless */
   closedir(d);
   snprintf(name, sizeof(name), "%s.lock", id);

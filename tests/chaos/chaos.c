@@ -67,9 +67,8 @@ void chaos_report(const char *scenario, int trials, int left, const char *fmt, .
 /* Label filters that select a trial's engine objects: its test label, or its agent's owner labels. */
 static int count_kind(struct scenario *s, enum dk_kind kind, const struct chaos_owner *owner, bool remove) {
   struct dk_filter by_test[] = {{"label", s->test_label}, {NULL, NULL}};
-  struct dk_filter by_owner[] = {{"label", owner ? owner->pid_label : ""},
-                                 {"label", owner ? owner->start_label : ""},
-                                 {NULL, NULL}};
+  struct dk_filter by_owner[] = {
+      {"label", owner ? owner->pid_label : ""}, {"label", owner ? owner->start_label : ""}, {NULL, NULL}};
   const struct dk_filter *sets[] = {by_test, owner && *owner->pid_label ? by_owner : NULL};
   int n = 0;
   for (size_t k = 0; k < 2; k++) {
@@ -129,8 +128,8 @@ const char *chaos_left_describe(const struct chaos_left *l, char *buf, size_t le
   const struct {
     int n;
     const char *what;
-  } parts[] = {{l->processes, "processes"}, {l->containers, "containers"}, {l->networks, "networks"},
-               {l->volumes, "volumes"},     {l->cgroups, "cgroups"},       {l->state_files, "state files"},
+  } parts[] = {{l->processes, "processes"},  {l->containers, "containers"}, {l->networks, "networks"},
+               {l->volumes, "volumes"},      {l->cgroups, "cgroups"},       {l->state_files, "state files"},
                {l->shm, "/dev/shm segments"}};
   size_t n = 0;
   buf[0] = '\0';
@@ -151,7 +150,8 @@ void chaos_sweep(struct scenario *s, const char *tag, const struct chaos_owner *
   for (size_t k = 0; k < 3; k++)
     (void)count_kind(s, kinds[k], owner, true);
   char cmd[512];
-  snprintf(cmd, sizeof(cmd), "rm -f %s/sessions/* /dev/shm/chaos-%s*; for d in %s/*/; do [ -d \"$d\" ] || continue; "
+  snprintf(cmd, sizeof(cmd),
+           "rm -f %s/sessions/* /dev/shm/chaos-%s*; for d in %s/*/; do [ -d \"$d\" ] || continue; "
            "echo 1 > \"$d/cgroup.kill\" 2>/dev/null; sleep 0.2; rmdir \"$d\"; done",
            s->state, tag, s->cgroup_root);
   int rc = system(cmd);

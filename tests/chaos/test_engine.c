@@ -19,7 +19,7 @@
 #include "session.h"
 
 #define IMAGE "cleanup-test/busybox:latest"
-#define TRIALS 3
+#define TRIALS 2
 
 static struct scenario sc;
 static char dir[] = "/var/tmp/chaos-engine-XXXXXX";
@@ -96,10 +96,26 @@ Test(engine, restarted_during_container_seq) {
     char tag[48];
     snprintf(tag, sizeof(tag), "%d-engine-seq-%d", (int)getpid(), t);
     setenv("CHAOS_TAG", tag, 1);
-    pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", host, "container-seq", "--image", IMAGE,
-                                                         "--network", "none", "--mount", mount, "--workdir", "/out",
-                                                         "a.sh", "b.sh", "c.sh", "d.sh", "e.sh", "--", "sh", "{}",
-                                                         NULL});
+    pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host",
+                                                       host,
+                                                       "container-seq",
+                                                       "--image",
+                                                       IMAGE,
+                                                       "--network",
+                                                       "none",
+                                                       "--mount",
+                                                       mount,
+                                                       "--workdir",
+                                                       "/out",
+                                                       "a.sh",
+                                                       "b.sh",
+                                                       "c.sh",
+                                                       "d.sh",
+                                                       "e.sh",
+                                                       "--",
+                                                       "sh",
+                                                       "{}",
+                                                       NULL});
     unsetenv("CHAOS_TAG");
     uint64_t start = 0;
     (void)ag_proc_start_time(agent, &start, NULL);
@@ -132,8 +148,7 @@ Test(engine, restarted_during_container_seq) {
     }
   }
   chaos_report("container-seq: the engine restarted in the middle", TRIALS, left,
-               "exit codes %s; %d of %d sessions left nothing even before the next start", codes, clean_exits,
-               TRIALS);
+               "exit codes %s; %d of %d sessions left nothing even before the next start", codes, clean_exits, TRIALS);
   cr_expect_eq(left, 0);
 }
 

@@ -44,7 +44,7 @@ static size_t lines(const char *s) {
 
 #define RUNS 8
 #define GCS 2
-#define ROUNDS 3
+#define ROUNDS 2
 
 static const char live_body[] =
     "L=\"--label io.cleanup-agent.session=$CLEANUP_AGENT_SESSION --label $TEST_LABEL\"\n"
@@ -85,8 +85,7 @@ Test(faults, eight_live_runs_lose_nothing_to_two_concurrent_gcs) {
     for (int i = 0; i < RUNS; i++) {
       char name[32];
       snprintf(name, sizeof(name), "session-%d", i);
-      cr_assert(scenario_read_marker(&sc, name, 60000, ids[i]), "run %d never got going: %s", i,
-                scenario_stderr(&sc));
+      cr_assert(scenario_read_marker(&sc, name, 60000, ids[i]), "run %d never got going: %s", i, scenario_stderr(&sc));
       unlink(strcat(strcat(strcpy((char[192]){0}, sc.dir), "/"), name));
     }
     /* Older than --older-than 1s, so that only their liveness protects them. And dead sessions for gc to take. */
@@ -276,8 +275,9 @@ Test(faults, full_tmpfs_state_dir_is_one_line_and_loses_nothing) {
   close(lock);
   ag_state_free(st);
   cr_assert_eq(umount(mnt), 0);
-  chaos_report("state dir on a tiny full tmpfs", 1, !ok, "run refused with one line and exit 125; the live "
-                                                          "session's registry unchanged; ps still lists it");
+  chaos_report("state dir on a tiny full tmpfs", 1, !ok,
+               "run refused with one line and exit 125; the live "
+               "session's registry unchanged; ps still lists it");
 }
 
 Test(faults, read_only_cgroup_tree_falls_back_with_one_line) {
@@ -302,8 +302,8 @@ Test(faults, read_only_cgroup_tree_falls_back_with_one_line) {
   snprintf(entry, sizeof(entry), "CHAOS_TAG=%s", tag);
   int procs = cli_count_env_processes(entry);
   const char *line = strstr(err, "Read-only file system");
-  bool ok = rc == 0 && line && procs == 0 && scenario_count_state_files(&sc) == 0 &&
-       streq(scenario_read_text(path), "ran\n");
+  bool ok =
+      rc == 0 && line && procs == 0 && scenario_count_state_files(&sc) == 0 && streq(scenario_read_text(path), "ran\n");
   broken_result("read-only cgroup tree (run)", ok, err);
   cr_expect_eq(rc, 0, "%s", err);
   cr_expect_not_null(line, "%s", err);
@@ -352,8 +352,8 @@ Test(faults, engine_socket_that_never_answers_is_one_line) {
   double secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
   const char *line = strstr(r->err, "no answer in time");
   bool one_line = line && !strstr(line + 1, "no answer in time");
-  bool ok = r->status == 0 && streq(r->out, "ran\n") && one_line &&
-            cli_count_env_processes(tag) == 0 && scenario_count_state_files(&sc) == 0;
+  bool ok = r->status == 0 && streq(r->out, "ran\n") && one_line && cli_count_env_processes(tag) == 0 &&
+            scenario_count_state_files(&sc) == 0;
   broken_result("engine socket that accepts and never answers (run)", ok, r->err);
   cr_expect_eq(r->status, 0, "%s", r->err);
   cr_expect_str_eq(r->out, "ran\n");
