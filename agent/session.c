@@ -190,6 +190,16 @@ static int strv_push_unique(char ***v, size_t *n, const char *s) {
   return 0;
 }
 
+/* A temp lock file exists before its lock does: it names a session to collect only once its creator is gone (a
+ * collector that took the lock of a session being created would stop that session from starting). A reused pid
+ * only delays its collection. */
+static bool temp_lock_of_dead_process(const char *name) {
+  const char *pid = strrchr(name, '.');
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%s", pid + 1);
+  return access(path, F_OK) < 0 && errno == ENOENT;
+}
+
 /* The session id a state file belongs to: <id>.json, <id>.lock, and the temp files of an agent killed while it
  * wrote them: <id>.json.tmp.<pid> (ca_write_file_atomic) and .<id>.lock.<pid> (lock_create). Those are a dead
  * session's too, and must go with it: nothing else would ever remove them. */
@@ -223,7 +233,7 @@ int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) 
   int r = ids ? 0 : -ENOMEM;
   while (r == 0 && (de = readdir(d))) {
     char id[AG_SESSION_ID_LEN + 1];
-    if (session_file_id(de->d_name, id))
+    if (session_file_id(de->d_name, id) && (de->d_name[0] != '.' || temp_lock_of_dead_process(de->d_name)))
       r = strv_push_unique(&ids, &n, id);
   }
   closedir(d);

@@ -293,3 +293,19 @@ Test(session, a_corrupt_registry_moved_aside_keeps_its_session_listed) {
   ca_strv_free(ids);
   ag_state_free(s);
 }
+
+Test(session, a_temp_lock_names_a_session_only_once_its_creator_is_gone) {
+  /* Taking the lock of a session whose agent is creating it would stop that agent from starting. */
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  char p[256];
+  snprintf(p, sizeof(p), "%s/.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.lock.%d", s->sessions, (int)getpid());
+  close(open(p, O_CREAT | O_WRONLY, 0600));
+  snprintf(p, sizeof(p), "%s/.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.lock.2147483646", s->sessions); /* above pid_max */
+  close(open(p, O_CREAT | O_WRONLY, 0600));
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert(ids[0] && streq(ids[0], "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb") && !ids[1], "%s", ids[0] ? ids[0] : "none");
+  ca_strv_free(ids);
+  ag_state_free(s);
+}

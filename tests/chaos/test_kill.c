@@ -139,9 +139,12 @@ static void run_trials(const char *scenario, enum mode m, enum variant v, int ma
       struct slot *sl = &slots[i];
       sl->delay_ms = (int)chaos_rand((uint64_t)max_delay_ms + 1);
       snprintf(sl->tag, sizeof(sl->tag), "%d-%d-%d", (int)getpid(), (int)v, trial + i);
-      if (v == KILL_JOB && !sl->job[0]) {
+      if (v == KILL_JOB) {
+        /* A job cgroup of its own for every trial, as every CI job has. */
+        if (sl->job[0])
+          (void)rmdir(sl->job); /* emptied by the previous trial's kill */
         char name[64];
-        snprintf(name, sizeof(name), "chaos-job-%d-%d", (int)getpid(), i);
+        snprintf(name, sizeof(name), "chaos-job-%d-%d", (int)getpid(), trial + i);
         chaos_job_cgroup(&sl->sc, name, sl->job, sizeof(sl->job));
       }
       int p[2];
