@@ -85,8 +85,10 @@ with open(out, "w", encoding="utf-8") as f:
 ## What the suite changed in the agent
 
 - A session's temp files (`<id>.json.tmp.<pid>` of the atomic registry write, `.<id>.lock.<pid>` of the lock
-  creation), left by an agent killed while writing them, are listed as that session's and removed with it; before,
-  nothing ever removed them (1 of 50 `run` trials).
+  creation, the latter once its creator is gone), left by an agent killed while writing them, are listed as that
+  session's and removed with it; before, nothing ever removed them (1 of 50 `run` trials).
+- The chaos job cgroups are not reused after `cgroup.kill`: on this kernel the children of a process later started
+  in a killed cgroup died of SIGKILL (the `run` agents then exited 137 before their moment).
 - The guardian looks for creates that were in flight when the agent died once a second for 10 s (was: at 1 s and
   3 s). A loaded vfs engine finished such a create 3.5 s after the kill (6 to 7 of 50 `run` trials left a container).
 - The next start no longer forgets a dead session that used an engine as soon as it collected it: it hands the
