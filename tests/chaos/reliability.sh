@@ -99,7 +99,6 @@ with open(out, "w", encoding="utf-8") as f:
 
 - The suite gives every trial a job cgroup of its own: when one was reused after `cgroup.kill`, the `run` agents
   started in it later saw their command die of SIGKILL (exit 137 before the chosen moment); not explained yet.
-
 - A create the engine finishes more than 10 s after the kill is not seen by the guardian; with a session label and
   no owner labels (what a test's own `docker run` carries) only `gc --older-than` collects it. On a machine with a
   load average of about 40 this happened in up to 8 of 50 `run` trials.
