@@ -2,9 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "collect.h"
+#include "guardian.h"
 
 /* Time given to a cgroup kill of a leftover tree before it is reported as stuck. */
 #define COLLECT_KILL_TIMEOUT_USEC (10 * 1000000ULL)
@@ -122,7 +124,8 @@ int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, 
   return 0;
 }
 
-int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
+/* The cgroup, then the engine's resources: everything of a session but its registry. */
+static int collect_resources(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
   int first = 0;
   if (env->cg && cg_root_tracking(env->cg) == CG_TRACK_CGROUP)
     first = ag_collect_cgroup(env->cg, id, st, err);
@@ -131,10 +134,42 @@ int ag_collect_session(const struct ag_env *env, const char *id, struct ag_colle
     if (first == 0)
       first = r;
   }
+  return first;
+}
+
+int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  int first = collect_resources(env, id, st, err);
   /* The registry goes last and only when everything else went: a failed collection is retried next time. */
   if (first == 0 && env->state)
     first = ag_registry_remove(env->state, id, err);
   return first;
+}
+
+/* Starts a guardian, outside our process tree, that keeps the session's lock while it watches for late creates and
+ * then removes the registry. */
+static int hand_off(const struct ag_env *env, const char *id, const char *docker_host, int lock_fd) {
+  pid_t child = fork();
+  if (child < 0)
+    return -errno;
+  if (child == 0) {
+    struct ag_guardian_config cfg = {
+        .session_id = id,
+        .state_dir = env->state->dir,
+        .docker_host = docker_host,
+        .lock_fd = lock_fd,
+        .late_only = true,
+    };
+    struct ag_guardian g;
+    if (ag_guardian_start(&cfg, &g, NULL) < 0)
+      _exit(1);
+    close(g.fd); /* end-of-file without a byte: start now */
+    _exit(0);
+  }
+  int status;
+  while (waitpid(child, &status, 0) < 0)
+    if (errno != EINTR)
+      return -errno;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
 }
 
 int ag_collect_dead_sessions(const struct ag_env *env, struct ag_collect_stats *st, ca_error **err) {
@@ -154,14 +189,18 @@ int ag_collect_dead_sessions(const struct ag_env *env, struct ag_collect_stats *
       ca_log_warning("%s", e->msg);
       continue;
     }
-    struct ag_registry reg;
+    struct ag_registry reg = {0};
     r = ag_registry_load(env->state, *id, &reg, &e);
-    if (r == 0)
-      ag_registry_done(&reg);
-    else if (r != -ENOENT)
+    if (r < 0 && r != -ENOENT)
       ca_log_warning("%s; collecting session %s from its labels and cgroup", e->msg, *id);
     ca_error_free(TAKE_PTR(e));
-    r = ag_collect_session(env, *id, st, &e);
+    r = collect_resources(env, *id, st, &e);
+    /* A session that used an engine may have had a create in flight when it died (a test's `docker run`,
+     * container-seq's next container) that lands after our listing, even when nothing was there yet. A guardian
+     * watches for it, then forgets the session; without an engine, the registry goes now. */
+    if (r == 0 && !(env->dk && reg.docker_host && hand_off(env, *id, reg.docker_host, lock) == 0))
+      r = ag_registry_remove(env->state, *id, &e);
+    ag_registry_done(&reg);
     if (r < 0)
       ca_log_warning("collect dead session %s: %s", *id, e->msg);
     else

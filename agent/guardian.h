@@ -2,6 +2,7 @@
  * when the agent dies without finishing (SIGKILL, OOM, crash). DESIGN.md cleanup layer 3. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "common.h"
@@ -12,6 +13,7 @@ struct ag_guardian_config {
   const char *cgroup_root; /* --cgroup-root as given (NULL: default) */
   const char *docker_host; /* engine URL, NULL without an engine */
   int lock_fd;             /* the session's lease lock: the guardian keeps it while it cleans */
+  bool late_only;          /* the session was collected already: only watch for late creates, then forget it */
 };
 
 struct ag_guardian {

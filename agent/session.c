@@ -190,6 +190,33 @@ static int strv_push_unique(char ***v, size_t *n, const char *s) {
   return 0;
 }
 
+/* A temp lock file exists before its lock does: it names a session to collect only once its creator is gone (a
+ * collector that took the lock of a session being created would stop that session from starting). A reused pid
+ * only delays its collection. */
+static bool temp_lock_of_dead_process(const char *name) {
+  const char *pid = strrchr(name, '.');
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%s", pid + 1);
+  return access(path, F_OK) < 0 && errno == ENOENT;
+}
+
+/* The session id a state file belongs to: <id>.json, <id>.lock, and the temp files of an agent killed while it
+ * wrote them: <id>.json.tmp.<pid> (ca_write_file_atomic) and .<id>.lock.<pid> (lock_create). Those are a dead
+ * session's too, and must go with it: nothing else would ever remove them. */
+static bool session_file_id(const char *name, char ret[static AG_SESSION_ID_LEN + 1]) {
+  bool temp_lock = name[0] == '.';
+  const char *start = name + temp_lock;
+  const char *dot = strchr(start, '.');
+  if (!dot || (size_t)(dot - start) != AG_SESSION_ID_LEN)
+    return false;
+  if (temp_lock ? strncmp(dot, ".lock.", 6) != 0
+                : !streq(dot, ".json") && !streq(dot, ".lock") && strncmp(dot, ".json.tmp.", 10) != 0)
+    return false;
+  memcpy(ret, start, AG_SESSION_ID_LEN);
+  ret[AG_SESSION_ID_LEN] = '\0';
+  return ca_session_id_valid(ret);
+}
+
 int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) {
   int dfd = fcntl(s->sessions_fd, F_DUPFD_CLOEXEC, 3);
   if (dfd < 0)
@@ -205,15 +232,8 @@ int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) 
   struct dirent *de;
   int r = ids ? 0 : -ENOMEM;
   while (r == 0 && (de = readdir(d))) {
-    const char *dot = strchr(de->d_name, '.');
-    if (!dot || (!streq(dot, ".json") && !streq(dot, ".lock")))
-      continue;
     char id[AG_SESSION_ID_LEN + 1];
-    if ((size_t)(dot - de->d_name) != AG_SESSION_ID_LEN)
-      continue;
-    memcpy(id, de->d_name, AG_SESSION_ID_LEN);
-    id[AG_SESSION_ID_LEN] = '\0';
-    if (ca_session_id_valid(id))
+    if (session_file_id(de->d_name, id) && (de->d_name[0] != '.' || temp_lock_of_dead_process(de->d_name)))
       r = strv_push_unique(&ids, &n, id);
   }
   closedir(d);
@@ -377,6 +397,13 @@ int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret
   if (rename(path, aside) < 0)
     return ca_error_set(err, EINVAL, "registry %s is corrupt (%s) and could not be moved aside: %s", path,
                         why ? why->msg : "?", strerror(errno));
+  /* The session must stay listed, or nothing would ever collect what it left (ps or kill may be the first to
+   * read the file): its lock file does that. */
+  char lock[AG_SESSION_ID_LEN + 8];
+  snprintf(lock, sizeof(lock), "%s.lock", id);
+  int fd = openat(s->sessions_fd, lock, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    close(fd); /* best effort: without it the error below still says where the file went */
   return ca_error_set(err, EINVAL, "registry %s is corrupt (%s); moved aside to %s", path, why ? why->msg : "?", aside);
 }
 
@@ -391,6 +418,21 @@ int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
   snprintf(name, sizeof(name), "%s.json", id);
   if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
+  /* Temp files of a write or a lock creation the agent died in, before the lock: while we hold it, nobody else
+   * can be writing them. */
+  int dfd = fcntl(s->sessions_fd, F_DUPFD_CLOEXEC, 3);
+  DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+  if (!d) {
+    ca_close_keep_errno(dfd);
+    return ca_error_set_errno(err, errno, "list %s", s->sessions);
+  }
+  rewinddir(d);
+  struct dirent *de;
+  char of[AG_SESSION_ID_LEN + 1];
+  while ((de = readdir(d)))
+    if (session_file_id(de->d_name, of) && streq(of, id) && (de->d_name[0] == '.' || strstr(de->d_name, ".json.tmp.")))
+      (void)unlinkat(s->sessions_fd, de->d_name, 0); /* best effort: a leftover temp file is harmless */
+  closedir(d);
   snprintf(name, sizeof(name), "%s.lock", id);
   if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);

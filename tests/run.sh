@@ -4,7 +4,8 @@
 #   2. brings up the real things: a Docker engine (started here only when none answers, stopped at the end only
 #      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots,
 #   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON),
-#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/),
+#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the chaos label runs
+#      last on build/, alone (-j1), after the other suites of build/,
 #   5. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 30 seconds, two at a
 #      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run.
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
@@ -174,14 +175,30 @@ test_normal() {
     require_label build docker || rc=1
     require_label build vm || rc=1
     # Host cgroup and VM suites one at a time (the VM tests are RUN_SERIAL too); the rest two at a time.
-    echo "--- build/: all labels but cgroup and vm (-j2)"
-    ctest_group build 2 -LE '^(cgroup|vm)$' || rc=1
+    echo "--- build/: all labels but cgroup, vm and chaos (-j2)"
+    ctest_group build 2 -LE '^(cgroup|vm|chaos)$' || rc=1
     echo "--- build/: cgroup (-j1)"
     ctest_group build 1 -L '^cgroup$' || rc=1
     echo "--- build/: vm (-j1)"
     ctest_group build 1 -L '^vm$' || rc=1
     # ctest keeps a passing test's output to itself; the harness's timing line is worth seeing.
     grep -ah '^run-in-vm: ' build/Testing/Temporary/LastTest.log 2>/dev/null || true
+    return "$rc"
+}
+
+# Fault injection, alone and one test at a time: gc and the next start collect every dead session on the engine,
+# including the ones the docker suites stage on purpose. Its result lines are kept for tests/chaos/reliability.sh.
+test_chaos() {
+    local rc=0
+    require_label build chaos || return 1
+    export CHAOS_RESULTS=$work/chaos-results.txt
+    : >"$CHAOS_RESULTS"
+    echo "--- build/: chaos (-j1, alone)"
+    ctest_group build 1 -L '^chaos$' || rc=1
+    unset CHAOS_RESULTS
+    echo "--- chaos results (tests/chaos/reliability.sh --from FILE turns them into docs/RELIABILITY.md)"
+    cat "$work/chaos-results.txt"
+    cp "$work/chaos-results.txt" build/chaos-results.txt 2>/dev/null || true
     return "$rc"
 }
 
@@ -231,6 +248,7 @@ if ((!env_only)); then
     configured=()
     phase "build (build/, AG_WERROR)" build_normal || true
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
+    if [[ " ${configured[*]} " == *" build "* ]]; then phase "chaos (build/)" test_chaos || true; fi
     phase "build (build-asan/, AG_SANITIZE)" build_asan || true
     if [[ " ${configured[*]} " == *" build-asan "* ]]; then phase "tests (build-asan/)" test_asan || true; fi
     if phase "build (build-fuzz/, clang libFuzzer)" build_fuzz; then

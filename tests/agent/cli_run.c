@@ -75,8 +75,18 @@ size_t cli_count_lines(const char *s) {
 }
 
 int cli_count_session_processes(const char *id) {
-  char needle[80];
-  int nlen = snprintf(needle, sizeof(needle), "CLEANUP_AGENT_SESSION=%s", id) + 1; /* with the NUL */
+  char entry[80];
+  snprintf(entry, sizeof(entry), "CLEANUP_AGENT_SESSION=%s", id);
+  return cli_count_env_processes(entry);
+}
+
+int cli_count_env_processes(const char *entry) {
+  return cli_find_env_processes(entry, NULL, 0);
+}
+
+int cli_find_env_processes(const char *entry, pid_t *ret_pids, size_t max) {
+  const char *needle = entry;
+  int nlen = (int)strlen(entry) + 1; /* with the NUL */
   DIR *d = opendir("/proc");
   cr_assert_not_null(d);
   struct dirent *de;
@@ -93,6 +103,8 @@ int cli_count_session_processes(const char *id) {
     close(fd);
     for (ssize_t i = 0; i + nlen <= len; i++)
       if ((i == 0 || buf[i - 1] == '\0') && memcmp(buf + i, needle, (size_t)nlen) == 0) {
+        if ((size_t)n < max)
+          ret_pids[n] = (pid_t)atoi(de->d_name);
         n++;
         break;
       }

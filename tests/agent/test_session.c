@@ -277,3 +277,66 @@ Test(session, labels_of_a_session) {
   cr_assert_null(l[8]);
   ca_strv_free(l);
 }
+
+Test(session, temp_files_of_a_killed_write_are_listed_and_removed_with_their_session) {
+  /* An agent SIGKILLed inside ca_write_file_atomic or lock_create leaves <id>.json.tmp.<pid> or .<id>.lock.<pid>:
+   * they name a session the collection must find, and go when it does. Another session's files stay. */
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *id = "0123456789abcdef0123456789abcdef", *other = "fedcba9876543210fedcba9876543210";
+  const char *names[] = {"0123456789abcdef0123456789abcdef.json.tmp.4242",
+                         ".0123456789abcdef0123456789abcdef.lock.4243",
+                         "fedcba9876543210fedcba9876543210.json.tmp.4244", ".fedcba9876543210fedcba9876543210.lock.1"};
+  for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", s->sessions, names[i]);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+  }
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert(ids[0] && ids[1] && !ids[2], "the temp files name two sessions");
+  cr_assert((streq(ids[0], id) && streq(ids[1], other)) || (streq(ids[0], other) && streq(ids[1], id)));
+  ca_strv_free(ids);
+  cr_assert_eq(ag_registry_remove(s, id, NULL), 0);
+  for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", s->sessions, names[i]);
+    cr_assert_eq(access(p, F_OK) == 0, i >= 2, "%s %s", names[i], i >= 2 ? "was removed" : "is left");
+  }
+  ag_state_free(s);
+}
+
+Test(session, a_corrupt_registry_moved_aside_keeps_its_session_listed) {
+  /* ps may be the first to read it: once moved aside, the lock file keeps the session known to collection. */
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *id = "0123456789abcdef0123456789abcdef";
+  char p[256];
+  snprintf(p, sizeof(p), "%s/%s.json", s->sessions, id);
+  FILE *f = fopen(p, "w");
+  fputs("{\"session\": \"0123", f);
+  fclose(f);
+  struct ag_registry r;
+  cr_assert_lt(ag_registry_load(s, id, &r, NULL), 0);
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert(ids[0] && streq(ids[0], id) && !ids[1], "the session is no longer listed");
+  ca_strv_free(ids);
+  ag_state_free(s);
+}
+
+Test(session, a_temp_lock_names_a_session_only_once_its_creator_is_gone) {
+  /* Taking the lock of a session whose agent is creating it would stop that agent from starting. */
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  char p[256];
+  snprintf(p, sizeof(p), "%s/.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.lock.%d", s->sessions, (int)getpid());
+  close(open(p, O_CREAT | O_WRONLY, 0600));
+  snprintf(p, sizeof(p), "%s/.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.lock.2147483646", s->sessions); /* above pid_max */
+  close(open(p, O_CREAT | O_WRONLY, 0600));
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert(ids[0] && streq(ids[0], "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb") && !ids[1], "%s", ids[0] ? ids[0] : "none");
+  ca_strv_free(ids);
+  ag_state_free(s);
+}

@@ -11,58 +11,18 @@
 #include <unistd.h>
 
 #include "docker.h"
+#include "private_engine.h"
 
 static char dir[] = "/tmp/dkr-XXXXXX";
 static char host[128];
 static pid_t dockerd = -1;
 
 static pid_t start_dockerd(void) {
-  char data[64], exec[64], pidfile[64], sock[80], log[64];
-  snprintf(data, sizeof(data), "%s/data", dir);
-  snprintf(exec, sizeof(exec), "%s/exec", dir);
-  snprintf(pidfile, sizeof(pidfile), "%s/docker.pid", dir);
-  snprintf(sock, sizeof(sock), "unix://%s/docker.sock", dir);
-  snprintf(log, sizeof(log), "%s/dockerd.log", dir);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    execlp("dockerd", "dockerd", "--data-root", data, "--exec-root", exec, "--pidfile", pidfile, "-H", sock,
-           "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", (char *)NULL);
-    _exit(127);
-  }
-  /* ready when it answers */
-  for (int i = 0; i < 300; i++) {
-    struct dk_client_options o = {.host = host, .retries = -1};
-    struct dk_client *c = NULL;
-    if (dk_client_new(&o, &c, NULL) == 0) {
-      dk_client_free(c);
-      return pid;
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "dockerd exited early; see %s", log);
-    usleep(100000);
-  }
-  cr_assert_fail("dockerd did not answer within 30 s; see %s", log);
-  return -1;
+  return private_engine_start(dir, host);
 }
 
 static void stop_dockerd(void) {
-  if (dockerd <= 0)
-    return;
-  kill(dockerd, SIGTERM); /* our own child, by pid */
-  int status;
-  for (int i = 0; i < 300 && waitpid(dockerd, &status, WNOHANG) == 0; i++)
-    usleep(100000);
-  if (waitpid(dockerd, &status, WNOHANG) == 0) {
-    kill(dockerd, SIGKILL);
-    waitpid(dockerd, &status, 0);
-  }
-  dockerd = -1;
+  private_engine_stop(&dockerd);
 }
 
 static void setup(void) {

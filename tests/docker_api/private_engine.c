@@ -1,0 +1,58 @@
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "docker.h"
+#include "private_engine.h"
+
+pid_t private_engine_start(const char *dir, const char *host) {
+  char data[256], exec[256], pidfile[256], sock[256], log[256];
+  snprintf(data, sizeof(data), "%s/data", dir);
+  snprintf(exec, sizeof(exec), "%s/exec", dir);
+  snprintf(pidfile, sizeof(pidfile), "%s/docker.pid", dir);
+  snprintf(sock, sizeof(sock), "unix://%s/docker.sock", dir);
+  snprintf(log, sizeof(log), "%s/dockerd.log", dir);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    execlp("dockerd", "dockerd", "--data-root", data, "--exec-root", exec, "--pidfile", pidfile, "-H", sock,
+           "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", (char *)NULL);
+    _exit(127);
+  }
+  /* ready when it answers */
+  for (int i = 0; i < 300; i++) {
+    struct dk_client_options o = {.host = host, .retries = -1};
+    struct dk_client *c = NULL;
+    if (dk_client_new(&o, &c, NULL) == 0) {
+      dk_client_free(c);
+      return pid;
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "dockerd exited early; see %s", log);
+    usleep(100000);
+  }
+  cr_assert_fail("dockerd did not answer within 30 s; see %s", log);
+  return -1;
+}
+
+void private_engine_stop(pid_t *pid) {
+  if (*pid <= 0)
+    return;
+  kill(*pid, SIGTERM); /* our own child, by pid */
+  int status;
+  for (int i = 0; i < 300 && waitpid(*pid, &status, WNOHANG) == 0; i++)
+    usleep(100000);
+  if (waitpid(*pid, &status, WNOHANG) == 0) {
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &status, 0);
+  }
+  *pid = -1;
+}
