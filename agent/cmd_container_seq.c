@@ -45,7 +45,6 @@
 #define KILL_WAIT_USEC (30 * 1000000ULL) /* a killed container's wait must return within this */
 #define LINE_MAX_BYTES (16 * 1024)       /* a longer line is printed in pieces */
 #define TAIL_BYTES (4 * 1024)            /* output kept for the JUnit failure and the checkpoint */
-#define MAX_ATTEMPTS 3                   /* runs of one file when the engine went away under it */
 #define OOM_POLLS 10                     /* re-inspections of a SIGKILLed test for the OOM flag ... */
 #define OOM_POLL_MS 50                   /* ... this far apart */
 
@@ -941,13 +940,40 @@ static int save_checkpoint(struct seq *s, ca_error **err) {
   return ca_write_file_atomic(s->checkpoint, text, strlen(text), 0600, err);
 }
 
-/* Polls the engine with backoff until it answers, the budget is spent or the run is stopped. */
-static bool engine_recover(struct seq *s, const char *why) {
+/* Sleeps usec, in steps short enough to notice a stop of the run. */
+static void pause_unless_stopped(struct seq *s, uint64_t usec) {
+  uint64_t end = ca_now_monotonic_usec() + usec;
+  while (atomic_load(&s->stop) == STOP_NONE) {
+    uint64_t now = ca_now_monotonic_usec();
+    if (now >= end)
+      break;
+    uint64_t step = CA_MIN(end - now, 100000);
+    struct timespec ts = {(time_t)(step / 1000000), (long)(step % 1000000) * 1000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* After a transient failure while running one file: waits until the engine answers again. The budget
+ * (engine_retry_usec) counts from the file's first failure, not per attempt: an engine that answers /version again
+ * but still fails the next create or start (its containerd is not back yet) gets the same minute, with growing
+ * pauses between attempts, rather than three quick tries. False when the budget is spent or the run was stopped. */
+static bool engine_recover(struct seq *s, const char *why, int *attempt, uint64_t *give_up) {
   char budget[32];
-  ca_log_warning("the Docker engine went away (%s); retrying for up to %s", why,
-                 ca_format_duration(s->engine_retry_usec, budget));
-  uint64_t deadline = ca_now_monotonic_usec() + s->engine_retry_usec, delay_ms = 250;
+  uint64_t now = ca_now_monotonic_usec();
+  if (!*give_up) {
+    *give_up = now + s->engine_retry_usec;
+    ca_log_warning("the Docker engine went away (%s); retrying for up to %s", why,
+                   ca_format_duration(s->engine_retry_usec, budget));
+  } else {
+    ca_log_warning("the Docker engine failed again (%s); retrying", why);
+    uint64_t pause = CA_MIN(250000ULL << CA_MIN(*attempt, 5), 5000000ULL);
+    pause_unless_stopped(s, CA_MIN(pause, *give_up > now ? *give_up - now : 0));
+  }
+  (*attempt)++;
+  uint64_t delay_usec = 250000;
   for (;;) {
+    if (atomic_load(&s->stop) != STOP_NONE || ca_now_monotonic_usec() >= *give_up)
+      return false;
     char *v = NULL, *os = NULL;
     if (dk_engine_version(s->env.dk, &v, &os, NULL) == 0) {
       free(v);
@@ -955,11 +981,8 @@ static bool engine_recover(struct seq *s, const char *why) {
       ca_log_notice("the Docker engine answers again");
       return true;
     }
-    if (atomic_load(&s->stop) != STOP_NONE || ca_now_monotonic_usec() >= deadline)
-      return false;
-    struct timespec ts = {(time_t)(delay_ms / 1000), (long)(delay_ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    delay_ms = CA_MIN(delay_ms * 2, 5000);
+    pause_unless_stopped(s, delay_usec);
+    delay_usec = CA_MIN(delay_usec * 2, 5000000);
   }
 }
 
@@ -1008,6 +1031,7 @@ static enum loop_end run_all(struct seq *s, ca_error **err) {
 
     _cleanup_free_ char *cid = NULL;
     int attempt = 0;
+    uint64_t give_up = 0; /* set at the file's first transient failure */
     ca_log_debug("%s: taking its container", s->o->files[file]);
     int r = take_container(s, k, &cid, err);
     ca_log_debug("%s: got its container", s->o->files[file]);
@@ -1015,7 +1039,7 @@ static enum loop_end run_all(struct seq *s, ca_error **err) {
       if (r < 0) {
         if (dk_error_kind(*err) != DK_ERR_TRANSIENT)
           return LOOP_FAILED;
-        if (++attempt >= MAX_ATTEMPTS || !engine_recover(s, (*err)->msg))
+        if (!engine_recover(s, (*err)->msg, &attempt, &give_up))
           return atomic_load(&s->stop) != STOP_NONE ? LOOP_STOPPED : LOOP_ENGINE_GONE;
         ca_error_free(TAKE_PTR(*err));
         r = container_spec_create(s, s->env.dk, file, attempt, &cid, err);
@@ -1030,7 +1054,7 @@ static enum loop_end run_all(struct seq *s, ca_error **err) {
       if (st == TEST_FAILED)
         return LOOP_FAILED;
       /* TEST_ENGINE: no result; once the engine is back the file runs again in a new container. */
-      if (++attempt >= MAX_ATTEMPTS || !engine_recover(s, (*err)->msg))
+      if (!engine_recover(s, (*err)->msg, &attempt, &give_up))
         return atomic_load(&s->stop) != STOP_NONE ? LOOP_STOPPED : LOOP_ENGINE_GONE;
       ca_error_free(TAKE_PTR(*err));
       r = container_spec_create(s, s->env.dk, file, attempt, &cid, err);

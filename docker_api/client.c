@@ -152,7 +152,8 @@ void dk_req_done(struct dk_req *r) {
   ca_buf_free(&r->resp);
   ca_error_free(r->cb_err);
   r->cb_err = NULL;
-  dk_curl.slist_free_all(r->headers);
+  if (r->headers) /* without headers libcurl may never have been loaded: dk_curl is empty then */
+    dk_curl.slist_free_all(r->headers);
   r->headers = NULL;
   free(r->url);
   r->url = NULL;
