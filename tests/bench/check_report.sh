@@ -68,9 +68,10 @@ for entry in "${required[@]}"; do
     while IFS= read -r line; do
         [[ -n $line ]] || continue
         IFS='|' read -r _ what measured _ _ result repro _ <<<"$line"
-        [[ $measured =~ [0-9] ]] || bad "'$id', line '${what# }': no figure in the measured column ('$measured')"
-        [[ $result =~ [a-z] && $result != *"not measured"* ]] || bad "'$id', line '${what# }': no result ('$result')"
-        [[ $repro =~ \`.+\` ]] || bad "'$id', line '${what# }': no command to reproduce it"
+        what=$(sed -E 's/^ +| +$//g' <<<"$what")
+        [[ $measured =~ ^\ *[-+]?[0-9] ]] || bad "'$id', line '$what': no figure in the measured column ('$measured')"
+        [[ $result =~ [a-z] && $result != *"not measured"* ]] || bad "'$id', line '$what': no result ('$result')"
+        [[ $repro =~ \`.+\` ]] || bad "'$id', line '$what': no command to reproduce it"
     done <<<"$rows"
 done
 

@@ -101,7 +101,7 @@ run_bench() {
     local id=$1
     shift
     repro_cmd="$*"
-    echo "$prog: [$id] $repro_cmd" >&2
+    echo "$prog: [$id] $(date -u +%H:%M:%S) $repro_cmd" >&2
     local rc
     if "$@" 2>&1 >"$work/$id.out" | tee "$work/$id.err" | sed "s/^/    /" >&2; then rc=0; else rc=$?; fi
     if ((rc != 0)); then
@@ -353,7 +353,7 @@ bench_gc() {
     local r_cli r_one floor i
     r_cli=$(calc "$gc" / "$cli" %.2f)
     r_one=$(calc "$one" / "$gc" %.2f)
-    floor=$(for i in 1 2 3 4 5; do /usr/bin/time -f %M "$agent" --version 2>&1 >/dev/null | tail -n 1; done |
+    floor=$(for _ in 1 2 3 4 5; do /usr/bin/time -f %M "$agent" --version 2>&1 >/dev/null | tail -n 1; done |
         sort -n | sed -n 3p)
     table_head
     row "\`cleanup-agent gc --parallel $parallel\`" "$gc s, $(cell "$f" '`cleanup-agent gc' 4) left" \
@@ -446,9 +446,11 @@ main() {
         local s=$SECONDS
         if "bench_$id" >"$work/$id.md"; then
             durations+=("| $id | $((SECONDS - s)) s | ok |")
+            echo "$prog: [$id] done in $((SECONDS - s)) s" >&2
         else
             failed+=("$id")
             durations+=("| $id | $((SECONDS - s)) s | FAILED |")
+            echo "$prog: [$id] FAILED after $((SECONDS - s)) s" >&2
         fi
     done
     local load1
