@@ -192,7 +192,7 @@ static int soak(size_t cycles) {
   size_t n = 0;
   while (env_plain[n])
     n++;
-  char **env_container = calloc(n + 2, sizeof(char *));
+  char **env_container = calloc(n + 3, sizeof(char *)); /* the variables, WITH_CONTAINER, DOCKER_HOST, NULL */
   memcpy(env_container, env_plain, n * sizeof(char *));
   env_container[n] = container_var;
   /* env_with drops DOCKER_HOST when it adds a variable: put it back for both. */
