@@ -103,7 +103,7 @@ run_bench() {
     repro_cmd="$*"
     echo "$prog: [$id] $(date -u +%H:%M:%S) $repro_cmd" >&2
     local rc
-    if "$@" 2>&1 >"$work/$id.out" | tee "$work/$id.err" | sed "s/^/    /" >&2; then rc=0; else rc=$?; fi
+    if "$@" 2>&1 >"$work/$id.out" | tee "$work/$id.err" | sed -u "s/^/    /" >&2; then rc=0; else rc=$?; fi
     if ((rc != 0)); then
         echo "**FAILED**: \`$repro_cmd\` exited $rc. Its last lines:"
         echo
