@@ -6,11 +6,13 @@
 # with met / NOT met, and the command that reproduces each line. The report starts with the machine (CPU, cores,
 # memory, kernel, cgroup mode, engine, storage driver, compiler, date, load) and a summary of every target.
 #
-# Usage: tests/bench/run-all.sh [--quick] [-o FILE] [-b BUILD_DIR] [--only ID,ID...] [--list]
+# Usage: tests/bench/run-all.sh [--quick] [-o FILE] [-b BUILD_DIR] [--only ID,ID...] [--reps N] [--list]
 #   --quick      few repetitions and small sizes: a smoke test of the whole chain (about a minute)
 #   -o FILE      where to write the report (default docs/BENCHMARKS.md)
 #   -b DIR       the build directory holding cleanup-agent and tests/bench/ (default build)
 #   --only IDS   run only these benchmarks (comma-separated ids, see --list)
+#   --reps N     repetitions of the long engine benchmarks (docker_api, container_seq, gc) in a full run (default 3;
+#                each gc repetition fills and empties 500 containers four times)
 #   --list       list the benchmark ids and exit
 # Needs root (the cgroup benchmarks write the cgroup tree; run and gc create cgroups; bench_gc.sh starts a private
 # engine), the built tree (cmake --build build), GNU time, and a Docker engine: $DOCKER_HOST when set (it must
@@ -35,6 +37,7 @@ quick=0
 out=docs/BENCHMARKS.md
 build=build
 only=""
+long_reps=3
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 while (($#)); do
     case $1 in
@@ -42,6 +45,9 @@ while (($#)); do
     -o) [[ $# -ge 2 ]] || { echo "$prog: -o needs a file name" >&2; exit 2; }; out=$2; shift ;;
     -b) [[ $# -ge 2 ]] || { echo "$prog: -b needs a build directory" >&2; exit 2; }; build=${2%/}; shift ;;
     --only) [[ $# -ge 2 ]] || { echo "$prog: --only needs benchmark ids (see --list)" >&2; exit 2; }; only=${2//,/ }; shift ;;
+    --reps)
+        [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || { echo "$prog: --reps needs a number of repetitions (1 or more)" >&2; exit 2; }
+        long_reps=$2; shift ;;
     --list) printf '%s\n' "${BENCHES[@]}"; exit 0 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "$prog: unknown option '$1' (try --help)" >&2; exit 2 ;;
@@ -275,7 +281,7 @@ bench_cgroup_kill() {
 # Issue 3: bulk removal and the client's cost per container cycle.
 bench_docker_api() {
     local args
-    args=$(pick "--reps 1 --containers 10 --cycles 3" "--reps 3")
+    args=$(pick "--reps 1 --containers 10 --cycles 3" "--reps $long_reps")
     section docker_api "docker_api: bulk removal and per-container client cost (issue 3)"
     # shellcheck disable=SC2086 # the options are words
     run_bench docker_api "$bench/bench_docker" $args || return 1
@@ -313,7 +319,7 @@ bench_docker_api() {
 bench_container_seq() {
     local files reps
     files=$(pick 5 50)
-    reps=$(pick 1 3)
+    reps=$(pick 1 "$long_reps")
     section container_seq "container-seq: one container per test file (issue 6)"
     run_bench container_seq "$bench/bench_container_seq" "$files" "$reps" || return 1
     local f=$work/container_seq.out loop seq
@@ -339,7 +345,7 @@ bench_gc() {
     # gc's own default (--help says it), so that the figure is what users get
     parallel=$("$agent" gc --help 2>&1 | sed -nE 's/.*--parallel N:.*default ([0-9]+).*/\1/p' | head -n 1)
     [[ -n $parallel ]] || { echo "**FAILED**: no default --parallel in \`$agent gc --help\`"; return 1; }
-    reps=$(pick 1 3)
+    reps=$(pick 1 "$long_reps")
     run_bench gc tests/bench/bench_gc.sh -n "$n" -r "$reps" -p "$parallel" || return 1
     local f=$work/gc.out gc cli one prune rss
     grep -E '^gc benchmark:' "$f" | sed 's/^gc benchmark: /Run: /'
@@ -370,30 +376,34 @@ bench_gc() {
         "$(verdict "$rss" lt 8192)"
 }
 
-# Issue 8: the Docker proxy. Its benchmark (tests/bench/bench_proxy*) is written in parallel with this script; its
-# own tables are included as they are until they are parsed here like the others. PROXY_QUICK_ARGS: its arguments
-# for --quick.
+# Issue 8: the Docker proxy: the same requests direct and through a proxy on a session socket, interleaved.
 bench_proxy() {
+    local reps
+    reps=$(pick 3 30)
     section proxy "Docker proxy: latency through the proxy against direct (issue 8)"
-    local cmd=()
-    if [[ -x $bench/bench_proxy ]]; then
-        cmd=("$bench/bench_proxy")
-    elif [[ -x tests/bench/bench_proxy.sh ]]; then
-        cmd=(tests/bench/bench_proxy.sh)
-    else
-        echo "Not in this tree yet: no \`$bench/bench_proxy\` or \`tests/bench/bench_proxy.sh\`."
-        echo "Targets: under 1 ms added to \`docker ps\`, under 5% added to \`docker run --rm\`."
-        return 0
-    fi
-    if ((quick)); then
-        # shellcheck disable=SC2206 # words
-        cmd+=(${PROXY_QUICK_ARGS:-})
-    fi
-    run_bench proxy "${cmd[@]}" || return 1
-    echo "Targets (issue 8): under 1 ms added to \`docker ps\`, under 5% added to \`docker run --rm\`. The benchmark's own"
-    echo "table; reproduce: \`$repro_cmd\`."
+    run_bench proxy "$bench/bench_proxy" --reps "$reps" || return 1
+    local f=$work/proxy.out
+    local ps_d ps_p ps_a run_d run_p run_a run_pct ping_f ping_k
+    ps_d=$(num "$(cell "$f" 'docker ps' 3)")
+    ps_p=$(num "$(cell "$f" 'docker ps' 4)")
+    ps_a=$(calc "$ps_p" - "$ps_d" %+.3f)
+    run_d=$(num "$(cell "$f" 'docker run --rm' 3)")
+    run_p=$(num "$(cell "$f" 'docker run --rm' 4)")
+    run_a=$(calc "$run_p" - "$run_d" %+.1f)
+    run_pct=$(calc "$(calc "$run_a" / "$run_d" %.6f)" '*' 100 %+.2f)
+    ping_f=$(cell "$f" 'fresh connection' 5)
+    ping_k=$(cell "$f" 'kept-alive' 5)
+    echo "Medians of $reps interleaved pairs (docker CLI: \`/usr/bin/docker\`, with DOCKER_HOST on the engine or on the proxy's"
+    echo "socket); the raw /_ping round trips show the proxy's own cost without the CLI's start-up noise."
     echo
-    include_tables "$work/proxy.out"
+    table_head
+    row "GET /_ping on a fresh connection, added by the proxy" "$ping_f" "" "" "the proxy's own cost"
+    row "GET /_ping on a kept-alive connection, added by the proxy" "$ping_k" "" "" "the proxy's own cost"
+    row "\`docker ps\` direct (the limit)" "$ps_d ms" "" "" "limit"
+    row "\`docker ps\` through the proxy" "$ps_p ms" "$ps_a ms over direct" "< 1 ms added" "$(verdict "$ps_a" lt 1)"
+    row "\`docker run --rm\` direct (the limit)" "$run_d ms" "" "" "limit"
+    row "\`docker run --rm\` through the proxy" "$run_p ms" "$run_a ms, $run_pct% over direct" "< 5% added" \
+        "$(verdict "$run_pct" lt 5)"
 }
 
 # --- the machine ---------------------------------------------------------------------------------------------
