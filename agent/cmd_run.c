@@ -580,14 +580,16 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     goto out;
   }
   reg.guardian_pid = s.guardian.pid;
+  /* The proxy's threads before libcurl's load: pthread_create waits for the dynamic loader's lock, which a dlopen in
+   * another thread holds for its whole ~6 ms (strace showed the proxy's start blocked on it). */
+  if (s.env.dk && !o.no_docker_proxy)
+    start_docker_proxy(&s, &reg, &o);
   /* Only after the fork: the guardian must not inherit a half-done dlopen of libcurl from another thread. */
   dk_client_connect_start(s.env.dk);
   if (ag_registry_write(s.env.state, &reg, &err) < 0) {
     ca_log_error("run: %s", err->msg);
     goto out_session;
   }
-  if (s.env.dk && !o.no_docker_proxy)
-    start_docker_proxy(&s, &reg, &o);
 
   if (cg_leaf_create(s.env.cg, s.id, &o.limits, &s.leaf, &err) < 0 ||
       cg_leaf_ignore_pid(s.leaf, s.guardian.pid, &err) < 0) {

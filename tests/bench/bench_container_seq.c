@@ -27,23 +27,6 @@
 
 static char dir[64];
 
-/* Runs argv with stdout/stderr to /dev/null; returns wall ns and the exit code. */
-static uint64_t run_cmd(char *const *argv, int *ret_code) {
-  uint64_t t0 = bench_now_ns();
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open("/dev/null", O_WRONLY);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  int st;
-  waitpid(pid, &st, 0);
-  *ret_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return bench_now_ns() - t0;
-}
-
 static double median_s(uint64_t *v, size_t n) {
   return bench_median(v, n) / 1e9;
 }
@@ -114,15 +97,15 @@ int main(int argc, char **argv) {
   uint64_t *t_loop = calloc(reps, sizeof(uint64_t)), *t_seq = calloc(reps, sizeof(uint64_t));
   int code;
   /* Warm-up: image layers, page cache, the engine's first-create costs. */
-  run_cmd(loop_argv, &code);
-  run_cmd(seq_argv, &code);
+  bench_run_quiet((const char *const *)loop_argv, NULL, &code, NULL);
+  bench_run_quiet((const char *const *)seq_argv, NULL, &code, NULL);
   for (size_t r = 0; r < reps; r++) {
-    t_loop[r] = run_cmd(loop_argv, &code);
+    t_loop[r] = bench_run_quiet((const char *const *)loop_argv, NULL, &code, NULL);
     if (code != 0) {
       fprintf(stderr, "bench_container_seq: the docker run loop exited %d\n", code);
       return 1;
     }
-    t_seq[r] = run_cmd(seq_argv, &code);
+    t_seq[r] = bench_run_quiet((const char *const *)seq_argv, NULL, &code, NULL);
     if (code != 0) {
       fprintf(stderr, "bench_container_seq: container-seq exited %d\n", code);
       return 1;

@@ -23,28 +23,6 @@ static const char *agent;
 static char state_dir[64];
 static char cgroup_root[128];
 
-/* Runs argv with stdout/stderr to /dev/null (or to err_fd); returns wall ns, fills exit code and max RSS (KiB). */
-static uint64_t run_cmd(const char *const *argv, char *const *envp, int *ret_code, long *ret_maxrss) {
-  uint64_t t0 = bench_now_ns();
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open("/dev/null", O_WRONLY);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execve(argv[0], (char *const *)argv, envp); /* execve does not write to argv */
-    _exit(127);
-  }
-  int st;
-  struct rusage ru;
-  wait4(pid, &st, 0, &ru);
-  uint64_t t = bench_now_ns() - t0;
-  if (ret_code)
-    *ret_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  if (ret_maxrss)
-    *ret_maxrss = ru.ru_maxrss;
-  return t;
-}
-
 static double median_ms(uint64_t *v, size_t n) {
   return bench_median(v, n) / 1e6;
 }
@@ -68,10 +46,10 @@ static char **env_with(char *extra) {
 static double measure(const char *const *argv, char *const *envp, size_t n) {
   uint64_t *v = calloc(n, sizeof(*v));
   for (size_t i = 0; i < 3; i++) /* warm caches */
-    run_cmd(argv, envp, NULL, NULL);
+    bench_run_quiet(argv, envp, NULL, NULL);
   for (size_t i = 0; i < n; i++) {
     int code;
-    v[i] = run_cmd(argv, envp, &code, NULL);
+    v[i] = bench_run_quiet(argv, envp, &code, NULL);
     if (code != 0) {
       fprintf(stderr, "bench_run: %s exited %d\n", argv[0], code);
       exit(1);
@@ -215,7 +193,7 @@ static int soak(size_t cycles) {
   for (size_t i = 0; i < cycles; i++) {
     int code;
     long rss;
-    run_cmd(argv, i % 10 == 9 ? env_container : env_plain, &code, &rss);
+    bench_run_quiet(argv, i % 10 == 9 ? env_container : env_plain, &code, &rss);
     if (code != 0)
       failures++;
     if (i % 10 != 9 && i < 100 && n_first < 100)
