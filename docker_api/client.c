@@ -376,13 +376,15 @@ static int req_perform_once(struct dk_client *c, struct dk_req *r, ca_error **er
   return dk_req_result(c, r, cc, err);
 }
 
-static int req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent, ca_error **err) {
+/* Performs r, retrying what dk_error_retryable allows; a timeout ends it at once when retry_timeouts is false. */
+static int req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent, bool retry_timeouts,
+                             ca_error **err) {
   for (unsigned attempt = 0;; attempt++) {
     _cleanup_error_ ca_error *e = NULL;
     int k = req_perform_once(c, r, &e);
     if (k >= 0)
       return k;
-    if ((int)attempt >= c->retries || !dk_error_retryable(e, idempotent)) {
+    if ((int)attempt >= c->retries || !dk_error_retryable(e, idempotent) || (!retry_timeouts && e->code == ETIMEDOUT)) {
       if (err) {
         ca_error_free(*err);
         *err = TAKE_PTR(e);
@@ -400,7 +402,7 @@ int dk_req_perform(struct dk_client *c, struct dk_req *r, ca_error **err) {
 
 int dk_req_perform_retry(struct dk_client *c, struct dk_req *r, bool idempotent, ca_error **err) {
   int k = dk_client_connect(c, err);
-  return k < 0 ? k : req_perform_retry(c, r, idempotent, err);
+  return k < 0 ? k : req_perform_retry(c, r, idempotent, true, err);
 }
 
 int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers, const struct dk_cancel *cancel,
@@ -552,7 +554,10 @@ static int client_negotiate(struct dk_client *c, ca_error **err) {
   _cleanup_(dk_req_done) struct dk_req r;
   dk_req_init(&r, "GET", "/_ping", NULL, c->timeout_ms);
   r.unversioned = true;
-  int k = req_perform_retry(c, &r, true, err); /* not dk_req_perform_retry: this is the connection itself */
+  /* Not dk_req_perform_retry: this is the connection itself. A refused or dropped connection is retried (an engine
+   * that is starting), a timeout is not: an engine that accepts and never answers would cost every start of the agent
+   * (retries + 1) timeouts before it goes on without it. */
+  int k = req_perform_retry(c, &r, true, false, err);
   if (k < 0)
     return k;
   int server = dk_api_version_parse(r.api_version_hdr);

@@ -94,6 +94,12 @@ with open(out, "w", encoding="utf-8") as f:
   (7 to 20 of 50 `container-seq` trials left the container the agent was creating).
 - A corrupt registry moved aside by its first reader (`ps`, `kill`) keeps its session's lock file, so the session is
   still collected; before, its resources were never collected.
+- container-seq gives a file one engine budget (1m) from its first failure, with growing pauses between attempts;
+  before, an engine that answered /version again right after a restart but still failed the next create or start
+  used up three quick attempts, and the run stopped with 125 saying the engine "did not come back" (2 of 2
+  engine-restart trials).
+- The first ping to an engine is not retried after a timeout: an engine that accepts and never answers cost every
+  start 3 timeouts of 10 s, now one.
 
 ## Known limits
 
@@ -102,12 +108,8 @@ with open(out, "w", encoding="utf-8") as f:
 - A create the engine finishes more than 10 s after the kill is not seen by the guardian; with a session label and
   no owner labels (what a test's own `docker run` carries) only `gc --older-than` collects it. On a machine with a
   load average of about 40 this happened in up to 8 of 50 `run` trials.
-- An engine that accepts connections and never answers costs 30 s at every start (3 pings of 10 s) before the run
-  goes on without it.
-- After one engine restart container-seq often stops with 125 (see the exit codes above): its wait on the next
-  containers fails again after it logged "the Docker engine answers again", and after three attempts of one file it
-  says the engine "did not come back within 1m", which is not what happened. The checkpoint is saved (resume with
-  `--resume`) and nothing is left; the cause is not found yet.
+- An engine that accepts connections and never answers costs one timeout of 10 s (one ping; it was 3 pings of 10 s
+  before this suite's run found it) before the run goes on without it.
 """)
 print(f"reliability.sh: wrote {out}: {len(rows)} scenarios, {total_t} trials, {total_l} left something behind")
 PY

@@ -335,6 +335,24 @@ Test(fake, slow_answer_hits_the_timeout) {
   dk_client_free(c);
 }
 
+static bool silent(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud, (void)rq;
+  struct pollfd p = {.fd = conn, .events = POLLIN};
+  (void)poll(&p, 1, 3000); /* never answers; returns early when the client gives up and closes */
+  return false;
+}
+
+Test(fake, an_engine_that_never_answers_the_ping_costs_one_timeout_not_one_per_retry) {
+  fake = fake_start(silent, NULL); /* not handler: that one answers /_ping itself */
+  struct dk_client_options o = {.host = fake_host(fake), .timeout_ms = 300, .retries = 2};
+  struct dk_client *c = NULL;
+  _cleanup_error_ ca_error *e = NULL;
+  cr_assert_eq(dk_client_new(&o, &c, &e), -ETIMEDOUT, "%s", e ? e->msg : "connected");
+  /* One ping, not retries + 1 of them: each would have cost the whole timeout. */
+  cr_assert_eq(fake_count(fake, "GET", "/_ping"), 1);
+  cr_assert_eq(dk_error_kind(e), DK_ERR_TRANSIENT);
+}
+
 static bool slow_wait(void *ud, const struct fake_request *rq, int conn) {
   (void)ud;
   cr_assert(strstr(rq->path, "/wait?condition=next-exit"), "%s", rq->path);
