@@ -152,8 +152,8 @@ void dk_req_done(struct dk_req *r) {
   ca_buf_free(&r->resp);
   ca_error_free(r->cb_err);
   r->cb_err = NULL;
-  if (r->headers) /* without headers libcurl may never have been loaded: dk_curl is empty then */
-    dk_curl.slist_free_all(r->headers);
+  if (r->headers) /* headers come from dk_req_setup, which sets r->curl */
+    r->curl->slist_free_all(r->headers);
   r->headers = NULL;
   free(r->url);
   r->url = NULL;
@@ -238,10 +238,11 @@ static int set_cancel_error(int code, ca_error **err) {
 
 int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err) {
   req_reset_results(r);
-  if (!dk_curl_loaded())
+  if (!c->curl)
     return ca_error_set(err, EINVAL, "request on a client that is not connected");
+  r->curl = c->curl;
   r->resp.max = c->max_body;
-  dk_curl.easy_reset(easy); /* keeps the connection cache */
+  c->curl->easy_reset(easy); /* keeps the connection cache */
 
   free(r->url);
   r->url = NULL;
@@ -251,13 +252,13 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
     r->url = NULL;
     return ca_error_set(err, ENOMEM, "out of memory");
   }
-  dk_curl.slist_free_all(r->headers);
+  c->curl->slist_free_all(r->headers);
   r->headers = NULL;
-  struct curl_slist *h = dk_curl.slist_append(NULL, "Expect:");
+  struct curl_slist *h = c->curl->slist_append(NULL, "Expect:");
   if (h && r->body) {
-    struct curl_slist *h2 = dk_curl.slist_append(h, "Content-Type: application/json");
+    struct curl_slist *h2 = c->curl->slist_append(h, "Content-Type: application/json");
     if (!h2) {
-      dk_curl.slist_free_all(h);
+      c->curl->slist_free_all(h);
       h = NULL;
     } else
       h = h2;
@@ -270,7 +271,7 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
 #define SET(opt, val)                                                                                                  \
   do {                                                                                                                 \
     if (cc == CURLE_OK)                                                                                                \
-      cc = dk_curl.easy_setopt(easy, opt, val);                                                                        \
+      cc = c->curl->easy_setopt(easy, opt, val);                                                                        \
   } while (0)
   SET(CURLOPT_URL, r->url);
   if (c->socket_path)
@@ -303,7 +304,7 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
   }
 #undef SET
   if (cc != CURLE_OK)
-    return ca_error_set(err, EINVAL, "curl setup: %s", dk_curl.easy_strerror(cc));
+    return ca_error_set(err, EINVAL, "curl setup: %s", c->curl->easy_strerror(cc));
   return 0;
 }
 
@@ -341,7 +342,7 @@ int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error *
       }
       return -code;
     }
-    const char *detail = r->curl_errbuf[0] ? r->curl_errbuf : dk_curl.easy_strerror(cc);
+    const char *detail = r->curl_errbuf[0] ? r->curl_errbuf : c->curl->easy_strerror(cc);
     switch (cc) {
       case CURLE_COULDNT_CONNECT:
         if (c->socket_path)
@@ -372,7 +373,7 @@ static int req_perform_once(struct dk_client *c, struct dk_req *r, ca_error **er
   int k = dk_req_setup(c, c->easy, r, err);
   if (k < 0)
     return k;
-  CURLcode cc = dk_curl.easy_perform(c->easy);
+  CURLcode cc = c->curl->easy_perform(c->easy);
   return dk_req_result(c, r, cc, err);
 }
 
@@ -409,12 +410,12 @@ int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers,
                  CURLcode *ret_cc, ca_error **err) {
   for (;;) {
     int running = 0;
-    CURLMcode mc = dk_curl.multi_perform(multi, &running);
+    CURLMcode mc = r->curl->multi_perform(multi, &running);
     if (mc != CURLM_OK)
-      return ca_error_set(err, EIO, "curl: %s", dk_curl.multi_strerror(mc));
+      return ca_error_set(err, EIO, "curl: %s", r->curl->multi_strerror(mc));
     CURLMsg *msg;
     int queued;
-    while ((msg = dk_curl.multi_info_read(multi, &queued)))
+    while ((msg = r->curl->multi_info_read(multi, &queued)))
       if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy) {
         *ret_cc = msg->data.result;
         return 1;
@@ -430,9 +431,9 @@ int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers,
       uint64_t left_ms = cancel->deadline_usec > now ? (cancel->deadline_usec - now + 999) / 1000 : 0;
       timeout = (int)CA_MIN(left_ms, (uint64_t)timeout);
     }
-    mc = dk_curl.multi_poll(multi, NULL, 0, timeout, NULL);
+    mc = r->curl->multi_poll(multi, NULL, 0, timeout, NULL);
     if (mc != CURLM_OK)
-      return ca_error_set(err, EIO, "curl: %s", dk_curl.multi_strerror(mc));
+      return ca_error_set(err, EIO, "curl: %s", r->curl->multi_strerror(mc));
   }
 }
 
@@ -500,7 +501,8 @@ static int client_parse_host(struct dk_client *c, const char *host, ca_error **e
 }
 
 int dk_global_init(ca_error **err) {
-  return dk_curl_load(err);
+  const struct dk_curl_api *api;
+  return dk_curl_get(false, &api, err);
 }
 
 void dk_global_cleanup(void) {
@@ -514,12 +516,12 @@ void dk_client_free(struct dk_client *c) {
     (void)pthread_join(c->conn_thread, NULL);
   ca_error_free(c->conn_err);
   for (size_t i = 0; i < c->n_pool; i++)
-    dk_curl.easy_cleanup(c->pool[i]);
+    c->curl->easy_cleanup(c->pool[i]);
   free(c->pool);
   if (c->multi)
-    dk_curl.multi_cleanup(c->multi);
+    c->curl->multi_cleanup(c->multi);
   if (c->easy)
-    dk_curl.easy_cleanup(c->easy);
+    c->curl->easy_cleanup(c->easy);
   free(c->host);
   free(c->socket_path);
   free(c->base_url);
@@ -540,11 +542,11 @@ static struct dk_client *client_alloc(ca_error **err) {
 
 /* Loads libcurl (first time in the process) and makes the client's handles. */
 static int client_handles(struct dk_client *c, ca_error **err) {
-  int k = dk_curl_load(err);
+  int k = dk_curl_get(strncmp(c->base_url, "https:", 6) == 0, &c->curl, err);
   if (k < 0)
     return k;
-  c->easy = dk_curl.easy_init();
-  c->multi = dk_curl.multi_init();
+  c->easy = c->curl->easy_init();
+  c->multi = c->curl->multi_init();
   if (!c->easy || !c->multi)
     return ca_error_set(err, ENOMEM, "cannot initialise libcurl");
   return 0;
@@ -676,9 +678,6 @@ int dk_client_clone(const struct dk_client *src, struct dk_client **ret, ca_erro
   _cleanup_(dk_client_freep) struct dk_client *c = client_alloc(err);
   if (!c)
     return -ENOMEM;
-  int k = client_handles(c, err);
-  if (k < 0)
-    return k;
   bool oom = false;
   c->host = strdup_or_null(src->host, &oom);
   c->socket_path = strdup_or_null(src->socket_path, &oom);
@@ -693,6 +692,9 @@ int dk_client_clone(const struct dk_client *src, struct dk_client **ret, ca_erro
   c->remove_timeout_ms = src->remove_timeout_ms;
   c->retries = src->retries;
   c->max_body = src->max_body;
+  int k = client_handles(c, err); /* after base_url: it picks the libcurl */
+  if (k < 0)
+    return k;
   *ret = TAKE_PTR(c);
   return 0;
 }

@@ -1,17 +1,19 @@
-/* libcurl loaded on first use (see curl_dl.h). */
+/* The built-in libcurl, or the system's loaded on first use (see curl_dl.h). */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "curl_dl.h"
 
-struct dk_curl_api dk_curl;
+/* ---- the system's libcurl.so.4 ------------------------------------------------------------------------------- */
 
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool load_done;
 static int load_code;      /* 0: loaded; else the errno of the failure */
 static char load_msg[512]; /* the failure, repeated to every later caller */
+static struct dk_curl_api system_api;
 
 static const struct {
   const char *name;
@@ -36,7 +38,7 @@ static void load_locked(void) {
              e ? e : "unknown error", DK_CURL_PACKAGE);
     return;
   }
-  struct dk_curl_api api;
+  struct dk_curl_api api = {.name = DK_CURL_SONAME};
   for (size_t i = 0; i < ELEMENTSOF(symbols); i++) {
     void *f = dlsym(h, symbols[i].name);
     if (!f) {
@@ -50,13 +52,13 @@ static void load_locked(void) {
   CURLcode cc = api.global_init(CURL_GLOBAL_DEFAULT);
   if (cc != CURLE_OK) {
     load_code = EIO;
-    snprintf(load_msg, sizeof(load_msg), "cannot initialise libcurl: %s", api.easy_strerror(cc));
+    snprintf(load_msg, sizeof(load_msg), "cannot initialise %s: %s", DK_CURL_SONAME, api.easy_strerror(cc));
     return;
   }
-  dk_curl = api;
+  system_api = api;
 }
 
-int dk_curl_load(ca_error **err) {
+static int system_get(const struct dk_curl_api **ret, ca_error **err) {
   pthread_mutex_lock(&load_lock);
   if (!load_done) {
     load_locked();
@@ -66,12 +68,68 @@ int dk_curl_load(ca_error **err) {
   pthread_mutex_unlock(&load_lock);
   if (code)
     return ca_error_set(err, code, "%s", load_msg);
+  *ret = &system_api;
   return 0;
 }
 
-bool dk_curl_loaded(void) {
-  pthread_mutex_lock(&load_lock);
-  bool ok = load_done && load_code == 0;
-  pthread_mutex_unlock(&load_lock);
-  return ok;
+/* ---- the built-in libcurl ------------------------------------------------------------------------------------ */
+
+#ifdef DK_CURL_BUILTIN
+static const struct dk_curl_api builtin_api = {
+    .name = "built-in libcurl " LIBCURL_VERSION,
+    .global_init = curl_global_init,
+    .easy_init = curl_easy_init,
+    .easy_cleanup = curl_easy_cleanup,
+    .easy_reset = curl_easy_reset,
+    .easy_setopt = curl_easy_setopt,
+    .easy_perform = curl_easy_perform,
+    .easy_strerror = curl_easy_strerror,
+    .multi_init = curl_multi_init,
+    .multi_cleanup = curl_multi_cleanup,
+    .multi_setopt = curl_multi_setopt,
+    .multi_add_handle = curl_multi_add_handle,
+    .multi_remove_handle = curl_multi_remove_handle,
+    .multi_perform = curl_multi_perform,
+    .multi_poll = curl_multi_poll,
+    .multi_info_read = curl_multi_info_read,
+    .multi_strerror = curl_multi_strerror,
+    .slist_append = curl_slist_append,
+    .slist_free_all = curl_slist_free_all,
+};
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+static CURLcode builtin_init_code;
+
+static void builtin_init(void) {
+  /* Nothing to initialise without TLS but the clock and the resolver; it never fails short of out of memory. */
+  builtin_init_code = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static bool want_system(void) {
+  const char *v = getenv(DK_CURL_ENV);
+  return v && strcmp(v, "system") == 0;
+}
+
+bool dk_curl_builtin(void) {
+  return true;
+}
+#else
+bool dk_curl_builtin(void) {
+  return false;
+}
+#endif
+
+int dk_curl_get(bool tls, const struct dk_curl_api **ret, ca_error **err) {
+#ifdef DK_CURL_BUILTIN
+  if (!tls && !want_system()) {
+    (void)pthread_once(&builtin_once, builtin_init);
+    if (builtin_init_code != CURLE_OK)
+      return ca_error_set(err, EIO, "cannot initialise the %s: %s", builtin_api.name,
+                          curl_easy_strerror(builtin_init_code));
+    *ret = &builtin_api;
+    return 0;
+  }
+#else
+  (void)tls;
+#endif
+  return system_get(ret, err);
 }

@@ -1,6 +1,11 @@
-/* libcurl, loaded on first use: dlopen("libcurl.so.4") behind a table of the functions docker_api calls. Linking it
- * costs every start of the agent ~5 ms (libcurl's dependencies and their constructors), also for commands and runs
- * that never talk to an engine. The types and constants still come from <curl/curl.h>. */
+/* libcurl behind a table of the functions docker_api calls, one of two:
+ *   - the built-in one (cmake/Curl.cmake: a static libcurl with HTTP over Unix sockets and plain TCP only), used for
+ *     every engine that does not need TLS: it costs nothing to load;
+ *   - the system's libcurl.so.4, dlopen()ed on first use, for TLS engines, and for every engine when the binary was
+ *     built without the built-in one or CLEANUP_AGENT_LIBCURL=system is set. Linking it would cost every start of the
+ *     agent ~6 ms (libcurl4's 31 shared libraries and their constructors), also for commands and runs that never talk
+ *     to an engine.
+ * The types and constants come from <curl/curl.h> either way (the same libcurl version). */
 #pragma once
 
 #include <curl/curl.h>
@@ -10,8 +15,11 @@
 /* The soname and the Debian package that ships it, for messages. */
 #define DK_CURL_SONAME "libcurl.so.4"
 #define DK_CURL_PACKAGE "libcurl4"
+/* CLEANUP_AGENT_LIBCURL=system: the system's libcurl for every engine (a way around a problem of the built-in one). */
+#define DK_CURL_ENV "CLEANUP_AGENT_LIBCURL"
 
 struct dk_curl_api {
+  const char *name; /* "built-in libcurl 7.88.1" or "libcurl.so.4", for messages */
   CURLcode (*global_init)(long flags);
   CURL *(*easy_init)(void);
   void (*easy_cleanup)(CURL *easy);
@@ -33,11 +41,8 @@ struct dk_curl_api {
   void (*slist_free_all)(struct curl_slist *list);
 };
 
-/* Filled by dk_curl_load; only valid after it succeeded. */
-extern struct dk_curl_api dk_curl;
-
-/* Loads and initialises libcurl once per process (thread-safe; later calls return the first outcome). Fails with a
- * message naming the library and the package to install. */
-int dk_curl_load(ca_error **err);
-/* True once dk_curl_load succeeded. */
-bool dk_curl_loaded(void);
+/* The libcurl for an engine that needs TLS or not, loaded and initialised once per process (thread-safe; later calls
+ * return the first outcome). Fails with a message naming the library and the package to install. */
+int dk_curl_get(bool tls, const struct dk_curl_api **ret, ca_error **err);
+/* True when this binary has the built-in libcurl. */
+bool dk_curl_builtin(void);

@@ -3,7 +3,8 @@
 #   1. installs what is missing (apt-get),
 #   2. brings up the real things: a Docker engine (started here only when none answers, stopped at the end only
 #      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots,
-#   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON),
+#   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both with the
+#      built-in libcurl (-DAG_CURL=builtin) from Debian's curl source (deploy/fetch-curl-source.sh),
 #   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the chaos label runs
 #      last on build/, alone (-j1), after the other suites of build/,
 #   5. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 30 seconds, two at a
@@ -34,7 +35,7 @@ for arg in "$@"; do
 done
 
 say() { printf '\n==> %s\n' "$*"; }
-packages=(build-essential cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
+packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
     docker.io busybox-static qemu-system-x86 linux-image-cloud-amd64 cpio libhttp-parser-dev clang libclang-rt-14-dev
     systemd python3-yaml python3-pyhcl docker-compose time iproute2)
 
@@ -125,15 +126,23 @@ build() {
     cmake --build "$dir" "${keep[@]}"
 }
 
+# The built-in libcurl's source (Debian's curl source package), for the two gcc builds: -DAG_CURL=builtin makes a
+# missing one a configure error, not a silent fall back to the system's libcurl.
+curl_source=""
+fetch_curl_source() {
+    curl_source=$("$repo/deploy/fetch-curl-source.sh") || return 1
+    echo "curl source: $curl_source"
+}
+
 build_normal() {
-    configure build -DAG_WERROR=ON -DAG_SANITIZE=OFF || return 1
+    configure build -DAG_WERROR=ON -DAG_SANITIZE=OFF -DAG_CURL=builtin "-DAG_CURL_SOURCE=$curl_source" || return 1
     configured+=(build)
     build build || return 1
     [[ -x build/cleanup-agent ]] || { echo "$prog: the build did not produce build/cleanup-agent" >&2; return 1; }
 }
 
 build_asan() {
-    configure build-asan -DAG_WERROR=ON -DAG_SANITIZE=ON || return 1
+    configure build-asan -DAG_WERROR=ON -DAG_SANITIZE=ON -DAG_CURL=builtin "-DAG_CURL_SOURCE=$curl_source" || return 1
     configured+=(build-asan)
     build build-asan
 }
@@ -219,7 +228,8 @@ test_asan() {
 # The fuzz targets: a clang build of their own (libFuzzer needs clang's runtime, libclang-rt-14-dev), only the
 # fuzz_all target (the rest of the project is built and tested by gcc above).
 build_fuzz() {
-    configure build-fuzz -DCMAKE_C_COMPILER=clang -DAG_FUZZ=ON -DAG_TESTS=OFF -DAG_WERROR=ON || return 1
+    # The fuzz targets make no requests: the system's libcurl headers are all they need.
+    configure build-fuzz -DCMAKE_C_COMPILER=clang -DAG_FUZZ=ON -DAG_TESTS=OFF -DAG_WERROR=ON -DAG_CURL=system || return 1
     cmake --build build-fuzz --target fuzz_all
 }
 
@@ -243,6 +253,7 @@ if ((check_containers_gone)); then remove_check_containers; fi
 phase "vm boot" check_vm || true
 
 if ((!env_only)); then
+    phase "libcurl source (deploy/fetch-curl-source.sh)" fetch_curl_source || true
     # Tests run after a failed build too, when this run configured it: a test whose binary is missing counts as
     # failed, and the others still say what works.
     configured=()

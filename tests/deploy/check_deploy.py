@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Structural checks of deploy/: each file parsed by a real parser, then the properties that matter asserted.
 
-Usage: check_deploy.py units UNITDIR PREFIX | kubernetes FILE | github FILE | gitlab FILE | nomad FILE | dockerfile FILE
+Usage: check_deploy.py units UNITDIR PREFIX | kubernetes FILE | github FILE | gitlab FILE | nomad FILE | dockerfile FILE [BINARY]
 Prints 'N passed, N failed' and exits 1 when a check failed. Needs Debian's python3-yaml and python3-pyhcl.
 """
+import os
 import re
 import shlex
 import sys
@@ -218,7 +219,7 @@ def check_nomad(path):
 
 # --- Dockerfile ----------------------------------------------------------------------------------------------------
 
-def check_dockerfile(path):
+def check_dockerfile(path, binary=None):
     with open(path) as f:
         text = f.read()
     logical = re.sub(r"\\\n", " ", text)
@@ -230,15 +231,28 @@ def check_dockerfile(path):
     stages = re.split(r"(?m)^FROM ", logical)[1:]
     build_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[0] if stages else ""))
     run_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[1] if len(stages) > 1 else "")).split()
-    for pkg in ("cmake", "pkg-config", "libcurl4-openssl-dev", "libcjson-dev"):
+    for pkg in ("cmake", "pkg-config", "dpkg-dev", "libcurl4-openssl-dev", "libcjson-dev", "libhttp-parser-dev"):
         check(f"docker: build stage installs {pkg}", pkg in build_apt.split(), build_apt)
-    check("docker: runtime stage installs only libcurl4 libcjson1",
-          sorted(p for p in run_apt if not p.startswith("-")) == ["libcjson1", "libcurl4"], run_apt)
+    check("docker: build stage fetches the built-in libcurl's source and requires it",
+          "deploy/fetch-curl-source.sh" in logical and "-DAG_CURL=builtin" in logical)
+    runtime = sorted(p for p in run_apt if not p.startswith("-"))
+    check("docker: runtime stage installs only libcurl4 libcjson1 libhttp-parser2.9",
+          runtime == ["libcjson1", "libcurl4", "libhttp-parser2.9"], run_apt)
+    # Every library the binary links (libc aside) comes from a package the runtime stage installs.
+    if binary:
+        import subprocess
+        ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+        for lib in re.findall(r"=> (/\S+)", ldd):
+            owner = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True).stdout.split(":")[0]
+            if not owner:  # /lib is a symlink to /usr/lib on Debian 12: dpkg knows the other spelling
+                alt = lib[4:] if lib.startswith("/usr/") else "/usr" + lib
+                owner = subprocess.run(["dpkg", "-S", alt], capture_output=True, text=True).stdout.split(":")[0]
+            check(f"docker: {os.path.basename(lib)} of the binary comes from an installed package ({owner or '?'})",
+                  owner in ("libc6",) or owner in runtime, ldd)
     check("docker: tests not built", "-DAG_TESTS=OFF" in logical)
     check("docker: binary copied from the build stage", re.search(r"COPY --from=build \S+/cleanup-agent ", logical))
     check("docker: entrypoint is the binary", '"/usr/local/bin/cleanup-agent"' in logical)
     # Every COPY source of the build stage must exist in the repository (the build context).
-    import os
     repo = os.path.dirname(os.path.dirname(os.path.abspath(path)))
     for l in instr:
         if l.startswith("COPY ") and "--from" not in l:
