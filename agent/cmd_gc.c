@@ -32,6 +32,7 @@ struct gc_item {
   char session[AG_SESSION_ID_LEN + 1];
   enum ag_rule rule;
   int64_t age; /* seconds */
+  bool running; /* containers: running, paused or restarting (a kill before the removal) */
   ca_error *error;
   bool done;
 };
@@ -127,6 +128,8 @@ static int scan_docker(struct gc_run *g, enum gc_kind kind, ca_error **err) {
     gi->name = it->names && it->names[0] ? strdup(it->names[0]) : NULL;
     snprintf(gi->session, sizeof(gi->session), "%s", in.session);
     gi->age = in.created ? g->ctx.now - in.created : 0;
+    gi->running = it->state && (streq(it->state, "running") || streq(it->state, "paused") ||
+                                streq(it->state, "restarting"));
   }
   return 0;
 }
@@ -145,24 +148,27 @@ static void remove_docker(struct gc_run *g, enum gc_kind kind) {
     n += g->items[i].kind == kind;
   if (!n)
     return;
-  size_t batch = g->progress ? CA_MAX((size_t)g->o.parallel * 8, (size_t)64) : n;
+  /* Running containers first: each waits for its kill to be reaped, and the quick removals of stopped ones fill the
+   * engine's time meanwhile, instead of queueing in front of them. */
+  _cleanup_free_ struct gc_item **order = calloc(n, sizeof(*order));
+  size_t batch = g->progress ? CA_MIN(n, CA_MAX((size_t)g->o.parallel * 8, (size_t)64)) : n;
   _cleanup_free_ const char **ids = calloc(batch, sizeof(char *));
-  _cleanup_free_ struct gc_item **chunk = calloc(batch, sizeof(*chunk));
   _cleanup_free_ ca_error **errors = calloc(batch, sizeof(ca_error *));
-  if (!ids || !chunk || !errors) {
+  if (!order || !ids || !errors) {
     ca_log_error("gc: out of memory");
     return;
   }
-  size_t i = 0;
-  while (i < g->n) {
-    size_t k = 0;
-    for (; i < g->n && k < batch; i++)
-      if (g->items[i].kind == kind) {
-        chunk[k] = &g->items[i];
-        ids[k++] = g->items[i].id;
-      }
-    if (!k)
-      break;
+  size_t m = 0;
+  for (int running = 1; running >= 0; running--)
+    for (size_t i = 0; i < g->n; i++)
+      if (g->items[i].kind == kind && g->items[i].running == running)
+        order[m++] = &g->items[i];
+  for (size_t at = 0; at < m;) {
+    size_t k = CA_MIN(batch, m - at);
+    struct gc_item **chunk = order + at;
+    for (size_t j = 0; j < k; j++)
+      ids[j] = chunk[j]->id;
+    at += k;
     memset(errors, 0, batch * sizeof(ca_error *));
     (void)dk_remove_many(g->env.dk, dk_kinds[kind], ids, k, g->o.parallel, errors, NULL); /* per-item below */
     for (size_t j = 0; j < k; j++) {

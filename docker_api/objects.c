@@ -322,6 +322,7 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
     }
     CURLMsg *msg;
     int queued;
+    bool freed = false;
     while ((msg = c->curl->multi_info_read(c->multi, &queued))) {
       if (msg->msg != CURLMSG_DONE)
         continue;
@@ -332,6 +333,7 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
         if (c->pool[s] == easy)
           busy[s] = false;
       running--;
+      freed = true;
       for (size_t i = 0; i < n; i++) {
         struct rm_item *it = &items[i];
         if (it->phase == ITEM_RUNNING && it->easy == easy) {
@@ -341,6 +343,9 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
         }
       }
     }
+    /* A freed slot takes the next item now, not after the next socket event of the others. */
+    if (freed && left)
+      continue;
     uint64_t t = ca_now_monotonic_usec();
     unsigned timeout_ms = (unsigned)CA_MIN((wake > t ? wake - t : 0) / 1000, 100u);
     if (running > 0) {

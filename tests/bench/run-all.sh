@@ -352,8 +352,9 @@ bench_gc() {
     echo
     echo "$n containers of dead sessions (half running, half created), a fresh population for each method, on the"
     echo "private engine bench_gc.sh starts. Median of $reps. For memory, \`cleanup-agent --version\` under /usr/bin/time"
-    echo "(median of 5, measured here) is the binary without libcurl, which it loads only to talk to an engine; libcurl"
-    echo "and its dependencies alone take about 9 MB (a C program that only loads and initialises it: 9.4-9.8 MB)."
+    echo "(median of 5, measured here) is the binary alone, before it talks to an engine. libcurl: $(curl_kind); the"
+    echo "system's libcurl4 and its dependencies alone take about 9 MB (a C program that only loads and initialises it:"
+    echo "9.4-9.8 MB)."
     echo
     gc=$(num "$(cell "$f" '`cleanup-agent gc' 2)")
     cli=$(num "$(cell "$f" '`docker rm -f' 2)")
@@ -373,7 +374,7 @@ bench_gc() {
     row "one by one: \`docker rm -f ID\` in a loop" "$one s, $(cell "$f" "one by one" 4) left" "" "" "reference"
     row "\`docker container prune -f --filter label=...\`" "$prune s, $(cell "$f" '`docker container prune' 4) left" "" "" \
         "not comparable: prune removes only stopped containers and leaves the running half"
-    row "gc peak RSS (/usr/bin/time)" "$rss KiB" "\`cleanup-agent --version\`, no libcurl: $floor KiB" "< 8192 KiB" \
+    row "gc peak RSS (/usr/bin/time)" "$rss KiB" "\`cleanup-agent --version\`: $floor KiB" "< 8192 KiB" \
         "$(verdict "$rss" lt 8192)"
 }
 
@@ -422,6 +423,15 @@ cgroup_mode() {
     esac
 }
 
+# Which libcurl the agent talks to a Unix socket with (cmake/Curl.cmake).
+curl_kind() {
+    if nm "$agent" 2>/dev/null | grep -q ' curl_easy_init$'; then
+        echo "built in ($(sed -n 's/^AG_CURL_SOURCE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null | xargs -r basename))"
+    else
+        echo "the system's libcurl.so.4, loaded on first use"
+    fi
+}
+
 machine() {
     local cc
     cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
@@ -440,6 +450,7 @@ machine() {
     echo "| storage driver | $(docker_cli info --format '{{.Driver}}' 2>/dev/null) |"
     echo "| engine used | $( ((started_engine)) && echo "a private engine started by run-all.sh" || echo "DOCKER_HOST=$DOCKER_HOST")$( [[ " $selected " != *" gc "* ]] || echo "; bench_gc.sh: its own private engine") |"
     echo "| compiler | $cc_version (build type ${build_type:-none}, $build/) |"
+    echo "| libcurl | $(curl_kind) |"
     echo "| source | $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- 2>/dev/null || echo ' with local changes') |"
     echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
 }
