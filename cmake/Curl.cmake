@@ -44,8 +44,12 @@ if(NOT AG_CURL_BUILTIN)
   return()
 endif()
 
+file(STRINGS "${_curl_src}/include/curl/curlver.h" _curl_version REGEX "^#define LIBCURL_VERSION \"")
+string(REGEX REPLACE ".*\"(.*)\".*" "\\1" _curl_version "${_curl_version}")
+
 include(ExternalProject)
-set(_curl_bin "${CMAKE_BINARY_DIR}/curl-builtin")
+# One build dir per version: a newer source never meets the CMake cache of an older one.
+set(_curl_bin "${CMAKE_BINARY_DIR}/curl-builtin-${_curl_version}")
 set(_curl_lib "${_curl_bin}/lib/libcurl.a")
 # Everything off that a Docker Engine client does not use; what stays: HTTP/1.1, Unix sockets, the threaded
 # resolver (timeouts hold while resolving a tcp:// host), proxies from the environment as the system libcurl does.
@@ -98,7 +102,5 @@ set_target_properties(ag_curl_builtin PROPERTIES IMPORTED_LOCATION "${_curl_lib}
 add_dependencies(ag_curl_builtin curl_builtin_build)
 # Its symbols stay inside the binary: the system's libcurl, loaded for TLS engines, must bind to its own.
 target_link_options(ag_curl_builtin INTERFACE "LINKER:--exclude-libs,libcurl.a")
-execute_process(COMMAND sed -n "s/^#define LIBCURL_VERSION \"\\(.*\\)\"$/\\1/p" "${_curl_src}/include/curl/curlver.h"
-                OUTPUT_VARIABLE _curl_version OUTPUT_STRIP_TRAILING_WHITESPACE)
 message(STATUS "libcurl: built in, ${_curl_version} from ${_curl_src} (HTTP over Unix sockets and TCP; TLS engines "
                "use the system's libcurl.so.4)")

@@ -240,6 +240,9 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
   req_reset_results(r);
   if (!c->curl)
     return ca_error_set(err, EINVAL, "request on a client that is not connected");
+  if (r->headers) /* from an earlier setup: freed by the libcurl that made them */
+    r->curl->slist_free_all(r->headers);
+  r->headers = NULL;
   r->curl = c->curl;
   r->resp.max = c->max_body;
   c->curl->easy_reset(easy); /* keeps the connection cache */
@@ -252,8 +255,6 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
     r->url = NULL;
     return ca_error_set(err, ENOMEM, "out of memory");
   }
-  c->curl->slist_free_all(r->headers);
-  r->headers = NULL;
   struct curl_slist *h = c->curl->slist_append(NULL, "Expect:");
   if (h && r->body) {
     struct curl_slist *h2 = c->curl->slist_append(h, "Content-Type: application/json");

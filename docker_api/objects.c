@@ -347,7 +347,7 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
     if (freed && left)
       continue;
     uint64_t t = ca_now_monotonic_usec();
-    unsigned timeout_ms = (unsigned)CA_MIN((wake > t ? wake - t : 0) / 1000, 100u);
+    unsigned timeout_ms = (unsigned)CA_MIN((wake > t ? wake - t + 999 : 0) / 1000, 100u); /* up: no 1 ms spin */
     if (running > 0) {
       if ((mc = c->curl->multi_poll(c->multi, NULL, 0, (int)timeout_ms, NULL)) != CURLM_OK) {
         k = ca_error_set(err, EIO, "curl: %s", c->curl->multi_strerror(mc));
