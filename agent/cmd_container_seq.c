@@ -1209,6 +1209,7 @@ int ag_cmd_container_seq(const struct ag_globals *g, int argc, char **argv) {
   pthread_cond_init(&s.cv, NULL);
   pthread_mutex_init(&s.out_mu, NULL);
   _cleanup_error_ ca_error *err = NULL;
+  _cleanup_error_ ca_error *cerr = NULL; /* here, before the first goto: clang refuses a jump over a cleanup variable */
   int exit_code = AG_EXIT_AGENT_FAILED;
   bool session = false, threads = false;
   pthread_t creator, remover;
@@ -1355,7 +1356,6 @@ out_session:
   ag_proxy_stop(s.proxy, 2000000);
   s.proxy = NULL;
   /* Everything labeled with the session: the container made ahead, one whose removal failed, ... */
-  _cleanup_error_ ca_error *cerr = NULL;
   bool collected_all = true;
   if (session && ag_collect_docker(s.env.dk, s.id, &collected, &cerr) < 0) {
     ca_log_warning("remove the session's containers: %s; the next cleanup-agent start or gc collects them", cerr->msg);

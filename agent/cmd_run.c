@@ -506,7 +506,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     free(o.labels);
     return r < 0 ? AG_EXIT_OK : r;
   }
-  _cleanup_free_ const char **labels = o.labels;
+  _cleanup_free_ _unused_ const char **labels = o.labels; /* frees the labels on every return */
   struct run_state s = {.lock_fd = -1, .guardian = {.fd = -1}, .started_usec = ca_now_monotonic_usec()};
   _cleanup_error_ ca_error *err = NULL;
   int exit_code = AG_EXIT_AGENT_FAILED;

@@ -225,12 +225,13 @@ test_asan() {
     return "$rc"
 }
 
-# The fuzz targets: a clang build of their own (libFuzzer needs clang's runtime, libclang-rt-14-dev), only the
-# fuzz_all target (the rest of the project is built and tested by gcc above).
+# The fuzz targets: a clang build of their own (libFuzzer needs clang's runtime, libclang-rt-14-dev): the fuzz_all
+# target and the binary (the rest of the project is built and tested by gcc above).
 build_fuzz() {
     # The fuzz targets make no requests: the system's libcurl headers are all they need.
     configure build-fuzz -DCMAKE_C_COMPILER=clang -DAG_FUZZ=ON -DAG_TESTS=OFF -DAG_WERROR=ON -DAG_CURL=system || return 1
-    cmake --build build-fuzz --target fuzz_all
+    # and the binary: the whole agent compiles under clang's -Werror too, not only the parsers.
+    cmake --build build-fuzz --target fuzz_all cleanup-agent
 }
 
 run_fuzz() {
