@@ -31,7 +31,7 @@ struct gc_item {
   char *name;
   char session[AG_SESSION_ID_LEN + 1];
   enum ag_rule rule;
-  int64_t age; /* seconds */
+  int64_t age;  /* seconds */
   bool running; /* containers: running, paused or restarting (a kill before the removal) */
   ca_error *error;
   bool done;
@@ -128,8 +128,8 @@ static int scan_docker(struct gc_run *g, enum gc_kind kind, ca_error **err) {
     gi->name = it->names && it->names[0] ? strdup(it->names[0]) : NULL;
     snprintf(gi->session, sizeof(gi->session), "%s", in.session);
     gi->age = in.created ? g->ctx.now - in.created : 0;
-    gi->running = it->state && (streq(it->state, "running") || streq(it->state, "paused") ||
-                                streq(it->state, "restarting"));
+    gi->running =
+        it->state && (streq(it->state, "running") || streq(it->state, "paused") || streq(it->state, "restarting"));
   }
   return 0;
 }

@@ -272,7 +272,7 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
 #define SET(opt, val)                                                                                                  \
   do {                                                                                                                 \
     if (cc == CURLE_OK)                                                                                                \
-      cc = c->curl->easy_setopt(easy, opt, val);                                                                        \
+      cc = c->curl->easy_setopt(easy, opt, val);                                                                       \
   } while (0)
   SET(CURLOPT_URL, r->url);
   if (c->socket_path)

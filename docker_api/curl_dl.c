@@ -19,12 +19,8 @@ static const struct {
   const char *name;
   size_t offset;
 } symbols[] = {
-#define SYM(field)                                                                                                     \
-  { "curl_" #field, offsetof(struct dk_curl_api, field) }
-    SYM(global_init),      SYM(easy_init),           SYM(easy_cleanup),   SYM(easy_reset),    SYM(easy_setopt),
-    SYM(easy_perform),     SYM(easy_strerror),       SYM(multi_init),     SYM(multi_cleanup), SYM(multi_setopt),
-    SYM(multi_add_handle), SYM(multi_remove_handle), SYM(multi_perform),  SYM(multi_poll),    SYM(multi_info_read),
-    SYM(multi_strerror),   SYM(slist_append),        SYM(slist_free_all),
+#define SYM(field) {"curl_" #field, offsetof(struct dk_curl_api, field)},
+    DK_CURL_FUNCTIONS(SYM)
 #undef SYM
 };
 
@@ -75,27 +71,9 @@ static int system_get(const struct dk_curl_api **ret, ca_error **err) {
 /* ---- the built-in libcurl ------------------------------------------------------------------------------------ */
 
 #ifdef DK_CURL_BUILTIN
-static const struct dk_curl_api builtin_api = {
-    .name = "built-in libcurl " LIBCURL_VERSION,
-    .global_init = curl_global_init,
-    .easy_init = curl_easy_init,
-    .easy_cleanup = curl_easy_cleanup,
-    .easy_reset = curl_easy_reset,
-    .easy_setopt = curl_easy_setopt,
-    .easy_perform = curl_easy_perform,
-    .easy_strerror = curl_easy_strerror,
-    .multi_init = curl_multi_init,
-    .multi_cleanup = curl_multi_cleanup,
-    .multi_setopt = curl_multi_setopt,
-    .multi_add_handle = curl_multi_add_handle,
-    .multi_remove_handle = curl_multi_remove_handle,
-    .multi_perform = curl_multi_perform,
-    .multi_poll = curl_multi_poll,
-    .multi_info_read = curl_multi_info_read,
-    .multi_strerror = curl_multi_strerror,
-    .slist_append = curl_slist_append,
-    .slist_free_all = curl_slist_free_all,
-};
+#define FIELD(field) .field = curl_##field,
+static const struct dk_curl_api builtin_api = {.name = "built-in libcurl " LIBCURL_VERSION, DK_CURL_FUNCTIONS(FIELD)};
+#undef FIELD
 static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
 static CURLcode builtin_init_code;
 
@@ -107,14 +85,6 @@ static void builtin_init(void) {
 static bool want_system(void) {
   const char *v = getenv(DK_CURL_ENV);
   return v && strcmp(v, "system") == 0;
-}
-
-bool dk_curl_builtin(void) {
-  return true;
-}
-#else
-bool dk_curl_builtin(void) {
-  return false;
 }
 #endif
 

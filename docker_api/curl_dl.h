@@ -18,6 +18,28 @@
 /* CLEANUP_AGENT_LIBCURL=system: the system's libcurl for every engine (a way around a problem of the built-in one). */
 #define DK_CURL_ENV "CLEANUP_AGENT_LIBCURL"
 
+/* The functions of struct dk_curl_api (one field each), in one list for the names dlsym looks up and the built-in
+ * table: X(field) stands for curl_<field>. */
+#define DK_CURL_FUNCTIONS(X)                                                                                           \
+  X(global_init)                                                                                                       \
+  X(easy_init)                                                                                                         \
+  X(easy_cleanup)                                                                                                      \
+  X(easy_reset)                                                                                                        \
+  X(easy_setopt)                                                                                                       \
+  X(easy_perform)                                                                                                      \
+  X(easy_strerror)                                                                                                     \
+  X(multi_init)                                                                                                        \
+  X(multi_cleanup)                                                                                                     \
+  X(multi_setopt)                                                                                                      \
+  X(multi_add_handle)                                                                                                  \
+  X(multi_remove_handle)                                                                                               \
+  X(multi_perform)                                                                                                     \
+  X(multi_poll)                                                                                                        \
+  X(multi_info_read)                                                                                                   \
+  X(multi_strerror)                                                                                                    \
+  X(slist_append)                                                                                                      \
+  X(slist_free_all)
+
 struct dk_curl_api {
   const char *name; /* "built-in libcurl 7.88.1" or "libcurl.so.4", for messages */
   CURLcode (*global_init)(long flags);
@@ -44,5 +66,3 @@ struct dk_curl_api {
 /* The libcurl for an engine that needs TLS or not, loaded and initialised once per process (thread-safe; later calls
  * return the first outcome). Fails with a message naming the library and the package to install. */
 int dk_curl_get(bool tls, const struct dk_curl_api **ret, ca_error **err);
-/* True when this binary has the built-in libcurl. */
-bool dk_curl_builtin(void);

@@ -37,9 +37,9 @@ struct dk_client {
   int retries;
   size_t max_body;
   const struct dk_curl_api *curl; /* set once connecting got as far as libcurl */
-  CURL *easy;   /* short calls, reused for keep-alive */
-  CURLM *multi; /* bulk and streaming calls */
-  CURL **pool;  /* easy handles for bulk calls */
+  CURL *easy;                     /* short calls, reused for keep-alive */
+  CURLM *multi;                   /* bulk and streaming calls */
+  CURL **pool;                    /* easy handles for bulk calls */
   size_t n_pool;
   enum dk_conn conn;
   pthread_t conn_thread;
