@@ -704,10 +704,6 @@ const char *dk_client_api_version(const struct dk_client *c) {
   return c->api_version;
 }
 
-const char *dk_client_socket_path(const struct dk_client *c) {
-  return c->socket_path;
-}
-
 int dk_engine_version(struct dk_client *c, char **ret_version, char **ret_os, ca_error **err) {
   _cleanup_(dk_req_done) struct dk_req r;
   dk_req_init(&r, "GET", "/version", NULL, c->timeout_ms);

@@ -68,8 +68,6 @@ void dk_client_free(struct dk_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dk_client *, dk_client_free)
 /* The negotiated API version, e.g. "1.41". */
 const char *dk_client_api_version(const struct dk_client *c);
-/* The engine's Unix socket path, or NULL for tcp:// engines. */
-const char *dk_client_socket_path(const struct dk_client *c);
 
 /* Engine version ("20.10.24") and OS ("linux") from /version; the caller frees both strings. */
 int dk_engine_version(struct dk_client *c, char **ret_version, char **ret_os, ca_error **err);

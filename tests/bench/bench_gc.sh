@@ -148,11 +148,9 @@ measure() {
         ((f == 0)) || { echo "$prog: $f foreign session resources appeared; gc skipped" >&2; echo "skip - -"; return; }
         t0=$(now)
         /usr/bin/time -f "%M" -o "$work/time" "$agent" --docker-host "$docker_host" --state-dir "$work/state" --cgroup-root "$cg_root" \
-            --log-level info gc --parallel "$parallel" >"$work/gc.out" 2>"$work/gc.err" || true
+            --log-level warning gc --parallel "$parallel" >"$work/gc.out" 2>"$work/gc.err" || true
         t1=$(now)
         rss=$(tail -1 "$work/time")
-        # How many running containers gc killed itself (the engine kills the rest): to stderr, with the timing.
-        sed -n 's/^cleanup-agent: info: gc: //p' "$work/gc.err" >&2
         ;;
     cli)
         t0=$(now)
@@ -199,12 +197,10 @@ f=$(foreign_count)
 ((f == 0)) || echo "$prog: note: $f foreign session-labeled resources exist now (appeared during the run)" >&2
 
 # The table: median time, what each left, and the targets.
-# median_of FILE: "-" when a method was not run (-m)
-median_of() { if [[ -f $work/$1 ]]; then median <"$work/$1"; else echo -; fi; }
-t_gc=$(median_of t.gc)
-t_cli=$(median_of t.cli)
-t_one=$(median_of t.one)
-rss=$(median_of rss.gc)
+t_gc=$(median <"$work/t.gc" 2>/dev/null || echo -)
+t_cli=$(median <"$work/t.cli" 2>/dev/null || echo -)
+t_one=$(median <"$work/t.one" 2>/dev/null || echo -)
+rss=$(median <"$work/rss.gc" 2>/dev/null || echo -)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN { if (v == "-") print "not measured"; else if ((op == "le" && v <= lim) || (op == "ge" && v >= lim) || (op == "lt" && v < lim)) print "met"; else print "NOT met" }'; }
 reps_of() { [[ -f $work/t.$1 ]] && wc -l <"$work/t.$1" || echo 0; }
@@ -219,5 +215,5 @@ echo "| --- | ---: | ---: | ---: | --- | --- |"
 echo "| \`cleanup-agent gc --parallel $parallel\` | $t_gc | $(reps_of gc) | $(left_of gc) | <= 0.9x docker CLI (is ${r_cli}x); >= 2x faster than one-by-one (is ${r_one}x) | $(verdict "$r_cli" 0.9 le) / $(verdict "$r_one" 2 ge) |"
 echo "| \`docker rm -f \$(docker ps -aq --filter label=...)\` | $t_cli | $(reps_of cli) | $(left_of cli) | reference | |"
 echo "| one by one: \`docker rm -f ID\` in a loop | $t_one | $(reps_of one) | $(left_of one) | reference | |"
-echo "| \`docker container prune -f --filter label=...\` | $(median_of t.prune) | $(reps_of prune) | $(left_of prune) | leaves the running half | not comparable |"
+echo "| \`docker container prune -f --filter label=...\` | $([[ -f $work/t.prune ]] && median <"$work/t.prune" || echo -) | $(reps_of prune) | $(left_of prune) | leaves the running half | not comparable |"
 echo "| gc peak RSS (KiB, /usr/bin/time) | $rss | $(reps_of gc) | | < 8192 | $(verdict "$rss" 8192 lt) |"
