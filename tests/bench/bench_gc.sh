@@ -197,10 +197,12 @@ f=$(foreign_count)
 ((f == 0)) || echo "$prog: note: $f foreign session-labeled resources exist now (appeared during the run)" >&2
 
 # The table: median time, what each left, and the targets.
-t_gc=$(median <"$work/t.gc" 2>/dev/null || echo -)
-t_cli=$(median <"$work/t.cli" 2>/dev/null || echo -)
-t_one=$(median <"$work/t.one" 2>/dev/null || echo -)
-rss=$(median <"$work/rss.gc" 2>/dev/null || echo -)
+# median_of FILE: "-" when a method was not run (-m)
+median_of() { if [[ -f $work/$1 ]]; then median <"$work/$1"; else echo -; fi; }
+t_gc=$(median_of t.gc)
+t_cli=$(median_of t.cli)
+t_one=$(median_of t.one)
+rss=$(median_of rss.gc)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN { if (v == "-") print "not measured"; else if ((op == "le" && v <= lim) || (op == "ge" && v >= lim) || (op == "lt" && v < lim)) print "met"; else print "NOT met" }'; }
 reps_of() { [[ -f $work/t.$1 ]] && wc -l <"$work/t.$1" || echo 0; }
@@ -215,5 +217,5 @@ echo "| --- | ---: | ---: | ---: | --- | --- |"
 echo "| \`cleanup-agent gc --parallel $parallel\` | $t_gc | $(reps_of gc) | $(left_of gc) | <= 0.9x docker CLI (is ${r_cli}x); >= 2x faster than one-by-one (is ${r_one}x) | $(verdict "$r_cli" 0.9 le) / $(verdict "$r_one" 2 ge) |"
 echo "| \`docker rm -f \$(docker ps -aq --filter label=...)\` | $t_cli | $(reps_of cli) | $(left_of cli) | reference | |"
 echo "| one by one: \`docker rm -f ID\` in a loop | $t_one | $(reps_of one) | $(left_of one) | reference | |"
-echo "| \`docker container prune -f --filter label=...\` | $([[ -f $work/t.prune ]] && median <"$work/t.prune" || echo -) | $(reps_of prune) | $(left_of prune) | leaves the running half | not comparable |"
+echo "| \`docker container prune -f --filter label=...\` | $(median_of t.prune) | $(reps_of prune) | $(left_of prune) | leaves the running half | not comparable |"
 echo "| gc peak RSS (KiB, /usr/bin/time) | $rss | $(reps_of gc) | | < 8192 | $(verdict "$rss" 8192 lt) |"
