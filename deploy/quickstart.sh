@@ -40,7 +40,12 @@ else
     tail -n 3 "$work/fetch-curl-source.log" >&2
     note "could not fetch curl's source: building with the system's libcurl instead"
 fi
-cmake -S . -B build -G Ninja -DAG_TESTS=OFF "${curl_args[@]}" >/dev/null
+# A build/ configured before (a developer's tree) keeps its own options, tests included; a new one gets none.
+if [[ -f build/CMakeCache.txt ]]; then
+    cmake -S . -B build >/dev/null
+else
+    cmake -S . -B build -G Ninja -DAG_TESTS=OFF "${curl_args[@]}" >/dev/null
+fi
 cmake --build build
 step "Docker engine"
 start_engine
