@@ -37,7 +37,7 @@ done
 say() { printf '\n==> %s\n' "$*"; }
 packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
     docker.io busybox-static qemu-system-x86 linux-image-cloud-amd64 cpio libhttp-parser-dev clang libclang-rt-14-dev
-    systemd python3-yaml python3-pyhcl docker-compose time iproute2)
+    systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cleanup-agent-tests.XXXXXX")
 # Steps 1 and 2 (packages, the Docker engine, the test image) are shared with deploy/quickstart.sh.
