@@ -20,9 +20,8 @@ rootfs_tar=/var/cache/cleanup-agent/debian-12-minbase.tar
 images_before=$build/deploy-image.before
 label=io.cleanup-agent.test=deploy-image
 
-passed=0 failed=0
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1${2:+: $2}"; failed=$((failed + 1)); }
+# shellcheck source=tests/deploy/lib.sh
+source "$repo/tests/deploy/lib.sh"
 die() { echo "$prog: $*" >&2; exit 1; }
 finish() { echo "$prog $step: $passed passed, $failed failed"; ((failed == 0)); exit; }
 
@@ -76,6 +75,9 @@ do_build() {
 }
 
 hex32() { head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+# exists KIND ID / gone KIND ID: whether the engine still has the container, network or volume
+exists() { docker "$1" inspect "$2" >/dev/null 2>&1; }
+gone() { ! exists "$@"; }
 
 do_gc() {
     docker image inspect "$image" >/dev/null 2>&1 || { fail "the image $image exists (built by the build step)"; finish; }
@@ -105,36 +107,28 @@ do_gc() {
         --security-opt no-new-privileges -v "$sock:/var/run/docker.sock" "$image" gc 2>&1) || rc=$?
     [[ $rc == 0 ]] && ok "gc in the image exits 0" || fail "gc in the image exits 0 (got $rc)" "$out"
     echo "$out" | sed 's/^/    /'
-    local id what
-    for what in "running:$c_running" "created:$c_created"; do
-        id=${what#*:}
-        docker container inspect "$id" >/dev/null 2>&1 && fail "the expired ${what%%:*} container is removed" ||
-            ok "the expired ${what%%:*} container is removed"
-        [[ $out == *"${id:0:12}"* ]] && ok "gc names the ${what%%:*} container" || fail "gc names the ${what%%:*} container" "$out"
-    done
-    docker network inspect "$n_exp" >/dev/null 2>&1 && fail "the expired network is removed" || ok "the expired network is removed"
-    docker volume inspect "$v_exp" >/dev/null 2>&1 && fail "the expired volume is removed" || ok "the expired volume is removed"
-    [[ $(docker inspect -f '{{.State.Running}}' "$c_keep" 2>&1) == true ]] && ok "keep=true stays, running" ||
-        fail "keep=true stays, running"
-    docker container inspect "$c_live" >/dev/null 2>&1 && ok "an unexpired session of another host stays" ||
-        fail "an unexpired session of another host stays"
-    docker container inspect "$c_foreign" >/dev/null 2>&1 && ok "a container without a session label stays" ||
-        fail "a container without a session label stays"
-    [[ $out == *expired* ]] && ok "gc says the rule: expired" || fail "gc says the rule: expired" "$out"
+    expect "the expired running container is removed" gone container "$c_running"
+    expect "gc names the running container" grep -q "${c_running:0:12}" <<<"$out"
+    expect "the expired created container is removed" gone container "$c_created"
+    expect "gc names the created container" grep -q "${c_created:0:12}" <<<"$out"
+    expect "the expired network is removed" gone network "$n_exp"
+    expect "the expired volume is removed" gone volume "$v_exp"
+    expect "keep=true stays, running" test "$(docker inspect -f '{{.State.Running}}' "$c_keep" 2>&1)" == true
+    expect "an unexpired session of another host stays" exists container "$c_live"
+    expect "a container without a session label stays" exists container "$c_foreign"
+    expect "gc says the rule: expired" grep -q expired <<<"$out"
     finish
 }
 
 do_clean() {
-    local ids
-    ids=$(docker ps -aq --filter "label=$label")
-    # shellcheck disable=SC2086 # one id per word
-    [[ -z $ids ]] || docker rm -f $ids >/dev/null || fail "this test's containers removed"
-    ids=$(docker network ls -q --filter "label=$label")
-    # shellcheck disable=SC2086
-    [[ -z $ids ]] || docker network rm $ids >/dev/null || fail "this test's networks removed"
-    ids=$(docker volume ls -q --filter "label=$label")
-    # shellcheck disable=SC2086
-    [[ -z $ids ]] || docker volume rm $ids >/dev/null || fail "this test's volumes removed"
+    local kind ids all force
+    for kind in container network volume; do
+        all=() force=()
+        [[ $kind == container ]] && all=(-a) force=(-f)
+        ids=$(docker "$kind" ls -q "${all[@]}" --filter "label=$label")
+        # shellcheck disable=SC2086 # one id per word
+        [[ -z $ids ]] || docker "$kind" rm "${force[@]}" $ids >/dev/null || fail "this test's ${kind}s removed"
+    done
     docker image inspect "$image" >/dev/null 2>&1 && { docker rmi "$image" >/dev/null || fail "$image removed"; }
     # The build's other images (the build stage's layers, imported bases), children before parents: each pass
     # removes what nothing depends on any more.

@@ -7,10 +7,8 @@ repo=$1 build=$2
 install=$repo/deploy/install.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/deploy-install.XXXXXX")
 trap 'rm -rf -- "$work"' EXIT
-passed=0 failed=0
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1${2:+: $2}"; failed=$((failed + 1)); }
-expect() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+# shellcheck source=tests/deploy/lib.sh
+source "$repo/tests/deploy/lib.sh"
 
 version=$("$build/cleanup-agent" --version)
 
