@@ -8,9 +8,13 @@
 #   cli       docker rm -f $(docker ps -aq --filter label=...)
 #   one       for id in $(docker ps -aq --filter ...); do docker rm -f "$id"; done
 #   prune     docker container prune -f --filter label=...   (removes only the stopped half: the running half stays)
-# The CLI is /usr/bin/docker (Debian's docker.io). Prints a markdown table of medians over the repetitions.
+# The CLI is /usr/bin/docker (Debian's docker.io). Prints a markdown table of medians over the repetitions: wall time,
+# the method's own CPU (user+sys of the command and its children, /usr/bin/time), and the host's busy CPU over the
+# measurement (/proc/stat, every process: the engine's work shows here), then gc's time over the CLI's per repetition
+# (the methods run one after another within a repetition, so each pair saw the same machine).
+# -P adds `perf record -a` around each measurement and prints which processes the host's CPU went to (needs perf).
 #
-# Usage: tests/bench/bench_gc.sh [-n N] [-r REPS] [-p PARALLEL] [-m "gc cli one prune"] [-b AGENT] [-j CREATE_JOBS] [-s]
+# Usage: tests/bench/bench_gc.sh [-n N] [-r REPS] [-p PARALLEL] [-m "gc cli one prune"] [-b AGENT] [-j CREATE_JOBS] [-s] [-P]
 # By default the benchmark starts a private engine of its own (dockerd with its own data root, exec root, socket and
 # pid file under a temp dir; vfs, no bridge), loads the test image into it from the host engine, and stops it at the
 # end: gc sees every session-labeled resource on its engine, and on the shared one other suites stage dead sessions
@@ -30,8 +34,9 @@ methods="gc cli one prune"
 agent=$repo/build/cleanup-agent
 jobs=6
 shared=0
+profile=0
 
-while getopts "n:r:p:m:b:j:sh" o; do
+while getopts "n:r:p:m:b:j:sPh" o; do
     case $o in
     n) n=$OPTARG ;;
     r) reps=$OPTARG ;;
@@ -40,6 +45,7 @@ while getopts "n:r:p:m:b:j:sh" o; do
     b) agent=$OPTARG ;;
     j) jobs=$OPTARG ;;
     s) shared=1 ;;
+    P) profile=1 ;;
     h) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) exit 2 ;;
     esac
@@ -51,6 +57,7 @@ die() { echo "$prog: $*" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || die "/usr/bin/time missing: apt-get install time"
 $docker version >/dev/null 2>&1 || die "no engine answers on /var/run/docker.sock"
 $docker image inspect "$image" >/dev/null 2>&1 || die "image $image missing (tests/run.sh --env-only builds it)"
+((!profile)) || command -v perf >/dev/null || die "-P needs perf (apt-get install linux-perf)"
 
 run_id=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 bench_label=cleanup-agent.bench=$run_id
@@ -64,6 +71,7 @@ engine_pid=""
 cleanup() {
     local ids i
     ids=$($docker ps -aq --filter "label=$bench_label" 2>/dev/null || true)
+    # shellcheck disable=SC2086 # one id per word
     [[ -z $ids ]] || $docker rm -f $ids >/dev/null 2>&1 || true
     [[ ! -d $cg_root ]] || rmdir "$cg_root" 2>/dev/null || true
     if [[ -n $engine_pid ]]; then
@@ -135,44 +143,52 @@ populate() {
 }
 
 count_left() { $docker ps -aq --filter "label=$bench_label" | wc -l; }
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+hz=$(getconf CLK_TCK)
+# busy: the host's busy CPU time so far, in clock ticks (every field of /proc/stat's cpu line but idle and iowait)
+busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
-# measure METHOD: prints "seconds left rss_kib"
+# measure METHOD: prints "seconds left rss_kib own_cpu_s host_cpu_s". The method's command runs under /usr/bin/time
+# (its wall time, its own CPU with its children's, its peak RSS), and under perf record -a with -P.
 measure() {
-    local m=$1 t0 t1 rss=- ids
+    local m=$1 b0 b1 rss=- cmd
     case $m in
     gc)
         local f
         f=$(foreign_count)
-        ((f == 0)) || { echo "$prog: $f foreign session resources appeared; gc skipped" >&2; echo "skip - -"; return; }
-        t0=$(now)
-        /usr/bin/time -f "%M" -o "$work/time" "$agent" --docker-host "$docker_host" --state-dir "$work/state" --cgroup-root "$cg_root" \
-            --log-level warning gc --parallel "$parallel" >"$work/gc.out" 2>"$work/gc.err" || true
-        t1=$(now)
-        rss=$(tail -1 "$work/time")
+        ((f == 0)) || { echo "$prog: $f foreign session resources appeared; gc skipped" >&2; echo "skip - - - -"; return; }
+        cmd=("$agent" --docker-host "$docker_host" --state-dir "$work/state" --cgroup-root "$cg_root" --log-level warning
+            gc --parallel "$parallel")
         ;;
-    cli)
-        t0=$(now)
-        ids=$($docker ps -aq --filter "label=$bench_label")
-        # shellcheck disable=SC2086 # one argument per id, as users write it
-        $docker rm -f $ids >/dev/null
-        t1=$(now)
-        ;;
-    one)
-        t0=$(now)
-        for id in $($docker ps -aq --filter "label=$bench_label"); do $docker rm -f "$id" >/dev/null; done
-        t1=$(now)
-        ;;
-    prune)
-        t0=$(now)
-        $docker container prune -f --filter "label=$bench_label" >/dev/null
-        t1=$(now)
-        ;;
+    # The inner shell expands $0 (the docker command, split into words) and the ids, one argument each, as users write it
+    cli) cmd=(sh -c "\$0 rm -f \$(\$0 ps -aq --filter label=$bench_label)" "$docker") ;;
+    one) cmd=(sh -c "for id in \$(\$0 ps -aq --filter label=$bench_label); do \$0 rm -f \"\$id\"; done" "$docker") ;;
+    prune) read -ra cmd <<<"$docker container prune -f --filter label=$bench_label" ;;
     esac
-    echo "$(elapsed "$t0" "$t1") $(count_left) $rss"
+    ((!profile)) || cmd=(perf record -q -a -F 499 -o "$work/perf.$m" -- "${cmd[@]}")
+    b0=$(busy)
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time" "${cmd[@]}" >"$work/$m.out" 2>"$work/$m.err" || true
+    b1=$(busy)
+    read -r secs user sys rss < <(tail -n 1 "$work/time")
+    [[ $m == gc ]] || rss=-
+    # -P: perf record is the command /usr/bin/time saw, so its CPU and RSS would be counted as the method's
+    ((!profile)) || { user=-; sys=-; rss=-; }
+    echo "$secs $(count_left) $rss $(awk -v u="$user" -v s="$sys" 'BEGIN { if (u == "-") print "-"; else printf "%.2f", u + s }') $(awk -v d=$((b1 - b0)) -v hz="$hz" 'BEGIN { printf "%.2f", d / hz }')"
 }
 
+# profile_of METHOD CLIENT: the shares of the host's busy CPU (idle left out) in the last measurement of METHOD, by
+# process name: the top 5, and CLIENT's own (cleanup-agent or docker) wherever it ranks
+profile_of() {
+    perf report -q -i "$work/perf.$1" --sort comm --stdio 2>/dev/null | awk -v client="$2" '
+        NF >= 2 && $1 ~ /%$/ && $2 != "swapper" { p[++n] = $1 + 0; c[n] = $2; busy += $1 }
+        END {
+            for (i = 1; i <= n; i++)
+                if (i <= 5 || c[i] == client) printf "%s%s %.1f%%", (k++ ? ", " : ""), c[i], busy ? 100 * p[i] / busy : 0
+            print ""
+        }'
+}
+
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "$prog: run $run_id, N=$n, $reps repetition(s), methods: $methods, gc --parallel $parallel, CLI $($docker version --format '{{.Client.Version}}') ($docker), engine $($docker version --format '{{.Server.Version}}') on $($docker info --format '{{.Driver}}'), $(nproc) CPUs" >&2
@@ -181,11 +197,14 @@ for ((r = 1; r <= reps; r++)); do
         t0=$(now)
         populate
         echo "$prog: rep $r $m: population of $n made in $(elapsed "$t0" "$(now)") s" >&2
-        read -r secs left rss < <(measure "$m")
-        echo "$prog: rep $r $m: ${secs} s, $left left, peak RSS ${rss} KiB" >&2
-        [[ $secs == skip ]] || echo "$secs" >>"$work/t.$m"
+        read -r secs left rss own_cpu host_cpu < <(measure "$m")
+        echo "$prog: rep $r $m: ${secs} s, $left left, peak RSS ${rss} KiB, own CPU ${own_cpu} s, host CPU ${host_cpu} s" >&2
+        ((!profile)) || echo "$prog: rep $r $m: host CPU by process: $(profile_of "$m" "$([[ $m == gc ]] && echo cleanup-agent || echo docker)")" >&2
+        [[ $secs == skip ]] || { echo "$secs" >>"$work/t.$m"; echo "$r $secs" >>"$work/rt.$m"; }
         echo "$left" >>"$work/left.$m"
         [[ $rss == - ]] || echo "$rss" >>"$work/rss.$m"
+        [[ $own_cpu == - ]] || echo "$own_cpu" >>"$work/own.$m"
+        [[ $host_cpu == - ]] || echo "$host_cpu" >>"$work/host.$m"
         if [[ $m == gc ]]; then cp "$work/gc.err" "$work/gc.err.$r"; fi
         # Whatever a method left (prune: the running half) goes before the next population.
         ids=$($docker ps -aq --filter "label=$bench_label")
@@ -212,10 +231,16 @@ r_one=$(ratio "$t_one" "$t_gc")
 echo
 echo "gc benchmark: $([[ $shared == 1 ]] && echo "shared engine" || echo "private engine"), $n containers of dead sessions ($((n / 2)) running, $((n / 2)) created), $(nproc) CPUs, $($docker info --format '{{.Driver}}') storage driver, CLI $docker $($docker version --format '{{.Client.Version}}')"
 echo
-echo "| method | median wall time (s) | reps | left after | target | result |"
-echo "| --- | ---: | ---: | ---: | --- | --- |"
-echo "| \`cleanup-agent gc --parallel $parallel\` | $t_gc | $(reps_of gc) | $(left_of gc) | <= 0.9x docker CLI (is ${r_cli}x); >= 2x faster than one-by-one (is ${r_one}x) | $(verdict "$r_cli" 0.9 le) / $(verdict "$r_one" 2 ge) |"
-echo "| \`docker rm -f \$(docker ps -aq --filter label=...)\` | $t_cli | $(reps_of cli) | $(left_of cli) | reference | |"
-echo "| one by one: \`docker rm -f ID\` in a loop | $t_one | $(reps_of one) | $(left_of one) | reference | |"
-echo "| \`docker container prune -f --filter label=...\` | $(median_of t.prune) | $(reps_of prune) | $(left_of prune) | leaves the running half | not comparable |"
-echo "| gc peak RSS (KiB, /usr/bin/time) | $rss | $(reps_of gc) | | < 8192 | $(verdict "$rss" 8192 lt) |"
+c() { median_of "$1.$2"; } # c KIND METHOD: the median of one column
+echo "| method | median wall time (s) | reps | left after | median own CPU (s) | median host CPU (s) | target | result |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+echo "| \`cleanup-agent gc --parallel $parallel\` | $t_gc | $(reps_of gc) | $(left_of gc) | $(c own gc) | $(c host gc) | <= 0.9x docker CLI (is ${r_cli}x); >= 2x faster than one-by-one (is ${r_one}x) | $(verdict "$r_cli" 0.9 le) / $(verdict "$r_one" 2 ge) |"
+echo "| \`docker rm -f \$(docker ps -aq --filter label=...)\` | $t_cli | $(reps_of cli) | $(left_of cli) | $(c own cli) | $(c host cli) | reference | |"
+echo "| one by one: \`docker rm -f ID\` in a loop | $t_one | $(reps_of one) | $(left_of one) | $(c own one) | $(c host one) | reference | |"
+echo "| \`docker container prune -f --filter label=...\` | $(median_of t.prune) | $(reps_of prune) | $(left_of prune) | $(c own prune) | $(c host prune) | leaves the running half | not comparable |"
+echo "| gc peak RSS (KiB, /usr/bin/time) | $rss | $(reps_of gc) | | | | < 8192 | $(verdict "$rss" 8192 lt) |"
+echo
+# gc's time over the CLI's in each repetition that measured both: the spread says how far one median ratio can be trusted
+pairs=$( [[ -f $work/rt.gc && -f $work/rt.cli ]] && join "$work/rt.gc" "$work/rt.cli" | awk '$3 > 0 { printf "%s%.2f", (n++ ? ", " : ""), $2 / $3 }')
+echo "gc over the CLI per repetition: ${pairs:--}"
+echo "own CPU: the method's user+sys with its children's; host CPU: every process's, the engine's included (/proc/stat)"
