@@ -253,6 +253,15 @@ void ag_registry_done(struct ag_registry *r) {
   r->command = NULL;
 }
 
+/* A whole number written digit for digit. cJSON_AddNumberToObject prints 15 significant digits whenever they read back
+ * within its relative epsilon, which drops the last digit of integers above about 2^49: an expiry of
+ * 6433333333333331 came back as 6433333333333330 (found by fuzz_registry). */
+static void add_int(cJSON *o, const char *key, int64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof(buf), "%" PRId64, v);
+  cJSON_AddRawToObject(o, key, buf);
+}
+
 char *ag_registry_format(const struct ag_registry *r) {
   _cleanup_json_ cJSON *o = cJSON_CreateObject();
   if (!o)
@@ -262,12 +271,12 @@ char *ag_registry_format(const struct ag_registry *r) {
   cJSON_AddStringToObject(o, "mode", r->mode);
   cJSON_AddStringToObject(o, "host", r->owner.host);
   cJSON_AddStringToObject(o, "boot_id", r->owner.boot_id);
-  cJSON_AddNumberToObject(o, "owner_pid", r->owner.pid);
-  /* Start times and unix seconds fit a double exactly (< 2^53). */
-  cJSON_AddNumberToObject(o, "owner_start", (double)r->owner.start);
-  cJSON_AddNumberToObject(o, "created", (double)r->created);
-  cJSON_AddNumberToObject(o, "expires", (double)r->expires);
-  cJSON_AddNumberToObject(o, "guardian_pid", r->guardian_pid);
+  add_int(o, "owner_pid", r->owner.pid);
+  /* Up to 2^53, as the parser accepts them: a double holds each exactly, so they read back as written. */
+  add_int(o, "owner_start", (int64_t)r->owner.start);
+  add_int(o, "created", r->created);
+  add_int(o, "expires", r->expires);
+  add_int(o, "guardian_pid", r->guardian_pid);
   if (r->cgroup_root)
     cJSON_AddStringToObject(o, "cgroup_root", r->cgroup_root);
   if (r->docker_host)

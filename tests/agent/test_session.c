@@ -160,6 +160,26 @@ Test(session, registry_round_trip_through_the_file) {
   ag_state_free(s);
 }
 
+/* Every whole number the parser accepts comes back from the file as it was written (cJSON's own number printing drops
+ * the last digit above about 2^49). */
+Test(session, registry_round_trip_keeps_the_largest_numbers_exact) {
+  const int64_t values[] = {(INT64_C(1) << 53), (INT64_C(1) << 53) - 1, INT64_C(6433333333333331), INT64_C(1) << 50};
+  for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+    struct ag_registry in = sample(), out;
+    in.owner.start = (uint64_t)values[i];
+    in.created = values[i];
+    in.expires = values[i] - 1;
+    _cleanup_free_ char *text = ag_registry_format(&in);
+    cr_assert_not_null(text);
+    cr_assert_eq(ag_registry_parse(text, strlen(text), &out, NULL), 0, "%s", text);
+    cr_assert_eq(out.owner.start, in.owner.start, "%s", text);
+    cr_assert_eq(out.created, in.created, "%s", text);
+    cr_assert_eq(out.expires, in.expires, "%s", text);
+    cr_assert_eq(out.guardian_pid, in.guardian_pid);
+    ag_registry_done(&out);
+  }
+}
+
 Test(session, registry_parse_rejects_malformed_and_oddly_typed) {
   const char *bad[] = {
       "",
