@@ -254,7 +254,7 @@ void ag_registry_done(struct ag_registry *r) {
 }
 
 /* A whole number written digit for digit. cJSON_AddNumberToObject prints 15 significant digits whenever they read back
- * within its relative epsilon, which drops the last digit of integers above about 2^49: an expiry of
+ * within its relative epsilon, which drops the last digit of integers from about 2^52 (4.5e15) up: an expiry of
  * 6433333333333331 came back as 6433333333333330 (found by fuzz_registry). */
 static void add_int(cJSON *o, const char *key, int64_t v) {
   char buf[24];

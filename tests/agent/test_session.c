@@ -161,7 +161,7 @@ Test(session, registry_round_trip_through_the_file) {
 }
 
 /* Every whole number the parser accepts comes back from the file as it was written (cJSON's own number printing drops
- * the last digit above about 2^49). */
+ * the last digit from about 2^52 up). */
 Test(session, registry_round_trip_keeps_the_largest_numbers_exact) {
   const int64_t values[] = {(INT64_C(1) << 53), (INT64_C(1) << 53) - 1, INT64_C(6433333333333331), INT64_C(1) << 50};
   for (size_t i = 0; i < ELEMENTSOF(values); i++) {
