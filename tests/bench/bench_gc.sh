@@ -200,12 +200,11 @@ for ((r = 1; r <= reps; r++)); do
         read -r secs left rss own_cpu host_cpu < <(measure "$m")
         echo "$prog: rep $r $m: ${secs} s, $left left, peak RSS ${rss} KiB, own CPU ${own_cpu} s, host CPU ${host_cpu} s" >&2
         ((!profile)) || echo "$prog: rep $r $m: host CPU by process: $(profile_of "$m" "$([[ $m == gc ]] && echo cleanup-agent || echo docker)")" >&2
-        [[ $secs == skip ]] || { echo "$secs" >>"$work/t.$m"; echo "$r $secs" >>"$work/rt.$m"; }
+        [[ $secs == skip ]] || echo "$r $secs" >>"$work/t.$m"
         echo "$left" >>"$work/left.$m"
         [[ $rss == - ]] || echo "$rss" >>"$work/rss.$m"
         [[ $own_cpu == - ]] || echo "$own_cpu" >>"$work/own.$m"
         [[ $host_cpu == - ]] || echo "$host_cpu" >>"$work/host.$m"
-        if [[ $m == gc ]]; then cp "$work/gc.err" "$work/gc.err.$r"; fi
         # Whatever a method left (prune: the running half) goes before the next population.
         ids=$($docker ps -aq --filter "label=$bench_label")
         # shellcheck disable=SC2086
@@ -216,8 +215,8 @@ f=$(foreign_count)
 ((f == 0)) || echo "$prog: note: $f foreign session-labeled resources exist now (appeared during the run)" >&2
 
 # The table: median time, what each left, and the targets.
-# median_of FILE: "-" when a method was not run (-m)
-median_of() { if [[ -f $work/$1 ]]; then median <"$work/$1"; else echo -; fi; }
+# median_of FILE: the median of FILE's last column (t.*: "rep seconds"); "-" when a method was not run (-m)
+median_of() { if [[ -f $work/$1 ]]; then awk '{ print $NF }' "$work/$1" | median; else echo -; fi; }
 t_gc=$(median_of t.gc)
 t_cli=$(median_of t.cli)
 t_one=$(median_of t.one)
@@ -241,6 +240,6 @@ echo "| \`docker container prune -f --filter label=...\` | $(median_of t.prune) 
 echo "| gc peak RSS (KiB, /usr/bin/time) | $rss | $(reps_of gc) | | | | < 8192 | $(verdict "$rss" 8192 lt) |"
 echo
 # gc's time over the CLI's in each repetition that measured both: the spread says how far one median ratio can be trusted
-pairs=$( [[ -f $work/rt.gc && -f $work/rt.cli ]] && join "$work/rt.gc" "$work/rt.cli" | awk '$3 > 0 { printf "%s%.2f", (n++ ? ", " : ""), $2 / $3 }')
-echo "gc over the CLI per repetition: ${pairs:--}"
-echo "own CPU: the method's user+sys with its children's; host CPU: every process's, the engine's included (/proc/stat)"
+pairs=$( [[ -f $work/t.gc && -f $work/t.cli ]] && join "$work/t.gc" "$work/t.cli" | awk '$3 > 0 { printf "%s%.2f", (n++ ? ", " : ""), $2 / $3 }')
+echo "gc over the CLI per repetition: ${pairs:--}."
+echo "Own CPU: the method's user+sys with its children's; host CPU: every process's, the engine's included (/proc/stat)."

@@ -349,7 +349,7 @@ bench_gc() {
     [[ -n $parallel ]] || { echo "**FAILED**: no default --parallel in \`$agent gc --help\`"; return 1; }
     reps=$(pick 1 "$long_reps")
     run_bench gc tests/bench/bench_gc.sh -n "$n" -r "$reps" -p "$parallel" || return 1
-    local f=$work/gc.out gc cli one prune rss
+    local f=$work/gc.out gc cli one rss
     grep -E '^gc benchmark:' "$f" | sed 's/^gc benchmark: /Run: /'
     echo
     echo "$n containers of dead sessions (half running, half created), a fresh population for each method, on the"
@@ -361,26 +361,24 @@ bench_gc() {
     gc=$(num "$(cell "$f" '`cleanup-agent gc' 2)")
     cli=$(num "$(cell "$f" '`docker rm -f' 2)")
     one=$(num "$(cell "$f" "one by one" 2)")
-    prune=$(num "$(cell "$f" '`docker container prune' 2)")
     rss=$(num "$(cell "$f" "gc peak RSS" 2)")
     local r_cli r_one floor
     r_cli=$(calc "$gc" / "$cli" %.2f)
     r_one=$(calc "$one" / "$gc" %.2f)
     floor=$(for _ in 1 2 3 4 5; do /usr/bin/time -f %M "$agent" --version 2>&1 >/dev/null | tail -n 1; done |
         sort -n | sed -n 3p)
-    # measured KEY FIGURE: "FIGURE s, L left; CPU: O s own, H s host" from bench_gc.sh's columns
-    measured() { echo "$2 s, $(cell "$f" "$1" 4) left; CPU: $(cell "$f" "$1" 5) s own, $(cell "$f" "$1" 6) s host"; }
-    echo "CPU: own is the tool's user+sys time with its children's; host is every process's busy time over the"
-    echo "measurement (/proc/stat), the engine's work included. gc over the CLI in each repetition (both measured in it,"
-    echo "one after the other): $(sed -n 's/^gc over the CLI per repetition: //p' "$f")."
+    # measured KEY: "T s, L left; CPU: O s own, H s host" from the columns of bench_gc.sh's line for KEY
+    measured() { echo "$(num "$(cell "$f" "$1" 2)") s, $(cell "$f" "$1" 4) left; CPU: $(cell "$f" "$1" 5) s own, $(cell "$f" "$1" 6) s host"; }
+    # bench_gc.sh's lines under its table: gc over the CLI per repetition, and what the CPU figures count
+    sed -n '/^gc over the CLI per repetition: /,$p' "$f"
     echo
     table_head
-    row "\`cleanup-agent gc --parallel $parallel\`" "$(measured '`cleanup-agent gc' "$gc")" \
+    row "\`cleanup-agent gc --parallel $parallel\`" "$(measured '`cleanup-agent gc')" \
         "${r_cli}x the CLI's time; ${r_one}x faster than one-by-one" "<= 0.9x the CLI; >= 2x faster than one-by-one" \
         "$(verdict "$r_cli" le 0.9) / $(verdict "$r_one" ge 2)"
-    row "\`docker rm -f \$(docker ps -aq --filter label=...)\`" "$(measured '`docker rm -f' "$cli")" "" "" "reference"
-    row "one by one: \`docker rm -f ID\` in a loop" "$(measured "one by one" "$one")" "" "" "reference"
-    row "\`docker container prune -f --filter label=...\`" "$(measured '`docker container prune' "$prune")" "" "" \
+    row "\`docker rm -f \$(docker ps -aq --filter label=...)\`" "$(measured '`docker rm -f')" "" "" "reference"
+    row "one by one: \`docker rm -f ID\` in a loop" "$(measured "one by one")" "" "" "reference"
+    row "\`docker container prune -f --filter label=...\`" "$(measured '`docker container prune')" "" "" \
         "not comparable: prune removes only stopped containers and leaves the running half"
     row "gc peak RSS (/usr/bin/time)" "$rss KiB" "\`cleanup-agent --version\`: $floor KiB" "< 8192 KiB" \
         "$(verdict "$rss" lt 8192)"
