@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/run.sh: the test command. As root on a fresh Debian 12 machine it, by itself:
-#   1. installs what is missing (apt-get),
+#   1. installs what is missing (apt-get), and docker.io 26.1 from Debian 13 (trixie) when the one installed is older,
 #   2. brings up the real things: a Docker engine (started here only when none answers, stopped at the end only
 #      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots,
 #   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both with the
@@ -38,6 +38,9 @@ say() { printf '\n==> %s\n' "$*"; }
 packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
     docker.io busybox-static qemu-system-x86 linux-image-cloud-amd64 cpio libhttp-parser-dev clang libclang-rt-14-dev
     systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap)
+# The engine of Debian's stable release (13: 26.1) rather than Debian 12's 20.10.24, on which gc cannot kill
+# containers itself (deploy/env.sh, install_engine_from_suite); gc's tests check each engine's behaviour.
+engine_suite=trixie
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cleanup-agent-tests.XXXXXX")
 # Steps 1 and 2 (packages, the Docker engine, the test image) are shared with deploy/quickstart.sh.
@@ -242,7 +245,7 @@ run_fuzz() {
 run_start=$SECONDS
 note "repo $repo, $(uname -r), $(nproc) CPUs, running as $(id -un)"
 
-if ! phase "packages" install_packages; then
+if ! phase "packages" install_packages || ! phase "engine package" install_engine_from_suite; then
     # Nothing below can work without them.
     note "FAIL: required packages are missing"
     exit 1

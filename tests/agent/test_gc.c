@@ -1,12 +1,17 @@
 /* gc against the real engine: a population of foreign resources next to dead, rebooted-host and expired ones.
- * gc --dry-run lists exactly the collectable ones and removes nothing; gc removes exactly those. */
+ * gc --dry-run lists exactly the collectable ones and removes nothing; gc removes exactly those. On engines that
+ * survive many exits at once, the running containers it removes are killed by gc itself, through their cgroups, and
+ * nothing else is. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -301,4 +306,164 @@ Test(gc, usage_errors_exit_2_with_one_line) {
     const char *e = scenario_stderr(&sc);
     cr_assert_eq(strchr(e, '\n'), e + strlen(e) - 1, "case %zu: not one line: %s", i, e);
   }
+}
+
+/* ---- running containers of a local engine: killed here, by their cgroup (engines with the fix of
+ * moby/libnetwork#2649), or by the engine (the others) ---- */
+
+struct die_events {
+  pthread_mutex_t lock;
+  const char *const *ids;
+  size_t n;
+  bool kill[8], die[8], destroy[8];
+  char exit_code[8][8];
+  struct dk_client *c;
+  struct dk_cancel cancel;
+  const struct dk_filter *filters;
+  int64_t since_us;
+  int result;
+  ca_error *err;
+};
+
+static int on_container_event(void *ud, const struct dk_event *ev) {
+  struct die_events *s = ud;
+  pthread_mutex_lock(&s->lock);
+  bool all = true;
+  for (size_t i = 0; i < s->n; i++) {
+    if (streq(ev->type, "container") && streq(ev->id, s->ids[i])) {
+      s->kill[i] |= streq(ev->action, "kill");
+      s->destroy[i] |= streq(ev->action, "destroy");
+      if (streq(ev->action, "die")) {
+        s->die[i] = true;
+        const char *code = dk_labels_get(&ev->attributes, "exitCode");
+        snprintf(s->exit_code[i], sizeof(s->exit_code[i]), "%s", code ? code : "");
+      }
+    }
+    all &= s->destroy[i];
+  }
+  pthread_mutex_unlock(&s->lock);
+  return all ? 1 : 0;
+}
+
+static void *events_thread(void *arg) {
+  struct die_events *s = arg;
+  struct dk_events_options o = {
+      .filters = s->filters, .since_us = s->since_us, .on_event = on_container_event, .userdata = s};
+  s->result = dk_events(s->c, &o, &s->cancel, &s->err);
+  return NULL;
+}
+
+static char *create_container(const char *const *labels, bool start) {
+  const char *all[8] = {sc.test_label};
+  for (size_t i = 0; labels[i]; i++)
+    all[i + 1] = labels[i];
+  struct dk_container_spec spec = {
+      .image = "cleanup-test/busybox:latest",
+      .cmd = (const char *[]){"sleep", "1000", NULL},
+      .labels = all,
+      .network_mode = "none",
+  };
+  char *id = NULL;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(dk_container_create(sc.dk, &spec, &id, &err), 0, "%s", err ? err->msg : "");
+  if (start)
+    cr_assert_eq(dk_container_start(sc.dk, id, &err), 0, "%s", err ? err->msg : "");
+  return id;
+}
+
+static int container_pid(const char *id) {
+  struct dk_container_info *info = NULL;
+  if (dk_container_inspect(sc.dk, id, &info, NULL) < 0)
+    return -1;
+  int pid = info->running ? info->pid : 0;
+  dk_container_info_free(info);
+  return pid;
+}
+
+Test(gc, running_containers_of_a_local_engine_are_killed_by_their_cgroup_and_nothing_else) {
+  struct ag_owner self;
+  cr_assert_eq(ag_owner_self(&self, NULL), 0);
+  char l_host[300];
+  snprintf(l_host, sizeof(l_host), "io.cleanup-agent.host=%s", self.host);
+  const char *rebooted[] = {"io.cleanup-agent.session=" REBOOTED, l_host,
+                            "io.cleanup-agent.boot-id=00000000-dead-beef-0000-000000000000", NULL};
+  const char *kept[] = {"io.cleanup-agent.session=" REBOOTED, l_host,
+                        "io.cleanup-agent.boot-id=00000000-dead-beef-0000-000000000000", "io.cleanup-agent.keep=true",
+                        NULL};
+
+  /* A host process that is older than the containers: moved into a cgroup named after one of them below, it is not
+   * that container's process, and the start time check must spare it. */
+  pid_t decoy = fork();
+  cr_assert_geq(decoy, 0);
+  if (decoy == 0) {
+    /* Dies with the test, whatever happens to it; and holds none of the runner's pipes. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    execlp("sleep", "sleep", "1000", (char *)NULL);
+    _exit(127);
+  }
+  sleep(3); /* creation times are whole seconds and gc allows 2 s of slack */
+
+  char *ours[3], *created = create_container(rebooted, false);
+  for (size_t i = 0; i < ELEMENTSOF(ours); i++)
+    ours[i] = create_container(rebooted, true);
+  char *foreign[2] = {create_container((const char *[]){NULL}, true), create_container(kept, true)};
+  int foreign_pid[2];
+  for (size_t i = 0; i < ELEMENTSOF(foreign); i++)
+    cr_assert_gt(foreign_pid[i] = container_pid(foreign[i]), 0);
+
+  char decoy_cg[512], cmd[1200];
+  snprintf(decoy_cg, sizeof(decoy_cg), "%s/decoy/%s", sc.cgroup_root, ours[0]);
+  snprintf(cmd, sizeof(cmd), "mkdir -p %s && echo %d > %s/cgroup.procs", decoy_cg, (int)decoy, decoy_cg);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+
+  const char *targets[] = {ours[0], ours[1], ours[2], created};
+  const struct dk_filter f[] = {{"type", "container"}, {"label", sc.test_label}, {0}};
+  struct die_events ev = {.lock = PTHREAD_MUTEX_INITIALIZER, .ids = targets, .n = ELEMENTSOF(targets), .filters = f};
+  ev.since_us = (int64_t)ca_now_realtime_usec() - 1000000;
+  ev.cancel.deadline_usec = ca_now_monotonic_usec() + 120 * 1000000ULL;
+  cr_assert_eq(dk_client_clone(sc.dk, &ev.c, NULL), 0);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, events_thread, &ev), 0);
+
+  int rc = scenario_run(&sc, (const char *[]){"--log-level", "info", "gc", NULL});
+  pthread_join(t, NULL);
+  const char *err = scenario_stderr(&sc);
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert_eq(ev.result, 0, "events: %s", ev.err ? ev.err->msg : "");
+  /* Only engines with the fix of moby/libnetwork#2649 get their containers killed here; older ones kill their own. */
+  char *version = NULL, *os = NULL;
+  cr_assert_eq(dk_engine_version(sc.dk, &version, &os, NULL), 0);
+  bool here = dk_engine_takes_exit_bursts(version);
+  for (size_t i = 0; i < ELEMENTSOF(ours); i++) {
+    cr_assert(ev.die[i] && ev.destroy[i], "container %zu: die %d destroy %d", i, ev.die[i], ev.destroy[i]);
+    cr_assert_str_eq(ev.exit_code[i], "137", "container %zu died with %s, not by SIGKILL", i, ev.exit_code[i]);
+    if (here)
+      cr_assert_not(ev.kill[i], "container %zu: engine %s killed it; gc did not kill it here:\n%s", i, version, err);
+    else
+      cr_assert(ev.kill[i], "container %zu: engine %s did not kill it, gc did:\n%s", i, version, err);
+  }
+  cr_assert(ev.destroy[3], "the created container is left");
+  cr_assert_not_null(strstr(err, here ? "killed the processes of 3 of 3 running containers here (3 processes)"
+                                      : "the engine kills its running containers itself (version "),
+                     "engine %s: %s", version, err);
+  free(version);
+  free(os);
+
+  for (size_t i = 0; i < ELEMENTSOF(foreign); i++)
+    cr_assert_eq(container_pid(foreign[i]), foreign_pid[i], "foreign container %zu was stopped or restarted", i);
+  cr_assert_eq(kill(decoy, 0), 0, "gc killed a process older than the container its cgroup is named after");
+  kill(decoy, SIGKILL);
+  waitpid(decoy, NULL, 0);
+  snprintf(cmd, sizeof(cmd), "rmdir %s %s/decoy", decoy_cg, sc.cgroup_root);
+  cr_assert_eq(system(cmd), 0);
+  dk_client_free(ev.c);
+  ca_error_free(ev.err);
+  for (size_t i = 0; i < ELEMENTSOF(ours); i++)
+    free(ours[i]);
+  free(created);
+  free(foreign[0]);
+  free(foreign[1]);
 }

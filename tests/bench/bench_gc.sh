@@ -11,7 +11,8 @@
 # The CLI is /usr/bin/docker (Debian's docker.io). Prints a markdown table of medians over the repetitions: wall time,
 # the method's own CPU (user+sys of the command and its children, /usr/bin/time), and the host's busy CPU over the
 # measurement (/proc/stat, every process: the engine's work shows here), then gc's time over the CLI's per repetition
-# (the methods run one after another within a repetition, so each pair saw the same machine).
+# (the methods run one after another within a repetition, so each pair saw the same machine; each repetition starts
+# with the next method, so none always runs first). gc's stderr says whether it killed the running containers itself.
 # -P adds `perf record -a` around each measurement and prints which processes the host's CPU went to (needs perf).
 #
 # Usage: tests/bench/bench_gc.sh [-n N] [-r REPS] [-p PARALLEL] [-m "gc cli one prune"] [-b AGENT] [-j CREATE_JOBS] [-s] [-P]
@@ -156,7 +157,7 @@ measure() {
         local f
         f=$(foreign_count)
         ((f == 0)) || { echo "$prog: $f foreign session resources appeared; gc skipped" >&2; echo "skip - - - -"; return; }
-        cmd=("$agent" --docker-host "$docker_host" --state-dir "$work/state" --cgroup-root "$cg_root" --log-level warning
+        cmd=("$agent" --docker-host "$docker_host" --state-dir "$work/state" --cgroup-root "$cg_root" --log-level info
             gc --parallel "$parallel")
         ;;
     # The inner shell expands $0 (the docker command, split into words) and the ids, one argument each, as users write it
@@ -168,6 +169,8 @@ measure() {
     b0=$(busy)
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" "${cmd[@]}" >"$work/$m.out" 2>"$work/$m.err" || true
     b1=$(busy)
+    # Whether gc killed the running containers itself or left that to the engine (it depends on the engine's version)
+    [[ $m != gc ]] || sed -n 's/^cleanup-agent: info: gc: \(.*kill.*\)/\1/p' "$work/gc.err" | sed "s|^|$prog: gc: |" >&2
     read -r secs user sys rss < <(tail -n 1 "$work/time")
     [[ $m == gc ]] || rss=-
     # -P: perf record is the command /usr/bin/time saw, so its CPU and RSS would be counted as the method's
@@ -193,7 +196,10 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (
 
 echo "$prog: run $run_id, N=$n, $reps repetition(s), methods: $methods, gc --parallel $parallel, CLI $($docker version --format '{{.Client.Version}}') ($docker), engine $($docker version --format '{{.Server.Version}}') on $($docker info --format '{{.Driver}}'), $(nproc) CPUs" >&2
 for ((r = 1; r <= reps; r++)); do
-    for m in $methods; do
+    # Each repetition starts one method later than the one before: no method always runs first, or last.
+    read -ra order <<<"$methods"
+    order=("${order[@]:$(((r - 1) % ${#order[@]}))}" "${order[@]:0:$(((r - 1) % ${#order[@]}))}")
+    for m in "${order[@]}"; do
         t0=$(now)
         populate
         echo "$prog: rep $r $m: population of $n made in $(elapsed "$t0" "$(now)") s" >&2
