@@ -170,7 +170,8 @@ measure() {
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" "${cmd[@]}" >"$work/$m.out" 2>"$work/$m.err" || true
     b1=$(busy)
     # Whether gc killed the running containers itself or left that to the engine (it depends on the engine's version)
-    [[ $m != gc ]] || sed -n 's/^cleanup-agent: info: gc: \(.*kill.*\)/\1/p' "$work/gc.err" | sed "s|^|$prog: gc: |" >&2
+    [[ $m != gc ]] || sed -n 's/^cleanup-agent: info: gc: \(.*kill.*\)/\1/p' "$work/gc.err" | tee -a "$work/kill.gc" |
+        sed "s|^|$prog: gc: |" >&2
     read -r secs user sys rss < <(tail -n 1 "$work/time")
     [[ $m == gc ]] || rss=-
     # -P: perf record is the command /usr/bin/time saw, so its CPU and RSS would be counted as the method's
@@ -248,4 +249,5 @@ echo
 # gc's time over the CLI's in each repetition that measured both: the spread says how far one median ratio can be trusted
 pairs=$( [[ -f $work/t.gc && -f $work/t.cli ]] && join "$work/t.gc" "$work/t.cli" | awk '$3 > 0 { printf "%s%.2f", (n++ ? ", " : ""), $2 / $3 }')
 echo "gc over the CLI per repetition: ${pairs:--}."
+[[ ! -s $work/kill.gc ]] || echo "gc on the running containers, per repetition: $(paste -sd ';' "$work/kill.gc" | sed 's/;/; /g')."
 echo "Own CPU: the method's user+sys with its children's; host CPU: every process's, the engine's included (/proc/stat)."
