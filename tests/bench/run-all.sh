@@ -134,11 +134,11 @@ table_head() {
 }
 
 # row WHAT MEASURED RELATIVE TARGET RESULT: one table line, reproduced by the last run_bench's command. A line with
-# a target (RESULT met or NOT met) also goes to the summary.
+# a target (RESULT met or NOT met, or two of them: "met / NOT met") also goes to the summary.
 row() {
     printf '| %s | %s | %s | %s | %s | `%s` |\n' "$1" "$2" "${3:--}" "${4:--}" "${5:--}" "$repro_cmd"
     case $5 in
-    met | "NOT met"*) printf '| %s | %s | %s | %s%s | %s |\n' "$cur_title" "$1" "$4" "$2" "${3:+ ($3)}" "$5" >>"$summary" ;;
+    met | "met / "* | "NOT met"*) printf '| %s | %s | %s | %s%s | %s |\n' "$cur_title" "$1" "$4" "$2" "${3:+ ($3)}" "$5" >>"$summary" ;;
     esac
 }
 
