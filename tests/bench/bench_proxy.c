@@ -2,7 +2,7 @@
  *
  *   bench_proxy [--reps N]
  *
- * Starts the proxy in this process (agent/proxy.c, the code run uses) in front of the engine of $DOCKER_HOST and
+ * Starts the proxy in this process (agent/proxy/proxy.c, the code run uses) in front of the engine of $DOCKER_HOST and
  * times, interleaved, direct against through the proxy: `docker ps`, `docker run --rm --network none
  * cleanup-test/busybox true` (the docker CLI, $DOCKER_CLI or /usr/bin/docker), and raw GET /_ping round trips on a
  * fresh connection and on a kept-alive one (the proxy's own cost without the CLI's start-up noise). Medians. */

@@ -1,4 +1,4 @@
-/* gc's collection rules over a resource's labels (ag_rule_match, agent/rules.c): labels come from the engine, so
+/* gc's collection rules over a resource's labels (ag_rule_match, agent/session/rules.c): labels come from the engine, so
  * anyone who can create a container can write them. Input: 24 bytes (the session state, whether the owner process
  * runs, created and finished times), then the label values session, keep, host, boot-id, owner-pid, owner-start and
  * expires separated by NUL bytes (a missing one is an absent label). The safety rules of DESIGN.md must hold for
