@@ -1,6 +1,5 @@
 /* run: wrap a command so that nothing it starts outlives it (cleanup layers 1 to 4 of DESIGN.md). */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 #include "collect.h"
 #include "commands.h"
 #include "guardian.h"
+#include "options.h"
 #include "proxy.h"
 
 #define DEFAULT_GRACE_USEC (10 * 1000000ULL)
@@ -126,101 +126,61 @@ int ag_check_user_label(const char *kv, ca_error **err) {
   return 0;
 }
 
+/* --label: checked and kept in the order given. */
+static int add_label(void *userdata, const char *kv, ca_error **err) {
+  struct run_opts *o = userdata;
+  if (ag_check_user_label(kv, err) < 0)
+    return -EINVAL;
+  o->labels[o->n_labels++] = kv;
+  return 0;
+}
+
 static int parse_run_opts(int argc, char **argv, struct run_opts *o) {
-  enum {
-    OPT_MEMORY = 0x100,
-    OPT_PIDS,
-    OPT_CPUS,
-    OPT_TIMEOUT,
-    OPT_GRACE,
-    OPT_TTL,
-    OPT_LABEL,
-    OPT_PRIVATE_TMP,
-    OPT_REPORT,
-    OPT_NO_DOCKER_PROXY
+  struct {
+    const char *memory, *pids, *cpus, *timeout, *grace, *ttl;
+  } v = {0};
+  const struct ag_option table[] = {
+      AG_OPT_VALUE("memory", "CLEANUP_AGENT_MEMORY", &v.memory),
+      AG_OPT_VALUE("pids", "CLEANUP_AGENT_PIDS", &v.pids),
+      AG_OPT_VALUE("cpus", "CLEANUP_AGENT_CPUS", &v.cpus),
+      AG_OPT_VALUE("timeout", "CLEANUP_AGENT_TIMEOUT", &v.timeout),
+      AG_OPT_VALUE("grace", "CLEANUP_AGENT_GRACE", &v.grace),
+      AG_OPT_VALUE("ttl", "CLEANUP_AGENT_TTL", &v.ttl),
+      AG_OPT_EACH("label", NULL, add_label),
+      AG_OPT_FLAG("private-tmp", "CLEANUP_AGENT_PRIVATE_TMP", &o->private_tmp),
+      AG_OPT_VALUE("report", "CLEANUP_AGENT_REPORT", &o->report),
+      AG_OPT_FLAG("no-docker-proxy", "CLEANUP_AGENT_NO_DOCKER_PROXY", &o->no_docker_proxy),
+      {NULL},
   };
-  static const struct option options[] = {
-      {"memory", required_argument, NULL, OPT_MEMORY},
-      {"pids", required_argument, NULL, OPT_PIDS},
-      {"cpus", required_argument, NULL, OPT_CPUS},
-      {"timeout", required_argument, NULL, OPT_TIMEOUT},
-      {"grace", required_argument, NULL, OPT_GRACE},
-      {"ttl", required_argument, NULL, OPT_TTL},
-      {"label", required_argument, NULL, OPT_LABEL},
-      {"private-tmp", no_argument, NULL, OPT_PRIVATE_TMP},
-      {"report", required_argument, NULL, OPT_REPORT},
-      {"no-docker-proxy", no_argument, NULL, OPT_NO_DOCKER_PROXY},
-      {"help", no_argument, NULL, 'h'},
-      {},
-  };
-  /* Environment first, so that flags override it. */
-  const char *val[OPT_NO_DOCKER_PROXY - OPT_MEMORY + 1] = {
-      getenv("CLEANUP_AGENT_MEMORY"),
-      getenv("CLEANUP_AGENT_PIDS"),
-      getenv("CLEANUP_AGENT_CPUS"),
-      getenv("CLEANUP_AGENT_TIMEOUT"),
-      getenv("CLEANUP_AGENT_GRACE"),
-      getenv("CLEANUP_AGENT_TTL"),
-      NULL,
-      getenv("CLEANUP_AGENT_PRIVATE_TMP"),
-      getenv("CLEANUP_AGENT_REPORT"),
-      getenv("CLEANUP_AGENT_NO_DOCKER_PROXY"),
-  };
-  for (size_t i = 0; i < ELEMENTSOF(val); i++)
-    if (val[i] && !*val[i])
-      val[i] = NULL;
+  const struct ag_options spec = {
+      .command = "run", .options = table, .userdata = o, .stop_at_operand = true, .usage_exit = AG_EXIT_AGENT_FAILED};
   o->labels = calloc((size_t)argc + 1, sizeof(char *));
   if (!o->labels)
     return run_usage_error("out of memory");
-
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "+:h", options, NULL)) != -1) {
-    switch (c) {
-      case 'h':
-        run_usage(stdout);
-        return -1;
-      case OPT_LABEL:
-        o->labels[o->n_labels++] = optarg;
-        break;
-      case OPT_PRIVATE_TMP:
-      case OPT_NO_DOCKER_PROXY:
-        val[c - OPT_MEMORY] = "1";
-        break;
-      case ':':
-        return run_usage_error("option '%s' needs a value; see 'cleanup-agent run --help'", argv[optind - 1]);
-      case '?':
-        return run_usage_error("unknown option '%s'; see 'cleanup-agent run --help'", argv[optind - 1]);
-      default:
-        val[c - OPT_MEMORY] = optarg;
-        break;
-    }
-  }
-  if (optind >= argc)
+  int next;
+  int r = ag_options_parse(&spec, argc, argv, &next);
+  if (r == AG_OPTIONS_HELP)
+    run_usage(stdout);
+  if (r != 0)
+    return r;
+  if (next >= argc)
     return run_usage_error("no command given: cleanup-agent run [OPTIONS] -- CMD [ARG...]");
-  o->argv = argv + optind;
+  o->argv = argv + next;
 
   _cleanup_error_ ca_error *err = NULL;
   uint64_t pids;
   o->grace_usec = DEFAULT_GRACE_USEC;
-  if ((val[0] && ca_parse_size(val[0], &o->limits.memory_max, &err) < 0) ||
-      (val[1] && ca_parse_uint(val[1], "--pids", 1, UINT32_MAX, &pids, &err) < 0) ||
-      (val[2] && ca_parse_positive_double(val[2], "--cpus", 4096, &o->limits.cpus, &err) < 0) ||
-      (val[3] && ca_parse_duration(val[3], &o->timeout_usec, &err) < 0) ||
-      (val[4] && ca_parse_duration(val[4], &o->grace_usec, &err) < 0) ||
-      (val[5] && ca_parse_duration(val[5], &o->ttl_usec, &err) < 0))
+  if ((v.memory && ca_parse_size(v.memory, &o->limits.memory_max, &err) < 0) ||
+      (v.pids && ca_parse_uint(v.pids, "--pids", 1, UINT32_MAX, &pids, &err) < 0) ||
+      (v.cpus && ca_parse_positive_double(v.cpus, "--cpus", 4096, &o->limits.cpus, &err) < 0) ||
+      (v.timeout && ca_parse_duration(v.timeout, &o->timeout_usec, &err) < 0) ||
+      (v.grace && ca_parse_duration(v.grace, &o->grace_usec, &err) < 0) ||
+      (v.ttl && ca_parse_duration(v.ttl, &o->ttl_usec, &err) < 0))
     return run_usage_error("%s", err->msg);
-  if (val[1])
+  if (v.pids)
     o->limits.pids_max = pids;
-  if (val[3] && o->timeout_usec == 0)
-    return run_usage_error("--timeout '%s': must be longer than zero", val[3]);
-  for (size_t i = 0; i < o->n_labels; i++)
-    if (ag_check_user_label(o->labels[i], &err) < 0)
-      return run_usage_error("%s", err->msg);
-  o->private_tmp = val[7] && !streq(val[7], "0") && !streq(val[7], "false");
-  o->report = val[8];
-  o->no_docker_proxy = val[9] && !streq(val[9], "0") && !streq(val[9], "false");
+  if (v.timeout && o->timeout_usec == 0)
+    return run_usage_error("--timeout '%s': must be longer than zero", v.timeout);
   return 0;
 }
 
