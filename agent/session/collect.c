@@ -140,10 +140,14 @@ int ag_collect_session(const struct ag_env *env, const char *id, struct ag_colle
     first = ca_error_set(err, EBUSY, "%u resource%s of session %s could not be removed", st->failed - failed,
                          st->failed - failed == 1 ? "" : "s", id);
   /* The registry goes last and only when everything else went: it is what tells the next start and gc that the
-   * session has something left, so a failed collection is retried. The one place of that rule. */
+   * session has something left, so a failed collection is retried. */
   if (first == 0 && env->state)
-    first = ag_registry_remove(env->state, id, err);
+    first = ag_collect_forget(env, id, err);
   return first;
+}
+
+int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err) {
+  return ag_registry_remove(env->state, id, err);
 }
 
 const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len) {

@@ -43,5 +43,10 @@ int ag_collect_resources(const struct ag_env *env, const char *id, struct ag_col
  * end of a session, the guardian and kill all end a session here. */
 int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err);
 
+/* Forgets session id once its collection went: its socket, registry and lock file. Every path that ends a session of
+ * this host ends here (the session's end, the guardian, kill, the start-up collection and its late-only guardian), so
+ * a rule for when a registry may go has this one place. gc keeps its own: it forgets sessions of any host. */
+int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err);
+
 /* "killed 3 processes, removed 1 container, 1 network" or "" when nothing was done; buf of size len. */
 const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len);

@@ -103,7 +103,7 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
   }
   /* Handed over by a startup collection: the registry went unremoved so that a crash here still leaves the session
    * known; now it may go. */
-  if (cfg->late_only && r == 0 && (r = ag_registry_remove(env.state, cfg->session_id, &err)) < 0)
+  if (cfg->late_only && r == 0 && (r = ag_collect_forget(&env, cfg->session_id, &err)) < 0)
     ca_log_error("guardian: session %s: %s", cfg->session_id, err->msg);
   dk_client_free(env.dk);
   cg_root_free(env.cg);

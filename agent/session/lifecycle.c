@@ -21,7 +21,8 @@
  *      the tree died: a client of the tree holding a request open would otherwise hold the drain.)
  *   2. ag_collect_session, the code the guardian and kill run: the session's cgroup, then its containers, networks
  *      and volumes, then the registry, which goes last and only when everything else went: it is what tells the
- *      next start and gc that the session still has something left. That rule lives in ag_collect_session alone.
+ *      next start and gc that the session still has something left. When a registry may go is decided in collect.c
+ *      alone (ag_collect_session, ag_collect_forget).
  *   3. The guardian is told the session ended and reaped; the lock goes with the session's free. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,7 +145,7 @@ static int collect_dead_session(const struct ag_env *env, const char *id, int lo
    * container-seq's next container) that lands after our listing, even when nothing was there yet. A guardian
    * watches for it, then forgets the session; without an engine, the registry goes now. */
   if (r == 0 && !(env->dk && reg.docker_host && hand_off(env, id, reg.docker_host, lock) == 0))
-    r = ag_registry_remove(env->state, id, err);
+    r = ag_collect_forget(env, id, err);
   ag_registry_done(&reg);
   return r;
 }
