@@ -2,11 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "collect.h"
-#include "guardian.h"
 
 /* Time given to a cgroup kill of a leftover tree before it is reported as stuck. */
 #define COLLECT_KILL_TIMEOUT_USEC (10 * 1000000ULL)
@@ -124,8 +121,7 @@ int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, 
   return 0;
 }
 
-/* The cgroup, then the engine's resources: everything of a session but its registry. */
-static int collect_resources(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
+int ag_collect_resources(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
   int first = 0;
   if (env->cg && cg_root_tracking(env->cg) == CG_TRACK_CGROUP)
     first = ag_collect_cgroup(env->cg, id, st, err);
@@ -138,75 +134,20 @@ static int collect_resources(const struct ag_env *env, const char *id, struct ag
 }
 
 int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
-  int first = collect_resources(env, id, st, err);
-  /* The registry goes last and only when everything else went: a failed collection is retried next time. */
+  unsigned failed = st->failed;
+  int first = ag_collect_resources(env, id, st, err);
+  if (first == 0 && st->failed > failed)
+    first = ca_error_set(err, EBUSY, "%u resource%s of session %s could not be removed", st->failed - failed,
+                         st->failed - failed == 1 ? "" : "s", id);
+  /* The registry goes last and only when everything else went: it is what tells the next start and gc that the
+   * session has something left, so a failed collection is retried. */
   if (first == 0 && env->state)
-    first = ag_registry_remove(env->state, id, err);
+    first = ag_collect_forget(env, id, err);
   return first;
 }
 
-/* Starts a guardian, outside our process tree, that keeps the session's lock while it watches for late creates and
- * then removes the registry. */
-static int hand_off(const struct ag_env *env, const char *id, const char *docker_host, int lock_fd) {
-  pid_t child = fork();
-  if (child < 0)
-    return -errno;
-  if (child == 0) {
-    struct ag_guardian_config cfg = {
-        .session_id = id,
-        .state_dir = env->state->dir,
-        .docker_host = docker_host,
-        .lock_fd = lock_fd,
-        .late_only = true,
-    };
-    struct ag_guardian g;
-    if (ag_guardian_start(&cfg, &g, NULL) < 0)
-      _exit(1);
-    close(g.fd); /* end-of-file without a byte: start now */
-    _exit(0);
-  }
-  int status;
-  while (waitpid(child, &status, 0) < 0)
-    if (errno != EINTR)
-      return -errno;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
-}
-
-int ag_collect_dead_sessions(const struct ag_env *env, struct ag_collect_stats *st, ca_error **err) {
-  _cleanup_strv_free_ char **ids = NULL;
-  int r = ag_state_list_sessions(env->state, &ids, err);
-  if (r < 0)
-    return r;
-  int collected = 0;
-  for (char **id = ids; *id; id++) {
-    _cleanup_close_ int lock = -1;
-    _cleanup_error_ ca_error *e = NULL;
-    /* Create the lock file if only the registry is left: taking it is what makes the collection exclusive. */
-    r = ag_session_lock(env->state, *id, true, &lock, &e);
-    if (r == -EWOULDBLOCK)
-      continue; /* alive */
-    if (r < 0) {
-      ca_log_warning("%s", e->msg);
-      continue;
-    }
-    struct ag_registry reg = {0};
-    r = ag_registry_load(env->state, *id, &reg, &e);
-    if (r < 0 && r != -ENOENT)
-      ca_log_warning("%s; collecting session %s from its labels and cgroup", e->msg, *id);
-    ca_error_free(TAKE_PTR(e));
-    r = collect_resources(env, *id, st, &e);
-    /* A session that used an engine may have had a create in flight when it died (a test's `docker run`,
-     * container-seq's next container) that lands after our listing, even when nothing was there yet. A guardian
-     * watches for it, then forgets the session; without an engine, the registry goes now. */
-    if (r == 0 && !(env->dk && reg.docker_host && hand_off(env, *id, reg.docker_host, lock) == 0))
-      r = ag_registry_remove(env->state, *id, &e);
-    ag_registry_done(&reg);
-    if (r < 0)
-      ca_log_warning("collect dead session %s: %s", *id, e->msg);
-    else
-      collected++;
-  }
-  return collected;
+int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err) {
+  return ag_registry_remove(env->state, id, err);
 }
 
 const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len) {

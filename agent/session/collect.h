@@ -34,13 +34,19 @@ int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_st
 /* Kills the processes of the session's cgroup leaf and removes it; nothing to do when there is no leaf. */
 int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err);
 
+/* The cgroup, then the engine's resources: everything of session id but its registry. Goes on after a failure of one
+ * part and reports the first error. */
+int ag_collect_resources(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err);
+
 /* Collects everything of session id (cgroup, then Docker, then the registry). The caller holds the session's lock.
- * Goes on after a failure of one part and reports the first error. */
+ * The registry goes only when everything else went (a resource that could not be removed is an error, EBUSY). The
+ * end of a session, the guardian and kill all end a session here. */
 int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err);
 
-/* Collects every session of this host's state dir whose lock is free (its agent and guardian are dead). Sessions
- * whose registry is corrupt are collected from their id alone. Returns the number of sessions collected. */
-int ag_collect_dead_sessions(const struct ag_env *env, struct ag_collect_stats *st, ca_error **err);
+/* Forgets session id once its collection went: its socket, registry and lock file. Every path that ends a session of
+ * this host ends here (the session's end, the guardian, kill, the start-up collection and its late-only guardian), so
+ * a rule for when a registry may go has this one place. gc keeps its own: it forgets sessions of any host. */
+int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err);
 
 /* "killed 3 processes, removed 1 container, 1 network" or "" when nothing was done; buf of size len. */
 const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len);

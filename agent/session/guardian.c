@@ -25,7 +25,8 @@ static void close_all_but(const int *keep, size_t n) {
   (void)close_range(lo, ~0U, 0);
 }
 
-static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd) {
+/* Out of the job's way: its own session, no terminal signals, no pipe of the job held open, no fd but ours. */
+static void detach(const struct ag_guardian_config *cfg, int fd) {
   /* Its own session: a Ctrl-C or a signal to the job's process group is the agent's to handle, not ours. */
   (void)setsid();
   (void)prctl(PR_SET_NAME, "ca-guardian");
@@ -43,7 +44,10 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
   }
   int keep[2] = {CA_MIN(fd, cfg->lock_fd), CA_MAX(fd, cfg->lock_fd)};
   close_all_but(keep, 2);
+}
 
+static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd) {
+  detach(cfg, fd);
   char c;
   ssize_t n;
   while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
@@ -99,7 +103,7 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
   }
   /* Handed over by a startup collection: the registry went unremoved so that a crash here still leaves the session
    * known; now it may go. */
-  if (cfg->late_only && r == 0 && (r = ag_registry_remove(env.state, cfg->session_id, &err)) < 0)
+  if (cfg->late_only && r == 0 && (r = ag_collect_forget(&env, cfg->session_id, &err)) < 0)
     ca_log_error("guardian: session %s: %s", cfg->session_id, err->msg);
   dk_client_free(env.dk);
   cg_root_free(env.cg);

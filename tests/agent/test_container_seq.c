@@ -507,3 +507,37 @@ Test(container_seq, engine_gone_for_good_checkpoint_then_the_next_start_collects
   /* The registry goes once a guardian watched for creates still in flight (at most 10 s). */
   cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "session %s was not forgotten within 20 s", id);
 }
+
+/* The two session commands record the same things about a session: what a later cleanup (the guardian, the next
+ * start, gc) reads from the registry must not depend on which command made it. Each session's command copies its
+ * own registry while it runs: container-seq's test reads the state dir through the /out mount. */
+Test(container_seq, registry_records_what_runs_registry_records) {
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "cat %s/sessions/$CLEANUP_AGENT_SESSION.json > %s/run-registry.json\n", sc.state, sc.dir);
+  const char *script = scenario_script(&sc, "copy.sh", cmd);
+  const char *run_args[] = {"run", "--", script, NULL};
+  cr_assert_eq(scenario_run(&sc, run_args), 0, "%s", scenario_stderr(&sc));
+  test_file("t1.sh", "cat /out/state/sessions/$CLEANUP_AGENT_SESSION.json > /out/seq-registry.json\n");
+  const char *files[] = {"t1.sh", NULL};
+  cr_assert_eq(scenario_run(&sc, seq_args(NULL, files)), 0, "%s", scenario_stderr(&sc));
+
+  char path[256];
+  snprintf(path, sizeof(path), "%s/run-registry.json", sc.dir);
+  cJSON *run = cJSON_Parse(scenario_read_text(path));
+  snprintf(path, sizeof(path), "%s/seq-registry.json", sc.dir);
+  cJSON *seq = cJSON_Parse(scenario_read_text(path));
+  cr_assert(cJSON_IsObject(run) && cJSON_IsObject(seq), "both sessions' registries were copied");
+  const cJSON *item;
+  cJSON_ArrayForEach(item, run) {
+    cr_expect(cJSON_HasObjectItem(seq, item->string), "container-seq's registry lacks run's \"%s\"", item->string);
+  }
+  cJSON_ArrayForEach(item, seq) {
+    cr_expect(cJSON_HasObjectItem(run, item->string), "run's registry lacks container-seq's \"%s\"", item->string);
+  }
+  const cJSON *root = cJSON_GetObjectItemCaseSensitive(seq, "cgroup_root");
+  cr_assert(cJSON_IsString(root), "container-seq records its cgroup root");
+  cr_assert_str_eq(root->valuestring, cJSON_GetObjectItemCaseSensitive(run, "cgroup_root")->valuestring);
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(seq, "mode")->valuestring, "container-seq");
+  cJSON_Delete(run);
+  cJSON_Delete(seq);
+}

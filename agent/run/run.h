@@ -1,0 +1,52 @@
+/* run's parts (run.c brings the session up and the command in, options.c, supervise.c and report.c): what they
+ * share. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "lifecycle.h"
+
+struct run_opts {
+  cg_limits limits;
+  uint64_t timeout_usec, grace_usec, ttl_usec;
+  const char **labels; /* --label K=V, NULL-terminated */
+  size_t n_labels;
+  bool private_tmp, no_docker_proxy;
+  const char *report;
+  char **argv;
+};
+
+/* Everything run knows while the command runs, for the summary and the report. */
+struct run_state {
+  struct ag_session *session;
+  cg_leaf *leaf;
+  pid_t pid;
+  int status;    /* wait status of the main process */
+  int exit_code; /* what the agent exits with */
+  int signal;    /* signal the agent got, 0 if none */
+  bool timed_out;
+  uint64_t started_usec;
+  unsigned survivors;
+  cg_stats stats;
+  bool have_stats;
+};
+
+/* options.c: 0 when the command is to run, -1 after --help, else the usage error's exit code (message printed). */
+int ag_run_parse_opts(int argc, char **argv, struct run_opts *o);
+
+/* supervise.c: waits for the main process while handling signals, --timeout and the grace period. */
+void ag_run_supervise(struct run_state *s, const struct run_opts *o, int sfd);
+/* Reaps children without blocking; records the main process's status. Returns true once it has exited. */
+bool ag_run_reap(struct run_state *s, bool *main_exited);
+/* "3 processes outlived the command: sleep (pid 123), ..." for what is left in the leaf after the main process. */
+void ag_run_report_survivors(struct run_state *s);
+
+/* report.c: the exit code from DESIGN.md's table, with the OOM message when the cgroup recorded an OOM kill. */
+int ag_run_exit_code(struct run_state *s, const struct run_opts *o);
+/* --report FILE: the JSON report of the run. */
+void ag_run_write_report(const struct run_state *s, const struct run_opts *o);
+/* The one-line summary, printed when anything was cleaned or limited. */
+void ag_run_print_summary(const struct run_state *s, const struct run_opts *o);

@@ -1,0 +1,299 @@
+/* The life of a session: one implementation for run and container-seq, in this order.
+ *
+ * Start: ag_session_open, then ag_session_begin.
+ *   1. Open the state dir, the engine client and the cgroup root. Nothing is written: a command may still refuse.
+ *   2. Collect the dead sessions of this host (cleanup layer 4). It needs the cgroup root, so that no registry goes
+ *      before its session's cgroup: without one it is skipped, with a warning.
+ *   3. A new id and the owner (host, boot, pid and start time).
+ *   4. The lease lock: from here the session is alive to every other agent, ps and gc.
+ *   5. The session labels, then the guardian (layer 3), forked before any thread of ours or libcurl exists; it holds
+ *      the lock too, so that nobody collects the session while the guardian does.
+ *   6. The registry, with everything a later cleanup needs: mode, owner, created, expires, guardian pid,
+ *      cgroup_root, docker_host and the command.
+ *   7. The Docker labeling proxy: its socket appears only once the registry names the session.
+ *   8. A lazy engine client starts connecting in the background (after the proxy's threads: pthread_create waits
+ *      for the dynamic loader's lock, which libcurl's load holds for milliseconds).
+ *   Then the command's own work: run's cgroup leaf and command, container-seq's containers.
+ *
+ * End: the command first kills what it ran itself (run: its tree, after reading its stats; container-seq: its
+ * threads), then ag_session_end:
+ *   1. The proxy stops, so that a create racing the end is either collected below or never made. (It stops after
+ *      the tree died: a client of the tree holding a request open would otherwise hold the drain.)
+ *   2. ag_collect_session, the code the guardian and kill run: the session's cgroup, then its containers, networks
+ *      and volumes, then the registry, which goes last and only when everything else went: it is what tells the
+ *      next start and gc that the session still has something left. When a registry may go is decided in collect.c
+ *      alone (ag_collect_session, ag_collect_forget).
+ *   3. The guardian is told the session ended and reaped; the lock goes with the session's free. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lifecycle.h"
+
+void ag_session_warn(struct ag_session *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = NULL;
+  if (vasprintf(&msg, fmt, ap) < 0)
+    msg = NULL;
+  va_end(ap);
+  if (!msg)
+    return;
+  ca_log_warning("%s", msg);
+  if (s->n_warnings < AG_SESSION_MAX_WARNINGS)
+    s->warnings[s->n_warnings++] = msg;
+  else
+    free(msg);
+}
+
+/* The engine is optional unless the config says otherwise: without one the session cleans processes only, and says
+ * so once. A lazy client only checks the socket here. */
+static int open_engine(struct ag_session *s, ca_error **err) {
+  struct dk_client_options o = s->cfg->engine;
+  o.host = s->docker_host;
+  _cleanup_error_ ca_error *e = NULL;
+  int r = dk_client_new(&o, &s->env.dk, &e);
+  if (r < 0 && s->cfg->engine_required) {
+    if (err)
+      *err = TAKE_PTR(e);
+    return r;
+  }
+  if (r < 0)
+    ca_log_notice("no Docker engine (%s): cleaning up processes only", e->msg);
+  return 0;
+}
+
+static int open_cgroup_root(struct ag_session *s, ca_error **err) {
+  const struct ag_session_config *cfg = s->cfg;
+  cg_root_options copts = {.root = cfg->globals->cgroup_root, .allow_process = true};
+  _cleanup_error_ ca_error *e = NULL;
+  int r = cg_root_open(&copts, &s->env.cg, &e);
+  if (r < 0 && !cfg->cgroup_required) {
+    ca_log_warning("not collecting dead sessions: %s", e->msg);
+    return 0;
+  }
+  if (r < 0) {
+    if (err)
+      *err = TAKE_PTR(e);
+    return r;
+  }
+  if (cfg->cgroup_required && cg_root_tracking(s->env.cg) == CG_TRACK_PROCESS) {
+    if (cfg->cgroup_limits)
+      return ca_error_set(err, EPERM, "limits need a writable cgroup (%s)", cg_root_fallback_reason(s->env.cg));
+    ca_log_notice("no writable cgroup (%s): tracking the command's processes by process group and /proc instead",
+                  cg_root_fallback_reason(s->env.cg));
+  }
+  return 0;
+}
+
+int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret, ca_error **err) {
+  _cleanup_(ag_session_freep) struct ag_session *s = calloc(1, sizeof(*s));
+  if (!s)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  s->cfg = cfg;
+  s->lock_fd = -1;
+  s->guardian.fd = -1;
+  s->docker_host = cfg->globals->docker_host ? cfg->globals->docker_host : AG_DEFAULT_DOCKER_HOST;
+  int r = ag_state_open(cfg->globals->state_dir, &s->env.state, err);
+  if (r < 0 || (r = open_engine(s, err)) < 0 || (r = open_cgroup_root(s, err)) < 0)
+    return r;
+  *ret = TAKE_PTR(s);
+  return 0;
+}
+
+/* Starts a guardian, outside our process tree, that keeps a dead session's lock while it watches for late creates
+ * and then removes the registry. */
+static int hand_off(const struct ag_env *env, const char *id, const char *docker_host, int lock_fd) {
+  pid_t child = fork();
+  if (child < 0)
+    return -errno;
+  if (child == 0) {
+    struct ag_guardian_config cfg = {
+        .session_id = id,
+        .state_dir = env->state->dir,
+        .docker_host = docker_host,
+        .lock_fd = lock_fd,
+        .late_only = true,
+    };
+    struct ag_guardian g;
+    if (ag_guardian_start(&cfg, &g, NULL) < 0)
+      _exit(1);
+    close(g.fd); /* end-of-file without a byte: start now */
+    _exit(0);
+  }
+  int status;
+  while (waitpid(child, &status, 0) < 0)
+    if (errno != EINTR)
+      return -errno;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
+/* Collects dead session id, whose lock the caller holds: its cgroup and Docker resources, then its registry. */
+static int collect_dead_session(const struct ag_env *env, const char *id, int lock, struct ag_collect_stats *st,
+                                ca_error **err) {
+  struct ag_registry reg = {0};
+  _cleanup_error_ ca_error *e = NULL;
+  int r = ag_registry_load(env->state, id, &reg, &e);
+  if (r < 0 && r != -ENOENT)
+    ca_log_warning("%s; collecting session %s from its labels and cgroup", e->msg, id);
+  r = ag_collect_resources(env, id, st, err);
+  /* A session that used an engine may have had a create in flight when it died (a test's `docker run`,
+   * container-seq's next container) that lands after our listing, even when nothing was there yet. A guardian
+   * watches for it, then forgets the session; without an engine, the registry goes now. */
+  if (r == 0 && !(env->dk && reg.docker_host && hand_off(env, id, reg.docker_host, lock) == 0))
+    r = ag_collect_forget(env, id, err);
+  ag_registry_done(&reg);
+  return r;
+}
+
+/* Every session of this host's state dir whose lock is free (its agent and guardian are dead). Returns how many. */
+static int collect_dead_sessions(const struct ag_env *env, struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_strv_free_ char **ids = NULL;
+  int r = ag_state_list_sessions(env->state, &ids, err);
+  if (r < 0)
+    return r;
+  int collected = 0;
+  for (char **id = ids; *id; id++) {
+    _cleanup_close_ int lock = -1;
+    _cleanup_error_ ca_error *e = NULL;
+    /* Create the lock file if only the registry is left: taking it is what makes the collection exclusive. */
+    r = ag_session_lock(env->state, *id, true, &lock, &e);
+    if (r == -EWOULDBLOCK)
+      continue; /* alive */
+    if (r < 0)
+      ca_log_warning("%s", e->msg);
+    else if (collect_dead_session(env, *id, lock, st, &e) < 0)
+      ca_log_warning("collect dead session %s: %s", *id, e->msg);
+    else
+      collected++;
+  }
+  return collected;
+}
+
+/* Layer 4: whatever a dead session of this host left. Costs one directory read when there is nothing. */
+static void collect_dead(struct ag_session *s) {
+  if (!s->env.cg)
+    return; /* said so when the cgroup root did not open */
+  _cleanup_error_ ca_error *err = NULL;
+  int n = collect_dead_sessions(&s->env, &s->startup, &err);
+  if (n > 0) {
+    char what[256];
+    ag_collect_stats_format(&s->startup, what, sizeof(what));
+    ca_log_notice("collected %d dead session%s%s%s", n, n == 1 ? "" : "s", *what ? ": " : "", what);
+  } else if (n < 0) {
+    ag_session_warn(s, "collect dead sessions: %s", err->msg);
+  }
+}
+
+/* Steps 3 to 5: id, owner, lock, labels, guardian. Nothing but the lock file exists when it fails. */
+static int take_session(struct ag_session *s, ca_error **err) {
+  const struct ag_session_config *cfg = s->cfg;
+  struct ag_registry *reg = &s->reg;
+  reg->created = time(NULL);
+  int r;
+  if ((r = ag_session_id_new(s->id, err)) < 0 || (r = ag_owner_self(&reg->owner, err)) < 0 ||
+      (r = ag_session_lock(s->env.state, s->id, true, &s->lock_fd, err)) < 0)
+    return r;
+  memcpy(reg->id, s->id, sizeof(reg->id));
+  snprintf(reg->mode, sizeof(reg->mode), "%s", cfg->mode);
+  reg->expires = cfg->ttl_usec ? reg->created + (int64_t)(cfg->ttl_usec / 1000000) : 0;
+  reg->guardian_pid = 0;
+  reg->cgroup_root = s->env.cg ? (char *)cg_root_path(s->env.cg) : NULL;
+  reg->docker_host = s->env.dk ? (char *)s->docker_host : NULL;
+  reg->command = cfg->command;
+  struct ag_guardian_config gcfg = {
+      .session_id = s->id,
+      .state_dir = s->env.state->dir,
+      .cgroup_root = cfg->globals->cgroup_root,
+      .docker_host = reg->docker_host,
+      .lock_fd = s->lock_fd,
+  };
+  if (!(s->labels = ag_session_labels(reg, NULL)))
+    r = ca_error_set(err, ENOMEM, "out of memory");
+  else
+    r = ag_guardian_start(&gcfg, &s->guardian, err);
+  if (r < 0) {
+    (void)ag_registry_remove(s->env.state, s->id, NULL); /* nothing was created yet but the lock file */
+    return r;
+  }
+  reg->guardian_pid = s->guardian.pid;
+  s->registered = true;
+  return 0;
+}
+
+/* Step 7. Without a proxy the session works as before unless it is required: then a failure is the session's. */
+static int start_proxy(struct ag_session *s, ca_error **err) {
+  const struct ag_session_config *cfg = s->cfg;
+  if (cfg->proxy == AG_SESSION_NO_PROXY || !s->env.dk)
+    return 0;
+  _cleanup_error_ ca_error *e = NULL;
+  int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, cfg->proxy_labels, &s->proxy, &e);
+  if (r < 0 && cfg->proxy == AG_SESSION_PROXY_REQUIRED)
+    return ca_error_set(err, -r, "--docker-proxy: %s", e->msg);
+  if (r == -EPROTONOSUPPORT)
+    ca_log_notice("%s", e->msg);
+  else if (r == -ECONNREFUSED)
+    ca_log_debug("%s: the command gets the engine's address as it is", e->msg); /* the engine is optional */
+  else if (r < 0)
+    ag_session_warn(s, "%s; the command talks to the engine directly", e->msg);
+  else if (asprintf(&s->proxy_host, "unix://%s", ag_proxy_socket_path(s->proxy)) < 0) {
+    s->proxy_host = NULL;
+    ag_proxy_stop(TAKE_PTR(s->proxy), 0);
+    if (cfg->proxy == AG_SESSION_PROXY_REQUIRED)
+      return ca_error_set(err, ENOMEM, "--docker-proxy: out of memory");
+    ag_session_warn(s, "docker proxy: out of memory; the command talks to the engine directly");
+  }
+  return 0;
+}
+
+int ag_session_begin(struct ag_session *s, ca_error **err) {
+  collect_dead(s);
+  int r = take_session(s, err);
+  if (r < 0 || (r = ag_registry_write(s->env.state, &s->reg, err)) < 0 || (r = start_proxy(s, err)) < 0)
+    return r;
+  /* Only after the fork: the guardian must not inherit a half-done load of libcurl from another thread. */
+  dk_client_connect_start(s->env.dk);
+  return 0;
+}
+
+int ag_session_end(struct ag_session *s) {
+  if (!s->registered)
+    return 0;
+  s->registered = false;
+  ag_proxy_stop(TAKE_PTR(s->proxy), AG_SESSION_PROXY_DRAIN_USEC);
+  _cleanup_error_ ca_error *err = NULL;
+  if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {
+    ca_log_notice("no Docker engine (%s): cleaned up processes only", err->msg);
+    ca_error_free(TAKE_PTR(err));
+    dk_client_free(TAKE_PTR(s->env.dk));
+  }
+  int r = ag_collect_session(&s->env, s->id, &s->collected, &err);
+  if (r < 0)
+    ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
+  ag_guardian_release(&s->guardian);
+  return r;
+}
+
+void ag_session_guardian_exited(struct ag_session *s) {
+  ca_close_keep_errno(s->guardian.fd);
+  s->guardian.fd = -1;
+}
+
+void ag_session_free(struct ag_session *s) {
+  if (!s)
+    return;
+  (void)ag_session_end(s); /* a no-op when the command ended it; its warnings are logged */
+  ca_strv_free(s->labels);
+  free(s->proxy_host);
+  ca_close_keep_errno(s->lock_fd);
+  dk_client_free(s->env.dk);
+  cg_root_free(s->env.cg);
+  ag_state_free(s->env.state);
+  for (size_t i = 0; i < s->n_warnings; i++)
+    free(s->warnings[i]);
+  free(s);
+}
