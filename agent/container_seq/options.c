@@ -1,11 +1,11 @@
 /* container-seq's command line: the flags, each also from a CLEANUP_AGENT_* variable, the mounts and environment of
  * the test containers, and --help. */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "options.h"
 #include "seq-internal.h"
 
 void opts_done(struct seq_opts *o) {
@@ -85,10 +85,10 @@ static int parse_percent(const char *s, const char *what, double *ret, ca_error 
 
 /* SRC:DST[:ro|:rw]. A SRC with a '/' or starting with '.' is a host path (made absolute; it must exist), else a
  * volume name, as docker -v reads them. */
-static int parse_mount(struct seq_opts *o, const char *spec, struct dk_mount *ret) {
+static int parse_mount(struct seq_opts *o, const char *spec, struct dk_mount *ret, ca_error **err) {
   _cleanup_free_ char *s = strdup(spec);
   if (!s)
-    return seq_usage_error("out of memory");
+    return ca_error_set(err, ENOMEM, "out of memory");
   size_t len = strlen(s);
   bool ro = false;
   if (len > 3 && (streq(s + len - 3, ":ro") || streq(s + len - 3, ":rw"))) {
@@ -97,14 +97,14 @@ static int parse_mount(struct seq_opts *o, const char *spec, struct dk_mount *re
   }
   char *colon = strrchr(s, ':');
   if (!colon || colon == s || colon[1] != '/')
-    return seq_usage_error("--mount '%s': expected SRC:DST[:ro] with an absolute DST", spec);
+    return ca_error_set(err, EINVAL, "--mount '%s': expected SRC:DST[:ro] with an absolute DST", spec);
   *colon = '\0';
   ret->read_only = ro;
   ret->target = own(o, strdup(colon + 1));
   if (strchr(s, '/') || s[0] == '.') {
     char *abs = realpath(s, NULL);
     if (!abs)
-      return seq_usage_error("--mount '%s': %s: %s", spec, s, strerror(errno));
+      return ca_error_set_errno(err, errno, "--mount '%s': %s", spec, s);
     ret->type = DK_MOUNT_BIND;
     ret->source = own(o, abs);
   } else {
@@ -112,66 +112,103 @@ static int parse_mount(struct seq_opts *o, const char *spec, struct dk_mount *re
     ret->source = own(o, strdup(s));
   }
   if (!ret->target || !ret->source)
-    return seq_usage_error("out of memory");
+    return ca_error_set(err, ENOMEM, "out of memory");
+  return 0;
+}
+
+/* --mount, repeatable. */
+static int add_mount(void *userdata, const char *spec, ca_error **err) {
+  struct seq_opts *o = userdata;
+  int r = parse_mount(o, spec, &o->mounts[o->n_mounts], err);
+  if (r < 0)
+    return r;
+  o->n_mounts++;
+  return 0;
+}
+
+/* --env K=V, or K alone for our own value of K; repeatable. */
+static int add_env(void *userdata, const char *kv, ca_error **err) {
+  struct seq_opts *o = userdata;
+  if (!kv[0] || kv[0] == '=')
+    return ca_error_set(err, EINVAL, "--env '%s': expected K=V or K", kv);
+  if (strchr(kv, '=')) {
+    o->env[o->n_env++] = kv;
+    return 0;
+  }
+  const char *ours = getenv(kv);
+  if (!ours)
+    return 0; /* like docker -e K, an unset K is not passed */
+  char *s = NULL;
+  if (asprintf(&s, "%s=%s", kv, ours) < 0)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  o->env[o->n_env++] = own(o, s);
+  return 0;
+}
+
+/* The options that need a conversion or a check, as given; the others go straight into struct seq_opts. */
+struct seq_raw {
+  const char *memory, *cpus, *pids, *timeout, *cpu_limit, *mem_limit;
+  bool self_protect;
+};
+
+/* The variables, then the flags of argv[1..argc), bound by name. */
+static int scan_options(int argc, char **argv, struct seq_opts *o, struct seq_raw *raw, int *ret_next) {
+  const struct ag_option options[] = {
+      AG_OPT_VALUE("image", "CLEANUP_AGENT_IMAGE", &o->image),
+      AG_OPT_VALUE("memory", "CLEANUP_AGENT_MEMORY", &raw->memory),
+      AG_OPT_VALUE("cpus", "CLEANUP_AGENT_CPUS", &raw->cpus),
+      AG_OPT_VALUE("pids", "CLEANUP_AGENT_PIDS", &raw->pids),
+      AG_OPT_VALUE("timeout", "CLEANUP_AGENT_TIMEOUT", &raw->timeout),
+      AG_OPT_VALUE("workdir", "CLEANUP_AGENT_WORKDIR", &o->workdir),
+      AG_OPT_VALUE("network", "CLEANUP_AGENT_NETWORK", &o->network),
+      AG_OPT_VALUE("checkpoint", "CLEANUP_AGENT_CHECKPOINT", &o->checkpoint),
+      AG_OPT_FLAG("resume", "CLEANUP_AGENT_RESUME", &o->resume),
+      AG_OPT_FLAG("self-protect", "CLEANUP_AGENT_SELF_PROTECT", &raw->self_protect),
+      AG_OPT_VALUE("cpu-limit", "CLEANUP_AGENT_CPU_LIMIT", &raw->cpu_limit),
+      AG_OPT_VALUE("mem-limit", "CLEANUP_AGENT_MEM_LIMIT", &raw->mem_limit),
+      AG_OPT_VALUE("junit", "CLEANUP_AGENT_JUNIT", &o->junit),
+      AG_OPT_VALUE("log-dir", "CLEANUP_AGENT_LOG_DIR", &o->log_dir),
+      AG_OPT_FLAG("docker-proxy", "CLEANUP_AGENT_DOCKER_PROXY", &o->docker_proxy),
+      AG_OPT_EACH("mount", NULL, add_mount),
+      AG_OPT_EACH("env", NULL, add_env),
+      {NULL},
+  };
+  const struct ag_options spec = {
+      .command = "container-seq",
+      .options = options,
+      .userdata = o,
+      .usage_exit = AG_EXIT_AGENT_FAILED,
+  };
+  return ag_options_parse(&spec, argc, argv, ret_next);
+}
+
+/* Converts and checks what scan_options left as text. */
+static int check_values(struct seq_opts *o, const struct seq_raw *raw) {
+  _cleanup_error_ ca_error *err = NULL;
+  o->cpu_limit = o->mem_limit = 90;
+  if ((raw->memory && ca_parse_size(raw->memory, &o->memory, &err) < 0) ||
+      (raw->cpus && ca_parse_positive_double(raw->cpus, "--cpus", 4096, &o->cpus, &err) < 0) ||
+      (raw->pids && ca_parse_uint(raw->pids, "--pids", 1, INT32_MAX, &o->pids, &err) < 0) ||
+      (raw->timeout && ca_parse_duration(raw->timeout, &o->timeout_usec, &err) < 0) ||
+      (raw->cpu_limit && parse_percent(raw->cpu_limit, "--cpu-limit", &o->cpu_limit, &err) < 0) ||
+      (raw->mem_limit && parse_percent(raw->mem_limit, "--mem-limit", &o->mem_limit, &err) < 0))
+    return seq_usage_error("%s", err->msg);
+  if (raw->timeout && o->timeout_usec == 0)
+    return seq_usage_error("--timeout '%s': must be longer than zero", raw->timeout);
+  if (o->memory > INT64_MAX)
+    return seq_usage_error("--memory '%s': too large", raw->memory);
+  if (o->workdir && o->workdir[0] != '/')
+    return seq_usage_error("--workdir '%s': must be an absolute path in the container", o->workdir);
+  if (!o->network)
+    o->network = "none";
+  /* A limit implies --self-protect. */
+  o->self_protect = raw->self_protect || raw->cpu_limit || raw->mem_limit;
   return 0;
 }
 
 int parse_seq_opts(int argc, char **argv, struct seq_opts *o) {
-  enum {
-    OPT_IMAGE = 0x100,
-    OPT_MEMORY,
-    OPT_CPUS,
-    OPT_PIDS,
-    OPT_TIMEOUT,
-    OPT_WORKDIR,
-    OPT_NETWORK,
-    OPT_CHECKPOINT,
-    OPT_RESUME,
-    OPT_SELF_PROTECT,
-    OPT_CPU_LIMIT,
-    OPT_MEM_LIMIT,
-    OPT_JUNIT,
-    OPT_LOG_DIR,
-    OPT_DOCKER_PROXY,
-    OPT_MOUNT,
-    OPT_ENV,
-  };
-  static const struct option options[] = {
-      {"image", required_argument, NULL, OPT_IMAGE},
-      {"memory", required_argument, NULL, OPT_MEMORY},
-      {"cpus", required_argument, NULL, OPT_CPUS},
-      {"pids", required_argument, NULL, OPT_PIDS},
-      {"timeout", required_argument, NULL, OPT_TIMEOUT},
-      {"workdir", required_argument, NULL, OPT_WORKDIR},
-      {"network", required_argument, NULL, OPT_NETWORK},
-      {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
-      {"resume", no_argument, NULL, OPT_RESUME},
-      {"self-protect", no_argument, NULL, OPT_SELF_PROTECT},
-      {"cpu-limit", required_argument, NULL, OPT_CPU_LIMIT},
-      {"mem-limit", required_argument, NULL, OPT_MEM_LIMIT},
-      {"junit", required_argument, NULL, OPT_JUNIT},
-      {"log-dir", required_argument, NULL, OPT_LOG_DIR},
-      {"docker-proxy", no_argument, NULL, OPT_DOCKER_PROXY},
-      {"mount", required_argument, NULL, OPT_MOUNT},
-      {"env", required_argument, NULL, OPT_ENV},
-      {"help", no_argument, NULL, 'h'},
-      {},
-  };
-  /* Environment first, so that flags override it. */
-  static const char *const vars[] = {
-      "CLEANUP_AGENT_IMAGE",   "CLEANUP_AGENT_MEMORY",       "CLEANUP_AGENT_CPUS",         "CLEANUP_AGENT_PIDS",
-      "CLEANUP_AGENT_TIMEOUT", "CLEANUP_AGENT_WORKDIR",      "CLEANUP_AGENT_NETWORK",      "CLEANUP_AGENT_CHECKPOINT",
-      "CLEANUP_AGENT_RESUME",  "CLEANUP_AGENT_SELF_PROTECT", "CLEANUP_AGENT_CPU_LIMIT",    "CLEANUP_AGENT_MEM_LIMIT",
-      "CLEANUP_AGENT_JUNIT",   "CLEANUP_AGENT_LOG_DIR",      "CLEANUP_AGENT_DOCKER_PROXY",
-  };
-  const char *val[OPT_DOCKER_PROXY - OPT_IMAGE + 1];
-  for (size_t i = 0; i < ELEMENTSOF(val); i++) {
-    val[i] = getenv(vars[i]);
-    if (val[i] && !*val[i])
-      val[i] = NULL;
-  }
   o->owned = calloc((size_t)argc * 2 + 2, sizeof(char *));
-  o->mounts = calloc((size_t)argc + 1, sizeof(*o->mounts));
+  o->mounts = calloc((size_t)argc + 1, sizeof(*o->mounts)); /* + 1: the socket of --docker-proxy */
   o->env = calloc((size_t)argc + 2, sizeof(char *));
   if (!o->owned || !o->mounts || !o->env)
     return seq_usage_error("out of memory");
@@ -188,51 +225,19 @@ int parse_seq_opts(int argc, char **argv, struct seq_opts *o) {
   if (dash >= argc)
     return seq_usage_error("no command given: container-seq --image IMG [OPTIONS] TEST_FILE... -- CMD [ARG...]");
 
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(dash, argv, ":h", options, NULL)) != -1) {
-    switch (c) {
-      case 'h':
-        seq_usage(stdout);
-        return -1;
-      case OPT_RESUME:
-      case OPT_SELF_PROTECT:
-      case OPT_DOCKER_PROXY:
-        val[c - OPT_IMAGE] = "1";
-        break;
-      case OPT_MOUNT: {
-        int r = parse_mount(o, optarg, &o->mounts[o->n_mounts]);
-        if (r != 0)
-          return r;
-        o->n_mounts++;
-        break;
-      }
-      case OPT_ENV:
-        if (!optarg[0] || optarg[0] == '=')
-          return seq_usage_error("--env '%s': expected K=V or K", optarg);
-        if (strchr(optarg, '=')) {
-          o->env[o->n_env++] = optarg;
-        } else if (getenv(optarg)) {
-          char *kv = NULL;
-          if (asprintf(&kv, "%s=%s", optarg, getenv(optarg)) < 0)
-            return seq_usage_error("out of memory");
-          o->env[o->n_env++] = own(o, kv);
-        } /* else: like docker -e K, an unset K is not passed */
-        break;
-      case ':':
-        return seq_usage_error("option '%s' needs a value; see 'cleanup-agent container-seq --help'", argv[optind - 1]);
-      case '?':
-        return seq_usage_error("unknown option '%s'; see 'cleanup-agent container-seq --help'", argv[optind - 1]);
-      default:
-        val[c - OPT_IMAGE] = optarg;
-        break;
-    }
+  struct seq_raw raw = {0};
+  int next;
+  int r = scan_options(dash, argv, o, &raw, &next);
+  if (r == AG_OPTIONS_HELP) {
+    seq_usage(stdout);
+    return -1;
   }
-  o->files = (const char *const *)argv + optind;
-  o->n_files = (size_t)(dash - optind);
+  if (r != 0)
+    return r;
+  o->files = (const char *const *)argv + next;
+  o->n_files = (size_t)(dash - next);
   o->cmd = argv + dash + 1;
-  if (!val[0])
+  if (!o->image)
     return seq_usage_error("--image is required: container-seq --image IMG [OPTIONS] TEST_FILE... -- CMD [ARG...]");
   if (o->n_files == 0)
     return seq_usage_error("no test files given: container-seq --image IMG [OPTIONS] TEST_FILE... -- CMD [ARG...]");
@@ -241,30 +246,5 @@ int parse_seq_opts(int argc, char **argv, struct seq_opts *o) {
   for (size_t i = 0; i < o->n_files; i++)
     if (!o->files[i][0])
       return seq_usage_error("test file %zu is an empty string", i + 1);
-
-  _cleanup_error_ ca_error *err = NULL;
-  o->image = val[0];
-  o->cpu_limit = o->mem_limit = 90;
-  if ((val[1] && ca_parse_size(val[1], &o->memory, &err) < 0) ||
-      (val[2] && ca_parse_positive_double(val[2], "--cpus", 4096, &o->cpus, &err) < 0) ||
-      (val[3] && ca_parse_uint(val[3], "--pids", 1, INT32_MAX, &o->pids, &err) < 0) ||
-      (val[4] && ca_parse_duration(val[4], &o->timeout_usec, &err) < 0) ||
-      (val[10] && parse_percent(val[10], "--cpu-limit", &o->cpu_limit, &err) < 0) ||
-      (val[11] && parse_percent(val[11], "--mem-limit", &o->mem_limit, &err) < 0))
-    return seq_usage_error("%s", err->msg);
-  if (val[4] && o->timeout_usec == 0)
-    return seq_usage_error("--timeout '%s': must be longer than zero", val[4]);
-  if (o->memory > INT64_MAX)
-    return seq_usage_error("--memory '%s': too large", val[1]);
-  o->workdir = val[5];
-  if (o->workdir && o->workdir[0] != '/')
-    return seq_usage_error("--workdir '%s': must be an absolute path in the container", o->workdir);
-  o->network = val[6] ? val[6] : "none";
-  o->checkpoint = val[7];
-  o->resume = val[8] && !streq(val[8], "0") && !streq(val[8], "false");
-  o->self_protect = (val[9] && !streq(val[9], "0") && !streq(val[9], "false")) || val[10] || val[11];
-  o->junit = val[12];
-  o->log_dir = val[13];
-  o->docker_proxy = val[14] && !streq(val[14], "0") && !streq(val[14], "false");
-  return 0;
+  return check_values(o, &raw);
 }
