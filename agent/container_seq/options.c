@@ -171,7 +171,7 @@ static int scan_options(int argc, char **argv, struct seq_opts *o, struct seq_ra
       AG_OPT_FLAG("docker-proxy", "CLEANUP_AGENT_DOCKER_PROXY", &o->docker_proxy),
       AG_OPT_EACH("mount", NULL, add_mount),
       AG_OPT_EACH("env", NULL, add_env),
-      {NULL},
+      {}, /* the end */
   };
   const struct ag_options spec = {
       .command = "container-seq",
