@@ -16,17 +16,17 @@ bool ag_option_true(const char *value) {
   return !streq(value, "0") && !streq(value, "false");
 }
 
-/* One line on stderr, "cleanup-agent: CMD: <what>", and the command's usage exit code. */
-static int usage_error(const struct ag_options *spec, const char *fmt, ...) _printf_(2, 3);
-static int usage_error(const struct ag_options *spec, const char *fmt, ...) {
+int ag_usage_error(const char *command, int exit_code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, AG_PROGRAM ": %s: ", spec->command);
+  fprintf(stderr, AG_PROGRAM ": %s: ", command);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
-  return spec->usage_exit;
+  return exit_code;
 }
+
+#define usage_error(spec, ...) ag_usage_error((spec)->command, (spec)->usage_exit, __VA_ARGS__)
 
 /* One value for option o, from its variable or the command line. */
 static int take(const struct ag_options *spec, const struct ag_option *o, const char *value) {

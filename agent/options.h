@@ -45,5 +45,8 @@ struct ag_options {
  * one line on stderr ("cleanup-agent: CMD: unknown option '--x'; see 'cleanup-agent CMD --help'"), usage_exit. */
 int ag_options_parse(const struct ag_options *spec, int argc, char **argv, int *ret_next);
 
+/* One line on stderr, "cleanup-agent: COMMAND: <what>", and returns exit_code: a usage error. */
+int ag_usage_error(const char *command, int exit_code, const char *fmt, ...) _printf_(3, 4);
+
 /* The boolean reading of a variable's value: anything but "0" and "false" is true. */
 bool ag_option_true(const char *value);

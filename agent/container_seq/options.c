@@ -61,16 +61,9 @@ static void seq_usage(FILE *f) {
              "CLEANUP_AGENT_PROC_STAT, CLEANUP_AGENT_MEMINFO, CLEANUP_AGENT_PSI_MEMORY (where load is read).\n");
 }
 
-static int seq_usage_error(const char *fmt, ...) _printf_(1, 2);
-static int seq_usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "cleanup-agent: container-seq: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
-  va_end(ap);
-  return AG_EXIT_AGENT_FAILED;
-}
+/* One line on stderr, "cleanup-agent: container-seq: <what>", and the exit code of an agent failure (125), which
+ * cannot be mistaken for a test's status. */
+#define seq_usage_error(...) ag_usage_error("container-seq", AG_EXIT_AGENT_FAILED, __VA_ARGS__)
 
 static int parse_percent(const char *s, const char *what, double *ret, ca_error **err) {
   char buf[32];
