@@ -71,7 +71,7 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
       AG_OPT_FLAG("private-tmp", "CLEANUP_AGENT_PRIVATE_TMP", &o->private_tmp),
       AG_OPT_VALUE("report", "CLEANUP_AGENT_REPORT", &o->report),
       AG_OPT_FLAG("no-docker-proxy", "CLEANUP_AGENT_NO_DOCKER_PROXY", &o->no_docker_proxy),
-      {NULL},
+      {},
   };
   const struct ag_options spec = {
       .command = "run", .options = table, .userdata = o, .stop_at_operand = true, .usage_exit = AG_EXIT_AGENT_FAILED};

@@ -39,14 +39,14 @@ static int parse(struct opts *o, bool reversed, int argc, char **argv, int *next
       AG_OPT_VALUE("report", "TEST_OPT_REPORT", &o->report),
       AG_OPT_FLAG("proxy", "TEST_OPT_PROXY", &o->proxy),
       AG_OPT_EACH("label", NULL, add_label),
-      {NULL},
+      {},
   };
   const struct ag_option rev[] = {
       AG_OPT_EACH("label", NULL, add_label),
       AG_OPT_FLAG("proxy", "TEST_OPT_PROXY", &o->proxy),
       AG_OPT_VALUE("report", "TEST_OPT_REPORT", &o->report),
       AG_OPT_VALUE("memory", "TEST_OPT_MEMORY", &o->memory),
-      {NULL},
+      {},
   };
   const struct ag_options spec = {
       .command = "test", .options = reversed ? rev : fwd, .userdata = o, .stop_at_operand = true, .usage_exit = 125};
