@@ -237,6 +237,11 @@ typedef struct cg_proc_stat {
   uint64_t start_time; /* field 22, clock ticks since boot */
 } cg_proc_stat;
 int cg_parse_proc_stat(const char *text, cg_proc_stat *ret, ca_error **err);
+/* Reads and parses /proc/<pid>/stat under procfs proc ("/proc" when NULL): the one reader of that file. ESRCH when
+ * there is no such process. */
+int cg_proc_read_stat(const char *proc, pid_t pid, cg_proc_stat *ret, ca_error **err);
+/* Its field 22, the start time in clock ticks since boot: with the pid, the identity of a process. */
+int cg_proc_start_time(const char *proc, pid_t pid, uint64_t *ret, ca_error **err);
 
 /* /proc/<pid>/cgroup: the v2 path ("0::/x") and the v1 paths of the memory, pids and cpu hierarchies. */
 typedef struct cg_proc_cgroup {

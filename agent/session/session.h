@@ -32,8 +32,6 @@ struct ag_owner {
 };
 /* Fills the owner fields for the calling process. */
 int ag_owner_self(struct ag_owner *ret, ca_error **err);
-/* Start time (field 22 of /proc/<pid>/stat) of pid; ESRCH when there is no such process. */
-int ag_proc_start_time(pid_t pid, uint64_t *ret, ca_error **err);
 
 /* The state directory, opened once: <dir>/sessions holds <id>.json and <id>.lock. */
 struct ag_state {
