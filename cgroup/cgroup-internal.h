@@ -25,6 +25,7 @@ struct cg_root {
   enum cg_tracking tracking;
   char *proc;
   char *fallback_reason;
+  char *root_option; /* cg_root_options.root_option, for messages */
   cg_mounts mounts;
   /* Tracking hierarchy: the cgroup2 mount (unified/hybrid) or a v1 mount (legacy). */
   char *track_mount;

@@ -34,16 +34,18 @@ const char *cg_tracking_name(enum cg_tracking tracking);
 /* Options of cg_root_open. Zero-initialise and set what you need; every path is a runtime parameter so tests can
  * point the module at temp dirs. */
 typedef struct cg_root_options {
-  const char *root;       /* absolute path of the root of the session leaves inside the cgroup2 (or, on legacy hosts,
-                           * the v1 pids/memory) mount; NULL picks a delegated subtree the caller runs under, else
-                           * <mount>/<name> */
-  const char *name;       /* the directory made under the mount (on legacy hosts, under the caller's own v1 cgroup)
-                           * when root is NULL and the caller is in no delegated subtree: the caller's own name, such as
-                           * "cleanup-agent.slice", one path component; needed then (EINVAL without it) */
-  const char *proc;       /* procfs mount, "/proc" when NULL */
-  bool force_process;     /* use CG_TRACK_PROCESS even when a cgroup is writable */
-  bool allow_process;     /* fall back to CG_TRACK_PROCESS when no cgroup is writable instead of failing */
-  bool avoid_cgroup_kill; /* kill by freeze + checked pidfd kills even where cgroup.kill exists (tests, benchmarks) */
+  const char *root;        /* absolute path of the root of the session leaves inside the cgroup2 (or, on legacy hosts,
+                            * the v1 pids/memory) mount; NULL picks a delegated subtree the caller runs under, else
+                            * <mount>/<name> */
+  const char *name;        /* the directory made under the mount (on legacy hosts, under the caller's own v1 cgroup)
+                            * when root is NULL and the caller is in no delegated subtree: the caller's own name, one
+                            * path component; needed then (EINVAL without it) */
+  const char *root_option; /* how the caller's users set root (its command-line option, say), for messages; NULL:
+                            * "the cgroup root" */
+  const char *proc;        /* procfs mount, "/proc" when NULL */
+  bool force_process;      /* use CG_TRACK_PROCESS even when a cgroup is writable */
+  bool allow_process;      /* fall back to CG_TRACK_PROCESS when no cgroup is writable instead of failing */
+  bool avoid_cgroup_kill;  /* kill by freeze + checked pidfd kills even where cgroup.kill exists (tests, benchmarks) */
 } cg_root_options;
 
 /* An opened root: the mounts, the chosen root directory and what its controllers can do. */

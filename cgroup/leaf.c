@@ -124,7 +124,7 @@ static int apply_pids(cg_leaf *leaf, uint64_t n, ca_error **err) {
 
 static int apply_cpu(cg_leaf *leaf, double cpus, ca_error **err) {
   if (!(cpus > 0) || cpus > 100000)
-    return ca_error_set(err, EINVAL, "--cpus %g is out of range", cpus);
+    return ca_error_set(err, EINVAL, "a cpu limit of %g CPUs is out of range", cpus);
   uint64_t quota = (uint64_t)llround(cpus * 100000.0);
   if (quota < 1000)
     quota = 1000; /* the kernel's minimum quota (1 ms) */
@@ -210,7 +210,7 @@ int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limit
   if (root->tracking == CG_TRACK_PROCESS) {
     if (limits->memory_max || limits->pids_max || limits->cpus > 0)
       return ca_error_set(err, ENOTSUP,
-                          "--memory, --pids and --cpus need a writable cgroup, and process tracking is in use (%s)",
+                          "memory, pids and cpu limits need a writable cgroup, and process tracking is in use (%s)",
                           root->fallback_reason);
     if (cg_track_start(leaf, err) < 0)
       return -EIO;
@@ -230,7 +230,7 @@ int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limit
 
   int r = 0;
   /* On hybrid hosts a v1 leaf exists only for a limit that needs it: moving a process into a v1 memory cgroup
-   * waits for an RCU grace period (several ms), which a run without --memory should not pay for its stats. */
+   * waits for an RCU grace period (several ms), which a session without a memory limit should not pay for its stats. */
   if (limits->memory_max && (r = apply_memory(leaf, limits->memory_max, err)) < 0)
     goto fail;
   if (limits->pids_max && (r = apply_pids(leaf, limits->pids_max, err)) < 0)

@@ -45,6 +45,7 @@ void cg_root_free(cg_root *root) {
     return;
   free(root->proc);
   free(root->fallback_reason);
+  free(root->root_option);
   cg_mounts_done(&root->mounts);
   free(root->track_mount);
   free(root->path);
@@ -77,8 +78,16 @@ bool cg_root_can_limit(const cg_root *root, const char *controller) {
   return false;
 }
 
+/* "cannot <what> <path>: <strerror>", with a hint on permission errors that names the caller's root option. */
+static int access_error(const cg_root *root, int e, const char *what, const char *path, ca_error **err) {
+  if (e == EACCES || e == EPERM || e == EROFS)
+    return ca_error_set(err, e, "cannot %s %s: %s; run as root or set %s to a delegated subtree", what, path,
+                        strerror(e), root->root_option);
+  return ca_error_set(err, e, "cannot %s %s: %s", what, path, strerror(e));
+}
+
 /* mkdir -p; every component that exists already is fine. */
-static int mkdir_p(const char *path, ca_error **err) {
+static int mkdir_p(const cg_root *root, const char *path, ca_error **err) {
   _cleanup_free_ char *p = strdup(path);
   if (!p)
     return ca_error_set(err, ENOMEM, "out of memory");
@@ -87,10 +96,7 @@ static int mkdir_p(const char *path, ca_error **err) {
       char c = *s;
       *s = '\0';
       if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        return ca_error_set(err, errno, "cannot create %s: %s%s", p, strerror(errno),
-                            errno == EACCES || errno == EPERM || errno == EROFS
-                                ? "; run as root or pass --cgroup-root to a delegated subtree"
-                                : "");
+        return access_error(root, errno, "create", p, err);
       *s = c;
       if (!c)
         break;
@@ -258,8 +264,8 @@ static int select_path(cg_root *root, const cg_root_options *opts, const char *o
     size_t ml = strlen(track);
     if (opts->root[0] != '/' || strncmp(opts->root, track, ml) != 0 || (opts->root[ml] && opts->root[ml] != '/') ||
         strstr(opts->root, "/.."))
-      return ca_error_set(err, EINVAL, "--cgroup-root %s is not a directory inside the cgroup mount %s", opts->root,
-                          track);
+      return ca_error_set(err, EINVAL, "%s %s is not a directory inside the cgroup mount %s", root->root_option,
+                          opts->root, track);
     root->path = strdup(opts->root);
   } else {
     char own_dir[PATH_MAX] = "";
@@ -297,7 +303,7 @@ static int open_v1_parents(cg_root *root, const cg_proc_cgroup *own, const char 
     _cleanup_free_ char *parent = join_path(mounts[i], owns[i], rel);
     if (!parent)
       return ca_error_set(err, ENOMEM, "out of memory");
-    if (mkdir_p(parent, NULL) == 0) /* asking for a limit there later gives the error */
+    if (mkdir_p(root, parent, NULL) == 0) /* asking for a limit there later gives the error */
       root->v1_parent[i] = TAKE_PTR(parent);
   }
   return 0;
@@ -328,12 +334,11 @@ static int open_tracking(cg_root *root, const cg_root_options *opts, ca_error **
   int r = select_path(root, opts, own_track, err);
   if (r != 0)
     return r;
-  if (mkdir_p(root->path, err) < 0)
+  if (mkdir_p(root, root->path, err) < 0)
     return NO_CGROUP;
   snprintf(path, sizeof(path), "%s/cgroup.procs", root->path);
   if (access(path, W_OK) < 0) {
-    ca_error_set(err, errno, "cannot write %s: %s; run as root or pass --cgroup-root to a delegated subtree", path,
-                 strerror(errno));
+    access_error(root, errno, "write", path, err);
     return NO_CGROUP;
   }
   if (root->track_is_v2)
@@ -349,7 +354,8 @@ int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err) {
   if (!opts)
     opts = &defaults;
   _cleanup_cg_root_ cg_root *root = calloc(1, sizeof(*root));
-  if (!root || !(root->proc = strdup(opts->proc ? opts->proc : "/proc")))
+  if (!root || !(root->proc = strdup(opts->proc ? opts->proc : "/proc")) ||
+      !(root->root_option = strdup(opts->root_option ? opts->root_option : "the cgroup root")))
     return ca_error_set(err, ENOMEM, "out of memory");
   root->avoid_cgroup_kill = opts->avoid_cgroup_kill;
   int r = detect_mounts(root, err);

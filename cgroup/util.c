@@ -21,9 +21,9 @@ static const char *write_hint(int e) {
     case EACCES:
     case EPERM:
     case EROFS:
-      return "; run as root or pass --cgroup-root to a delegated subtree";
+      return "; run as root or choose a cgroup root in a delegated subtree";
     case EBUSY:
-      return "; the cgroup v2 no-internal-processes rule: the cgroup has processes of its own, pick a --cgroup-root "
+      return "; the cgroup v2 no-internal-processes rule: the cgroup has processes of its own, pick a cgroup root "
              "whose ancestors hold none";
     default:
       return "";

@@ -1244,7 +1244,7 @@ int ag_cmd_container_seq(const struct ag_globals *g, int argc, char **argv) {
 
   /* Layer 4: what dead sessions of this host left. Their cgroups too, so the cgroup root is opened for this. */
   cg_root_options copts = {.root = g->cgroup_root, .allow_process = true};
-  copts.name = AG_CGROUP_NAME;
+  AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &s.env.cg, &err) < 0) {
     ca_log_warning("not collecting dead sessions: %s", err->msg);
     ca_error_free(TAKE_PTR(err));

@@ -600,7 +600,7 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
     ca_error_free(TAKE_PTR(err));
   }
   cg_root_options copts = {.root = gl->cgroup_root, .allow_process = true};
-  copts.name = AG_CGROUP_NAME;
+  AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &g.env.cg, &err) < 0) {
     ca_log_warning("gc: %s", err->msg);
     ca_error_free(TAKE_PTR(err));

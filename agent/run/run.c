@@ -531,7 +531,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   }
 
   cg_root_options copts = {.root = g->cgroup_root, .allow_process = true};
-  copts.name = AG_CGROUP_NAME;
+  AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &s.env.cg, &err) < 0) {
     ca_log_error("run: %s", err->msg);
     goto out;

@@ -19,7 +19,9 @@
 #define AG_LABEL_EXPIRES AG_LABEL_PREFIX "expires"
 #define AG_LABEL_MODE AG_LABEL_PREFIX "mode"
 #define AG_LABEL_KEEP AG_LABEL_PREFIX "keep"
-#define AG_CGROUP_NAME "cleanup-agent.slice" /* cg_root_options.name: the default cgroup root's name */
+/* The agent's names in cg_root_options (cgroup/ knows none of its own): the default root's, and the option that sets
+ * it. */
+#define AG_CGROUP_NAMES(opts) ((opts).name = "cleanup-agent.slice", (opts).root_option = "--cgroup-root")
 
 /* A fresh session id from getrandom. */
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err);

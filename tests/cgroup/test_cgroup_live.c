@@ -365,7 +365,11 @@ Test(SUITE, bad_input_is_refused_with_a_clear_error) {
 
   cg_root *other = NULL;
   cr_expect_eq(cg_root_open(&(cg_root_options){.root = "/tmp/not-a-cgroup"}, &other, &err), -EINVAL);
-  cr_expect(err && strstr(err->msg, "--cgroup-root"), "%s", err ? err->msg : "");
+  cr_expect(err && strstr(err->msg, "the cgroup root /tmp/not-a-cgroup is not"), "%s", err ? err->msg : "");
+  cg_root_options named = {.root = "/tmp/not-a-cgroup", .root_option = "--cgroup-root"};
+  cr_expect_eq(cg_root_open(&named, &other, &err), -EINVAL);
+  cr_expect(err && strstr(err->msg, "--cgroup-root /tmp/not-a-cgroup is not"), "the caller's name for the option: %s",
+            err ? err->msg : "");
   ca_error_free(err);
 }
 
