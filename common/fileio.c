@@ -136,6 +136,8 @@ int ca_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
 }
 
 int ca_read_file_buf(int dirfd, const char *name, char *buf, size_t size, ca_error **err) {
+  if (size == 0)
+    return ca_error_set(err, EINVAL, "read %s: no room for even the terminating NUL", name);
   _cleanup_close_ int fd = open_for_read(dirfd, name, err);
   if (fd < 0)
     return fd;
