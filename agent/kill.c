@@ -92,6 +92,7 @@ int ag_cmd_kill(const struct ag_globals *g, int argc, char **argv) {
     return AG_EXIT_FAILED;
   }
   cg_root_options copts = {.root = g->cgroup_root, .allow_process = true};
+  AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &env.cg, NULL) < 0)
     env.cg = NULL;
   struct dk_client_options dopts = {.host = g->docker_host};

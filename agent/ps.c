@@ -153,6 +153,7 @@ int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv) {
     goto out;
   }
   cg_root_options copts = {.root = g->cgroup_root, .allow_process = true};
+  AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &env.cg, NULL) < 0)
     env.cg = NULL; /* no cgroup: processes and memory show as "-" */
   struct dk_client_options dopts = {.host = g->docker_host};

@@ -25,6 +25,7 @@ struct cg_root {
   enum cg_tracking tracking;
   char *proc;
   char *fallback_reason;
+  char *root_option; /* cg_root_options.root_option, for messages */
   cg_mounts mounts;
   /* Tracking hierarchy: the cgroup2 mount (unified/hybrid) or a v1 mount (legacy). */
   char *track_mount;
@@ -60,14 +61,14 @@ struct cg_leaf {
 
 /* util.c */
 uint64_t cg_now_usec(void);
-int cg_read_at(int dirfd, const char *name, char *buf, size_t size, ca_error **err);
 int cg_write_at(int dirfd, const char *dir_for_msg, const char *name, const char *value, ca_error **err);
-int cg_read_path(const char *path, size_t max, char **ret, ca_error **err);
 int cg_write_path(const char *path, const char *value, ca_error **err);
 bool cg_has_word(const char *list, const char *word);
-int cg_proc_read_stat(const char *proc, pid_t pid, cg_proc_stat *ret, ca_error **err);
 int cg_pidfd_open(pid_t pid);
 int cg_pidfd_send_signal(int pidfd, int sig);
+/* The old names of common's readers, for named.c alone: branch gc deletes that file, and these two lines with it. */
+#define cg_read_at(dirfd, name, buf, size, err) ca_read_file_buf(dirfd, name, buf, size, err)
+#define cg_read_path(path, max, ret, err) ca_read_file(path, max, ret, NULL, err)
 /* Whether cgroup path rel (as in /proc/<pid>/cgroup) is leaf_rel or below it. */
 bool cg_rel_is_inside(const char *rel, const char *leaf_rel);
 

@@ -31,24 +31,21 @@ enum cg_tracking {
 };
 const char *cg_tracking_name(enum cg_tracking tracking);
 
-/* Where the v1 leaves go on hybrid and legacy hosts. */
-enum cg_v1_parent {
-  CG_V1_PARENT_OWN = 0, /* under the agent's own v1 cgroup of each hierarchy (default: stays inside the job's
-                         * limits, and the only writable place inside most containers) */
-  CG_V1_PARENT_ROOT,    /* under the root of each v1 hierarchy */
-};
-
 /* Options of cg_root_open. Zero-initialise and set what you need; every path is a runtime parameter so tests can
  * point the module at temp dirs. */
 typedef struct cg_root_options {
-  const char *root;   /* --cgroup-root: absolute path of the root of the session leaves inside the cgroup2 (or,
-                       * on legacy hosts, the v1 pids/memory) mount; NULL picks a delegated subtree the agent runs
-                       * under, else <mount>/cleanup-agent.slice */
-  const char *proc;   /* procfs mount, "/proc" when NULL */
-  bool force_process; /* use CG_TRACK_PROCESS even when a cgroup is writable (tests, --no-cgroup) */
-  bool allow_process; /* fall back to CG_TRACK_PROCESS when no cgroup is writable instead of failing */
-  enum cg_v1_parent v1_parent;
-  bool avoid_cgroup_kill; /* kill by freeze + verified pidfd walk even where cgroup.kill exists (tests, benchmarks) */
+  const char *root;        /* absolute path of the root of the session leaves inside the cgroup2 (or, on legacy hosts,
+                            * the v1 pids/memory) mount; NULL picks a delegated subtree the caller runs under, else
+                            * <mount>/<name> */
+  const char *name;        /* the directory made under the mount (on legacy hosts, under the caller's own v1 cgroup)
+                            * when root is NULL and the caller is in no delegated subtree: the caller's own name, one
+                            * path component; needed then (EINVAL without it) */
+  const char *root_option; /* how the caller's users set root (its command-line option, say), for messages; NULL:
+                            * "the cgroup root" */
+  const char *proc;        /* procfs mount, "/proc" when NULL */
+  bool force_process;      /* use CG_TRACK_PROCESS even when a cgroup is writable */
+  bool allow_process;      /* fall back to CG_TRACK_PROCESS when no cgroup is writable instead of failing */
+  bool avoid_cgroup_kill;  /* kill by freeze + checked pidfd kills even where cgroup.kill exists (tests, benchmarks) */
 } cg_root_options;
 
 /* An opened root: the mounts, the chosen root directory and what its controllers can do. */
@@ -91,9 +88,8 @@ typedef struct cg_limits {
  * tracker when no cgroup is writable. */
 typedef struct cg_leaf cg_leaf;
 
-/* Creates run-<session_id> with the limits applied and tags it (user.io.cleanup-agent.session xattr). Fails with
- * EEXIST when the leaf exists already. Under process tracking it makes the caller a child subreaper, and any limit
- * is an ENOTSUP error. */
+/* Creates run-<session_id> with the limits applied. Fails with EEXIST when the leaf exists already. Under process
+ * tracking it makes the caller a child subreaper, and any limit is an ENOTSUP error. */
 int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limits, cg_leaf **ret, ca_error **err);
 /* Opens an existing leaf (for gc and kill of another session); ENOENT when it does not exist. */
 int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error **err);
@@ -143,11 +139,16 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
 
 /* ---- signal, kill, wait ------------------------------------------------------------------------------------ */
 
-/* Sends sig to every process of the leaf (the graceful phase), each one verified as a member through a pidfd
- * before it is signalled. Returns the number of processes signalled. */
+/* Sends sig to every process of the leaf (the graceful phase). Each pid read from cgroup.procs is pinned with a
+ * pidfd and only then looked up in /proc/<pid>/cgroup; the signal goes through the pidfd. So it reaches only a process
+ * that was in the leaf when that lookup ran: a pid reused by an outsider before the pidfd was opened fails the
+ * lookup, and a pinned process that exits afterwards takes the signal with it (its pid's next owner gets nothing).
+ * One that moves out of the leaf between the lookup and the signal is still signalled. Returns the number of
+ * processes signalled. */
 int cg_leaf_signal_all(cg_leaf *leaf, int sig, ca_error **err);
-/* Kills every process of the leaf (cgroup.kill, else freeze + verified pidfd kills + thaw, repeated) and waits until
- * it is empty or timeout_usec passed (ETIMEDOUT names how many processes are left). */
+/* Kills every process of the leaf (cgroup.kill, else freeze + pidfd kills checked as cg_leaf_signal_all checks its
+ * signals + thaw, repeated) and waits until it is empty or timeout_usec passed (ETIMEDOUT names how many processes
+ * are left). */
 int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
 /* Waits until the leaf holds no process (cgroup.events "populated 0"), ETIMEDOUT after timeout_usec. */
 int cg_leaf_wait_empty(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
@@ -190,8 +191,10 @@ int cg_leaf_remove(cg_leaf *leaf, ca_error **err);
 /* ---- process identity -------------------------------------------------------------------------------------- */
 
 /* Signals pid only when it is still the process that started at start_time (field 22 of /proc/<pid>/stat): opens a
- * pidfd first, then checks the start time, then signals through the pidfd, so a reused pid is never hit.
- * Returns 0, or -ESRCH (with err) when the process is gone or the pid now names another process. */
+ * pidfd first, then reads the start time, then signals through the pidfd. A pid reused before the open shows another
+ * start time and is not signalled; a pinned process that exits after the open takes the signal with it. What is not
+ * told apart: two processes of the same pid started in the same clock tick (10 ms), which needs the pid space to wrap
+ * within it. Returns 0, or -ESRCH (with err) when the process is gone or the pid now names another process. */
 int cg_signal_verified(const char *proc, pid_t pid, uint64_t start_time, int sig, ca_error **err);
 
 /* ---- processes in cgroups of others (containers) ------------------------------------------------------------ */
@@ -212,7 +215,7 @@ typedef struct cg_named {
 int cg_signal_named(const char *proc, cg_named *names, size_t n, int sig, cg_proc_info **ret_procs, size_t *ret_n,
                     ca_error **err);
 
-/* ---- parsers (buffers in, no I/O) ------------------------------------------------------------------------- */
+/* ---- parsers (buffers in, no I/O; cg_proc_read_stat aside) ------------------------------------------------------- */
 
 /* The cgroup mounts found in /proc/self/mountinfo. Paths are malloc'ed; free with cg_mounts_done. */
 typedef struct cg_mounts {
@@ -220,7 +223,6 @@ typedef struct cg_mounts {
   char *v1_memory; /* v1 hierarchies that carry each controller, NULL if none */
   char *v1_pids;
   char *v1_cpu;
-  char *v1_freezer;
   size_t v1_count; /* number of v1 mounts of any controller (legacy/hybrid detection) */
 } cg_mounts;
 int cg_parse_mountinfo(const char *text, cg_mounts *ret, ca_error **err);
@@ -233,10 +235,14 @@ typedef struct cg_proc_stat {
   char state;
   pid_t ppid;
   pid_t pgrp;
-  pid_t session;
   uint64_t start_time; /* field 22, clock ticks since boot */
 } cg_proc_stat;
 int cg_parse_proc_stat(const char *text, cg_proc_stat *ret, ca_error **err);
+/* Reads and parses /proc/<pid>/stat under procfs proc ("/proc" when NULL): the one reader of that file. ESRCH when
+ * there is no such process. */
+int cg_proc_read_stat(const char *proc, pid_t pid, cg_proc_stat *ret, ca_error **err);
+/* Its field 22, the start time in clock ticks since boot: with the pid, the identity of a process. */
+int cg_proc_start_time(const char *proc, pid_t pid, uint64_t *ret, ca_error **err);
 
 /* /proc/<pid>/cgroup: the v2 path ("0::/x") and the v1 paths of the memory, pids and cpu hierarchies. */
 typedef struct cg_proc_cgroup {
@@ -251,23 +257,19 @@ void cg_proc_cgroup_done(cg_proc_cgroup *c);
 /* cgroup.events. */
 typedef struct cg_events {
   bool populated;
-  bool frozen;
 } cg_events;
 int cg_parse_events(const char *text, cg_events *ret, ca_error **err);
 
-/* memory.events (v2) or memory.oom_control (v1): the counters the stats need; missing keys read as 0 except
- * oom_kill, which both files carry on every supported kernel. */
+/* memory.events (v2) or memory.oom_control (v1): the counter the stats need, oom_kill, which both files carry on
+ * every supported kernel. */
 typedef struct cg_memory_events {
-  uint64_t oom;
   uint64_t oom_kill;
-  uint64_t max;
 } cg_memory_events;
 int cg_parse_memory_events(const char *text, cg_memory_events *ret, ca_error **err);
 
 /* cpu.stat: v2 (usage_usec, nr_throttled, throttled_usec) or v1 (nr_throttled, throttled_time in ns). */
 typedef struct cg_cpu_stat {
   uint64_t usage_usec;
-  uint64_t nr_periods;
   uint64_t nr_throttled;
   uint64_t throttled_usec;
 } cg_cpu_stat;

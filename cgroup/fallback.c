@@ -10,7 +10,8 @@
  *   - it was found in an earlier walk and still has the same start time,
  * and it is not one of the caller's helpers (cg_leaf_ignore_pid): start times tick in 10 ms, so a guardian forked
  * just before the command can carry the command's own start time.
- * Every process is signalled through a pidfd after its start time was checked, so a reused pid is never hit.
+ * Every process is signalled through cg_signal_verified (a pidfd opened before its start time is checked), so a pid
+ * reused by a process with another start time is never hit.
  * What escapes this (a process that re-parents across a walk before we saw it, a daemon started via another
  * service) is why cgroups are preferred. */
 #include <dirent.h>
@@ -66,15 +67,12 @@ static bool was_tracked(const cg_leaf *leaf, const cg_proc_stat *st) {
   return false;
 }
 
-int cg_track_scan(cg_leaf *leaf, ca_error **err) {
-  if (leaf->main_pid <= 0) {
-    leaf->n_tracked = 0;
-    return 0;
-  }
-  DIR *d = opendir(leaf->root->proc);
+/* Every process of procfs proc that could be read, sorted by pid; caller frees *ret. */
+static int read_all(const char *proc, struct pinfo **ret, size_t *ret_n, ca_error **err) {
+  DIR *d = opendir(proc);
   if (!d)
-    return ca_error_set_errno(err, errno, "cannot list %s", leaf->root->proc);
-  struct pinfo *all = NULL;
+    return ca_error_set_errno(err, errno, "cannot list %s", proc);
+  _cleanup_free_ struct pinfo *all = NULL;
   size_t n = 0, cap = 0;
   struct dirent *de;
   while ((de = readdir(d))) {
@@ -86,20 +84,26 @@ int cg_track_scan(cg_leaf *leaf, ca_error **err) {
       cap = cap ? cap * 2 : 256;
       struct pinfo *grown = realloc(all, cap * sizeof(*all));
       if (!grown) {
-        free(all);
         closedir(d);
         return ca_error_set(err, ENOMEM, "out of memory");
       }
       all = grown;
     }
-    if (cg_proc_read_stat(leaf->root->proc, (pid_t)pid, &all[n].st, NULL) == 0) {
+    if (cg_proc_read_stat(proc, (pid_t)pid, &all[n].st, NULL) == 0) {
       all[n].member = false;
       n++;
     }
   }
   closedir(d);
-  qsort(all, n, sizeof(*all), cmp_pid);
+  if (n)
+    qsort(all, n, sizeof(*all), cmp_pid);
+  *ret = TAKE_PTR(all);
+  *ret_n = n;
+  return 0;
+}
 
+/* Marks the members by the rules at the top of the file. */
+static void mark_members(const cg_leaf *leaf, struct pinfo *all, size_t n) {
   for (size_t i = 0; i < n; i++) {
     cg_proc_stat *st = &all[i].st;
     all[i].member = !is_ignored(leaf, st->pid) &&
@@ -119,13 +123,22 @@ int cg_track_scan(cg_leaf *leaf, ca_error **err) {
       }
     }
   }
+}
 
+int cg_track_scan(cg_leaf *leaf, ca_error **err) {
+  if (leaf->main_pid <= 0) {
+    leaf->n_tracked = 0;
+    return 0;
+  }
+  _cleanup_free_ struct pinfo *all = NULL;
+  size_t n = 0;
+  if (read_all(leaf->root->proc, &all, &n, err) < 0)
+    return -EIO;
+  mark_members(leaf, all, n);
   size_t k = 0;
   cg_proc_info *tracked = calloc(n ? n : 1, sizeof(*tracked));
-  if (!tracked) {
-    free(all);
+  if (!tracked)
     return ca_error_set(err, ENOMEM, "out of memory");
-  }
   for (size_t i = 0; i < n; i++) {
     if (!all[i].member || all[i].st.pid == leaf->owner_pid)
       continue;
@@ -140,7 +153,6 @@ int cg_track_scan(cg_leaf *leaf, ca_error **err) {
     memcpy(tracked[k].comm, all[i].st.comm, sizeof(tracked[k].comm));
     k++;
   }
-  free(all);
   free(leaf->tracked);
   leaf->tracked = tracked;
   leaf->n_tracked = k;

@@ -1,9 +1,12 @@
 /* Signalling, killing and waiting for the processes of a leaf.
  *
  * cgroup.kill (5.14+) kills every process of the subtree in the kernel, including those forked while it runs. Where
- * it is missing, the leaf is frozen so that nothing forks, each pid is opened as a pidfd, verified as a member of the
- * leaf through /proc/<pid>/cgroup (the pidfd pins the identity, so a reused pid fails the check) and signalled
- * through the pidfd, then the leaf is thawed; repeated until cgroup.events says "populated 0". */
+ * it is missing, the leaf is frozen so that nothing forks, each pid of cgroup.procs is opened as a pidfd, then looked
+ * up in /proc/<pid>/cgroup and signalled through the pidfd, then the leaf is thawed; repeated until cgroup.events
+ * says "populated 0". The lookup comes after the open, and that order is what makes it hold: a pid reused between the
+ * read of cgroup.procs and the open names the newcomer in both the pidfd and the lookup, so an outsider fails it; a
+ * pinned process that exits after the open cannot pass its signal on to its pid's next owner. Membership is that of
+ * the moment of the lookup: a process moved out of the leaf between the lookup and the signal still gets it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,9 +23,14 @@ static int append_pids(const char *dir, int depth, pid_t **pids, size_t *n, size
   char path[PATH_MAX];
   snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
   _cleanup_free_ char *text = NULL;
-  if (cg_read_path(path, CG_PROCS_FILE_MAX, &text, err) < 0)
-    return errno == ENOENT && depth > 0 ? 0 : -EIO; /* a sub-cgroup removed meanwhile is fine */
-  int k = cg_parse_procs(text, path, pids, n, cap, err);
+  int k = ca_read_file(path, CG_PROCS_FILE_MAX, &text, NULL, err);
+  if (k == -ENOENT && depth > 0) {
+    ca_error_free(err ? TAKE_PTR(*err) : NULL); /* a sub-cgroup removed meanwhile is fine */
+    return 0;
+  }
+  if (k < 0)
+    return k;
+  k = cg_parse_procs(text, path, pids, n, cap, err);
   if (k < 0)
     return k;
   DIR *d = opendir(dir);
@@ -52,7 +60,8 @@ int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err)
   return 0;
 }
 
-/* Opens a pidfd for pid and checks that the process it pins is inside the leaf. -ESRCH when gone or not a member. */
+/* Opens a pidfd for pid, then checks that the process holding pid is inside the leaf: if that is not the pinned
+ * one, the pinned one has exited and a signal through the pidfd reaches nobody. -ESRCH when gone or not a member. */
 static int open_member(cg_leaf *leaf, pid_t pid) {
   _cleanup_close_ int pidfd = cg_pidfd_open(pid);
   if (pidfd < 0)
@@ -60,7 +69,7 @@ static int open_member(cg_leaf *leaf, pid_t pid) {
   char path[64], buf[CG_SMALL_FILE_MAX];
   snprintf(path, sizeof(path), "%d/cgroup", (int)pid);
   _cleanup_close_ int procfd = open(leaf->root->proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (procfd < 0 || cg_read_at(procfd, path, buf, sizeof(buf), NULL) < 0)
+  if (procfd < 0 || ca_read_file_buf(procfd, path, buf, sizeof(buf), NULL) < 0)
     return -ESRCH;
   cg_proc_cgroup pc = {0};
   if (cg_parse_proc_cgroup(buf, &pc, NULL) < 0)

@@ -7,11 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 
 #include "cgroup-internal.h"
-
-#define CG_TAG_XATTR "user.io.cleanup-agent.session"
 
 void cg_leaf_free(cg_leaf *leaf) {
   if (!leaf)
@@ -37,7 +34,7 @@ static bool swap_configured(const char *proc) {
   char path[PATH_MAX];
   snprintf(path, sizeof(path), "%s/swaps", proc);
   _cleanup_free_ char *text = NULL;
-  if (cg_read_path(path, CG_SMALL_FILE_MAX * 16, &text, NULL) < 0)
+  if (ca_read_file(path, CG_SMALL_FILE_MAX * 16, &text, NULL, NULL) < 0)
     return true; /* cannot tell: assume the worst, so a missing swap limit is an error */
   const char *nl = strchr(text, '\n');
   return nl && nl[1] != '\0';
@@ -54,7 +51,7 @@ static int read_in(const char *dir, const char *name, char *buf, size_t size, ca
   _cleanup_close_ int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return ca_error_set_errno(err, errno, "cannot open %s", dir);
-  int r = cg_read_at(fd, name, buf, size, err);
+  int r = ca_read_file_buf(fd, name, buf, size, err);
   return r < 0 ? ca_error_wrap(err, "%s", dir) : r;
 }
 
@@ -127,7 +124,7 @@ static int apply_pids(cg_leaf *leaf, uint64_t n, ca_error **err) {
 
 static int apply_cpu(cg_leaf *leaf, double cpus, ca_error **err) {
   if (!(cpus > 0) || cpus > 100000)
-    return ca_error_set(err, EINVAL, "--cpus %g is out of range", cpus);
+    return ca_error_set(err, EINVAL, "a cpu limit of %g CPUs is out of range", cpus);
   uint64_t quota = (uint64_t)llround(cpus * 100000.0);
   if (quota < 1000)
     quota = 1000; /* the kernel's minimum quota (1 ms) */
@@ -149,14 +146,14 @@ static void read_baselines(cg_leaf *leaf) {
   char buf[CG_SMALL_FILE_MAX];
   cg_memory_events me;
   uint64_t v;
-  if (leaf->root->v2_memory && cg_read_at(leaf->dirfd, "memory.events", buf, sizeof(buf), NULL) >= 0 &&
+  if (leaf->root->v2_memory && ca_read_file_buf(leaf->dirfd, "memory.events", buf, sizeof(buf), NULL) >= 0 &&
       cg_parse_memory_events(buf, &me, NULL) == 0)
     leaf->oom_kill_base = me.oom_kill;
   else if (leaf->v1_path[CG_V1_MEMORY] &&
            read_in(leaf->v1_path[CG_V1_MEMORY], "memory.oom_control", buf, sizeof(buf), NULL) >= 0 &&
            cg_parse_memory_events(buf, &me, NULL) == 0)
     leaf->oom_kill_base = me.oom_kill;
-  if (leaf->root->v2_pids && cg_read_at(leaf->dirfd, "pids.events", buf, sizeof(buf), NULL) >= 0 &&
+  if (leaf->root->v2_pids && ca_read_file_buf(leaf->dirfd, "pids.events", buf, sizeof(buf), NULL) >= 0 &&
       cg_parse_keyed(buf, "max", &v, NULL) == 0)
     leaf->pids_max_base = v;
   else if (leaf->v1_path[CG_V1_PIDS] &&
@@ -213,7 +210,7 @@ int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limit
   if (root->tracking == CG_TRACK_PROCESS) {
     if (limits->memory_max || limits->pids_max || limits->cpus > 0)
       return ca_error_set(err, ENOTSUP,
-                          "--memory, --pids and --cpus need a writable cgroup, and process tracking is in use (%s)",
+                          "memory, pids and cpu limits need a writable cgroup, and process tracking is in use (%s)",
                           root->fallback_reason);
     if (cg_track_start(leaf, err) < 0)
       return -EIO;
@@ -230,16 +227,10 @@ int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limit
     remove_created(leaf);
     return ca_error_set_errno(err, e, "cannot open %s", leaf->path);
   }
-  /* The tag says "ours" to anyone who finds the leaf; kernels before 5.7 have no user xattrs on cgroupfs. */
-  if (fsetxattr(leaf->dirfd, CG_TAG_XATTR, leaf->id, 32, 0) < 0 && errno != ENOTSUP && errno != EOPNOTSUPP) {
-    int e = errno;
-    remove_created(leaf);
-    return ca_error_set_errno(err, e, "cannot tag %s with %s", leaf->path, CG_TAG_XATTR);
-  }
 
   int r = 0;
   /* On hybrid hosts a v1 leaf exists only for a limit that needs it: moving a process into a v1 memory cgroup
-   * waits for an RCU grace period (several ms), which a run without --memory should not pay for its stats. */
+   * waits for an RCU grace period (several ms), which a session without a memory limit should not pay for its stats. */
   if (limits->memory_max && (r = apply_memory(leaf, limits->memory_max, err)) < 0)
     goto fail;
   if (limits->pids_max && (r = apply_pids(leaf, limits->pids_max, err)) < 0)
@@ -324,7 +315,7 @@ static bool memory_current(cg_leaf *leaf, uint64_t *ret) {
   char buf[64];
   int r = -1;
   if (leaf->root->v2_memory && leaf->dirfd >= 0)
-    r = cg_read_at(leaf->dirfd, "memory.current", buf, sizeof(buf), NULL);
+    r = ca_read_file_buf(leaf->dirfd, "memory.current", buf, sizeof(buf), NULL);
   else if (leaf->v1_path[CG_V1_MEMORY])
     r = read_in(leaf->v1_path[CG_V1_MEMORY], "memory.usage_in_bytes", buf, sizeof(buf), NULL);
   return r > 0 && sscanf(buf, "%" SCNu64, ret) == 1;
@@ -338,7 +329,7 @@ void cg_leaf_sample(cg_leaf *leaf) {
 
 static int read_u64_file(int dirfd, const char *dir, const char *name, uint64_t *ret, ca_error **err) {
   char buf[64];
-  int r = dirfd >= 0 ? cg_read_at(dirfd, name, buf, sizeof(buf), err) : read_in(dir, name, buf, sizeof(buf), err);
+  int r = dirfd >= 0 ? ca_read_file_buf(dirfd, name, buf, sizeof(buf), err) : read_in(dir, name, buf, sizeof(buf), err);
   if (r < 0)
     return r;
   char *end;
@@ -367,7 +358,7 @@ int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err) {
     uint64_t peak;
     if (read_u64_file(leaf->dirfd, leaf->path, "memory.peak", &peak, NULL) < 0)
       peak = leaf->memory_sampled_peak; /* memory.peak is 5.19+ */
-    if (cg_read_at(leaf->dirfd, "memory.events", buf, sizeof(buf), err) < 0 ||
+    if (ca_read_file_buf(leaf->dirfd, "memory.events", buf, sizeof(buf), err) < 0 ||
         cg_parse_memory_events(buf, &me, err) < 0)
       return ca_error_wrap(err, "cgroup: stats of %s", leaf->path);
     s.has_memory = true;
@@ -386,7 +377,7 @@ int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err) {
   uint64_t v;
   int r = -1;
   if (root->v2_pids)
-    r = cg_read_at(leaf->dirfd, "pids.events", buf, sizeof(buf), err);
+    r = ca_read_file_buf(leaf->dirfd, "pids.events", buf, sizeof(buf), err);
   else if (leaf->v1_path[CG_V1_PIDS])
     r = read_in(leaf->v1_path[CG_V1_PIDS], "pids.events", buf, sizeof(buf), err);
   if (r >= 0) {
@@ -399,7 +390,7 @@ int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err) {
   }
   /* cpu.stat's usage exists on every v2 cgroup, controller enabled or not; throttling needs cpu.max. */
   cg_cpu_stat cs;
-  if (root->track_is_v2 && cg_read_at(leaf->dirfd, "cpu.stat", buf, sizeof(buf), NULL) >= 0 &&
+  if (root->track_is_v2 && ca_read_file_buf(leaf->dirfd, "cpu.stat", buf, sizeof(buf), NULL) >= 0 &&
       cg_parse_cpu_stat(buf, &cs, err) == 0) {
     s.has_cpu = true;
     s.cpu_usage_usec = cs.usage_usec;

@@ -72,24 +72,18 @@ static int keyed_or_zero(const char *text, const char *key, uint64_t *ret, ca_er
 }
 
 int cg_parse_events(const char *text, cg_events *ret, ca_error **err) {
-  uint64_t populated, frozen;
-  int r = cg_parse_keyed(text, "populated", &populated, err);
-  if (r < 0)
+  uint64_t populated;
+  if (cg_parse_keyed(text, "populated", &populated, err) < 0)
     return ca_error_wrap(err, "cgroup.events");
-  r = keyed_or_zero(text, "frozen", &frozen, err);
-  if (r < 0)
-    return ca_error_wrap(err, "cgroup.events");
-  if (populated > 1 || frozen > 1)
-    return ca_error_set(err, EINVAL, "cgroup.events: populated/frozen must be 0 or 1");
+  if (populated > 1)
+    return ca_error_set(err, EINVAL, "cgroup.events: populated must be 0 or 1");
   ret->populated = populated;
-  ret->frozen = frozen;
   return 0;
 }
 
 int cg_parse_memory_events(const char *text, cg_memory_events *ret, ca_error **err) {
   cg_memory_events m = {0};
-  if (cg_parse_keyed(text, "oom_kill", &m.oom_kill, err) < 0 || keyed_or_zero(text, "oom", &m.oom, err) < 0 ||
-      keyed_or_zero(text, "max", &m.max, err) < 0)
+  if (cg_parse_keyed(text, "oom_kill", &m.oom_kill, err) < 0)
     return ca_error_wrap(err, "memory events");
   *ret = m;
   return 0;
@@ -105,8 +99,7 @@ int cg_parse_cpu_stat(const char *text, cg_cpu_stat *ret, ca_error **err) {
     r = cg_parse_keyed(text, "nr_throttled", &c.nr_throttled, err);
     if (r < 0)
       return ca_error_wrap(err, "cpu.stat: neither usage_usec (v2) nor nr_throttled (v1)");
-    if (keyed_or_zero(text, "throttled_time", &throttled_ns, err) < 0 ||
-        keyed_or_zero(text, "nr_periods", &c.nr_periods, err) < 0)
+    if (keyed_or_zero(text, "throttled_time", &throttled_ns, err) < 0)
       return ca_error_wrap(err, "cpu.stat");
     c.throttled_usec = throttled_ns / 1000;
   } else if (r < 0) {
@@ -115,8 +108,7 @@ int cg_parse_cpu_stat(const char *text, cg_cpu_stat *ret, ca_error **err) {
       *err = TAKE_PTR(e);
     }
     return ca_error_wrap(err, "cpu.stat");
-  } else if (keyed_or_zero(text, "nr_periods", &c.nr_periods, err) < 0 ||
-             keyed_or_zero(text, "nr_throttled", &c.nr_throttled, err) < 0 ||
+  } else if (keyed_or_zero(text, "nr_throttled", &c.nr_throttled, err) < 0 ||
              keyed_or_zero(text, "throttled_usec", &c.throttled_usec, err) < 0) {
     return ca_error_wrap(err, "cpu.stat");
   }
@@ -179,7 +171,6 @@ int cg_parse_proc_stat(const char *text, cg_proc_stat *ret, ca_error **err) {
         break;
       case 4:
       case 5:
-      case 6:
       case 22:
         if (parse_u64_n(tok, len, &v) < 0 || (field != 22 && v > INT_MAX))
           return ca_error_set(err, EINVAL, "/proc/<pid>/stat: field %d is not a number: \"%.*s\"", field,
@@ -188,8 +179,6 @@ int cg_parse_proc_stat(const char *text, cg_proc_stat *ret, ca_error **err) {
           s.ppid = (pid_t)v;
         else if (field == 5)
           s.pgrp = (pid_t)v;
-        else if (field == 6)
-          s.session = (pid_t)v;
         else
           s.start_time = v;
         break;
@@ -290,7 +279,6 @@ void cg_mounts_done(cg_mounts *m) {
   free(m->v1_memory);
   free(m->v1_pids);
   free(m->v1_cpu);
-  free(m->v1_freezer);
   *m = (cg_mounts){0};
 }
 
@@ -346,7 +334,7 @@ int cg_parse_mountinfo(const char *text, cg_mounts *ret, ca_error **err) {
         cg_mounts_done(&m);
         return ca_error_set(err, EINVAL, "mountinfo line %u: no \"- fstype source options\" part", lineno);
       }
-      char **slots[4] = {NULL};
+      char **slots[4] = {NULL}; /* unified, or up to three v1 controllers */
       int n = 0;
       bool v2 = fl == 7 && memcmp(fstype, "cgroup2", 7) == 0;
       bool v1 = fl == 6 && memcmp(fstype, "cgroup", 6) == 0;
@@ -360,8 +348,6 @@ int cg_parse_mountinfo(const char *text, cg_mounts *ret, ca_error **err) {
           slots[n++] = &m.v1_pids;
         if (list_has(opts, ol, "cpu") && !m.v1_cpu)
           slots[n++] = &m.v1_cpu;
-        if (list_has(opts, ol, "freezer") && !m.v1_freezer)
-          slots[n++] = &m.v1_freezer;
       }
       for (int i = 0; i < n; i++) {
         *slots[i] = unescape_path(tok[4], len[4]);

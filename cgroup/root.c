@@ -8,7 +8,7 @@
  * hierarchy root: v1 limits are hierarchical, so a leaf below the agent keeps the command inside whatever limit the
  * CI runner or container put on the job, while a leaf at the root would let it escape that limit. The agent's own v1
  * cgroup is also the only writable place inside most containers, and v1 has no no-internal-processes rule that would
- * forbid a child next to the agent. cg_root_options.v1_parent = CG_V1_PARENT_ROOT selects the root instead. */
+ * forbid a child next to the agent. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +45,7 @@ void cg_root_free(cg_root *root) {
     return;
   free(root->proc);
   free(root->fallback_reason);
+  free(root->root_option);
   cg_mounts_done(&root->mounts);
   free(root->track_mount);
   free(root->path);
@@ -77,8 +78,16 @@ bool cg_root_can_limit(const cg_root *root, const char *controller) {
   return false;
 }
 
+/* "cannot <what> <path>: <strerror>", with a hint on permission errors that names the caller's root option. */
+static int access_error(const cg_root *root, int e, const char *what, const char *path, ca_error **err) {
+  if (e == EACCES || e == EPERM || e == EROFS)
+    return ca_error_set(err, e, "cannot %s %s: %s; run as root or set %s to a delegated subtree", what, path,
+                        strerror(e), root->root_option);
+  return ca_error_set(err, e, "cannot %s %s: %s", what, path, strerror(e));
+}
+
 /* mkdir -p; every component that exists already is fine. */
-static int mkdir_p(const char *path, ca_error **err) {
+static int mkdir_p(const cg_root *root, const char *path, ca_error **err) {
   _cleanup_free_ char *p = strdup(path);
   if (!p)
     return ca_error_set(err, ENOMEM, "out of memory");
@@ -87,10 +96,7 @@ static int mkdir_p(const char *path, ca_error **err) {
       char c = *s;
       *s = '\0';
       if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        return ca_error_set(err, errno, "cannot create %s: %s%s", p, strerror(errno),
-                            errno == EACCES || errno == EPERM || errno == EROFS
-                                ? "; run as root or pass --cgroup-root to a delegated subtree"
-                                : "");
+        return access_error(root, errno, "create", p, err);
       *s = c;
       if (!c)
         break;
@@ -134,7 +140,7 @@ static int enable_controllers(const char *dir, const char *value, ca_error **err
 static void enable_v2_controllers(cg_root *root) {
   char avail[256];
   _cleanup_close_ int mfd = open(root->track_mount, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (mfd < 0 || cg_read_at(mfd, "cgroup.controllers", avail, sizeof(avail), NULL) < 0)
+  if (mfd < 0 || ca_read_file_buf(mfd, "cgroup.controllers", avail, sizeof(avail), NULL) < 0)
     return;
   const char *names[] = {"memory", "pids", "cpu"};
   bool want[3];
@@ -154,7 +160,7 @@ static void enable_v2_controllers(cg_root *root) {
     char cur[256] = "";
     _cleanup_close_ int dfd = open(walk, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0)
-      (void)cg_read_at(dfd, "cgroup.subtree_control", cur, sizeof(cur), NULL); /* empty on failure: write all */
+      (void)ca_read_file_buf(dfd, "cgroup.subtree_control", cur, sizeof(cur), NULL); /* empty on failure: write all */
     char all[64] = "";
     for (int i = 0; i < 3; i++)
       if (want[i] && !cg_has_word(cur, names[i])) {
@@ -192,14 +198,152 @@ static int fallback(cg_root *root, const cg_root_options *opts, ca_error **err) 
   return root->fallback_reason ? 0 : ca_error_set(err, ENOMEM, "out of memory");
 }
 
-/* Absolute v1 parent of the leaves for one controller: <mount>[/<own cgroup>]/<root relative to its mount>. */
-static char *v1_parent_path(const char *mount, const char *own, const char *rel) {
+/* <mount>[<own cgroup>]<rel>: the own cgroup "/" counts as none. */
+static char *join_path(const char *mount, const char *own, const char *rel) {
   char *s = NULL;
   if (own && streq(own, "/"))
     own = "";
   if (asprintf(&s, "%s%s%s", mount, own ? own : "", rel) < 0)
     return NULL;
   return s;
+}
+
+/* Reads the cgroup mounts from mountinfo and sets root->mode. */
+static int detect_mounts(cg_root *root, ca_error **err) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/self/mountinfo", root->proc);
+  _cleanup_free_ char *mountinfo = NULL;
+  if (ca_read_file(path, CG_MOUNTINFO_MAX, &mountinfo, NULL, err) < 0 ||
+      cg_parse_mountinfo(mountinfo, &root->mounts, err) < 0)
+    return ca_error_wrap(err, "cgroup: cannot detect the cgroup mounts");
+  if (root->mounts.unified && !is_cgroup2(root->mounts.unified)) {
+    free(root->mounts.unified); /* listed but not reachable from here (another mount namespace view) */
+    root->mounts.unified = NULL;
+  }
+  root->mode = root->mounts.unified    ? (root->mounts.v1_count ? CG_MODE_HYBRID : CG_MODE_UNIFIED)
+               : root->mounts.v1_count ? CG_MODE_LEGACY
+                                       : CG_MODE_NONE;
+  return 0;
+}
+
+/* Results of the steps of cg_root_open besides 0 and a negative errno (a usage or memory error, which no fallback
+ * hides): no cgroup is usable, *err says why, and process tracking may take over. */
+#define NO_CGROUP 1
+
+/* Moves the caller out of its delegated cgroup own_dir into own_dir/supervisor, so that own_dir can hold the session
+ * leaves (the no-internal-processes rule). */
+static int leave_delegated(const char *own_dir, ca_error **err) {
+  char sup[PATH_MAX + 32];
+  snprintf(sup, sizeof(sup), "%s/supervisor", own_dir);
+  if (mkdir(sup, 0755) < 0 && errno != EEXIST)
+    return ca_error_set(err, errno, "cannot create %s in the delegated subtree: %s", sup, strerror(errno));
+  strcat(sup, "/cgroup.procs");
+  return cg_write_path(sup, "0", err);
+}
+
+/* The default root: <mount>[<own v1 cgroup>]/<name>. */
+static char *named_path(const cg_root *root, const cg_root_options *opts, const char *own_track, ca_error **err) {
+  const char *name = opts->name;
+  if (!name || !name[0] || strchr(name, '/') || streq(name, ".") || streq(name, "..")) {
+    ca_error_set(err, EINVAL, "cgroup: no root was given and \"%s\" is no name for a default one", name ? name : "");
+    return NULL;
+  }
+  char rel[PATH_MAX];
+  snprintf(rel, sizeof(rel), "/%s", name);
+  char *p = join_path(root->track_mount, root->track_is_v2 ? NULL : own_track, rel);
+  if (!p)
+    ca_error_set(err, ENOMEM, "out of memory");
+  return p;
+}
+
+/* Sets root->path: opts->root checked to lie inside the tracking mount, else the delegated subtree the caller runs
+ * in, else the named default. 0, NO_CGROUP or a negative errno. */
+static int select_path(cg_root *root, const cg_root_options *opts, const char *own_track, ca_error **err) {
+  const char *track = root->track_mount;
+  if (opts->root) {
+    size_t ml = strlen(track);
+    if (opts->root[0] != '/' || strncmp(opts->root, track, ml) != 0 || (opts->root[ml] && opts->root[ml] != '/') ||
+        strstr(opts->root, "/.."))
+      return ca_error_set(err, EINVAL, "%s %s is not a directory inside the cgroup mount %s", root->root_option,
+                          opts->root, track);
+    root->path = strdup(opts->root);
+  } else {
+    char own_dir[PATH_MAX] = "";
+    if (root->track_is_v2 && own_track && !streq(own_track, "/"))
+      snprintf(own_dir, sizeof(own_dir), "%s%s", track, own_track);
+    if (own_dir[0] && is_delegated(own_dir)) {
+      if (leave_delegated(own_dir, err) < 0)
+        return NO_CGROUP;
+      root->path = strdup(own_dir);
+    } else if (!(root->path = named_path(root, opts, own_track, err))) {
+      return -(*err)->code;
+    }
+  }
+  if (!root->path)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  size_t plen = strlen(root->path);
+  while (plen > 1 && root->path[plen - 1] == '/')
+    root->path[--plen] = '\0';
+  return 0;
+}
+
+/* The v1 parents of the leaves, for limits and stats on hybrid and legacy hosts: under the caller's OWN cgroup of
+ * each hierarchy (see the top of the file). A hierarchy that is not writable only costs its limits. */
+static int open_v1_parents(cg_root *root, const cg_proc_cgroup *own, const char *own_track, ca_error **err) {
+  const char *rel = root->path + strlen(root->track_mount);
+  /* legacy: rel is relative to the tracking hierarchy, which already includes the caller's own cgroup */
+  if (!root->track_is_v2 && own_track && !streq(own_track, "/") && strncmp(rel, own_track, strlen(own_track)) == 0)
+    rel += strlen(own_track);
+  const char *mounts[CG_V1_N] = {root->mounts.v1_memory, root->mounts.v1_pids, root->mounts.v1_cpu};
+  const char *owns[CG_V1_N] = {own->v1_memory, own->v1_pids, own->v1_cpu};
+  bool v2_has[CG_V1_N] = {root->v2_memory, root->v2_pids, root->v2_cpu};
+  for (int i = 0; i < CG_V1_N; i++) {
+    if (!mounts[i] || v2_has[i])
+      continue;
+    _cleanup_free_ char *parent = join_path(mounts[i], owns[i], rel);
+    if (!parent)
+      return ca_error_set(err, ENOMEM, "out of memory");
+    if (mkdir_p(root, parent, NULL) == 0) /* asking for a limit there later gives the error */
+      root->v1_parent[i] = TAKE_PTR(parent);
+  }
+  return 0;
+}
+
+/* Cgroup tracking: the tracking hierarchy, root->path created and writable, its controllers, the v1 parents.
+ * 0, NO_CGROUP or a negative errno. */
+static int open_tracking(cg_root *root, const cg_root_options *opts, ca_error **err) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/self/cgroup", root->proc);
+  _cleanup_free_ char *self_cgroup = NULL;
+  _cleanup_(cg_proc_cgroup_done) cg_proc_cgroup own = {0};
+  if (ca_read_file(path, CG_SMALL_FILE_MAX * 4, &self_cgroup, NULL, err) < 0 ||
+      cg_parse_proc_cgroup(self_cgroup, &own, err) < 0)
+    return ca_error_wrap(err, "cgroup: cannot read our own cgroup");
+  const char *track = root->mounts.unified, *own_track = own.unified;
+  root->track_is_v2 = track != NULL;
+  if (!track) {
+    track = root->mounts.v1_pids ? root->mounts.v1_pids : root->mounts.v1_memory;
+    own_track = root->mounts.v1_pids ? own.v1_pids : own.v1_memory;
+  }
+  if (!track) {
+    ca_error_set(err, ENOENT, "no cgroup filesystem is mounted (looked for cgroup2, and v1 pids or memory)");
+    return NO_CGROUP;
+  }
+  if (!(root->track_mount = strdup(track)))
+    return ca_error_set(err, ENOMEM, "out of memory");
+  int r = select_path(root, opts, own_track, err);
+  if (r != 0)
+    return r;
+  if (mkdir_p(root, root->path, err) < 0)
+    return NO_CGROUP;
+  snprintf(path, sizeof(path), "%s/cgroup.procs", root->path);
+  if (access(path, W_OK) < 0) {
+    access_error(root, errno, "write", path, err);
+    return NO_CGROUP;
+  }
+  if (root->track_is_v2)
+    enable_v2_controllers(root);
+  return open_v1_parents(root, &own, own_track, err);
 }
 
 int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err) {
@@ -210,135 +354,20 @@ int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err) {
   if (!opts)
     opts = &defaults;
   _cleanup_cg_root_ cg_root *root = calloc(1, sizeof(*root));
-  if (!root || !(root->proc = strdup(opts->proc ? opts->proc : "/proc")))
+  if (!root || !(root->proc = strdup(opts->proc ? opts->proc : "/proc")) ||
+      !(root->root_option = strdup(opts->root_option ? opts->root_option : "the cgroup root")))
     return ca_error_set(err, ENOMEM, "out of memory");
   root->avoid_cgroup_kill = opts->avoid_cgroup_kill;
-
-  char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/self/mountinfo", root->proc);
-  _cleanup_free_ char *mountinfo = NULL;
-  if (cg_read_path(path, CG_MOUNTINFO_MAX, &mountinfo, err) < 0 ||
-      cg_parse_mountinfo(mountinfo, &root->mounts, err) < 0)
-    return ca_error_wrap(err, "cgroup: cannot detect the cgroup mounts");
-  if (root->mounts.unified && !is_cgroup2(root->mounts.unified)) {
-    free(root->mounts.unified); /* listed but not reachable from here (another mount namespace view) */
-    root->mounts.unified = NULL;
-  }
-  root->mode = root->mounts.unified    ? (root->mounts.v1_count ? CG_MODE_HYBRID : CG_MODE_UNIFIED)
-               : root->mounts.v1_count ? CG_MODE_LEGACY
-                                       : CG_MODE_NONE;
-
-  if (opts->force_process) {
-    if (fallback(root, opts, err) < 0)
-      return -ENOMEM;
-    *ret = TAKE_PTR(root);
-    return 0;
-  }
-
-  snprintf(path, sizeof(path), "%s/self/cgroup", root->proc);
-  _cleanup_free_ char *self_cgroup = NULL;
-  cg_proc_cgroup own = {0};
-  if (cg_read_path(path, CG_SMALL_FILE_MAX * 4, &self_cgroup, err) < 0 ||
-      cg_parse_proc_cgroup(self_cgroup, &own, err) < 0)
-    return ca_error_wrap(err, "cgroup: cannot read the agent's own cgroup");
-
-  int r = 0;
-  const char *track = root->mounts.unified;
-  root->track_is_v2 = track != NULL;
-  const char *own_track = own.unified;
-  if (!track) {
-    track = root->mounts.v1_pids ? root->mounts.v1_pids : root->mounts.v1_memory;
-    own_track = root->mounts.v1_pids ? own.v1_pids : own.v1_memory;
-  }
-  if (!track) {
-    ca_error_set(err, ENOENT, "no cgroup filesystem is mounted (looked for cgroup2, and v1 pids or memory)");
-    goto fall;
-  }
-  if (!(root->track_mount = strdup(track)))
-    goto oom;
-
-  if (opts->root) {
-    size_t ml = strlen(track);
-    if (opts->root[0] != '/' || strncmp(opts->root, track, ml) != 0 || (opts->root[ml] && opts->root[ml] != '/') ||
-        strstr(opts->root, "/..")) {
-      r = ca_error_set(err, EINVAL, "--cgroup-root %s is not a directory inside the cgroup mount %s", opts->root,
-                       track);
-      goto out;
-    }
-    root->path = strdup(opts->root);
-  } else if (root->track_is_v2 && own_track && !streq(own_track, "/")) {
-    char own_dir[PATH_MAX];
-    snprintf(own_dir, sizeof(own_dir), "%s%s", track, own_track);
-    if (is_delegated(own_dir)) {
-      /* No-internal-processes: the agent leaves the delegated cgroup for a sibling leaf of the sessions. */
-      char sup[PATH_MAX + 16];
-      snprintf(sup, sizeof(sup), "%s/supervisor", own_dir);
-      if (mkdir(sup, 0755) < 0 && errno != EEXIST) {
-        ca_error_set(err, errno, "cannot create %s in the delegated subtree: %s", sup, strerror(errno));
-        goto fall;
-      }
-      strcat(sup, "/cgroup.procs");
-      if (cg_write_path(sup, "0", err) < 0)
-        goto fall;
-      root->path = strdup(own_dir);
-    } else {
-      root->path = v1_parent_path(track, NULL, "/cleanup-agent.slice");
-    }
-  } else {
-    root->path = v1_parent_path(track, root->track_is_v2 ? NULL : own_track, "/cleanup-agent.slice");
-  }
-  if (!root->path)
-    goto oom;
-  size_t plen = strlen(root->path);
-  while (plen > 1 && root->path[plen - 1] == '/')
-    root->path[--plen] = '\0';
-
-  if (mkdir_p(root->path, err) < 0)
-    goto fall;
-  snprintf(path, sizeof(path), "%s/cgroup.procs", root->path);
-  if (access(path, W_OK) < 0) {
-    ca_error_set(err, errno, "cannot write %s: %s; run as root or pass --cgroup-root to a delegated subtree", path,
-                 strerror(errno));
-    goto fall;
-  }
-  if (root->track_is_v2)
-    enable_v2_controllers(root);
-
-  /* v1 hierarchies for limits and stats on hybrid and legacy hosts. */
-  const char *rel = root->path + strlen(track);
-  if (!root->track_is_v2) {
-    /* legacy: rel is relative to the tracking hierarchy, which already includes the agent's own cgroup */
-    if (own_track && !streq(own_track, "/") && strncmp(rel, own_track, strlen(own_track)) == 0)
-      rel += strlen(own_track);
-  }
-  const char *mounts[CG_V1_N] = {root->mounts.v1_memory, root->mounts.v1_pids, root->mounts.v1_cpu};
-  const char *owns[CG_V1_N] = {own.v1_memory, own.v1_pids, own.v1_cpu};
-  bool v2_has[CG_V1_N] = {root->v2_memory, root->v2_pids, root->v2_cpu};
-  for (int i = 0; i < CG_V1_N; i++) {
-    if (!mounts[i] || v2_has[i])
-      continue;
-    _cleanup_free_ char *parent = v1_parent_path(mounts[i], opts->v1_parent == CG_V1_PARENT_OWN ? owns[i] : NULL, rel);
-    if (!parent)
-      goto oom;
-    /* A v1 hierarchy that is not writable only costs its limits; asking for one later gives the error. */
-    if (mkdir_p(parent, NULL) == 0)
-      root->v1_parent[i] = TAKE_PTR(parent);
-  }
-  cg_proc_cgroup_done(&own);
-  *ret = TAKE_PTR(root);
-  return 0;
-
-fall:
-  cg_proc_cgroup_done(&own);
-  if (fallback(root, opts, err) < 0)
+  int r = detect_mounts(root, err);
+  if (r < 0)
+    return r;
+  r = opts->force_process ? NO_CGROUP : open_tracking(root, opts, err);
+  if (r < 0)
+    return r;
+  if (r == NO_CGROUP && fallback(root, opts, err) < 0)
     return ca_error_wrap(err, "cgroup");
   *ret = TAKE_PTR(root);
   return 0;
-oom:
-  r = ca_error_set(err, ENOMEM, "out of memory");
-out:
-  cg_proc_cgroup_done(&own);
-  return r;
 }
 
 int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {

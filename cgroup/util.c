@@ -1,4 +1,5 @@
-/* Small I/O helpers of the cgroup module: bounded reads and checked writes of cgroupfs/procfs files, pidfds. */
+/* Small I/O helpers of the cgroup module: checked writes of cgroupfs files, /proc/<pid>/stat, pidfds. Reads go
+ * through common's ca_read_file_buf and ca_read_file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,36 +16,14 @@ uint64_t cg_now_usec(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Reads a small file relative to dirfd into buf (NUL-terminated); EFBIG when it does not fit. */
-int cg_read_at(int dirfd, const char *name, char *buf, size_t size, ca_error **err) {
-  _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
-    return ca_error_set_errno(err, errno, "cannot open %s", name);
-  size_t len = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf + len, size - 1 - len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return ca_error_set_errno(err, errno, "cannot read %s", name);
-    if (n == 0)
-      break;
-    len += (size_t)n;
-    if (len == size - 1)
-      return ca_error_set(err, EFBIG, "%s is larger than %zu bytes", name, size - 1);
-  }
-  buf[len] = '\0';
-  return (int)len;
-}
-
 static const char *write_hint(int e) {
   switch (e) {
     case EACCES:
     case EPERM:
     case EROFS:
-      return "; run as root or pass --cgroup-root to a delegated subtree";
+      return "; run as root or choose a cgroup root in a delegated subtree";
     case EBUSY:
-      return "; the cgroup v2 no-internal-processes rule: the cgroup has processes of its own, pick a --cgroup-root "
+      return "; the cgroup v2 no-internal-processes rule: the cgroup has processes of its own, pick a cgroup root "
              "whose ancestors hold none";
     default:
       return "";
@@ -65,36 +44,6 @@ int cg_write_at(int dirfd, const char *dir_for_msg, const char *name, const char
                         write_hint(errno));
   if ((size_t)n != len)
     return ca_error_set(err, EIO, "short write of \"%s\" to %s/%s", value, dir_for_msg, name);
-  return 0;
-}
-
-int cg_read_path(const char *path, size_t max, char **ret, ca_error **err) {
-  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return ca_error_set_errno(err, errno, "cannot open %s", path);
-  ca_buf b = CA_BUF_INIT(max);
-  char chunk[8192];
-  for (;;) {
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int e = errno;
-      ca_buf_free(&b);
-      return ca_error_set_errno(err, e, "cannot read %s", path);
-    }
-    if (n == 0)
-      break;
-    if (ca_buf_append(&b, chunk, (size_t)n, err) < 0) {
-      ca_buf_free(&b);
-      return ca_error_wrap(err, "%s", path);
-    }
-  }
-  if (!b.data && ca_buf_append(&b, "", 0, err) < 0) {
-    ca_buf_free(&b);
-    return ca_error_wrap(err, "%s", path);
-  }
-  *ret = ca_buf_steal(&b, NULL);
   return 0;
 }
 
@@ -124,22 +73,25 @@ bool cg_has_word(const char *list, const char *word) {
 }
 
 int cg_proc_read_stat(const char *proc, pid_t pid, cg_proc_stat *ret, ca_error **err) {
-  char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/%d/stat", proc, (int)pid);
-  char buf[1024];
-  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return ca_error_set_errno(err, errno == ENOENT ? ESRCH : errno, "cannot open %s", path);
-  ssize_t n;
-  do
-    n = read(fd, buf, sizeof(buf) - 1);
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    return ca_error_set_errno(err, errno == ENOENT ? ESRCH : errno, "cannot read %s", path);
-  buf[n] = '\0';
+  char path[PATH_MAX], buf[CG_SMALL_FILE_MAX];
+  snprintf(path, sizeof(path), "%s/%d/stat", proc ? proc : "/proc", (int)pid);
+  int r = ca_read_file_buf(AT_FDCWD, path, buf, sizeof(buf), err);
+  /* No directory: the pid is free; ESRCH: the process was reaped between the open and the read. */
+  if (r == -ENOENT || r == -ESRCH)
+    return ca_error_set(err, ESRCH, "read %s: process %d is gone", path, (int)pid);
+  if (r < 0)
+    return r;
   if (cg_parse_proc_stat(buf, ret, err) < 0)
     return ca_error_wrap(err, "%s", path);
   return 0;
+}
+
+int cg_proc_start_time(const char *proc, pid_t pid, uint64_t *ret, ca_error **err) {
+  cg_proc_stat st;
+  int r = cg_proc_read_stat(proc, pid, &st, err);
+  if (r == 0)
+    *ret = st.start_time;
+  return r;
 }
 
 int cg_pidfd_open(pid_t pid) {
@@ -163,7 +115,8 @@ int cg_signal_verified(const char *proc, pid_t pid, uint64_t start_time, int sig
   _cleanup_close_ int pidfd = cg_pidfd_open(pid);
   if (pidfd < 0)
     return ca_error_set_errno(err, errno, "pid %d", (int)pid);
-  /* The pidfd pins the identity: if pid was reused after pidfd_open the stat below shows another start time. */
+  /* Opened before the start time is read: a pid reused before the open shows the newcomer's start time below; if the
+   * pinned process exits after the open, the signal through the pidfd reaches nobody rather than a newcomer. */
   cg_proc_stat st;
   if (cg_proc_read_stat(proc, pid, &st, err) < 0)
     return ca_error_wrap(err, "pid %d", (int)pid);

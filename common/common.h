@@ -1,4 +1,4 @@
-/* common: errors with context, logging, bounded buffers, strict parsers and atomic file writes.
+/* common: errors with context, logging, bounded buffers, strict parsers, JSON field helpers and whole-file I/O.
  * The one public header of the module; it knows nothing of Docker or cgroups. */
 #pragma once
 
@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <cjson/cJSON.h>
 
 #include "macro.h"
 
@@ -114,6 +116,49 @@ int ca_write_file_atomic_flags(const char *path, const void *data, size_t len, m
 /* Reads a whole file (O_NOFOLLOW, O_CLOEXEC) of at most max bytes; the result is NUL-terminated, caller frees.
  * A file larger than max is an EFBIG error that names the cap. */
 int ca_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, ca_error **err);
+/* As ca_read_file, for name relative to dirfd (AT_FDCWD: relative to the working directory). */
+int ca_read_file_at(int dirfd, const char *name, size_t max, char **ret_data, size_t *ret_len, ca_error **err);
+/* As ca_read_file_at, into the caller's buf of size bytes (NUL-terminated), for small files read often (cgroupfs,
+ * procfs); returns the length. A file of size bytes or more is an EFBIG error. */
+int ca_read_file_buf(int dirfd, const char *name, char *buf, size_t size, ca_error **err);
+
+/* Writes all len bytes to fd, retrying short writes and EINTR; returns 0 or -errno. On a socket the write is a
+ * send(MSG_NOSIGNAL): a peer that is gone gives -EPIPE, never SIGPIPE. */
+int ca_write_all(int fd, const void *data, size_t len);
+
+/* ---- JSON (cJSON) ------------------------------------------------------------------------------------------ */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
+#define _cleanup_json_ _cleanup_(cJSON_Deletep)
+
+/* Parses len bytes of untrusted JSON; the value must fill the text (white space aside). EBADMSG errors name what. */
+int ca_json_parse(const char *text, size_t len, const char *what, cJSON **ret, ca_error **err);
+/* "a string", "a number", "an object", ... for messages. */
+const char *ca_json_type_name(const cJSON *j);
+/* The member key of obj; NULL when obj is not an object, or the member is absent or null. */
+const cJSON *ca_json_field(const cJSON *obj, const char *key);
+/* EBADMSG ("field owner_pid is missing") unless every key of the NULL-terminated list is present and not null. */
+int ca_json_require(const cJSON *obj, const char *const *keys, ca_error **err);
+
+/* Field readers. An absent or null field leaves *ret untouched and returns 0 (ca_json_require makes fields
+ * mandatory); a field of another type, or a number out of [min, max], is an EBADMSG error that names the field. */
+int ca_json_string(const cJSON *obj, const char *key, const char **ret, ca_error **err);
+/* As ca_json_string, with a copy the caller frees. */
+int ca_json_strdup(const cJSON *obj, const char *key, char **ret, ca_error **err);
+/* An array of strings as a NULL-terminated list the caller frees (ca_strv_free); absent or null gives an empty
+ * list, unlike the other readers. */
+int ca_json_strv(const cJSON *obj, const char *key, char ***ret, ca_error **err);
+/* A whole number: 1.5, 1e300 and values out of [min, max] are refused. */
+int ca_json_int(const cJSON *obj, const char *key, int64_t min, int64_t max, int64_t *ret, ca_error **err);
+int ca_json_double(const cJSON *obj, const char *key, double min, double max, double *ret, ca_error **err);
+int ca_json_bool(const cJSON *obj, const char *key, bool *ret, ca_error **err);
+int ca_json_object(const cJSON *obj, const char *key, const cJSON **ret, ca_error **err);
+int ca_json_array(const cJSON *obj, const char *key, const cJSON **ret, ca_error **err);
+
+/* Adds a whole number written digit for digit; false when out of memory. cJSON_AddNumberToObject prints 15
+ * significant digits whenever they read back within its relative epsilon, which drops the last digit of integers
+ * from about 2^52 (4.5e15) up: an expiry of 6433333333333331 came back as 6433333333333330 (found by fuzz_registry). */
+bool ca_json_add_int(cJSON *obj, const char *key, int64_t v);
 
 /* ---- time -------------------------------------------------------------------------------------------------- */
 

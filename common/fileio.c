@@ -1,21 +1,28 @@
-/* Whole-file reads with a cap and atomic replacement of files in the state directory. */
+/* Whole-file reads with a cap (the only readers of whole files in the tree), complete writes, and atomic replacement
+ * of files in the state directory. */
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
 
-static int write_all(int fd, const void *data, size_t len) {
+int ca_write_all(int fd, const void *data, size_t len) {
   const char *p = data;
+  bool sock = true; /* until send says otherwise */
   while (len > 0) {
-    ssize_t n = write(fd, p, len);
+    ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
     if (n < 0) {
       if (errno == EINTR)
         continue;
+      if (errno == ENOTSOCK && sock) {
+        sock = false;
+        continue;
+      }
       return -errno;
     }
     p += n;
@@ -54,7 +61,7 @@ int ca_write_file_atomic_flags(const char *path, const void *data, size_t len, m
   /* Creation masks the mode with the umask; the caller's mode is what it asked for. */
   if (fchmod(fd, mode) < 0)
     r = -errno;
-  else if ((r = write_all(fd, data, len)) == 0 && fsync(fd) < 0)
+  else if ((r = ca_write_all(fd, data, len)) == 0 && fsync(fd) < 0)
     r = -errno;
   if (r == 0 && close(fd) < 0)
     r = -errno;
@@ -73,31 +80,74 @@ int ca_write_file_atomic_flags(const char *path, const void *data, size_t len, m
   return 0;
 }
 
-int ca_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, ca_error **err) {
-  _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ELOOP)
-      return ca_error_set(err, ELOOP, "read %s: is a symbolic link, refusing to follow it", path);
-    return ca_error_set_errno(err, errno, "read %s", path);
+/* read() until size bytes are in or the end of the file, retrying EINTR; the count read, or -errno. */
+static ssize_t read_full(int fd, char *buf, size_t size) {
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, buf + got, size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      break;
+    got += (size_t)n;
   }
+  return (ssize_t)got;
+}
+
+static int open_for_read(int dirfd, const char *name, ca_error **err) {
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0)
+    return fd;
+  if (errno == ELOOP)
+    return ca_error_set(err, ELOOP, "read %s: is a symbolic link, refusing to follow it", name);
+  return ca_error_set_errno(err, errno, "read %s", name);
+}
+
+int ca_read_file_at(int dirfd, const char *name, size_t max, char **ret_data, size_t *ret_len, ca_error **err) {
+  _cleanup_close_ int fd = open_for_read(dirfd, name, err);
+  if (fd < 0)
+    return fd;
   ca_buf b = CA_BUF_INIT(max);
   char chunk[8192];
   for (;;) {
-    ssize_t n = read(fd, chunk, sizeof(chunk));
+    ssize_t n = read_full(fd, chunk, sizeof(chunk));
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      int e = errno;
       ca_buf_free(&b);
-      return ca_error_set_errno(err, e, "read %s", path);
+      return ca_error_set_errno(err, (int)-n, "read %s", name);
     }
-    if (n == 0)
-      break;
     if (ca_buf_append(&b, chunk, (size_t)n, NULL) < 0) {
       ca_buf_free(&b);
-      return ca_error_set(err, EFBIG, "read %s: larger than the limit of %zu bytes", path, max);
+      return ca_error_set(err, EFBIG, "read %s: larger than the limit of %zu bytes", name, max);
     }
+    if ((size_t)n < sizeof(chunk))
+      break;
   }
-  *ret_data = ca_buf_steal(&b, ret_len);
-  return *ret_data ? 0 : ca_error_set(err, ENOMEM, "read %s: out of memory", path);
+  char *data = ca_buf_steal(&b, ret_len);
+  if (!data)
+    return ca_error_set(err, ENOMEM, "read %s: out of memory", name);
+  *ret_data = data;
+  return 0;
+}
+
+int ca_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len, ca_error **err) {
+  return ca_read_file_at(AT_FDCWD, path, max, ret_data, ret_len, err);
+}
+
+int ca_read_file_buf(int dirfd, const char *name, char *buf, size_t size, ca_error **err) {
+  if (size == 0)
+    return ca_error_set(err, EINVAL, "read %s: no room for even the terminating NUL", name);
+  _cleanup_close_ int fd = open_for_read(dirfd, name, err);
+  if (fd < 0)
+    return fd;
+  char extra;
+  ssize_t n = read_full(fd, buf, size - 1);
+  ssize_t more = n == (ssize_t)size - 1 ? read_full(fd, &extra, 1) : 0;
+  if (n < 0 || more < 0)
+    return ca_error_set_errno(err, (int)-(n < 0 ? n : more), "read %s", name);
+  if (more > 0)
+    return ca_error_set(err, EFBIG, "read %s: larger than the limit of %zu bytes", name, size - 1);
+  buf[n] = '\0';
+  return (int)n;
 }

@@ -169,9 +169,9 @@ int dk_container_create(struct dk_client *c, const struct dk_container_spec *spe
   }
   _cleanup_json_ cJSON *j = NULL;
   const char *id = NULL;
-  if ((k = dk_json_parse(r.resp.data, r.resp.len, "POST /containers/create", &j, err)) < 0)
+  if ((k = ca_json_parse(r.resp.data, r.resp.len, "POST /containers/create", &j, err)) < 0)
     return k;
-  if ((k = dk_json_string(j, "Id", &id, err)) < 0)
+  if ((k = ca_json_string(j, "Id", &id, err)) < 0)
     return ca_error_wrap(err, "POST /containers/create");
   if (!id || !id[0])
     return ca_error_set(err, EBADMSG, "POST /containers/create: answer lacks Id");

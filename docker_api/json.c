@@ -1,107 +1,12 @@
-/* Parsers of engine answers. Every answer is untrusted: each field is type-checked, absent and null optional fields
- * are tolerated, anything else malformed is an EBADMSG error that names the field. */
+/* Parsers of engine answers. Every answer is untrusted: each field is type-checked (common's ca_json_* helpers), absent
+ * and null optional fields are tolerated, anything else malformed is an EBADMSG error that names the field. */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "docker-internal.h"
-
-static const char *json_type_name(const cJSON *j) {
-  if (cJSON_IsString(j))
-    return "a string";
-  if (cJSON_IsNumber(j))
-    return "a number";
-  if (cJSON_IsBool(j))
-    return "a boolean";
-  if (cJSON_IsArray(j))
-    return "an array";
-  if (cJSON_IsObject(j))
-    return "an object";
-  return "something else";
-}
-
-static const cJSON *field(const cJSON *obj, const char *key) {
-  const cJSON *f = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-  return cJSON_IsNull(f) ? NULL : f;
-}
-
-int dk_json_parse(const char *text, size_t len, const char *what, cJSON **ret, ca_error **err) {
-  if (!text || len == 0)
-    return ca_error_set(err, EBADMSG, "%s: empty answer where JSON was expected", what);
-  const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
-  if (!j) {
-    size_t at = end && end >= text ? (size_t)(end - text) : 0;
-    return ca_error_set(err, EBADMSG, "%s: malformed JSON at byte %zu of %zu", what, at, len);
-  }
-  size_t used = end && end >= text ? (size_t)(end - text) : len;
-  while (used < len && (text[used] == ' ' || text[used] == '\n' || text[used] == '\r' || text[used] == '\t'))
-    used++;
-  if (used != len) {
-    cJSON_Delete(j);
-    return ca_error_set(err, EBADMSG, "%s: unexpected data after the JSON value at byte %zu of %zu", what, used, len);
-  }
-  *ret = j;
-  return 0;
-}
-
-int dk_json_string(const cJSON *obj, const char *key, const char **ret, ca_error **err) {
-  const cJSON *f = field(obj, key);
-  if (!f)
-    return 0;
-  if (!cJSON_IsString(f) || !f->valuestring)
-    return ca_error_set(err, EBADMSG, "field %s: expected a string, got %s", key, json_type_name(f));
-  *ret = f->valuestring;
-  return 0;
-}
-
-int dk_json_int(const cJSON *obj, const char *key, int64_t min, int64_t max, int64_t *ret, ca_error **err) {
-  const cJSON *f = field(obj, key);
-  if (!f)
-    return 0;
-  if (!cJSON_IsNumber(f))
-    return ca_error_set(err, EBADMSG, "field %s: expected an integer, got %s", key, json_type_name(f));
-  double d = f->valuedouble;
-  /* (double)INT64_MAX rounds up to 2^63, which passes "d > max" but does not fit an int64_t: reject it too. */
-  if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max || d >= 0x1p63)
-    return ca_error_set(err, EBADMSG, "field %s: %g is not an integer in [%lld, %lld]", key, d, (long long)min,
-                        (long long)max);
-  *ret = (int64_t)d;
-  return 0;
-}
-
-int dk_json_bool(const cJSON *obj, const char *key, bool *ret, ca_error **err) {
-  const cJSON *f = field(obj, key);
-  if (!f)
-    return 0;
-  if (!cJSON_IsBool(f))
-    return ca_error_set(err, EBADMSG, "field %s: expected a boolean, got %s", key, json_type_name(f));
-  *ret = cJSON_IsTrue(f);
-  return 0;
-}
-
-int dk_json_object(const cJSON *obj, const char *key, const cJSON **ret, ca_error **err) {
-  const cJSON *f = field(obj, key);
-  if (!f)
-    return 0;
-  if (!cJSON_IsObject(f))
-    return ca_error_set(err, EBADMSG, "field %s: expected an object, got %s", key, json_type_name(f));
-  *ret = f;
-  return 0;
-}
-
-int dk_json_array(const cJSON *obj, const char *key, const cJSON **ret, ca_error **err) {
-  const cJSON *f = field(obj, key);
-  if (!f)
-    return 0;
-  if (!cJSON_IsArray(f))
-    return ca_error_set(err, EBADMSG, "field %s: expected an array, got %s", key, json_type_name(f));
-  *ret = f;
-  return 0;
-}
 
 /* ---- labels ------------------------------------------------------------------------------------------------ */
 
@@ -128,7 +33,7 @@ const char *dk_labels_get(const struct dk_labels *l, const char *key) {
 
 int dk_parse_labels(const cJSON *obj, const char *what, struct dk_labels *ret, ca_error **err) {
   const cJSON *o = NULL;
-  int k = dk_json_object(obj, what, &o, err);
+  int k = ca_json_object(obj, what, &o, err);
   if (k < 0)
     return k;
   struct dk_labels l = {0};
@@ -144,7 +49,7 @@ int dk_parse_labels(const cJSON *obj, const char *what, struct dk_labels *ret, c
   cJSON_ArrayForEach(it, o) {
     if (!cJSON_IsString(it) || !it->valuestring || !it->string) {
       k = ca_error_set(err, EBADMSG, "field %s.%s: expected a string, got %s", what, it->string ? it->string : "?",
-                       json_type_name(it));
+                       ca_json_type_name(it));
       dk_labels_clear(&l);
       return k;
     }
@@ -212,7 +117,7 @@ int dk_parse_time(const char *s, int64_t *ret_us, ca_error **err) {
 
 static int json_time(const cJSON *obj, const char *key, int64_t *ret_us, ca_error **err) {
   const char *s = NULL;
-  int k = dk_json_string(obj, key, &s, err);
+  int k = ca_json_string(obj, key, &s, err);
   if (k < 0 || !s || !s[0])
     return k;
   k = dk_parse_time(s, ret_us, err);
@@ -261,11 +166,11 @@ static int names_one(const char *name, char ***ret, ca_error **err) {
 
 static int parse_item(enum dk_kind kind, const cJSON *o, struct dk_item *it, ca_error **err) {
   if (!cJSON_IsObject(o))
-    return ca_error_set(err, EBADMSG, "expected an object, got %s", json_type_name(o));
+    return ca_error_set(err, EBADMSG, "expected an object, got %s", ca_json_type_name(o));
   const char *id = NULL, *name = NULL, *state = NULL, *image = NULL;
   int k;
   if (kind == DK_VOLUME) {
-    if ((k = dk_json_string(o, "Name", &name, err)) < 0)
+    if ((k = ca_json_string(o, "Name", &name, err)) < 0)
       return k;
     if (!name || !name[0])
       return ca_error_set(err, EBADMSG, "volume without a Name");
@@ -273,37 +178,26 @@ static int parse_item(enum dk_kind kind, const cJSON *o, struct dk_item *it, ca_
     if ((k = json_time(o, "CreatedAt", &it->created_us, err)) < 0)
       return k;
   } else {
-    if ((k = dk_json_string(o, "Id", &id, err)) < 0)
+    if ((k = ca_json_string(o, "Id", &id, err)) < 0)
       return k;
     if (!id || !id[0])
       return ca_error_set(err, EBADMSG, "object without an Id");
   }
   if (kind == DK_NETWORK) {
-    if ((k = dk_json_string(o, "Name", &name, err)) < 0 || (k = json_time(o, "Created", &it->created_us, err)) < 0)
+    if ((k = ca_json_string(o, "Name", &name, err)) < 0 || (k = json_time(o, "Created", &it->created_us, err)) < 0)
       return k;
   }
   if (kind == DK_CONTAINER) {
     int64_t created = 0;
-    if ((k = dk_json_string(o, "State", &state, err)) < 0 || (k = dk_json_string(o, "Image", &image, err)) < 0 ||
-        (k = dk_json_int(o, "Created", 0, INT64_C(1) << 40, &created, err)) < 0)
+    if ((k = ca_json_string(o, "State", &state, err)) < 0 || (k = ca_json_string(o, "Image", &image, err)) < 0 ||
+        (k = ca_json_int(o, "Created", 0, INT64_C(1) << 40, &created, err)) < 0)
       return k;
     it->created_us = created * 1000000;
-    const cJSON *names = NULL;
-    if ((k = dk_json_array(o, "Names", &names, err)) < 0)
+    if ((k = ca_json_strv(o, "Names", &it->names, err)) < 0)
       return k;
-    size_t n = names ? (size_t)cJSON_GetArraySize(names) : 0;
-    it->names = calloc(n + 1, sizeof(char *));
-    if (!it->names)
-      return ca_error_set(err, ENOMEM, "out of memory");
-    size_t i = 0;
-    const cJSON *nm;
-    cJSON_ArrayForEach(nm, names) {
-      if (!cJSON_IsString(nm) || !nm->valuestring)
-        return ca_error_set(err, EBADMSG, "field Names: expected strings, got %s", json_type_name(nm));
-      const char *s = nm->valuestring[0] == '/' ? nm->valuestring + 1 : nm->valuestring;
-      if (!(it->names[i++] = strdup(s)))
-        return ca_error_set(err, ENOMEM, "out of memory");
-    }
+    for (char **nm = it->names; *nm; nm++)
+      if ((*nm)[0] == '/') /* the engine's "/name" */
+        memmove(*nm, *nm + 1, strlen(*nm));
   } else if ((k = names_one(name ? name : "", &it->names, err)) < 0) {
     return k;
   }
@@ -315,18 +209,18 @@ static int parse_item(enum dk_kind kind, const cJSON *o, struct dk_item *it, ca_
 
 int dk_parse_list(enum dk_kind kind, const char *json, size_t len, struct dk_list **ret, ca_error **err) {
   _cleanup_json_ cJSON *j = NULL;
-  int k = dk_json_parse(json, len, "list", &j, err);
+  int k = ca_json_parse(json, len, "list", &j, err);
   if (k < 0)
     return k;
   const cJSON *arr = j;
   if (kind == DK_VOLUME) {
     if (!cJSON_IsObject(j))
-      return ca_error_set(err, EBADMSG, "volume list: expected an object, got %s", json_type_name(j));
+      return ca_error_set(err, EBADMSG, "volume list: expected an object, got %s", ca_json_type_name(j));
     arr = NULL;
-    if ((k = dk_json_array(j, "Volumes", &arr, err)) < 0)
+    if ((k = ca_json_array(j, "Volumes", &arr, err)) < 0)
       return ca_error_wrap(err, "volume list");
   } else if (!cJSON_IsArray(j)) {
-    return ca_error_set(err, EBADMSG, "list: expected an array, got %s", json_type_name(j));
+    return ca_error_set(err, EBADMSG, "list: expected an array, got %s", ca_json_type_name(j));
   }
   _cleanup_(dk_list_freep) struct dk_list *l = calloc(1, sizeof(*l));
   if (!l)
@@ -363,32 +257,32 @@ void dk_container_info_free(struct dk_container_info *i) {
 
 int dk_parse_container_info(const char *json, size_t len, struct dk_container_info **ret, ca_error **err) {
   _cleanup_json_ cJSON *j = NULL;
-  int k = dk_json_parse(json, len, "inspect", &j, err);
+  int k = ca_json_parse(json, len, "inspect", &j, err);
   if (k < 0)
     return k;
   if (!cJSON_IsObject(j))
-    return ca_error_set(err, EBADMSG, "inspect: expected an object, got %s", json_type_name(j));
+    return ca_error_set(err, EBADMSG, "inspect: expected an object, got %s", ca_json_type_name(j));
   _cleanup_(dk_container_info_freep) struct dk_container_info *i = calloc(1, sizeof(*i));
   if (!i)
     return ca_error_set(err, ENOMEM, "out of memory");
   const char *id = NULL, *name = NULL, *image_id = NULL, *image = NULL, *status = NULL, *error = NULL;
   const cJSON *config = NULL, *state = NULL;
   int64_t exit_code = 0, pid = 0;
-  if ((k = dk_json_string(j, "Id", &id, err)) < 0 || (k = dk_json_string(j, "Name", &name, err)) < 0 ||
-      (k = dk_json_string(j, "Image", &image_id, err)) < 0 || (k = json_time(j, "Created", &i->created_us, err)) < 0 ||
-      (k = dk_json_object(j, "Config", &config, err)) < 0 || (k = dk_json_object(j, "State", &state, err)) < 0)
+  if ((k = ca_json_string(j, "Id", &id, err)) < 0 || (k = ca_json_string(j, "Name", &name, err)) < 0 ||
+      (k = ca_json_string(j, "Image", &image_id, err)) < 0 || (k = json_time(j, "Created", &i->created_us, err)) < 0 ||
+      (k = ca_json_object(j, "Config", &config, err)) < 0 || (k = ca_json_object(j, "State", &state, err)) < 0)
     return ca_error_wrap(err, "inspect");
   if (!id || !id[0] || !state)
     return ca_error_set(err, EBADMSG, "inspect: answer lacks Id or State");
-  if ((k = dk_json_string(config, "Image", &image, err)) < 0 ||
+  if ((k = ca_json_string(config, "Image", &image, err)) < 0 ||
       (k = dk_parse_labels(config, "Labels", &i->labels, err)) < 0)
     return ca_error_wrap(err, "inspect: Config");
-  if ((k = dk_json_string(state, "Status", &status, err)) < 0 ||
-      (k = dk_json_bool(state, "Running", &i->running, err)) < 0 ||
-      (k = dk_json_bool(state, "OOMKilled", &i->oom_killed, err)) < 0 ||
-      (k = dk_json_int(state, "ExitCode", INT32_MIN, INT32_MAX, &exit_code, err)) < 0 ||
-      (k = dk_json_int(state, "Pid", 0, INT32_MAX, &pid, err)) < 0 ||
-      (k = dk_json_string(state, "Error", &error, err)) < 0 ||
+  if ((k = ca_json_string(state, "Status", &status, err)) < 0 ||
+      (k = ca_json_bool(state, "Running", &i->running, err)) < 0 ||
+      (k = ca_json_bool(state, "OOMKilled", &i->oom_killed, err)) < 0 ||
+      (k = ca_json_int(state, "ExitCode", INT32_MIN, INT32_MAX, &exit_code, err)) < 0 ||
+      (k = ca_json_int(state, "Pid", 0, INT32_MAX, &pid, err)) < 0 ||
+      (k = ca_json_string(state, "Error", &error, err)) < 0 ||
       (k = json_time(state, "StartedAt", &i->started_us, err)) < 0 ||
       (k = json_time(state, "FinishedAt", &i->finished_us, err)) < 0)
     return ca_error_wrap(err, "inspect: State");
@@ -408,16 +302,16 @@ int dk_parse_container_info(const char *json, size_t len, struct dk_container_in
 
 int dk_parse_event(const char *line, size_t len, cJSON **ret_json, struct dk_event *ev, ca_error **err) {
   _cleanup_json_ cJSON *j = NULL;
-  int k = dk_json_parse(line, len, "event", &j, err);
+  int k = ca_json_parse(line, len, "event", &j, err);
   if (k < 0)
     return k;
   if (!cJSON_IsObject(j))
-    return ca_error_set(err, EBADMSG, "event: expected an object, got %s", json_type_name(j));
+    return ca_error_set(err, EBADMSG, "event: expected an object, got %s", ca_json_type_name(j));
   struct dk_event e = {.type = "", .action = "", .id = ""};
   const cJSON *actor = NULL;
-  if ((k = dk_json_string(j, "Type", &e.type, err)) < 0 || (k = dk_json_string(j, "Action", &e.action, err)) < 0 ||
-      (k = dk_json_int(j, "timeNano", 0, INT64_MAX, &e.time_ns, err)) < 0 ||
-      (k = dk_json_object(j, "Actor", &actor, err)) < 0 || (k = dk_json_string(actor, "ID", &e.id, err)) < 0 ||
+  if ((k = ca_json_string(j, "Type", &e.type, err)) < 0 || (k = ca_json_string(j, "Action", &e.action, err)) < 0 ||
+      (k = ca_json_int(j, "timeNano", 0, INT64_MAX, &e.time_ns, err)) < 0 ||
+      (k = ca_json_object(j, "Actor", &actor, err)) < 0 || (k = ca_json_string(actor, "ID", &e.id, err)) < 0 ||
       (k = dk_parse_labels(actor, "Attributes", &e.attributes, err)) < 0)
     return ca_error_wrap(err, "event");
   if (!e.action[0]) {
@@ -431,14 +325,14 @@ int dk_parse_event(const char *line, size_t len, cJSON **ret_json, struct dk_eve
 
 int dk_parse_wait_result(const char *json, size_t len, int *ret_exit_code, ca_error **err) {
   _cleanup_json_ cJSON *j = NULL;
-  int k = dk_json_parse(json, len, "wait", &j, err);
+  int k = ca_json_parse(json, len, "wait", &j, err);
   if (k < 0)
     return k;
   int64_t code = INT64_MIN;
   const cJSON *e = NULL;
   const char *msg = NULL;
-  if ((k = dk_json_int(j, "StatusCode", INT32_MIN, INT32_MAX, &code, err)) < 0 ||
-      (k = dk_json_object(j, "Error", &e, err)) < 0 || (k = dk_json_string(e, "Message", &msg, err)) < 0)
+  if ((k = ca_json_int(j, "StatusCode", INT32_MIN, INT32_MAX, &code, err)) < 0 ||
+      (k = ca_json_object(j, "Error", &e, err)) < 0 || (k = ca_json_string(e, "Message", &msg, err)) < 0)
     return ca_error_wrap(err, "wait");
   if (msg && msg[0])
     return ca_error_set(err, EIO, "wait: engine reported: %s", msg);
@@ -450,11 +344,11 @@ int dk_parse_wait_result(const char *json, size_t len, int *ret_exit_code, ca_er
 
 int dk_parse_version(const char *json, size_t len, char **ret_version, char **ret_os, ca_error **err) {
   _cleanup_json_ cJSON *j = NULL;
-  int k = dk_json_parse(json, len, "GET /version", &j, err);
+  int k = ca_json_parse(json, len, "GET /version", &j, err);
   if (k < 0)
     return k;
   const char *version = NULL, *os = NULL;
-  if ((k = dk_json_string(j, "Version", &version, err)) < 0 || (k = dk_json_string(j, "Os", &os, err)) < 0)
+  if ((k = ca_json_string(j, "Version", &version, err)) < 0 || (k = ca_json_string(j, "Os", &os, err)) < 0)
     return ca_error_wrap(err, "GET /version");
   if (!version || !os)
     return ca_error_set(err, EBADMSG, "GET /version: answer lacks Version or Os");

@@ -1,5 +1,5 @@
 /* The container-seq checkpoint: the file list and each finished file's result, as JSON (cJSON, never printf). */
-#include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,10 +8,6 @@
 #include "seq.h"
 
 #define CHECKPOINT_VERSION 1
-
-static void json_deletep(cJSON **j) {
-  cJSON_Delete(*j);
-}
 
 void seq_result_done(struct seq_result *r) {
   free(r->message);
@@ -37,14 +33,14 @@ static const char *const reason_names[] = {
     [SEQ_REASON_EXIT] = "exit", [SEQ_REASON_TIMEOUT] = "timeout", [SEQ_REASON_OOM] = "oom"};
 
 char *seq_checkpoint_format(const char *const *files, size_t n, const struct seq_result *results, const char *session) {
-  _cleanup_(json_deletep) cJSON *j = cJSON_CreateObject();
+  _cleanup_json_ cJSON *j = cJSON_CreateObject();
   if (!j)
     return NULL;
-  cJSON_AddNumberToObject(j, "version", CHECKPOINT_VERSION);
+  ca_json_add_int(j, "version", CHECKPOINT_VERSION);
   cJSON_AddStringToObject(j, "kind", "cleanup-agent container-seq checkpoint");
   if (session)
     cJSON_AddStringToObject(j, "session", session);
-  cJSON_AddNumberToObject(j, "updated", (double)time(NULL));
+  ca_json_add_int(j, "updated", (int64_t)time(NULL));
   cJSON *fl = cJSON_AddArrayToObject(j, "files");
   cJSON *rs = cJSON_AddArrayToObject(j, "results");
   if (!fl || !rs)
@@ -63,11 +59,11 @@ char *seq_checkpoint_format(const char *const *files, size_t n, const struct seq
       cJSON_Delete(o);
       return NULL;
     }
-    cJSON_AddNumberToObject(o, "index", (double)i);
+    ca_json_add_int(o, "index", (int64_t)i);
     cJSON_AddStringToObject(o, "file", files[i]);
     cJSON_AddBoolToObject(o, "passed", r->outcome == SEQ_PASS);
     cJSON_AddStringToObject(o, "reason", reason_names[r->reason]);
-    cJSON_AddNumberToObject(o, "exit_code", r->exit_code);
+    ca_json_add_int(o, "exit_code", r->exit_code);
     cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_usec / 1000.0);
     if (r->message)
       cJSON_AddStringToObject(o, "message", r->message);
@@ -95,39 +91,56 @@ static void describe_list(const cJSON *arr, char *buf, size_t len) {
   }
 }
 
-static bool json_number(const cJSON *o, const char *key, double min, double max, double *ret) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max)
-    return false;
-  *ret = v->valuedouble;
-  return true;
-}
-
-static int dup_optional_string(const cJSON *o, const char *key, char **ret) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v || cJSON_IsNull(v))
-    return 0;
-  if (!cJSON_IsString(v))
-    return -EINVAL;
-  if (!(*ret = strdup(v->valuestring)))
-    return -ENOMEM;
+/* One result of the checkpoint into its slot of results (zeroed, n slots), checked against files. */
+static int parse_result(const cJSON *it, const char *const *files, size_t n, struct seq_result *results,
+                        ca_error **err) {
+  static const char *const required[] = {"index", "file", "passed", "reason", "exit_code", "duration_ms", NULL};
+  int64_t idx = 0, code = 0;
+  double ms = 0;
+  bool passed = false;
+  const char *file = NULL, *reason = NULL;
+  if (!cJSON_IsObject(it))
+    return ca_error_set(err, EBADMSG, "expected an object, got %s", ca_json_type_name(it));
+  int r;
+  if ((r = ca_json_require(it, required, err)) < 0 ||
+      (r = ca_json_int(it, "index", 0, (int64_t)n - 1, &idx, err)) < 0 ||
+      (r = ca_json_string(it, "file", &file, err)) < 0 || (r = ca_json_bool(it, "passed", &passed, err)) < 0 ||
+      (r = ca_json_string(it, "reason", &reason, err)) < 0 ||
+      (r = ca_json_int(it, "exit_code", -1, 255, &code, err)) < 0 ||
+      (r = ca_json_double(it, "duration_ms", 0, 1e12, &ms, err)) < 0)
+    return r;
+  struct seq_result *res = &results[idx];
+  if (!streq(file, files[idx]) || res->outcome != SEQ_PENDING)
+    return ca_error_set(err, EBADMSG, "result %" PRId64 " does not match its file", idx);
+  size_t k = 0;
+  while (k < ELEMENTSOF(reason_names) && !streq(reason, reason_names[k]))
+    k++;
+  if (k == ELEMENTSOF(reason_names))
+    return ca_error_set(err, EBADMSG, "result %" PRId64 " has an unknown reason", idx);
+  res->reason = (enum seq_reason)k;
+  res->outcome = passed ? SEQ_PASS : SEQ_FAIL;
+  res->exit_code = (int)code;
+  res->duration_usec = (uint64_t)(ms * 1000.0);
+  if ((r = ca_json_strdup(it, "message", &res->message, err)) < 0 ||
+      (r = ca_json_strdup(it, "tail", &res->tail, err)) < 0)
+    return ca_error_wrap(err, "result %" PRId64, idx);
   return 0;
 }
 
 int seq_checkpoint_parse(const char *text, size_t len, const char *const *files, size_t n,
                          struct seq_result *ret_results, ca_error **err) {
-  _cleanup_(json_deletep) cJSON *j = cJSON_ParseWithLength(text, len);
-  if (!j || !cJSON_IsObject(j))
-    return ca_error_set(err, EINVAL, "not a container-seq checkpoint (not a JSON object)");
-  double version;
-  const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
-  if (!cJSON_IsString(kind) || !streq(kind->valuestring, "cleanup-agent container-seq checkpoint"))
+  _cleanup_json_ cJSON *j = NULL;
+  _cleanup_error_ ca_error *why = NULL;
+  if (ca_json_parse(text, len, "checkpoint", &j, &why) < 0 || !cJSON_IsObject(j))
+    return ca_error_set(err, EINVAL, "not a container-seq checkpoint (%s)", why ? why->msg : "not a JSON object");
+  const char *kind = NULL;
+  int64_t version = 0;
+  const cJSON *fl = NULL, *rs = NULL;
+  if (ca_json_string(j, "kind", &kind, NULL) < 0 || !kind || !streq(kind, "cleanup-agent container-seq checkpoint"))
     return ca_error_set(err, EINVAL, "not a container-seq checkpoint");
-  if (!json_number(j, "version", 1, CHECKPOINT_VERSION, &version))
+  if (ca_json_int(j, "version", 1, CHECKPOINT_VERSION, &version, NULL) < 0 || version == 0)
     return ca_error_set(err, EINVAL, "checkpoint version is not %d", CHECKPOINT_VERSION);
-  const cJSON *fl = cJSON_GetObjectItemCaseSensitive(j, "files");
-  const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "results");
-  if (!cJSON_IsArray(fl) || !cJSON_IsArray(rs))
+  if (ca_json_array(j, "files", &fl, NULL) < 0 || ca_json_array(j, "results", &rs, NULL) < 0 || !fl || !rs)
     return ca_error_set(err, EINVAL, "checkpoint lacks \"files\" or \"results\"");
 
   /* The list must be the same files in the same order: results are by position. */
@@ -153,41 +166,13 @@ int seq_checkpoint_parse(const char *text, size_t len, const char *const *files,
     return ca_error_set(err, ENOMEM, "out of memory");
   int r = 0;
   cJSON_ArrayForEach(it, rs) {
-    double idx, code, ms;
-    const cJSON *passed = cJSON_GetObjectItemCaseSensitive(it, "passed");
-    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(it, "reason");
-    const cJSON *file = cJSON_GetObjectItemCaseSensitive(it, "file");
-    if (!cJSON_IsObject(it) || !json_number(it, "index", 0, (double)n - 1, &idx) || idx != (double)(size_t)idx ||
-        !json_number(it, "exit_code", -1, 255, &code) || !json_number(it, "duration_ms", 0, 1e12, &ms) ||
-        !cJSON_IsBool(passed) || !cJSON_IsString(reason) || !cJSON_IsString(file)) {
-      r = ca_error_set(err, EINVAL, "checkpoint holds a malformed result");
+    if ((r = parse_result(it, files, n, tmp, &why)) < 0)
       break;
-    }
-    struct seq_result *res = &tmp[(size_t)idx];
-    if (!streq(file->valuestring, files[(size_t)idx]) || res->outcome != SEQ_PENDING) {
-      r = ca_error_set(err, EINVAL, "checkpoint result %zu does not match its file", (size_t)idx);
-      break;
-    }
-    res->reason = ELEMENTSOF(reason_names);
-    for (size_t k = 0; k < ELEMENTSOF(reason_names); k++)
-      if (streq(reason->valuestring, reason_names[k]))
-        res->reason = (enum seq_reason)k;
-    if (res->reason == ELEMENTSOF(reason_names)) {
-      r = ca_error_set(err, EINVAL, "checkpoint result %zu has an unknown reason", (size_t)idx);
-      break;
-    }
-    res->outcome = cJSON_IsTrue(passed) ? SEQ_PASS : SEQ_FAIL;
-    res->exit_code = (int)code;
-    res->duration_usec = (uint64_t)(ms * 1000.0);
-    if (dup_optional_string(it, "message", &res->message) < 0 || dup_optional_string(it, "tail", &res->tail) < 0) {
-      r = ca_error_set(err, EINVAL, "checkpoint result %zu: message or tail is not a string", (size_t)idx);
-      break;
-    }
   }
   if (r < 0) {
     for (size_t k = 0; k < n; k++)
       seq_result_done(&tmp[k]);
-    return r;
+    return ca_error_set(err, EINVAL, "checkpoint holds a malformed result: %s", why ? why->msg : "?");
   }
   memcpy(ret_results, tmp, n * sizeof(*tmp));
   return 0;

@@ -74,7 +74,7 @@ static enum ag_session_state state_of(void *ud, const char *id) {
 static bool process_alive(void *ud, pid_t pid, uint64_t start) {
   (void)ud;
   uint64_t now_start;
-  return ag_proc_start_time(pid, &now_start, NULL) == 0 && now_start == start;
+  return cg_proc_start_time(NULL, pid, &now_start, NULL) == 0 && now_start == start;
 }
 
 static struct gc_item *add_item(struct gc_run *g) {
@@ -250,7 +250,7 @@ static void wait_reaped(struct gc_run *g) {
   for (size_t i = 0; i < g->n_killed_procs;) {
     uint64_t start;
     const cg_proc_info *p = &g->killed_procs[i];
-    if (ag_proc_start_time(p->pid, &start, NULL) < 0 || start != p->start_time) {
+    if (cg_proc_start_time(NULL, p->pid, &start, NULL) < 0 || start != p->start_time) {
       i++;
       continue;
     }
@@ -600,6 +600,7 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
     ca_error_free(TAKE_PTR(err));
   }
   cg_root_options copts = {.root = gl->cgroup_root, .allow_process = true};
+  AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &g.env.cg, &err) < 0) {
     ca_log_warning("gc: %s", err->msg);
     ca_error_free(TAKE_PTR(err));

@@ -35,8 +35,6 @@
 #include "proxy.h"
 #include "session.h" /* label names only: this file links without session.c (the fuzz target) */
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
-
 #define HEAD_MAX (HTTP_MAX_HEADER_SIZE + 16 * 1024) /* the parser refuses larger heads before this is reached */
 #define IO_CHUNK (64 * 1024)
 #define DEFAULT_MAX_CONNECTIONS 256
@@ -263,11 +261,11 @@ static bool is_labels_key(const cJSON *item) {
 
 int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *body, size_t len,
                           char **ret_body, size_t *ret_len, ca_error **err) {
-  _cleanup_(cJSON_Deletep) cJSON *root = cJSON_ParseWithLength(body, len);
+  _cleanup_json_ cJSON *root = cJSON_ParseWithLength(body, len);
   if (!root || !cJSON_IsObject(root))
     return 1; /* the engine answers bodies it cannot read itself */
   /* The engine decodes field names case-insensitively and merges repeated ones: merge every spelling of Labels. */
-  _cleanup_(cJSON_Deletep) cJSON *merged = cJSON_CreateObject();
+  _cleanup_json_ cJSON *merged = cJSON_CreateObject();
   if (!merged)
     return ca_error_set(err, ENOMEM, "out of memory");
   for (cJSON *it = root->child; it; it = it->next) {
@@ -320,7 +318,7 @@ int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, con
 
 /* An answer of the proxy itself, in the engine's error format ({"message": ...}) so that clients print it. */
 static int answer(ca_buf *to_client, int status, const char *reason, const char *message, ca_error **err) {
-  _cleanup_(cJSON_Deletep) cJSON *j = cJSON_CreateObject();
+  _cleanup_json_ cJSON *j = cJSON_CreateObject();
   _cleanup_free_ char *text = NULL;
   if (!j || !cJSON_AddStringToObject(j, "message", message) || !(text = cJSON_PrintUnformatted(j)))
     return ca_error_set(err, ENOMEM, "out of memory");
@@ -472,20 +470,6 @@ bool ag_proxy_engine_answers(const char *path) {
   return ok;
 }
 
-static int write_all(int fd, const char *data, size_t len) {
-  while (len > 0) {
-    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    data += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 static void conn_unref(struct conn *c) {
   struct ag_proxy *px = c->px;
   pthread_mutex_lock(&px->mu);
@@ -525,7 +509,7 @@ static void *engine_to_client(void *arg) {
     int k = -1;
     if (n > 0) {
       pthread_mutex_lock(&c->write_mu);
-      k = write_all(c->client, buf, (size_t)n);
+      k = ca_write_all(c->client, buf, (size_t)n);
       pthread_mutex_unlock(&c->write_mu);
     }
     if (k < 0) {
@@ -543,7 +527,7 @@ static void refuse_connection(struct conn *c, const char *why) {
   ca_buf out = CA_BUF_INIT(4096);
   /* The request is not read: the answer goes out at once and the connection closes. */
   if (answer(&out, 502, "Bad Gateway", why, NULL) == 0)
-    (void)write_all(c->client, out.data, out.len); /* a client that is gone needs no answer */
+    (void)ca_write_all(c->client, out.data, out.len); /* a client that is gone needs no answer */
   ca_buf_free(&out);
 }
 
@@ -606,10 +590,10 @@ static void *client_to_engine(void *arg) {
     }
     int k = -1, fed = n > 0 ? ag_proxy_req_feed(req, buf, (size_t)n, &to_engine, &to_client, NULL) : -1;
     if (fed >= 0) {
-      k = to_engine.len ? write_all(c->engine, to_engine.data, to_engine.len) : 0;
+      k = to_engine.len ? ca_write_all(c->engine, to_engine.data, to_engine.len) : 0;
       if (k == 0 && to_client.len) {
         pthread_mutex_lock(&c->write_mu);
-        k = write_all(c->client, to_client.data, to_client.len);
+        k = ca_write_all(c->client, to_client.data, to_client.len);
         pthread_mutex_unlock(&c->write_mu);
       }
       if (fed == 1)

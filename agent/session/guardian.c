@@ -64,6 +64,7 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
     _exit(1);
   }
   cg_root_options copts = {.root = cfg->cgroup_root, .allow_process = true};
+  AG_CGROUP_NAMES(copts);
   if (!cfg->late_only && cg_root_open(&copts, &env.cg, &err) < 0) {
     ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
     ca_error_free(TAKE_PTR(err));

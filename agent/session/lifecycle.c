@@ -70,6 +70,7 @@ static int open_engine(struct ag_session *s, ca_error **err) {
 static int open_cgroup_root(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
   cg_root_options copts = {.root = cfg->globals->cgroup_root, .allow_process = true};
+  AG_CGROUP_NAMES(copts);
   _cleanup_error_ ca_error *e = NULL;
   int r = cg_root_open(&copts, &s->env.cg, &e);
   if (r < 0 && !cfg->cgroup_required) {

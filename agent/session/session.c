@@ -19,9 +19,6 @@
 /* A registry is a few hundred bytes; anything near this is not ours. */
 #define REGISTRY_MAX (256 * 1024)
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
-#define _cleanup_json_ _cleanup_(cJSON_Deletep)
-
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err) {
   uint8_t raw[AG_SESSION_ID_LEN / 2];
   size_t got = 0;
@@ -39,23 +36,6 @@ int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err) {
   return 0;
 }
 
-int ag_proc_start_time(pid_t pid, uint64_t *ret, ca_error **err) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return ca_error_set_errno(err, errno == ENOENT ? ESRCH : errno, "read %s", path);
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  if (n <= 0)
-    return ca_error_set(err, ESRCH, "read %s: process is gone", path);
-  buf[n] = '\0';
-  cg_proc_stat st;
-  if (cg_parse_proc_stat(buf, &st, err) < 0)
-    return ca_error_wrap(err, "%s", path);
-  *ret = st.start_time;
-  return 0;
-}
-
 int ag_owner_self(struct ag_owner *ret, ca_error **err) {
   struct ag_owner o = {.pid = getpid()};
   if (gethostname(o.host, sizeof(o.host) - 1) < 0)
@@ -66,7 +46,7 @@ int ag_owner_self(struct ag_owner *ret, ca_error **err) {
     return ca_error_wrap(err, "boot id");
   boot[strcspn(boot, "\n")] = '\0';
   snprintf(o.boot_id, sizeof(o.boot_id), "%s", boot);
-  int r = ag_proc_start_time(o.pid, &o.start, err);
+  int r = cg_proc_start_time(NULL, o.pid, &o.start, err);
   if (r < 0)
     return r;
   *ret = o;
@@ -253,15 +233,6 @@ void ag_registry_done(struct ag_registry *r) {
   r->command = NULL;
 }
 
-/* A whole number written digit for digit. cJSON_AddNumberToObject prints 15 significant digits whenever they read back
- * within its relative epsilon, which drops the last digit of integers from about 2^52 (4.5e15) up: an expiry of
- * 6433333333333331 came back as 6433333333333330 (found by fuzz_registry). */
-static void add_int(cJSON *o, const char *key, int64_t v) {
-  char buf[24];
-  snprintf(buf, sizeof(buf), "%" PRId64, v);
-  cJSON_AddRawToObject(o, key, buf);
-}
-
 char *ag_registry_format(const struct ag_registry *r) {
   _cleanup_json_ cJSON *o = cJSON_CreateObject();
   if (!o)
@@ -271,12 +242,13 @@ char *ag_registry_format(const struct ag_registry *r) {
   cJSON_AddStringToObject(o, "mode", r->mode);
   cJSON_AddStringToObject(o, "host", r->owner.host);
   cJSON_AddStringToObject(o, "boot_id", r->owner.boot_id);
-  add_int(o, "owner_pid", r->owner.pid);
-  /* Up to 2^53, as the parser accepts them: a double holds each exactly, so they read back as written. */
-  add_int(o, "owner_start", (int64_t)r->owner.start);
-  add_int(o, "created", r->created);
-  add_int(o, "expires", r->expires);
-  add_int(o, "guardian_pid", r->guardian_pid);
+  /* Whole numbers digit for digit (ca_json_add_int), up to 2^53 as the parser accepts them: a double holds each
+   * exactly, so they read back as written. */
+  ca_json_add_int(o, "owner_pid", r->owner.pid);
+  ca_json_add_int(o, "owner_start", (int64_t)r->owner.start);
+  ca_json_add_int(o, "created", r->created);
+  ca_json_add_int(o, "expires", r->expires);
+  ca_json_add_int(o, "guardian_pid", r->guardian_pid);
   if (r->cgroup_root)
     cJSON_AddStringToObject(o, "cgroup_root", r->cgroup_root);
   if (r->docker_host)
@@ -287,78 +259,55 @@ char *ag_registry_format(const struct ag_registry *r) {
   return cJSON_Print(o);
 }
 
-static int json_string(const cJSON *o, const char *key, bool required, char *buf, size_t size, char **ret_dup,
-                       ca_error **err) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v || cJSON_IsNull(v)) {
-    if (required)
-      return ca_error_set(err, EINVAL, "field \"%s\" is missing", key);
-    return 0;
-  }
-  if (!cJSON_IsString(v) || !v->valuestring)
-    return ca_error_set(err, EINVAL, "field \"%s\" is not a string", key);
-  if (buf) {
-    if (strlen(v->valuestring) >= size)
-      return ca_error_set(err, EINVAL, "field \"%s\" is too long", key);
-    strcpy(buf, v->valuestring);
-  } else if (!(*ret_dup = strdup(v->valuestring)))
-    return ca_error_set(err, ENOMEM, "out of memory");
+/* A string field copied into buf of size bytes; EBADMSG when it does not fit. */
+static int string_into(const cJSON *o, const char *key, char *buf, size_t size, ca_error **err) {
+  const char *v = NULL;
+  int r = ca_json_string(o, key, &v, err);
+  if (r < 0 || !v)
+    return r;
+  if (strlen(v) >= size)
+    return ca_error_set(err, EBADMSG, "field %s is too long", key);
+  strcpy(buf, v);
   return 0;
 }
 
-static int json_int(const cJSON *o, const char *key, int64_t min, int64_t max, int64_t *ret, ca_error **err) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v)
-    return ca_error_set(err, EINVAL, "field \"%s\" is missing", key);
-  /* The range first: converting a double outside int64_t's range (1e300) is undefined behaviour. */
-  if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
-      v->valuedouble != (double)(int64_t)v->valuedouble)
-    return ca_error_set(err, EINVAL, "field \"%s\" is not a whole number in range", key);
-  *ret = (int64_t)v->valuedouble;
+/* The fields of the owner and the times; all of them are required. */
+static int parse_fixed_fields(const cJSON *o, struct ag_registry *r, ca_error **err) {
+  static const char *const required[] = {"session",     "mode",    "host",    "boot_id",      "owner_pid",
+                                         "owner_start", "created", "expires", "guardian_pid", NULL};
+  int64_t pid = 0, start = 0, gpid = 0;
+  int rc;
+  if ((rc = ca_json_require(o, required, err)) < 0 || (rc = string_into(o, "session", r->id, sizeof(r->id), err)) < 0 ||
+      (rc = string_into(o, "mode", r->mode, sizeof(r->mode), err)) < 0 ||
+      (rc = string_into(o, "host", r->owner.host, sizeof(r->owner.host), err)) < 0 ||
+      (rc = string_into(o, "boot_id", r->owner.boot_id, sizeof(r->owner.boot_id), err)) < 0 ||
+      (rc = ca_json_int(o, "owner_pid", 1, INT_MAX, &pid, err)) < 0 ||
+      (rc = ca_json_int(o, "owner_start", 0, INT64_C(1) << 53, &start, err)) < 0 ||
+      (rc = ca_json_int(o, "created", 0, INT64_C(1) << 53, &r->created, err)) < 0 ||
+      (rc = ca_json_int(o, "expires", 0, INT64_C(1) << 53, &r->expires, err)) < 0 ||
+      (rc = ca_json_int(o, "guardian_pid", 0, INT_MAX, &gpid, err)) < 0)
+    return rc;
+  if (!ca_session_id_valid(r->id))
+    return ca_error_set(err, EBADMSG, "field session is not a session id");
+  r->owner.pid = (pid_t)pid;
+  r->owner.start = (uint64_t)start;
+  r->guardian_pid = (pid_t)gpid;
   return 0;
 }
 
 int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_error **err) {
-  _cleanup_json_ cJSON *o = cJSON_ParseWithLength(text, len);
-  if (!o || !cJSON_IsObject(o))
-    return ca_error_set(err, EINVAL, "not a JSON object");
+  _cleanup_json_ cJSON *o = NULL;
+  int rc = ca_json_parse(text, len, "registry", &o, err);
+  if (rc < 0)
+    return rc;
+  if (!cJSON_IsObject(o))
+    return ca_error_set(err, EBADMSG, "registry: expected an object, got %s", ca_json_type_name(o));
   struct ag_registry r = {0};
-  int64_t pid, start, gpid;
-  int rc;
-  if ((rc = json_string(o, "session", true, r.id, sizeof(r.id), NULL, err)) < 0 ||
-      (rc = json_string(o, "mode", true, r.mode, sizeof(r.mode), NULL, err)) < 0 ||
-      (rc = json_string(o, "host", true, r.owner.host, sizeof(r.owner.host), NULL, err)) < 0 ||
-      (rc = json_string(o, "boot_id", true, r.owner.boot_id, sizeof(r.owner.boot_id), NULL, err)) < 0 ||
-      (rc = json_int(o, "owner_pid", 1, INT_MAX, &pid, err)) < 0 ||
-      (rc = json_int(o, "owner_start", 0, INT64_C(1) << 53, &start, err)) < 0 ||
-      (rc = json_int(o, "created", 0, INT64_C(1) << 53, &r.created, err)) < 0 ||
-      (rc = json_int(o, "expires", 0, INT64_C(1) << 53, &r.expires, err)) < 0 ||
-      (rc = json_int(o, "guardian_pid", 0, INT_MAX, &gpid, err)) < 0)
-    return rc;
-  if (!ca_session_id_valid(r.id))
-    return ca_error_set(err, EINVAL, "field \"session\" is not a session id");
-  r.owner.pid = (pid_t)pid;
-  r.owner.start = (uint64_t)start;
-  r.guardian_pid = (pid_t)gpid;
-  if ((rc = json_string(o, "cgroup_root", false, NULL, 0, &r.cgroup_root, err)) < 0 ||
-      (rc = json_string(o, "docker_host", false, NULL, 0, &r.docker_host, err)) < 0) {
+  if ((rc = parse_fixed_fields(o, &r, err)) < 0 || (rc = ca_json_strdup(o, "cgroup_root", &r.cgroup_root, err)) < 0 ||
+      (rc = ca_json_strdup(o, "docker_host", &r.docker_host, err)) < 0 ||
+      (rc = ca_json_strv(o, "command", &r.command, err)) < 0) {
     ag_registry_done(&r);
     return rc;
-  }
-  const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(o, "command");
-  if (cmd && !cJSON_IsArray(cmd)) {
-    ag_registry_done(&r);
-    return ca_error_set(err, EINVAL, "field \"command\" is not an array");
-  }
-  size_t n = (size_t)cJSON_GetArraySize(cmd);
-  r.command = calloc(n + 1, sizeof(char *));
-  size_t i = 0;
-  const cJSON *a;
-  cJSON_ArrayForEach(a, cmd) {
-    if (!r.command || !cJSON_IsString(a) || !(r.command[i++] = strdup(a->valuestring))) {
-      ag_registry_done(&r);
-      return ca_error_set(err, EINVAL, "field \"command\" holds something other than strings");
-    }
   }
   *ret = r;
   return 0;

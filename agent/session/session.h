@@ -19,6 +19,9 @@
 #define AG_LABEL_EXPIRES AG_LABEL_PREFIX "expires"
 #define AG_LABEL_MODE AG_LABEL_PREFIX "mode"
 #define AG_LABEL_KEEP AG_LABEL_PREFIX "keep"
+/* The agent's names in cg_root_options (cgroup/ knows none of its own): the default root's, and the option that sets
+ * it. */
+#define AG_CGROUP_NAMES(opts) ((opts).name = "cleanup-agent.slice", (opts).root_option = "--cgroup-root")
 
 /* A fresh session id from getrandom. */
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err);
@@ -32,8 +35,6 @@ struct ag_owner {
 };
 /* Fills the owner fields for the calling process. */
 int ag_owner_self(struct ag_owner *ret, ca_error **err);
-/* Start time (field 22 of /proc/<pid>/stat) of pid; ESRCH when there is no such process. */
-int ag_proc_start_time(pid_t pid, uint64_t *ret, ca_error **err);
 
 /* The state directory, opened once: <dir>/sessions holds <id>.json and <id>.lock. */
 struct ag_state {

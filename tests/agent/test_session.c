@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "session.h"
 
 static char tmp[64];
@@ -54,10 +55,10 @@ Test(session, owner_self_matches_proc) {
   cr_assert_eq(o.pid, getpid());
   cr_assert_eq(strlen(o.boot_id), 36, "boot id '%s'", o.boot_id);
   uint64_t start;
-  cr_assert_eq(ag_proc_start_time(getppid(), &start, NULL), 0);
+  cr_assert_eq(cg_proc_start_time(NULL, getppid(), &start, NULL), 0);
   cr_assert_leq(start, o.start, "a parent cannot start after its child");
   ca_error *err = NULL;
-  cr_assert_eq(ag_proc_start_time(INT_MAX, &start, &err), -ESRCH);
+  cr_assert_eq(cg_proc_start_time(NULL, INT_MAX, &start, &err), -ESRCH);
   ca_error_free(err);
 }
 

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -364,8 +365,34 @@ Test(SUITE, bad_input_is_refused_with_a_clear_error) {
 
   cg_root *other = NULL;
   cr_expect_eq(cg_root_open(&(cg_root_options){.root = "/tmp/not-a-cgroup"}, &other, &err), -EINVAL);
-  cr_expect(err && strstr(err->msg, "--cgroup-root"), "%s", err ? err->msg : "");
+  cr_expect(err && strstr(err->msg, "the cgroup root /tmp/not-a-cgroup is not"), "%s", err ? err->msg : "");
+  cg_root_options named = {.root = "/tmp/not-a-cgroup", .root_option = "--cgroup-root"};
+  cr_expect_eq(cg_root_open(&named, &other, &err), -EINVAL);
+  cr_expect(err && strstr(err->msg, "--cgroup-root /tmp/not-a-cgroup is not"), "the caller's name for the option: %s",
+            err ? err->msg : "");
   ca_error_free(err);
+}
+
+/* cgroup/ knows no name of its own: without a root, the caller's name places it under the mount. */
+Test(SUITE, without_a_root_the_callers_name_places_it) {
+  cg_root *other = NULL;
+  ca_error *err = NULL;
+  cr_expect_eq(cg_root_open(&(cg_root_options){0}, &other, &err), -EINVAL, "no root and no name");
+  cr_expect(err && strstr(err->msg, "no name for a default one"), "%s", err ? err->msg : "");
+  ca_error_free(TAKE_PTR(err));
+  cr_expect_eq(cg_root_open(&(cg_root_options){.name = "a/b"}, &other, &err), -EINVAL, "a name is one component");
+  ca_error_free(TAKE_PTR(err));
+
+  char id[33], name[64], want[PATH_MAX];
+  live_session_id(id);
+  snprintf(name, sizeof(name), "cleanup-agent-test-%.12s.slice", id);
+  snprintf(want, sizeof(want), "%s/%s", live_v2_mount(), name);
+  cr_assert_eq(cg_root_open(&(cg_root_options){.name = name}, &other, &err), 0, "%s", err ? err->msg : "");
+  cr_expect_str_eq(cg_root_path(other), want);
+  cr_expect_eq(access(want, F_OK), 0);
+  cr_expect_eq(cg_root_remove(other, NULL), 0);
+  cr_expect_eq(access(want, F_OK), -1, "cg_root_remove leaves %s", want);
+  cg_root_free(other);
 }
 
 /* A child that moves itself into the cgroup dir, says so on the pipe, and waits to be killed (or for the test to

@@ -16,6 +16,7 @@
 #include "chaos.h"
 #include "cli_run.h"
 #include "private_engine.h"
+#include "cgroup.h"
 #include "session.h"
 
 #define IMAGE "cleanup-test/busybox:latest"
@@ -118,7 +119,7 @@ Test(engine, restarted_during_container_seq) {
                                                        NULL});
     unsetenv("CHAOS_TAG");
     uint64_t start = 0;
-    (void)ag_proc_start_time(agent, &start, NULL);
+    (void)cg_proc_start_time(NULL, agent, &start, NULL);
     struct chaos_owner owner;
     chaos_owner_of(agent, start, &owner);
     int delay = 500 + (int)chaos_rand(2000);

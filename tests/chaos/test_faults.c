@@ -19,6 +19,7 @@
 
 #include "chaos.h"
 #include "cli_run.h"
+#include "cgroup.h"
 #include "session.h"
 
 #define IMAGE "cleanup-test/busybox:latest"
@@ -133,7 +134,7 @@ static pid_t spawn_bystander(uint64_t *ret_start) {
     execlp("sleep", "sleep", "60", (char *)NULL);
     _exit(127);
   }
-  cr_assert_eq(ag_proc_start_time(pid, ret_start, NULL), 0);
+  cr_assert_eq(cg_proc_start_time(NULL, pid, ret_start, NULL), 0);
   return pid;
 }
 

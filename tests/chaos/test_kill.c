@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "chaos.h"
+#include "cgroup.h"
 #include "session.h"
 
 #define SLOTS 10
@@ -95,7 +96,7 @@ static _Noreturn void runner(struct slot *sl, enum mode m, enum variant v, int w
   }
   setenv("CHAOS_TAG", sl->tag, 1);
   struct runner_msg msg = {.agent = scenario_start(&sl->sc, trial_args(sl, m))};
-  (void)ag_proc_start_time(msg.agent, &msg.start, NULL);
+  (void)cg_proc_start_time(NULL, msg.agent, &msg.start, NULL);
   chaos_sleep_ms(sl->delay_ms);
   int st;
   msg.alive = waitpid(msg.agent, &st, WNOHANG) == 0;

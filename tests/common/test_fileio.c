@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -135,4 +136,65 @@ Test(fileio, empty_file_reads_as_empty_string) {
   cr_assert_str_eq(data, "");
   cr_assert_eq(len, 0);
   free(data);
+}
+
+Test(fileio, read_into_a_buffer_relative_to_a_directory) {
+  char path[128];
+  snprintf(path, sizeof(path), "%s/small", dir);
+  cr_assert_eq(ca_write_file_atomic(path, "0123456789", 10, 0600, NULL), 0);
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  cr_assert_geq(dfd, 0);
+  char buf[11];
+  cr_assert_eq(ca_read_file_buf(dfd, "small", buf, sizeof(buf), NULL), 10);
+  cr_assert_str_eq(buf, "0123456789");
+  _cleanup_error_ ca_error *err = NULL;
+  char tight[10];
+  cr_assert_eq(ca_read_file_buf(dfd, "small", tight, sizeof(tight), &err), -EFBIG, "one byte short must not fit");
+  cr_assert_not_null(strstr(err->msg, "9 bytes"), "%s", err->msg);
+  char *data = NULL;
+  size_t len = 0;
+  cr_assert_eq(ca_read_file_at(dfd, "small", 10, &data, &len, NULL), 0);
+  cr_assert_eq(len, 10);
+  free(data);
+  cr_assert_eq(symlinkat("small", dfd, "link"), 0);
+  cr_assert_eq(ca_read_file_buf(dfd, "link", buf, sizeof(buf), NULL), -ELOOP);
+  cr_assert_eq(ca_read_file_buf(dfd, "nope", buf, sizeof(buf), NULL), -ENOENT);
+  close(dfd);
+}
+
+/* procfs answers a read with at most a page and the rest on the next one: the reader must keep reading. */
+Test(fileio, reads_procfs_files_whole) {
+  char *data = NULL;
+  size_t len = 0;
+  cr_assert_eq(ca_read_file("/proc/self/mountinfo", 1 << 20, &data, &len, NULL), 0);
+  cr_assert_eq(strlen(data), len);
+  cr_assert_gt(len, 0);
+  cr_assert_eq(data[len - 1], '\n');
+  free(data);
+}
+
+Test(fileio, write_all_to_files_and_sockets) {
+  int sv[2];
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  cr_assert_eq(ca_write_all(sv[0], "hello", 5), 0);
+  char buf[8] = "";
+  cr_assert_eq(read(sv[1], buf, sizeof(buf)), 5);
+  close(sv[1]);
+  /* a peer that is gone: EPIPE, and no SIGPIPE that would kill the test */
+  cr_assert_eq(ca_write_all(sv[0], "x", 1), -EPIPE);
+  close(sv[0]);
+  char path[128];
+  snprintf(path, sizeof(path), "%s/written", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  cr_assert_geq(fd, 0);
+  static char big[1 << 20];
+  memset(big, 'y', sizeof(big));
+  cr_assert_eq(ca_write_all(fd, big, sizeof(big)), 0);
+  close(fd);
+  char *data = NULL;
+  size_t len = 0;
+  cr_assert_eq(ca_read_file(path, sizeof(big), &data, &len, NULL), 0);
+  cr_assert_eq(len, sizeof(big));
+  free(data);
+  cr_assert_eq(ca_write_all(-1, "x", 1), -EBADF);
 }
