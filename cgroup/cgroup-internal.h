@@ -66,9 +66,6 @@ int cg_write_path(const char *path, const char *value, ca_error **err);
 bool cg_has_word(const char *list, const char *word);
 int cg_pidfd_open(pid_t pid);
 int cg_pidfd_send_signal(int pidfd, int sig);
-/* The old names of common's readers, for named.c alone: branch gc deletes that file, and these two lines with it. */
-#define cg_read_at(dirfd, name, buf, size, err) ca_read_file_buf(dirfd, name, buf, size, err)
-#define cg_read_path(path, max, ret, err) ca_read_file(path, max, ret, NULL, err)
 /* Whether cgroup path rel (as in /proc/<pid>/cgroup) is leaf_rel or below it. */
 bool cg_rel_is_inside(const char *rel, const char *leaf_rel);
 

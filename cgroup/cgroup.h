@@ -197,24 +197,6 @@ int cg_leaf_remove(cg_leaf *leaf, ca_error **err);
  * within it. Returns 0, or -ESRCH (with err) when the process is gone or the pid now names another process. */
 int cg_signal_verified(const char *proc, pid_t pid, uint64_t start_time, int sig, ca_error **err);
 
-/* ---- processes in cgroups of others (containers) ------------------------------------------------------------ */
-
-/* A cgroup found by name: a process is in it when the last component of its cgroup2 path, or of its v1 pids, memory
- * or cpu path, equals name (a container's cgroup is named after the container's id). */
-typedef struct cg_named {
-  const char *name;
-  int64_t not_before_us; /* unix microseconds: a process that started earlier is not taken for a member */
-  unsigned signalled;    /* out: processes signalled */
-} cg_named;
-
-/* Sends sig to every process of procfs proc ("/proc" when NULL) that is in one of the n named cgroups, in one walk
- * of /proc: each candidate is pinned with a pidfd, its cgroup and start time are read again through the pin, and the
- * signal goes through the pidfd, so a reused pid is never hit. Processes that cannot be read are skipped (another
- * PID namespace sees none). Returns the number signalled, or a negative errno when /proc cannot be read or no
- * signal could be sent at all. ret_procs (may be NULL) receives the processes signalled; the caller frees it. */
-int cg_signal_named(const char *proc, cg_named *names, size_t n, int sig, cg_proc_info **ret_procs, size_t *ret_n,
-                    ca_error **err);
-
 /* ---- parsers (buffers in, no I/O; cg_proc_read_stat aside) ------------------------------------------------------- */
 
 /* The cgroup mounts found in /proc/self/mountinfo. Paths are malloc'ed; free with cg_mounts_done. */

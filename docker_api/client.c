@@ -704,18 +704,6 @@ const char *dk_client_api_version(const struct dk_client *c) {
   return c->api_version;
 }
 
-const char *dk_client_socket_path(const struct dk_client *c) {
-  return c->socket_path;
-}
-
-bool dk_engine_takes_exit_bursts(const char *version) {
-  unsigned major, minor, patch;
-  if (!version || sscanf(version, "%u.%u.%u", &major, &minor, &patch) != 3)
-    return false;
-  /* moby/moby#42545 (Docker 23.0 and later) and its 20.10 backport, moby/libnetwork#2679 (20.10.27) */
-  return major >= 23 || (major == 20 && minor == 10 && patch >= 27);
-}
-
 int dk_engine_version(struct dk_client *c, char **ret_version, char **ret_os, ca_error **err) {
   _cleanup_(dk_req_done) struct dk_req r;
   dk_req_init(&r, "GET", "/version", NULL, c->timeout_ms);

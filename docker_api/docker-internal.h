@@ -140,7 +140,3 @@ void dk_demux_done(struct dk_demux *d);
 /* Adds "Labels": {key: value} from "key=value" strings, each checked by dk_label_validate; a repeated key keeps its
  * last value, as docker --label does. */
 int dk_json_add_labels(cJSON *obj, const char *const *labels, ca_error **err);
-/* The old names of common's ca_json_parse and ca_json_string, for objects.c until its owner's branch (gc) lands;
- * then its two calls take the ca_ names and these two lines go. */
-#define dk_json_parse ca_json_parse
-#define dk_json_string ca_json_string

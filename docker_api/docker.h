@@ -68,14 +68,7 @@ void dk_client_free(struct dk_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dk_client *, dk_client_free)
 /* The negotiated API version, e.g. "1.41". */
 const char *dk_client_api_version(const struct dk_client *c);
-/* The engine's Unix socket path, or NULL for tcp:// engines. */
-const char *dk_client_socket_path(const struct dk_client *c);
 
-/* Whether a Docker engine of this version (from dk_engine_version) survives many containers exiting at once. Earlier
- * engines can deadlock in libnetwork when hundreds of exits are handled together (moby/libnetwork#2649: exit handlers
- * stuck in releaseNetwork; fixed in 23.0 and 20.10.27). Debian 12's 20.10.24 is one of them. Unknown versions: false.
- */
-bool dk_engine_takes_exit_bursts(const char *version);
 /* Engine version ("20.10.24") and OS ("linux") from /version; the caller frees both strings. */
 int dk_engine_version(struct dk_client *c, char **ret_version, char **ret_os, ca_error **err);
 

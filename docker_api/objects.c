@@ -134,9 +134,9 @@ static int create_object(struct dk_client *c, const char *path, cJSON *body, con
     return k;
   _cleanup_json_ cJSON *j = NULL;
   const char *v = NULL;
-  if ((k = dk_json_parse(r.resp.data, r.resp.len, path, &j, err)) < 0)
+  if ((k = ca_json_parse(r.resp.data, r.resp.len, path, &j, err)) < 0)
     return k;
-  if ((k = dk_json_string(j, key, &v, err)) < 0)
+  if ((k = ca_json_string(j, key, &v, err)) < 0)
     return ca_error_wrap(err, "POST %s", path);
   if (!v || !v[0])
     return ca_error_set(err, EBADMSG, "POST %s: answer lacks %s", path, key);
@@ -246,6 +246,150 @@ static bool rm_settle(struct dk_client *c, struct rm_item *it, CURLcode cc, ca_e
   return true;
 }
 
+/* One remove_run: the items, and the pool's slots (busy while a transfer of theirs is in the multi handle). */
+struct rm_run {
+  struct dk_client *c;
+  enum dk_kind kind;
+  struct rm_item *items;
+  size_t n;
+  ca_error **errors;
+  bool *busy;
+  size_t slots, running;
+};
+
+/* Gives every item its request; an empty id is settled at once with its own error. */
+static int rm_prepare(struct rm_run *x, const char *const *ids, ca_error **err) {
+  for (size_t i = 0; i < x->n; i++) {
+    struct rm_item *it = &x->items[i];
+    dk_req_init(&it->r, "DELETE", "", NULL, x->c->remove_timeout_ms);
+    if (!ids[i] || !ids[i][0]) {
+      (void)ca_error_set(&x->errors[i], EINVAL, "remove %s: empty id", kind_name(x->kind));
+      it->phase = ITEM_DONE;
+      continue;
+    }
+    it->id = ids[i];
+    if (!(it->path = remove_path(x->kind, ids[i])))
+      return ca_error_set(err, ENOMEM, "out of memory");
+    it->r.path = it->path;
+  }
+  return 0;
+}
+
+/* Starts what may start, in order, while slots are free: first attempts and retries whose time has come. Sets
+ * *ret_left when some item is still pending and lowers *wake to the earliest retry time. */
+static int rm_start_due(struct rm_run *x, uint64_t now, uint64_t *wake, bool *ret_left, ca_error **err) {
+  struct dk_client *c = x->c;
+  *ret_left = false;
+  for (size_t i = 0; i < x->n; i++) {
+    struct rm_item *it = &x->items[i];
+    if (it->phase != ITEM_PENDING)
+      continue;
+    *ret_left = true;
+    if (it->not_before_us > now) {
+      *wake = CA_MIN(*wake, it->not_before_us);
+      continue;
+    }
+    if (x->running == x->slots)
+      break;
+    size_t s = 0;
+    while (x->busy[s])
+      s++;
+    int k = dk_req_setup(c, c->pool[s], &it->r, err);
+    if (k < 0)
+      return k;
+    if (c->curl->multi_add_handle(c->multi, c->pool[s]) != CURLM_OK)
+      return ca_error_set(err, EIO, "cannot add a curl transfer");
+    x->busy[s] = true;
+    it->easy = c->pool[s];
+    if (it->attempt == 0)
+      it->first_us = now;
+    it->phase = ITEM_RUNNING;
+    x->running++;
+  }
+  return 0;
+}
+
+/* A transfer ended: its slot is free again, and its item is settled or pending a retry. */
+static void rm_finished(struct rm_run *x, CURL *easy, CURLcode cc) {
+  (void)x->c->curl->multi_remove_handle(x->c->multi, easy); /* it is in this multi */
+  for (size_t s = 0; s < x->slots; s++)
+    if (x->c->pool[s] == easy)
+      x->busy[s] = false;
+  x->running--;
+  for (size_t i = 0; i < x->n; i++) {
+    struct rm_item *it = &x->items[i];
+    if (it->phase == ITEM_RUNNING && it->easy == easy) {
+      it->easy = NULL;
+      it->phase = rm_settle(x->c, it, cc, &x->errors[i]) ? ITEM_DONE : ITEM_PENDING;
+      return;
+    }
+  }
+}
+
+/* Moves the transfers on and handles those that ended; *ret_freed says whether a slot came free. */
+static int rm_progress(struct rm_run *x, bool *ret_freed, ca_error **err) {
+  struct dk_client *c = x->c;
+  int still = 0;
+  *ret_freed = false;
+  CURLMcode mc = c->curl->multi_perform(c->multi, &still);
+  if (mc != CURLM_OK)
+    return ca_error_set(err, EIO, "curl: %s", c->curl->multi_strerror(mc));
+  CURLMsg *msg;
+  int queued;
+  while ((msg = c->curl->multi_info_read(c->multi, &queued)))
+    if (msg->msg == CURLMSG_DONE) {
+      rm_finished(x, msg->easy_handle, msg->data.result);
+      *ret_freed = true;
+    }
+  return 0;
+}
+
+/* Waits for a socket event of the transfers in flight, or, with none in flight, for the next retry; never past wake
+ * nor longer than 100 ms. */
+static int rm_wait(struct rm_run *x, uint64_t wake, ca_error **err) {
+  uint64_t t = ca_now_monotonic_usec();
+  unsigned timeout_ms = (unsigned)CA_MIN((wake > t ? wake - t + 999 : 0) / 1000, 100u); /* up: no 1 ms spin */
+  if (x->running > 0) {
+    CURLMcode mc = x->c->curl->multi_poll(x->c->multi, NULL, 0, (int)timeout_ms, NULL);
+    if (mc != CURLM_OK)
+      return ca_error_set(err, EIO, "curl: %s", x->c->curl->multi_strerror(mc));
+  } else if (timeout_ms > 0) {
+    dk_sleep_ms(timeout_ms); /* only retries waiting for their time */
+  }
+  return 0;
+}
+
+static int rm_loop(struct rm_run *x, ca_error **err) {
+  for (;;) {
+    uint64_t now = ca_now_monotonic_usec(), wake = now + 100000;
+    bool left = false, freed = false;
+    int k = rm_start_due(x, now, &wake, &left, err);
+    if (k < 0)
+      return k;
+    if (x->running == 0 && !left)
+      return 0;
+    if ((k = rm_progress(x, &freed, err)) < 0)
+      return k;
+    /* A freed slot takes the next item now, not after the next socket event of the others. */
+    if (freed && left)
+      continue;
+    if ((k = rm_wait(x, wake, err)) < 0)
+      return k;
+  }
+}
+
+static void rm_run_done(struct rm_run *x) {
+  for (size_t i = 0; x->items && i < x->n; i++) {
+    struct rm_item *it = &x->items[i];
+    if (it->phase == ITEM_RUNNING && it->easy)
+      (void)x->c->curl->multi_remove_handle(x->c->multi, it->easy); /* abandoned on a setup failure */
+    dk_req_done(&it->r);
+    free(it->path);
+  }
+  free(x->items);
+  free(x->busy);
+}
+
 /* Removes ids with at most parallel requests in flight; fills errors[i] (may be NULL) and gone_before[i]. */
 static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
                       ca_error **errors, bool *gone_before, ca_error **err) {
@@ -255,120 +399,20 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
   int k = ensure_pool(c, slots, err);
   if (k < 0)
     return k;
-  struct rm_item *items = calloc(n, sizeof(*items));
-  bool *busy = calloc(slots, sizeof(*busy));
-  if (!items || !busy) {
-    free(items);
-    free(busy);
+  struct rm_run x = {.c = c, .kind = kind, .n = n, .errors = errors, .slots = slots};
+  x.items = calloc(n, sizeof(*x.items));
+  x.busy = calloc(slots, sizeof(*x.busy));
+  if (!x.items || !x.busy) {
+    rm_run_done(&x);
     return ca_error_set(err, ENOMEM, "out of memory");
   }
   (void)c->curl->multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)slots); /* a cap, never an error */
-  k = 0;
-  for (size_t i = 0; i < n; i++) {
-    dk_req_init(&items[i].r, "DELETE", "", NULL, c->remove_timeout_ms);
-    if (!ids[i] || !ids[i][0]) {
-      (void)ca_error_set(&errors[i], EINVAL, "remove %s: empty id", kind_name(kind));
-      items[i].phase = ITEM_DONE;
-      continue;
-    }
-    items[i].id = ids[i];
-    if (!(items[i].path = remove_path(kind, ids[i]))) {
-      k = ca_error_set(err, ENOMEM, "out of memory");
-      goto out;
-    }
-    items[i].r.path = items[i].path;
-  }
-
-  size_t running = 0;
-  for (;;) {
-    uint64_t now = ca_now_monotonic_usec(), wake = now + 100000;
-    bool left = false;
-    /* start what may start, in order: first attempts and retries whose time has come */
-    for (size_t i = 0; i < n; i++) {
-      struct rm_item *it = &items[i];
-      if (it->phase != ITEM_PENDING)
-        continue;
-      left = true;
-      if (it->not_before_us > now) {
-        wake = CA_MIN(wake, it->not_before_us);
-        continue;
-      }
-      if (running == slots)
-        break;
-      size_t s = 0;
-      while (busy[s])
-        s++;
-      if ((k = dk_req_setup(c, c->pool[s], &it->r, err)) < 0)
-        goto out;
-      if (c->curl->multi_add_handle(c->multi, c->pool[s]) != CURLM_OK) {
-        k = ca_error_set(err, EIO, "cannot add a curl transfer");
-        goto out;
-      }
-      busy[s] = true;
-      it->easy = c->pool[s];
-      if (it->attempt == 0)
-        it->first_us = now;
-      it->phase = ITEM_RUNNING;
-      running++;
-    }
-    if (running == 0 && !left)
-      break;
-
-    int still = 0;
-    CURLMcode mc = c->curl->multi_perform(c->multi, &still);
-    if (mc != CURLM_OK) {
-      k = ca_error_set(err, EIO, "curl: %s", c->curl->multi_strerror(mc));
-      goto out;
-    }
-    CURLMsg *msg;
-    int queued;
-    bool freed = false;
-    while ((msg = c->curl->multi_info_read(c->multi, &queued))) {
-      if (msg->msg != CURLMSG_DONE)
-        continue;
-      CURL *easy = msg->easy_handle;
-      CURLcode cc = msg->data.result;
-      (void)c->curl->multi_remove_handle(c->multi, easy); /* it is in this multi */
-      for (size_t s = 0; s < slots; s++)
-        if (c->pool[s] == easy)
-          busy[s] = false;
-      running--;
-      freed = true;
-      for (size_t i = 0; i < n; i++) {
-        struct rm_item *it = &items[i];
-        if (it->phase == ITEM_RUNNING && it->easy == easy) {
-          it->easy = NULL;
-          it->phase = rm_settle(c, it, cc, &errors[i]) ? ITEM_DONE : ITEM_PENDING;
-          break;
-        }
-      }
-    }
-    /* A freed slot takes the next item now, not after the next socket event of the others. */
-    if (freed && left)
-      continue;
-    uint64_t t = ca_now_monotonic_usec();
-    unsigned timeout_ms = (unsigned)CA_MIN((wake > t ? wake - t + 999 : 0) / 1000, 100u); /* up: no 1 ms spin */
-    if (running > 0) {
-      if ((mc = c->curl->multi_poll(c->multi, NULL, 0, (int)timeout_ms, NULL)) != CURLM_OK) {
-        k = ca_error_set(err, EIO, "curl: %s", c->curl->multi_strerror(mc));
-        goto out;
-      }
-    } else if (timeout_ms > 0) {
-      dk_sleep_ms(timeout_ms); /* only retries waiting for their time */
-    }
-  }
-  for (size_t i = 0; i < n; i++)
-    if (gone_before)
-      gone_before[i] = items[i].gone_before && !errors[i];
-out:
-  for (size_t i = 0; i < n; i++) {
-    if (items[i].phase == ITEM_RUNNING && items[i].easy)
-      (void)c->curl->multi_remove_handle(c->multi, items[i].easy); /* abandoned on a setup failure */
-    dk_req_done(&items[i].r);
-    free(items[i].path);
-  }
-  free(items);
-  free(busy);
+  k = rm_prepare(&x, ids, err);
+  if (k == 0)
+    k = rm_loop(&x, err);
+  for (size_t i = 0; k == 0 && gone_before && i < n; i++)
+    gone_before[i] = x.items[i].gone_before && !errors[i];
+  rm_run_done(&x);
   return k;
 }
 

@@ -4,7 +4,6 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,11 +31,8 @@ struct gc_item {
   char *name;
   char session[AG_SESSION_ID_LEN + 1];
   enum ag_rule rule;
-  int64_t age;     /* seconds */
-  int64_t created; /* unix seconds, 0 when unknown */
-  bool running;    /* containers: running, paused or restarting (a kill before the removal) */
-  bool host_kill;  /* containers: running (not paused): their processes may be killed here first */
-  bool killed;     /* containers: their processes were killed here */
+  int64_t age;  /* seconds */
+  bool running; /* containers: running, paused or restarting (the engine kills it before the removal) */
   ca_error *error;
   bool done;
 };
@@ -58,8 +54,6 @@ struct gc_run {
   unsigned removed[GC_KINDS], failed[GC_KINDS];
   bool progress;
   size_t progress_done, progress_total;
-  cg_proc_info *killed_procs; /* the processes kill_on_host signalled */
-  size_t n_killed_procs;
 };
 
 static enum ag_session_state state_of(void *ud, const char *id) {
@@ -134,10 +128,8 @@ static int scan_docker(struct gc_run *g, enum gc_kind kind, ca_error **err) {
     gi->name = it->names && it->names[0] ? strdup(it->names[0]) : NULL;
     snprintf(gi->session, sizeof(gi->session), "%s", in.session);
     gi->age = in.created ? g->ctx.now - in.created : 0;
-    gi->created = in.created;
     gi->running =
         it->state && (streq(it->state, "running") || streq(it->state, "paused") || streq(it->state, "restarting"));
-    gi->host_kill = it->state && streq(it->state, "running");
   }
   return 0;
 }
@@ -146,68 +138,6 @@ static void show_progress(struct gc_run *g, size_t done_now) {
   g->progress_done += done_now;
   if (g->progress)
     fprintf(stderr, "\rcleanup-agent: gc: removed %zu of %zu", g->progress_done, g->progress_total);
-}
-
-static bool is_full_container_id(const char *id) {
-  return strlen(id) == 64 && strspn(id, "0123456789abcdef") == 64;
-}
-
-/* Running containers of an engine on this host's Unix socket lose their processes here, before their DELETEs. The
- * forced DELETE would send the same SIGKILL, but through a `runc kill` process per container: a third of the CPU
- * time of a removal of running containers, in a perf profile of the engine. The processes are found by the
- * container's cgroup, which is named after its full id ("/docker/<id>", "docker-<id>.scope"), and must have started
- * after the container was created; cg_signal_named pins each with a pidfd before it reads and signals. A container
- * whose processes are not found here (an engine in another PID namespace, a remote one behind a socket) is killed
- * by its DELETE as before. */
-static void kill_on_host(struct gc_run *g) {
-  if (!dk_client_socket_path(g->env.dk))
-    return;
-  size_t k = 0;
-  for (size_t i = 0; i < g->n; i++)
-    k += g->items[i].kind == GC_CONTAINER && g->items[i].host_kill && is_full_container_id(g->items[i].id);
-  if (!k)
-    return;
-  /* All of them exit at once here, where the engine's own kills come at most --parallel at a time: engines before the
-   * fix of moby/libnetwork#2649 can deadlock on that (250 exits deadlocked Debian 12's 20.10.24, which had to be
-   * restarted), so they kill their containers themselves. */
-  _cleanup_free_ char *version = NULL, *os = NULL;
-  _cleanup_error_ ca_error *verr = NULL;
-  if (dk_engine_version(g->env.dk, &version, &os, &verr) < 0 || !dk_engine_takes_exit_bursts(version)) {
-    ca_log_info("gc: the engine kills its running containers itself (version %s: %s)", version ? version : "unknown",
-                verr ? verr->msg : "before the fix of moby/libnetwork#2649, many exits at once can deadlock it");
-    return;
-  }
-  _cleanup_free_ cg_named *names = calloc(2 * k, sizeof(*names));
-  _cleanup_free_ struct gc_item **of = calloc(k, sizeof(*of));
-  _cleanup_free_ char(*scopes)[80] = calloc(k, sizeof(*scopes));
-  if (!names || !of || !scopes)
-    return;
-  size_t j = 0;
-  for (size_t i = 0; i < g->n; i++) {
-    struct gc_item *it = &g->items[i];
-    if (it->kind != GC_CONTAINER || !it->host_kill || !is_full_container_id(it->id))
-      continue;
-    /* 2 s of slack: the boot time and the creation time are both whole seconds. */
-    int64_t not_before = it->created > 2 ? (it->created - 2) * 1000000 : 0;
-    snprintf(scopes[j], sizeof(scopes[j]), "docker-%s.scope", it->id);
-    names[2 * j] = (cg_named){.name = it->id, .not_before_us = not_before};
-    names[2 * j + 1] = (cg_named){.name = scopes[j], .not_before_us = not_before};
-    of[j++] = it;
-  }
-  _cleanup_error_ ca_error *err = NULL;
-  int r = cg_signal_named(NULL, names, 2 * k, SIGKILL, &g->killed_procs, &g->n_killed_procs, &err);
-  if (r < 0) {
-    ca_log_info("gc: the engine will kill its running containers itself: %s", err->msg);
-    return;
-  }
-  size_t killed = 0;
-  for (j = 0; j < k; j++)
-    if (names[2 * j].signalled + names[2 * j + 1].signalled > 0) {
-      of[j]->killed = true;
-      killed++;
-    }
-  ca_log_info("gc: killed the processes of %zu of %zu running containers here (%d processes)%s", killed, k, r,
-              killed < k ? "; the engine kills the others" : "");
 }
 
 /* Deletes items with at most --parallel requests in flight: in one batch, or, when a progress line is shown, in batches
@@ -240,32 +170,9 @@ static void remove_items(struct gc_run *g, enum gc_kind kind, struct gc_item **i
   }
 }
 
-/* The DELETEs of the containers killed here wait until their processes are reaped (by the container's shim, which
- * then knows the exit): a DELETE that came first would make the engine run a `runc kill` of its own on the dead
- * process. Reaping takes milliseconds; after REAP_WAIT_USEC the DELETEs go anyway. */
-#define REAP_WAIT_USEC (5 * 1000000ULL)
-#define REAP_POLL_USEC (5 * 1000)
-static void wait_reaped(struct gc_run *g) {
-  uint64_t deadline = ca_now_monotonic_usec() + REAP_WAIT_USEC;
-  for (size_t i = 0; i < g->n_killed_procs;) {
-    uint64_t start;
-    const cg_proc_info *p = &g->killed_procs[i];
-    if (cg_proc_start_time(NULL, p->pid, &start, NULL) < 0 || start != p->start_time) {
-      i++;
-      continue;
-    }
-    if (ca_now_monotonic_usec() >= deadline) {
-      ca_log_info("gc: process %d (%s) of a container killed here is not reaped yet; removing anyway", (int)p->pid,
-                  p->comm);
-      return;
-    }
-    usleep(REAP_POLL_USEC);
-  }
-}
-
-/* Deletes the listed items of one Docker kind. Running containers the engine must kill go first: each waits for its
- * kill to be reaped, and the quick removals of stopped ones fill the engine's time meanwhile, instead of queueing in
- * front of them. The containers killed here go last, when their exits are under way. */
+/* Deletes the listed items of one Docker kind. Running containers first: the engine kills each (forced DELETE) and
+ * waits for its exit, and the quick removals of stopped ones fill the engine's time meanwhile, instead of queueing in
+ * front of them. */
 static void remove_docker(struct gc_run *g, enum gc_kind kind) {
   size_t n = 0;
   for (size_t i = 0; i < g->n; i++)
@@ -277,23 +184,12 @@ static void remove_docker(struct gc_run *g, enum gc_kind kind) {
     ca_log_error("gc: out of memory");
     return;
   }
-  size_t m = 0, killed_at = 0;
-  for (int pass = 0; pass < 3; pass++) {
-    if (pass == 2)
-      killed_at = m;
-    for (size_t i = 0; i < g->n; i++) {
-      const struct gc_item *it = &g->items[i];
-      int rank = it->killed ? 2 : it->running ? 0 : 1;
-      if (it->kind == kind && rank == pass)
+  size_t m = 0;
+  for (int running = 1; running >= 0; running--)
+    for (size_t i = 0; i < g->n; i++)
+      if (g->items[i].kind == kind && g->items[i].running == running)
         order[m++] = &g->items[i];
-    }
-  }
-  if (killed_at > 0)
-    remove_items(g, kind, order, killed_at);
-  if (m > killed_at) {
-    wait_reaped(g);
-    remove_items(g, kind, order + killed_at, m - killed_at);
-  }
+  remove_items(g, kind, order, m);
 }
 
 static int scan_cgroups(struct gc_run *g, ca_error **err) {
@@ -534,17 +430,14 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
         par = optarg;
         break;
       case 'h':
-        printf(
-            "Usage: cleanup-agent gc [--older-than DUR] [--dry-run] [--format table|json] [--metrics-file PATH]\n"
-            "                        [--parallel N]\n\n"
-            "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
-            "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; never images,\n"
-            "never anything without a valid io.cleanup-agent.session label, never io.cleanup-agent.keep=true.\n"
-            "--parallel N: deletes in flight (1 to 64, default 32).\n"
-            "Running containers of a Docker engine on this host's socket (23.0 or 20.10.27 and later) are killed\n"
-            "here first, by their cgroups: the SIGKILL a forced removal sends, without the engine's runc process for\n"
-            "each. Other engines kill their containers themselves.\n"
-            "Exit 0 when everything collectable went, 1 when something is left.\n");
+        printf("Usage: cleanup-agent gc [--older-than DUR] [--dry-run] [--format table|json] [--metrics-file PATH]\n"
+               "                        [--parallel N]\n\n"
+               "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
+               "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; never images,\n"
+               "never anything without a valid io.cleanup-agent.session label, never io.cleanup-agent.keep=true.\n"
+               "--parallel N: deletes in flight (1 to 64, default 32). Running containers are removed with a forced\n"
+               "DELETE: the engine kills them.\n"
+               "Exit 0 when everything collectable went, 1 when something is left.\n");
         return -1;
       case ':':
         fprintf(stderr, "cleanup-agent: gc: option '%s' needs a value\n", argv[optind - 1]);
@@ -567,6 +460,87 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
   return 0;
 }
 
+/* Connects to the engine and opens the cgroup root; gc goes on without either, collecting what it can reach. */
+static void open_backends(struct gc_run *g, const struct ag_globals *gl) {
+  _cleanup_error_ ca_error *err = NULL;
+  struct dk_client_options dopts = {.host = gl->docker_host};
+  if (dk_client_new(&dopts, &g->env.dk, &err) < 0) {
+    ca_log_notice("gc: no Docker engine (%s): collecting cgroups and registry files only", err->msg);
+    ca_error_free(TAKE_PTR(err));
+  }
+  cg_root_options copts = {.root = gl->cgroup_root, .allow_process = true};
+  AG_CGROUP_NAMES(copts);
+  if (cg_root_open(&copts, &g->env.cg, &err) < 0)
+    ca_log_warning("gc: %s", err->msg);
+}
+
+/* Lists every collectable item; returns false when some listing failed (what it found is still collected). */
+static bool scan_all(struct gc_run *g) {
+  _cleanup_error_ ca_error *err = NULL;
+  bool ok = true;
+  for (enum gc_kind k = GC_CONTAINER; g->env.dk && k <= GC_VOLUME; k++)
+    if (scan_docker(g, k, &err) < 0) {
+      ca_log_error("%s", err->msg);
+      ca_error_free(TAKE_PTR(err));
+      ok = false;
+    }
+  if (scan_cgroups(g, &err) < 0 || scan_registries(g, &err) < 0) {
+    ca_log_error("%s", err->msg);
+    ok = false;
+  }
+  return ok;
+}
+
+static void remove_all(struct gc_run *g) {
+  g->progress_total = g->n;
+  g->progress = isatty(STDERR_FILENO) && g->n > PROGRESS_MIN_ITEMS;
+  for (enum gc_kind k = GC_CONTAINER; g->env.dk && k <= GC_VOLUME; k++)
+    remove_docker(g, k);
+  remove_local(g, GC_CGROUP);
+  remove_local(g, GC_REGISTRY);
+  if (g->progress)
+    fputc('\n', stderr);
+}
+
+/* Prints the items, one line per item left and a summary to the log, and the metrics; returns the exit code. */
+static int report(const struct gc_run *g, double duration, bool scan_ok) {
+  if (g->o.json)
+    print_json(g, duration);
+  else
+    print_table(g);
+  unsigned removed = 0, failed = 0;
+  for (int k = 0; k < GC_KINDS; k++) {
+    removed += g->removed[k];
+    failed += g->failed[k];
+  }
+  for (size_t i = 0; i < g->n; i++)
+    if (g->items[i].error)
+      ca_log_error("gc: left %s %s: %s", gc_kind_names[g->items[i].kind], g->items[i].id, g->items[i].error->msg);
+  if (g->o.dry_run)
+    ca_log_notice("gc: dry run: %zu item%s would be removed", g->n, g->n == 1 ? "" : "s");
+  else
+    ca_log_notice("gc: removed %u, left %u (%u containers, %u networks, %u volumes, %u cgroups, %u registry files "
+                  "removed) in %.2fs",
+                  removed, failed, g->removed[GC_CONTAINER], g->removed[GC_NETWORK], g->removed[GC_VOLUME],
+                  g->removed[GC_CGROUP], g->removed[GC_REGISTRY], duration);
+  bool success = failed == 0 && scan_ok;
+  if (g->o.metrics && !g->o.dry_run)
+    write_metrics(g, duration, success);
+  return success ? AG_EXIT_OK : AG_EXIT_FAILED;
+}
+
+static void gc_run_done(struct gc_run *g) {
+  for (size_t i = 0; i < g->n; i++) {
+    free(g->items[i].id);
+    free(g->items[i].name);
+    ca_error_free(g->items[i].error);
+  }
+  free(g->items);
+  dk_client_free(g->env.dk);
+  cg_root_free(g->env.cg);
+  ag_state_free(g->env.state);
+}
+
 int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
   struct gc_run g = {0};
   int r = parse_gc_opts(argc, argv, &g.o);
@@ -576,7 +550,6 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
   _cleanup_close_ int lock = -1;
   int rc = AG_EXIT_FAILED;
   uint64_t t0 = ca_now_monotonic_usec();
-  bool scan_failed = false;
 
   if (ag_state_open(gl->state_dir, &g.env.state, &err) < 0 || ag_owner_self(&g.self, &err) < 0) {
     ca_log_error("gc: %s", err->msg);
@@ -594,76 +567,12 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
       .process_alive = process_alive,
       .userdata = &g,
   };
-  struct dk_client_options dopts = {.host = gl->docker_host};
-  if (dk_client_new(&dopts, &g.env.dk, &err) < 0) {
-    ca_log_notice("gc: no Docker engine (%s): collecting cgroups and registry files only", err->msg);
-    ca_error_free(TAKE_PTR(err));
-  }
-  cg_root_options copts = {.root = gl->cgroup_root, .allow_process = true};
-  AG_CGROUP_NAMES(copts);
-  if (cg_root_open(&copts, &g.env.cg, &err) < 0) {
-    ca_log_warning("gc: %s", err->msg);
-    ca_error_free(TAKE_PTR(err));
-  }
-
-  for (enum gc_kind k = GC_CONTAINER; g.env.dk && k <= GC_VOLUME; k++)
-    if (scan_docker(&g, k, &err) < 0) {
-      ca_log_error("%s", err->msg);
-      ca_error_free(TAKE_PTR(err));
-      scan_failed = true;
-    }
-  if (scan_cgroups(&g, &err) < 0 || scan_registries(&g, &err) < 0) {
-    ca_log_error("%s", err->msg);
-    scan_failed = true;
-  }
-
-  if (!g.o.dry_run) {
-    g.progress_total = g.n;
-    g.progress = isatty(STDERR_FILENO) && g.n > PROGRESS_MIN_ITEMS;
-    if (g.env.dk)
-      kill_on_host(&g);
-    for (enum gc_kind k = GC_CONTAINER; g.env.dk && k <= GC_VOLUME; k++)
-      remove_docker(&g, k);
-    remove_local(&g, GC_CGROUP);
-    remove_local(&g, GC_REGISTRY);
-    if (g.progress)
-      fputc('\n', stderr);
-  }
-  double duration = (double)(ca_now_monotonic_usec() - t0) / 1e6;
-  if (g.o.json)
-    print_json(&g, duration);
-  else
-    print_table(&g);
-
-  unsigned removed = 0, failed = 0;
-  for (int k = 0; k < GC_KINDS; k++) {
-    removed += g.removed[k];
-    failed += g.failed[k];
-  }
-  for (size_t i = 0; i < g.n; i++)
-    if (g.items[i].error)
-      ca_log_error("gc: left %s %s: %s", gc_kind_names[g.items[i].kind], g.items[i].id, g.items[i].error->msg);
-  if (g.o.dry_run)
-    ca_log_notice("gc: dry run: %zu item%s would be removed", g.n, g.n == 1 ? "" : "s");
-  else
-    ca_log_notice("gc: removed %u, left %u (%u containers, %u networks, %u volumes, %u cgroups, %u registry files "
-                  "removed) in %.2fs",
-                  removed, failed, g.removed[GC_CONTAINER], g.removed[GC_NETWORK], g.removed[GC_VOLUME],
-                  g.removed[GC_CGROUP], g.removed[GC_REGISTRY], duration);
-  bool success = failed == 0 && !scan_failed;
-  if (g.o.metrics && !g.o.dry_run)
-    write_metrics(&g, duration, success);
-  rc = success ? AG_EXIT_OK : AG_EXIT_FAILED;
+  open_backends(&g, gl);
+  bool scan_ok = scan_all(&g);
+  if (!g.o.dry_run)
+    remove_all(&g);
+  rc = report(&g, (double)(ca_now_monotonic_usec() - t0) / 1e6, scan_ok);
 out:
-  for (size_t i = 0; i < g.n; i++) {
-    free(g.items[i].id);
-    free(g.items[i].name);
-    ca_error_free(g.items[i].error);
-  }
-  free(g.items);
-  free(g.killed_procs);
-  dk_client_free(g.env.dk);
-  cg_root_free(g.env.cg);
-  ag_state_free(g.env.state);
+  gc_run_done(&g);
   return rc;
 }

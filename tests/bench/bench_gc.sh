@@ -12,7 +12,8 @@
 # the method's own CPU (user+sys of the command and its children, /usr/bin/time), and the host's busy CPU over the
 # measurement (/proc/stat, every process: the engine's work shows here), then gc's time over the CLI's per repetition
 # (the methods run one after another within a repetition, so each pair saw the same machine; each repetition starts
-# with the next method, so none always runs first). gc's stderr says whether it killed the running containers itself.
+# with the next method, so none always runs first). gc and the CLI send the same forced DELETEs: the engine kills the
+# running containers for both.
 # -P adds `perf record -a` around each measurement and prints which processes the host's CPU went to (needs perf).
 #
 # Usage: tests/bench/bench_gc.sh [-n N] [-r REPS] [-p PARALLEL] [-m "gc cli one prune"] [-b AGENT] [-j CREATE_JOBS] [-s] [-P]
@@ -31,6 +32,11 @@ image=cleanup-test/busybox:latest
 n=500
 reps=3
 parallel=32 # gc's own default (DEFAULT_PARALLEL in agent/gc/gc.c): the figure a user gets
+# The targets (issue 18): gc within noise of the CLI, at least 2x faster than one-by-one, peak RSS for 500 containers
+# with the system libcurl. tests/bench/run-all.sh judges the same ones.
+gc_cli_ratio_max=1.05
+gc_one_speedup_min=2
+gc_rss_kib_max=16384
 methods="gc cli one prune"
 agent=$repo/build/cleanup-agent
 jobs=6
@@ -157,7 +163,7 @@ measure() {
         local f
         f=$(foreign_count)
         ((f == 0)) || { echo "$prog: $f foreign session resources appeared; gc skipped" >&2; echo "skip - - - -"; return; }
-        cmd=("$agent" --docker-host "$docker_host" --state-dir "$work/state" --cgroup-root "$cg_root" --log-level info
+        cmd=("$agent" --docker-host "$docker_host" --state-dir "$work/state" --cgroup-root "$cg_root" --log-level warning
             gc --parallel "$parallel")
         ;;
     # The inner shell expands $0 (the docker command, split into words) and the ids, one argument each, as users write it
@@ -169,9 +175,6 @@ measure() {
     b0=$(busy)
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" "${cmd[@]}" >"$work/$m.out" 2>"$work/$m.err" || true
     b1=$(busy)
-    # Whether gc killed the running containers itself or left that to the engine (it depends on the engine's version)
-    [[ $m != gc ]] || sed -n 's/^cleanup-agent: info: gc: \(.*kill.*\)/\1/p' "$work/gc.err" | tee -a "$work/kill.gc" |
-        sed "s|^|$prog: gc: |" >&2
     read -r secs user sys rss < <(tail -n 1 "$work/time")
     [[ $m == gc ]] || rss=-
     # -P: perf record is the command /usr/bin/time saw, so its CPU and RSS would be counted as the method's
@@ -240,14 +243,13 @@ echo
 c() { median_of "$1.$2"; } # c KIND METHOD: the median of one column
 echo "| method | median wall time (s) | reps | left after | median own CPU (s) | median host CPU (s) | target | result |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"
-echo "| \`cleanup-agent gc --parallel $parallel\` | $t_gc | $(reps_of gc) | $(left_of gc) | $(c own gc) | $(c host gc) | <= 0.9x docker CLI (is ${r_cli}x); >= 2x faster than one-by-one (is ${r_one}x) | $(verdict "$r_cli" 0.9 le) / $(verdict "$r_one" 2 ge) |"
+echo "| \`cleanup-agent gc --parallel $parallel\` | $t_gc | $(reps_of gc) | $(left_of gc) | $(c own gc) | $(c host gc) | <= ${gc_cli_ratio_max}x docker CLI (is ${r_cli}x); >= ${gc_one_speedup_min}x faster than one-by-one (is ${r_one}x) | $(verdict "$r_cli" "$gc_cli_ratio_max" le) / $(verdict "$r_one" "$gc_one_speedup_min" ge) |"
 echo "| \`docker rm -f \$(docker ps -aq --filter label=...)\` | $t_cli | $(reps_of cli) | $(left_of cli) | $(c own cli) | $(c host cli) | reference | |"
 echo "| one by one: \`docker rm -f ID\` in a loop | $t_one | $(reps_of one) | $(left_of one) | $(c own one) | $(c host one) | reference | |"
 echo "| \`docker container prune -f --filter label=...\` | $(median_of t.prune) | $(reps_of prune) | $(left_of prune) | $(c own prune) | $(c host prune) | leaves the running half | not comparable |"
-echo "| gc peak RSS (KiB, /usr/bin/time) | $rss | $(reps_of gc) | | | | < 8192 | $(verdict "$rss" 8192 lt) |"
+echo "| gc peak RSS (KiB, /usr/bin/time) | $rss | $(reps_of gc) | | | | < $gc_rss_kib_max | $(verdict "$rss" "$gc_rss_kib_max" lt) |"
 echo
 # gc's time over the CLI's in each repetition that measured both: the spread says how far one median ratio can be trusted
 pairs=$( [[ -f $work/t.gc && -f $work/t.cli ]] && join "$work/t.gc" "$work/t.cli" | awk '$3 > 0 { printf "%s%.2f", (n++ ? ", " : ""), $2 / $3 }')
 echo "gc over the CLI per repetition: ${pairs:--}."
-[[ ! -s $work/kill.gc ]] || echo "gc on the running containers, per repetition: $(paste -sd ';' "$work/kill.gc" | sed 's/;/; /g')."
 echo "Own CPU: the method's user+sys with its children's; host CPU: every process's, the engine's included (/proc/stat)."

@@ -6,8 +6,8 @@
 #        tests/bench/check_report.sh --run BUILD    run `run-all.sh --quick -b BUILD` into a temp file, then check it
 #                                                   (the ctest bench_report; prints the report when a check fails)
 # Checks: the machine table names every field; every benchmark below has its section with a table, and no section
-# failed; every table line has a figure in its measured column, a result, and a command to reproduce it; the
-# summary lists the targets with met / NOT met; the run's wall times are there.
+# failed; every table line has a figure in its measured column, a result, and a command to reproduce it; the targets
+# are the current ones (below); the summary lists the targets with met / NOT met; the run's wall times are there.
 set -euo pipefail
 
 prog=tests/bench/check_report.sh
@@ -15,6 +15,8 @@ repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # The benchmarks the report must hold (independent of run-all.sh's own list): id and minimum table lines.
 required=(run_overhead:3 run_soak:9 cgroup_kill:13 docker_api:5 container_seq:2 gc:5 proxy:6)
+# The targets the report must judge, as issue 18 revised them: id, how many table lines, and their target column.
+targets=("run_overhead:2:< 10 ms added" "gc:1:<= 1.05x the CLI; >= 2x faster than one-by-one" "gc:1:< 16384 KiB")
 
 if [[ ${1:-} == --run ]]; then
     build=${2:?usage: $prog --run BUILD_DIR}
@@ -67,6 +69,12 @@ for entry in "${required[@]}"; do
         [[ $result =~ [a-z] && $result != *"not measured"* ]] || bad "'$id', line '$what': no result ('$result')"
         [[ $repro =~ \`.+\` ]] || bad "'$id', line '$what': no command to reproduce it"
     done <<<"$rows"
+done
+
+for entry in "${targets[@]}"; do
+    IFS=: read -r id want text <<<"$entry"
+    n=$(section "$id" | awk -F'|' -v t=" $text " 'NF == 8 && $5 == t' | wc -l)
+    ((n == want)) || bad "the benchmark '$id' judges '$text' on $n table lines, expected $want"
 done
 
 summary=$(awk '/^## Summary of the targets/ { on = 1; next } on && /^## / { exit } on && /^\| / && !/^\| benchmark /' "$file")

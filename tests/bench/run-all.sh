@@ -12,7 +12,8 @@
 #   -b DIR       the build directory holding cleanup-agent and tests/bench/ (default build)
 #   --only IDS   run only these benchmarks (comma-separated ids, see --list)
 #   --reps N     repetitions of the long engine benchmarks (docker_api, container_seq, gc) in a full run (default 3;
-#                each gc repetition fills and empties 500 containers four times)
+#                each gc repetition fills and empties 500 containers four times). On a 2-core machine with Debian 12's
+#                engine (20.10.24) a full run takes about 34 minutes; with --reps 2, about 23-25 minutes.
 #   --list       list the benchmark ids and exit
 # Needs root (the cgroup benchmarks write the cgroup tree; run and gc create cgroups; bench_gc.sh starts a private
 # engine), the built tree (cmake --build build), GNU time, and a Docker engine: $DOCKER_HOST when set (it must
@@ -34,6 +35,13 @@ cd "$repo"
 # load both CPUs for minutes and its private engine's teardown goes on after it, which the latency figures of a
 # benchmark run after it would show (the proxy's `docker ps` read +1.35 ms after gc, +0.43 ms on a quiet machine).
 BENCHES=(run_overhead run_soak cgroup_kill docker_api container_seq proxy gc)
+
+# The targets judged here (from the issues; issue 18 revised run's and gc's). tests/bench/check_report.sh checks that
+# a report states them.
+run_added_ms_max=10   # `run -- true` adds less than this, with or without an engine (ms)
+gc_cli_ratio_max=1.05 # gc's time over the docker CLI's: within noise (both send the same forced DELETEs)
+gc_one_speedup_min=2  # gc at least this much faster than one-by-one removal
+gc_rss_kib_max=16384  # gc's peak RSS for 500 containers, with the system libcurl (KiB)
 
 quick=0
 out=docs/BENCHMARKS.md
@@ -188,11 +196,11 @@ pick() { if ((quick)); then echo "$1"; else echo "$2"; fi; }
 
 # --- the benchmarks ------------------------------------------------------------------------------------------
 
-# Issue 5: start-up overhead of `run -- true`.
+# Issues 5 and 18: start-up overhead of `run -- true`.
 bench_run_overhead() {
     local n
     n=$(pick 20 200)
-    section run_overhead "\`run -- true\`: the time the agent adds (issue 5)"
+    section run_overhead "\`run -- true\`: the time the agent adds (issues 5, 18)"
     run_bench run_overhead "$bench/bench_run" overhead "$n" || return 1
     local f=$work/run_overhead.out bare none eng
     bare=$(num "$(cell "$f" '`true` (bare' 2)")
@@ -206,8 +214,10 @@ bench_run_overhead() {
     echo
     table_head
     row "bare \`/bin/true\` (the limit)" "$bare ms" "" "" "limit"
-    row "\`cleanup-agent run -- true\`, no engine" "$none ms" "$a_none ms over bare" "< 5 ms added" "$(verdict "$a_none" lt 5)"
-    row "\`cleanup-agent run -- true\`, engine reachable" "$eng ms" "$a_eng ms over bare" "< 10 ms added" "$(verdict "$a_eng" lt 10)"
+    row "\`cleanup-agent run -- true\`, no engine" "$none ms" "$a_none ms over bare" "< $run_added_ms_max ms added" \
+        "$(verdict "$a_none" lt "$run_added_ms_max")"
+    row "\`cleanup-agent run -- true\`, engine reachable" "$eng ms" "$a_eng ms over bare" "< $run_added_ms_max ms added" \
+        "$(verdict "$a_eng" lt "$run_added_ms_max")"
 }
 
 # Issue 5: the soak of leaky runs.
@@ -339,10 +349,10 @@ bench_container_seq() {
         "${r}x faster" ">= 1.15x faster" "$(verdict "$r" ge 1.15)"
 }
 
-# Issue 7: gc against the docker CLI, one-by-one removal and prune.
+# Issues 7 and 18: gc against the docker CLI, one-by-one removal and prune.
 bench_gc() {
     local n reps parallel
-    section gc "gc: collect the containers of dead sessions (issue 7)"
+    section gc "gc: collect the containers of dead sessions (issues 7, 18)"
     n=$(pick 20 500)
     # gc's own default (--help says it), so that the figure is what users get
     parallel=$("$agent" gc --help 2>&1 | sed -nE 's/.*--parallel N:.*default ([0-9]+).*/\1/p' | head -n 1)
@@ -353,10 +363,9 @@ bench_gc() {
     grep -E '^gc benchmark:' "$f" | sed 's/^gc benchmark: /Run: /'
     echo
     echo "$n containers of dead sessions (half running, half created), a fresh population for each method, on the"
-    echo "private engine bench_gc.sh starts. Median of $reps. For memory, \`cleanup-agent --version\` under /usr/bin/time"
-    echo "(median of 5, measured here) is the binary alone, before it talks to an engine. libcurl: $(curl_kind); the"
-    echo "system's libcurl4 and its dependencies alone take about 9 MB (a C program that only loads and initialises it:"
-    echo "9.4-9.8 MB)."
+    echo "private engine bench_gc.sh starts. gc and the CLI send the same forced DELETEs, and the engine kills the running"
+    echo "containers for both. Median of $reps. For memory, \`cleanup-agent --version\` under /usr/bin/time (median of 5,"
+    echo "measured here) is the binary alone, before it talks to an engine. libcurl: $(curl_kind)."
     echo
     gc=$(num "$(cell "$f" '`cleanup-agent gc' 2)")
     cli=$(num "$(cell "$f" '`docker rm -f' 2)")
@@ -374,14 +383,15 @@ bench_gc() {
     echo
     table_head
     row "\`cleanup-agent gc --parallel $parallel\`" "$(measured '`cleanup-agent gc')" \
-        "${r_cli}x the CLI's time; ${r_one}x faster than one-by-one" "<= 0.9x the CLI; >= 2x faster than one-by-one" \
-        "$(verdict "$r_cli" le 0.9) / $(verdict "$r_one" ge 2)"
+        "${r_cli}x the CLI's time; ${r_one}x faster than one-by-one" \
+        "<= ${gc_cli_ratio_max}x the CLI; >= ${gc_one_speedup_min}x faster than one-by-one" \
+        "$(verdict "$r_cli" le "$gc_cli_ratio_max") / $(verdict "$r_one" ge "$gc_one_speedup_min")"
     row "\`docker rm -f \$(docker ps -aq --filter label=...)\`" "$(measured '`docker rm -f')" "" "" "reference"
     row "one by one: \`docker rm -f ID\` in a loop" "$(measured "one by one")" "" "" "reference"
     row "\`docker container prune -f --filter label=...\`" "$(measured '`docker container prune')" "" "" \
         "not comparable: prune removes only stopped containers and leaves the running half"
-    row "gc peak RSS (/usr/bin/time)" "$rss KiB" "\`cleanup-agent --version\`: $floor KiB" "< 8192 KiB" \
-        "$(verdict "$rss" lt 8192)"
+    row "gc peak RSS (/usr/bin/time)" "$rss KiB" "\`cleanup-agent --version\`: $floor KiB" "< $gc_rss_kib_max KiB" \
+        "$(verdict "$rss" lt "$gc_rss_kib_max")"
 }
 
 # Issue 8: the Docker proxy: the same requests direct and through a proxy on a session socket, interleaved.
@@ -429,15 +439,12 @@ cgroup_mode() {
     esac
 }
 
-# Which libcurl the agent talks to a Unix socket with (cmake/Curl.cmake).
+# The system's libcurl, which the agent links: the file it resolves to and its Debian package's version.
 curl_kind() {
-    local v
-    v=$(grep -aoE 'built-in libcurl [0-9][0-9.]*' "$agent" 2>/dev/null | head -n 1 || true)
-    if [[ -n $v ]]; then
-        echo "$v (static; HTTP over Unix sockets and TCP)"
-    else
-        echo "the system's libcurl.so.4, loaded on first use"
-    fi
+    local path version
+    path=$(ldd "$agent" 2>/dev/null | awk '$1 ~ /^libcurl/ { print $3; exit }' || true)
+    version=$(dpkg-query -W -f '${Version}' libcurl4 2>/dev/null || true)
+    echo "${path:-libcurl.so.4} (libcurl4 ${version:-version unknown})"
 }
 
 machine() {

@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -393,75 +392,4 @@ Test(SUITE, without_a_root_the_callers_name_places_it) {
   cr_expect_eq(cg_root_remove(other, NULL), 0);
   cr_expect_eq(access(want, F_OK), -1, "cg_root_remove leaves %s", want);
   cg_root_free(other);
-}
-
-/* A child that moves itself into the cgroup dir, says so on the pipe, and waits to be killed (or for the test to
- * end: it dies with its parent). */
-static pid_t park_in(const char *dir) {
-  int p[2];
-  cr_assert(pipe(p) == 0);
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    char procs[700];
-    snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
-    int fd = open(procs, O_WRONLY | O_CLOEXEC);
-    char ok = fd >= 0 && write(fd, "0\n", 2) == 2 ? 'y' : 'n';
-    if (write(p[1], &ok, 1) != 1)
-      _exit(1);
-    for (;;)
-      pause();
-  }
-  close(p[1]);
-  char ok = 0;
-  cr_assert(read(p[0], &ok, 1) == 1 && ok == 'y', "cannot place a child in %s", dir);
-  close(p[0]);
-  return pid;
-}
-
-Test(SUITE, signal_named_hits_the_processes_of_the_named_cgroups_and_nothing_else) {
-  /* Named like containers: 64 hex characters. */
-  char a[65], b[65], half[33];
-  live_session_id(half);
-  snprintf(a, sizeof(a), "%s%s", half, half);
-  live_session_id(half);
-  snprintf(b, sizeof(b), "%s%s", half, half);
-  char in_a[700], below_a[720], other[700], in_b[700];
-  snprintf(in_a, sizeof(in_a), "%s/%s", root_path, a);
-  snprintf(below_a, sizeof(below_a), "%s/inner", in_a);
-  snprintf(other, sizeof(other), "%s/other", root_path);
-  snprintf(in_b, sizeof(in_b), "%s/%s", root_path, b);
-  const char *dirs[] = {in_a, below_a, other, in_b};
-  for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
-    cr_assert(mkdir(dirs[i], 0755) == 0, "mkdir %s: %s", dirs[i], strerror(errno));
-  pid_t member = park_in(in_a), nested = park_in(below_a), outsider = park_in(other), older = park_in(in_b);
-
-  /* b's processes must have started in the future: an older process in a cgroup of that name is not b's. */
-  int64_t now_us = (int64_t)time(NULL) * 1000000;
-  cg_named names[] = {{.name = a, .not_before_us = now_us - 60 * 1000000LL},
-                      {.name = b, .not_before_us = now_us + 60 * 1000000LL},
-                      {.name = "not-there"}};
-  ca_error *err = NULL;
-  cg_proc_info *procs = NULL;
-  size_t n_procs = 0;
-  int n = cg_signal_named(NULL, names, ELEMENTSOF(names), SIGKILL, &procs, &n_procs, &err);
-  cr_assert_eq(n, 1, "signalled %d: %s", n, err ? err->msg : "");
-  cr_expect_eq(names[0].signalled, 1);
-  cr_expect_eq(names[1].signalled, 0);
-  cr_expect(n_procs == 1 && procs[0].pid == member, "the signalled process is not reported as such");
-  free(procs);
-  int st = live_reap(member);
-  cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the member was not killed (status %#x)", st);
-  cr_expect_eq(kill(nested, 0), 0, "a process in a cgroup below the named one was signalled");
-  cr_expect_eq(kill(outsider, 0), 0, "a process of another cgroup was signalled");
-  cr_expect_eq(kill(older, 0), 0, "a process older than its cgroup's not_before was signalled");
-
-  pid_t rest[] = {nested, outsider, older};
-  for (size_t i = 0; i < ELEMENTSOF(rest); i++) {
-    kill(rest[i], SIGKILL);
-    live_reap(rest[i]);
-  }
-  for (size_t i = ELEMENTSOF(dirs); i-- > 0;)
-    cr_expect(rmdir(dirs[i]) == 0, "rmdir %s: %s", dirs[i], strerror(errno));
 }

@@ -106,24 +106,12 @@ Test(engine, version_and_negotiation) {
   must(dk_engine_version(cl, &version, &os, &e), &e, "version");
   cr_assert(version[0] >= '1' && version[0] <= '9', "version %s", version);
   cr_assert_str_eq(os, "linux");
-  /* The engine's API version when it is below our maximum (20.10: 1.41), else ours (26.1 speaks 1.45). The docker
-   * CLI says what the engine speaks. */
-  char server[32] = "";
-  FILE *f = popen("docker version --format '{{.Server.APIVersion}}' 2>/dev/null", "r");
-  cr_assert_not_null(f);
-  cr_assert_not_null(fgets(server, sizeof(server), f), "docker version printed nothing");
-  pclose(f);
-  server[strcspn(server, "\n")] = '\0';
-  unsigned smaj, smin, mmaj, mmin;
-  cr_assert_eq(sscanf(server, "%u.%u", &smaj, &smin), 2, "engine API version '%s'", server);
-  cr_assert_eq(sscanf(DK_API_VERSION_MAX, "%u.%u", &mmaj, &mmin), 2);
-  bool below = smaj < mmaj || (smaj == mmaj && smin < mmin);
-  char want[32];
-  snprintf(want, sizeof(want), "%u.%u", below ? smaj : mmaj, below ? smin : mmin);
-  cr_assert_str_eq(dk_client_api_version(cl), want, "engine speaks %s, we at most %s", server, DK_API_VERSION_MAX);
+  /* Debian 12's docker.io (20.10) speaks API 1.41, below our maximum: the engine's version is used. (An engine above
+   * our maximum gets ours: test_dk_fake.c covers both sides against a fake daemon.) */
+  cr_assert_str_eq(dk_client_api_version(cl), "1.41", "engine %s", version);
   struct dk_client *c2 = NULL;
   must(dk_client_clone(cl, &c2, &e), &e, "clone");
-  cr_assert_str_eq(dk_client_api_version(c2), want);
+  cr_assert_str_eq(dk_client_api_version(c2), "1.41");
   _cleanup_free_ char *v2 = NULL, *os2 = NULL;
   must(dk_engine_version(c2, &v2, &os2, &e), &e, "version through the clone");
   cr_assert_str_eq(v2, version);

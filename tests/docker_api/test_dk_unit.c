@@ -499,19 +499,3 @@ Test(errors, api_version_parse) {
   cr_assert_lt(dk_api_version_parse("v1.41"), 0);
   cr_assert_lt(dk_api_version_parse(NULL), 0);
 }
-
-/* gc kills containers on the host only on engines with the fix of moby/libnetwork#2649 (23.0, and 20.10.27). */
-Test(errors, engine_versions_that_take_exit_bursts) {
-  cr_assert(dk_engine_takes_exit_bursts("26.1.5+dfsg1")); /* Debian 13 */
-  cr_assert(dk_engine_takes_exit_bursts("23.0.0"));
-  cr_assert(dk_engine_takes_exit_bursts("28.2.2"));
-  cr_assert(dk_engine_takes_exit_bursts("20.10.27"));
-  cr_assert(!dk_engine_takes_exit_bursts("20.10.24+dfsg1")); /* Debian 12: deadlocked on 250 exits */
-  cr_assert(!dk_engine_takes_exit_bursts("20.10.26"));
-  cr_assert(!dk_engine_takes_exit_bursts("19.03.15"));
-  cr_assert(!dk_engine_takes_exit_bursts("22.06.0-beta.0"));
-  cr_assert(!dk_engine_takes_exit_bursts("4.9.3")); /* a Podman version */
-  cr_assert(!dk_engine_takes_exit_bursts("dev"));
-  cr_assert(!dk_engine_takes_exit_bursts(""));
-  cr_assert(!dk_engine_takes_exit_bursts(NULL));
-}
