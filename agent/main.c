@@ -129,8 +129,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, AG_PROGRAM ": '%s' is not built yet in this version (" AG_VERSION ")\n", name);
       return AG_EXIT_USAGE;
     }
-    /* libcurl is loaded by the first Docker client (docker_api); a dropped engine connection must not kill us with
-     * SIGPIPE. */
+    /* A dropped engine connection must not kill us with SIGPIPE (libcurl writes to its sockets). */
     signal(SIGPIPE, SIG_IGN);
     return commands[i].handler(&g, argc - optind, argv + optind);
   }
