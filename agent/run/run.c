@@ -513,6 +513,10 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   /* Declared before the first goto: the exits below jump over the code that sets them. */
   _cleanup_close_ int sfd = -1;
   _cleanup_free_ char **envp = NULL;
+  /* First, before the agent opens anything: the fds our caller passed on, the only ones the command inherits. */
+  _cleanup_free_ int *keep_fds = NULL;
+  size_t n_keep_fds = 0;
+  (void)cg_fds_inherited(&keep_fds, &n_keep_fds, NULL); /* without /proc the command gets 0, 1 and 2 only */
 
   if (ag_state_open(g->state_dir, &s.env.state, &err) < 0) {
     ca_log_error("run: %s", err->msg);
@@ -520,8 +524,9 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   }
 
   /* The engine is optional: without one the session cleans processes only, and says so once. The client is lazy:
-   * here only the socket is checked; libcurl loads and the version is negotiated in the background once the guardian
-   * is forked (or now, when a dead session needs the engine), so that costs no time before the command starts. */
+   * here only the socket is checked; libcurl is initialised and the version negotiated in the background once the
+   * guardian is forked (or now, when a dead session needs the engine), so that costs no time before the command starts.
+   */
   s.docker_host = g->docker_host ? g->docker_host : "unix:///var/run/docker.sock";
   struct dk_client_options dopts = {
       .host = s.docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES, .lazy = true};
@@ -580,11 +585,9 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     goto out;
   }
   reg.guardian_pid = s.guardian.pid;
-  /* The proxy's threads before libcurl's load: pthread_create waits for the dynamic loader's lock, which a dlopen in
-   * another thread holds for its whole ~6 ms (strace showed the proxy's start blocked on it). */
   if (s.env.dk && !o.no_docker_proxy)
     start_docker_proxy(&s, &reg, &o);
-  /* Only after the fork: the guardian must not inherit a half-done dlopen of libcurl from another thread. */
+  /* Only after the fork: the guardian must not inherit libcurl's initialisation half done by another thread. */
   dk_client_connect_start(s.env.dk);
   if (ag_registry_write(s.env.state, &reg, &err) < 0) {
     ca_log_error("run: %s", err->msg);
@@ -620,6 +623,8 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
       .envp = envp,
       .pre_exec = o.private_tmp ? private_tmp : NULL,
       .pre_exec_what = "--private-tmp: cannot set up a private /tmp and /dev/shm (it needs root, or CAP_SYS_ADMIN)",
+      .keep_fds = keep_fds,
+      .n_keep_fds = n_keep_fds,
   };
   cg_process proc;
   if (!envp) {
