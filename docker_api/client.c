@@ -517,7 +517,9 @@ static void global_init_once(void) {
 }
 
 int dk_global_init(ca_error **err) {
-  /* curl_global_init is not thread-safe in libcurl 7.88: once, and before the first handle of any thread. */
+  /* Once, before the first handle of any thread. A lazy client may get here in its connecting thread while other
+   * threads run: curl_global_init allows that only in a libcurl with CURL_VERSION_THREADSAFE (7.84 and later built
+   * with atomics, as Debian's 7.88 is); none of those threads calls libcurl meanwhile. */
   (void)pthread_once(&global_once, global_init_once);
   if (global_code != CURLE_OK)
     return ca_error_set(err, EIO, "cannot initialise libcurl: %s", curl_easy_strerror(global_code));
