@@ -242,7 +242,8 @@ int cg_fds_inherited(int **ret_fds, size_t *ret_n, ca_error **err) {
   closedir(d);
   if (r < 0)
     return ca_error_set(err, ENOMEM, "out of memory");
-  qsort(fds, n, sizeof(*fds), cmp_int);
+  if (n > 1)
+    qsort(fds, n, sizeof(*fds), cmp_int);
   *ret_fds = TAKE_PTR(fds);
   *ret_n = n;
   return 0;

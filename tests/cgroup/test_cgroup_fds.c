@@ -32,6 +32,21 @@ Test(fds, inherited_are_the_open_fds_without_cloexec_ascending) {
   close(c);
 }
 
+/* A process started with 0, 1 and 2 only (in a child, which closes the rest first) inherited nothing. */
+Test(fds, inherited_can_be_none) {
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    (void)close_range(3, ~0U, 0);
+    int *fds = NULL;
+    size_t n = 99;
+    _exit(cg_fds_inherited(&fds, &n, NULL) == 0 && n == 0 ? 0 : 1);
+  }
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* In a child, so that the test process's own fds are left alone: fd keep[] stay as they are, every other is marked. */
 static void check_cloexec(bool use_close_range) {
   int fds[6];
