@@ -525,8 +525,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
 
   /* The engine is optional: without one the session cleans processes only, and says so once. The client is lazy:
    * here only the socket is checked; libcurl is initialised and the version negotiated in the background once the
-   * guardian is forked (or now, when a dead session needs the engine), so that costs no time before the command starts.
-   */
+   * guardian is forked (or now, when a dead session needs the engine), so the command does not wait for them. */
   s.docker_host = g->docker_host ? g->docker_host : "unix:///var/run/docker.sock";
   struct dk_client_options dopts = {
       .host = s.docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES, .lazy = true};
