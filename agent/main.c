@@ -125,8 +125,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
     if (!streq(commands[i].name, name))
       continue;
-    /* libcurl is loaded by the first Docker client (docker_api); a dropped engine connection must not kill us with
-     * SIGPIPE. */
+    /* A dropped engine connection must not kill us with SIGPIPE (libcurl writes to its sockets). */
     signal(SIGPIPE, SIG_IGN);
     return commands[i].handler(&g, argc - optind, argv + optind);
   }

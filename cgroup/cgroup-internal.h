@@ -81,3 +81,7 @@ int cg_track_start(cg_leaf *leaf, ca_error **err);
 int cg_track_scan(cg_leaf *leaf, ca_error **err);
 int cg_track_signal_all(cg_leaf *leaf, int sig, ca_error **err);
 int cg_track_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
+
+/* spawn.c: marks every fd above 2 close-on-exec except keep[] (ascending): close_range where the kernel has
+ * CLOSE_RANGE_CLOEXEC (5.11) and use_close_range, else one fd at a time. Async-signal-safe; 0 or -errno. */
+int cg_fds_cloexec(const int *keep, size_t n, bool use_close_range);

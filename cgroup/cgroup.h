@@ -123,6 +123,10 @@ typedef struct cg_spawn_options {
   int (*pre_exec)(void *userdata);
   void *pre_exec_data;
   const char *pre_exec_what;
+  /* The fds above 2 the command inherits, ascending (cg_fds_inherited): every other fd of the agent is closed when the
+   * command execs, whatever the code that opened it forgot. */
+  const int *keep_fds;
+  size_t n_keep_fds;
 } cg_spawn_options;
 
 typedef struct cg_process {
@@ -136,6 +140,9 @@ typedef struct cg_process {
  * instruction of the command, in its own process group, with default signal dispositions and an empty signal
  * mask. On failure nothing is left running; the child is reaped. */
 int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_error **err);
+/* The fds above 2 open without close-on-exec, ascending (caller frees *ret_fds): called first thing in a program, the
+ * ones its caller passed on (a pipe of the shell's <(...), make's jobserver), which its own command should get too. */
+int cg_fds_inherited(int **ret_fds, size_t *ret_n, ca_error **err);
 
 /* ---- signal, kill, wait ------------------------------------------------------------------------------------ */
 

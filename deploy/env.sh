@@ -6,7 +6,6 @@
 #   prog       its name, for messages
 #   work       a temp dir it removes at exit
 #   packages   the Debian packages it needs (array)
-#   engine_suite  (optional) a newer Debian suite to take docker.io from, e.g. trixie (see install_engine_from_suite)
 # and installs env_on_exit as its EXIT trap (it stops an engine it started and removes $work).
 # Environment: DOCKER_HOST=unix:///path (default /var/run/docker.sock); AG_ENGINE_ROOT=DIR starts a private engine
 # under DIR when none answers; AG_ENGINE_WAIT=SEC (default 60).
@@ -80,30 +79,6 @@ install_packages() {
     apt_install -- "${missing[@]}" || { echo "$prog: could not install: ${missing[*]}" >&2; return 1; }
     mapfile -t missing < <(missing_packages)
     ((${#missing[@]} == 0)) || { echo "$prog: still missing after apt-get: ${missing[*]}" >&2; return 1; }
-}
-
-# install_engine_from_suite: with engine_suite set (tests/run.sh: trixie), docker.io and docker-cli come from that
-# Debian suite (Debian 13's 26.1) instead of Debian 12's 20.10.24, whose libnetwork can deadlock when hundreds of
-# containers exit at once (moby/libnetwork#2649), so gc leaves it the kill (dk_engine_takes_exit_bursts). The suite is
-# read through a sources list and package lists of its own, under /var/lib/cleanup-agent/apt-<suite>: the host's
-# apt sources stay as they are, and nothing else is upgraded (their dependencies, containerd, runc, iptables and
-# tini, are installed already, as Debian 12's docker.io's).
-install_engine_from_suite() {
-    [[ -n ${engine_suite:-} ]] || return 0
-    local have dir=/var/lib/cleanup-agent/apt-$engine_suite
-    have=$(dpkg-query -W -f='${Version}' docker.io 2>/dev/null || true)
-    if [[ -n $have ]] && dpkg --compare-versions "$have" ge 26; then
-        echo "docker.io $have is installed"
-        return 0
-    fi
-    ((EUID == 0)) || { echo "$prog: docker.io from $engine_suite needs root" >&2; return 1; }
-    mkdir -p "$dir/lists/partial"
-    echo "deb http://deb.debian.org/debian $engine_suite main" >"$dir/sources.list"
-    echo "installing docker.io and docker-cli from Debian $engine_suite (docker.io ${have:-none} is older than 26)"
-    apt_install -o "Dir::Etc::sourcelist=$dir/sources.list" -o "Dir::Etc::sourceparts=$dir/none" \
-        -o "Dir::State::Lists=$dir/lists" -- "docker.io/$engine_suite" "docker-cli/$engine_suite" ||
-        { echo "$prog: could not install docker.io from Debian $engine_suite" >&2; return 1; }
-    echo "docker.io $(dpkg-query -W -f='${Version}' docker.io) installed from $engine_suite"
 }
 
 # --- the Docker engine -------------------------------------------------------------------------------------

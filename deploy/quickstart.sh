@@ -30,21 +30,11 @@ fi
 step "packages"
 install_packages
 step "build"
-# The built-in libcurl (a faster start, less memory) is made from Debian's curl source; without it the binary uses
-# the system's libcurl4, which works the same.
-curl_args=()
-if curl_source=$(deploy/fetch-curl-source.sh 2>"$work/fetch-curl-source.log"); then
-    curl_args=(-DAG_CURL=builtin "-DAG_CURL_SOURCE=$curl_source")
-    echo "built-in libcurl from $curl_source"
-else
-    tail -n 3 "$work/fetch-curl-source.log" >&2
-    note "could not fetch curl's source: building with the system's libcurl instead"
-fi
 # A build/ configured before (a developer's tree) keeps its own options, tests included; a new one gets none.
 if [[ -f build/CMakeCache.txt ]]; then
     cmake -S . -B build >/dev/null
 else
-    cmake -S . -B build -G Ninja -DAG_TESTS=OFF "${curl_args[@]}" >/dev/null
+    cmake -S . -B build -G Ninja -DAG_TESTS=OFF >/dev/null
 fi
 cmake --build build
 step "Docker engine"

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,8 +153,7 @@ void dk_req_done(struct dk_req *r) {
   ca_buf_free(&r->resp);
   ca_error_free(r->cb_err);
   r->cb_err = NULL;
-  if (r->headers) /* headers come from dk_req_setup, which sets r->curl */
-    r->curl->slist_free_all(r->headers);
+  curl_slist_free_all(r->headers);
   r->headers = NULL;
   free(r->url);
   r->url = NULL;
@@ -236,16 +236,23 @@ static int set_cancel_error(int code, ca_error **err) {
   return ca_error_set(err, ETIMEDOUT, "deadline passed");
 }
 
+/* libcurl 7.88 opens its sockets without close-on-exec, so a command the agent starts would inherit a live
+ * connection to the engine (root's Docker socket). Every connection, unix or tcp, is opened here instead. (The
+ * socketpair each multi handle keeps for curl_multi_wakeup is not: cg_spawn marks whatever is left close-on-exec.) */
+static curl_socket_t open_socket_cb(void *userdata, curlsocktype purpose, struct curl_sockaddr *address) {
+  (void)userdata;
+  (void)purpose;
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err) {
   req_reset_results(r);
-  if (!c->curl)
+  if (!c->easy)
     return ca_error_set(err, EINVAL, "request on a client that is not connected");
-  if (r->headers) /* from an earlier setup: freed by the libcurl that made them */
-    r->curl->slist_free_all(r->headers);
+  curl_slist_free_all(r->headers); /* from an earlier setup */
   r->headers = NULL;
-  r->curl = c->curl;
   r->resp.max = c->max_body;
-  c->curl->easy_reset(easy); /* keeps the connection cache */
+  curl_easy_reset(easy); /* keeps the connection cache */
 
   free(r->url);
   r->url = NULL;
@@ -255,11 +262,11 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
     r->url = NULL;
     return ca_error_set(err, ENOMEM, "out of memory");
   }
-  struct curl_slist *h = c->curl->slist_append(NULL, "Expect:");
+  struct curl_slist *h = curl_slist_append(NULL, "Expect:");
   if (h && r->body) {
-    struct curl_slist *h2 = c->curl->slist_append(h, "Content-Type: application/json");
+    struct curl_slist *h2 = curl_slist_append(h, "Content-Type: application/json");
     if (!h2) {
-      c->curl->slist_free_all(h);
+      curl_slist_free_all(h);
       h = NULL;
     } else
       h = h2;
@@ -272,7 +279,7 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
 #define SET(opt, val)                                                                                                  \
   do {                                                                                                                 \
     if (cc == CURLE_OK)                                                                                                \
-      cc = c->curl->easy_setopt(easy, opt, val);                                                                       \
+      cc = curl_easy_setopt(easy, opt, val);                                                                           \
   } while (0)
   SET(CURLOPT_URL, r->url);
   if (c->socket_path)
@@ -284,6 +291,7 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
   }
+  SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_CONNECTTIMEOUT_MS, DK_CONNECT_TIMEOUT_MS);
   SET(CURLOPT_TIMEOUT_MS, r->timeout_ms);
@@ -305,7 +313,7 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
   }
 #undef SET
   if (cc != CURLE_OK)
-    return ca_error_set(err, EINVAL, "curl setup: %s", c->curl->easy_strerror(cc));
+    return ca_error_set(err, EINVAL, "curl setup: %s", curl_easy_strerror(cc));
   return 0;
 }
 
@@ -343,7 +351,7 @@ int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error *
       }
       return -code;
     }
-    const char *detail = r->curl_errbuf[0] ? r->curl_errbuf : c->curl->easy_strerror(cc);
+    const char *detail = r->curl_errbuf[0] ? r->curl_errbuf : curl_easy_strerror(cc);
     switch (cc) {
       case CURLE_COULDNT_CONNECT:
         if (c->socket_path)
@@ -374,7 +382,7 @@ static int req_perform_once(struct dk_client *c, struct dk_req *r, ca_error **er
   int k = dk_req_setup(c, c->easy, r, err);
   if (k < 0)
     return k;
-  CURLcode cc = c->curl->easy_perform(c->easy);
+  CURLcode cc = curl_easy_perform(c->easy);
   return dk_req_result(c, r, cc, err);
 }
 
@@ -411,12 +419,12 @@ int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers,
                  CURLcode *ret_cc, ca_error **err) {
   for (;;) {
     int running = 0;
-    CURLMcode mc = r->curl->multi_perform(multi, &running);
+    CURLMcode mc = curl_multi_perform(multi, &running);
     if (mc != CURLM_OK)
-      return ca_error_set(err, EIO, "curl: %s", r->curl->multi_strerror(mc));
+      return ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
     CURLMsg *msg;
     int queued;
-    while ((msg = r->curl->multi_info_read(multi, &queued)))
+    while ((msg = curl_multi_info_read(multi, &queued)))
       if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy) {
         *ret_cc = msg->data.result;
         return 1;
@@ -432,9 +440,9 @@ int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers,
       uint64_t left_ms = cancel->deadline_usec > now ? (cancel->deadline_usec - now + 999) / 1000 : 0;
       timeout = (int)CA_MIN(left_ms, (uint64_t)timeout);
     }
-    mc = r->curl->multi_poll(multi, NULL, 0, timeout, NULL);
+    mc = curl_multi_poll(multi, NULL, 0, timeout, NULL);
     if (mc != CURLM_OK)
-      return ca_error_set(err, EIO, "curl: %s", r->curl->multi_strerror(mc));
+      return ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
   }
 }
 
@@ -501,13 +509,21 @@ static int client_parse_host(struct dk_client *c, const char *host, ca_error **e
   return 0;
 }
 
-int dk_global_init(ca_error **err) {
-  const struct dk_curl_api *api;
-  return dk_curl_get(false, &api, err);
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_code;
+
+static void global_init_once(void) {
+  global_code = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void dk_global_cleanup(void) {
-  /* libcurl stays loaded and initialised until exit: another thread may still load it through a lazy client */
+int dk_global_init(ca_error **err) {
+  /* Once, before the first handle of any thread. A lazy client may get here in its connecting thread while other
+   * threads run: curl_global_init allows that only in a libcurl with CURL_VERSION_THREADSAFE (7.84 and later built
+   * with atomics, as Debian's 7.88 is); none of those threads calls libcurl meanwhile. */
+  (void)pthread_once(&global_once, global_init_once);
+  if (global_code != CURLE_OK)
+    return ca_error_set(err, EIO, "cannot initialise libcurl: %s", curl_easy_strerror(global_code));
+  return 0;
 }
 
 void dk_client_free(struct dk_client *c) {
@@ -517,12 +533,10 @@ void dk_client_free(struct dk_client *c) {
     (void)pthread_join(c->conn_thread, NULL);
   ca_error_free(c->conn_err);
   for (size_t i = 0; i < c->n_pool; i++)
-    c->curl->easy_cleanup(c->pool[i]);
+    curl_easy_cleanup(c->pool[i]);
   free(c->pool);
-  if (c->multi)
-    c->curl->multi_cleanup(c->multi);
-  if (c->easy)
-    c->curl->easy_cleanup(c->easy);
+  curl_multi_cleanup(c->multi);
+  curl_easy_cleanup(c->easy);
   free(c->host);
   free(c->socket_path);
   free(c->base_url);
@@ -541,13 +555,13 @@ static struct dk_client *client_alloc(ca_error **err) {
   return c;
 }
 
-/* Loads libcurl (first time in the process) and makes the client's handles. */
+/* Initialises libcurl (first time in the process) and makes the client's handles. */
 static int client_handles(struct dk_client *c, ca_error **err) {
-  int k = dk_curl_get(strncmp(c->base_url, "https:", 6) == 0, &c->curl, err);
+  int k = dk_global_init(err);
   if (k < 0)
     return k;
-  c->easy = c->curl->easy_init();
-  c->multi = c->curl->multi_init();
+  c->easy = curl_easy_init();
+  c->multi = curl_multi_init();
   if (!c->easy || !c->multi)
     return ca_error_set(err, ENOMEM, "cannot initialise libcurl");
   return 0;
@@ -693,7 +707,7 @@ int dk_client_clone(const struct dk_client *src, struct dk_client **ret, ca_erro
   c->remove_timeout_ms = src->remove_timeout_ms;
   c->retries = src->retries;
   c->max_body = src->max_body;
-  int k = client_handles(c, err); /* after base_url: it picks the libcurl */
+  int k = client_handles(c, err);
   if (k < 0)
     return k;
   *ret = TAKE_PTR(c);

@@ -268,11 +268,11 @@ void dk_wait_free(struct dk_wait *w) {
   if (!w)
     return;
   if (w->added)
-    (void)w->c->curl->multi_remove_handle(w->multi, w->easy); /* only fails for handles not in the multi */
+    (void)curl_multi_remove_handle(w->multi, w->easy); /* only fails for handles not in the multi */
   if (w->easy)
-    w->c->curl->easy_cleanup(w->easy);
+    curl_easy_cleanup(w->easy);
   if (w->multi)
-    w->c->curl->multi_cleanup(w->multi);
+    curl_multi_cleanup(w->multi);
   dk_req_done(&w->r);
   free(w->path);
   free(w);
@@ -298,13 +298,13 @@ int dk_wait_begin(struct dk_client *c, const char *id, enum dk_wait_condition co
   w->c = c;
   if ((k = dk_client_connect(c, err)) < 0)
     return k;
-  w->easy = c->curl->easy_init();
-  w->multi = c->curl->multi_init();
+  w->easy = curl_easy_init();
+  w->multi = curl_multi_init();
   if (!w->easy || !w->multi)
     return ca_error_set(err, ENOMEM, "cannot initialise libcurl");
   if ((k = dk_req_setup(c, w->easy, &w->r, err)) < 0)
     return k;
-  if (c->curl->multi_add_handle(w->multi, w->easy) != CURLM_OK)
+  if (curl_multi_add_handle(w->multi, w->easy) != CURLM_OK)
     return ca_error_set(err, EIO, "wait: cannot add a curl transfer");
   w->added = true;
 
@@ -353,11 +353,11 @@ int dk_stream_perform(struct dk_client *c, struct dk_req *r, const struct dk_can
   k = dk_req_setup(c, c->easy, r, err);
   if (k < 0)
     return k;
-  if (c->curl->multi_add_handle(c->multi, c->easy) != CURLM_OK)
+  if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK)
     return ca_error_set(err, EIO, "cannot add a curl transfer");
   CURLcode cc = CURLE_OK;
   k = dk_multi_run(c->multi, c->easy, r, false, cancel, &cc, err);
-  (void)c->curl->multi_remove_handle(c->multi, c->easy); /* the handle is in this multi */
+  (void)curl_multi_remove_handle(c->multi, c->easy); /* the handle is in this multi */
   if (k < 0) {
     char what[160];
     snprintf(what, sizeof(what), "%s %.*s", r->method, (int)strcspn(r->path, "?"), r->path);

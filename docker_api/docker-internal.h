@@ -2,8 +2,8 @@
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <pthread.h>
-#include "curl_dl.h"
 
 #include "docker.h"
 
@@ -33,10 +33,9 @@ struct dk_client {
   unsigned timeout_ms, remove_timeout_ms;
   int retries;
   size_t max_body;
-  const struct dk_curl_api *curl; /* set once connecting got as far as libcurl */
-  CURL *easy;                     /* short calls, reused for keep-alive */
-  CURLM *multi;                   /* bulk and streaming calls */
-  CURL **pool;                    /* easy handles for bulk calls */
+  CURL *easy;   /* short calls, reused for keep-alive */
+  CURLM *multi; /* bulk and streaming calls */
+  CURL **pool;  /* easy handles for bulk calls */
   size_t n_pool;
   enum dk_conn conn;
   pthread_t conn_thread;
@@ -66,7 +65,6 @@ struct dk_req {
   bool stopped; /* on_body asked to stop without an error */
 
   struct curl_slist *headers;
-  const struct dk_curl_api *curl; /* the client's, from dk_req_setup */
 };
 
 void dk_req_init(struct dk_req *r, const char *method, const char *path, const char *body, long timeout_ms);

@@ -4,8 +4,8 @@
  * errno-like value and fills *err; the HTTP status, when there was one, is in (*err)->detail and the daemon's own
  * message is part of (*err)->msg. dk_error_kind() classifies an error for retry and cleanup decisions.
  * Short calls are bounded by timeouts; wait, logs and events are unbounded but take a struct dk_cancel.
- * The library never prints and never exits. libcurl is loaded (dlopen) by the first client that needs it, so programs
- * that never reach an engine do not pay for it; dk_global_init() loads it now. */
+ * The library never prints and never exits. libcurl is initialised (curl_global_init) by the first client that
+ * connects, or by dk_global_init(). Every connection it opens is close-on-exec. */
 #pragma once
 
 #include <stdatomic.h>
@@ -38,10 +38,9 @@ enum dk_error_kind dk_error_kind(const ca_error *e);
 
 /* ---- client ------------------------------------------------------------------------------------------------ */
 
-/* Loads and initialises libcurl for the process now (else the first client does); thread-safe, idempotent. The
- * error names the missing library and its Debian package. dk_global_cleanup is a no-op kept for callers. */
+/* Initialises libcurl for the process now (else the first client that connects does); thread-safe, idempotent.
+ * libcurl stays initialised until exit: a lazy client may connect from another thread at any time. */
 int dk_global_init(ca_error **err);
-void dk_global_cleanup(void);
 
 struct dk_client_options {
   const char *host;    /* unix:///path or tcp://host:port; NULL: $DOCKER_HOST, else unix:///var/run/docker.sock */
@@ -49,8 +48,8 @@ struct dk_client_options {
   unsigned remove_timeout_ms; /* kill, delete, and stop on top of its grace period; 0: 60 s */
   int retries;                /* transient failures of idempotent calls are retried this often; <0: never; 0: 4 */
   size_t max_body;            /* cap on one response body or log/event line; 0: 64 MiB */
-  bool lazy; /* dk_client_new only checks the address (a unix socket must exist and be accessible); loading libcurl
-              * and negotiating wait for the first call, dk_client_connect or dk_client_connect_start */
+  bool lazy; /* dk_client_new only checks the address (a unix socket must exist and be accessible); initialising
+              * libcurl and negotiating wait for the first call, dk_client_connect or dk_client_connect_start */
 };
 
 /* Connects to the engine named by opts (NULL: defaults), negotiates the API version through /_ping and refuses

@@ -70,7 +70,7 @@ int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, cons
     ret[i] = NULL;
     dk_req_init(&r[i], "GET", "", NULL, c->timeout_ms);
   }
-  (void)c->curl->multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)LIST_KINDS_MAX); /* a cap, never fails */
+  (void)curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)LIST_KINDS_MAX); /* a cap, never fails */
   for (size_t i = 0; i < n && k == 0; i++) {
     if (!(paths[i] = list_path(kinds[i], filters, err))) {
       k = ca_error_wrap(err, "list %ss", kind_name(kinds[i]));
@@ -79,7 +79,7 @@ int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, cons
     r[i].path = paths[i];
     if ((k = dk_req_setup(c, c->pool[i], &r[i], err)) < 0)
       break;
-    if (c->curl->multi_add_handle(c->multi, c->pool[i]) != CURLM_OK)
+    if (curl_multi_add_handle(c->multi, c->pool[i]) != CURLM_OK)
       k = ca_error_set(err, EIO, "cannot add a curl transfer");
     else
       added[i] = true;
@@ -87,10 +87,10 @@ int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, cons
   /* every transfer has its timeout: the loop ends */
   while (k == 0 && left > 0) {
     int still = 0;
-    CURLMcode mc = c->curl->multi_perform(c->multi, &still);
+    CURLMcode mc = curl_multi_perform(c->multi, &still);
     CURLMsg *msg;
     int queued;
-    while (mc == CURLM_OK && (msg = c->curl->multi_info_read(c->multi, &queued)))
+    while (mc == CURLM_OK && (msg = curl_multi_info_read(c->multi, &queued)))
       for (size_t i = 0; i < n; i++)
         if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->pool[i] && !done[i]) {
           cc[i] = msg->data.result;
@@ -98,13 +98,13 @@ int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, cons
           left--;
         }
     if (mc == CURLM_OK && left > 0)
-      mc = c->curl->multi_poll(c->multi, NULL, 0, 100, NULL);
+      mc = curl_multi_poll(c->multi, NULL, 0, 100, NULL);
     if (mc != CURLM_OK)
-      k = ca_error_set(err, EIO, "curl: %s", c->curl->multi_strerror(mc));
+      k = ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
   }
   for (size_t i = 0; i < n; i++) {
     if (added[i])
-      (void)c->curl->multi_remove_handle(c->multi, c->pool[i]); /* it is in this multi */
+      (void)curl_multi_remove_handle(c->multi, c->pool[i]); /* it is in this multi */
     if (k == 0 && (k = dk_req_result(c, &r[i], cc[i], err)) == 0 &&
         (k = dk_parse_list(kinds[i], r[i].resp.data, r[i].resp.len, &ret[i], err)) < 0)
       (void)ca_error_wrap(err, "list %ss", kind_name(kinds[i]));
@@ -200,7 +200,7 @@ static int ensure_pool(struct dk_client *c, size_t n, ca_error **err) {
     return ca_error_set(err, ENOMEM, "out of memory");
   c->pool = p;
   while (c->n_pool < n) {
-    if (!(c->pool[c->n_pool] = c->curl->easy_init()))
+    if (!(c->pool[c->n_pool] = curl_easy_init()))
       return ca_error_set(err, ENOMEM, "cannot initialise libcurl");
     c->n_pool++;
   }
@@ -297,7 +297,7 @@ static int rm_start_due(struct rm_run *x, uint64_t now, uint64_t *wake, bool *re
     int k = dk_req_setup(c, c->pool[s], &it->r, err);
     if (k < 0)
       return k;
-    if (c->curl->multi_add_handle(c->multi, c->pool[s]) != CURLM_OK)
+    if (curl_multi_add_handle(c->multi, c->pool[s]) != CURLM_OK)
       return ca_error_set(err, EIO, "cannot add a curl transfer");
     x->busy[s] = true;
     it->easy = c->pool[s];
@@ -311,7 +311,7 @@ static int rm_start_due(struct rm_run *x, uint64_t now, uint64_t *wake, bool *re
 
 /* A transfer ended: its slot is free again, and its item is settled or pending a retry. */
 static void rm_finished(struct rm_run *x, CURL *easy, CURLcode cc) {
-  (void)x->c->curl->multi_remove_handle(x->c->multi, easy); /* it is in this multi */
+  (void)curl_multi_remove_handle(x->c->multi, easy); /* it is in this multi */
   for (size_t s = 0; s < x->slots; s++)
     if (x->c->pool[s] == easy)
       x->busy[s] = false;
@@ -331,12 +331,12 @@ static int rm_progress(struct rm_run *x, bool *ret_freed, ca_error **err) {
   struct dk_client *c = x->c;
   int still = 0;
   *ret_freed = false;
-  CURLMcode mc = c->curl->multi_perform(c->multi, &still);
+  CURLMcode mc = curl_multi_perform(c->multi, &still);
   if (mc != CURLM_OK)
-    return ca_error_set(err, EIO, "curl: %s", c->curl->multi_strerror(mc));
+    return ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
   CURLMsg *msg;
   int queued;
-  while ((msg = c->curl->multi_info_read(c->multi, &queued)))
+  while ((msg = curl_multi_info_read(c->multi, &queued)))
     if (msg->msg == CURLMSG_DONE) {
       rm_finished(x, msg->easy_handle, msg->data.result);
       *ret_freed = true;
@@ -350,9 +350,9 @@ static int rm_wait(struct rm_run *x, uint64_t wake, ca_error **err) {
   uint64_t t = ca_now_monotonic_usec();
   unsigned timeout_ms = (unsigned)CA_MIN((wake > t ? wake - t + 999 : 0) / 1000, 100u); /* up: no 1 ms spin */
   if (x->running > 0) {
-    CURLMcode mc = x->c->curl->multi_poll(x->c->multi, NULL, 0, (int)timeout_ms, NULL);
+    CURLMcode mc = curl_multi_poll(x->c->multi, NULL, 0, (int)timeout_ms, NULL);
     if (mc != CURLM_OK)
-      return ca_error_set(err, EIO, "curl: %s", x->c->curl->multi_strerror(mc));
+      return ca_error_set(err, EIO, "curl: %s", curl_multi_strerror(mc));
   } else if (timeout_ms > 0) {
     dk_sleep_ms(timeout_ms); /* only retries waiting for their time */
   }
@@ -382,7 +382,7 @@ static void rm_run_done(struct rm_run *x) {
   for (size_t i = 0; x->items && i < x->n; i++) {
     struct rm_item *it = &x->items[i];
     if (it->phase == ITEM_RUNNING && it->easy)
-      (void)x->c->curl->multi_remove_handle(x->c->multi, it->easy); /* abandoned on a setup failure */
+      (void)curl_multi_remove_handle(x->c->multi, it->easy); /* abandoned on a setup failure */
     dk_req_done(&it->r);
     free(it->path);
   }
@@ -406,7 +406,7 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
     rm_run_done(&x);
     return ca_error_set(err, ENOMEM, "out of memory");
   }
-  (void)c->curl->multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)slots); /* a cap, never an error */
+  (void)curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)slots); /* a cap, never an error */
   k = rm_prepare(&x, ids, err);
   if (k == 0)
     k = rm_loop(&x, err);

@@ -1,10 +1,11 @@
 #!/bin/bash
 # tests/run.sh: the test command. As root on a fresh Debian 12 machine it, by itself:
-#   1. installs what is missing (apt-get), and docker.io 26.1 from Debian 13 (trixie) when the one installed is older,
+#   1. installs what is missing (apt-get): the distribution's packages, its docker.io engine among them,
 #   2. brings up the real things: a Docker engine (started here only when none answers, stopped at the end only
-#      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots,
-#   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both with the
-#      built-in libcurl (-DAG_CURL=builtin) from Debian's curl source (deploy/fetch-curl-source.sh),
+#      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots (its kernel
+#      is unpacked from linux-image-cloud-amd64 into a cache, never installed: tests/vm/vm-kernel.sh),
+#   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both linking the
+#      system's libcurl (libcurl4-openssl-dev),
 #   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the chaos label runs
 #      last on build/, alone (-j1), after the other suites of build/,
 #   5. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 30 seconds, two at a
@@ -36,11 +37,8 @@ done
 
 say() { printf '\n==> %s\n' "$*"; }
 packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
-    docker.io busybox-static qemu-system-x86 linux-image-cloud-amd64 cpio libhttp-parser-dev clang libclang-rt-14-dev
+    docker.io busybox-static qemu-system-x86 cpio libhttp-parser-dev clang libclang-rt-14-dev
     systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap)
-# The engine of Debian's stable release (13: 26.1) rather than Debian 12's 20.10.24, on which gc cannot kill
-# containers itself (deploy/env.sh, install_engine_from_suite); gc's tests check each engine's behaviour.
-engine_suite=trixie
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cleanup-agent-tests.XXXXXX")
 # Steps 1 and 2 (packages, the Docker engine, the test image) are shared with deploy/quickstart.sh.
@@ -104,7 +102,8 @@ remove_check_containers() {
     fi
 }
 
-# The VM suites need qemu, the cloud kernel and busybox; booting a trivial binary proves all three.
+# The VM suites need qemu, the cloud kernel (unpacked into a cache on first use) and busybox; booting a trivial binary
+# proves all three.
 check_vm() {
     local rc=0
     tests/vm/run-in-vm.sh /bin/true 2>&1 | tee "$work/vm-check.log" || rc=$?
@@ -129,23 +128,15 @@ build() {
     cmake --build "$dir" "${keep[@]}"
 }
 
-# The built-in libcurl's source (Debian's curl source package), for the two gcc builds: -DAG_CURL=builtin makes a
-# missing one a configure error, not a silent fall back to the system's libcurl.
-curl_source=""
-fetch_curl_source() {
-    curl_source=$("$repo/deploy/fetch-curl-source.sh") || return 1
-    echo "curl source: $curl_source"
-}
-
 build_normal() {
-    configure build -DAG_WERROR=ON -DAG_SANITIZE=OFF -DAG_CURL=builtin "-DAG_CURL_SOURCE=$curl_source" || return 1
+    configure build -DAG_WERROR=ON -DAG_SANITIZE=OFF || return 1
     configured+=(build)
     build build || return 1
     [[ -x build/cleanup-agent ]] || { echo "$prog: the build did not produce build/cleanup-agent" >&2; return 1; }
 }
 
 build_asan() {
-    configure build-asan -DAG_WERROR=ON -DAG_SANITIZE=ON -DAG_CURL=builtin "-DAG_CURL_SOURCE=$curl_source" || return 1
+    configure build-asan -DAG_WERROR=ON -DAG_SANITIZE=ON || return 1
     configured+=(build-asan)
     build build-asan
 }
@@ -231,8 +222,7 @@ test_asan() {
 # The fuzz targets: a clang build of their own (libFuzzer needs clang's runtime, libclang-rt-14-dev): the fuzz_all
 # target and the binary (the rest of the project is built and tested by gcc above).
 build_fuzz() {
-    # The fuzz targets make no requests: the system's libcurl headers are all they need.
-    configure build-fuzz -DCMAKE_C_COMPILER=clang -DAG_FUZZ=ON -DAG_TESTS=OFF -DAG_WERROR=ON -DAG_CURL=system || return 1
+    configure build-fuzz -DCMAKE_C_COMPILER=clang -DAG_FUZZ=ON -DAG_TESTS=OFF -DAG_WERROR=ON || return 1
     # and the binary: the whole agent compiles under clang's -Werror too, not only the parsers.
     cmake --build build-fuzz --target fuzz_all cleanup-agent
 }
@@ -245,7 +235,7 @@ run_fuzz() {
 run_start=$SECONDS
 note "repo $repo, $(uname -r), $(nproc) CPUs, running as $(id -un)"
 
-if ! phase "packages" install_packages || ! phase "engine package" install_engine_from_suite; then
+if ! phase "packages" install_packages; then
     # Nothing below can work without them.
     note "FAIL: required packages are missing"
     exit 1
@@ -257,7 +247,6 @@ if ((check_containers_gone)); then remove_check_containers; fi
 phase "vm boot" check_vm || true
 
 if ((!env_only)); then
-    phase "libcurl source (deploy/fetch-curl-source.sh)" fetch_curl_source || true
     # Tests run after a failed build too, when this run configured it: a test whose binary is missing counts as
     # failed, and the others still say what works.
     configured=()

@@ -76,6 +76,8 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
       .envp = envp,
       .pre_exec = o->private_tmp ? private_tmp : NULL,
       .pre_exec_what = "--private-tmp: cannot set up a private /tmp and /dev/shm (it needs root, or CAP_SYS_ADMIN)",
+      .keep_fds = s->keep_fds,
+      .n_keep_fds = s->n_keep_fds,
   };
   cg_process proc;
   _cleanup_error_ ca_error *err = NULL;
@@ -142,12 +144,17 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     return r < 0 ? AG_EXIT_OK : r;
   }
   _cleanup_free_ _unused_ const char **labels = o.labels; /* frees the labels on every return */
+  /* First, before the agent opens anything: the fds our caller passed on, the only ones the command inherits. */
+  _cleanup_free_ int *keep_fds = NULL;
+  size_t n_keep_fds = 0;
+  (void)cg_fds_inherited(&keep_fds, &n_keep_fds, NULL); /* without /proc the command gets 0, 1 and 2 only */
   const struct ag_session_config cfg = {
       .mode = "run",
       .globals = g,
       .command = o.argv,
       .ttl_usec = o.ttl_usec,
-      /* Lazy: only the socket is checked before the command starts; libcurl loads in the background. */
+      /* Lazy: only the socket is checked before the command starts; libcurl is initialised and the version
+       * negotiated in the background, so the command does not wait for them. */
       .engine = {.timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES, .lazy = true},
       .cgroup_required = true,
       .cgroup_limits = o.limits.memory_max || o.limits.pids_max || o.limits.cpus > 0,
@@ -162,7 +169,8 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     ca_log_error("run: %s", err->msg);
     return AG_EXIT_AGENT_FAILED; /* the session's free ends what began */
   }
-  struct run_state s = {.session = session, .started_usec = ca_now_monotonic_usec()};
+  struct run_state s = {
+      .session = session, .started_usec = ca_now_monotonic_usec(), .keep_fds = keep_fds, .n_keep_fds = n_keep_fds};
   int failed = run_command(&s, &o);
   finish_session(&s);
   cg_leaf_free(s.leaf);

@@ -30,6 +30,8 @@ struct run_state {
   bool timed_out;
   uint64_t started_usec;
   unsigned survivors;
+  const int *keep_fds; /* the fds our caller passed on: the command inherits these besides 0, 1 and 2 */
+  size_t n_keep_fds;
   cg_stats stats;
   bool have_stats;
 };

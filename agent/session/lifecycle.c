@@ -11,8 +11,8 @@
  *   6. The registry, with everything a later cleanup needs: mode, owner, created, expires, guardian pid,
  *      cgroup_root, docker_host and the command.
  *   7. The Docker labeling proxy: its socket appears only once the registry names the session.
- *   8. A lazy engine client starts connecting in the background (after the proxy's threads: pthread_create waits
- *      for the dynamic loader's lock, which libcurl's load holds for milliseconds).
+ *   8. A lazy engine client starts connecting in the background (libcurl's initialisation and the version
+ *      negotiation), so that the command does not wait for the engine.
  *   Then the command's own work: run's cgroup leaf and command, container-seq's containers.
  *
  * End: the command first kills what it ran itself (run: its tree, after reading its stats; container-seq: its
@@ -256,7 +256,7 @@ int ag_session_begin(struct ag_session *s, ca_error **err) {
   int r = take_session(s, err);
   if (r < 0 || (r = ag_registry_write(s->env.state, &s->reg, err)) < 0 || (r = start_proxy(s, err)) < 0)
     return r;
-  /* Only after the fork: the guardian must not inherit a half-done load of libcurl from another thread. */
+  /* Only after the fork: the guardian must not inherit libcurl's initialisation half done by another thread. */
   dk_client_connect_start(s->env.dk);
   return 0;
 }

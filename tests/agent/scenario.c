@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <unistd.h>
 
 #include "cgroup.h"
 #include "cli_run.h"
@@ -98,6 +99,7 @@ pid_t scenario_start(struct scenario *s, const char *const *args) {
     int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(o, 1);
     dup2(e, 2);
+    (void)close_range(3, ~0U, 0); /* as a user's shell starts it: 0, 1 and 2 only */
     const char *argv[64] = {AG_BINARY, "--state-dir", s->state, "--cgroup-root", s->cgroup_root};
     size_t n = 5;
     for (size_t i = 0; args[i] && n < 63; i++)

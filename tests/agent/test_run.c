@@ -22,6 +22,9 @@ static void teardown(void) {
 
 TestSuite(run, .init = setup, .fini = teardown, .timeout = 120);
 
+static char *make_container(const char *const *labels);
+static bool container_exists(const char *id);
+
 /* A suite that leaks everything it can: daemons that double-fork and ignore SIGTERM, a setsid escapee, 50 background
  * sleepers, and a container, network and volume labeled with the session. */
 static const char leaky[] =
@@ -49,34 +52,57 @@ Test(run, leaky_suite_exits_with_its_status_and_leaves_nothing) {
   cr_assert_not_null(strstr(err, "removed 1 container, 1 network, 1 volume"), "%s", err);
 }
 
-/* A run that talks to the engine does it through the built-in libcurl: it loads no libcurl.so.4 (and none of that
- * library's 31 dependencies, ~6 ms and ~8 MB at every start). CLEANUP_AGENT_LIBCURL=system loads it again, which shows
- * that the check sees a load when there is one. */
-Test(run, talks_to_the_engine_without_loading_the_shared_libcurl) {
-  const char *script = scenario_script(&sc, "engine.sh",
-                                       "docker run --rm --network none --label $TEST_LABEL "
-                                       "cleanup-test/busybox:latest true || exit 90\n"
-                                       "echo $CLEANUP_AGENT_SESSION > $OUT/session\n");
-  setenv("LD_DEBUG", "files", 1);
-  for (int system = 0; system <= 1; system++) {
-    if (system)
-      setenv("CLEANUP_AGENT_LIBCURL", "system", 1);
-    int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
-    const char *err = scenario_stderr(&sc);
-    cr_assert_eq(rc, 0, "run exited %d: %s", rc, err);
-    bool loaded = strstr(err, "file=libcurl.so.4") != NULL;
-#ifdef DK_CURL_BUILTIN
-    cr_assert_eq(loaded, system == 1, "CLEANUP_AGENT_LIBCURL=%s: libcurl.so.4 %s", system ? "system" : "(unset)",
-                 loaded ? "was loaded" : "was not loaded");
-#else
-    cr_assert(loaded, "a binary without the built-in libcurl talked to the engine without loading libcurl.so.4");
-#endif
-    char id[128];
-    cr_assert(scenario_read_marker(&sc, "session", 0, id));
-    scenario_assert_nothing_left(&sc, id);
+/* The fds the command holds (ls -l /proc/self/fd as the command, its own directory fd left out), as "0 1 2", with the
+ * whole listing in ret_listing. */
+static void command_fds(const char *listing, char *ret, size_t size) {
+  ret[0] = '\0';
+  for (const char *line = listing; *line;) {
+    const char *end = strchrnul(line, '\n'), *arrow = strstr(line, " -> ");
+    if (arrow && arrow < end) {
+      const char *num = arrow;
+      while (num > line && num[-1] != ' ')
+        num--;
+      const char *target = arrow + 4;
+      bool own_dir = strncmp(target, "/proc/", 6) == 0 && strncmp(end - 3, "/fd", 3) == 0;
+      if (!own_dir)
+        snprintf(ret + strlen(ret), size - strlen(ret), "%s%.*s", ret[0] ? " " : "", (int)(arrow - num), num);
+    }
+    line = *end ? end + 1 : end;
   }
-  unsetenv("LD_DEBUG");
-  unsetenv("CLEANUP_AGENT_LIBCURL");
+}
+
+/* The command holds 0, 1 and 2 and nothing else of the agent: not its connections to the engine (the start-up
+ * collection below talks to it), nor its lock, signalfd, cgroup or proxy fds. */
+Test(run, the_command_inherits_only_stdin_stdout_and_stderr) {
+  const char *dead = "fdfdfdfdfdfdfdfdfdfdfdfdfdfdfdfd";
+  char cmd[512], label[96];
+  snprintf(cmd, sizeof(cmd), "mkdir -p -m 700 %s %s/sessions && touch %s/sessions/%s.lock", sc.state, sc.state,
+           sc.state, dead);
+  cr_assert_eq(system(cmd), 0);
+  snprintf(label, sizeof(label), "io.cleanup-agent.session=%s", dead);
+  _cleanup_free_ char *cid = make_container((const char *[]){label, sc.test_label, NULL});
+
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", "ls", "-l", "/proc/self/fd", NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "collected 1 dead session"), "%s", scenario_stderr(&sc));
+  cr_assert_not(container_exists(cid), "the start-up collection did not reach the engine");
+  char path[128], fds[256];
+  snprintf(path, sizeof(path), "%s/out", sc.dir);
+  const char *listing = scenario_read_text(path);
+  command_fds(listing, fds, sizeof(fds));
+  cr_assert_str_eq(fds, "0 1 2", "the command holds fds %s:\n%s", fds, listing);
+}
+
+/* An fd the caller passes on (a shell's redirection, make's jobserver) still reaches the command. */
+Test(run, an_fd_passed_to_the_agent_reaches_the_command) {
+  char cmd[1024], path[128];
+  snprintf(path, sizeof(path), "%s/passed", sc.dir);
+  snprintf(cmd, sizeof(cmd),
+           "echo passed-through > %s && %s --state-dir %s --cgroup-root %s run -- sh -c 'cat <&7' 7<%s > %s.out", path,
+           AG_BINARY, sc.state, sc.cgroup_root, path, path);
+  cr_assert_eq(system(cmd), 0);
+  snprintf(path, sizeof(path), "%s/passed.out", sc.dir);
+  cr_assert_str_eq(scenario_read_text(path), "passed-through\n");
 }
 
 Test(run, private_tmp_files_and_shared_memory_die_with_the_run) {

@@ -320,6 +320,34 @@ Test(SUITE, sessions_are_listed_opened_and_removed) {
   cg_leaf_free(lb);
 }
 
+/* The command gets 0, 1, 2 and the fds it is given, nothing else the spawner holds: clone3 and fork+join alike. */
+Test(SUITE, the_command_gets_only_the_fds_it_is_given) {
+  int leak = open("/dev/null", O_RDONLY), keep = open("/dev/null", O_RDONLY); /* no O_CLOEXEC, on purpose */
+  cr_assert(leak > 2 && keep > 2);
+  char script[256];
+  snprintf(script, sizeof(script), "test -e /proc/self/fd/%d && exit 3; test -e /proc/self/fd/%d || exit 4; exit 0",
+           leak, keep);
+  char sh[] = "/bin/sh", dash_c[] = "-c";
+  char *argv[] = {sh, dash_c, script, NULL};
+  for (int join = 0; join <= 1; join++) {
+    char id[33];
+    cg_leaf *leaf = new_leaf(NULL, id);
+    cg_spawn_options o = {.argv = argv, .join_after_fork = join, .keep_fds = &keep, .n_keep_fds = 1};
+    cg_process p;
+    ca_error *err = NULL;
+    cr_assert_eq(cg_spawn(leaf, &o, &p, &err), 0, "%s", err ? err->msg : "");
+    int st = live_reap(p.pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: exit %d (3: it holds fd %d, 4: it lacks fd %d)",
+              join ? "fork+join" : "clone3", WEXITSTATUS(st), leak, keep);
+    if (p.pidfd >= 0)
+      close(p.pidfd);
+    cr_assert_eq(cg_leaf_remove(leaf, NULL), 0);
+    cg_leaf_free(leaf);
+  }
+  close(leak);
+  close(keep);
+}
+
 Test(SUITE, exec_failures_are_reported_as_not_found_or_not_executable) {
   char id[33];
   cg_leaf *leaf = new_leaf(NULL, id);

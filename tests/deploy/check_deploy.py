@@ -233,16 +233,22 @@ def check_dockerfile(path, binary=None):
     run_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[1] if len(stages) > 1 else "")).split()
     for pkg in ("cmake", "pkg-config", "dpkg-dev", "libcurl4-openssl-dev", "libcjson-dev", "libhttp-parser-dev"):
         check(f"docker: build stage installs {pkg}", pkg in build_apt.split(), build_apt)
-    check("docker: build stage fetches the built-in libcurl's source and requires it",
-          "deploy/fetch-curl-source.sh" in logical and "-DAG_CURL=builtin" in logical)
+    check("docker: the build downloads no source code (the system's libcurl is linked)",
+          "fetch-curl-source" not in logical and "AG_CURL" not in logical)
     runtime = sorted(p for p in run_apt if not p.startswith("-"))
     check("docker: runtime stage installs only libcurl4 libcjson1 libhttp-parser2.9",
           runtime == ["libcjson1", "libcurl4", "libhttp-parser2.9"], run_apt)
-    # Every library the binary links (libc aside) comes from a package the runtime stage installs.
+    # Every library the binary links itself (libc aside) comes from a package the runtime stage installs; theirs
+    # (libcurl4's OpenSSL, nghttp2, ...) come with them as their packages' dependencies.
     if binary:
         import subprocess
         ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+        dynamic = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout
+        needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", dynamic))
+        check("docker: the binary links libcurl.so.4", "libcurl.so.4" in needed, dynamic)
         for lib in re.findall(r"=> (/\S+)", ldd):
+            if os.path.basename(lib) not in needed:
+                continue
             owner = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True).stdout.split(":")[0]
             if not owner:  # /lib is a symlink to /usr/lib on Debian 12: dpkg knows the other spelling
                 alt = lib[4:] if lib.startswith("/usr/") else "/usr" + lib

@@ -76,7 +76,6 @@ static void teardown(void) {
   }
   dk_client_free(cl);
   cl = NULL;
-  dk_global_cleanup();
 }
 
 TestSuite(engine, .init = setup, .fini = teardown, .timeout = 300);
@@ -116,6 +115,43 @@ Test(engine, version_and_negotiation) {
   must(dk_engine_version(c2, &v2, &os2, &e), &e, "version through the clone");
   cr_assert_str_eq(v2, version);
   dk_client_free(c2);
+}
+
+/* The client's connections to the engine socket, counted, each checked for close-on-exec: a command the agent starts
+ * must not inherit one (it would hold root's Docker socket). */
+static int engine_connections(const char *socket_path, int *ret_without_cloexec) {
+  int n = 0;
+  *ret_without_cloexec = 0;
+  for (int fd = 3; fd < 1024; fd++) {
+    struct sockaddr_un peer;
+    socklen_t len = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0 || peer.sun_family != AF_UNIX ||
+        strcmp(peer.sun_path, socket_path) != 0)
+      continue;
+    n++;
+    if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+      (*ret_without_cloexec)++;
+  }
+  return n;
+}
+
+Test(engine, connections_are_close_on_exec) {
+  /* The engine the client uses, as it found it: DOCKER_HOST, else the default socket. */
+  const char *host = getenv("DOCKER_HOST");
+  cr_assert(!host || !*host || strncmp(host, "unix://", 7) == 0, "the engine is not on a unix socket: %s", host);
+  const char *path = host && *host ? host + 7 : "/var/run/docker.sock";
+  ca_error *e = NULL;
+  struct dk_list *l = NULL;
+  const struct dk_filter f[] = {{"label", label}, {0}};
+  must(dk_list(cl, DK_CONTAINER, f, &l, &e), &e, "list");
+  dk_list_free(l);
+  struct dk_list *ls[2] = {0};
+  must(dk_list_kinds(cl, (const enum dk_kind[]){DK_NETWORK, DK_VOLUME}, 2, f, ls, &e), &e, "list kinds");
+  dk_list_free(ls[0]);
+  dk_list_free(ls[1]);
+  int without = 0, n = engine_connections(path, &without);
+  cr_assert_geq(n, 1, "no connection to %s left open to check (keep-alive)", path);
+  cr_assert_eq(without, 0, "%d of %d connections to %s are not close-on-exec", without, n, path);
 }
 
 Test(engine, lazy_client_connects_in_the_background) {

@@ -1,6 +1,9 @@
 /* docker_api against a fake daemon: faults the real engine will not produce on demand. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,7 +44,6 @@ static void setup(void) {
 static void teardown(void) {
   fake_stop(fake);
   fake = NULL;
-  dk_global_cleanup();
 }
 
 TestSuite(fake, .init = setup, .fini = teardown, .timeout = 60);
@@ -57,6 +59,53 @@ static struct dk_client *connect_to(struct scenario *s, unsigned timeout_ms, int
 }
 
 /* ---- connecting -------------------------------------------------------------------------------------------- */
+
+struct tcp_peer {
+  int listener;
+  int cloexec; /* of the client's socket, seen while it was connected: 1, 0, or -1 when not found */
+};
+
+/* Accepts one connection, looks up the client's end of it among this process's fds, and hangs up. */
+static void *tcp_accept_one(void *userdata) {
+  struct tcp_peer *p = userdata;
+  p->cloexec = -1;
+  struct sockaddr_in client;
+  socklen_t len = sizeof(client);
+  int conn = accept4(p->listener, (struct sockaddr *)&client, &len, SOCK_CLOEXEC);
+  if (conn < 0)
+    return NULL;
+  for (int fd = 3; fd < 1024 && p->cloexec < 0; fd++) {
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    if (fd != conn && getsockname(fd, (struct sockaddr *)&a, &alen) == 0 && a.sin_family == AF_INET &&
+        a.sin_port == client.sin_port && a.sin_addr.s_addr == client.sin_addr.s_addr)
+      p->cloexec = (fcntl(fd, F_GETFD) & FD_CLOEXEC) ? 1 : 0;
+  }
+  close(conn);
+  return NULL;
+}
+
+/* tcp:// engines: the connection is close-on-exec too. */
+Test(fake, tcp_connections_are_close_on_exec) {
+  struct tcp_peer p = {.listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(a);
+  cr_assert_eq(bind(p.listener, (struct sockaddr *)&a, sizeof(a)), 0);
+  cr_assert_eq(listen(p.listener, 1), 0);
+  cr_assert_eq(getsockname(p.listener, (struct sockaddr *)&a, &len), 0);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, tcp_accept_one, &p), 0);
+  char host[64];
+  snprintf(host, sizeof(host), "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+  struct dk_client_options o = {.host = host, .retries = -1, .timeout_ms = 5000};
+  struct dk_client *c = NULL;
+  ca_error *e = NULL;
+  cr_assert_lt(dk_client_new(&o, &c, &e), 0, "a peer that hangs up is no engine");
+  ca_error_free(e);
+  pthread_join(t, NULL);
+  close(p.listener);
+  cr_assert_eq(p.cloexec, 1, "the client's tcp socket %s", p.cloexec ? "was not found" : "is not close-on-exec");
+}
 
 Test(fake, connection_refused_names_the_engine) {
   char dir[] = "/tmp/dk-refused-XXXXXX";

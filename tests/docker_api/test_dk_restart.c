@@ -39,7 +39,6 @@ static void teardown(void) {
   snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "restart: could not remove %s\n", dir);
-  dk_global_cleanup();
 }
 
 Test(restart, engine_stopped_and_started_between_two_calls, .init = setup, .fini = teardown, .timeout = 180) {

@@ -25,6 +25,14 @@ static char *unescape(const char *s) {
 
 /* ---- filters ----------------------------------------------------------------------------------------------- */
 
+/* A lazy client initialises libcurl in its connecting thread while the agent's other threads run (client.c,
+ * dk_global_init): libcurl allows that only when built thread-safe. */
+Test(libcurl, the_linked_libcurl_initialises_thread_safely) {
+  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  cr_assert(v->features & CURL_VERSION_THREADSAFE, "libcurl %s lacks CURL_VERSION_THREADSAFE", v->version);
+  cr_assert_eq(dk_global_init(NULL), 0);
+}
+
 Test(filters, groups_repeated_keys_into_one_array) {
   const struct dk_filter f[] = {{"label", "a=1"}, {"status", "exited"}, {"label", "b"}, {"status", "dead"}, {0}};
   _cleanup_free_ char *enc = NULL;

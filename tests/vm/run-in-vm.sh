@@ -7,7 +7,7 @@
 # nothing can go stale between builds. A Criterion binary with no ARG gets --jobs=1 --verbose.
 #
 # Environment (all optional):
-#   AG_VM_KERNEL   kernel image (default: the newest /boot/vmlinuz-*-cloud-amd64)
+#   AG_VM_KERNEL   kernel image (default: Debian's cloud kernel, unpacked into a cache by tests/vm/vm-kernel.sh)
 #   AG_VM_TIMEOUT  seconds before the VM is killed and the run fails (default 240)
 #   AG_VM_MEM      guest memory in MiB (default 512, 1024 for sanitizer builds)
 #   AG_VM_SMP      guest CPUs (default 1)
@@ -40,10 +40,9 @@ done
 
 kernel=${AG_VM_KERNEL:-}
 if [[ -z $kernel ]]; then
-    kernel=$(ls -1 /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1 || true)
-    [[ -n $kernel ]] || die "no /boot/vmlinuz-*-cloud-amd64 (apt-get install linux-image-cloud-amd64)"
+    kernel=$("$(dirname -- "${BASH_SOURCE[0]}")/vm-kernel.sh") || die "no kernel to boot (see above; or set AG_VM_KERNEL)"
 fi
-[[ -r $kernel ]] || die "kernel $kernel is not readable (Debian installs it 0600: run as root)"
+[[ -r $kernel ]] || die "kernel $kernel is not readable (Debian ships it 0600: run as root)"
 
 timeout_s=${AG_VM_TIMEOUT:-240}
 smp=${AG_VM_SMP:-1}
