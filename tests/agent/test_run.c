@@ -101,6 +101,29 @@ Test(run, private_tmp_files_and_shared_memory_die_with_the_run) {
   scenario_assert_nothing_left(&sc, id);
 }
 
+/* "no" means no: CLEANUP_AGENT_PRIVATE_TMP=no gives the command the host's /tmp, CLEANUP_AGENT_NO_DOCKER_PROXY=no
+ * keeps the proxy (DOCKER_HOST is the session's socket, not the engine's). */
+Test(run, boolean_variables_set_to_no_mean_no) {
+  char marker[128];
+  snprintf(marker, sizeof(marker), "/tmp/cleanup-agent-test-no-%d", (int)getpid());
+  char body[1024];
+  snprintf(body, sizeof(body), "echo here > %s || exit 90\necho \"$DOCKER_HOST\" > $OUT/host\n", marker);
+  const char *script = scenario_script(&sc, "not-private.sh", body);
+  setenv("CLEANUP_AGENT_PRIVATE_TMP", "no", 1);
+  setenv("CLEANUP_AGENT_NO_DOCKER_PROXY", "no", 1);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  unsetenv("CLEANUP_AGENT_PRIVATE_TMP");
+  unsetenv("CLEANUP_AGENT_NO_DOCKER_PROXY");
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  bool on_host = access(marker, F_OK) == 0;
+  unlink(marker);
+  cr_assert(on_host, "CLEANUP_AGENT_PRIVATE_TMP=no gave the command a private /tmp");
+  char host[128];
+  cr_assert(scenario_read_marker(&sc, "host", 0, host));
+  cr_assert_not_null(strstr(host, ".sock"), "CLEANUP_AGENT_NO_DOCKER_PROXY=no turned the proxy off: DOCKER_HOST=%s",
+                     host);
+}
+
 Test(run, private_tmp_that_cannot_be_set_up_is_one_clear_line_and_125) {
   /* An unprivileged user (nobody) may not make a mount namespace: refused with one line, nothing left. */
   char home[] = "/var/tmp/ag-nobody-XXXXXX";
