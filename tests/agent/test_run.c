@@ -262,6 +262,26 @@ Test(run, exec_failures_and_usage_errors_are_one_line) {
   }
 }
 
+/* A script that exists but whose #! interpreter does not is not "command not found": the message names the
+ * interpreter, as bash's does, and the exit code stays 127. */
+Test(run, script_with_a_missing_interpreter_says_so) {
+  char path[160];
+  snprintf(path, sizeof(path), "%s/bad-interp.sh", sc.dir);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs("#!/nonexistent/interp -x\nexit 0\n", f);
+  fclose(f);
+  cr_assert_eq(chmod(path, 0755), 0);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", path, NULL});
+  const char *e = scenario_stderr(&sc);
+  cr_assert_eq(rc, 127, "run exited %d: %s", rc, e);
+  cr_assert_eq(strchr(e, '\n'), e + strlen(e) - 1, "not one line: %s", e);
+  char want[256];
+  snprintf(want, sizeof(want), "run: %s: bad interpreter /nonexistent/interp: No such file or directory", path);
+  cr_assert_not_null(strstr(e, want), "%s", e);
+  cr_assert_null(strstr(e, "command not found"), "%s", e);
+}
+
 static char *make_container(const char *const *labels) {
   struct dk_container_spec spec = {
       .image = "cleanup-test/busybox:latest",
