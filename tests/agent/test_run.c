@@ -324,6 +324,45 @@ Test(run, corrupt_registry_is_moved_aside_and_its_session_still_collected) {
   cr_assert_eq(system(cmd), 0, "the corrupt registry was not kept aside");
 }
 
+/* A lock or registry file planted as a symbolic link (here to /etc/passwd) is set aside once, with a warning, and
+ * never followed: its target is untouched, and later runs and ps neither warn nor fail. */
+Test(run, symlink_in_the_state_dir_is_set_aside_once) {
+  const char *lock_id = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f", *reg_id = "5e1f00005e1f00005e1f00005e1f0000";
+  char dir[160], cmd[1024];
+  snprintf(dir, sizeof(dir), "%s/sessions", sc.state);
+  snprintf(cmd, sizeof(cmd),
+           "mkdir -p -m 700 %s %s && ln -s /etc/passwd %s/%s.lock && ln -s /etc/passwd %s/%s.json && "
+           "sha256sum /etc/passwd > %s/passwd.sum && stat -c %%Y%%s /etc/passwd > %s/passwd.stat",
+           sc.state, dir, dir, lock_id, dir, reg_id, sc.dir, sc.dir);
+  cr_assert_eq(system(cmd), 0);
+
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  const char *e = scenario_stderr(&sc);
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, e);
+  cr_assert_not_null(strstr(e, "symbolic link"), "no warning about the planted links: %s", e);
+  for (int i = 0; i < 2; i++) {
+    const char *name = i ? reg_id : lock_id, *ext = i ? "json" : "lock";
+    snprintf(cmd, sizeof(cmd), "test ! -e %s/%s.%s && test ! -L %s/%s.%s", dir, name, ext, dir, name, ext);
+    cr_assert_eq(system(cmd), 0, "%s.%s is still in place: %s", name, ext, e);
+    snprintf(cmd, sizeof(cmd), "test \"$(readlink %s/%s.%s.symlink-*)\" = /etc/passwd", dir, name, ext);
+    cr_assert_eq(system(cmd), 0, "%s.%s was not set aside as a link to /etc/passwd: %s", name, ext, e);
+  }
+  snprintf(cmd, sizeof(cmd),
+           "sha256sum -c --status %s/passwd.sum && test \"$(stat -c %%Y%%s /etc/passwd)\" = \"$(cat %s/passwd.stat)\"",
+           sc.dir, sc.dir);
+  cr_assert_eq(system(cmd), 0, "/etc/passwd was changed");
+
+  rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "the second run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_str_empty(scenario_stderr(&sc), "the second run still warns");
+  rc = scenario_run(&sc, (const char *[]){"ps", NULL});
+  cr_assert_eq(rc, 0, "ps exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_str_empty(scenario_stderr(&sc), "ps still warns");
+  char out[160];
+  snprintf(out, sizeof(out), "%s/out", sc.dir);
+  cr_assert_null(strstr(scenario_read_text(out), lock_id), "ps still lists the planted lock's session");
+}
+
 Test(run, never_touches_what_is_not_provably_its_own_and_dead) {
   /* A live session of this host, holding its lock. */
   const char *live_script = scenario_script(&sc, "live.sh",
