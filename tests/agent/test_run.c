@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "scenario.h"
 #include "session.h"
 
@@ -171,12 +172,29 @@ Test(run, timeout_kills_the_tree_and_exits_124) {
   cr_assert_not_null(strstr(scenario_stderr(&sc), "--timeout 1s expired"), "%s", scenario_stderr(&sc));
 }
 
-static void start_leaky_and_wait(pid_t *ret_pid, char id[static 128]) {
+/* The leaky suite, sleeping on, under `run --grace <grace>`. */
+static void start_leaky(const char *grace, pid_t *ret_pid, char id[static 128]) {
   char body[4096];
   snprintf(body, sizeof(body), "%ssleep 1000\n", leaky);
   const char *script = scenario_script(&sc, "leaky-forever.sh", body);
-  *ret_pid = scenario_start(&sc, (const char *[]){"run", "--grace", "1s", "--", script, NULL});
+  *ret_pid = scenario_start(&sc, (const char *[]){"run", "--grace", grace, "--", script, NULL});
   cr_assert(scenario_read_marker(&sc, "session", 60000, id), "the suite never got going: %s", scenario_stderr(&sc));
+}
+
+static void start_leaky_and_wait(pid_t *ret_pid, char id[static 128]) {
+  start_leaky("1s", ret_pid, id);
+}
+
+/* The guardian pid session id's registry names. */
+static pid_t guardian_of(const char *id) {
+  struct ag_state *st = NULL;
+  struct ag_registry reg;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  cr_assert_eq(ag_registry_load(st, id, &reg, NULL), 0);
+  ag_state_free(st);
+  ag_registry_done(&reg);
+  cr_assert_gt(reg.guardian_pid, 0);
+  return reg.guardian_pid;
 }
 
 Test(run, sigterm_to_the_agent_cleans_and_exits_143) {
@@ -203,17 +221,10 @@ Test(run, sigkill_of_agent_and_guardian_the_next_run_collects) {
   pid_t pid;
   char id[128];
   start_leaky_and_wait(&pid, id);
-  struct ag_state *st = NULL;
-  struct ag_registry reg;
-  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
-  cr_assert_eq(ag_registry_load(st, id, &reg, NULL), 0);
-  ag_state_free(st);
-  cr_assert_gt(reg.guardian_pid, 0);
   /* The guardian first, so that it cannot start cleaning: this is the whole job cgroup killed by a CI runner. */
-  cr_assert_eq(kill(reg.guardian_pid, SIGKILL), 0);
+  cr_assert_eq(kill(guardian_of(id), SIGKILL), 0);
   cr_assert_eq(kill(pid, SIGKILL), 0);
   cr_assert_eq(scenario_wait(pid), 128 + SIGKILL);
-  ag_registry_done(&reg);
   usleep(300 * 1000);
   cr_assert_gt(scenario_count_processes(id), 50, "the killed session's tree should still be there");
   cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 1);
@@ -361,6 +372,47 @@ Test(run, symlink_in_the_state_dir_is_set_aside_once) {
   char out[160];
   snprintf(out, sizeof(out), "%s/out", sc.dir);
   cr_assert_null(strstr(scenario_read_text(out), lock_id), "ps still lists the planted lock's session");
+}
+
+/* False when process pid is gone or a zombie. */
+static bool process_running(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  const char *st = scenario_read_text(path);
+  const char *paren = strrchr(st, ')');
+  return paren && paren[1] == ' ' && paren[2] != 'Z';
+}
+
+/* A CI runner's cancel, as GitHub's runner does it: SIGTERM to every process of the job (the agent, its guardian,
+ * the command's tree), then SIGKILL of the agent a second later, well within its --grace (10 s by default). The
+ * guardian outlives the TERM and cleans up: the TERM-ignoring processes and the session's container are gone within
+ * seconds, without any later start, and the guardian itself ends once its work is done. */
+Test(run, runner_cancel_sigterm_to_all_then_sigkill_the_guardian_cleans) {
+  pid_t agent;
+  char id[128];
+  start_leaky("10s", &agent, id);
+  pid_t guardian = guardian_of(id);
+  cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 1);
+  char entry[160];
+  snprintf(entry, sizeof(entry), "CLEANUP_AGENT_SESSION=%s", id);
+  pid_t tree[256];
+  int n = cli_find_env_processes(entry, tree, 256);
+  cr_assert_gt(n, 50, "the command's tree: %d processes", n);
+
+  cr_assert_eq(kill(agent, SIGTERM), 0);
+  cr_assert_eq(kill(guardian, SIGTERM), 0);
+  for (int i = 0; i < n && i < 256; i++)
+    (void)kill(tree[i], SIGTERM); /* some may be gone already */
+  usleep(1000 * 1000);
+  cr_assert_eq(kill(agent, SIGKILL), 0, "the agent ended within its grace");
+  cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
+
+  cr_assert(scenario_wait_nothing_left(&sc, id, 5000),
+            "after the runner's cancel, session %s left %d processes and %d containers", id,
+            scenario_count_processes(id), scenario_count_docker(&sc, DK_CONTAINER, id));
+  for (int waited = 0; waited < 15000 && process_running(guardian); waited += 100)
+    usleep(100 * 1000);
+  cr_assert_not(process_running(guardian), "the guardian did not exit once its work was done");
 }
 
 Test(run, never_touches_what_is_not_provably_its_own_and_dead) {
