@@ -12,10 +12,6 @@
 
 #define OPTION_BASE 0x100 /* getopt_long's val of table entry i: above every short option character */
 
-bool ag_option_true(const char *value) {
-  return !streq(value, "0") && !streq(value, "false");
-}
-
 int ag_usage_error(const char *command, int exit_code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -28,21 +24,23 @@ int ag_usage_error(const char *command, int exit_code, const char *fmt, ...) {
 
 #define usage_error(spec, ...) ag_usage_error((spec)->command, (spec)->usage_exit, __VA_ARGS__)
 
-/* One value for option o, from its variable or the command line. */
+/* One value for option o, from its variable or the command line (a flag's value is its variable's, else NULL). */
 static int take(const struct ag_options *spec, const struct ag_option *o, const char *value) {
+  _cleanup_error_ ca_error *err = NULL;
   switch (o->kind) {
     case AG_OPTION_VALUE:
       *o->value = value;
       return 0;
     case AG_OPTION_FLAG:
-      *o->flag = value ? ag_option_true(value) : true;
+      if (!value)
+        *o->flag = true;
+      else if (ca_parse_bool(value, o->env, o->flag, &err) < 0)
+        return usage_error(spec, "%s", err ? err->msg : "out of memory");
       return 0;
-    case AG_OPTION_EACH: {
-      _cleanup_error_ ca_error *err = NULL;
+    case AG_OPTION_EACH:
       if (o->each(spec->userdata, value, &err) < 0)
         return usage_error(spec, "%s", err ? err->msg : "out of memory");
       return 0;
-    }
   }
   return 0;
 }

@@ -9,7 +9,7 @@
 
 enum ag_option_kind {
   AG_OPTION_VALUE, /* takes a value: *value holds the last one given (the variable's, then the command line's) */
-  AG_OPTION_FLAG,  /* takes no value: *flag is true when given, or when the variable is set to other than 0 or false */
+  AG_OPTION_FLAG,  /* takes no value: *flag is true when given; its variable is 1/true/yes/on or 0/false/no/off */
   AG_OPTION_EACH,  /* takes a value, handed to each() every time it is given (repeatable options) */
 };
 
@@ -47,6 +47,3 @@ int ag_options_parse(const struct ag_options *spec, int argc, char **argv, int *
 
 /* One line on stderr, "cleanup-agent: COMMAND: <what>", and returns exit_code: a usage error. */
 int ag_usage_error(const char *command, int exit_code, const char *fmt, ...) _printf_(3, 4);
-
-/* The boolean reading of a variable's value: anything but "0" and "false" is true. */
-bool ag_option_true(const char *value);

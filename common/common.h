@@ -87,6 +87,9 @@ int ca_parse_duration(const char *s, uint64_t *ret_usec, ca_error **err);
 int ca_parse_uint(const char *s, const char *what, uint64_t min, uint64_t max, uint64_t *ret, ca_error **err);
 /* Positive finite decimal number such as "1.5" in (0, max]. */
 int ca_parse_positive_double(const char *s, const char *what, double max, double *ret, ca_error **err);
+/* A boolean as users write it: 1, true, yes, on or 0, false, no, off (any case). Anything else is an error that
+ * names what (a variable) and the accepted values; *ret is untouched then. */
+int ca_parse_bool(const char *s, const char *what, bool *ret, ca_error **err);
 
 /* True when s is a session id: exactly 32 lowercase hex characters. Ids read back from labels, file names and the
  * registry are untrusted and pass here before they reach a path or a filter. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common.h"
 
@@ -197,6 +198,16 @@ bool ca_session_id_valid(const char *s) {
     if (i >= 32 || !(isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f')))
       return false;
   return i == 32;
+}
+
+int ca_parse_bool(const char *s, const char *what, bool *ret, ca_error **err) {
+  static const char *const words[] = {"1", "true", "yes", "on", "0", "false", "no", "off"};
+  for (size_t i = 0; s && i < ELEMENTSOF(words); i++)
+    if (strcasecmp(s, words[i]) == 0) {
+      *ret = i < 4;
+      return 0;
+    }
+  return ca_error_set(err, EINVAL, "%s='%s': use 1, true, yes, on or 0, false, no, off", what, s ? s : "");
 }
 
 size_t ca_utf8_seq(const char *s, size_t left) {

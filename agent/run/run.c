@@ -1,6 +1,8 @@
 /* run: wrap a command so that nothing it starts outlives it (cleanup layers 1 to 4 of DESIGN.md). The session comes
  * up and goes down through the session core (lifecycle.c); this file puts the command in its cgroup leaf and takes
  * it out again. */
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +67,49 @@ static int signal_fd(void) {
   return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* The file that command names: itself when it has a slash, else the first regular file of that name in PATH. */
+static bool find_command(const char *command, char *ret, size_t size) {
+  struct stat st;
+  if (strchr(command, '/')) {
+    snprintf(ret, size, "%s", command);
+    return stat(ret, &st) == 0;
+  }
+  const char *path = getenv("PATH");
+  for (const char *p = path ? path : "/usr/local/bin:/usr/bin:/bin";;) {
+    const char *colon = strchrnul(p, ':');
+    snprintf(ret, size, "%.*s%s%s", (int)(colon - p), p, colon == p ? "" : "/", command);
+    if (stat(ret, &st) == 0 && S_ISREG(st.st_mode))
+      return true;
+    if (!*colon)
+      return false;
+    p = colon + 1;
+  }
+}
+
+/* One line for a command that could not be executed. ENOENT for a file that exists is its #! interpreter (or its
+ * loader) that is missing, which bash reports as "bad interpreter": not "command not found". */
+static void report_exec_failure(const char *command, int code) {
+  char file[PATH_MAX], head[256] = "";
+  if (code != ENOENT) {
+    ca_log_error("run: %s: %s", command, strerror(code));
+    return;
+  }
+  if (!find_command(command, file, sizeof(file))) {
+    ca_log_error("run: %s: command not found", command);
+    return;
+  }
+  _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, head, sizeof(head) - 1);
+  if (n > 2 && head[0] == '#' && head[1] == '!') {
+    head[n] = '\0';
+    const char *interp = head + 2 + strspn(head + 2, " \t");
+    ca_log_error("run: %s: bad interpreter %.*s: %s", command, (int)strcspn(interp, " \t\r\n"), interp,
+                 strerror(ENOENT));
+  } else {
+    ca_log_error("run: %s: cannot execute: %s (a missing program loader?)", command, strerror(ENOENT));
+  }
+}
+
 /* Starts the command in the session's leaf. 0, or the exit code of the failure (message printed). */
 static int spawn_command(struct run_state *s, const struct run_opts *o) {
   _cleanup_free_ char **envp = child_environment(s);
@@ -86,7 +132,7 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
       ca_log_error("run: %s", err->msg);
       return AG_EXIT_AGENT_FAILED;
     }
-    ca_log_error("run: %s: %s", o->argv[0], err->code == ENOENT ? "command not found" : strerror(err->code));
+    report_exec_failure(o->argv[0], err->code);
     return err->code == ENOENT ? AG_EXIT_NOT_FOUND : AG_EXIT_NOT_EXECUTABLE;
   }
   if (proc.pidfd >= 0)

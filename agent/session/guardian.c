@@ -25,11 +25,15 @@ static void close_all_but(const int *keep, size_t n) {
   (void)close_range(lo, ~0U, 0);
 }
 
-/* Out of the job's way: its own session, no terminal signals, no pipe of the job held open, no fd but ours. */
+/* Out of the job's way: its own session, deaf to the signals a job gets, no pipe of the job held open, no fd but
+ * ours. */
 static void detach(const struct ag_guardian_config *cfg, int fd) {
   /* Its own session: a Ctrl-C or a signal to the job's process group is the agent's to handle, not ours. */
   (void)setsid();
   (void)prctl(PR_SET_NAME, "ca-guardian");
+  /* A CI runner's cancel sends SIGTERM (or SIGINT, SIGHUP) to every process of the job, then SIGKILL to the agent:
+   * the guardian exists to outlive that and clean up. It still ends once its work is done, and SIGKILL ends it. */
+  signal(SIGTERM, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);

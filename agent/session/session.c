@@ -134,6 +134,27 @@ static int lock_create(struct ag_state *s, const char *id, const char *name, int
   return 0;
 }
 
+/* Renames state file name to <name>.<why>-<time> (a rename moves a symbolic link itself, never its target), so that
+ * nothing is lost and the next start does not trip on it again. The new name goes to ret_aside. */
+static int set_aside(const struct ag_state *s, const char *name, const char *why, char *ret_aside, size_t size) {
+  snprintf(ret_aside, size, "%s.%s-%lld", name, why, (long long)time(NULL));
+  return renameat(s->sessions_fd, name, s->sessions_fd, ret_aside) < 0 ? -errno : 0;
+}
+
+/* A lock file that is a symbolic link was planted: nobody can hold it, so a collector sets it aside once (with a
+ * warning) and takes a lock of its own. Probes (create false: ps, gc's listing, --dry-run) change nothing. */
+static int lock_symlink(struct ag_state *s, const char *id, const char *name, int *ret_fd, ca_error **err) {
+  char aside[96];
+  int r = set_aside(s, name, "symlink", aside, sizeof(aside));
+  if (r < 0)
+    return ca_error_set_errno(err, -r, "session %s: lock %s/%s is a symbolic link and could not be set aside", id,
+                              s->sessions, name);
+  ca_log_warning("session %s: lock %s/%s was a symbolic link; set aside as %s, not followed", id, s->sessions, name,
+                 aside);
+  r = lock_create(s, id, name, ret_fd, err);
+  return r == -EEXIST ? ca_error_set(err, EEXIST, "session %s: lock %s/%s came back", id, s->sessions, name) : r;
+}
+
 int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd, ca_error **err) {
   if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id (32 lowercase hex characters)", id);
@@ -145,6 +166,8 @@ int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd
       return r;
   }
   _cleanup_close_ int fd = openat(s->sessions_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ELOOP && create)
+    return lock_symlink(s, id, name, ret_fd, err);
   if (fd < 0)
     return ca_error_set_errno(err, errno, "session %s: open lock %s/%s", id, s->sessions, name);
   if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -349,12 +372,15 @@ int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret
   } else if (err) {
     why = TAKE_PTR(*err);
   }
-  /* Unreadable or corrupt: move it aside so that nothing is lost and the next start does not trip on it again. */
-  char aside[PATH_MAX + 64];
-  snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
-  if (rename(path, aside) < 0)
-    return ca_error_set(err, EINVAL, "registry %s is corrupt (%s) and could not be moved aside: %s", path,
-                        why ? why->msg : "?", strerror(errno));
+  /* Unreadable, corrupt or a planted symbolic link: set it aside so that nothing is lost and the next start does
+   * not trip on it again. */
+  bool link = r == -ELOOP;
+  char name[AG_SESSION_ID_LEN + 8], aside[96];
+  snprintf(name, sizeof(name), "%s.json", id);
+  int e = set_aside(s, name, link ? "symlink" : "corrupt", aside, sizeof(aside));
+  if (e < 0)
+    return ca_error_set(err, EINVAL, "registry %s %s and could not be moved aside: %s", path,
+                        link ? "is a symbolic link" : "is corrupt", strerror(-e));
   /* The session must stay listed, or nothing would ever collect what it left (ps or kill may be the first to
    * read the file): its lock file does that. */
   char lock[AG_SESSION_ID_LEN + 8];
@@ -362,7 +388,11 @@ int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret
   int fd = openat(s->sessions_fd, lock, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd >= 0)
     close(fd); /* best effort: without it the error below still says where the file went */
-  return ca_error_set(err, EINVAL, "registry %s is corrupt (%s); moved aside to %s", path, why ? why->msg : "?", aside);
+  if (link)
+    return ca_error_set(err, EINVAL, "registry %s was a symbolic link; set aside as %s/%s, not followed", path,
+                        s->sessions, aside);
+  return ca_error_set(err, EINVAL, "registry %s is corrupt (%s); moved aside to %s/%s", path, why ? why->msg : "?",
+                      s->sessions, aside);
 }
 
 int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {

@@ -66,3 +66,21 @@ Test(cli, bad_log_level_from_flag_or_environment) {
   cr_assert_eq(r.status, 2);
   cr_assert_not_null(strstr(r.err, "'shouty'"), "%s", r.err);
 }
+
+/* A boolean variable that is neither true nor false is one line naming it and the accepted values, before anything
+ * starts; 125 for run and container-seq. */
+Test(cli, bad_boolean_variable_is_one_line) {
+  const char *vars[][2] = {{"run", "CLEANUP_AGENT_PRIVATE_TMP=maybe"},
+                           {"run", "CLEANUP_AGENT_NO_DOCKER_PROXY=nope"},
+                           {"container-seq", "CLEANUP_AGENT_DOCKER_PROXY=2"}};
+  for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+    cli_run(&r, (const char *[]){"--state-dir", "/nonexistent/state", vars[i][0], "--", "true", NULL},
+            (const char *[]){vars[i][1], NULL});
+    cr_assert_eq(r.status, 125, "%s %s exited %d: %s", vars[i][1], vars[i][0], r.status, r.err);
+    cr_assert_eq(cli_count_lines(r.err), 1, "%s", r.err);
+    char name[64];
+    snprintf(name, sizeof(name), "%.*s", (int)strcspn(vars[i][1], "="), vars[i][1]);
+    cr_assert_not_null(strstr(r.err, name), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "1, true, yes, on"), "%s", r.err);
+  }
+}

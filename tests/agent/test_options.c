@@ -90,6 +90,31 @@ Test(options, flag_from_variable_or_command_line) {
   unsetenv("TEST_OPT_PROXY");
 }
 
+/* A flag's variable takes 1/true/yes/on and 0/false/no/off; anything else is a usage error, not "true". */
+Test(options, flag_variable_is_parsed_strictly) {
+  static const struct {
+    const char *value;
+    bool want;
+  } ok[] = {{"no", false}, {"off", false}, {"0", false}, {"FALSE", false},
+            {"yes", true}, {"on", true},   {"1", true},  {"True", true}};
+  char **argv = ARGV("test", "cmd");
+  int next;
+  for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+    struct opts o = {.proxy = !ok[i].want};
+    setenv("TEST_OPT_PROXY", ok[i].value, 1);
+    cr_assert_eq(parse(&o, false, 2, argv, &next), 0, "TEST_OPT_PROXY=%s", ok[i].value);
+    cr_assert_eq(o.proxy, ok[i].want, "TEST_OPT_PROXY=%s", ok[i].value);
+  }
+  static const char *const bad[] = {"maybe", "2", "nope", "y"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    struct opts o = {0};
+    setenv("TEST_OPT_PROXY", bad[i], 1);
+    cr_assert_eq(parse(&o, false, 2, argv, &next), 125, "TEST_OPT_PROXY=%s was accepted", bad[i]);
+    cr_assert_not(o.proxy);
+  }
+  unsetenv("TEST_OPT_PROXY");
+}
+
 Test(options, usage_errors_and_help) {
   struct opts o = {0};
   int next;

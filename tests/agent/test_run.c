@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "scenario.h"
 #include "session.h"
 
@@ -127,6 +128,29 @@ Test(run, private_tmp_files_and_shared_memory_die_with_the_run) {
   scenario_assert_nothing_left(&sc, id);
 }
 
+/* "no" means no: CLEANUP_AGENT_PRIVATE_TMP=no gives the command the host's /tmp, CLEANUP_AGENT_NO_DOCKER_PROXY=no
+ * keeps the proxy (DOCKER_HOST is the session's socket, not the engine's). */
+Test(run, boolean_variables_set_to_no_mean_no) {
+  char marker[128];
+  snprintf(marker, sizeof(marker), "/tmp/cleanup-agent-test-no-%d", (int)getpid());
+  char body[1024];
+  snprintf(body, sizeof(body), "echo here > %s || exit 90\necho \"$DOCKER_HOST\" > $OUT/host\n", marker);
+  const char *script = scenario_script(&sc, "not-private.sh", body);
+  setenv("CLEANUP_AGENT_PRIVATE_TMP", "no", 1);
+  setenv("CLEANUP_AGENT_NO_DOCKER_PROXY", "no", 1);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  unsetenv("CLEANUP_AGENT_PRIVATE_TMP");
+  unsetenv("CLEANUP_AGENT_NO_DOCKER_PROXY");
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  bool on_host = access(marker, F_OK) == 0;
+  unlink(marker);
+  cr_assert(on_host, "CLEANUP_AGENT_PRIVATE_TMP=no gave the command a private /tmp");
+  char host[128];
+  cr_assert(scenario_read_marker(&sc, "host", 0, host));
+  cr_assert_not_null(strstr(host, ".sock"), "CLEANUP_AGENT_NO_DOCKER_PROXY=no turned the proxy off: DOCKER_HOST=%s",
+                     host);
+}
+
 Test(run, private_tmp_that_cannot_be_set_up_is_one_clear_line_and_125) {
   /* An unprivileged user (nobody) may not make a mount namespace: refused with one line, nothing left. */
   char home[] = "/var/tmp/ag-nobody-XXXXXX";
@@ -174,12 +198,29 @@ Test(run, timeout_kills_the_tree_and_exits_124) {
   cr_assert_not_null(strstr(scenario_stderr(&sc), "--timeout 1s expired"), "%s", scenario_stderr(&sc));
 }
 
-static void start_leaky_and_wait(pid_t *ret_pid, char id[static 128]) {
+/* The leaky suite, sleeping on, under `run --grace <grace>`. */
+static void start_leaky(const char *grace, pid_t *ret_pid, char id[static 128]) {
   char body[4096];
   snprintf(body, sizeof(body), "%ssleep 1000\n", leaky);
   const char *script = scenario_script(&sc, "leaky-forever.sh", body);
-  *ret_pid = scenario_start(&sc, (const char *[]){"run", "--grace", "1s", "--", script, NULL});
+  *ret_pid = scenario_start(&sc, (const char *[]){"run", "--grace", grace, "--", script, NULL});
   cr_assert(scenario_read_marker(&sc, "session", 60000, id), "the suite never got going: %s", scenario_stderr(&sc));
+}
+
+static void start_leaky_and_wait(pid_t *ret_pid, char id[static 128]) {
+  start_leaky("1s", ret_pid, id);
+}
+
+/* The guardian pid session id's registry names. */
+static pid_t guardian_of(const char *id) {
+  struct ag_state *st = NULL;
+  struct ag_registry reg;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  cr_assert_eq(ag_registry_load(st, id, &reg, NULL), 0);
+  ag_state_free(st);
+  ag_registry_done(&reg);
+  cr_assert_gt(reg.guardian_pid, 0);
+  return reg.guardian_pid;
 }
 
 Test(run, sigterm_to_the_agent_cleans_and_exits_143) {
@@ -206,17 +247,10 @@ Test(run, sigkill_of_agent_and_guardian_the_next_run_collects) {
   pid_t pid;
   char id[128];
   start_leaky_and_wait(&pid, id);
-  struct ag_state *st = NULL;
-  struct ag_registry reg;
-  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
-  cr_assert_eq(ag_registry_load(st, id, &reg, NULL), 0);
-  ag_state_free(st);
-  cr_assert_gt(reg.guardian_pid, 0);
   /* The guardian first, so that it cannot start cleaning: this is the whole job cgroup killed by a CI runner. */
-  cr_assert_eq(kill(reg.guardian_pid, SIGKILL), 0);
+  cr_assert_eq(kill(guardian_of(id), SIGKILL), 0);
   cr_assert_eq(kill(pid, SIGKILL), 0);
   cr_assert_eq(scenario_wait(pid), 128 + SIGKILL);
-  ag_registry_done(&reg);
   usleep(300 * 1000);
   cr_assert_gt(scenario_count_processes(id), 50, "the killed session's tree should still be there");
   cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 1);
@@ -265,6 +299,26 @@ Test(run, exec_failures_and_usage_errors_are_one_line) {
   }
 }
 
+/* A script that exists but whose #! interpreter does not is not "command not found": the message names the
+ * interpreter, as bash's does, and the exit code stays 127. */
+Test(run, script_with_a_missing_interpreter_says_so) {
+  char path[160];
+  snprintf(path, sizeof(path), "%s/bad-interp.sh", sc.dir);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs("#!/nonexistent/interp -x\nexit 0\n", f);
+  fclose(f);
+  cr_assert_eq(chmod(path, 0755), 0);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", path, NULL});
+  const char *e = scenario_stderr(&sc);
+  cr_assert_eq(rc, 127, "run exited %d: %s", rc, e);
+  cr_assert_eq(strchr(e, '\n'), e + strlen(e) - 1, "not one line: %s", e);
+  char want[256];
+  snprintf(want, sizeof(want), "run: %s: bad interpreter /nonexistent/interp: No such file or directory", path);
+  cr_assert_not_null(strstr(e, want), "%s", e);
+  cr_assert_null(strstr(e, "command not found"), "%s", e);
+}
+
 static char *make_container(const char *const *labels) {
   struct dk_container_spec spec = {
       .image = "cleanup-test/busybox:latest",
@@ -305,6 +359,86 @@ Test(run, corrupt_registry_is_moved_aside_and_its_session_still_collected) {
   cr_assert_not(container_exists(cid), "the dead session's container was not collected");
   snprintf(cmd, sizeof(cmd), "ls %s/%s.json.corrupt-* >/dev/null", path, dead);
   cr_assert_eq(system(cmd), 0, "the corrupt registry was not kept aside");
+}
+
+/* A lock or registry file planted as a symbolic link (here to /etc/passwd) is set aside once, with a warning, and
+ * never followed: its target is untouched, and later runs and ps neither warn nor fail. */
+Test(run, symlink_in_the_state_dir_is_set_aside_once) {
+  const char *lock_id = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f", *reg_id = "5e1f00005e1f00005e1f00005e1f0000";
+  char dir[160], cmd[1024];
+  snprintf(dir, sizeof(dir), "%s/sessions", sc.state);
+  snprintf(cmd, sizeof(cmd),
+           "mkdir -p -m 700 %s %s && ln -s /etc/passwd %s/%s.lock && ln -s /etc/passwd %s/%s.json && "
+           "sha256sum /etc/passwd > %s/passwd.sum && stat -c %%Y%%s /etc/passwd > %s/passwd.stat",
+           sc.state, dir, dir, lock_id, dir, reg_id, sc.dir, sc.dir);
+  cr_assert_eq(system(cmd), 0);
+
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  const char *e = scenario_stderr(&sc);
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, e);
+  cr_assert_not_null(strstr(e, "symbolic link"), "no warning about the planted links: %s", e);
+  for (int i = 0; i < 2; i++) {
+    const char *name = i ? reg_id : lock_id, *ext = i ? "json" : "lock";
+    snprintf(cmd, sizeof(cmd), "test ! -e %s/%s.%s && test ! -L %s/%s.%s", dir, name, ext, dir, name, ext);
+    cr_assert_eq(system(cmd), 0, "%s.%s is still in place: %s", name, ext, e);
+    snprintf(cmd, sizeof(cmd), "test \"$(readlink %s/%s.%s.symlink-*)\" = /etc/passwd", dir, name, ext);
+    cr_assert_eq(system(cmd), 0, "%s.%s was not set aside as a link to /etc/passwd: %s", name, ext, e);
+  }
+  snprintf(cmd, sizeof(cmd),
+           "sha256sum -c --status %s/passwd.sum && test \"$(stat -c %%Y%%s /etc/passwd)\" = \"$(cat %s/passwd.stat)\"",
+           sc.dir, sc.dir);
+  cr_assert_eq(system(cmd), 0, "/etc/passwd was changed");
+
+  rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "the second run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_str_empty(scenario_stderr(&sc), "the second run still warns");
+  rc = scenario_run(&sc, (const char *[]){"ps", NULL});
+  cr_assert_eq(rc, 0, "ps exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_str_empty(scenario_stderr(&sc), "ps still warns");
+  char out[160];
+  snprintf(out, sizeof(out), "%s/out", sc.dir);
+  cr_assert_null(strstr(scenario_read_text(out), lock_id), "ps still lists the planted lock's session");
+}
+
+/* False when process pid is gone or a zombie. */
+static bool process_running(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  const char *st = scenario_read_text(path);
+  const char *paren = strrchr(st, ')');
+  return paren && paren[1] == ' ' && paren[2] != 'Z';
+}
+
+/* A CI runner's cancel, as GitHub's runner does it: SIGTERM to every process of the job (the agent, its guardian,
+ * the command's tree), then SIGKILL of the agent a second later, well within its --grace (10 s by default). The
+ * guardian outlives the TERM and cleans up: the TERM-ignoring processes and the session's container are gone within
+ * seconds, without any later start, and the guardian itself ends once its work is done. */
+Test(run, runner_cancel_sigterm_to_all_then_sigkill_the_guardian_cleans) {
+  pid_t agent;
+  char id[128];
+  start_leaky("10s", &agent, id);
+  pid_t guardian = guardian_of(id);
+  cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 1);
+  char entry[160];
+  snprintf(entry, sizeof(entry), "CLEANUP_AGENT_SESSION=%s", id);
+  pid_t tree[256];
+  int n = cli_find_env_processes(entry, tree, 256);
+  cr_assert_gt(n, 50, "the command's tree: %d processes", n);
+
+  cr_assert_eq(kill(agent, SIGTERM), 0);
+  cr_assert_eq(kill(guardian, SIGTERM), 0);
+  for (int i = 0; i < n && i < 256; i++)
+    (void)kill(tree[i], SIGTERM); /* some may be gone already */
+  usleep(1000 * 1000);
+  cr_assert_eq(kill(agent, SIGKILL), 0, "the agent ended within its grace");
+  cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
+
+  cr_assert(scenario_wait_nothing_left(&sc, id, 5000),
+            "after the runner's cancel, session %s left %d processes and %d containers", id,
+            scenario_count_processes(id), scenario_count_docker(&sc, DK_CONTAINER, id));
+  for (int waited = 0; waited < 15000 && process_running(guardian); waited += 100)
+    usleep(100 * 1000);
+  cr_assert_not(process_running(guardian), "the guardian did not exit once its work was done");
 }
 
 Test(run, never_touches_what_is_not_provably_its_own_and_dead) {

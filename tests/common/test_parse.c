@@ -126,6 +126,32 @@ Test(parse, uint_range_and_garbage) {
   cr_assert_eq(v, 100);
 }
 
+/* Booleans as users write them; anything else is refused rather than read as true. */
+Test(parse, bool_strict) {
+  static const char *const yes[] = {"1", "true", "yes", "on", "TRUE", "Yes", "ON"};
+  static const char *const no[] = {"0", "false", "no", "off", "FALSE", "No", "Off"};
+  static const char *const bad[] = {"", "maybe", "2", "y", "n", "truee", " true", "true ", "-1", "nope"};
+  for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+    bool v = false;
+    cr_assert_eq(ca_parse_bool(yes[i], "X", &v, NULL), 0, "'%s'", yes[i]);
+    cr_assert(v, "'%s' is true", yes[i]);
+  }
+  for (size_t i = 0; i < ELEMENTSOF(no); i++) {
+    bool v = true;
+    cr_assert_eq(ca_parse_bool(no[i], "X", &v, NULL), 0, "'%s'", no[i]);
+    cr_assert_not(v, "'%s' is false", no[i]);
+  }
+  for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+    bool v = true;
+    _cleanup_error_ ca_error *err = NULL;
+    cr_assert_lt(ca_parse_bool(bad[i], "CLEANUP_AGENT_X", &v, &err), 0, "'%s' was accepted", bad[i]);
+    cr_assert(v, "'%s': the result is untouched on failure", bad[i]);
+    cr_assert_not_null(strstr(err->msg, "CLEANUP_AGENT_X"), "%s", err->msg);
+    cr_assert_not_null(strstr(err->msg, "1, true, yes, on"), "%s", err->msg);
+    cr_assert_not_null(strstr(err->msg, "0, false, no, off"), "%s", err->msg);
+  }
+}
+
 Test(parse, positive_double) {
   double d = 0;
   cr_assert_eq(ca_parse_positive_double("1.5", "--cpus", 64, &d, NULL), 0);
