@@ -389,10 +389,14 @@ Test(gc, running_containers_of_a_local_engine_are_killed_by_their_cgroup_and_not
   cr_assert_eq(ag_owner_self(&self, NULL), 0);
   char l_host[300];
   snprintf(l_host, sizeof(l_host), "io.cleanup-agent.host=%s", self.host);
-  const char *rebooted[] = {"io.cleanup-agent.session=" REBOOTED, l_host,
+  snprintf(l_machine, sizeof(l_machine), AG_LABEL_MACHINE "=%s", self.machine);
+  const char *rebooted[] = {"io.cleanup-agent.session=" REBOOTED, l_host, l_machine,
                             "io.cleanup-agent.boot-id=00000000-dead-beef-0000-000000000000", NULL};
-  const char *kept[] = {"io.cleanup-agent.session=" REBOOTED, l_host,
-                        "io.cleanup-agent.boot-id=00000000-dead-beef-0000-000000000000", "io.cleanup-agent.keep=true",
+  const char *kept[] = {"io.cleanup-agent.session=" REBOOTED,
+                        l_host,
+                        l_machine,
+                        "io.cleanup-agent.boot-id=00000000-dead-beef-0000-000000000000",
+                        "io.cleanup-agent.keep=true",
                         NULL};
 
   /* A host process that is older than the containers: moved into a cgroup named after one of them below, it is not
