@@ -106,7 +106,9 @@ static int scan_docker(struct gc_run *g, enum gc_kind kind, ca_error **err) {
         .session = dk_item_label(it, AG_LABEL_SESSION),
         .keep = dk_item_label(it, AG_LABEL_KEEP),
         .host = dk_item_label(it, AG_LABEL_HOST),
+        .machine = dk_item_label(it, AG_LABEL_MACHINE),
         .boot_id = dk_item_label(it, AG_LABEL_BOOT_ID),
+        .pidns = dk_item_label(it, AG_LABEL_PIDNS),
         .owner_pid = dk_item_label(it, AG_LABEL_OWNER_PID),
         .owner_start = dk_item_label(it, AG_LABEL_OWNER_START),
         .expires = dk_item_label(it, AG_LABEL_EXPIRES),
@@ -559,7 +561,9 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
     goto out;
   g.ctx = (struct ag_rule_ctx){
       .host = g.self.host,
+      .machine = g.self.machine[0] ? g.self.machine : NULL,
       .boot_id = g.self.boot_id,
+      .pidns = g.self.pidns,
       .now = time(NULL),
       .scan_started = time(NULL),
       .older_than = g.o.older_than_usec / 1000000,

@@ -40,6 +40,25 @@ static bool label_uint(const char *s, uint64_t max, uint64_t *ret) {
   return s && ca_parse_uint(s, "label", 0, max, ret, NULL) == 0;
 }
 
+/* Where the owner labels say the resource was made, compared with gc's own identity. */
+enum origin {
+  ORIGIN_UNKNOWN,     /* another machine, no machine label, or gc does not know its own machine */
+  ORIGIN_OTHER_BOOT,  /* this machine, another boot */
+  ORIGIN_OTHER_PIDNS, /* this machine and boot, another (or an unknown) PID namespace */
+  ORIGIN_HERE,        /* this machine, boot and PID namespace: its pids are gc's pids */
+};
+
+static enum origin origin_of(const struct ag_rule_ctx *ctx, const struct ag_rule_input *in) {
+  if (!ctx->machine || !*ctx->machine || !in->machine || !streq(in->machine, ctx->machine) || !in->boot_id)
+    return ORIGIN_UNKNOWN;
+  if (!streq(in->boot_id, ctx->boot_id))
+    return ORIGIN_OTHER_BOOT;
+  uint64_t pidns;
+  if (ctx->pidns == 0 || !label_uint(in->pidns, UINT64_MAX, &pidns) || pidns != ctx->pidns)
+    return ORIGIN_OTHER_PIDNS;
+  return ORIGIN_HERE;
+}
+
 enum ag_rule ag_rule_match(const struct ag_rule_ctx *ctx, const struct ag_rule_input *in) {
   if (!ca_session_id_valid(in->session))
     return AG_SPARE_NOT_OURS;
@@ -52,17 +71,15 @@ enum ag_rule ag_rule_match(const struct ag_rule_ctx *ctx, const struct ag_rule_i
   if (in->created <= 0 || in->created > ctx->scan_started)
     return AG_SPARE_NEW;
 
-  bool this_host = in->host && streq(in->host, ctx->host);
-  bool this_boot = this_host && in->boot_id && streq(in->boot_id, ctx->boot_id);
-
   if (state == AG_SESSION_DEAD)
     return AG_RULE_DEAD_SESSION;
-  if (this_host && in->boot_id && !this_boot)
+  enum origin origin = origin_of(ctx, in);
+  if (origin == ORIGIN_OTHER_BOOT)
     return AG_RULE_REBOOTED;
-  /* The owner process, when the labels name this boot and parse: 1 still runs, -1 gone, 0 unknown. */
+  /* The owner process, when the labels name gc's own PID namespace and parse: 1 still runs, -1 gone, 0 unknown. */
   int owner = 0;
   uint64_t pid, start, expires;
-  if (this_boot && label_uint(in->owner_pid, INT32_MAX, &pid) && pid > 0 &&
+  if (origin == ORIGIN_HERE && label_uint(in->owner_pid, INT32_MAX, &pid) && pid > 0 &&
       label_uint(in->owner_start, UINT64_MAX, &start))
     owner = ctx->process_alive(ctx->userdata, (pid_t)pid, start) ? 1 : -1;
   if (owner < 0)
@@ -71,9 +88,12 @@ enum ag_rule ag_rule_match(const struct ag_rule_ctx *ctx, const struct ag_rule_i
     return AG_RULE_EXPIRED;
   if (owner > 0)
     return AG_SPARE_OWNER_ALIVE;
-  /* --older-than only judges sessions this host knows of: on a shared engine, another host's long session is not
-   * ours to end; expiry is the only rule for those. Age from the exit for stopped containers, else from creation. */
-  if (ctx->older_than && this_host) {
+  /* --older-than only judges sessions of this machine (of this hostname when labeled before machine labels): on a
+   * shared engine, another machine's long session is not ours to end; expiry is the only rule for those. Age from the
+   * exit for stopped containers, else from creation. */
+  bool this_machine = in->machine ? ctx->machine && *ctx->machine && streq(in->machine, ctx->machine)
+                                  : in->host && streq(in->host, ctx->host);
+  if (ctx->older_than && this_machine) {
     int64_t since = in->finished > 0 ? in->finished : in->created;
     if (ctx->now - since >= (int64_t)ctx->older_than)
       return AG_RULE_OLDER_THAN;

@@ -13,14 +13,15 @@ enum ag_rule {
   AG_SPARE_KEEP = -5,        /* io.cleanup-agent.keep=true */
   AG_SPARE_LIVE = -4,        /* its session's lock is held on this host */
   AG_SPARE_NEW = -3,         /* created after the scan began: left for the next run */
-  AG_SPARE_UNPROVEN = -2,    /* nothing proves its session dead (another host, or no owner labels) */
-  AG_SPARE_OWNER_ALIVE = -1, /* this host, this boot, and its owner process still runs */
+  AG_SPARE_UNPROVEN = -2,    /* nothing proves its session dead (another machine, boot or PID namespace, or labels
+                              * missing) */
+  AG_SPARE_OWNER_ALIVE = -1, /* this machine, boot and PID namespace, and its owner process still runs */
   AG_RULE_NONE = 0,
   AG_RULE_DEAD_SESSION = 1, /* its session's registry is here and its lock is free */
-  AG_RULE_OWNER_GONE,       /* no live registry; owner labels name this host and boot, the owner process is gone */
-  AG_RULE_REBOOTED,         /* owner labels name this host with another boot id */
+  AG_RULE_OWNER_GONE,       /* owner labels name this machine, boot and PID namespace; the owner process is gone */
+  AG_RULE_REBOOTED,         /* owner labels name this machine with another boot id */
   AG_RULE_EXPIRED,          /* io.cleanup-agent.expires is in the past (any host) */
-  AG_RULE_OLDER_THAN,       /* gc --older-than, for a session not alive on this host */
+  AG_RULE_OLDER_THAN,       /* gc --older-than, for a session of this machine (or, unlabeled, of this hostname) */
 };
 
 /* "dead-session", "owner-gone", ..., "keep", "live", ... for output. */
@@ -33,9 +34,12 @@ enum ag_session_state {
   AG_SESSION_DEAD,        /* its files are here and its lock is free */
 };
 
+/* Who gc is: the owner rules judge only what names the same machine (/etc/machine-id), boot and PID namespace. */
 struct ag_rule_ctx {
-  const char *host;
+  const char *host;    /* the hostname: only --older-than of resources labeled without a machine uses it */
+  const char *machine; /* NULL when /etc/machine-id could not be read: no owner rule applies then */
   const char *boot_id;
+  uint64_t pidns;       /* inode of /proc/self/ns/pid, 0 when unknown */
   int64_t now;          /* unix seconds */
   int64_t scan_started; /* unix seconds: anything created later is spared */
   uint64_t older_than;  /* seconds, 0 without --older-than */
@@ -47,7 +51,7 @@ struct ag_rule_ctx {
 
 /* A resource as gc sees it: its label values (NULL when absent) and its times. */
 struct ag_rule_input {
-  const char *session, *keep, *host, *boot_id, *owner_pid, *owner_start, *expires;
+  const char *session, *keep, *host, *machine, *boot_id, *pidns, *owner_pid, *owner_start, *expires;
   int64_t created;  /* unix seconds, 0 when unknown */
   int64_t finished; /* unix seconds an exited container stopped, 0 when unknown or not exited */
 };

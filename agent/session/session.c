@@ -36,8 +36,38 @@ int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err) {
   return 0;
 }
 
+/* The form of /etc/machine-id (machine-id(5)): 32 lowercase hex digits. */
+static bool machine_id_valid(const char *s) {
+  return strlen(s) == 32 && strspn(s, "0123456789abcdef") == 32;
+}
+
+/* /etc/machine-id into machine (32 hex digits), or "" when it cannot be read or is not one: the agent still works, its
+ * resources carry no machine label and only the expiry, --older-than and dead-session rules judge them. */
+static void read_machine_id(char machine[static 33]) {
+  static bool told;
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  _cleanup_error_ ca_error *e = NULL;
+  machine[0] = '\0';
+  if (ca_read_file("/etc/machine-id", 64, &text, &len, &e) == 0) {
+    text[strcspn(text, "\n")] = '\0';
+    if (machine_id_valid(text))
+      memcpy(machine, text, 33);
+  }
+  if (!machine[0] && !told) {
+    told = true;
+    ca_log_info("no machine id (%s): resources are labeled without io.cleanup-agent.machine, and gc judges them by "
+                "expiry and --older-than only",
+                e ? e->msg : "/etc/machine-id is not 32 hex digits");
+  }
+}
+
 int ag_owner_self(struct ag_owner *ret, ca_error **err) {
   struct ag_owner o = {.pid = getpid()};
+  read_machine_id(o.machine);
+  struct stat ns;
+  if (stat("/proc/self/ns/pid", &ns) == 0)
+    o.pidns = (uint64_t)ns.st_ino;
   if (gethostname(o.host, sizeof(o.host) - 1) < 0)
     return ca_error_set_errno(err, errno, "gethostname");
   _cleanup_free_ char *boot = NULL;
@@ -265,10 +295,14 @@ char *ag_registry_format(const struct ag_registry *r) {
   cJSON_AddStringToObject(o, "mode", r->mode);
   cJSON_AddStringToObject(o, "host", r->owner.host);
   cJSON_AddStringToObject(o, "boot_id", r->owner.boot_id);
+  if (r->owner.machine[0])
+    cJSON_AddStringToObject(o, "machine", r->owner.machine);
   /* Whole numbers digit for digit (ca_json_add_int), up to 2^53 as the parser accepts them: a double holds each
    * exactly, so they read back as written. */
   ca_json_add_int(o, "owner_pid", r->owner.pid);
   ca_json_add_int(o, "owner_start", (int64_t)r->owner.start);
+  if (r->owner.pidns)
+    ca_json_add_int(o, "pidns", (int64_t)r->owner.pidns);
   ca_json_add_int(o, "created", r->created);
   ca_json_add_int(o, "expires", r->expires);
   ca_json_add_int(o, "guardian_pid", r->guardian_pid);
@@ -318,6 +352,20 @@ static int parse_fixed_fields(const cJSON *o, struct ag_registry *r, ca_error **
   return 0;
 }
 
+/* machine and pidns, absent from registries written before them; when present, of the form the agent writes. */
+static int parse_identity(const cJSON *o, struct ag_owner *owner, ca_error **err) {
+  int64_t pidns = 0;
+  int rc;
+  if ((rc = string_into(o, "machine", owner->machine, sizeof(owner->machine), err)) < 0)
+    return rc;
+  if (ca_json_field(o, "machine") && !machine_id_valid(owner->machine))
+    return ca_error_set(err, EBADMSG, "field machine is not a machine id");
+  if ((rc = ca_json_int(o, "pidns", 1, INT64_C(1) << 53, &pidns, err)) < 0)
+    return rc;
+  owner->pidns = (uint64_t)pidns;
+  return 0;
+}
+
 int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_error **err) {
   _cleanup_json_ cJSON *o = NULL;
   int rc = ca_json_parse(text, len, "registry", &o, err);
@@ -326,7 +374,8 @@ int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_
   if (!cJSON_IsObject(o))
     return ca_error_set(err, EBADMSG, "registry: expected an object, got %s", ca_json_type_name(o));
   struct ag_registry r = {0};
-  if ((rc = parse_fixed_fields(o, &r, err)) < 0 || (rc = ca_json_strdup(o, "cgroup_root", &r.cgroup_root, err)) < 0 ||
+  if ((rc = parse_fixed_fields(o, &r, err)) < 0 || (rc = parse_identity(o, &r.owner, err)) < 0 ||
+      (rc = ca_json_strdup(o, "cgroup_root", &r.cgroup_root, err)) < 0 ||
       (rc = ca_json_strdup(o, "docker_host", &r.docker_host, err)) < 0 ||
       (rc = ca_json_strv(o, "command", &r.command, err)) < 0) {
     ag_registry_done(&r);
@@ -431,13 +480,15 @@ char **ag_session_labels(const struct ag_registry *r, const char *const *extra) 
   size_t n_extra = 0;
   while (extra && extra[n_extra])
     n_extra++;
-  char **v = calloc(10 + n_extra, sizeof(char *));
+  char **v = calloc(12 + n_extra, sizeof(char *));
   if (!v)
     return NULL;
   size_t k = 0;
   bool ok = asprintf(&v[k++], AG_LABEL_SESSION "=%s", r->id) >= 0 && (v[k++] = strdup(AG_LABEL_MANAGED "=true")) &&
             asprintf(&v[k++], AG_LABEL_HOST "=%s", r->owner.host) >= 0 &&
             asprintf(&v[k++], AG_LABEL_BOOT_ID "=%s", r->owner.boot_id) >= 0 &&
+            (!r->owner.machine[0] || asprintf(&v[k++], AG_LABEL_MACHINE "=%s", r->owner.machine) >= 0) &&
+            (!r->owner.pidns || asprintf(&v[k++], AG_LABEL_PIDNS "=%" PRIu64, r->owner.pidns) >= 0) &&
             asprintf(&v[k++], AG_LABEL_OWNER_PID "=%d", (int)r->owner.pid) >= 0 &&
             asprintf(&v[k++], AG_LABEL_OWNER_START "=%" PRIu64, r->owner.start) >= 0 &&
             asprintf(&v[k++], AG_LABEL_CREATED "=%" PRId64, r->created) >= 0 &&

@@ -12,7 +12,9 @@
 #define AG_LABEL_SESSION AG_LABEL_PREFIX "session"
 #define AG_LABEL_MANAGED AG_LABEL_PREFIX "managed"
 #define AG_LABEL_HOST AG_LABEL_PREFIX "host"
+#define AG_LABEL_MACHINE AG_LABEL_PREFIX "machine"
 #define AG_LABEL_BOOT_ID AG_LABEL_PREFIX "boot-id"
+#define AG_LABEL_PIDNS AG_LABEL_PREFIX "pidns"
 #define AG_LABEL_OWNER_PID AG_LABEL_PREFIX "owner-pid"
 #define AG_LABEL_OWNER_START AG_LABEL_PREFIX "owner-start"
 #define AG_LABEL_CREATED AG_LABEL_PREFIX "created"
@@ -26,10 +28,12 @@
 /* A fresh session id from getrandom. */
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err);
 
-/* Who owns a session: this host, this boot, this process. */
+/* Who owns a session: this machine, this boot, this PID namespace, this process. The hostname is for people. */
 struct ag_owner {
   char host[256];
+  char machine[33]; /* /etc/machine-id, 32 hex digits; "" when it cannot be read */
   char boot_id[64];
+  uint64_t pidns; /* inode of /proc/self/ns/pid; 0 when unknown */
   pid_t pid;
   uint64_t start; /* field 22 of /proc/<pid>/stat */
 };
@@ -77,7 +81,8 @@ int ag_registry_write(struct ag_state *s, const struct ag_registry *r, ca_error 
 /* Loads sessions/<id>.json. A file that cannot be parsed is moved aside to <id>.json.corrupt-<time> and the
  * error says where (ENOENT when there is no file). */
 int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret, ca_error **err);
-/* The labels the agent puts on everything of the session: session, managed, owner, created, mode, expires (with a
+/* The labels the agent puts on everything of the session: session, managed, owner (host, boot id, and machine and
+ * pidns when known), created, mode, expires (with a
  * TTL), then extra ("key=value", may be NULL). NULL-terminated, caller frees with ca_strv_free; NULL when out of
  * memory. */
 char **ag_session_labels(const struct ag_registry *r, const char *const *extra);

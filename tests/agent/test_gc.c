@@ -36,7 +36,7 @@ struct res {
 static struct res pop[MAX_RES];
 static size_t npop;
 
-static char host[256], boot[64];
+static char host[256], boot[64], l_machine[96], l_pidns[64];
 #define DEAD "dddddddddddddddddddddddddddddddd"
 #define LIVE "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define REBOOTED "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -103,6 +103,9 @@ static void populate(void) {
   cr_assert_eq(ag_owner_self(&self, NULL), 0);
   snprintf(host, sizeof(host), "%s", self.host);
   snprintf(boot, sizeof(boot), "%s", self.boot_id);
+  /* The owner rules judge only what names this machine and PID namespace (issue 19). */
+  snprintf(l_machine, sizeof(l_machine), AG_LABEL_MACHINE "=%s", self.machine);
+  snprintf(l_pidns, sizeof(l_pidns), AG_LABEL_PIDNS "=%llu", (unsigned long long)self.pidns);
   char l_host[300], l_boot[96], l_other_boot[96] = "io.cleanup-agent.boot-id=00000000-dead-beef-0000-000000000000";
   snprintf(l_host, sizeof(l_host), "io.cleanup-agent.host=%s", host);
   snprintf(l_boot, sizeof(l_boot), "io.cleanup-agent.boot-id=%s", boot);
@@ -169,8 +172,9 @@ static void populate(void) {
   add(DK_VOLUME, NULL, true, (const char *[]){"io.cleanup-agent.session=" DEAD, NULL});
   for (int i = 0; i < 2; i++)
     add(DK_CONTAINER, states[i + 1], true,
-        (const char *[]){"io.cleanup-agent.session=" REBOOTED, l_host, l_other_boot, NULL});
-  add(DK_VOLUME, NULL, true, (const char *[]){"io.cleanup-agent.session=" REBOOTED, l_host, l_other_boot, NULL});
+        (const char *[]){"io.cleanup-agent.session=" REBOOTED, l_host, l_machine, l_other_boot, NULL});
+  add(DK_VOLUME, NULL, true,
+      (const char *[]){"io.cleanup-agent.session=" REBOOTED, l_host, l_machine, l_other_boot, NULL});
   for (int i = 0; i < 3; i++)
     add(DK_CONTAINER, states[i], true,
         (const char *[]){"io.cleanup-agent.session=" EXPIRED, "io.cleanup-agent.host=runner-elsewhere",
@@ -179,8 +183,8 @@ static void populate(void) {
       (const char *[]){"io.cleanup-agent.session=" EXPIRED, "io.cleanup-agent.expires=1000", NULL});
   for (int i = 0; i < 2; i++)
     add(DK_CONTAINER, states[i], true,
-        (const char *[]){"io.cleanup-agent.session=" GONE, l_host, l_boot, l_gone_pid, "io.cleanup-agent.owner-start=1",
-                         NULL});
+        (const char *[]){"io.cleanup-agent.session=" GONE, l_host, l_machine, l_boot, l_pidns, l_gone_pid,
+                         "io.cleanup-agent.owner-start=1", NULL});
   /* The dead session's cgroup leaf, and the leaf of a session this state dir does not know (an agent with another
    * --state-dir may be running it): only the first is ours to collect. */
   char cmd[600];

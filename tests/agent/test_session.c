@@ -361,3 +361,71 @@ Test(session, a_temp_lock_names_a_session_only_once_its_creator_is_gone) {
   ca_strv_free(ids);
   ag_state_free(s);
 }
+
+/* The machine (/etc/machine-id) and the PID namespace are the agent's identity for gc's owner rules (issue 19). */
+Test(session, owner_self_names_this_machine_and_pid_namespace) {
+  struct ag_owner o;
+  cr_assert_eq(ag_owner_self(&o, NULL), 0);
+  struct stat ns;
+  cr_assert_eq(stat("/proc/self/ns/pid", &ns), 0);
+  cr_assert_eq(o.pidns, (uint64_t)ns.st_ino);
+  char *id = NULL;
+  size_t len;
+  if (ca_read_file("/etc/machine-id", 64, &id, &len, NULL) == 0) {
+    id[strcspn(id, "\n")] = '\0';
+    cr_assert_str_eq(o.machine, id);
+    free(id);
+  } else {
+    cr_assert_str_eq(o.machine, "");
+  }
+}
+
+Test(session, registry_and_labels_carry_machine_and_pidns_and_older_registries_still_parse) {
+  struct ag_registry in = sample(), out;
+  strcpy(in.owner.machine, "3d1219c7c4c5404aaa1f6d2a48adfda4");
+  in.owner.pidns = 4026531836;
+  _cleanup_free_ char *text = ag_registry_format(&in);
+  cr_assert_eq(ag_registry_parse(text, strlen(text), &out, NULL), 0, "%s", text);
+  cr_assert_str_eq(out.owner.machine, in.owner.machine);
+  cr_assert_eq(out.owner.pidns, in.owner.pidns);
+  ag_registry_done(&out);
+  char **labels = ag_session_labels(&in, NULL);
+  bool machine = false, pidns = false;
+  for (char **l = labels; *l; l++) {
+    machine |= streq(*l, "io.cleanup-agent.machine=3d1219c7c4c5404aaa1f6d2a48adfda4");
+    pidns |= streq(*l, "io.cleanup-agent.pidns=4026531836");
+  }
+  ca_strv_free(labels);
+  cr_assert(machine && pidns, "the machine and pidns labels are missing");
+
+  struct ag_registry old = sample(); /* written before machine and pidns existed, or without a machine id */
+  _cleanup_free_ char *old_text = ag_registry_format(&old);
+  cr_assert_null(strstr(old_text, "machine"));
+  cr_assert_eq(ag_registry_parse(old_text, strlen(old_text), &out, NULL), 0, "%s", old_text);
+  cr_assert_str_eq(out.owner.machine, "");
+  cr_assert_eq(out.owner.pidns, 0);
+  ag_registry_done(&out);
+  labels = ag_session_labels(&old, NULL);
+  for (char **l = labels; *l; l++)
+    cr_assert(!strstr(*l, ".machine=") && !strstr(*l, ".pidns="), "label %s without an identity", *l);
+  ca_strv_free(labels);
+
+  const char *head =
+      "{\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"run\",\"host\":\"h\",\"boot_id\":\"b\","
+      "\"owner_pid\":5,\"owner_start\":1,\"created\":1,\"expires\":0,\"guardian_pid\":0,";
+  const char *bad[] = {"\"machine\":\"\"}",
+                       "\"machine\":\"3D1219C7C4C5404AAA1F6D2A48ADFDA4\"}",
+                       "\"machine\":\"../../3d1219c7c4c5404aaa1f6d2a48adfd\"}",
+                       "\"machine\":42}",
+                       "\"machine\":\"3d1219c7c4c5404aaa1f6d2a48adfda4aa\"}",
+                       "\"pidns\":0}",
+                       "\"pidns\":\"4026531836\"}",
+                       "\"pidns\":-1}",
+                       "\"pidns\":1.5}"};
+  for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+    char json[512];
+    snprintf(json, sizeof(json), "%s%s", head, bad[i]);
+    _cleanup_error_ ca_error *err = NULL;
+    cr_assert_lt(ag_registry_parse(json, strlen(json), &out, &err), 0, "accepted: %s", json);
+  }
+}

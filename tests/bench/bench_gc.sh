@@ -123,6 +123,7 @@ f=$(foreign_count)
 
 host=$(hostname)
 other_boot=$(cat /proc/sys/kernel/random/uuid)
+machine=$(cat /etc/machine-id) # the rebooted rule needs this machine's id (issue 19)
 [[ $other_boot != "$(cat /proc/sys/kernel/random/boot_id)" ]] || die "could not make up another boot id"
 
 # populate: N containers in sessions of 20, the even ones running, the odd ones created. Parallel `docker` calls.
@@ -139,7 +140,7 @@ populate() {
         if [ "$1" = 0 ]; then cmd="run -d"; else cmd=create; fi
         exec '"$docker"' $cmd --network none --label '"$bench_label"' --label io.cleanup-agent.managed=true \
             --label "io.cleanup-agent.session=$2" --label io.cleanup-agent.host='"$host"' \
-            --label io.cleanup-agent.boot-id='"$other_boot"' --label io.cleanup-agent.owner-pid=1 \
+            --label io.cleanup-agent.machine='"$machine"' --label io.cleanup-agent.boot-id='"$other_boot"' --label io.cleanup-agent.owner-pid=1 \
             --label io.cleanup-agent.owner-start=1 --label io.cleanup-agent.created='"$created"' \
             --label io.cleanup-agent.mode=run '"$image"' sleep 3600 >/dev/null' sh <"$work/specs"
     local have

@@ -181,7 +181,7 @@ Test(faults, a_reused_pid_is_never_signalled) {
 
     /* A dead session (registry, free lock) and a container whose owner labels name the bystander's pid with another
      * start time: the next start and gc collect both, and signal nobody. */
-    char dead[33], l_sess[96], l_pid[64], l_start[80], l_host[300], l_boot[96];
+    char dead[33], l_sess[96], l_pid[64], l_start[80], l_host[300], l_boot[96], l_machine[96], l_pidns[64];
     cr_assert_eq(ag_session_id_new(dead, NULL), 0);
     cr_assert_eq(ag_session_lock(st, dead, true, &lock, NULL), 0);
     write_registry(st, dead, bystander, other);
@@ -193,7 +193,10 @@ Test(faults, a_reused_pid_is_never_signalled) {
     snprintf(l_start, sizeof(l_start), AG_LABEL_OWNER_START "=%llu", (unsigned long long)other);
     snprintf(l_host, sizeof(l_host), AG_LABEL_HOST "=%s", self.host);
     snprintf(l_boot, sizeof(l_boot), AG_LABEL_BOOT_ID "=%s", self.boot_id);
-    const char *labels[] = {l_sess, l_pid, l_start, l_host, l_boot, AG_LABEL_MANAGED "=true", sc.test_label, NULL};
+    snprintf(l_machine, sizeof(l_machine), AG_LABEL_MACHINE "=%s", self.machine);
+    snprintf(l_pidns, sizeof(l_pidns), AG_LABEL_PIDNS "=%llu", (unsigned long long)self.pidns);
+    const char *labels[] = {l_sess,        l_pid, l_start, l_host, l_boot, l_machine, l_pidns, AG_LABEL_MANAGED "=true",
+                            sc.test_label, NULL};
     struct dk_container_spec spec = {
         .image = IMAGE, .cmd = (const char *[]){"sleep", "1000", NULL}, .labels = labels, .network_mode = "none"};
     _cleanup_free_ char *cid = NULL;

@@ -1,9 +1,10 @@
-/* gc's collection rules over a resource's labels (ag_rule_match, agent/session/rules.c): labels come from the engine, so
- * anyone who can create a container can write them. Input: 24 bytes (the session state, whether the owner process
- * runs, created and finished times), then the label values session, keep, host, boot-id, owner-pid, owner-start and
- * expires separated by NUL bytes (a missing one is an absent label). The safety rules of DESIGN.md must hold for
- * any labels: nothing without a valid session label, nothing kept, nothing of a live session, nothing new, and an
- * owner is only declared gone after the process check said so for exactly the labeled pid. */
+/* gc's collection rules over a resource's labels (ag_rule_match, agent/session/rules.c): labels come from the engine,
+ * so anyone who can create a container can write them. Input: 24 bytes (the session state, whether the owner process
+ * runs, whether gc knows its machine id, created and finished times), then the label values session, keep, host,
+ * boot-id, owner-pid, owner-start, expires, machine and pidns separated by NUL bytes (a missing one is an absent
+ * label). The safety rules of DESIGN.md must hold for any labels: nothing without a valid session label, nothing kept,
+ * nothing of a live session, nothing new; an owner is only declared gone after the process check said so for exactly
+ * the labeled pid, and only when machine, boot id and PID namespace are gc's own; a reboot only on gc's machine. */
 #include "fuzz.h"
 #include "rules.h"
 
@@ -39,9 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (data[2] & 1) /* mostly realistic times, so the later rules are reached */
     created = 1700000000 + (created & 0xffffff), finished = finished & 1 ? 0 : created + (finished & 0xffff);
   char *copy = fuzz_cstr(data + 24, size - 24); /* NUL-separated values, the last one terminated here */
-  const char *v[7] = {NULL};
+  const char *v[9] = {NULL};
   size_t n = 0;
-  for (size_t pos = 0; n < 7 && pos <= size - 24; n++) {
+  for (size_t pos = 0; n < 9 && pos <= size - 24; n++) {
     v[n] = copy + pos;
     pos += strlen(copy + pos) + 1;
   }
@@ -52,9 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                              .owner_pid = v[4],
                              .owner_start = v[5],
                              .expires = v[6],
+                             .machine = v[7],
+                             .pidns = v[8],
                              .created = created,
                              .finished = finished};
   struct ag_rule_ctx ctx = {.host = "ci-runner-7",
+                            .machine = data[4] & 1 ? NULL : "3d1219c7c4c5404aaa1f6d2a48adfda4",
+                            .pidns = data[4] & 2 ? 0 : 4026531836,
                             .boot_id = "5b6c1f0e-8d1a-4a51-9d3e-2f4c7f0a9b11",
                             .now = 1764624000,
                             .scan_started = 1764623990,
@@ -72,13 +77,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (r == AG_RULE_OWNER_GONE) {
     FUZZ_ASSERT(w.checks == 1 && !w.alive);
-    FUZZ_ASSERT(in.host && strcmp(in.host, ctx.host) == 0 && in.boot_id && strcmp(in.boot_id, ctx.boot_id) == 0);
-    uint64_t pid;
+    FUZZ_ASSERT(ctx.machine && in.machine && strcmp(in.machine, ctx.machine) == 0 && in.boot_id &&
+                strcmp(in.boot_id, ctx.boot_id) == 0);
+    uint64_t pid, pidns;
+    FUZZ_ASSERT(ctx.pidns && in.pidns && ca_parse_uint(in.pidns, "pidns", 0, UINT64_MAX, &pidns, NULL) == 0 &&
+                pidns == ctx.pidns);
     FUZZ_ASSERT(in.owner_pid && ca_parse_uint(in.owner_pid, "pid", 1, INT32_MAX, &pid, NULL) == 0 &&
                 pid == (uint64_t)w.pid);
   }
   if (r == AG_RULE_REBOOTED)
-    FUZZ_ASSERT(in.host && strcmp(in.host, ctx.host) == 0 && in.boot_id && strcmp(in.boot_id, ctx.boot_id) != 0);
+    FUZZ_ASSERT(ctx.machine && in.machine && strcmp(in.machine, ctx.machine) == 0 && in.boot_id &&
+                strcmp(in.boot_id, ctx.boot_id) != 0);
+  if (r == AG_RULE_OLDER_THAN) /* this machine's, or (labeled before machine labels) this hostname's */
+    FUZZ_ASSERT(in.machine ? ctx.machine && strcmp(in.machine, ctx.machine) == 0
+                           : in.host && strcmp(in.host, ctx.host) == 0);
   if (r == AG_SPARE_OWNER_ALIVE)
     FUZZ_ASSERT(w.checks == 1 && w.alive);
   free(copy);

@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(r == 0);
     FUZZ_ASSERT(strcmp(again.id, reg.id) == 0 && strcmp(again.mode, reg.mode) == 0);
     FUZZ_ASSERT(strcmp(again.owner.host, reg.owner.host) == 0 && again.owner.pid == reg.owner.pid);
+    FUZZ_ASSERT(strcmp(again.owner.machine, reg.owner.machine) == 0 && again.owner.pidns == reg.owner.pidns);
     FUZZ_ASSERT(again.owner.start == reg.owner.start && again.created == reg.created);
     FUZZ_ASSERT(again.expires == reg.expires && again.guardian_pid == reg.guardian_pid);
     FUZZ_ASSERT(!reg.cgroup_root == !again.cgroup_root);
