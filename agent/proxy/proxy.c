@@ -531,30 +531,27 @@ static void refuse_connection(struct conn *c, const char *why) {
   ca_buf_free(&out);
 }
 
-/* Client to engine, through the request parser. Owns the connection until the engine side is up. */
-static void *client_to_engine(void *arg) {
-  struct conn *c = arg;
+/* Connects the connection's engine side; on failure the client gets a refusal saying why. */
+static bool connect_engine(struct conn *c) {
   struct ag_proxy *px = c->px;
-  _cleanup_(ag_proxy_req_freep) struct ag_proxy_req *req =
-      ag_proxy_req_new(px->session_id, (const char *const *)px->labels);
-  _cleanup_free_ char *buf = malloc(IO_CHUNK);
-  ca_buf to_engine = CA_BUF_INIT(AG_PROXY_BODY_MAX + 2 * HEAD_MAX);
-  ca_buf to_client = CA_BUF_INIT(64 * 1024);
-
   int efd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   pthread_mutex_lock(&px->mu);
   c->engine = efd; /* ag_proxy_stop reads it under the lock */
   pthread_mutex_unlock(&px->mu);
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
-  if (efd < 0 || connect(efd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-    char why[512];
-    snprintf(why, sizeof(why), "cleanup-agent: the session's Docker proxy cannot reach the engine at %s: %s",
-             px->engine_socket, strerror(errno));
-    refuse_connection(c, why);
-    conn_unref(c);
-    return NULL;
-  }
+  if (efd >= 0 && connect(efd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+    return true;
+  char why[512];
+  snprintf(why, sizeof(why), "cleanup-agent: the session's Docker proxy cannot reach the engine at %s: %s",
+           px->engine_socket, strerror(errno));
+  refuse_connection(c, why);
+  return false;
+}
+
+/* Starts the engine-to-client thread, which holds a reference of its own. */
+static bool start_engine_reader(struct conn *c) {
+  struct ag_proxy *px = c->px;
   pthread_mutex_lock(&px->mu);
   c->refs++;
   pthread_mutex_unlock(&px->mu);
@@ -571,21 +568,39 @@ static void *client_to_engine(void *arg) {
     pthread_mutex_unlock(&px->mu);
     refuse_connection(c, "cleanup-agent: the session's Docker proxy cannot start a thread");
   }
+  return running;
+}
 
+/* The client closed its writing side: the engine sees the half-close as it would directly. A half-closed client
+ * (stdin ended) still reads the engine's answer; one that is gone entirely (POLLHUP) ends the connection even when
+ * the engine keeps its side open and silent. */
+static void client_half_closed(struct conn *c) {
+  (void)shutdown(c->engine, SHUT_WR);
+  struct pollfd pfd = {.fd = c->client, .events = 0};
+  while (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+    if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+      break;
+  (void)shutdown(c->engine, SHUT_RDWR);
+  (void)shutdown(c->client, SHUT_RDWR);
+}
+
+/* Client to engine, through the request parser. Owns the connection until the engine side is up. */
+static void *client_to_engine(void *arg) {
+  struct conn *c = arg;
+  struct ag_proxy *px = c->px;
+  _cleanup_(ag_proxy_req_freep) struct ag_proxy_req *req =
+      ag_proxy_req_new(px->session_id, (const char *const *)px->labels);
+  _cleanup_free_ char *buf = malloc(IO_CHUNK);
+  ca_buf to_engine = CA_BUF_INIT(AG_PROXY_BODY_MAX + 2 * HEAD_MAX);
+  ca_buf to_client = CA_BUF_INIT(64 * 1024);
+
+  bool running = connect_engine(c) && start_engine_reader(c);
   while (running && req && buf) {
     ssize_t n = read(c->client, buf, IO_CHUNK);
     if (n < 0 && errno == EINTR)
       continue;
     if (n == 0) {
-      (void)shutdown(c->engine, SHUT_WR); /* the engine sees the client's half-close as it would directly */
-      /* A half-closed client (stdin ended) still reads the engine's answer; one that is gone entirely (POLLHUP)
-       * ends the connection even when the engine keeps its side open and silent. */
-      struct pollfd pfd = {.fd = c->client, .events = 0};
-      while (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
-        if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
-          break;
-      (void)shutdown(c->engine, SHUT_RDWR);
-      (void)shutdown(c->client, SHUT_RDWR);
+      client_half_closed(c);
       break;
     }
     int k = -1, fed = n > 0 ? ag_proxy_req_feed(req, buf, (size_t)n, &to_engine, &to_client, NULL) : -1;
