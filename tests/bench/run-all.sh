@@ -358,7 +358,7 @@ bench_gc() {
     parallel=$("$agent" gc --help 2>&1 | sed -nE 's/.*--parallel N:.*default ([0-9]+).*/\1/p' | head -n 1)
     [[ -n $parallel ]] || { echo "**FAILED**: no default --parallel in \`$agent gc --help\`"; return 1; }
     reps=$(pick 1 "$long_reps")
-    run_bench gc tests/bench/bench_gc.sh -n "$n" -r "$reps" -p "$parallel" || return 1
+    run_bench gc tests/bench/bench_gc.sh -b "$build/cleanup-agent" -n "$n" -r "$reps" -p "$parallel" || return 1
     local f=$work/gc.out gc cli one rss
     grep -E '^gc benchmark:' "$f" | sed 's/^gc benchmark: /Run: /'
     echo
