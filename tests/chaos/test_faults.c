@@ -421,10 +421,14 @@ Test(faults, truncated_non_json_and_symlinked_registries_are_one_line_each) {
     /* One line names the file and says it was moved aside; the session is still collected. */
     const char *line = strstr(said, ids[i]);
     const char *eol = line ? strchr(line, '\n') : NULL;
-    bool one_line = line && eol && memmem(line, (size_t)(eol - line), "moved aside", 11);
+    /* A corrupt file is "moved aside" as .corrupt-<time>, a symlink "set aside" as .symlink-<time>. */
+    bool symlink = i == 2;
+    const char *aside = symlink ? "set aside" : "moved aside";
+    bool one_line = line && eol && memmem(line, (size_t)(eol - line), aside, strlen(aside));
     bool collected = scenario_count_docker(&sc, DK_CONTAINER, ids[i]) == 0;
     char glob_cmd[300];
-    snprintf(glob_cmd, sizeof(glob_cmd), "ls %s/%s.json.corrupt-* >/dev/null 2>&1", sessions, ids[i]);
+    snprintf(glob_cmd, sizeof(glob_cmd), "ls %s/%s.json.%s-* >/dev/null 2>&1", sessions, ids[i],
+             symlink ? "symlink" : "corrupt");
     bool kept = system(glob_cmd) == 0;
     bool ok = ps_rc == 0 && r->status == 0 && one_line && collected && kept;
     ok_count += ok;
