@@ -194,6 +194,17 @@ static void remove_docker(struct gc_run *g, enum gc_kind kind) {
   remove_items(g, kind, order, m);
 }
 
+/* Adds the cgroup or registry file of a dead session of this host; -ENOMEM when out of memory. */
+static int add_dead_session_item(struct gc_run *g, enum gc_kind kind, const char *id) {
+  struct gc_item *gi = add_item(g);
+  if (!gi || !(gi->id = strdup(id)))
+    return -ENOMEM;
+  gi->kind = kind;
+  gi->rule = AG_RULE_DEAD_SESSION;
+  snprintf(gi->session, sizeof(gi->session), "%s", id);
+  return 0;
+}
+
 static int scan_cgroups(struct gc_run *g, ca_error **err) {
   if (!g->env.cg || cg_root_tracking(g->env.cg) != CG_TRACK_CGROUP)
     return 0;
@@ -205,12 +216,8 @@ static int scan_cgroups(struct gc_run *g, ca_error **err) {
      * lock file here may belong to an agent with another --state-dir; it is not ours to judge. */
     if (state_of(g, *id) != AG_SESSION_DEAD)
       continue;
-    struct gc_item *gi = add_item(g);
-    if (!gi || !(gi->id = strdup(*id)))
+    if (add_dead_session_item(g, GC_CGROUP, *id) < 0)
       return ca_error_set(err, ENOMEM, "gc: out of memory");
-    gi->kind = GC_CGROUP;
-    gi->rule = AG_RULE_DEAD_SESSION;
-    snprintf(gi->session, sizeof(gi->session), "%s", *id);
   }
   return 0;
 }
@@ -222,12 +229,8 @@ static int scan_registries(struct gc_run *g, ca_error **err) {
   for (char **id = ids; *id; id++) {
     if (state_of(g, *id) == AG_SESSION_ALIVE)
       continue;
-    struct gc_item *gi = add_item(g);
-    if (!gi || !(gi->id = strdup(*id)))
+    if (add_dead_session_item(g, GC_REGISTRY, *id) < 0)
       return ca_error_set(err, ENOMEM, "gc: out of memory");
-    gi->kind = GC_REGISTRY;
-    gi->rule = AG_RULE_DEAD_SESSION;
-    snprintf(gi->session, sizeof(gi->session), "%s", *id);
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 /* libFuzzer target: bytes a client sends to the session's Docker proxy, through its request parsing and the create
- * body rewrite (agent/proxy/proxy.c). The first byte picks the size of the pieces the input is fed in, as reads would cut
- * it. Links agent/proxy/proxy.c with common, cJSON and libhttp_parser. */
+ * body rewrite (agent/proxy/proxy.c). The first byte picks the size of the pieces the input is fed in, as reads would
+ * cut it. Links agent/proxy/proxy.c with common, cJSON and libhttp_parser. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
