@@ -1,6 +1,7 @@
 /* Benchmark of `cleanup-agent run` (not a ctest test: prints tables).
  *
- *   bench_run overhead [N]      run -- true against bare true, with and without a reachable engine (medians of N)
+ *   bench_run overhead [N]      run -- true against bare true, with and without a reachable engine, state dir on a
+ *                               tmpfs (as the default is) and on the disk (medians of N)
  *   bench_run soak [CYCLES]     CYCLES runs of a leaky command; leaks and growth across them
  *
  * The agent binary comes from AG_BINARY (compiled in) or $CLEANUP_AGENT. Run as root on a host with an engine. */
@@ -12,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,7 +26,8 @@
 #define RUN_ADDED_MS_MAX 10
 
 static const char *agent;
-static char state_dir[64];
+static char state_dir[64]; /* on the disk (/var/tmp): the soak's leaky script lives there, and the fsync row */
+static char tmpfs_dir[64]; /* on a tmpfs, as the default /run/cleanup-agent is on a systemd host */
 static char cgroup_root[128];
 
 static double median_ms(uint64_t *v, size_t n) {
@@ -63,27 +67,57 @@ static double measure(const char *const *argv, char *const *envp, size_t n) {
   return m;
 }
 
+/* Median of `run -- true` with its state dir in dir, in the environment envp (with or without an engine). */
+static double measure_run(const char *dir, char **envp, size_t n) {
+  const char *wrapped[] = {agent, "--state-dir", dir, "--cgroup-root", cgroup_root, "run", "--", "/bin/true", NULL};
+  return measure(wrapped, envp, n);
+}
+
 static int overhead(size_t n) {
   const char *bare[] = {"/bin/true", NULL};
-  const char *wrapped[] = {agent, "--state-dir", state_dir, "--cgroup-root", cgroup_root, "run",
-                           "--",  "/bin/true",   NULL};
   char **with_engine = env_with(NULL);
   static char no_engine_var[] = "DOCKER_HOST=unix:///nonexistent/docker.sock";
   char **no_engine = env_with(no_engine_var);
+  const char *version[] = {agent, "--version", NULL};
   double t_bare = measure(bare, with_engine, n);
-  double t_engine = measure(wrapped, with_engine, n);
-  double t_none = measure(wrapped, no_engine, n);
+  double t_load = measure(version, with_engine, n);
+  double t_engine = measure_run(tmpfs_dir, with_engine, n);
+  double t_none = measure_run(tmpfs_dir, no_engine, n);
+  double t_disk = measure_run(state_dir, with_engine, n);
   printf("\n### run -- true: added time (median of %zu runs each)\n\n", n);
+  printf("State dir on a tmpfs (%s), as the default /run/cleanup-agent is; the last row puts it on the disk\n",
+         tmpfs_dir);
+  printf("(%s), where the registry's fsync (its proof of the session survives a crash) costs what the disk takes.\n\n",
+         state_dir);
   printf("| command | median | added over bare | target |\n|---|---|---|---|\n");
   printf("| `true` (bare, the limit) | %.2f ms | - | - |\n", t_bare);
+  printf("| `cleanup-agent --version` (loading the agent and the system libcurl) | %.2f ms | %.2f ms | - |\n", t_load,
+         t_load - t_bare);
   printf("| `cleanup-agent run -- true`, no engine | %.2f ms | %.2f ms | < %d ms |\n", t_none, t_none - t_bare,
          RUN_ADDED_MS_MAX);
   printf("| `cleanup-agent run -- true`, engine reachable | %.2f ms | %.2f ms | < %d ms |\n", t_engine,
          t_engine - t_bare, RUN_ADDED_MS_MAX);
+  printf("| `cleanup-agent run -- true`, engine reachable, state dir on disk | %.2f ms | %.2f ms | - |\n", t_disk,
+         t_disk - t_bare);
   printf("\nReproduce: `build/tests/bench/bench_run overhead %zu` (as root, engine running).\n", n);
   free(with_engine);
   free(no_engine);
   return 0;
+}
+
+/* A private directory on a tmpfs: under /run when it is one, else under /dev/shm. */
+static int make_tmpfs_dir(void) {
+  struct statfs sf;
+  const char *base = statfs("/run", &sf) == 0 && sf.f_type == TMPFS_MAGIC ? "/run" : "/dev/shm";
+  snprintf(tmpfs_dir, sizeof(tmpfs_dir), "%s/bench-run-XXXXXX", base);
+  return mkdtemp(tmpfs_dir) ? 0 : -1;
+}
+
+static void remove_dir(const char *dir) {
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "bench_run: could not remove %s\n", dir);
 }
 
 static int count_dir(const char *path, const char *prefix) {
@@ -247,7 +281,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   strcpy(state_dir, "/var/tmp/bench-run-XXXXXX"); /* not /tmp: --private-tmp hides it from the command */
-  if (!mkdtemp(state_dir))
+  if (!mkdtemp(state_dir) || make_tmpfs_dir() < 0)
     return 1;
   const char *cg2 =
       access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) == 0 ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
@@ -255,9 +289,7 @@ int main(int argc, char **argv) {
   int r = strcmp(argv[1], "overhead") == 0 ? overhead(argc > 2 ? (size_t)atoi(argv[2]) : 200)
                                            : soak(argc > 2 ? (size_t)atoi(argv[2]) : 1000);
   rmdir(cgroup_root);
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", state_dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "bench_run: could not remove %s\n", state_dir);
+  remove_dir(state_dir);
+  remove_dir(tmpfs_dir);
   return r;
 }

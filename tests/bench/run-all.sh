@@ -202,22 +202,32 @@ bench_run_overhead() {
     n=$(pick 20 200)
     section run_overhead "\`run -- true\`: the time the agent adds (issues 5, 18)"
     run_bench run_overhead "$bench/bench_run" overhead "$n" || return 1
-    local f=$work/run_overhead.out bare none eng
+    local f=$work/run_overhead.out bare load none eng disk
     bare=$(num "$(cell "$f" '`true` (bare' 2)")
+    load=$(num "$(cell "$f" '--version' 2)")
     none=$(num "$(cell "$f" 'no engine' 2)")
-    eng=$(num "$(cell "$f" 'engine reachable' 2)")
-    local a_none a_eng
+    eng=$(num "$(cell "$f" '=`cleanup-agent run -- true`, engine reachable' 2)")
+    disk=$(num "$(cell "$f" 'state dir on disk' 2)")
+    local a_load a_none a_eng a_disk
+    a_load=$(calc "$load" - "$bare" %+.2f)
     a_none=$(calc "$none" - "$bare" %+.2f)
     a_eng=$(calc "$eng" - "$bare" %+.2f)
+    a_disk=$(calc "$disk" - "$bare" %+.2f)
     echo "Median wall time of $n runs each, fork to reap. The agent creates a session (lock, registry, guardian), a cgroup"
-    echo "leaf, runs the command in it, and cleans up; with an engine it also lists the session's resources."
+    echo "leaf, runs the command in it, and cleans up; with an engine it also lists the session's resources. The state"
+    echo "dir is on a tmpfs, as the default /run/cleanup-agent is on a systemd host; the last row puts it on the disk,"
+    echo "where the registry's fsync (the proof of a session must survive a crash of the machine) adds what the disk takes."
     echo
     table_head
     row "bare \`/bin/true\` (the limit)" "$bare ms" "" "" "limit"
+    row "\`cleanup-agent --version\`: loading the agent and the system libcurl (issue 18 §1)" "$load ms" \
+        "$a_load ms over bare" "" "the floor of every start"
     row "\`cleanup-agent run -- true\`, no engine" "$none ms" "$a_none ms over bare" "< $run_added_ms_max ms added" \
         "$(verdict "$a_none" lt "$run_added_ms_max")"
     row "\`cleanup-agent run -- true\`, engine reachable" "$eng ms" "$a_eng ms over bare" "< $run_added_ms_max ms added" \
         "$(verdict "$a_eng" lt "$run_added_ms_max")"
+    row "\`cleanup-agent run -- true\`, engine reachable, state dir on disk" "$disk ms" "$a_disk ms over bare" "" \
+        "the fsync's cost"
 }
 
 # Issue 5: the soak of leaky runs.
