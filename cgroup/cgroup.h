@@ -216,6 +216,19 @@ typedef struct cg_mounts {
 } cg_mounts;
 int cg_parse_mountinfo(const char *text, cg_mounts *ret, ca_error **err);
 void cg_mounts_done(cg_mounts *m);
+/* Reads them from <proc>/self/mountinfo (proc NULL: /proc), keeping a cgroup2 mount only when it is reachable. */
+int cg_mounts_read(const char *proc, cg_mounts *ret, ca_error **err);
+
+/* What the cgroup of another process (a container's main process, say) has used, read through this process's
+ * mounts: CPU time from the v2 cpu.stat (every v2 cgroup has it, controller enabled or not) and anonymous memory
+ * from the memory.stat of whichever hierarchy carries the memory controller. */
+typedef struct cg_usage {
+  uint64_t cpu_usec;
+  uint64_t anon_bytes;
+  bool has_memory; /* anon_bytes is known */
+} cg_usage;
+/* ESRCH when pid is gone, ENOTSUP without a cgroup2 mount to read the CPU time from. */
+int cg_proc_usage(const char *proc, const cg_mounts *m, pid_t pid, cg_usage *ret, ca_error **err);
 
 /* The fields of /proc/<pid>/stat the module needs; comm may hold spaces and parentheses. */
 typedef struct cg_proc_stat {

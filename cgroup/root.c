@@ -208,18 +208,24 @@ static char *join_path(const char *mount, const char *own, const char *rel) {
   return s;
 }
 
+int cg_mounts_read(const char *proc, cg_mounts *ret, ca_error **err) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/self/mountinfo", proc ? proc : "/proc");
+  _cleanup_free_ char *mountinfo = NULL;
+  if (ca_read_file(path, CG_MOUNTINFO_MAX, &mountinfo, NULL, err) < 0 || cg_parse_mountinfo(mountinfo, ret, err) < 0)
+    return ca_error_wrap(err, "cgroup: cannot detect the cgroup mounts");
+  if (ret->unified && !is_cgroup2(ret->unified)) {
+    free(ret->unified); /* listed but not reachable from here (another mount namespace view) */
+    ret->unified = NULL;
+  }
+  return 0;
+}
+
 /* Reads the cgroup mounts from mountinfo and sets root->mode. */
 static int detect_mounts(cg_root *root, ca_error **err) {
-  char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/self/mountinfo", root->proc);
-  _cleanup_free_ char *mountinfo = NULL;
-  if (ca_read_file(path, CG_MOUNTINFO_MAX, &mountinfo, NULL, err) < 0 ||
-      cg_parse_mountinfo(mountinfo, &root->mounts, err) < 0)
-    return ca_error_wrap(err, "cgroup: cannot detect the cgroup mounts");
-  if (root->mounts.unified && !is_cgroup2(root->mounts.unified)) {
-    free(root->mounts.unified); /* listed but not reachable from here (another mount namespace view) */
-    root->mounts.unified = NULL;
-  }
+  int r = cg_mounts_read(root->proc, &root->mounts, err);
+  if (r < 0)
+    return r;
   root->mode = root->mounts.unified    ? (root->mounts.v1_count ? CG_MODE_HYBRID : CG_MODE_UNIFIED)
                : root->mounts.v1_count ? CG_MODE_LEGACY
                                        : CG_MODE_NONE;

@@ -66,6 +66,7 @@ static void seq_free(struct seq *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->out_mu);
+  cg_mounts_done(&s->mounts);
 }
 
 static uint64_t env_duration(const char *var, uint64_t dflt) {
@@ -144,10 +145,12 @@ static bool seq_start_threads(struct seq *s, pthread_t *creator, pthread_t *remo
   pthread_sigmask(SIG_BLOCK, &mask, NULL);
   if (s->o->self_protect) {
     _cleanup_error_ ca_error *e = NULL;
-    if (seq_load_sample(&s->load, &e) < 0) {
+    if (seq_load_sample(&s->load, NULL, &e) < 0) {
       ca_log_error("container-seq: --self-protect: %s", e->msg);
       return false;
     }
+    if (cg_mounts_read(NULL, &s->mounts, &e) < 0)
+      ca_log_warning("self-protect: %s: judging the whole host's load, this suite's tests included", e->msg);
   }
   if (pthread_create(&s->events, NULL, events_main, s) == 0)
     s->events_started = true;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "seq.h"
 
@@ -87,7 +88,24 @@ int seq_parse_psi(const char *text, const char *line, double *ret_avg10, ca_erro
   return ca_error_set(err, EBADMSG, "pressure file: no usable \"%s\" line", line);
 }
 
-int seq_load_sample(struct seq_load *l, ca_error **err) {
+double seq_load_outside_cpu_pct(const struct seq_cpu_times *delta, uint64_t own_usec, long ticks_per_sec) {
+  if (delta->total == 0 || ticks_per_sec <= 0)
+    return 0;
+  double own_ticks = (double)own_usec * (double)ticks_per_sec / 1e6;
+  double outside = (double)delta->busy - own_ticks;
+  return outside <= 0 ? 0 : CA_MIN(100.0, 100.0 * outside / (double)delta->total);
+}
+
+/* The CPU time own used since the previous sample: all of it for a test that started since. */
+static uint64_t own_cpu_delta(const struct seq_own *prev, const struct seq_own *own) {
+  if (!own || !own->pid)
+    return 0;
+  if (own->pid == prev->pid && own->cpu_usec >= prev->cpu_usec)
+    return own->cpu_usec - prev->cpu_usec;
+  return own->cpu_usec;
+}
+
+int seq_load_sample(struct seq_load *l, const struct seq_own *own, ca_error **err) {
   _cleanup_free_ char *stat = NULL, *mem = NULL;
   int r;
   if ((r = ca_read_file(l->paths.proc_stat, PROC_FILE_MAX, &stat, NULL, err)) < 0)
@@ -99,10 +117,15 @@ int seq_load_sample(struct seq_load *l, ca_error **err) {
   if ((r = seq_parse_proc_stat(stat, &now, err)) < 0 || (r = seq_parse_meminfo(mem, &total, &avail, err)) < 0)
     return r;
   l->cpu_pct = 0;
-  if (l->have_prev && now.total > l->prev.total && now.busy >= l->prev.busy)
-    l->cpu_pct = 100.0 * (double)(now.busy - l->prev.busy) / (double)(now.total - l->prev.total);
+  if (l->have_prev && now.total > l->prev.total && now.busy >= l->prev.busy) {
+    struct seq_cpu_times delta = {.busy = now.busy - l->prev.busy, .total = now.total - l->prev.total};
+    l->cpu_pct = seq_load_outside_cpu_pct(&delta, own_cpu_delta(&l->own_prev, own), sysconf(_SC_CLK_TCK));
+  }
   l->prev = now;
   l->have_prev = true;
+  l->own_prev = own ? *own : (struct seq_own){0};
+  if (own && own->pid && own->has_memory)
+    avail = CA_MIN(total, avail + own->anon_bytes / 1024);
   l->mem_pct = 100.0 - 100.0 * (double)avail / (double)total;
 
   l->have_psi = false;

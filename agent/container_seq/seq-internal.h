@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "agent.h"
+#include "cgroup.h"
 #include "collect.h"
 #include "guardian.h"
 #include "proxy.h"
@@ -91,6 +92,8 @@ struct seq {
   bool monitor_started;
   struct seq_load load;
   uint64_t window_usec;
+  atomic_int own_pid; /* the running test's main process (self-protection leaves its load out), 0 between tests */
+  cg_mounts mounts;   /* where the monitor reads that test's cgroup; unified NULL: it cannot, judges the whole host */
 
   pthread_mutex_t out_mu; /* one line at a time on stdout */
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common.h"
 
@@ -55,17 +56,30 @@ struct seq_load_paths {
   const char *meminfo;    /* /proc/meminfo */
   const char *psi_memory; /* /proc/pressure/memory; absence is fine (kernels without PSI) */
 };
+/* The session's own test while it runs: its container's main process and what that container's cgroup used. Its
+ * load is the suite's own, not the host's: self-protection judges what is left. */
+struct seq_own {
+  pid_t pid; /* 0: no test runs, or its usage cannot be read */
+  uint64_t cpu_usec;
+  uint64_t anon_bytes;
+  bool has_memory; /* anon_bytes is known */
+};
 struct seq_load {
   struct seq_load_paths paths;
   struct seq_cpu_times prev;
   bool have_prev;
-  /* The last sample. cpu_pct is over the interval since the previous sample (0 on the first). */
+  struct seq_own own_prev;
+  /* The last sample, without the session's own test. cpu_pct is over the interval since the previous sample (0 on the
+   * first). */
   double cpu_pct, mem_pct, mem_stall_pct;
   bool have_psi;
 };
-/* Takes a sample: CPU busy percent since the last call, memory in use (100 - MemAvailable/MemTotal), PSI memory
- * "full" avg10 when the kernel has it. */
-int seq_load_sample(struct seq_load *l, ca_error **err);
+/* The CPU busy percent of an interval that was not own_usec (the session's test's CPU time in the interval):
+ * busy and total are /proc/stat clock ticks, ticks_per_sec converts. Never below 0. */
+double seq_load_outside_cpu_pct(const struct seq_cpu_times *delta, uint64_t own_usec, long ticks_per_sec);
+/* Takes a sample: CPU busy percent since the last call, memory in use (100 - MemAvailable/MemTotal), both without
+ * own (NULL: the whole host), and the PSI memory "full" avg10 when the kernel has it. */
+int seq_load_sample(struct seq_load *l, const struct seq_own *own, ca_error **err);
 
 /* ---- JUnit ------------------------------------------------------------------------------------------------- */
 

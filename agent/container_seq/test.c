@@ -209,12 +209,24 @@ static void record_result(struct test_run *tr, struct seq_result *ret) {
     ret->tail = test_output_tail(&tr->out);
 }
 
+/* With --self-protect, tells the monitor the test's main process, so that the test's own load is not taken for the
+ * host's. Without it (the test already ended, the engine did not answer) the monitor judges the whole host. */
+static void publish_own_pid(struct test_run *tr) {
+  if (!tr->s->o->self_protect)
+    return;
+  _cleanup_(dk_container_info_freep) struct dk_container_info *info = NULL;
+  if (dk_container_inspect(tr->s->env.dk, tr->cid, &info, NULL) == 0 && info->running && info->pid > 0)
+    atomic_store(&tr->s->own_pid, info->pid);
+}
+
 /* The test from its start: its output followed, its exit waited for, its result recorded. */
 static enum test_status run_started(struct test_run *tr, struct seq_result *ret, ca_error **err) {
   uint64_t t0 = ca_now_monotonic_usec();
   ca_log_debug("%s: started", tr->name);
+  publish_own_pid(tr);
   test_output_follow(&tr->out);
   enum test_status status = wait_exit(tr, t0, err);
+  atomic_store(&tr->s->own_pid, 0);
   test_output_finish(&tr->out, status == TEST_DONE);
   if (status == TEST_DONE)
     record_result(tr, ret);

@@ -143,20 +143,41 @@ static void overload_reason(const struct seq *s, char *what, size_t size) {
   const struct seq_load *l = &s->load;
   what[0] = '\0';
   if (l->cpu_pct >= s->o->cpu_limit)
-    snprintf(what, size, "CPU %.0f%% busy (limit %.0f%%)", l->cpu_pct, s->o->cpu_limit);
+    snprintf(what, size, "CPU %.0f%% busy besides this suite's test (limit %.0f%%)", l->cpu_pct, s->o->cpu_limit);
   else if (l->mem_pct >= s->o->mem_limit)
-    snprintf(what, size, "memory %.0f%% in use (limit %.0f%%)", l->mem_pct, s->o->mem_limit);
+    snprintf(what, size, "memory %.0f%% in use besides this suite's test (limit %.0f%%)", l->mem_pct, s->o->mem_limit);
   else if (l->have_psi && l->mem_stall_pct >= 100.0 - s->o->mem_limit)
     snprintf(what, size, "tasks stalled on memory %.0f%% of the time (PSI full avg10, limit %.0f%%)", l->mem_stall_pct,
              100.0 - s->o->mem_limit);
 }
 
+/* The running test's usage, to leave out of the host's load; pid 0 when there is none or it cannot be read (said
+ * once: the whole host is judged then). */
+static struct seq_own own_usage(struct seq *s, bool *warned) {
+  struct seq_own own = {.pid = atomic_load(&s->own_pid)};
+  _cleanup_error_ ca_error *e = NULL;
+  cg_usage u;
+  if (own.pid && cg_proc_usage(NULL, &s->mounts, own.pid, &u, &e) == 0) {
+    own.cpu_usec = u.cpu_usec;
+    own.anon_bytes = u.anon_bytes;
+    own.has_memory = u.has_memory;
+  } else if (own.pid) {
+    if (e->code != ESRCH && !*warned)
+      ca_log_warning("self-protect: cannot tell this suite's test from the host's load, judging the whole host: %s",
+                     e->msg);
+    *warned = *warned || e->code != ESRCH;
+    own.pid = 0;
+  }
+  return own;
+}
+
 /* Samples the host load once. A threshold counts only when it holds for the whole window, so a compile burst next
  * door does not stop the suite; a host that stays overloaded does. *over_since: when the host went over, 0 while it
  * is not. */
-static void check_load(struct seq *s, uint64_t *over_since, bool *warned) {
+static void check_load(struct seq *s, uint64_t *over_since, bool *warned, bool *warned_own) {
   _cleanup_error_ ca_error *e = NULL;
-  if (seq_load_sample(&s->load, &e) < 0) {
+  struct seq_own own = own_usage(s, warned_own);
+  if (seq_load_sample(&s->load, &own, &e) < 0) {
     if (!*warned)
       ca_log_warning("self-protect: cannot sample the host load: %s", e->msg);
     *warned = true;
@@ -190,7 +211,7 @@ void *monitor_main(void *arg) {
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1); /* from the main thread: quit */
   uint64_t over_since = 0;
-  bool warned = false;
+  bool warned = false, warned_own = false;
   for (;;) {
     struct timespec ts = {0, MONITOR_TICK_MS * 1000000L};
     int sig = sigtimedwait(&set, NULL, &ts);
@@ -204,7 +225,7 @@ void *monitor_main(void *arg) {
       continue;
     }
     if (s->o->self_protect && atomic_load(&s->stop) == STOP_NONE)
-      check_load(s, &over_since, &warned);
+      check_load(s, &over_since, &warned, &warned_own);
   }
   return NULL;
 }

@@ -141,3 +141,14 @@ Test(seq_options, flags_override_variables_and_defaults_hold) {
   cr_expect(o2.resume);
   opts_done(&o2);
 }
+
+/* Self-protection leaves the suite's own test out of the host's CPU (issue 20): 2 CPUs for 1 s at 100 ticks a second
+ * are 200 ticks; a test that used 1.5 s of them leaves 25% to the rest of the host. */
+Test(seq_load, the_suites_own_cpu_time_is_not_the_hosts_load) {
+  struct seq_cpu_times delta = {.busy = 200, .total = 200};
+  cr_expect_float_eq(seq_load_outside_cpu_pct(&delta, 0, 100), 100.0, 1e-9);
+  cr_expect_float_eq(seq_load_outside_cpu_pct(&delta, 1500000, 100), 25.0, 1e-9);
+  cr_expect_float_eq(seq_load_outside_cpu_pct(&delta, 3000000, 100), 0.0, 1e-9, "never below 0");
+  struct seq_cpu_times idle = {.busy = 0, .total = 0};
+  cr_expect_float_eq(seq_load_outside_cpu_pct(&idle, 0, 100), 0.0, 1e-9);
+}
