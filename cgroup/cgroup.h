@@ -127,6 +127,9 @@ typedef struct cg_spawn_options {
    * command execs, whatever the code that opened it forgot. */
   const int *keep_fds;
   size_t n_keep_fds;
+  /* The command's new process group becomes the foreground of the terminal on stdin before exec (a command that
+   * reads the terminal), as a shell does for a foreground job. */
+  bool take_terminal;
 } cg_spawn_options;
 
 typedef struct cg_process {

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "cgroup-internal.h"
 
@@ -46,6 +47,7 @@ struct child_ctx {
   void *pre_exec_data;
   const int *keep_fds;
   size_t n_keep_fds;
+  bool take_terminal;
 };
 
 static bool fd_kept(int fd, const int *keep, size_t n) {
@@ -124,6 +126,14 @@ static _noreturn_ void child_run(const struct child_ctx *c) {
     if (c->v1_procs_fd[i] >= 0 && write(c->v1_procs_fd[i], "0", 1) != 1)
       child_fail(c, STAGE_JOIN_V1);
   (void)setpgid(0, 0); /* the parent does the same; one of the two wins, either result is right */
+  if (c->take_terminal) {
+    /* Before exec, so that a command that reads the terminal at once is not stopped by SIGTTIN. SIGTTOU ignored
+     * for the call: the new group is not the foreground yet. Failing is harmless: the command then runs as a
+     * background job would. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    (void)sigaction(SIGTTOU, &ign, NULL);
+    (void)tcsetpgrp(STDIN_FILENO, getpid());
+  }
   struct sigaction dfl = {.sa_handler = SIG_DFL};
   for (int sig = 1; sig < _NSIG; sig++)
     (void)sigaction(sig, &dfl, NULL); /* EINVAL for SIGKILL, SIGSTOP and the libc-internal ones */
@@ -376,7 +386,8 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
                         .pre_exec = opts->pre_exec,
                         .pre_exec_data = opts->pre_exec_data,
                         .keep_fds = opts->keep_fds,
-                        .n_keep_fds = opts->n_keep_fds};
+                        .n_keep_fds = opts->n_keep_fds,
+                        .take_terminal = opts->take_terminal};
   for (int i = 0; i < CG_V1_N; i++)
     c.v1_procs_fd[i] = -1;
   bool into = leaf->path && leaf->root->track_is_v2 && !opts->join_after_fork;

@@ -124,6 +124,7 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
       .pre_exec_what = "--private-tmp: cannot set up a private /tmp and /dev/shm (it needs root, or CAP_SYS_ADMIN)",
       .keep_fds = s->keep_fds,
       .n_keep_fds = s->n_keep_fds,
+      .take_terminal = ag_run_terminal_is_ours(),
   };
   cg_process proc;
   _cleanup_error_ ca_error *err = NULL;
@@ -138,6 +139,7 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
   if (proc.pidfd >= 0)
     close(proc.pidfd); /* SIGCHLD and waitpid tell us about the main process */
   s->pid = proc.pid;
+  s->gave_terminal = sopts.take_terminal;
   return 0;
 }
 
@@ -160,6 +162,7 @@ static int run_command(struct run_state *s, const struct run_opts *o) {
   if (r != 0)
     return r;
   ag_run_supervise(s, o, sfd);
+  ag_run_terminal_take_back(s);
   if (!s->timed_out && !s->signal)
     ag_run_report_survivors(s);
   return 0;

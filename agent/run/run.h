@@ -34,6 +34,8 @@ struct run_state {
   size_t n_keep_fds;
   cg_stats stats;
   bool have_stats;
+  bool gave_terminal; /* the command's process group got the terminal on stdin */
+  bool said_stopped;  /* the command's stop without a terminal was said */
 };
 
 /* options.c: 0 when the command is to run, -1 after --help, else the usage error's exit code (message printed). */
@@ -45,6 +47,13 @@ void ag_run_supervise(struct run_state *s, const struct run_opts *o, int sfd);
 bool ag_run_reap(struct run_state *s, bool *main_exited);
 /* "3 processes outlived the command: sleep (pid 123), ..." for what is left in the leaf after the main process. */
 void ag_run_report_survivors(struct run_state *s);
+
+/* terminal.c: whether stdin is a terminal whose foreground is the agent's process group. */
+bool ag_run_terminal_is_ours(void);
+/* Gives the terminal back to the agent's process group when the command's holds it. */
+void ag_run_terminal_take_back(struct run_state *s);
+/* The main process stopped with sig: with a terminal, the run stops too and both continue together. */
+void ag_run_command_stopped(struct run_state *s, int sig);
 
 /* report.c: the exit code from DESIGN.md's table, with the OOM message when the cgroup recorded an OOM kill. */
 int ag_run_exit_code(struct run_state *s, const struct run_opts *o);

@@ -38,8 +38,10 @@ void ag_run_report_survivors(struct run_state *s) {
 bool ag_run_reap(struct run_state *s, bool *main_exited) {
   int st;
   pid_t p;
-  while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-    if (p == s->pid) {
+  while ((p = waitpid(-1, &st, WNOHANG | WUNTRACED)) > 0) {
+    if (p == s->pid && WIFSTOPPED(st)) {
+      ag_run_command_stopped(s, WSTOPSIG(st));
+    } else if (p == s->pid) {
       s->status = st;
       *main_exited = true;
     } else if (p == s->session->guardian.pid) {
@@ -48,7 +50,7 @@ bool ag_run_reap(struct run_state *s, bool *main_exited) {
                       (int)p);
       ag_session_guardian_exited(s->session);
     }
-    /* Anything else is an orphan re-parented to us under process tracking: reaped, nothing more. */
+    /* Anything else is an orphan re-parented to us under process tracking: reaped (or stopped), nothing more. */
   }
   return *main_exited;
 }
