@@ -335,6 +335,24 @@ static int unix_connect_error(struct dk_client *c, const char *what, ca_error **
                       c->socket_path);
 }
 
+/* Whether libcurl's message for a failed read or write is a TLS alert of the peer (OpenSSL: "... alert ..."). */
+static bool tls_alert(const char *detail) {
+  return strstr(detail, "SSL") && strstr(detail, "alert");
+}
+
+static int tls_error(const struct dk_client *c, ca_error **err, const char *what, const char *detail) {
+  int r =
+      ca_error_set(err, EPROTO, "%s: TLS with %s failed: %s (check DOCKER_CERT_PATH's ca.pem, cert.pem and key.pem)",
+                   what, c->host, detail);
+  if (err)
+    (*err)->detail = DK_ERROR_DETAIL_TLS;
+  return r;
+}
+
+bool dk_error_is_tls(const ca_error *e) {
+  return e && e->detail == DK_ERROR_DETAIL_TLS;
+}
+
 int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error **err) {
   char what[256];
   req_label(r->method, r->path, what, sizeof(what));
@@ -363,12 +381,16 @@ int dk_req_result(struct dk_client *c, struct dk_req *r, CURLcode cc, ca_error *
       case CURLE_PARTIAL_FILE:
       case CURLE_RECV_ERROR:
       case CURLE_SEND_ERROR:
+        /* An engine that refuses our certificate (expired, unknown CA) ends the handshake with an alert, which
+         * libcurl reports as a failed read: that is TLS, not a dropped connection to retry. */
+        if (c->tls_ca && tls_alert(detail))
+          return tls_error(c, err, what, detail);
         return ca_error_set(err, ECONNRESET, "%s: connection dropped: %s", what, detail);
       case CURLE_SSL_CONNECT_ERROR:
       case CURLE_PEER_FAILED_VERIFICATION:
       case CURLE_SSL_CERTPROBLEM:
       case CURLE_SSL_CACERT_BADFILE:
-        return ca_error_set(err, EPROTO, "%s: TLS with %s failed: %s", what, c->host, detail);
+        return tls_error(c, err, what, detail);
       default:
         return ca_error_set(err, EIO, "%s: %s", what, detail);
     }
@@ -452,8 +474,12 @@ static int file_readable(const char *dir, const char *name, char **ret, ca_error
   _cleanup_free_ char *p = NULL;
   if (asprintf(&p, "%s/%s", dir, name) < 0)
     return ca_error_set(err, ENOMEM, "out of memory");
-  if (access(p, R_OK) < 0)
-    return ca_error_set(err, ENOENT, "DOCKER_TLS_VERIFY is set but %s is missing or unreadable (DOCKER_CERT_PATH)", p);
+  if (access(p, R_OK) < 0) {
+    int r = ca_error_set(err, ENOENT, "DOCKER_TLS_VERIFY is set but %s is missing or unreadable (DOCKER_CERT_PATH)", p);
+    if (err)
+      (*err)->detail = DK_ERROR_DETAIL_TLS;
+    return r;
+  }
   *ret = TAKE_PTR(p);
   return 0;
 }
@@ -669,7 +695,7 @@ int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, 
       return k;
     }
   }
-  if (o.lazy) {
+  if (o.lazy && c->socket_path) {
     c->conn = DK_CONN_PENDING;
   } else if ((k = client_connect_now(c, err)) < 0) {
     return k;

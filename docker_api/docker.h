@@ -35,6 +35,10 @@ enum dk_error_kind {
 
 /* Classifies an error returned by any dk_ function (NULL is FINAL). */
 enum dk_error_kind dk_error_kind(const ca_error *e);
+/* The detail of an error that says the engine's TLS setup is wrong (a certificate refused either way, a missing
+ * file): the user's to fix, never an engine that is merely down, so no command goes on without the engine then. */
+#define DK_ERROR_DETAIL_TLS 1
+bool dk_error_is_tls(const ca_error *e);
 
 /* ---- client ------------------------------------------------------------------------------------------------ */
 
@@ -48,8 +52,9 @@ struct dk_client_options {
   unsigned remove_timeout_ms; /* kill, delete, and stop on top of its grace period; 0: 60 s */
   int retries;                /* transient failures of idempotent calls are retried this often; <0: never; 0: 4 */
   size_t max_body;            /* cap on one response body or log/event line; 0: 64 MiB */
-  bool lazy; /* dk_client_new only checks the address (a unix socket must exist and be accessible); initialising
-              * libcurl and negotiating wait for the first call, dk_client_connect or dk_client_connect_start */
+  bool lazy; /* for a unix socket, dk_client_new only checks that it exists and is accessible; initialising libcurl
+              * and negotiating wait for the first call, dk_client_connect or dk_client_connect_start. A TCP engine
+              * is always connected at once: TLS refused is an error to say before anything runs. */
 };
 
 /* Connects to the engine named by opts (NULL: defaults), negotiates the API version through /_ping and refuses

@@ -465,11 +465,16 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
   return 0;
 }
 
-/* Connects to the engine and opens the cgroup root; gc goes on without either, collecting what it can reach. */
-static void open_backends(struct gc_run *g, const struct ag_globals *gl) {
+/* Connects to the engine and opens the cgroup root; gc goes on without either, collecting what it can reach, except
+ * when the engine's TLS setup is wrong (the user's to fix): -1 then, said. */
+static int open_backends(struct gc_run *g, const struct ag_globals *gl) {
   _cleanup_error_ ca_error *err = NULL;
   struct dk_client_options dopts = {.host = gl->docker_host};
   if (dk_client_new(&dopts, &g->env.dk, &err) < 0) {
+    if (dk_error_is_tls(err)) {
+      ca_log_error("gc: %s", err->msg);
+      return -1;
+    }
     ca_log_notice("gc: no Docker engine (%s): collecting cgroups and registry files only", err->msg);
     ca_error_free(TAKE_PTR(err));
   }
@@ -477,6 +482,7 @@ static void open_backends(struct gc_run *g, const struct ag_globals *gl) {
   AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &g->env.cg, &err) < 0)
     ca_log_warning("gc: %s", err->msg);
+  return 0;
 }
 
 /* Lists every collectable item; returns false when some listing failed (what it found is still collected). */
@@ -574,7 +580,10 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
       .process_alive = process_alive,
       .userdata = &g,
   };
-  open_backends(&g, gl);
+  if (open_backends(&g, gl) < 0) {
+    rc = AG_EXIT_USAGE;
+    goto out;
+  }
   bool scan_ok = scan_all(&g);
   if (!g.o.dry_run)
     remove_all(&g);

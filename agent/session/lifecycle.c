@@ -57,7 +57,7 @@ static int open_engine(struct ag_session *s, ca_error **err) {
   o.host = s->docker_host;
   _cleanup_error_ ca_error *e = NULL;
   int r = dk_client_new(&o, &s->env.dk, &e);
-  if (r < 0 && s->cfg->engine_required) {
+  if (r < 0 && (s->cfg->engine_required || dk_error_is_tls(e))) { /* a TLS setup that is wrong is the user's to fix */
     if (err)
       *err = TAKE_PTR(e);
     return r;

@@ -9,6 +9,10 @@
 #include "private_engine.h"
 
 pid_t private_engine_start(const char *dir, const char *host) {
+  return private_engine_start_with(dir, host, NULL);
+}
+
+pid_t private_engine_start_with(const char *dir, const char *host, const char *const *extra) {
   char data[256], exec[256], pidfile[256], sock[256], log[256];
   snprintf(data, sizeof(data), "%s/data", dir);
   snprintf(exec, sizeof(exec), "%s/exec", dir);
@@ -23,8 +27,24 @@ pid_t private_engine_start(const char *dir, const char *host) {
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    execlp("dockerd", "dockerd", "--data-root", data, "--exec-root", exec, "--pidfile", pidfile, "-H", sock,
-           "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", (char *)NULL);
+    const char *argv[64] = {"dockerd",
+                            "--data-root",
+                            data,
+                            "--exec-root",
+                            exec,
+                            "--pidfile",
+                            pidfile,
+                            "-H",
+                            sock,
+                            "--iptables=false",
+                            "--ip6tables=false",
+                            "--bridge=none",
+                            "--storage-driver=vfs"};
+    size_t n = 13;
+    for (size_t i = 0; extra && extra[i] && n < 63; i++)
+      argv[n++] = extra[i];
+    argv[n] = NULL;
+    execvp("dockerd", (char **)argv);
     _exit(127);
   }
   /* ready when it answers */

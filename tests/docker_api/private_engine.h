@@ -7,5 +7,7 @@
 /* Starts dockerd with its files under dir and its socket at host ("unix://<dir>/docker.sock"); returns its pid once
  * it answers (fails the test after 30 s; its log is <dir>/dockerd.log). */
 pid_t private_engine_start(const char *dir, const char *host);
+/* The same with more dockerd arguments (NULL-terminated): another listener (-H tcp://...) with TLS, say. */
+pid_t private_engine_start_with(const char *dir, const char *host, const char *const *extra);
 /* Stops it (SIGTERM, then SIGKILL after 30 s) and sets *pid to -1; nothing when *pid <= 0. */
 void private_engine_stop(pid_t *pid);
