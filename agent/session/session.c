@@ -83,6 +83,16 @@ int ag_owner_self(struct ag_owner *ret, ca_error **err) {
   return 0;
 }
 
+/* Hands e to the caller's err as ca_error_set would (replacing what was there), or frees it. */
+static void pass_error(ca_error **err, ca_error *e) {
+  if (!err) {
+    ca_error_free(e);
+    return;
+  }
+  ca_error_free(*err);
+  *err = e;
+}
+
 /* mkdir (when create) that accepts an existing directory, then checks it is a real directory of ours that nobody else
  * can use. */
 static int ensure_private_dir(const char *path, bool create, ca_error **err) {
@@ -148,8 +158,7 @@ int ag_state_open_flags(const char *dir_opt, unsigned flags, struct ag_state **r
     return 0;
   }
   if (r < 0) {
-    if (err)
-      *err = TAKE_PTR(e);
+    pass_error(err, TAKE_PTR(e));
     return r;
   }
   s->sessions_fd = open(s->sessions, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -488,8 +497,7 @@ int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret
   _cleanup_error_ ca_error *why = NULL;
   int r = ca_read_file(path, REGISTRY_MAX, &text, &len, &why);
   if (r == -ENOENT) {
-    if (err)
-      *err = TAKE_PTR(why);
+    pass_error(err, TAKE_PTR(why));
     return r;
   }
   /* A read that fails says nothing of the contents (EACCES, EMFILE, ENOMEM, EIO, ...): an error, the file kept. Too
