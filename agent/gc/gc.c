@@ -482,6 +482,7 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
                "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
                "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; never images,\n"
                "never anything without a valid io.cleanup-agent.session label, never io.cleanup-agent.keep=true.\n"
+               "Registry files set aside as corrupt go once 7 days old (or older than --older-than).\n"
                "--parallel N: deletes in flight (1 to 64, default 32). Running containers are removed with a forced\n"
                "DELETE: the engine kills them.\n"
                "Exit 0 when everything collectable went, 1 when something is left.\n");

@@ -220,10 +220,8 @@ static int lock_symlink(struct ag_state *s, const char *id, const char *name, in
 int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd, ca_error **err) {
   if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id (32 lowercase hex characters)", id);
-  if (s->sessions_fd < 0)
-    return ca_error_set(err, ENOENT, "session %s: no state dir %s", id, s->sessions);
-  if (create && s->read_only)
-    return ca_error_set(err, EROFS, "session %s: the state dir was opened read-only", id);
+  if (s->sessions_fd < 0 || (create && s->read_only))
+    return refuse_change(s, "session lock", err);
   char name[64];
   snprintf(name, sizeof(name), "%s.lock", id);
   if (create) {
