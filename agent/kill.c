@@ -21,6 +21,10 @@ static int kill_one(const struct ag_env *env, const char *host, const char *id) 
     ca_log_error("kill: no session %s on this host (%s)", id, env->state->sessions);
     return -ENOENT;
   }
+  if (r < 0 && r != -EINVAL) { /* unreadable, or a newer agent's: not ours to end blind */
+    ca_log_error("kill: %s", err->msg);
+    return r;
+  }
   if (r < 0)
     ca_log_warning("kill: %s; collecting the session from its labels and cgroup", err->msg);
   bool have_reg = r == 0;
@@ -86,12 +90,12 @@ int ag_cmd_kill(const struct ag_globals *g, int argc, char **argv) {
   _cleanup_error_ ca_error *err = NULL;
   struct ag_env env = {0};
   struct ag_owner self;
-  if (ag_state_open(g->state_dir, &env.state, &err) < 0 || ag_owner_self(&self, &err) < 0) {
+  if (ag_state_open_flags(g->state_dir, AG_STATE_NO_CREATE, &env.state, &err) < 0 || ag_owner_self(&self, &err) < 0) {
     ca_log_error("kill: %s", err->msg);
     ag_state_free(env.state);
     return AG_EXIT_FAILED;
   }
-  cg_root_options copts = {.root = g->cgroup_root, .allow_process = true};
+  cg_root_options copts = {.root = g->cgroup_root, .allow_process = true, .open_existing = true};
   AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &env.cg, NULL) < 0)
     env.cg = NULL;

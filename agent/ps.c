@@ -115,6 +115,26 @@ static void print_json(struct ps_row *rows, size_t n) {
   cJSON_Delete(arr);
 }
 
+/* One line per file set aside in the state dir: what it is, since when, and when gc removes it. */
+static void name_aside(struct ag_state *state) {
+  _cleanup_free_ struct ag_aside *v = NULL;
+  size_t n = 0;
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_state_list_aside(state, &v, &n, &err) < 0) {
+    ca_log_warning("ps: %s", err->msg);
+    return;
+  }
+  char keep[32];
+  (void)ca_format_duration((uint64_t)AG_ASIDE_KEEP_SECONDS * 1000000u, keep);
+  for (size_t i = 0; i < n; i++) {
+    char age[32];
+    format_age(v[i].since, age);
+    ca_log_notice("ps: %s/%s: %s of session %s, set aside %s ago; gc removes it once %s old", state->sessions,
+                  v[i].name, streq(v[i].why, "corrupt") ? "a corrupt registry" : "a symbolic link planted in the place",
+                  v[i].id, age, keep);
+  }
+}
+
 int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv) {
   static const struct option options[] = {
       {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
@@ -148,11 +168,13 @@ int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv) {
   _cleanup_(dk_list_freep) struct dk_list *containers = NULL;
   struct ps_row *rows = NULL;
   size_t n = 0;
-  if (ag_state_open(g->state_dir, &env.state, &err) < 0 || ag_state_list_sessions(env.state, &ids, &err) < 0) {
+  /* ps changes nothing: no state dir or cgroup root made, no registry set aside, no process moved. */
+  if (ag_state_open_flags(g->state_dir, AG_STATE_READ_ONLY, &env.state, &err) < 0 ||
+      ag_state_list_sessions(env.state, &ids, &err) < 0) {
     ca_log_error("ps: %s", err->msg);
     goto out;
   }
-  cg_root_options copts = {.root = g->cgroup_root, .allow_process = true};
+  cg_root_options copts = {.root = g->cgroup_root, .allow_process = true, .open_existing = true};
   AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &env.cg, NULL) < 0)
     env.cg = NULL; /* no cgroup: processes and memory show as "-" */
@@ -178,6 +200,7 @@ int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv) {
     print_json(rows, n);
   else
     print_table(rows, n);
+  name_aside(env.state);
   rc = AG_EXIT_OK;
 out:
   for (size_t i = 0; rows && i < n; i++)

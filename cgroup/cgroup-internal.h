@@ -31,7 +31,8 @@ struct cg_root {
   char *track_mount;
   bool track_is_v2;
   bool avoid_cgroup_kill;
-  char *path; /* absolute root of the run-* leaves in the tracking hierarchy */
+  bool open_existing; /* cg_root_options.open_existing: no leaf is created under this root */
+  char *path;         /* absolute root of the run-* leaves in the tracking hierarchy */
   /* v2 controllers usable in leaves under path (enabled in path's subtree_control). */
   bool v2_memory, v2_pids, v2_cpu;
   /* v1 parents of the run-* leaves per controller (absolute), NULL when that hierarchy is not used. */

@@ -46,6 +46,9 @@ typedef struct cg_root_options {
   bool force_process;      /* use CG_TRACK_PROCESS even when a cgroup is writable */
   bool allow_process;      /* fall back to CG_TRACK_PROCESS when no cgroup is writable instead of failing */
   bool avoid_cgroup_kill;  /* kill by freeze + checked pidfd kills even where cgroup.kill exists (tests, benchmarks) */
+  bool open_existing;      /* take the root as it is, to look at or collect the leaves in it (ps, kill, gc): nothing
+                            * is created, no controller enabled, no process moved; a root that does not exist yet is
+                            * no cgroup (ENOENT, or process tracking with allow_process); no leaf can be created */
 } cg_root_options;
 
 /* An opened root: the mounts, the chosen root directory and what its controllers can do. */
@@ -53,7 +56,8 @@ typedef struct cg_root cg_root;
 
 /* Detects the mode, selects and creates the root (mkdir -p), checks that it is writable and enables the memory,
  * pids and cpu controllers available along the path from the mount to the root (retrying EBUSY, then one at a
- * time). Fails with a message that says what to do when nothing writable is found and !allow_process. */
+ * time). Fails with a message that says what to do when nothing writable is found and !allow_process. With
+ * open_existing it only selects the root and reads which controllers its leaves have. */
 int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err);
 void cg_root_free(cg_root *root);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cg_root *, cg_root_free)

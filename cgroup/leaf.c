@@ -206,6 +206,9 @@ int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limit
   _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
   if (leaf_new(root, session_id, &leaf, err) < 0)
     return -EINVAL;
+  if (root->open_existing)
+    return ca_error_set(err, EINVAL, "cannot create session %s: the cgroup root was opened only to look at it",
+                        session_id);
 
   if (root->tracking == CG_TRACK_PROCESS) {
     if (limits->memory_max || limits->pids_max || limits->cpus > 0)

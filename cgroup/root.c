@@ -105,6 +105,11 @@ static int mkdir_p(const cg_root *root, const char *path, ca_error **err) {
   return 0;
 }
 
+static bool is_directory(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static bool is_cgroup2(const char *path) {
   struct statfs sfs;
   return path && statfs(path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
@@ -278,7 +283,8 @@ static int select_path(cg_root *root, const cg_root_options *opts, const char *o
     if (root->track_is_v2 && own_track && !streq(own_track, "/"))
       snprintf(own_dir, sizeof(own_dir), "%s%s", track, own_track);
     if (own_dir[0] && is_delegated(own_dir)) {
-      if (leave_delegated(own_dir, err) < 0)
+      /* Only an agent that makes leaves needs to leave room for them. */
+      if (!opts->open_existing && leave_delegated(own_dir, err) < 0)
         return NO_CGROUP;
       root->path = strdup(own_dir);
     } else if (!(root->path = named_path(root, opts, own_track, err))) {
@@ -309,13 +315,48 @@ static int open_v1_parents(cg_root *root, const cg_proc_cgroup *own, const char 
     _cleanup_free_ char *parent = join_path(mounts[i], owns[i], rel);
     if (!parent)
       return ca_error_set(err, ENOMEM, "out of memory");
-    if (mkdir_p(root, parent, NULL) == 0) /* asking for a limit there later gives the error */
+    /* asking for a limit there later gives the error */
+    if (root->open_existing ? is_directory(parent) : mkdir_p(root, parent, NULL) == 0)
       root->v1_parent[i] = TAKE_PTR(parent);
   }
   return 0;
 }
 
-/* Cgroup tracking: the tracking hierarchy, root->path created and writable, its controllers, the v1 parents.
+/* root->path created and writable, with the controllers enabled on the way down to it. 0 or NO_CGROUP. */
+static int make_writable(cg_root *root, ca_error **err) {
+  if (mkdir_p(root, root->path, err) < 0)
+    return NO_CGROUP;
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/cgroup.procs", root->path);
+  if (access(path, W_OK) < 0) {
+    access_error(root, errno, "write", path, err);
+    return NO_CGROUP;
+  }
+  if (root->track_is_v2)
+    enable_v2_controllers(root);
+  return 0;
+}
+
+/* root->path as it is: it must exist; its leaves have the controllers its subtree_control shows. 0 or NO_CGROUP. */
+static int take_existing(cg_root *root, ca_error **err) {
+  struct stat st;
+  int e = stat(root->path, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+  if (e) {
+    ca_error_set(err, e, "cgroup root %s: %s (nothing ran there yet)", root->path, strerror(e));
+    return NO_CGROUP;
+  }
+  char cur[256] = "";
+  _cleanup_close_ int dfd = open(root->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root->track_is_v2 && dfd >= 0)
+    (void)ca_read_file_buf(dfd, "cgroup.subtree_control", cur, sizeof(cur), NULL); /* none readable: no controller */
+  root->v2_memory = cg_has_word(cur, "memory");
+  root->v2_pids = cg_has_word(cur, "pids");
+  root->v2_cpu = cg_has_word(cur, "cpu");
+  return 0;
+}
+
+/* Cgroup tracking: the tracking hierarchy, root->path created and writable (or as it is, with open_existing), its
+ * controllers, the v1 parents.
  * 0, NO_CGROUP or a negative errno. */
 static int open_tracking(cg_root *root, const cg_root_options *opts, ca_error **err) {
   char path[PATH_MAX];
@@ -340,15 +381,9 @@ static int open_tracking(cg_root *root, const cg_root_options *opts, ca_error **
   int r = select_path(root, opts, own_track, err);
   if (r != 0)
     return r;
-  if (mkdir_p(root, root->path, err) < 0)
-    return NO_CGROUP;
-  snprintf(path, sizeof(path), "%s/cgroup.procs", root->path);
-  if (access(path, W_OK) < 0) {
-    access_error(root, errno, "write", path, err);
-    return NO_CGROUP;
-  }
-  if (root->track_is_v2)
-    enable_v2_controllers(root);
+  r = opts->open_existing ? take_existing(root, err) : make_writable(root, err);
+  if (r != 0)
+    return r;
   return open_v1_parents(root, &own, own_track, err);
 }
 
@@ -364,6 +399,7 @@ int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err) {
       !(root->root_option = strdup(opts->root_option ? opts->root_option : "the cgroup root")))
     return ca_error_set(err, ENOMEM, "out of memory");
   root->avoid_cgroup_kill = opts->avoid_cgroup_kill;
+  root->open_existing = opts->open_existing;
   int r = detect_mounts(root, err);
   if (r < 0)
     return r;

@@ -62,7 +62,8 @@ static enum ag_session_state state_of(void *ud, const char *id) {
   int r = ag_session_lock(g->env.state, id, false, &fd, NULL);
   if (r == -EWOULDBLOCK)
     return AG_SESSION_ALIVE;
-  return r == 0 ? AG_SESSION_DEAD : AG_SESSION_UNKNOWN;
+  /* A newer agent's session is left to that agent: nothing here proves it dead. */
+  return r == 0 && ag_registry_check_version(g->env.state, id, NULL) == 0 ? AG_SESSION_DEAD : AG_SESSION_UNKNOWN;
 }
 
 static bool process_alive(void *ud, pid_t pid, uint64_t start) {
@@ -227,12 +228,53 @@ static int scan_registries(struct gc_run *g, ca_error **err) {
   if (ag_state_list_sessions(g->env.state, &ids, err) < 0)
     return ca_error_wrap(err, "gc");
   for (char **id = ids; *id; id++) {
+    _cleanup_error_ ca_error *newer = NULL;
+    if (ag_registry_check_version(g->env.state, *id, &newer) < 0) {
+      ca_log_warning("gc: %s", newer->msg);
+      continue;
+    }
     if (state_of(g, *id) == AG_SESSION_ALIVE)
       continue;
     if (add_dead_session_item(g, GC_REGISTRY, *id) < 0)
       return ca_error_set(err, ENOMEM, "gc: out of memory");
   }
   return 0;
+}
+
+/* Registry files set aside as corrupt (and planted symbolic links) once older than AG_ASIDE_KEEP_SECONDS, or than
+ * --older-than when given. */
+static int scan_aside(struct gc_run *g, ca_error **err) {
+  _cleanup_free_ struct ag_aside *v = NULL;
+  size_t n = 0;
+  if (ag_state_list_aside(g->env.state, &v, &n, err) < 0)
+    return ca_error_wrap(err, "gc");
+  int64_t keep = g->o.older_than_usec ? (int64_t)(g->o.older_than_usec / 1000000) : AG_ASIDE_KEEP_SECONDS;
+  for (size_t i = 0; i < n; i++) {
+    if (g->ctx.now - v[i].since < keep)
+      continue;
+    struct gc_item *gi = add_item(g);
+    if (!gi || !(gi->id = strdup(v[i].name)) || !(gi->name = strdup(v[i].name)))
+      return ca_error_set(err, ENOMEM, "gc: out of memory");
+    gi->kind = GC_REGISTRY;
+    gi->rule = AG_RULE_SET_ASIDE;
+    snprintf(gi->session, sizeof(gi->session), "%s", v[i].id);
+    gi->age = g->ctx.now - v[i].since;
+  }
+  return 0;
+}
+
+static void remove_aside(struct gc_run *g) {
+  for (size_t i = 0; i < g->n; i++) {
+    struct gc_item *it = &g->items[i];
+    if (it->rule != AG_RULE_SET_ASIDE)
+      continue;
+    it->done = ag_state_remove_aside(g->env.state, it->id, &it->error) == 0;
+    if (it->done)
+      g->removed[GC_REGISTRY]++;
+    else
+      g->failed[GC_REGISTRY]++;
+    show_progress(g, 1);
+  }
 }
 
 /* True when something of the session could not be removed: its registry then stays, so that it is still known dead. */
@@ -246,7 +288,7 @@ static bool session_has_failures(const struct gc_run *g, const char *id) {
 static void remove_local(struct gc_run *g, enum gc_kind kind) {
   for (size_t i = 0; i < g->n; i++) {
     struct gc_item *it = &g->items[i];
-    if (it->kind != kind)
+    if (it->kind != kind || it->rule == AG_RULE_SET_ASIDE)
       continue;
     _cleanup_close_ int lock = -1;
     /* Hold the session's lock while we remove its leaf or files, as any collector does. A registry without a lock
@@ -276,7 +318,7 @@ static const char *short_id(const struct gc_item *it, char buf[static 16]) {
     snprintf(buf, 16, "%.12s", it->id);
     return buf;
   }
-  return it->kind == GC_VOLUME ? it->id : it->session;
+  return it->kind == GC_VOLUME || it->rule == AG_RULE_SET_ASIDE ? it->id : it->session;
 }
 
 static const char *result_of(const struct gc_run *g, const struct gc_item *it) {
@@ -440,6 +482,7 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
                "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
                "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; never images,\n"
                "never anything without a valid io.cleanup-agent.session label, never io.cleanup-agent.keep=true.\n"
+               "Registry files set aside as corrupt go once 7 days old (or older than --older-than).\n"
                "--parallel N: deletes in flight (1 to 64, default 32). Running containers are removed with a forced\n"
                "DELETE: the engine kills them.\n"
                "Exit 0 when everything collectable went, 1 when something is left.\n");
@@ -478,7 +521,8 @@ static int open_backends(struct gc_run *g, const struct ag_globals *gl) {
     ca_log_notice("gc: no Docker engine (%s): collecting cgroups and registry files only", err->msg);
     ca_error_free(TAKE_PTR(err));
   }
-  cg_root_options copts = {.root = gl->cgroup_root, .allow_process = true};
+  /* gc collects the leaves that exist: it makes no root, enables nothing and moves no process. */
+  cg_root_options copts = {.root = gl->cgroup_root, .allow_process = true, .open_existing = true};
   AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &g->env.cg, &err) < 0)
     ca_log_warning("gc: %s", err->msg);
@@ -495,7 +539,7 @@ static bool scan_all(struct gc_run *g) {
       ca_error_free(TAKE_PTR(err));
       ok = false;
     }
-  if (scan_cgroups(g, &err) < 0 || scan_registries(g, &err) < 0) {
+  if (scan_cgroups(g, &err) < 0 || scan_registries(g, &err) < 0 || scan_aside(g, &err) < 0) {
     ca_log_error("%s", err->msg);
     ok = false;
   }
@@ -509,6 +553,7 @@ static void remove_all(struct gc_run *g) {
     remove_docker(g, k);
   remove_local(g, GC_CGROUP);
   remove_local(g, GC_REGISTRY);
+  remove_aside(g);
   if (g->progress)
     fputc('\n', stderr);
 }
@@ -562,11 +607,13 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
   int rc = AG_EXIT_FAILED;
   uint64_t t0 = ca_now_monotonic_usec();
 
-  if (ag_state_open(gl->state_dir, &g.env.state, &err) < 0 || ag_owner_self(&g.self, &err) < 0) {
+  /* A dry run changes nothing: no state dir made, no gc.lock written (it removes nothing another gc could race). */
+  unsigned flags = g.o.dry_run ? AG_STATE_READ_ONLY : 0;
+  if (ag_state_open_flags(gl->state_dir, flags, &g.env.state, &err) < 0 || ag_owner_self(&g.self, &err) < 0) {
     ca_log_error("gc: %s", err->msg);
     goto out;
   }
-  if (take_gc_lock(g.env.state, &lock) < 0)
+  if (!g.o.dry_run && take_gc_lock(g.env.state, &lock) < 0)
     goto out;
   g.ctx = (struct ag_rule_ctx){
       .host = g.self.host,

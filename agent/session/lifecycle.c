@@ -139,6 +139,8 @@ static int collect_dead_session(const struct ag_env *env, const char *id, int lo
   struct ag_registry reg = {0};
   _cleanup_error_ ca_error *e = NULL;
   int r = ag_registry_load(env->state, id, &reg, &e);
+  if (r < 0 && r != -ENOENT && r != -EINVAL) /* unreadable, or a newer agent's: kept for a later try or that agent */
+    return ca_error_set(err, -r, "%s", e->msg);
   if (r < 0 && r != -ENOENT)
     ca_log_warning("%s; collecting session %s from its labels and cgroup", e->msg, id);
   r = ag_collect_resources(env, id, st, err);

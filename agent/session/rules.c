@@ -31,6 +31,8 @@ const char *ag_rule_name(enum ag_rule r) {
       return "expired";
     case AG_RULE_OLDER_THAN:
       return "older-than";
+    case AG_RULE_SET_ASIDE:
+      return "set-aside";
   }
   return "?";
 }

@@ -22,6 +22,7 @@ enum ag_rule {
   AG_RULE_REBOOTED,         /* owner labels name this machine with another boot id */
   AG_RULE_EXPIRED,          /* io.cleanup-agent.expires is in the past (any host) */
   AG_RULE_OLDER_THAN,       /* gc --older-than, for a session of this machine (or, unlabeled, of this hostname) */
+  AG_RULE_SET_ASIDE, /* a state file set aside as corrupt longer ago than AG_ASIDE_KEEP_SECONDS or --older-than */
 };
 
 /* "dead-session", "owner-gone", ..., "keep", "live", ... for output. */

@@ -83,9 +83,20 @@ int ag_owner_self(struct ag_owner *ret, ca_error **err) {
   return 0;
 }
 
-/* mkdir that accepts an existing directory, then checks it is a real directory of ours that nobody else can use. */
-static int ensure_private_dir(const char *path, ca_error **err) {
-  if (mkdir(path, 0700) < 0 && errno != EEXIST)
+/* Hands e to the caller's err as ca_error_set would (replacing what was there), or frees it. */
+static void pass_error(ca_error **err, ca_error *e) {
+  if (!err) {
+    ca_error_free(e);
+    return;
+  }
+  ca_error_free(*err);
+  *err = e;
+}
+
+/* mkdir (when create) that accepts an existing directory, then checks it is a real directory of ours that nobody else
+ * can use. */
+static int ensure_private_dir(const char *path, bool create, ca_error **err) {
+  if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
     return ca_error_set_errno(err, errno, "state dir: create %s (choose another with --state-dir)", path);
   struct stat st;
   if (lstat(path, &st) < 0)
@@ -115,10 +126,16 @@ void ag_state_free(struct ag_state *s) {
 }
 
 int ag_state_open(const char *dir_opt, struct ag_state **ret, ca_error **err) {
+  return ag_state_open_flags(dir_opt, 0, ret, err);
+}
+
+int ag_state_open_flags(const char *dir_opt, unsigned flags, struct ag_state **ret, ca_error **err) {
   _cleanup_(ag_state_freep) struct ag_state *s = calloc(1, sizeof(*s));
   if (!s)
     return ca_error_set(err, ENOMEM, "state dir: out of memory");
   s->sessions_fd = -1;
+  s->read_only = flags & AG_STATE_READ_ONLY;
+  bool create = !(flags & (AG_STATE_NO_CREATE | AG_STATE_READ_ONLY));
   if (dir_opt)
     s->dir = strdup(dir_opt);
   else if (geteuid() == 0)
@@ -132,16 +149,31 @@ int ag_state_open(const char *dir_opt, struct ag_state **ret, ca_error **err) {
   }
   if (!s->dir || asprintf(&s->sessions, "%s/sessions", s->dir) < 0)
     return ca_error_set(err, ENOMEM, "state dir: out of memory");
-  int r = ensure_private_dir(s->dir, err);
-  if (r < 0)
+  _cleanup_error_ ca_error *e = NULL;
+  int r = ensure_private_dir(s->dir, create, &e);
+  if (r == 0)
+    r = ensure_private_dir(s->sessions, create, &e);
+  if (r == -ENOENT && !create) {
+    *ret = TAKE_PTR(s); /* nothing ran here yet: no session to show, nothing to collect */
+    return 0;
+  }
+  if (r < 0) {
+    pass_error(err, TAKE_PTR(e));
     return r;
-  r = ensure_private_dir(s->sessions, err);
-  if (r < 0)
-    return r;
+  }
   s->sessions_fd = open(s->sessions, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (s->sessions_fd < 0)
     return ca_error_set_errno(err, errno, "state dir: open %s", s->sessions);
   *ret = TAKE_PTR(s);
+  return 0;
+}
+
+/* A handle through which nothing may change: EROFS, or ENOENT when the state dir is absent. */
+static int refuse_change(const struct ag_state *s, const char *what, ca_error **err) {
+  if (s->sessions_fd < 0)
+    return ca_error_set(err, ENOENT, "%s: no state dir %s", what, s->sessions);
+  if (s->read_only)
+    return ca_error_set(err, EROFS, "%s: the state dir %s was opened read-only", what, s->sessions);
   return 0;
 }
 
@@ -188,6 +220,8 @@ static int lock_symlink(struct ag_state *s, const char *id, const char *name, in
 int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd, ca_error **err) {
   if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id (32 lowercase hex characters)", id);
+  if (s->sessions_fd < 0 || (create && s->read_only))
+    return refuse_change(s, "session lock", err);
   char name[64];
   snprintf(name, sizeof(name), "%s.lock", id);
   if (create) {
@@ -250,16 +284,27 @@ static bool session_file_id(const char *name, char ret[static AG_SESSION_ID_LEN 
   return ca_session_id_valid(ret);
 }
 
-int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) {
+/* A DIR of the sessions dir from its start (closedir closes it); NULL with errno set. */
+static DIR *open_sessions_dir(const struct ag_state *s) {
   int dfd = fcntl(s->sessions_fd, F_DUPFD_CLOEXEC, 3);
-  if (dfd < 0)
-    return ca_error_set_errno(err, errno, "list %s", s->sessions);
-  DIR *d = fdopendir(dfd);
+  DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
   if (!d) {
     ca_close_keep_errno(dfd);
-    return ca_error_set_errno(err, errno, "list %s", s->sessions);
+    return NULL;
   }
   rewinddir(d);
+  return d;
+}
+
+int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err) {
+  if (s->sessions_fd < 0) {
+    if (!(*ret_ids = calloc(1, sizeof(char *))))
+      return ca_error_set(err, ENOMEM, "list %s: out of memory", s->sessions);
+    return 0;
+  }
+  DIR *d = open_sessions_dir(s);
+  if (!d)
+    return ca_error_set_errno(err, errno, "list %s", s->sessions);
   _cleanup_strv_free_ char **ids = calloc(1, sizeof(char *));
   size_t n = 0;
   struct dirent *de;
@@ -366,13 +411,28 @@ static int parse_identity(const cJSON *o, struct ag_owner *owner, ca_error **err
   return 0;
 }
 
+/* The "version" field: required; newer than AG_REGISTRY_VERSION is EPROTONOSUPPORT, whatever the rest says. */
+static int check_version(const cJSON *o, ca_error **err) {
+  if (!cJSON_IsObject(o))
+    return ca_error_set(err, EBADMSG, "registry: expected an object, got %s", ca_json_type_name(o));
+  int64_t v = 0;
+  int rc = ca_json_int(o, "version", 1, INT64_C(1) << 53, &v, err);
+  if (rc < 0)
+    return rc;
+  if (!ca_json_field(o, "version"))
+    return ca_error_set(err, EBADMSG, "field version is missing");
+  if (v > AG_REGISTRY_VERSION)
+    return ca_error_set(err, EPROTONOSUPPORT,
+                        "version %" PRId64 ", written by a newer cleanup-agent (this one reads version %d)", v,
+                        AG_REGISTRY_VERSION);
+  return 0;
+}
+
 int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_error **err) {
   _cleanup_json_ cJSON *o = NULL;
   int rc = ca_json_parse(text, len, "registry", &o, err);
-  if (rc < 0)
+  if (rc < 0 || (rc = check_version(o, err)) < 0)
     return rc;
-  if (!cJSON_IsObject(o))
-    return ca_error_set(err, EBADMSG, "registry: expected an object, got %s", ca_json_type_name(o));
   struct ag_registry r = {0};
   if ((rc = parse_fixed_fields(o, &r, err)) < 0 || (rc = parse_identity(o, &r.owner, err)) < 0 ||
       (rc = ca_json_strdup(o, "cgroup_root", &r.cgroup_root, err)) < 0 ||
@@ -386,6 +446,9 @@ int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_
 }
 
 int ag_registry_write(struct ag_state *s, const struct ag_registry *r, ca_error **err) {
+  int rc = refuse_change(s, "write registry", err);
+  if (rc < 0)
+    return rc;
   _cleanup_free_ char *text = ag_registry_format(r);
   if (!text)
     return ca_error_set(err, ENOMEM, "registry: out of memory");
@@ -396,42 +459,20 @@ int ag_registry_write(struct ag_state *s, const struct ag_registry *r, ca_error 
   return ca_write_file_atomic_flags(path, text, strlen(text), 0600, CA_WRITE_NO_DIR_SYNC, err);
 }
 
-int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret, ca_error **err) {
-  if (!ca_session_id_valid(id))
-    return ca_error_set(err, EINVAL, "'%s' is not a session id", id);
-  char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/%s.json", s->sessions, id);
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  int r = ca_read_file(path, REGISTRY_MAX, &text, &len, err);
-  if (r == -ENOENT)
-    return r;
-  _cleanup_error_ ca_error *why = NULL;
-  if (r == 0) {
-    struct ag_registry reg;
-    r = ag_registry_parse(text, len, &reg, &why);
-    if (r == 0 && !streq(reg.id, id)) {
-      ag_registry_done(&reg);
-      r = ca_error_set(&why, EINVAL, "it names session %s", reg.id);
-    }
-    if (r == 0) {
-      *ret = reg;
-      return 0;
-    }
-  } else if (err) {
-    why = TAKE_PTR(*err);
-  }
-  /* Unreadable, corrupt or a planted symbolic link: set it aside so that nothing is lost and the next start does
-   * not trip on it again. */
-  bool link = r == -ELOOP;
+/* A registry that is not one (corrupt, or a symbolic link planted in its place): set aside so that nothing is lost
+ * and the next start does not trip on it again, or, through a read-only state, named and left where it is. EINVAL. */
+static int registry_not_ours(struct ag_state *s, const char *id, const char *path, bool link, const ca_error *why,
+                             ca_error **err) {
+  const char *what = link ? "is a symbolic link" : "is corrupt";
+  if (s->read_only)
+    return ca_error_set(err, EINVAL, "registry %s %s (%s); left in place", path, what, why ? why->msg : "?");
   char name[AG_SESSION_ID_LEN + 8], aside[96];
   snprintf(name, sizeof(name), "%s.json", id);
   int e = set_aside(s, name, link ? "symlink" : "corrupt", aside, sizeof(aside));
   if (e < 0)
-    return ca_error_set(err, EINVAL, "registry %s %s and could not be moved aside: %s", path,
-                        link ? "is a symbolic link" : "is corrupt", strerror(-e));
-  /* The session must stay listed, or nothing would ever collect what it left (ps or kill may be the first to
-   * read the file): its lock file does that. */
+    return ca_error_set(err, EINVAL, "registry %s %s and could not be moved aside: %s", path, what, strerror(-e));
+  /* The session must stay listed, or nothing would ever collect what it left (kill may be the first to read the
+   * file): its lock file does that. */
   char lock[AG_SESSION_ID_LEN + 8];
   snprintf(lock, sizeof(lock), "%s.lock", id);
   int fd = openat(s->sessions_fd, lock, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -444,9 +485,122 @@ int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret
                       s->sessions, aside);
 }
 
+int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret, ca_error **err) {
+  if (!ca_session_id_valid(id))
+    return ca_error_set(err, EINVAL, "'%s' is not a session id", id);
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/%s.json", s->sessions, id);
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  _cleanup_error_ ca_error *why = NULL;
+  int r = ca_read_file(path, REGISTRY_MAX, &text, &len, &why);
+  if (r == -ENOENT) {
+    pass_error(err, TAKE_PTR(why));
+    return r;
+  }
+  /* A read that fails says nothing of the contents (EACCES, EMFILE, ENOMEM, EIO, ...): an error, the file kept. Too
+   * large or a symbolic link does. */
+  if (r < 0 && r != -EFBIG && r != -ELOOP)
+    return ca_error_set(err, -r, "cannot %s; the registry is left as it is", why->msg);
+  if (r == 0) {
+    struct ag_registry reg;
+    r = ag_registry_parse(text, len, &reg, &why);
+    if (r == -EPROTONOSUPPORT)
+      return ca_error_set(err, EPROTONOSUPPORT, "registry %s is %s; kept as it is, for that agent", path, why->msg);
+    if (r == 0 && !streq(reg.id, id)) {
+      ag_registry_done(&reg);
+      r = ca_error_set(&why, EINVAL, "it names session %s", reg.id);
+    }
+    if (r == 0) {
+      *ret = reg;
+      return 0;
+    }
+  }
+  return registry_not_ours(s, id, path, r == -ELOOP, why, err);
+}
+
+int ag_registry_check_version(struct ag_state *s, const char *id, ca_error **err) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/%s.json", s->sessions, id);
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  _cleanup_json_ cJSON *o = NULL;
+  _cleanup_error_ ca_error *why = NULL;
+  if (!ca_session_id_valid(id) || ca_read_file(path, REGISTRY_MAX, &text, &len, NULL) < 0 ||
+      ca_json_parse(text, len, "registry", &o, NULL) < 0 || check_version(o, &why) != -EPROTONOSUPPORT)
+    return 0;
+  return ca_error_set(err, EPROTONOSUPPORT, "session %s: registry %s is %s; kept as it is, for that agent", id, path,
+                      why->msg);
+}
+
+/* The parts of a name set_aside gave: <id>.json.corrupt-<time>, <id>.json.symlink-<time>, <id>.lock.symlink-<time>. */
+static bool parse_aside_name(const char *name, struct ag_aside *ret) {
+  struct ag_aside a = {0};
+  size_t n = strlen(name);
+  if (n <= AG_SESSION_ID_LEN + 14 || n >= sizeof(a.name))
+    return false;
+  memcpy(a.id, name, AG_SESSION_ID_LEN);
+  const char *rest = name + AG_SESSION_ID_LEN;
+  if (strncmp(rest, ".json.corrupt-", 14) == 0)
+    strcpy(a.why, "corrupt");
+  else if (strncmp(rest, ".json.symlink-", 14) == 0 || strncmp(rest, ".lock.symlink-", 14) == 0)
+    strcpy(a.why, "symlink");
+  else
+    return false;
+  uint64_t since;
+  if (!ca_session_id_valid(a.id) || ca_parse_uint(rest + 14, "time", 0, INT64_MAX, &since, NULL) < 0)
+    return false;
+  a.since = (int64_t)since;
+  strcpy(a.name, name);
+  *ret = a;
+  return true;
+}
+
+int ag_state_list_aside(struct ag_state *s, struct ag_aside **ret, size_t *ret_n, ca_error **err) {
+  _cleanup_free_ struct ag_aside *v = NULL;
+  size_t n = 0, cap = 0;
+  DIR *d = s->sessions_fd < 0 ? NULL : open_sessions_dir(s);
+  if (!d && s->sessions_fd >= 0)
+    return ca_error_set_errno(err, errno, "list %s", s->sessions);
+  struct dirent *de;
+  struct ag_aside a;
+  while (d && (de = readdir(d)))
+    if (parse_aside_name(de->d_name, &a)) {
+      if (n == cap) {
+        struct ag_aside *grown = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
+        if (!grown) {
+          closedir(d);
+          return ca_error_set(err, ENOMEM, "list %s: out of memory", s->sessions);
+        }
+        v = grown;
+      }
+      v[n++] = a;
+    }
+  if (d)
+    closedir(d);
+  *ret = TAKE_PTR(v);
+  *ret_n = n;
+  return 0;
+}
+
+int ag_state_remove_aside(struct ag_state *s, const char *name, ca_error **err) {
+  struct ag_aside a;
+  if (!parse_aside_name(name, &a))
+    return ca_error_set(err, EINVAL, "'%s' is not the name of a file set aside", name);
+  int r = refuse_change(s, "remove a file set aside", err);
+  if (r < 0)
+    return r;
+  if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
+    return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
+  return 0;
+}
+
 int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
   if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id", id);
+  int r = refuse_change(s, "remove registry", err);
+  if (r < 0)
+    return r;
   char name[64];
   /* The socket first: a dead session's socket must not stay behind once its registry is gone. */
   snprintf(name, sizeof(name), "%s.sock", id);
@@ -457,13 +611,9 @@ int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
   /* Temp files of a write or a lock creation the agent died in, before the lock: while we hold it, nobody else
    * can be writing them. */
-  int dfd = fcntl(s->sessions_fd, F_DUPFD_CLOEXEC, 3);
-  DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
-  if (!d) {
-    ca_close_keep_errno(dfd);
+  DIR *d = open_sessions_dir(s);
+  if (!d)
     return ca_error_set_errno(err, errno, "list %s", s->sessions);
-  }
-  rewinddir(d);
   struct dirent *de;
   char of[AG_SESSION_ID_LEN + 1];
   while ((de = readdir(d)))

@@ -44,11 +44,19 @@ int ag_owner_self(struct ag_owner *ret, ca_error **err);
 struct ag_state {
   char *dir;
   char *sessions;
-  int sessions_fd; /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC */
+  int sessions_fd; /* O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC; -1 when a directory opened with AG_STATE_NO_CREATE is absent */
+  bool read_only;  /* AG_STATE_READ_ONLY: nothing in the directory is created, renamed or removed through it */
 };
+/* A state dir that does not exist is not created: it reads as empty (kill). */
+#define AG_STATE_NO_CREATE (1u << 0)
+/* Nothing is changed through the handle (ps, gc --dry-run): no lock file created, no registry written, removed or set
+ * aside (EROFS); a corrupt one is an error that names it and leaves it in place. Implies AG_STATE_NO_CREATE. */
+#define AG_STATE_READ_ONLY (1u << 1)
 /* Resolves the directory (--state-dir, else /run/cleanup-agent as root, else $XDG_RUNTIME_DIR/cleanup-agent),
  * creates it 0700 and refuses one that is a symlink, not ours, or open to others. */
 int ag_state_open(const char *dir_opt, struct ag_state **ret, ca_error **err);
+/* The same with AG_STATE_* flags. */
+int ag_state_open_flags(const char *dir_opt, unsigned flags, struct ag_state **ret, ca_error **err);
 void ag_state_free(struct ag_state *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ag_state *, ag_state_free)
 
@@ -58,6 +66,10 @@ int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd
 /* The session ids that have a registry or a lock file in the state dir, NULL-terminated; names that are not valid
  * ids are ignored. */
 int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err);
+
+/* The registry's "version": what this agent writes and the newest it reads. A registry of a newer version is not
+ * parsed as if it were of this one: it is kept as it is, for the agent that wrote it (EPROTONOSUPPORT). */
+#define AG_REGISTRY_VERSION 1
 
 /* The registry file sessions/<id>.json. */
 struct ag_registry {
@@ -74,13 +86,33 @@ struct ag_registry {
 void ag_registry_done(struct ag_registry *r);
 /* Serialises r as JSON (caller frees). */
 char *ag_registry_format(const struct ag_registry *r);
-/* Parses a registry file's text; every field is type-checked and the id validated. */
+/* Parses a registry file's text; every field is type-checked and the id validated. EPROTONOSUPPORT when its version
+ * is newer than AG_REGISTRY_VERSION (the message names it), EBADMSG or EINVAL when it is not a registry. */
 int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_error **err);
 /* Writes sessions/<id>.json atomically, mode 0600. */
 int ag_registry_write(struct ag_state *s, const struct ag_registry *r, ca_error **err);
-/* Loads sessions/<id>.json. A file that cannot be parsed is moved aside to <id>.json.corrupt-<time> and the
- * error says where (ENOENT when there is no file). */
+/* Loads sessions/<id>.json: ENOENT when there is no file; a read that fails (EACCES, EMFILE, ENOMEM, ...) is that
+ * error, the file left alone; a registry of a newer agent is EPROTONOSUPPORT, left alone. Content that is not a
+ * registry (or a symbolic link) is EINVAL: moved aside to <id>.json.corrupt-<time> (.symlink-<time>) and the error says
+ * where, or, through a read-only state, left in place and named. */
 int ag_registry_load(struct ag_state *s, const char *id, struct ag_registry *ret, ca_error **err);
+/* -EPROTONOSUPPORT, with the line to print, when sessions/<id>.json was written by a newer agent: such a session is
+ * left to that agent (not collected, its files kept). 0 otherwise, whatever else is wrong with the file. */
+int ag_registry_check_version(struct ag_state *s, const char *id, ca_error **err);
+
+/* A state file set aside (a corrupt registry, a symbolic link planted for a registry or a lock): kept for people to
+ * look at, and removed by gc once AG_ASIDE_KEEP_SECONDS old (or older than gc's --older-than). */
+#define AG_ASIDE_KEEP_SECONDS (7 * 24 * 3600)
+struct ag_aside {
+  char name[96]; /* <id>.json.corrupt-<time>, <id>.json.symlink-<time> or <id>.lock.symlink-<time> */
+  char id[AG_SESSION_ID_LEN + 1];
+  char why[8];   /* corrupt, symlink */
+  int64_t since; /* unix seconds, from the name */
+};
+/* The files set aside in the state dir (*ret_n of them; caller frees *ret); other names are ignored. */
+int ag_state_list_aside(struct ag_state *s, struct ag_aside **ret, size_t *ret_n, ca_error **err);
+/* Removes a file set aside, by its name as listed (never anything else: a name of another form is EINVAL). */
+int ag_state_remove_aside(struct ag_state *s, const char *name, ca_error **err);
 /* The labels the agent puts on everything of the session: session, managed, owner (host, boot id, and machine and
  * pidns when known), created, mode, expires (with a
  * TTL), then extra ("key=value", may be NULL). NULL-terminated, caller frees with ca_strv_free; NULL when out of

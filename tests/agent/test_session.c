@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -428,4 +430,193 @@ Test(session, registry_and_labels_carry_machine_and_pidns_and_older_registries_s
     _cleanup_error_ ca_error *err = NULL;
     cr_assert_lt(ag_registry_parse(json, strlen(json), &out, &err), 0, "accepted: %s", json);
   }
+}
+
+/* The registry's version (issue 19): a newer agent's registry is not read as ours, and not taken for corruption. */
+Test(session, registry_version_is_checked) {
+  const char *body =
+      "\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"run\",\"host\":\"h\",\"boot_id\":\"b\","
+      "\"owner_pid\":5,\"owner_start\":1,\"created\":1,\"expires\":0,\"guardian_pid\":0}";
+  char json[512];
+  struct ag_registry r;
+  snprintf(json, sizeof(json), "{\"version\":1,%s", body);
+  cr_assert_eq(ag_registry_parse(json, strlen(json), &r, NULL), 0, "%s", json);
+  ag_registry_done(&r);
+  /* A newer agent may have changed any other field: the version alone decides, before the rest is read. */
+  const char *newer = "{\"version\":2,\"session\":42}";
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(ag_registry_parse(newer, strlen(newer), &r, &err), -EPROTONOSUPPORT);
+  cr_assert(strstr(err->msg, "version 2") && strstr(err->msg, "newer"), "%s", err->msg);
+  const char *bad[] = {"{", "{\"version\":0,", "{\"version\":\"1\",", "{\"version\":1.5,", "{\"version\":-1,"};
+  for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+    snprintf(json, sizeof(json), "%s%s", bad[i], body);
+    ca_error_free(TAKE_PTR(err));
+    int rc = ag_registry_parse(json, strlen(json), &r, &err);
+    cr_assert(rc < 0 && rc != -EPROTONOSUPPORT, "%s: %d", json, rc);
+  }
+}
+
+static void put(const struct ag_state *s, const char *name, const char *text) {
+  char p[256];
+  snprintf(p, sizeof(p), "%s/%s", s->sessions, name);
+  FILE *f = fopen(p, "w");
+  cr_assert_not_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static bool has(const struct ag_state *s, const char *name) {
+  struct stat st;
+  return fstatat(s->sessions_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Files of the sessions dir whose name starts with prefix. */
+static int count_prefixed(const struct ag_state *s, const char *prefix) {
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "ls -A '%s' | grep -c '^%s'", s->sessions, prefix);
+  FILE *p = popen(cmd, "r");
+  int n = -1;
+  cr_assert_eq(fscanf(p, "%d", &n), 1);
+  pclose(p);
+  return n;
+}
+
+Test(session, a_newer_agents_registry_is_kept_as_it_is) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *id = "0123456789abcdef0123456789abcdef";
+  put(s, "0123456789abcdef0123456789abcdef.json", "{\"version\":7,\"session\":\"0123456789abcdef0123456789abcdef\"}");
+  struct ag_registry r;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(ag_registry_load(s, id, &r, &err), -EPROTONOSUPPORT);
+  cr_assert(strstr(err->msg, "version 7") && strstr(err->msg, "newer") && !strstr(err->msg, "corrupt"), "%s", err->msg);
+  cr_assert_eq(count_prefixed(s, id), 1, "the registry was moved, or a lock file made");
+  ca_error_free(TAKE_PTR(err));
+  cr_assert_eq(ag_registry_check_version(s, id, &err), -EPROTONOSUPPORT);
+  cr_assert_not_null(strstr(err->msg, "version 7"), "%s", err->msg);
+  put(s, "fedcba9876543210fedcba9876543210.json", "{\"version\":1,");
+  cr_assert_eq(ag_registry_check_version(s, "fedcba9876543210fedcba9876543210", NULL), 0, "corrupt is not newer");
+  cr_assert_eq(ag_registry_check_version(s, "00000000000000000000000000000000", NULL), 0, "absent is not newer");
+  ag_state_free(s);
+}
+
+Test(session, a_registry_that_cannot_be_read_is_an_error_not_corruption) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *id = "0123456789abcdef0123456789abcdef";
+  struct ag_registry in = sample(), r;
+  cr_assert_eq(ag_registry_write(s, &in, NULL), 0);
+  /* EMFILE: no descriptor left for the open. */
+  struct rlimit old, low;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int probe = dup(0);
+  cr_assert_geq(probe, 0);
+  close(probe);
+  low = old;
+  low.rlim_cur = (rlim_t)probe;
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  _cleanup_error_ ca_error *err = NULL;
+  int rc = ag_registry_load(s, id, &r, &err);
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  cr_assert_eq(rc, -EMFILE, "%d: %s", rc, err ? err->msg : "");
+  cr_assert(!strstr(err->msg, "corrupt") && !strstr(err->msg, "aside"), "%s", err->msg);
+  cr_assert_eq(count_prefixed(s, id), 1, "the registry was moved aside");
+  /* EACCES: a reader without the right to read it (a child that dropped root). */
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    ca_error *e = NULL;
+    if (setresuid(65534, 65534, 65534) < 0)
+      _exit(98);
+    _exit(ag_registry_load(s, id, &r, &e) == -EACCES && !strstr(e->msg, "corrupt") ? 0 : 1);
+  }
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "EACCES was not reported as such (status %d)", st);
+  cr_assert_eq(count_prefixed(s, id), 1, "the registry was moved aside");
+  cr_assert_eq(ag_registry_load(s, id, &r, NULL), 0, "the registry is still whole");
+  ag_registry_done(&r);
+  ag_state_free(s);
+}
+
+Test(session, a_read_only_state_changes_nothing) {
+  char missing[128];
+  snprintf(missing, sizeof(missing), "%s/missing", tmp);
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open_flags(missing, AG_STATE_READ_ONLY, &s, NULL), 0);
+  cr_assert_eq(access(missing, F_OK), -1, "the state dir was created");
+  char **ids = NULL;
+  cr_assert_eq(ag_state_list_sessions(s, &ids, NULL), 0);
+  cr_assert_null(ids[0]);
+  ca_strv_free(ids);
+  int fd = -1;
+  cr_assert_eq(ag_session_lock(s, "0123456789abcdef0123456789abcdef", false, &fd, NULL), -ENOENT);
+  struct ag_aside *aside = NULL;
+  size_t n = 1;
+  cr_assert_eq(ag_state_list_aside(s, &aside, &n, NULL), 0);
+  cr_assert_eq(n, 0);
+  free(aside);
+  ag_state_free(s);
+  cr_assert_eq(ag_state_open_flags(missing, AG_STATE_NO_CREATE, &s, NULL), 0);
+  cr_assert_eq(access(missing, F_OK), -1, "the state dir was created");
+  ag_state_free(s);
+
+  /* An existing one: a corrupt registry is named and left where it is; no lock file, registry or removal. */
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  ag_state_free(s);
+  cr_assert_eq(ag_state_open_flags(tmp, AG_STATE_READ_ONLY, &s, NULL), 0);
+  const char *id = "0123456789abcdef0123456789abcdef";
+  put(s, "0123456789abcdef0123456789abcdef.json", "{\"version\":1,\"session\":\"0123");
+  struct ag_registry r;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(ag_registry_load(s, id, &r, &err), -EINVAL);
+  cr_assert(strstr(err->msg, "corrupt") && strstr(err->msg, "left in place"), "%s", err->msg);
+  cr_assert_eq(count_prefixed(s, id), 1, "the registry was moved aside or a lock file made");
+  cr_assert_eq(ag_session_lock(s, id, true, &fd, NULL), -EROFS);
+  struct ag_registry w = sample();
+  cr_assert_eq(ag_registry_write(s, &w, NULL), -EROFS);
+  cr_assert_eq(ag_registry_remove(s, id, NULL), -EROFS);
+  cr_assert(has(s, "0123456789abcdef0123456789abcdef.json"));
+  ag_state_free(s);
+}
+
+Test(session, files_set_aside_are_listed_and_only_they_removed) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  const char *aside[] = {"0123456789abcdef0123456789abcdef.json.corrupt-1700000000",
+                         "fedcba9876543210fedcba9876543210.json.symlink-1700000001",
+                         "00000000000000000000000000000abc.lock.symlink-1700000002"};
+  const char *other[] = {"0123456789abcdef0123456789abcdef.json",
+                         "0123456789abcdef0123456789abcdef.json.corrupt-",
+                         "0123456789abcdef0123456789abcdef.json.corrupt-12x",
+                         "x.json.corrupt-1",
+                         "0123456789abcdef0123456789abcdef.sock.corrupt-1",
+                         "0123456789abcdef0123456789abcdef.lock"};
+  for (size_t i = 0; i < ELEMENTSOF(aside); i++)
+    put(s, aside[i], "x");
+  for (size_t i = 0; i < ELEMENTSOF(other); i++)
+    put(s, other[i], "x");
+  struct ag_aside *v = NULL;
+  size_t n = 0;
+  cr_assert_eq(ag_state_list_aside(s, &v, &n, NULL), 0);
+  cr_assert_eq(n, ELEMENTSOF(aside));
+  for (size_t i = 0; i < n; i++) {
+    size_t k = 0;
+    while (k < ELEMENTSOF(aside) && !streq(aside[k], v[i].name))
+      k++;
+    cr_assert_lt(k, ELEMENTSOF(aside), "%s listed", v[i].name);
+    cr_assert_eq(v[i].since, 1700000000 + (int64_t)k);
+    cr_assert_eq(strncmp(v[i].id, aside[k], 32), 0);
+    cr_assert_str_eq(v[i].why, k == 0 ? "corrupt" : "symlink");
+  }
+  free(v);
+  for (size_t i = 0; i < ELEMENTSOF(other); i++)
+    cr_assert_eq(ag_state_remove_aside(s, other[i], NULL), -EINVAL, "%s", other[i]);
+  for (size_t i = 0; i < ELEMENTSOF(aside); i++) {
+    cr_assert_eq(ag_state_remove_aside(s, aside[i], NULL), 0);
+    cr_assert_not(has(s, aside[i]));
+  }
+  for (size_t i = 0; i < ELEMENTSOF(other); i++)
+    cr_assert(has(s, other[i]), "%s was removed", other[i]);
+  ag_state_free(s);
 }
