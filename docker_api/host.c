@@ -70,8 +70,12 @@ static int active_context(const char *dir, char **ret_name, char **ret_from, ca_
     int r = read_json(path, &config, err);
     if (r == -ENOENT)
       return 0;
-    if (r < 0 || ca_json_string(config, "currentContext", &name, err) < 0)
-      return -EBADMSG;
+    if (r < 0)
+      return r;
+    if ((r = ca_json_string(config, "currentContext", &name, err)) < 0) {
+      (void)ca_error_wrap(err, "%s", path); /* r already carries the code */
+      return r;
+    }
     if (asprintf(ret_from, "currentContext in %s", path) < 0)
       *ret_from = NULL;
   }
@@ -95,11 +99,9 @@ static int take_endpoint(const cJSON *meta, const char *dir, const char *meta_id
       ca_json_bool(docker, "SkipTLSVerify", &h->tls_skip_verify, err) < 0)
     return -EBADMSG;
   if (!host || !host[0])
-    return ca_error_set(err, EINVAL, "docker context '%s' has no docker endpoint", name);
+    return ca_error_set(err, EINVAL, "no docker endpoint (Endpoints.docker.Host)");
   if (h->tls_skip_verify && strncmp(host, "tcp://", 6) == 0)
-    return ca_error_set(
-        err, ENOTSUP,
-        "docker context '%s': SkipTLSVerify is not supported (the engine's certificate is always verified)", name);
+    return ca_error_set(err, ENOTSUP, "SkipTLSVerify is not supported (the engine's certificate is always verified)");
   if (!(h->url = strdup(host)) || asprintf(&h->origin, "docker context '%s'", name) < 0 ||
       asprintf(&h->tls_dir, "%s/contexts/tls/%s/docker", dir, meta_id) < 0) {
     h->origin = h->tls_dir = NULL;
@@ -137,7 +139,7 @@ static int load_context(const char *dir, const char *name, const char *from, str
       continue;
     int r = take_endpoint(meta, dir, de->d_name, name, h, err);
     if (r < 0)
-      (void)ca_error_wrap(err, "docker context '%s': %s", name, path);
+      (void)ca_error_wrap(err, "docker context '%s': %s", name, path); /* r already carries the code */
     return r;
   }
   return ca_error_set(err, ENOENT, "docker context '%s' (%s) does not exist: no meta.json in %s names it", name, from,
