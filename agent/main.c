@@ -70,8 +70,10 @@ static bool asks_for_help(int argc, char **argv) {
 }
 
 /* The engine of every command, found once: --docker-host, CLEANUP_AGENT_DOCKER_HOST, then the docker CLI's order
- * (dk_host_find). A context's TLS files become DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, the docker CLI's own
- * variables, so that the agent's clients, its guardian and a command given the engine itself all use them. */
+ * (dk_host_find). A TCP context's TLS files become DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, the docker CLI's own
+ * variables, so that the agent's clients, its guardian and the command (there is no proxy for TCP) all use them. A
+ * context without them clears the variables, as the docker CLI ignores them for a context: a command talking to the
+ * session's proxy socket must not try TLS on it. */
 static int find_engine(struct ag_globals *g, const char *flag, struct dk_host *ret, ca_error **err) {
   const char *given = flag, *origin = "--docker-host";
   if (!given) {
@@ -81,10 +83,14 @@ static int find_engine(struct ag_globals *g, const char *flag, struct dk_host *r
   int r = dk_host_find(given, origin, ret, err);
   if (r < 0)
     return r;
-  if (ret->tls_dir && (setenv("DOCKER_TLS_VERIFY", "1", 1) < 0 || setenv("DOCKER_CERT_PATH", ret->tls_dir, 1) < 0))
-    return ca_error_set(err, ENOMEM, "out of memory");
-  if (!ret->tls_dir && ret->origin && strncmp(ret->origin, "docker context ", 15) == 0)
-    (void)unsetenv("DOCKER_TLS_VERIFY"); /* the context says: no TLS (a valid name cannot fail) */
+  bool context = ret->origin && strncmp(ret->origin, "docker context ", 15) == 0;
+  if (context && ret->tls_dir && strncmp(ret->url, "tcp://", 6) == 0) {
+    if (setenv("DOCKER_TLS_VERIFY", "1", 1) < 0 || setenv("DOCKER_CERT_PATH", ret->tls_dir, 1) < 0)
+      return ca_error_set(err, ENOMEM, "out of memory");
+  } else if (context) {
+    (void)unsetenv("DOCKER_TLS_VERIFY"); /* valid names: cannot fail */
+    (void)unsetenv("DOCKER_CERT_PATH");
+  }
   g->docker_host = ret->url;
   g->docker_host_origin = streq(ret->url, AG_DEFAULT_DOCKER_HOST) ? NULL : ret->origin;
   return 0;

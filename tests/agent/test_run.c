@@ -503,15 +503,15 @@ static void write_text(const char *path, const char *text) {
   cr_assert_eq(fclose(f), 0);
 }
 
-static void add_context(const char *sha, const char *name, const char *sock) {
+static void add_context(const char *sha, const char *name, const char *url) {
   char dir[300], path[320], meta[600];
   snprintf(dir, sizeof(dir), "mkdir -p %s/contexts/meta/%s", fx.config, sha);
   cr_assert_eq(system(dir), 0);
   snprintf(path, sizeof(path), "%s/contexts/meta/%s/meta.json", fx.config, sha);
   snprintf(meta, sizeof(meta),
-           "{\"Name\":\"%s\",\"Metadata\":{},\"Endpoints\":{\"docker\":{\"Host\":\"unix://%s\","
+           "{\"Name\":\"%s\",\"Metadata\":{},\"Endpoints\":{\"docker\":{\"Host\":\"%s\","
            "\"SkipTLSVerify\":false}}}",
-           name, sock);
+           name, url);
   write_text(path, meta);
 }
 
@@ -530,8 +530,11 @@ static void engine_fixture(void) {
   cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0); /* bound, never listening: connect is refused */
   close(fd);
   cr_assert_eq(mkdir(fx.xdg, 0700), 0);
-  add_context("88c266918b3c8de8918ccfe2a27236ca78eadf7206a3ed9135c7ffbbbc8260da", "symlinked", fx.live);
-  add_context("28a3a5e81d1e89f0efc70b63bf717b921373fc7fac70bc1b7e4d466799c0c6b0", "dead", fx.dead);
+  char url[200];
+  snprintf(url, sizeof(url), "unix://%s", fx.live);
+  add_context("88c266918b3c8de8918ccfe2a27236ca78eadf7206a3ed9135c7ffbbbc8260da", "symlinked", url);
+  snprintf(url, sizeof(url), "unix://%s", fx.dead);
+  add_context("28a3a5e81d1e89f0efc70b63bf717b921373fc7fac70bc1b7e4d466799c0c6b0", "dead", url);
   char path[200];
   snprintf(path, sizeof(path), "%s/config.json", fx.config);
   write_text(path, "{\"auths\":{},\"currentContext\":\"symlinked\"}\n");
@@ -690,4 +693,34 @@ Test(run, a_label_nothing_will_apply_is_never_silent) {
   rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
   cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
   assert_says("a proxy that failed to start", "warning: docker proxy");
+}
+
+/* A TCP context's TLS files reach the command as the docker CLI's variables (no proxy for TCP); a Unix context
+ * clears them, so that a command talking to the session's proxy socket does not try TLS on it. */
+Test(run, a_tcp_contexts_tls_files_reach_the_command_and_a_unix_context_clears_them) {
+  engine_fixture();
+  const char *sha = "a3f0d3f2a4a9d0c2b56e1b8c1b5b8f9c8a1d0e3f4b5c6d7e8f9a0b1c2d3e4f50"; /* any dir name will do */
+  add_context(sha, "tls", "tcp://127.0.0.1:1");
+  char tls[256], cmd[1200];
+  snprintf(tls, sizeof(tls), "%s/contexts/tls/%s/docker", fx.config, sha);
+  snprintf(cmd, sizeof(cmd), "mkdir -p %s && touch %s/ca.pem %s/cert.pem %s/key.pem", tls, tls, tls, tls);
+  cr_assert_eq(system(cmd), 0);
+  const char *script = scenario_script(
+      &sc, "tls.sh", "echo \"$DOCKER_TLS_VERIFY $DOCKER_CERT_PATH\" > $OUT/tls.tmp && mv $OUT/tls.tmp $OUT/tls");
+  setenv("DOCKER_CONTEXT", "tls", 1);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  assert_says("start line", "engine tcp://127.0.0.1:1 (docker context 'tls')");
+  char got[128], want[300];
+  cr_assert(scenario_read_marker(&sc, "tls", 0, got));
+  snprintf(want, sizeof(want), "1 %s", tls);
+  cr_assert_str_eq(got, want);
+
+  setenv("DOCKER_CONTEXT", "symlinked", 1);
+  setenv("DOCKER_TLS_VERIFY", "1", 1);
+  setenv("DOCKER_CERT_PATH", "/nonexistent", 1);
+  rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert(scenario_read_marker(&sc, "tls", 0, got));
+  cr_assert_str_eq(got, " ", "the command behind the proxy got TLS variables: '%s'", got);
 }
