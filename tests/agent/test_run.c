@@ -654,6 +654,8 @@ Test(run, every_command_follows_the_context_and_a_missing_one_is_one_line) {
     cr_assert_eq(cli_count_lines(e), 1, "%s: %s", cmds[i][0], e);
     cr_assert_not_null(strstr(e, "docker context 'nope'"), "%s: %s", cmds[i][0], e);
   }
+  rc = scenario_run(&sc, (const char *[]){"run", "--help", NULL}); /* help needs no engine */
+  cr_assert_eq(rc, 0, "run --help with a missing context exited %d: %s", rc, scenario_stderr(&sc));
   unsetenv("DOCKER_CONTEXT"); /* config.json's currentContext is checked as well */
   char path[200];
   snprintf(path, sizeof(path), "%s/config.json", fx.config);
