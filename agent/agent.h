@@ -17,7 +17,8 @@ enum {
 
 /* Options that come before the command, each also from a CLEANUP_AGENT_* variable. NULL when not given. */
 struct ag_globals {
-  const char *docker_host;
+  const char *docker_host;        /* always set by main: the engine as found (engine.c) */
+  const char *docker_host_origin; /* how it was found ("docker context 'x'", ...); NULL for the default */
   const char *state_dir;
   const char *cgroup_root;
 };

@@ -1,5 +1,6 @@
 /* cleanup-agent: parses the global options and dispatches to one handler per command (after crun's crun.c). */
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 #include "agent.h"
 #include "commands.h"
 #include "config.h"
+#include "docker.h"
+#include "lifecycle.h"
 
 struct ag_command {
   const char *name;
@@ -32,18 +35,23 @@ static void print_help(FILE *f) {
              "Commands:\n");
   for (size_t i = 0; i < ELEMENTSOF(commands); i++)
     fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
-  fprintf(f, "\n"
-             "Options (each also from the environment variable in brackets):\n"
-             "  --docker-host URL     engine address, unix:///path or tcp://host:port [CLEANUP_AGENT_DOCKER_HOST,\n"
-             "                        then DOCKER_HOST; default unix:///var/run/docker.sock]\n"
-             "  --state-dir DIR       session registry [CLEANUP_AGENT_STATE_DIR; default /run/cleanup-agent as root,\n"
-             "                        else $XDG_RUNTIME_DIR/cleanup-agent]\n"
-             "  --cgroup-root PATH    cgroup v2 directory for session cgroups [CLEANUP_AGENT_CGROUP_ROOT]\n"
-             "  --log-level LEVEL     error, warning, notice, info or debug [CLEANUP_AGENT_LOG_LEVEL; default notice]\n"
-             "  -h, --help            show this help\n"
-             "  -V, --version         show the version\n"
-             "\n"
-             "Run '" AG_PROGRAM " COMMAND --help' for the options of a command.\n");
+  fprintf(f,
+          "\n"
+          "Options (each also from the environment variable in brackets):\n"
+          "  --docker-host URL     engine address, unix:///path or tcp://host:port [CLEANUP_AGENT_DOCKER_HOST]\n"
+          "  --state-dir DIR       session registry [CLEANUP_AGENT_STATE_DIR; default /run/cleanup-agent as root,\n"
+          "                        else $XDG_RUNTIME_DIR/cleanup-agent]\n"
+          "  --cgroup-root PATH    cgroup v2 directory for session cgroups [CLEANUP_AGENT_CGROUP_ROOT]\n"
+          "  --log-level LEVEL     error, warning, notice, info or debug [CLEANUP_AGENT_LOG_LEVEL; default notice]\n"
+          "  -h, --help            show this help\n"
+          "  -V, --version         show the version\n"
+          "\n"
+          "The engine is found as the docker CLI finds it, the first of: --docker-host, CLEANUP_AGENT_DOCKER_HOST,\n"
+          "DOCKER_HOST, the active docker context (DOCKER_CONTEXT, else currentContext in $DOCKER_CONFIG/config.json\n"
+          "or ~/.docker/config.json; 'default' is none), $XDG_RUNTIME_DIR/docker.sock when it exists,\n"
+          "/var/run/docker.sock. run says which it used when it is not /var/run/docker.sock.\n"
+          "\n"
+          "Run '" AG_PROGRAM " COMMAND --help' for the options of a command.\n");
 }
 
 static const char *env_or(const char *value, const char *var) {
@@ -51,6 +59,41 @@ static const char *env_or(const char *value, const char *var) {
     return value;
   const char *e = getenv(var);
   return e && *e ? e : NULL;
+}
+
+/* True when the command's own arguments ask for its --help (before any "--"): that needs no engine. */
+static bool asks_for_help(int argc, char **argv) {
+  for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+    if (streq(argv[i], "--help") || streq(argv[i], "-h"))
+      return true;
+  return false;
+}
+
+/* The engine of every command, found once: --docker-host, CLEANUP_AGENT_DOCKER_HOST, then the docker CLI's order
+ * (dk_host_find). A TCP context's TLS files become DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, the docker CLI's own
+ * variables, so that the agent's clients, its guardian and the command (there is no proxy for TCP) all use them. A
+ * context without them clears the variables, as the docker CLI ignores them for a context: a command talking to the
+ * session's proxy socket must not try TLS on it. */
+static int find_engine(struct ag_globals *g, const char *flag, struct dk_host *ret, ca_error **err) {
+  const char *given = flag, *origin = "--docker-host";
+  if (!given) {
+    given = env_or(NULL, "CLEANUP_AGENT_DOCKER_HOST");
+    origin = "CLEANUP_AGENT_DOCKER_HOST";
+  }
+  int r = dk_host_find(given, origin, ret, err);
+  if (r < 0)
+    return r;
+  bool context = ret->origin && strncmp(ret->origin, "docker context ", 15) == 0;
+  if (context && ret->tls_dir && strncmp(ret->url, "tcp://", 6) == 0) {
+    if (setenv("DOCKER_TLS_VERIFY", "1", 1) < 0 || setenv("DOCKER_CERT_PATH", ret->tls_dir, 1) < 0)
+      return ca_error_set(err, ENOMEM, "out of memory");
+  } else if (context) {
+    (void)unsetenv("DOCKER_TLS_VERIFY"); /* valid names: cannot fail */
+    (void)unsetenv("DOCKER_CERT_PATH");
+  }
+  g->docker_host = ret->url;
+  g->docker_host_origin = streq(ret->url, AG_DEFAULT_DOCKER_HOST) ? NULL : ret->origin;
+  return 0;
 }
 
 /* One line on stderr, "cleanup-agent: <what>; see 'cleanup-agent --help'", and the usage exit code. */
@@ -71,7 +114,7 @@ int main(int argc, char **argv) {
       {},
   };
   struct ag_globals g = {0};
-  const char *log_level = NULL;
+  const char *log_level = NULL, *docker_host = NULL;
   int c;
 
   opterr = 0; /* our own one-line messages instead of getopt's */
@@ -79,7 +122,7 @@ int main(int argc, char **argv) {
   while ((c = getopt_long(argc, argv, "+:hV", options, NULL)) != -1) {
     switch (c) {
       case OPT_DOCKER_HOST:
-        g.docker_host = optarg;
+        docker_host = optarg;
         break;
       case OPT_STATE_DIR:
         g.state_dir = optarg;
@@ -103,7 +146,6 @@ int main(int argc, char **argv) {
     }
   }
 
-  g.docker_host = env_or(env_or(g.docker_host, "CLEANUP_AGENT_DOCKER_HOST"), "DOCKER_HOST");
   g.state_dir = env_or(g.state_dir, "CLEANUP_AGENT_STATE_DIR");
   g.cgroup_root = env_or(g.cgroup_root, "CLEANUP_AGENT_CGROUP_ROOT");
   log_level = env_or(log_level, "CLEANUP_AGENT_LOG_LEVEL");
@@ -125,6 +167,12 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
     if (!streq(commands[i].name, name))
       continue;
+    _cleanup_(dk_host_done) struct dk_host engine = {0};
+    _cleanup_error_ ca_error *err = NULL;
+    if (find_engine(&g, docker_host, &engine, &err) < 0 && !asks_for_help(argc - optind, argv + optind)) {
+      fprintf(stderr, AG_PROGRAM ": %s\n", err ? err->msg : "out of memory");
+      return streq(name, "run") || streq(name, "container-seq") ? AG_EXIT_AGENT_FAILED : AG_EXIT_USAGE;
+    }
     /* A dropped engine connection must not kill us with SIGPIPE (libcurl writes to its sockets). */
     signal(SIGPIPE, SIG_IGN);
     return commands[i].handler(&g, argc - optind, argv + optind);

@@ -484,8 +484,9 @@ static int file_readable(const char *dir, const char *name, char **ret, ca_error
   return 0;
 }
 
-/* Fills the transport fields of c from a host URL. */
-static int client_parse_host(struct dk_client *c, const char *host, ca_error **err) {
+/* Fills the transport fields of c from a host URL; tls_dir (a docker context's TLS files) means TLS whatever
+ * DOCKER_TLS_VERIFY says. */
+static int client_parse_host(struct dk_client *c, const char *host, const char *tls_dir, ca_error **err) {
   c->host = strdup(host);
   if (!c->host)
     return ca_error_set(err, ENOMEM, "out of memory");
@@ -505,7 +506,7 @@ static int client_parse_host(struct dk_client *c, const char *host, ca_error **e
     if (n == 0 || hp[n] != '\0')
       return ca_error_set(err, EINVAL, "docker host %s: expected tcp://HOST:PORT", host);
     const char *v = getenv("DOCKER_TLS_VERIFY");
-    bool tls = v && v[0] && !streq(v, "0");
+    bool tls = tls_dir || (v && v[0] && !streq(v, "0"));
     bool has_port = strrchr(hp, ':') && strrchr(hp, ']') < strrchr(hp, ':');
     if (asprintf(&c->base_url, "%s://%s%s", tls ? "https" : "http", hp, has_port ? "" : (tls ? ":2376" : ":2375")) <
         0) {
@@ -513,7 +514,7 @@ static int client_parse_host(struct dk_client *c, const char *host, ca_error **e
       return ca_error_set(err, ENOMEM, "out of memory");
     }
     if (tls) {
-      const char *dir = getenv("DOCKER_CERT_PATH");
+      const char *dir = tls_dir ? tls_dir : getenv("DOCKER_CERT_PATH");
       _cleanup_free_ char *def = NULL;
       if (!dir || !dir[0]) {
         const char *home = getenv("HOME");
@@ -667,12 +668,11 @@ int dk_client_connect(struct dk_client *c, ca_error **err) {
 
 int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, ca_error **err) {
   struct dk_client_options o = opts ? *opts : (struct dk_client_options){0};
-  const char *host = o.host;
-  if (!host || !host[0]) {
-    host = getenv("DOCKER_HOST");
-    if (!host || !host[0])
-      host = DK_DEFAULT_HOST;
-  }
+  _cleanup_(dk_host_done) struct dk_host found = {0};
+  int k = dk_host_find(o.host, NULL, &found, err);
+  if (k < 0)
+    return k;
+  const char *host = found.url;
   _cleanup_(dk_client_freep) struct dk_client *c = client_alloc(err);
   if (!c)
     return -ENOMEM;
@@ -681,7 +681,7 @@ int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, 
   c->retries = o.retries < 0 ? 0 : (o.retries == 0 ? DK_DEFAULT_RETRIES : o.retries);
   c->max_body = o.max_body ? o.max_body : DK_DEFAULT_MAX_BODY;
 
-  int k = client_parse_host(c, host, err);
+  k = client_parse_host(c, host, found.tls_dir, err);
   if (k < 0)
     return k;
   if (c->socket_path) {

@@ -46,9 +46,24 @@ bool dk_error_is_tls(const ca_error *e);
  * libcurl stays initialised until exit: a lazy client may connect from another thread at any time. */
 int dk_global_init(ca_error **err);
 
+/* An engine's address and how it was found. */
+struct dk_host {
+  char *url;     /* unix:///path or tcp://host:port, as found */
+  char *origin;  /* how: given_origin, "DOCKER_HOST", "docker context 'NAME'", "rootless socket"; NULL: default */
+  char *tls_dir; /* a context's TLS files (ca.pem, cert.pem, key.pem); NULL without */
+  bool tls_skip_verify; /* the context's SkipTLSVerify */
+};
+
+/* Finds the engine the way the docker CLI does: given (e.g. a --docker-host, named given_origin in messages), else
+ * DOCKER_HOST, else the active context (DOCKER_CONTEXT, else currentContext in $DOCKER_CONFIG/config.json or
+ * ~/.docker/config.json; "default" is none), else $XDG_RUNTIME_DIR/docker.sock when it is a socket, else
+ * unix:///var/run/docker.sock. A context that does not exist is an ENOENT error naming it. */
+int dk_host_find(const char *given, const char *given_origin, struct dk_host *ret, ca_error **err);
+void dk_host_done(struct dk_host *h);
+
 struct dk_client_options {
-  const char *host;    /* unix:///path or tcp://host:port; NULL: $DOCKER_HOST, else unix:///var/run/docker.sock */
-  unsigned timeout_ms; /* short calls (inspect, list, create, start); 0: 30 s */
+  const char *host;           /* unix:///path or tcp://host:port; NULL: the one dk_host_find finds */
+  unsigned timeout_ms;        /* short calls (inspect, list, create, start); 0: 30 s */
   unsigned remove_timeout_ms; /* kill, delete, and stop on top of its grace period; 0: 60 s */
   int retries;                /* transient failures of idempotent calls are retried this often; <0: never; 0: 4 */
   size_t max_body;            /* cap on one response body or log/event line; 0: 64 MiB */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "options.h"
 #include "run.h"
 
 extern char **environ;
@@ -193,6 +194,14 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     return r < 0 ? AG_EXIT_OK : r;
   }
   _cleanup_free_ _unused_ const char **labels = o.labels; /* frees the labels on every return */
+  if (o.n_labels && o.no_docker_proxy)
+    return ag_usage_error("run", AG_EXIT_AGENT_FAILED,
+                          "--label %s: only the docker proxy applies it, and --no-docker-proxy (or "
+                          "CLEANUP_AGENT_NO_DOCKER_PROXY) turns it off: drop one of them",
+                          o.labels[0]);
+  /* The start line: which engine, when it is not the system's default. */
+  if (g->docker_host_origin)
+    ca_log_notice("engine %s (%s)", g->docker_host, g->docker_host_origin);
   /* First, before the agent opens anything: the fds our caller passed on, the only ones the command inherits. */
   _cleanup_free_ int *keep_fds = NULL;
   size_t n_keep_fds = 0;

@@ -237,10 +237,12 @@ static int start_proxy(struct ag_session *s, ca_error **err) {
   int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, cfg->proxy_labels, &s->proxy, &e);
   if (r < 0 && cfg->proxy == AG_SESSION_PROXY_REQUIRED)
     return ca_error_set(err, -r, "--docker-proxy: %s", e->msg);
-  if (r == -EPROTONOSUPPORT)
+  /* Never silent: a --label nothing applies is a warning, and so is a proxy that did not start. */
+  if (r < 0 && cfg->proxy_labels && cfg->proxy_labels[0])
+    ag_session_warn(s, "--label %s%s: not applied, no docker proxy: %s", cfg->proxy_labels[0],
+                    cfg->proxy_labels[1] ? " and the others" : "", e->msg);
+  else if (r == -EPROTONOSUPPORT)
     ca_log_notice("%s", e->msg);
-  else if (r == -ECONNREFUSED)
-    ca_log_debug("%s: the command gets the engine's address as it is", e->msg); /* the engine is optional */
   else if (r < 0)
     ag_session_warn(s, "%s; the command talks to the engine directly", e->msg);
   else if (asprintf(&s->proxy_host, "unix://%s", ag_proxy_socket_path(s->proxy)) < 0) {

@@ -84,3 +84,17 @@ Test(cli, bad_boolean_variable_is_one_line) {
     cr_assert_not_null(strstr(r.err, "1, true, yes, on"), "%s", r.err);
   }
 }
+
+/* --help says where the engine comes from, in the order it is looked for. */
+Test(cli, help_states_how_the_engine_is_found) {
+  cli_run(&r, (const char *[]){"--help", NULL}, NULL);
+  cr_assert_eq(r.status, 0);
+  const char *order[] = {"--docker-host",  "CLEANUP_AGENT_DOCKER_HOST",    "DOCKER_HOST",         "DOCKER_CONTEXT",
+                         "currentContext", "$XDG_RUNTIME_DIR/docker.sock", "/var/run/docker.sock"};
+  const char *at = r.out;
+  for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+    const char *p = strstr(at, order[i]);
+    cr_assert_not_null(p, "--help does not name %s after %s:\n%s", order[i], i ? order[i - 1] : "the start", r.out);
+    at = p + strlen(order[i]);
+  }
+}

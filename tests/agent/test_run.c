@@ -2,10 +2,13 @@
  * is left in /proc, the engine, the cgroup tree or the state dir. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli_run.h"
@@ -488,4 +491,243 @@ Test(run, never_touches_what_is_not_provably_its_own_and_dead) {
   cr_assert_eq(scenario_wait(live), 143);
   cr_assert_not(container_exists(of_live), "the live session removes its own container when it ends");
   cr_assert(container_exists(kept), "keep=true survives its session");
+}
+
+/* ---- the engine, found the way the docker CLI finds it ------------------------------------------------------- */
+
+/* A docker config dir as `docker context create` leaves it (each context under contexts/meta/<sha256 of its name>):
+ * "symlinked" reaches the real engine through a symlink to its socket, so that the path tells which way was taken;
+ * "dead" names a socket nobody answers. config.json makes "symlinked" current. Every other way to name an engine is
+ * cleared, and XDG_RUNTIME_DIR is an empty dir. */
+static struct { char config[160], live[160], dead[160], xdg[160]; } fx;
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f, "%s", path);
+  fputs(text, f);
+  cr_assert_eq(fclose(f), 0);
+}
+
+static void add_context(const char *sha, const char *name, const char *url) {
+  char dir[300], path[320], meta[600];
+  snprintf(dir, sizeof(dir), "mkdir -p %s/contexts/meta/%s", fx.config, sha);
+  cr_assert_eq(system(dir), 0);
+  snprintf(path, sizeof(path), "%s/contexts/meta/%s/meta.json", fx.config, sha);
+  snprintf(meta, sizeof(meta),
+           "{\"Name\":\"%s\",\"Metadata\":{},\"Endpoints\":{\"docker\":{\"Host\":\"%s\","
+           "\"SkipTLSVerify\":false}}}",
+           name, url);
+  write_text(path, meta);
+}
+
+static void engine_fixture(void) {
+  const char *h = getenv("DOCKER_HOST");
+  const char *engine = h && strncmp(h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock";
+  snprintf(fx.config, sizeof(fx.config), "%s/docker", sc.dir);
+  snprintf(fx.live, sizeof(fx.live), "%s/live.sock", sc.dir);
+  snprintf(fx.dead, sizeof(fx.dead), "%s/dead.sock", sc.dir);
+  snprintf(fx.xdg, sizeof(fx.xdg), "%s/xdg", sc.dir);
+  cr_assert_eq(symlink(engine, fx.live), 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  cr_assert_lt(strlen(fx.dead), sizeof(a.sun_path));
+  memcpy(a.sun_path, fx.dead, strlen(fx.dead));
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0); /* bound, never listening: connect is refused */
+  close(fd);
+  cr_assert_eq(mkdir(fx.xdg, 0700), 0);
+  char url[200];
+  snprintf(url, sizeof(url), "unix://%s", fx.live);
+  add_context("88c266918b3c8de8918ccfe2a27236ca78eadf7206a3ed9135c7ffbbbc8260da", "symlinked", url);
+  snprintf(url, sizeof(url), "unix://%s", fx.dead);
+  add_context("28a3a5e81d1e89f0efc70b63bf717b921373fc7fac70bc1b7e4d466799c0c6b0", "dead", url);
+  char path[200];
+  snprintf(path, sizeof(path), "%s/config.json", fx.config);
+  write_text(path, "{\"auths\":{},\"currentContext\":\"symlinked\"}\n");
+  setenv("DOCKER_CONFIG", fx.config, 1);
+  setenv("XDG_RUNTIME_DIR", fx.xdg, 1);
+  unsetenv("DOCKER_HOST");
+  unsetenv("CLEANUP_AGENT_DOCKER_HOST");
+  unsetenv("DOCKER_CONTEXT");
+}
+
+/* run -- (the DOCKER_HOST the command got), with --no-docker-proxy so that it is the engine's own address. */
+static const char *command_docker_host(const char *const *globals, int want_rc) {
+  const char *script =
+      scenario_script(&sc, "host.sh", "echo \"$DOCKER_HOST\" > $OUT/host.tmp && mv $OUT/host.tmp $OUT/host");
+  const char *args[16];
+  size_t n = 0;
+  for (; globals && globals[n]; n++)
+    args[n] = globals[n];
+  args[n++] = "run";
+  args[n++] = "--no-docker-proxy";
+  args[n++] = "--";
+  args[n++] = script;
+  args[n] = NULL;
+  char path[200];
+  snprintf(path, sizeof(path), "%s/host", sc.dir);
+  unlink(path);
+  int rc = scenario_run(&sc, args);
+  cr_assert_eq(rc, want_rc, "run exited %d: %s", rc, scenario_stderr(&sc));
+  static char host[128];
+  cr_assert(scenario_read_marker(&sc, "host", 0, host), "the command did not run: %s", scenario_stderr(&sc));
+  return host;
+}
+
+static void assert_says(const char *what, const char *fmt, ...) _printf_(2, 3);
+static void assert_says(const char *what, const char *fmt, ...) {
+  char want[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(want, sizeof(want), fmt, ap);
+  va_end(ap);
+  const char *e = scenario_stderr(&sc);
+  cr_assert_not_null(strstr(e, want), "%s: stderr lacks \"%s\":\n%s", what, want, e);
+}
+
+Test(run, the_current_docker_context_names_the_engine_and_the_start_line_says_so) {
+  engine_fixture();
+  char want[200];
+  snprintf(want, sizeof(want), "unix://%s", fx.live);
+  cr_assert_str_eq(command_docker_host(NULL, 0), want, "%s", scenario_stderr(&sc));
+  assert_says("start line", "engine unix://%s (docker context 'symlinked')", fx.live);
+
+  /* Through the proxy too: the command's docker reaches the context's engine. */
+  const char *script = scenario_script(&sc, "version.sh", "docker version --format '{{.Server.APIVersion}}' || exit 9");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  assert_says("start line with the proxy", "engine unix://%s (docker context 'symlinked')", fx.live);
+}
+
+Test(run, the_engine_is_found_in_the_docker_cli_order) {
+  engine_fixture();
+  char live[256], dead[256];
+  snprintf(live, sizeof(live), "unix://%s", fx.live);
+  snprintf(dead, sizeof(dead), "unix://%s", fx.dead);
+
+  setenv("DOCKER_CONTEXT", "dead", 1); /* DOCKER_CONTEXT over config.json's currentContext */
+  cr_assert_str_eq(command_docker_host(NULL, 0), dead);
+  assert_says("DOCKER_CONTEXT", "engine %s (docker context 'dead')", dead);
+  assert_says("DOCKER_CONTEXT", "%s", fx.dead); /* and the engine that does not answer is named */
+
+  setenv("DOCKER_HOST", live, 1); /* DOCKER_HOST over any context */
+  cr_assert_str_eq(command_docker_host(NULL, 0), live);
+  assert_says("DOCKER_HOST", "engine %s (DOCKER_HOST)", live);
+
+  setenv("CLEANUP_AGENT_DOCKER_HOST", dead, 1); /* ours over DOCKER_HOST */
+  cr_assert_str_eq(command_docker_host(NULL, 0), dead);
+  assert_says("CLEANUP_AGENT_DOCKER_HOST", "engine %s (CLEANUP_AGENT_DOCKER_HOST)", dead);
+
+  cr_assert_str_eq(command_docker_host((const char *[]){"--docker-host", live, NULL}, 0), live); /* the flag last */
+  assert_says("--docker-host", "engine %s (--docker-host)", live);
+
+  unsetenv("DOCKER_HOST");
+  unsetenv("CLEANUP_AGENT_DOCKER_HOST");
+  setenv("DOCKER_CONTEXT", "default", 1); /* "default" is no context: the rootless socket, then the system's */
+  cr_assert_str_eq(command_docker_host(NULL, 0), "unix:///var/run/docker.sock");
+  cr_assert_null(strstr(scenario_stderr(&sc), "cleanup-agent: engine "), "a start line for the default engine: %s",
+                 scenario_stderr(&sc));
+  char rootless[180];
+  snprintf(rootless, sizeof(rootless), "%s/docker.sock", fx.xdg);
+  cr_assert_eq(symlink(fx.live, rootless), 0);
+  snprintf(live, sizeof(live), "unix://%s", rootless);
+  cr_assert_str_eq(command_docker_host(NULL, 0), live);
+  assert_says("rootless", "engine %s (rootless socket)", live);
+}
+
+/* gc, kill and ps use the same engine as run; a context that does not exist is one line for every command. */
+Test(run, every_command_follows_the_context_and_a_missing_one_is_one_line) {
+  engine_fixture();
+  setenv("DOCKER_CONTEXT", "dead", 1);
+  (void)scenario_run(&sc, (const char *[]){"kill", "0123456789abcdef0123456789abcdef", NULL});
+  assert_says("kill", "%s", fx.dead);
+  int rc = scenario_run(&sc, (const char *[]){"gc", "--dry-run", NULL});
+  assert_says("gc", "%s", fx.dead);
+
+  setenv("DOCKER_CONTEXT", "nope", 1);
+  /* gc with --dry-run: should the context be ignored, it must not collect on the real engine. */
+  const char *id = "0123456789abcdef0123456789abcdef";
+  const char *const cmds[][5] = {{"run", "--", "true", NULL},
+                                 {"container-seq", "--no-such-option", NULL},
+                                 {"gc", "--dry-run", NULL},
+                                 {"ps", NULL},
+                                 {"kill", id, NULL}};
+  for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+    int want = streq(cmds[i][0], "run") || streq(cmds[i][0], "container-seq") ? 125 : 2;
+    rc = scenario_run(&sc, cmds[i]);
+    const char *e = scenario_stderr(&sc);
+    cr_assert_eq(rc, want, "%s with a missing context exited %d: %s", cmds[i][0], rc, e);
+    cr_assert_eq(cli_count_lines(e), 1, "%s: %s", cmds[i][0], e);
+    cr_assert_not_null(strstr(e, "docker context 'nope'"), "%s: %s", cmds[i][0], e);
+  }
+  rc = scenario_run(&sc, (const char *[]){"run", "--help", NULL}); /* help needs no engine */
+  cr_assert_eq(rc, 0, "run --help with a missing context exited %d: %s", rc, scenario_stderr(&sc));
+  unsetenv("DOCKER_CONTEXT"); /* config.json's currentContext is checked as well */
+  char path[200];
+  snprintf(path, sizeof(path), "%s/config.json", fx.config);
+  write_text(path, "{\"currentContext\":\"gone\"}\n");
+  rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 125, "run exited %d: %s", rc, scenario_stderr(&sc));
+  assert_says("currentContext", "docker context 'gone'");
+}
+
+/* --label needs the proxy: asking for both --label and no proxy is a usage error; no proxy for another reason (a TCP
+ * engine, a proxy that failed to start) is a warning. A proxy that fails to start is a warning in any case. */
+Test(run, a_label_nothing_will_apply_is_never_silent) {
+  engine_fixture();
+  const char *script = scenario_script(&sc, "ran.sh", "echo ran > $OUT/ran");
+  char ran[200];
+  snprintf(ran, sizeof(ran), "%s/ran", sc.dir);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--no-docker-proxy", "--label", "team=a", "--", script, NULL});
+  cr_assert_eq(rc, 125, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_eq(cli_count_lines(scenario_stderr(&sc)), 1, "%s", scenario_stderr(&sc));
+  assert_says("--no-docker-proxy", "--label");
+  cr_assert_neq(access(ran, F_OK), 0, "the command ran");
+  setenv("CLEANUP_AGENT_NO_DOCKER_PROXY", "yes", 1);
+  rc = scenario_run(&sc, (const char *[]){"run", "--label", "team=a", "--", script, NULL});
+  unsetenv("CLEANUP_AGENT_NO_DOCKER_PROXY");
+  cr_assert_eq(rc, 125, "run exited %d: %s", rc, scenario_stderr(&sc));
+  assert_says("CLEANUP_AGENT_NO_DOCKER_PROXY", "--label");
+
+  rc = scenario_run(
+      &sc, (const char *[]){"--docker-host", "tcp://127.0.0.1:1", "run", "--label", "team=a", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  assert_says("a TCP engine", "warning: --label team=a");
+
+  setenv("DOCKER_CONTEXT", "dead", 1);
+  rc = scenario_run(&sc, (const char *[]){"run", "--label", "team=a", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  assert_says("a proxy that failed to start", "warning: --label team=a");
+  rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  assert_says("a proxy that failed to start", "warning: docker proxy");
+}
+
+/* A TCP context's TLS files reach the command as the docker CLI's variables (no proxy for TCP); a Unix context
+ * clears them, so that a command talking to the session's proxy socket does not try TLS on it. */
+Test(run, a_tcp_contexts_tls_files_reach_the_command_and_a_unix_context_clears_them) {
+  engine_fixture();
+  const char *sha = "a3f0d3f2a4a9d0c2b56e1b8c1b5b8f9c8a1d0e3f4b5c6d7e8f9a0b1c2d3e4f50"; /* any dir name will do */
+  add_context(sha, "tls", "tcp://127.0.0.1:1");
+  char tls[256], cmd[1200];
+  snprintf(tls, sizeof(tls), "%s/contexts/tls/%s/docker", fx.config, sha);
+  snprintf(cmd, sizeof(cmd), "mkdir -p %s && touch %s/ca.pem %s/cert.pem %s/key.pem", tls, tls, tls, tls);
+  cr_assert_eq(system(cmd), 0);
+  const char *script = scenario_script(
+      &sc, "tls.sh", "echo \"$DOCKER_TLS_VERIFY $DOCKER_CERT_PATH\" > $OUT/tls.tmp && mv $OUT/tls.tmp $OUT/tls");
+  setenv("DOCKER_CONTEXT", "tls", 1);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  assert_says("start line", "engine tcp://127.0.0.1:1 (docker context 'tls')");
+  char got[128], want[300];
+  cr_assert(scenario_read_marker(&sc, "tls", 0, got));
+  snprintf(want, sizeof(want), "1 %s", tls);
+  cr_assert_str_eq(got, want);
+
+  setenv("DOCKER_CONTEXT", "symlinked", 1);
+  setenv("DOCKER_TLS_VERIFY", "1", 1);
+  setenv("DOCKER_CERT_PATH", "/nonexistent", 1);
+  rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert(scenario_read_marker(&sc, "tls", 0, got));
+  cr_assert_str_eq(got, " ", "the command behind the proxy got TLS variables: '%s'", got);
 }
