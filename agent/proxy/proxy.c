@@ -33,7 +33,8 @@
 #include <unistd.h>
 
 #include "proxy.h"
-#include "session.h" /* label names only: this file links without session.c (the fuzz target) */
+#include "nesting.h" /* label names only: this file links without the session code (the fuzz target) */
+#include "session.h"
 
 #define HEAD_MAX (HTTP_MAX_HEADER_SIZE + 16 * 1024) /* the parser refuses larger heads before this is reached */
 #define IO_CHUNK (64 * 1024)
@@ -259,6 +260,21 @@ static bool is_labels_key(const cJSON *item) {
   return item->string && strcasecmp(item->string, "Labels") == 0;
 }
 
+/* The outermost session of this proxy's: the outer label among ours (a nested session's proxy), else our own id. */
+static const char *root_of(const char *session_id, const char *const *labels) {
+  static const char key[] = AG_LABEL_OUTER "=";
+  for (const char *const *l = labels; *l; l++)
+    if (strncmp(*l, key, sizeof(key) - 1) == 0)
+      return *l + sizeof(key) - 1;
+  return session_id;
+}
+
+/* Whether the Labels object obj says it was made by a session nested in ours: its outer label names our root. */
+static bool nested_labels(const cJSON *obj, const char *session_id, const char *const *labels) {
+  const cJSON *outer = cJSON_GetObjectItemCaseSensitive(obj, AG_LABEL_OUTER);
+  return cJSON_IsString(outer) && streq(outer->valuestring, root_of(session_id, labels));
+}
+
 int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *body, size_t len,
                           char **ret_body, size_t *ret_len, ca_error **err) {
   _cleanup_json_ cJSON *root = cJSON_ParseWithLength(body, len);
@@ -276,9 +292,16 @@ int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, con
     for (cJSON *l = it->child; l; l = l->next) {
       if (!l->string)
         return 1;
+      if (streq(l->string, AG_LABEL_OUTER) && !nested_labels(it, session_id, labels))
+        return ca_error_set(err, EPERM,
+                            "cleanup-agent: label " AG_LABEL_OUTER "=%s names another session than this one's "
+                            "outermost (%s): remove the label",
+                            cJSON_IsString(l) ? l->valuestring : "(not a string)", root_of(session_id, labels));
       if (streq(l->string, AG_LABEL_SESSION)) {
         if (cJSON_IsString(l) && streq(l->valuestring, session_id))
           continue;
+        if (nested_labels(it, session_id, labels))
+          return 1; /* a session nested in ours made it: its labels are a session's, they go as they are */
         return ca_error_set(err, EPERM,
                             "cleanup-agent: label " AG_LABEL_SESSION "=%s names another session than this one (%s): "
                             "what is created through this session's Docker socket belongs to this session; remove the "

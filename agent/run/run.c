@@ -21,23 +21,27 @@
 
 extern char **environ;
 
-/* environ without our two variables, then CLEANUP_AGENT_SESSION and DOCKER_HOST for the child. */
+/* environ without our three variables, then CLEANUP_AGENT_SESSION, CLEANUP_AGENT_OUTER (the outermost session, for
+ * a session nested in this one) and DOCKER_HOST for the child. */
 static char **child_environment(const struct run_state *s) {
   size_t n = 0;
   while (environ[n])
     n++;
-  char **env = calloc(n + 3, sizeof(char *));
+  char **env = calloc(n + 4, sizeof(char *));
   if (!env)
     return NULL;
   size_t k = 0;
   const struct ag_session *sess = s->session;
   for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "CLEANUP_AGENT_SESSION=", 22) != 0 &&
+    if (strncmp(environ[i], AG_ENV_SESSION "=", sizeof(AG_ENV_SESSION)) != 0 &&
+        strncmp(environ[i], AG_ENV_OUTER "=", sizeof(AG_ENV_OUTER)) != 0 &&
         !(sess->env.dk && strncmp(environ[i], "DOCKER_HOST=", 12) == 0))
       env[k++] = environ[i];
-  static char session_var[64], host_var[4096];
-  snprintf(session_var, sizeof(session_var), "CLEANUP_AGENT_SESSION=%s", sess->id);
+  static char session_var[64], outer_var[64], host_var[4096];
+  snprintf(session_var, sizeof(session_var), AG_ENV_SESSION "=%s", sess->id);
+  snprintf(outer_var, sizeof(outer_var), AG_ENV_OUTER "=%s", ag_nesting_root(&sess->nest, sess->id));
   env[k++] = session_var;
+  env[k++] = outer_var;
   if (sess->env.dk) {
     snprintf(host_var, sizeof(host_var), "DOCKER_HOST=%s", sess->proxy_host ? sess->proxy_host : sess->docker_host);
     env[k++] = host_var;

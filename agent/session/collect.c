@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "collect.h"
+#include "nesting.h"
 
 /* Time given to a cgroup kill of a leftover tree before it is reported as stuck. */
 #define COLLECT_KILL_TIMEOUT_USEC (10 * 1000000ULL)
@@ -11,14 +12,17 @@
 static const char *const kind_names[] = {
     [DK_CONTAINER] = "container", [DK_NETWORK] = "network", [DK_VOLUME] = "volume"};
 
-/* Removes what list (of kind, listed by the session's label; NULL: list it now) holds of session id; frees list. */
-static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id, struct dk_list *listed,
-                        unsigned *removed, struct ag_collect_stats *st, ca_error **err) {
+/* The two labels that make an object session id's: its own, and the outer label of the sessions nested in it. */
+static const char *const session_labels[] = {AG_LABEL_SESSION, AG_LABEL_OUTER};
+
+/* Removes what list (of kind, listed by label=id; NULL: list it now) holds of session id; frees list. */
+static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *label, const char *id,
+                        struct dk_list *listed, unsigned *removed, struct ag_collect_stats *st, ca_error **err) {
   _cleanup_(dk_list_freep) struct dk_list *list = listed;
   int r;
   if (!list) {
     char filter[128];
-    snprintf(filter, sizeof(filter), AG_LABEL_SESSION "=%s", id);
+    snprintf(filter, sizeof(filter), "%s=%s", label, id);
     const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
     if ((r = dk_list(dk, kind, filters, &list, err)) < 0)
       return ca_error_wrap(err, "list %ss of session %s", kind_names[kind], id);
@@ -31,7 +35,7 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id,
   for (size_t i = 0; i < list->n; i++) {
     const struct dk_item *it = &list->items[i];
     /* The engine's filter is not trusted alone: the label must say exactly this session. */
-    const char *sess = dk_item_label(it, AG_LABEL_SESSION);
+    const char *sess = dk_item_label(it, label);
     if (!sess || !streq(sess, id))
       continue;
     const char *keep = dk_item_label(it, AG_LABEL_KEEP);
@@ -59,13 +63,12 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id,
   return 0;
 }
 
-int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
-  /* The three lists in one round trip (the usual answer is three empty lists); on any failure each kind is listed
-   * again on its own, with retries, and the errors below say which. */
+/* The session's containers, networks and volumes by one label (session_labels), in one round trip (the usual
+ * answer is three empty lists); a failed listing is retried per kind in collect_kind. */
+static int list_by(struct dk_client *dk, const char *label, const char *id, struct dk_list *lists[3], ca_error **err) {
   static const enum dk_kind kinds[] = {DK_CONTAINER, DK_NETWORK, DK_VOLUME};
-  struct dk_list *lists[ELEMENTSOF(kinds)] = {0};
   char filter[128];
-  snprintf(filter, sizeof(filter), AG_LABEL_SESSION "=%s", id);
+  snprintf(filter, sizeof(filter), "%s=%s", label, id);
   const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
   _cleanup_error_ ca_error *e = NULL;
   if (dk_list_kinds(dk, kinds, ELEMENTSOF(kinds), filters, lists, &e) < 0 && e->code == ETIMEDOUT) {
@@ -77,21 +80,32 @@ int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_st
     }
     return r;
   }
+  return 0;
+}
+
+int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  struct dk_list *lists[2][3] = {{0}}; /* by session_labels, then by kind */
+  int first = list_by(dk, session_labels[0], id, lists[0], err);
+  if (first == 0)
+    first = list_by(dk, session_labels[1], id, lists[1], err);
+  unsigned *counts[] = {&st->containers, &st->networks, &st->volumes};
+  bool stop = first < 0;
   /* Containers first: networks and volumes in use by one cannot be removed. */
-  int r = collect_kind(dk, DK_CONTAINER, id, lists[0], &st->containers, st, err);
-  if (r < 0) {
-    dk_list_free(lists[1]);
-    dk_list_free(lists[2]);
-    return r;
-  }
-  r = collect_kind(dk, DK_NETWORK, id, lists[1], &st->networks, st, err);
-  /* An engine that does not answer will not answer the next list either: do not wait for it twice more. */
-  if (r < 0 && err && dk_error_kind(*err) == DK_ERR_TRANSIENT) {
-    dk_list_free(lists[2]);
-    return r;
-  }
-  int r2 = collect_kind(dk, DK_VOLUME, id, lists[2], &st->volumes, st, r < 0 ? NULL : err);
-  return r < 0 ? r : r2;
+  for (size_t k = 0; k < 3; k++)
+    for (size_t l = 0; l < 2; l++) {
+      if (stop) {
+        dk_list_free(lists[l][k]);
+        continue;
+      }
+      int r =
+          collect_kind(dk, (enum dk_kind)k, session_labels[l], id, lists[l][k], counts[k], st, first < 0 ? NULL : err);
+      if (r < 0 && first == 0)
+        first = r;
+      /* Containers left hold their networks and volumes; an engine that does not answer will not answer the next
+       * list either: do not wait for it again. */
+      stop = r < 0 && (k == DK_CONTAINER || (err && *err && dk_error_kind(*err) == DK_ERR_TRANSIENT));
+    }
+  return first;
 }
 
 int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err) {

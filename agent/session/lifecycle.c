@@ -69,7 +69,9 @@ static int open_engine(struct ag_session *s, ca_error **err) {
 
 static int open_cgroup_root(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
-  cg_root_options copts = {.root = cfg->globals->cgroup_root, .allow_process = true};
+  /* Inside another session's leaf, our leaves go inside it: its kill is ours too (nesting.h). */
+  cg_root_options copts = {.root = s->nest.cgroup_dir ? s->nest.cgroup_dir : cfg->globals->cgroup_root,
+                           .allow_process = true};
   AG_CGROUP_NAMES(copts);
   _cleanup_error_ ca_error *e = NULL;
   int r = cg_root_open(&copts, &s->env.cg, &e);
@@ -99,6 +101,7 @@ int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret
   s->lock_fd = -1;
   s->guardian.fd = -1;
   s->docker_host = cfg->globals->docker_host ? cfg->globals->docker_host : AG_DEFAULT_DOCKER_HOST;
+  ag_nesting_detect(NULL, &s->nest);
   int r = ag_state_open(cfg->globals->state_dir, &s->env.state, err);
   if (r < 0 || (r = open_engine(s, err)) < 0 || (r = open_cgroup_root(s, err)) < 0)
     return r;
@@ -211,11 +214,12 @@ static int take_session(struct ag_session *s, ca_error **err) {
   struct ag_guardian_config gcfg = {
       .session_id = s->id,
       .state_dir = s->env.state->dir,
-      .cgroup_root = cfg->globals->cgroup_root,
+      .cgroup_root = s->nest.cgroup_dir ? s->nest.cgroup_dir : cfg->globals->cgroup_root,
       .docker_host = reg->docker_host,
       .lock_fd = s->lock_fd,
   };
-  if (!(s->labels = ag_session_labels(reg, NULL)))
+  const char *outer[] = {s->nest.outer_label[0] ? s->nest.outer_label : NULL, NULL};
+  if (!(s->labels = ag_session_labels(reg, outer)))
     r = ca_error_set(err, ENOMEM, "out of memory");
   else
     r = ag_guardian_start(&gcfg, &s->guardian, err);
@@ -228,13 +232,32 @@ static int take_session(struct ag_session *s, ca_error **err) {
   return 0;
 }
 
+/* The labels the proxy adds besides the session's: run's --label, and the outer label of a nested session. */
+static char **proxy_labels(const struct ag_session *s) {
+  size_t n = 0;
+  while (s->cfg->proxy_labels && s->cfg->proxy_labels[n])
+    n++;
+  char **v = calloc(n + 2, sizeof(char *));
+  bool ok = v != NULL;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (v[i] = strdup(s->cfg->proxy_labels[i])) != NULL;
+  if (ok && s->nest.outer_label[0])
+    ok = (v[n] = strdup(s->nest.outer_label)) != NULL;
+  if (!ok)
+    ca_strv_free(TAKE_PTR(v));
+  return v;
+}
+
 /* Step 7. Without a proxy the session works as before unless it is required: then a failure is the session's. */
 static int start_proxy(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
   if (cfg->proxy == AG_SESSION_NO_PROXY || !s->env.dk)
     return 0;
   _cleanup_error_ ca_error *e = NULL;
-  int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, cfg->proxy_labels, &s->proxy, &e);
+  _cleanup_strv_free_ char **extra = proxy_labels(s);
+  if (!extra)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, (const char *const *)extra, &s->proxy, &e);
   if (r < 0 && cfg->proxy == AG_SESSION_PROXY_REQUIRED)
     return ca_error_set(err, -r, "--docker-proxy: %s", e->msg);
   /* Never silent: a --label nothing applies is a warning, and so is a proxy that did not start. */
@@ -279,6 +302,8 @@ int ag_session_end(struct ag_session *s) {
   int r = ag_collect_session(&s->env, s->id, &s->collected, &err);
   if (r < 0)
     ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
+  else
+    collect_dead(s); /* sessions nested in this one that its end killed (nesting.h): their registries go too */
   ag_guardian_release(&s->guardian);
   return r;
 }
@@ -293,6 +318,7 @@ void ag_session_free(struct ag_session *s) {
     return;
   (void)ag_session_end(s); /* a no-op when the command ended it; its warnings are logged */
   ca_strv_free(s->labels);
+  ag_nesting_done(&s->nest);
   free(s->proxy_host);
   ca_close_keep_errno(s->lock_fd);
   dk_client_free(s->env.dk);

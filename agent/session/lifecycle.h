@@ -7,6 +7,7 @@
 #include "agent.h"
 #include "collect.h"
 #include "guardian.h"
+#include "nesting.h"
 #include "proxy.h"
 
 #define AG_DEFAULT_DOCKER_HOST "unix:///var/run/docker.sock"
@@ -46,6 +47,7 @@ struct ag_session {
   char *proxy_host;        /* unix://<the proxy's socket>, NULL without a proxy */
   int lock_fd;
   struct ag_guardian guardian;
+  struct ag_nesting nest;                  /* the session this one runs in, if any */
   bool registered;                         /* the guardian runs: ag_session_end has something to end */
   struct ag_collect_stats startup;         /* what the collection of dead sessions removed */
   struct ag_collect_stats collected;       /* what the end removed */
