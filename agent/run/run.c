@@ -203,9 +203,6 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
                           "--label %s: only the docker proxy applies it, and --no-docker-proxy (or "
                           "CLEANUP_AGENT_NO_DOCKER_PROXY) turns it off: drop one of them",
                           o.labels[0]);
-  /* The start line: which engine, when it is not the system's default. */
-  if (g->docker_host_origin)
-    ca_log_notice("engine %s (%s)", g->docker_host, g->docker_host_origin);
   /* First, before the agent opens anything: the fds our caller passed on, the only ones the command inherits. */
   _cleanup_free_ int *keep_fds = NULL;
   size_t n_keep_fds = 0;
@@ -231,6 +228,9 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
     ca_log_error("run: %s", err->msg);
     return AG_EXIT_AGENT_FAILED; /* the session's free ends what began */
   }
+  /* The start line, once the session is up (a run refused says only why): the engine, when not the default. */
+  if (g->docker_host_origin)
+    ca_log_notice("engine %s (%s)", g->docker_host, g->docker_host_origin);
   struct run_state s = {
       .session = session, .started_usec = ca_now_monotonic_usec(), .keep_fds = keep_fds, .n_keep_fds = n_keep_fds};
   int failed = run_command(&s, &o);

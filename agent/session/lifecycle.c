@@ -251,6 +251,10 @@ static char **proxy_labels(const struct ag_session *s) {
 /* Step 7. Without a proxy the session works as before unless it is required: then a failure is the session's. */
 static int start_proxy(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
+  bool labels = cfg->proxy_labels && cfg->proxy_labels[0];
+  if (cfg->proxy != AG_SESSION_NO_PROXY && !s->env.dk && labels) /* never silent, as below */
+    ag_session_warn(s, "--label %s%s: not applied, no docker proxy: no Docker engine", cfg->proxy_labels[0],
+                    cfg->proxy_labels[1] ? " and the others" : "");
   if (cfg->proxy == AG_SESSION_NO_PROXY || !s->env.dk)
     return 0;
   _cleanup_error_ ca_error *e = NULL;
@@ -261,7 +265,7 @@ static int start_proxy(struct ag_session *s, ca_error **err) {
   if (r < 0 && cfg->proxy == AG_SESSION_PROXY_REQUIRED)
     return ca_error_set(err, -r, "--docker-proxy: %s", e->msg);
   /* Never silent: a --label nothing applies is a warning, and so is a proxy that did not start. */
-  if (r < 0 && cfg->proxy_labels && cfg->proxy_labels[0])
+  if (r < 0 && labels)
     ag_session_warn(s, "--label %s%s: not applied, no docker proxy: %s", cfg->proxy_labels[0],
                     cfg->proxy_labels[1] ? " and the others" : "", e->msg);
   else if (r == -EPROTONOSUPPORT)
