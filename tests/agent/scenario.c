@@ -14,6 +14,7 @@
 #include "cgroup.h"
 #include "cli_run.h"
 #include "scenario.h"
+#include "test_label.h"
 
 #define CGROUP2 "/sys/fs/cgroup/unified"
 
@@ -31,7 +32,7 @@ void scenario_setup(struct scenario *s) {
   char id[9];
   snprintf(id, sizeof(id), "%s", s->dir + strlen(s->dir) - 6);
   snprintf(s->cgroup_root, sizeof(s->cgroup_root), "%s/cleanup-agent-test-%s", cgroup2_mount(), id);
-  snprintf(s->test_label, sizeof(s->test_label), "io.cleanup-agent.test=%s", id);
+  snprintf(s->test_label, sizeof(s->test_label), AG_TEST_LABEL_KEY "=%s", id);
   _cleanup_error_ ca_error *err = NULL;
   cr_assert_eq(dk_client_new(NULL, &s->dk, &err), 0, "the docker suites need a Docker engine: %s", err ? err->msg : "");
 }
@@ -199,7 +200,7 @@ int scenario_count_state_files(struct scenario *s) {
   struct dirent *de;
   int n = 0;
   while ((de = readdir(d)))
-    n += de->d_name[0] != '.';
+    n += !streq(de->d_name, ".") && !streq(de->d_name, ".."); /* a leftover .tmp or .corrupt-* file counts too */
   closedir(d);
   return n;
 }

@@ -15,6 +15,7 @@
 
 #include "scenario.h"
 #include "session.h"
+#include "test_label.h"
 
 static struct scenario sc;
 
@@ -76,7 +77,7 @@ static void add(enum dk_kind kind, const char *state, bool collectable, const ch
     }
   } else if (kind == DK_NETWORK) {
     char name[128];
-    snprintf(name, sizeof(name), "gc-test-%zu-%s", npop, sc.test_label + strlen("io.cleanup-agent.test="));
+    snprintf(name, sizeof(name), "gc-test-%zu-%s", npop, sc.test_label + strlen(AG_TEST_LABEL_KEY "="));
     cr_assert_eq(dk_network_create(sc.dk, name, all, true, &id, &err), 0, "%s", err ? err->msg : "");
   } else {
     cr_assert_eq(dk_volume_create(sc.dk, NULL, all, &id, &err), 0, "%s", err ? err->msg : "");

@@ -18,10 +18,11 @@ mirror=${AG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 rootfs_tar=/var/cache/cleanup-agent/debian-12-minbase.tar
 # For clean: the images there were before the build; every other one is the build's.
 images_before=$build/deploy-image.before
-label=io.cleanup-agent.test=deploy-image
 
 # shellcheck source=tests/deploy/lib.sh
 source "$repo/tests/deploy/lib.sh"
+# The test label (tests/test_label.h: a namespace of its own, which the product never reads).
+label=$(test_label_key "$repo")=deploy-image
 die() { echo "$prog: $*" >&2; exit 1; }
 finish() { echo "$prog $step: $passed passed, $failed failed"; ((failed == 0)); exit; }
 
