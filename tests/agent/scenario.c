@@ -75,7 +75,7 @@ void scenario_teardown(struct scenario *s) {
     cg_root_free(root);
   }
   char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+  snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", s->dir);
   cr_expect_eq(system(cmd), 0, "cannot remove %s", s->dir);
 }
 
@@ -103,6 +103,10 @@ pid_t scenario_start(struct scenario *s, const char *const *args) {
     (void)close_range(3, ~0U, 0); /* as a user's shell starts it: 0, 1 and 2 only */
     const char *argv[64] = {AG_BINARY, "--state-dir", s->state, "--cgroup-root", s->cgroup_root};
     size_t n = 5;
+    if (s->docker_host[0]) {
+      argv[n++] = "--docker-host";
+      argv[n++] = s->docker_host;
+    }
     for (size_t i = 0; args[i] && n < 63; i++)
       argv[n++] = args[i];
     argv[n] = NULL;

@@ -13,6 +13,8 @@ struct scenario {
   char state[96];        /* --state-dir */
   char cgroup_root[128]; /* --cgroup-root, under the host's cgroup2 mount */
   char test_label[80];   /* AG_TEST_LABEL_KEY=<random>: on every resource a test creates itself */
+  char docker_host[128]; /* --docker-host for every scenario_start ("": the agent's default engine) */
+  pid_t dockerd;         /* a private engine's (scenario_engine.h), 0 when none */
   struct dk_client *dk;
 };
 
@@ -24,7 +26,8 @@ void scenario_teardown(struct scenario *s);
 /* Writes an executable sh script at <dir>/<name> and returns its path (static buffer, valid until the next call). */
 const char *scenario_script(struct scenario *s, const char *name, const char *body);
 
-/* Starts `cleanup-agent --state-dir ... --cgroup-root ... <args>` with stdout/stderr to <dir>/out and <dir>/err. */
+/* Starts `cleanup-agent --state-dir ... --cgroup-root ... [--docker-host ...] <args>` with stdout/stderr to <dir>/out
+ * and <dir>/err. */
 pid_t scenario_start(struct scenario *s, const char *const *args);
 /* Waits for it and returns its exit code (128+N for a signal). */
 int scenario_wait(pid_t pid);
