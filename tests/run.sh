@@ -7,7 +7,9 @@
 #   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both linking the
 #      system's libcurl (libcurl4-openssl-dev),
 #   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the chaos label runs
-#      last on build/, alone (-j1), after the other suites of build/,
+#      last on build/, alone (-j1), after the other suites of build/; a label or a selection with no test in a build
+#      fails (tests/run-lib.sh), and a sentinel (a dead session's container without the test label, planted before
+#      the suites, removed at the end) must survive every suite: tests run gc only on what is their own,
 #   5. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 30 seconds, two at a
 #      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run.
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
@@ -44,13 +46,23 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/cleanup-agent-tests.XXXXXX")
 # Steps 1 and 2 (packages, the Docker engine, the test image) are shared with deploy/quickstart.sh.
 # shellcheck source-path=SCRIPTDIR/.. source=deploy/env.sh
 source "$repo/deploy/env.sh"
+# The guards: every label of every build has tests, and the sentinel every suite must leave alone.
+# shellcheck source=tests/run-lib.sh
+source "$repo/tests/run-lib.sh"
 failures=()        # one line per failed step
 phase_names=()
 phase_secs=()
 passed_total=0
 failed_total=0
 
-trap env_on_exit EXIT
+# The sentinel goes first, while the engine still answers; env_on_exit reads the exit status from $?.
+run_on_exit() {
+    local rc=$?
+    sentinel_remove
+    (exit "$rc")
+    env_on_exit
+}
+trap run_on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -141,14 +153,18 @@ build_asan() {
     build build-asan
 }
 
-# ctest_group DIR JOBS LABEL-ARGS...: one ctest run; adds its counts to the totals.
+# ctest_group DIR JOBS WHAT LABEL-ARGS...: one ctest run; adds its counts to the totals. A selection that runs no test
+# fails, naming WHAT and DIR (an empty cgroup or sanitizer set must not pass).
 ctest_group() {
-    local dir=$1 jobs=$2
-    shift 2
+    local dir=$1 jobs=$2 what=$3
+    shift 3
     local log=$work/ctest.log rc=0
+    if ! require_selection "$dir" "$what" "$@"; then
+        failed_total=$((failed_total + 1))
+        return 1
+    fi
     # pipefail: the pipeline's status is ctest's.
-    ctest --test-dir "$dir" --output-on-failure --no-tests=ignore -j "$jobs" "$@" 2>&1 | tee "$log" || rc=$?
-    if grep -q '^Total Test time' "$log"; then :; else echo "(no tests with these labels)"; fi
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs" "$@" 2>&1 | tee "$log" || rc=$?
     local line total failed
     line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
     if [[ -n $line ]]; then
@@ -162,28 +178,19 @@ ctest_group() {
     return "$rc"
 }
 
-# A label that must have tests in DIR: an environment proof that silently vanished is a failure.
-require_label() {
-    local dir=$1 label=$2 n
-    n=$(ctest --test-dir "$dir" -N -L "^${label}\$" | sed -nE 's/^Total Tests: ([0-9]+)$/\1/p')
-    if [[ ${n:-0} -eq 0 ]]; then
-        echo "$prog: $dir has no test labeled '$label'" >&2
-        return 1
-    fi
-}
-
 test_normal() {
     local rc=0
     require_label build unit || rc=1
     require_label build docker || rc=1
+    require_label build cgroup || rc=1
     require_label build vm || rc=1
     # Host cgroup and VM suites one at a time (the VM tests are RUN_SERIAL too); the rest two at a time.
     echo "--- build/: all labels but cgroup, vm and chaos (-j2)"
-    ctest_group build 2 -LE '^(cgroup|vm|chaos)$' || rc=1
+    ctest_group build 2 "all but cgroup, vm and chaos" -LE '^(cgroup|vm|chaos)$' || rc=1
     echo "--- build/: cgroup (-j1)"
-    ctest_group build 1 -L '^cgroup$' || rc=1
+    ctest_group build 1 cgroup -L '^cgroup$' || rc=1
     echo "--- build/: vm (-j1)"
-    ctest_group build 1 -L '^vm$' || rc=1
+    ctest_group build 1 vm -L '^vm$' || rc=1
     # ctest keeps a passing test's output to itself; the harness's timing line is worth seeing.
     grep -ah '^run-in-vm: ' build/Testing/Temporary/LastTest.log 2>/dev/null || true
     return "$rc"
@@ -197,7 +204,7 @@ test_chaos() {
     export CHAOS_RESULTS=$work/chaos-results.txt
     : >"$CHAOS_RESULTS"
     echo "--- build/: chaos (-j1, alone)"
-    ctest_group build 1 -L '^chaos$' || rc=1
+    ctest_group build 1 chaos -L '^chaos$' || rc=1
     unset CHAOS_RESULTS
     echo "--- chaos results (tests/chaos/reliability.sh --from FILE turns them into docs/RELIABILITY.md)"
     cat "$work/chaos-results.txt"
@@ -211,10 +218,13 @@ test_asan() {
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
     echo "ASAN_OPTIONS=$ASAN_OPTIONS"
     echo "UBSAN_OPTIONS=$UBSAN_OPTIONS"
+    require_label build-asan unit || rc=1
+    require_label build-asan docker || rc=1
+    require_label build-asan cgroup || rc=1
     echo "--- build-asan/: unit and docker (-j2)"
-    ctest_group build-asan 2 -L '^(unit|docker)$' -LE '^(cgroup|vm)$' || rc=1
+    ctest_group build-asan 2 "unit and docker" -L '^(unit|docker)$' -LE '^(cgroup|vm)$' || rc=1
     echo "--- build-asan/: cgroup (-j1)"
-    ctest_group build-asan 1 -L '^cgroup$' -LE '^vm$' || rc=1
+    ctest_group build-asan 1 cgroup -L '^cgroup$' -LE '^vm$' || rc=1
     unset ASAN_OPTIONS UBSAN_OPTIONS
     return "$rc"
 }
@@ -242,7 +252,8 @@ if ! phase "packages" install_packages; then
 fi
 export DOCKER_HOST="unix://$socket"
 check_containers_gone=0
-phase "docker engine" start_engine && phase "test image" check_image || true
+engine_ready=0
+phase "docker engine" start_engine && phase "test image" check_image && engine_ready=1 || true
 if ((check_containers_gone)); then remove_check_containers; fi
 phase "vm boot" check_vm || true
 
@@ -250,11 +261,15 @@ if ((!env_only)); then
     # Tests run after a failed build too, when this run configured it: a test whose binary is missing counts as
     # failed, and the others still say what works.
     configured=()
+    if ((engine_ready)); then phase "sentinel planted" sentinel_plant || true; fi
     phase "build (build/, AG_WERROR)" build_normal || true
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
+    phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "chaos (build/)" test_chaos || true; fi
+    phase "sentinel kept (chaos)" sentinel_check "the chaos suites" || true
     phase "build (build-asan/, AG_SANITIZE)" build_asan || true
     if [[ " ${configured[*]} " == *" build-asan "* ]]; then phase "tests (build-asan/)" test_asan || true; fi
+    phase "sentinel kept (build-asan/)" sentinel_check "the suites of build-asan/" || true
     if phase "build (build-fuzz/, clang libFuzzer)" build_fuzz; then
         phase "fuzz (${AG_FUZZ_TIME:-30} s per target)" run_fuzz || true
     fi
@@ -264,6 +279,7 @@ if ((${#failures[@]})) && [[ -n $engine_pid && -s $work/dockerd.log ]]; then
     say "dockerd log (last 30 lines), since something failed"
     tail -n 30 "$work/dockerd.log" || true
 fi
+sentinel_remove
 stop_engine # here rather than only in the exit trap, so the summary below is the last thing printed
 
 say "summary"

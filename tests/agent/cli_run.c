@@ -74,10 +74,117 @@ size_t cli_count_lines(const char *s) {
   return n;
 }
 
+/* One live process of /proc: its pid, parent, and whether it is one of those looked for. */
+struct proc_ent {
+  pid_t pid, ppid;
+  bool found;
+};
+
+/* Reads the parent and state of pid from /proc/<pid>/stat; false when it is gone or a zombie (dead already). */
+static bool read_stat(const char *pid, pid_t *ret_ppid) {
+  char path[300], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t len = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (len <= 0)
+    return false;
+  buf[len] = '\0';
+  const char *p = strrchr(buf, ')'); /* the command name may hold anything, ')' included */
+  char state;
+  int ppid;
+  if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
+    return false;
+  *ret_ppid = (pid_t)ppid;
+  return state != 'Z' && state != 'X';
+}
+
+/* Whether /proc/<pid>/environ holds the entry "K=V" exactly. */
+static bool environ_has(const char *pid, const char *entry) {
+  char path[300], buf[65536];
+  snprintf(path, sizeof(path), "/proc/%s/environ", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t len = read(fd, buf, sizeof(buf));
+  close(fd);
+  size_t nlen = strlen(entry) + 1; /* with the NUL */
+  for (ssize_t i = 0; i + (ssize_t)nlen <= len; i++)
+    if ((i == 0 || buf[i - 1] == '\0') && memcmp(buf + i, entry, nlen) == 0)
+      return true;
+  return false;
+}
+
+/* Whether a line of /proc/<pid>/cgroup (v1 or v2) puts pid in a cgroup named leaf or below one. */
+static bool cgroup_names_leaf(const char *pid, const char *leaf) {
+  char path[300], line[4096], want[128];
+  snprintf(path, sizeof(path), "/proc/%s/cgroup", pid);
+  snprintf(want, sizeof(want), "/%s", leaf);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return false;
+  bool in = false;
+  while (!in && fgets(line, sizeof(line), f)) {
+    line[strcspn(line, "\n")] = '\0';
+    for (const char *p = strstr(line, want); p && !in; p = strstr(p + 1, want))
+      in = p[strlen(want)] == '\0' || p[strlen(want)] == '/';
+  }
+  fclose(f);
+  return in;
+}
+
+/* Marks every descendant of a found process as found too (the parent links of /proc, to a fixed point). */
+static void mark_descendants(struct proc_ent *p, size_t n) {
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < n && !p[i].found; j++)
+        if (p[j].found && p[j].pid == p[i].ppid)
+          changed = p[i].found = true;
+  }
+}
+
+int cli_find_processes(const char *env_entry, const char *cgroup_leaf, pid_t *ret_pids, size_t max) {
+  DIR *d = opendir("/proc");
+  cr_assert_not_null(d);
+  size_t n = 0, cap = 1024;
+  struct proc_ent *p = malloc(cap * sizeof(*p));
+  cr_assert_not_null(p);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    pid_t ppid;
+    if (de->d_name[0] < '0' || de->d_name[0] > '9' || !read_stat(de->d_name, &ppid))
+      continue;
+    if (n == cap)
+      cr_assert_not_null(p = realloc(p, (cap *= 2) * sizeof(*p)));
+    p[n++] = (struct proc_ent){(pid_t)atoi(de->d_name), ppid,
+                               (env_entry && environ_has(de->d_name, env_entry)) ||
+                                   (cgroup_leaf && cgroup_names_leaf(de->d_name, cgroup_leaf))};
+  }
+  closedir(d);
+  mark_descendants(p, n);
+  int found = 0;
+  for (size_t i = 0; i < n; i++)
+    if (p[i].found && p[i].pid != getpid()) {
+      if ((size_t)found < max)
+        ret_pids[found] = p[i].pid;
+      found++;
+    }
+  free(p);
+  return found;
+}
+
 int cli_count_session_processes(const char *id) {
-  char entry[80];
+  return cli_find_session_processes(id, NULL, 0);
+}
+
+int cli_find_session_processes(const char *id, pid_t *ret_pids, size_t max) {
+  char entry[80], leaf[48];
   snprintf(entry, sizeof(entry), "CLEANUP_AGENT_SESSION=%s", id);
-  return cli_count_env_processes(entry);
+  snprintf(leaf, sizeof(leaf), "run-%s", id);
+  return cli_find_processes(entry, leaf, ret_pids, max);
 }
 
 int cli_count_env_processes(const char *entry) {
@@ -85,30 +192,5 @@ int cli_count_env_processes(const char *entry) {
 }
 
 int cli_find_env_processes(const char *entry, pid_t *ret_pids, size_t max) {
-  const char *needle = entry;
-  int nlen = (int)strlen(entry) + 1; /* with the NUL */
-  DIR *d = opendir("/proc");
-  cr_assert_not_null(d);
-  struct dirent *de;
-  int n = 0;
-  while ((de = readdir(d))) {
-    if (de->d_name[0] < '0' || de->d_name[0] > '9')
-      continue;
-    char path[300], buf[65536];
-    snprintf(path, sizeof(path), "/proc/%s/environ", de->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t len = read(fd, buf, sizeof(buf));
-    close(fd);
-    for (ssize_t i = 0; i + nlen <= len; i++)
-      if ((i == 0 || buf[i - 1] == '\0') && memcmp(buf + i, needle, (size_t)nlen) == 0) {
-        if ((size_t)n < max)
-          ret_pids[n] = (pid_t)atoi(de->d_name);
-        n++;
-        break;
-      }
-  }
-  closedir(d);
-  return n;
+  return cli_find_processes(entry, NULL, ret_pids, max);
 }

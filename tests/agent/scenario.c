@@ -14,6 +14,7 @@
 #include "cgroup.h"
 #include "cli_run.h"
 #include "scenario.h"
+#include "test_label.h"
 
 #define CGROUP2 "/sys/fs/cgroup/unified"
 
@@ -31,7 +32,7 @@ void scenario_setup(struct scenario *s) {
   char id[9];
   snprintf(id, sizeof(id), "%s", s->dir + strlen(s->dir) - 6);
   snprintf(s->cgroup_root, sizeof(s->cgroup_root), "%s/cleanup-agent-test-%s", cgroup2_mount(), id);
-  snprintf(s->test_label, sizeof(s->test_label), "io.cleanup-agent.test=%s", id);
+  snprintf(s->test_label, sizeof(s->test_label), AG_TEST_LABEL_KEY "=%s", id);
   _cleanup_error_ ca_error *err = NULL;
   cr_assert_eq(dk_client_new(NULL, &s->dk, &err), 0, "the docker suites need a Docker engine: %s", err ? err->msg : "");
 }
@@ -74,7 +75,7 @@ void scenario_teardown(struct scenario *s) {
     cg_root_free(root);
   }
   char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+  snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", s->dir);
   cr_expect_eq(system(cmd), 0, "cannot remove %s", s->dir);
 }
 
@@ -102,6 +103,10 @@ pid_t scenario_start(struct scenario *s, const char *const *args) {
     (void)close_range(3, ~0U, 0); /* as a user's shell starts it: 0, 1 and 2 only */
     const char *argv[64] = {AG_BINARY, "--state-dir", s->state, "--cgroup-root", s->cgroup_root};
     size_t n = 5;
+    if (s->docker_host[0]) {
+      argv[n++] = "--docker-host";
+      argv[n++] = s->docker_host;
+    }
     for (size_t i = 0; args[i] && n < 63; i++)
       argv[n++] = args[i];
     argv[n] = NULL;
@@ -199,7 +204,7 @@ int scenario_count_state_files(struct scenario *s) {
   struct dirent *de;
   int n = 0;
   while ((de = readdir(d)))
-    n += de->d_name[0] != '.';
+    n += !streq(de->d_name, ".") && !streq(de->d_name, ".."); /* a leftover .tmp or .corrupt-* file counts too */
   closedir(d);
   return n;
 }

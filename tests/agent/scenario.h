@@ -6,12 +6,15 @@
 #include <sys/types.h>
 
 #include "docker.h"
+#include "test_label.h"
 
 struct scenario {
   char dir[64];          /* temp dir under /var/tmp: state/, out/ and scripts */
   char state[96];        /* --state-dir */
   char cgroup_root[128]; /* --cgroup-root, under the host's cgroup2 mount */
-  char test_label[80];   /* io.cleanup-agent.test=<random>: on every resource a test creates itself */
+  char test_label[80];   /* AG_TEST_LABEL_KEY=<random>: on every resource a test creates itself */
+  char docker_host[128]; /* --docker-host for every scenario_start ("": the agent's default engine) */
+  pid_t dockerd;         /* a private engine's (scenario_engine.h), 0 when none */
   struct dk_client *dk;
 };
 
@@ -23,7 +26,8 @@ void scenario_teardown(struct scenario *s);
 /* Writes an executable sh script at <dir>/<name> and returns its path (static buffer, valid until the next call). */
 const char *scenario_script(struct scenario *s, const char *name, const char *body);
 
-/* Starts `cleanup-agent --state-dir ... --cgroup-root ... <args>` with stdout/stderr to <dir>/out and <dir>/err. */
+/* Starts `cleanup-agent --state-dir ... --cgroup-root ... [--docker-host ...] <args>` with stdout/stderr to <dir>/out
+ * and <dir>/err. */
 pid_t scenario_start(struct scenario *s, const char *const *args);
 /* Waits for it and returns its exit code (128+N for a signal). */
 int scenario_wait(pid_t pid);
@@ -37,8 +41,9 @@ const char *scenario_stderr(struct scenario *s);
 /* Waits up to timeout_ms for the file <dir>/<name> to exist and holds its first line in ret (size 128). */
 bool scenario_read_marker(struct scenario *s, const char *name, int timeout_ms, char *ret);
 
-/* What a session left: processes whose environment says CLEANUP_AGENT_SESSION=id, labeled containers, networks and
- * volumes, its cgroup leaf, its state files. */
+/* What a session left: its processes (by CLEANUP_AGENT_SESSION=id in their environment, by its cgroup leaf run-<id>,
+ * and every descendant of those: cli_count_session_processes), labeled containers, networks and volumes, its cgroup
+ * leaf, its state files (every entry of <state>/sessions, dot-files included). */
 int scenario_count_processes(const char *id);
 int scenario_count_docker(struct scenario *s, enum dk_kind kind, const char *id);
 bool scenario_cgroup_exists(struct scenario *s, const char *id);

@@ -1,5 +1,6 @@
-/* gc against the real engine: a population of foreign resources next to dead, rebooted-host and expired ones.
- * gc --dry-run lists exactly the collectable ones and removes nothing; gc removes exactly those. The running
+/* gc against a real engine of its own (a private dockerd: gc on the shared engine would collect a developer's real
+ * leftovers and what other suites stage): a population of foreign resources next to dead, rebooted-host and expired
+ * ones. gc --dry-run lists exactly the collectable ones and removes nothing; gc removes exactly those. The running
  * containers it removes are killed by the engine (forced DELETE), as its events show. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -14,14 +15,18 @@
 #include <unistd.h>
 
 #include "scenario.h"
+#include "scenario_engine.h"
 #include "session.h"
+#include "test_label.h"
 
 static struct scenario sc;
 
 static void setup(void) {
   scenario_setup(&sc);
+  scenario_private_engine_start(&sc);
 }
 static void teardown(void) {
+  scenario_private_engine_stop(&sc);
   scenario_teardown(&sc);
 }
 
@@ -76,7 +81,7 @@ static void add(enum dk_kind kind, const char *state, bool collectable, const ch
     }
   } else if (kind == DK_NETWORK) {
     char name[128];
-    snprintf(name, sizeof(name), "gc-test-%zu-%s", npop, sc.test_label + strlen("io.cleanup-agent.test="));
+    snprintf(name, sizeof(name), "gc-test-%zu-%.32s", npop, sc.test_label + strlen(AG_TEST_LABEL_KEY "="));
     cr_assert_eq(dk_network_create(sc.dk, name, all, true, &id, &err), 0, "%s", err ? err->msg : "");
   } else {
     cr_assert_eq(dk_volume_create(sc.dk, NULL, all, &id, &err), 0, "%s", err ? err->msg : "");

@@ -1,4 +1,5 @@
-/* Who "this host" is (issue 19), through the real engine and the real binary: the owner rules judge only what names
+/* Who "this host" is (issue 19), through a real engine of its own (a private dockerd: gc never runs on the shared one)
+ * and the real binary: the owner rules judge only what names
  * gc's own machine (/etc/machine-id), boot and PID namespace. A same-named machine's live session on a shared engine,
  * and a session of an agent in its own PID namespace, are spared; this machine's previous boot is collected. */
 #include <cjson/cJSON.h>
@@ -10,14 +11,17 @@
 #include <unistd.h>
 
 #include "scenario.h"
+#include "scenario_engine.h"
 #include "session.h"
 
 static struct scenario sc;
 
 static void setup(void) {
   scenario_setup(&sc);
+  scenario_private_engine_start(&sc);
 }
 static void teardown(void) {
+  scenario_private_engine_stop(&sc);
   scenario_teardown(&sc);
 }
 

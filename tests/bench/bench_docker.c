@@ -4,7 +4,7 @@
  *   cycles: M sequential create+start+wait+remove through dk_ vs a shell loop of docker run --rm; the client's own
  *           CPU time per cycle is its overhead on top of the engine's work.
  * Usage: bench_docker [--reps R] [--containers N] [--cycles M] [--parallel P] [--docker PATH]
- * Everything created carries io.cleanup-agent.test=bench-<random> and is removed before exit. */
+ * Everything created carries the test label (test_label.h) =bench-<random> and is removed before exit. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 
 #include "docker.h"
+#include "test_label.h"
 
 #define IMAGE "cleanup-test/busybox:latest"
 
@@ -174,12 +175,12 @@ static void cleanup_all(void) {
   if (!cl)
     return;
   /* every label of this run starts with the run id; list all bench containers by key and match the prefix */
-  const struct dk_filter filt[] = {{"label", "io.cleanup-agent.test"}, {0}};
+  const struct dk_filter filt[] = {{"label", AG_TEST_LABEL_KEY}, {0}};
   struct dk_list *l = NULL;
   if (dk_list(cl, DK_CONTAINER, filt, &l, NULL) < 0)
     return;
   for (size_t i = 0; i < l->n; i++) {
-    const char *v = dk_item_label(&l->items[i], "io.cleanup-agent.test");
+    const char *v = dk_item_label(&l->items[i], AG_TEST_LABEL_KEY);
     if (v && strncmp(v, run_id, strlen(run_id)) == 0)
       (void)dk_remove(cl, DK_CONTAINER, l->items[i].id, NULL); /* best effort at exit */
   }
@@ -224,7 +225,7 @@ int main(int argc, char **argv) {
   for (int r = 0; r < reps; r++)
     for (int m = 0; m < M_COUNT; m++) {
       char label[96];
-      snprintf(label, sizeof(label), "io.cleanup-agent.test=%s-bulk-%d-%d", run_id, r, m);
+      snprintf(label, sizeof(label), AG_TEST_LABEL_KEY "=%s-bulk-%d-%d", run_id, r, m);
       make_running(label, containers);
       struct dk_list *l = list_labeled(label);
       if (l->n != (size_t)containers)
@@ -245,7 +246,7 @@ int main(int argc, char **argv) {
   double dk_wall[50], dk_cpu[50], cli_wall[50], cli_cpu[50];
   for (int r = 0; r < reps; r++) {
     char label[96];
-    snprintf(label, sizeof(label), "io.cleanup-agent.test=%s-cycle-%d", run_id, r);
+    snprintf(label, sizeof(label), AG_TEST_LABEL_KEY "=%s-cycle-%d", run_id, r);
     dk_wall[r] = dk_cycles(label, cycles, &dk_cpu[r]);
     cli_wall[r] = cli_cycles(label, cycles, &cli_cpu[r]);
     fprintf(stderr, "rep %d: cycles: dk %.1f ms (cpu %.2f), cli %.1f ms (cpu %.2f)\n", r + 1, dk_wall[r], dk_cpu[r],

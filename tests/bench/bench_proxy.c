@@ -17,6 +17,7 @@
 
 #include "bench_util.h"
 #include "proxy.h"
+#include "test_label.h"
 
 static const char *docker_cli;
 
@@ -122,7 +123,7 @@ int main(int argc, char **argv) {
   snprintf(proxy_host, sizeof(proxy_host), "unix://%s", sock);
   static const char *const labels[] = {"io.cleanup-agent.session=0123456789abcdef0123456789abcdef",
                                        "io.cleanup-agent.managed=true", "io.cleanup-agent.mode=run",
-                                       "io.cleanup-agent.test=bench-proxy", NULL};
+                                       AG_TEST_LABEL_KEY "=bench-proxy", NULL};
   struct ag_proxy_config cfg = {
       .socket_path = sock, .engine_socket = engine, .session_id = "0123456789abcdef0123456789abcdef", .labels = labels};
   struct ag_proxy *px = NULL;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "live.h"
 
 #ifdef CG_LIVE_VM
@@ -174,6 +175,13 @@ static void kill_tree(void) {
   cg_process p = spawn(leaf, "tree:200");
   size_t count = live_wait_count(leaf, 202, 30000);
   cr_assert_geq(count, 202, "the tree only reached %zu processes", count);
+  /* The leak check below does not trust the module: a /proc scan of every process's cgroup sees the tree too. */
+  char leaf_name[40];
+  snprintf(leaf_name, sizeof(leaf_name), "run-%s", id);
+  int scanned = 0;
+  for (int waited = 0; waited < 10000 && (scanned = cli_find_processes(NULL, leaf_name, NULL, 0)) < 202; waited += 10)
+    usleep(10000); /* double-fork grandchildren still on their way */
+  cr_assert_geq(scanned, 202, "a /proc scan finds %d processes in %s, the module %zu", scanned, leaf_name, count);
 
   ca_error *err = NULL;
   int signalled = cg_leaf_signal_all(leaf, SIGTERM, &err);
@@ -187,6 +195,8 @@ static void kill_tree(void) {
   cr_assert(cg_leaf_list_processes(leaf, &procs, &n, NULL) == 0);
   cr_expect_eq(n, 0, "%zu processes survived, first: %s (pid %d)", n, n ? procs[0].comm : "", n ? procs[0].pid : 0);
   free(procs);
+  scanned = cli_find_processes(NULL, leaf_name, NULL, 0);
+  cr_expect_eq(scanned, 0, "a /proc scan finds %d live processes of %s after the kill", scanned, leaf_name);
   char events[600];
   snprintf(events, sizeof(events), "%s/cgroup.events", cg_leaf_path(leaf));
   cr_expect(strstr(slurp(events), "populated 0"), "cgroup.events: %s", slurp(events));

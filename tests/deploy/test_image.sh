@@ -4,10 +4,12 @@
 #           archive is the only registry here) and runs `--version` in it
 #   gc      runs the image's gc with the engine socket mounted and nothing else (--network none, read-only, no
 #           capabilities): it removes the expired session's container (running and created), network and volume,
-#           and leaves a keep=true one, an unexpired one of another host and an unlabeled one
+#           and leaves a keep=true one, an unexpired one of another host and an unlabeled one. The engine is a private
+#           dockerd of this step (the image and the test image copied into it): gc on the shared engine would take a
+#           developer's real leftovers and what other suites stage
 #   clean   removes the containers, network and volume of this test, the image and every other image the build made
 #           (the build stage's layers, and the base images when it imported them)
-# ctest runs them as one fixture: build (alongside other suites), gc (alone: gc sees the whole engine), clean.
+# ctest runs them as one fixture: build (alongside other suites), gc, clean.
 # Usage: test_image.sh REPO BUILD_DIR build|gc|clean
 set -uo pipefail
 repo=$1 build=$2 step=$3
@@ -18,12 +20,20 @@ mirror=${AG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 rootfs_tar=/var/cache/cleanup-agent/debian-12-minbase.tar
 # For clean: the images there were before the build; every other one is the build's.
 images_before=$build/deploy-image.before
-label=io.cleanup-agent.test=deploy-image
 
 # shellcheck source=tests/deploy/lib.sh
 source "$repo/tests/deploy/lib.sh"
+# The test label (tests/test_label.h: a namespace of its own, which the product never reads).
+label=$(test_label_key "$repo")=deploy-image
 die() { echo "$prog: $*" >&2; exit 1; }
-finish() { echo "$prog $step: $passed passed, $failed failed"; ((failed == 0)); exit; }
+engine_dir=''
+finish() {
+    private_engine_stop
+    [[ -z $engine_dir ]] || rm -rf --one-file-system -- "$engine_dir"
+    echo "$prog $step: $passed passed, $failed failed"
+    ((failed == 0))
+    exit
+}
 
 [[ -n ${DOCKER_HOST:-} ]] || die "DOCKER_HOST is not set: run through tests/run.sh, or export the test engine's socket"
 docker version >/dev/null 2>&1 || die "no engine answers on $DOCKER_HOST; start it (tests/run.sh --env-only)"
@@ -81,6 +91,16 @@ gone() { ! exists "$@"; }
 
 do_gc() {
     docker image inspect "$image" >/dev/null 2>&1 || { fail "the image $image exists (built by the build step)"; finish; }
+    engine_dir=$build/deploy-image-engine
+    rm -rf --one-file-system -- "$engine_dir"
+    private_engine_start "$engine_dir" || { fail "a private engine starts in $engine_dir"; finish; }
+    if docker save "$image" cleanup-test/busybox:latest | docker -H "unix://$engine_dir/docker.sock" load -q >/dev/null; then
+        ok "the image and the test image copied into a private engine (gc never runs on the shared one)"
+    else
+        fail "the image and the test image copied into the private engine"
+        finish
+    fi
+    export DOCKER_HOST=unix://$engine_dir/docker.sock
     local now expired live
     now=$(date +%s)
     expired=$(hex32) live=$(hex32)

@@ -1,5 +1,5 @@
 /* docker_api against the real engine (DOCKER_HOST, else /var/run/docker.sock) with the test image. Everything a test
- * creates carries io.cleanup-agent.test=<random id of this test> and is removed by the test's fini. */
+ * creates carries AG_TEST_LABEL_KEY=<random id of this test> (test_label.h) and is removed by the test's fini. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -14,13 +14,13 @@
 #include <unistd.h>
 
 #include "docker.h"
+#include "test_label.h"
 
 #define IMAGE "cleanup-test/busybox:latest"
-#define TEST_LABEL_KEY "io.cleanup-agent.test"
 
 static struct dk_client *cl;
 static char test_id[33];
-static char label[64];       /* "io.cleanup-agent.test=<id>" */
+static char label[64];       /* AG_TEST_LABEL_KEY "=<id>" */
 static char other_label[64]; /* same key, another id: must never show up in our lists */
 
 static void must(int k, ca_error **ep, const char *what) {
@@ -39,10 +39,10 @@ static void setup(void) {
   signal(SIGPIPE, SIG_IGN);
   cr_assert_eq(dk_global_init(NULL), 0);
   random_hex(test_id);
-  snprintf(label, sizeof(label), TEST_LABEL_KEY "=%s", test_id);
+  snprintf(label, sizeof(label), AG_TEST_LABEL_KEY "=%s", test_id);
   char other[33];
   random_hex(other);
-  snprintf(other_label, sizeof(other_label), TEST_LABEL_KEY "=%s", other);
+  snprintf(other_label, sizeof(other_label), AG_TEST_LABEL_KEY "=%s", other);
   ca_error *e = NULL;
   int k = dk_client_new(NULL, &cl, &e);
   must(k, &e, "connect to the engine");
@@ -241,7 +241,7 @@ Test(engine, full_lifecycle_with_limits_logs_and_exit_code) {
                        "/sys/fs/cgroup/pids/pids.max; cat /host/greeting; echo; echo to-stderr >&2; exit 3",
                        NULL};
   const char *env[] = {"FOO=bar", NULL};
-  const char *labels[] = {label, "io.cleanup-agent.test-extra=a \"quoted\" =value \xc3\xbc", NULL};
+  const char *labels[] = {label, AG_TEST_LABEL_NS "extra=a \"quoted\" =value \xc3\xbc", NULL};
   struct dk_mount mounts[] = {{.type = DK_MOUNT_BIND, .source = tmp, .target = "/host", .read_only = true}};
   struct dk_container_spec spec = {.image = IMAGE,
                                    .cmd = cmd,
@@ -283,8 +283,8 @@ Test(engine, full_lifecycle_with_limits_logs_and_exit_code) {
   cr_assert_not(info->running);
   cr_assert_not(info->oom_killed);
   cr_assert_str_eq(info->image, IMAGE);
-  cr_assert_str_eq(dk_labels_get(&info->labels, TEST_LABEL_KEY), test_id);
-  cr_assert_str_eq(dk_labels_get(&info->labels, "io.cleanup-agent.test-extra"), "a \"quoted\" =value \xc3\xbc");
+  cr_assert_str_eq(dk_labels_get(&info->labels, AG_TEST_LABEL_KEY), test_id);
+  cr_assert_str_eq(dk_labels_get(&info->labels, AG_TEST_LABEL_NS "extra"), "a \"quoted\" =value \xc3\xbc");
   uint64_t now = ca_now_realtime_usec();
   /* under load the engine may stamp StartedAt after a fast process already exited: both follow creation */
   cr_assert(info->created_us > 0 && info->created_us <= info->started_us && info->created_us <= info->finished_us,
@@ -480,7 +480,7 @@ Test(engine, list_by_label_returns_exactly_ours) {
   const char *cmd[] = {"true", NULL};
   char *ours[3];
   for (int i = 0; i < 3; i++)
-    ours[i] = create(cmd, i == 0 ? "io.cleanup-agent.test-odd=a \"b\"=c \xc3\xbc" : NULL, 0);
+    ours[i] = create(cmd, i == 0 ? AG_TEST_LABEL_NS "odd=a \"b\"=c \xc3\xbc" : NULL, 0);
   const char *their_labels[] = {other_label, NULL};
   struct dk_container_spec spec = {.image = IMAGE, .cmd = cmd, .labels = their_labels};
   _cleanup_free_ char *theirs = NULL;
@@ -496,7 +496,7 @@ Test(engine, list_by_label_returns_exactly_ours) {
     cr_assert(contains(l, ours[i]), "missing %s", ours[i]);
   cr_assert_not(contains(l, theirs));
   for (size_t i = 0; i < l->n; i++) {
-    cr_assert_str_eq(dk_item_label(&l->items[i], TEST_LABEL_KEY), test_id);
+    cr_assert_str_eq(dk_item_label(&l->items[i], AG_TEST_LABEL_KEY), test_id);
     cr_assert_str_eq(l->items[i].image, IMAGE);
     cr_assert_not_null(l->items[i].names[0]);
     cr_assert_neq(l->items[i].names[0][0], '/');
@@ -504,7 +504,7 @@ Test(engine, list_by_label_returns_exactly_ours) {
   }
 
   /* a label value with quotes, '=' and unicode travels intact through the filter */
-  const struct dk_filter odd[] = {{"label", label}, {"label", "io.cleanup-agent.test-odd=a \"b\"=c \xc3\xbc"}, {0}};
+  const struct dk_filter odd[] = {{"label", label}, {"label", AG_TEST_LABEL_NS "odd=a \"b\"=c \xc3\xbc"}, {0}};
   _cleanup_(dk_list_freep) struct dk_list *lo = NULL;
   must(dk_list(cl, DK_CONTAINER, odd, &lo, &e), &e, "list odd");
   cr_assert_eq(lo->n, 1);
@@ -568,7 +568,7 @@ Test(engine, list_kinds_lists_all_three_in_one_go) {
 Test(engine, networks_and_volumes_lifecycle) {
   char name[64];
   snprintf(name, sizeof(name), "dk-test-%s", test_id);
-  const char *labels[] = {label, "io.cleanup-agent.test-kind=net", NULL};
+  const char *labels[] = {label, AG_TEST_LABEL_NS "kind=net", NULL};
   _cleanup_free_ char *net = NULL, *vol = NULL, *anon = NULL;
   ca_error *e = NULL;
   must(dk_network_create(cl, name, labels, true, &net, &e), &e, "network create");
@@ -583,7 +583,7 @@ Test(engine, networks_and_volumes_lifecycle) {
   cr_assert_eq(nl->n, 1);
   cr_assert_str_eq(nl->items[0].id, net);
   cr_assert_str_eq(nl->items[0].names[0], name);
-  cr_assert_str_eq(dk_item_label(&nl->items[0], "io.cleanup-agent.test-kind"), "net");
+  cr_assert_str_eq(dk_item_label(&nl->items[0], AG_TEST_LABEL_NS "kind"), "net");
   cr_assert_gt(nl->items[0].created_us, 0);
   must(dk_list(cl, DK_VOLUME, f, &vl, &e), &e, "volume list");
   cr_assert_eq(vl->n, 2);

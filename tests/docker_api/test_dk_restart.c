@@ -12,6 +12,7 @@
 
 #include "docker.h"
 #include "private_engine.h"
+#include "test_label.h"
 
 static char dir[] = "/tmp/dkr-XXXXXX";
 static char host[128];
@@ -47,10 +48,10 @@ Test(restart, engine_stopped_and_started_between_two_calls, .init = setup, .fini
   struct dk_client *c = NULL;
   ca_error *e = NULL;
   cr_assert_eq(dk_client_new(&o, &c, &e), 0, "%s", e ? e->msg : "");
-  const char *labels[] = {"io.cleanup-agent.test=restart", NULL};
+  const char *labels[] = {AG_TEST_LABEL_KEY "=restart", NULL};
   _cleanup_free_ char *vol = NULL;
   cr_assert_eq(dk_volume_create(c, "dk-restart-test", labels, &vol, &e), 0, "%s", e ? e->msg : "");
-  const struct dk_filter f[] = {{"label", "io.cleanup-agent.test=restart"}, {0}};
+  const struct dk_filter f[] = {{"label", AG_TEST_LABEL_KEY "=restart"}, {0}};
   _cleanup_(dk_list_freep) struct dk_list *before = NULL;
   cr_assert_eq(dk_list(c, DK_VOLUME, f, &before, &e), 0, "%s", e ? e->msg : "");
   cr_assert_eq(before->n, 1);
