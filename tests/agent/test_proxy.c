@@ -188,6 +188,22 @@ static void assert_refused(const struct out *o, const char *why, const char *wha
   cJSON_Delete(j);
 }
 
+/* The engine reads field names with Unicode folding (U+017F is an s) and escapes undone: a foreign session label under
+ * any of those spellings is refused, and a later spelling cannot override the session's labels. */
+Test(proxy, every_spelling_the_engine_reads_is_labels) {
+  static const char *const bodies[] = {"{\"Label\xc5\xbf\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\"}}",
+                                       "{\"Label\\u0073\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\"}}",
+                                       "{\"Labels\":{},\"LABELS\":{\"io.cleanup-agent.\\u0073ession\":\"" OTHER "\"}}"};
+  for (size_t i = 0; i < ELEMENTSOF(bodies); i++) {
+    char req[1024];
+    request(req, sizeof(req), "/v1.41/containers/create", bodies[i]);
+    struct out o;
+    feed(req, strlen(req), 0, &o);
+    assert_refused(&o, "names another session", bodies[i]);
+    out_free(&o);
+  }
+}
+
 /* Fail closed: a create the proxy cannot read is answered 400 and the connection closes, never forwarded as it is. */
 Test(proxy, create_body_that_does_not_parse_is_refused_and_closes) {
   static const char *const bodies[] = {
