@@ -367,8 +367,8 @@ static int refuse_pipelined(struct ag_proxy_req *r, ca_buf *to_client, ca_error 
 static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
   if (r->too_large)
     return refuse(r, 413, "Request Entity Too Large",
-                  "cleanup-agent: the create request's body is larger than 16 MiB, the most the session's Docker "
-                  "proxy buffers to add the session labels",
+                  "cleanup-agent: the create request's body is larger than 1 MiB, the most the session's Docker "
+                  "proxy buffers to add the session labels (real create bodies are a few KiB)",
                   to_client, err);
   _cleanup_free_ char *rewritten = NULL;
   size_t len = 0;
@@ -796,6 +796,21 @@ static void *client_to_engine(void *arg) {
   return NULL;
 }
 
+/* Bounded: a client beyond the connection cap gets a 503 at once instead of waiting in the backlog. */
+static void refuse_full(struct ag_proxy *px, int fd) {
+  char why[256];
+  snprintf(why, sizeof(why),
+           "cleanup-agent: the session's Docker proxy serves at most %u connections at a time and all are in use; "
+           "try again when one ended",
+           px->max_conns);
+  ca_buf out = CA_BUF_INIT(4096);
+  /* A fresh socket's buffer takes the few hundred bytes at once; a client that is gone needs no answer. */
+  if (answer(&out, 503, "Service Unavailable", why, NULL) == 0)
+    (void)send(fd, out.data, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  ca_buf_free(&out);
+  close(fd);
+}
+
 static void *accept_loop(void *arg) {
   struct ag_proxy *px = arg;
   pthread_attr_t attr;
@@ -803,10 +818,7 @@ static void *accept_loop(void *arg) {
   pthread_attr_setstacksize(&attr, THREAD_STACK);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   for (;;) {
-    /* Bounded: at the cap, new clients wait in the listen backlog until a connection ends. */
     pthread_mutex_lock(&px->mu);
-    while (px->n_conns >= px->max_conns && !px->stopping)
-      pthread_cond_wait(&px->changed, &px->mu);
     bool stopping = px->stopping;
     pthread_mutex_unlock(&px->mu);
     if (stopping)
@@ -826,6 +838,13 @@ static void *accept_loop(void *arg) {
     socklen_t len = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || (cred.uid != getuid() && cred.uid != 0)) {
       close(fd);
+      continue;
+    }
+    pthread_mutex_lock(&px->mu);
+    bool full = px->n_conns >= px->max_conns;
+    pthread_mutex_unlock(&px->mu);
+    if (full) {
+      refuse_full(px, fd);
       continue;
     }
     struct conn *c = calloc(1, sizeof(*c));

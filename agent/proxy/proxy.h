@@ -8,8 +8,8 @@
 
 #include "common.h"
 
-/* Create bodies are buffered to be rewritten; larger ones are refused with 413. */
-#define AG_PROXY_BODY_MAX (16u * 1024 * 1024)
+/* Create bodies are buffered to be rewritten; larger ones are refused with 413. Real ones are a few KiB. */
+#define AG_PROXY_BODY_MAX (1024u * 1024)
 
 /* ---- the request direction as a pure function over buffers (unit tests and the fuzzer feed it literal text) ---- */
 
