@@ -565,6 +565,7 @@ struct conn {
   pthread_cond_t cond;
   struct ag_proxy_req *req;
   bool engine_done;
+  bool client_raw; /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
   struct conn *prev, *next;
 };
 
@@ -743,10 +744,14 @@ static bool wait_for_engine(struct conn *c) {
 
 /* Feeds what the client sent and writes out the results; the AG_PROXY_* action, or -1 to end the connection. */
 static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engine, ca_buf *to_client) {
+  /* A byte stream stays one: its bytes go straight on, without waiting for the lock an engine write may hold. */
+  if (c->client_raw)
+    return ca_write_all(c->engine, data, len) < 0 ? -1 : AG_PROXY_GO;
   pthread_mutex_lock(&c->mu);
   int fed = ag_proxy_req_feed(c->req, data, len, to_engine, to_client, NULL);
   int k = fed >= 0 && to_client->len ? ca_write_all(c->client, to_client->data, to_client->len) : 0;
   bool pending = ag_proxy_req_answer_pending(c->req);
+  c->client_raw = ag_proxy_req_is_raw(c->req);
   pthread_mutex_unlock(&c->mu);
   if (fed >= 0 && k == 0 && to_engine->len)
     k = ca_write_all(c->engine, to_engine->data, to_engine->len);
