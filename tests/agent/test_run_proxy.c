@@ -473,3 +473,27 @@ Test(run_proxy, numbers_reach_the_engine_as_written) {
   close(fd);
   ag_proxy_stop(lp.px, 100000);
 }
+
+/* Pipelined requests through the real engine: the proxy's own 400 comes after the engine's answer to the request
+ * sent before it, whole, and then the connection closes. */
+Test(run_proxy, own_answer_to_a_pipelined_request_comes_after_the_engines) {
+  struct live_proxy lp;
+  live_proxy_start(&lp);
+  int fd = unix_connect(lp.socket);
+  const char *two = "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n"
+                    "POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 9\r\n\r\n{not json";
+  cr_assert_eq(ca_write_all(fd, two, strlen(two)), 0);
+  char all[8192];
+  size_t got = 0;
+  for (ssize_t n = 1; n > 0 && got < sizeof(all) - 1; got += (size_t)n)
+    n = read(fd, all + got, sizeof(all) - 1 - got);
+  all[got] = '\0';
+  cr_assert(strncmp(all, "HTTP/1.1 200 OK\r\n", 17) == 0, "the engine's answer to the ping first: %s", all);
+  const char *own = strstr(all, "HTTP/1.1 400 ");
+  cr_assert_not_null(own, "%s", all);
+  cr_assert(own > all && strncmp(own - 2, "OK", 2) == 0, "the 400 right after the ping's whole answer: %s", all);
+  cr_assert_not_null(strstr(own, "{\"message\":\"cleanup-agent: the create request's body is not a JSON object"), "%s",
+                     own);
+  close(fd);
+  ag_proxy_stop(lp.px, 100000);
+}
