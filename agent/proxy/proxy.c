@@ -166,9 +166,10 @@ static int on_body(http_parser *p, const char *at, size_t len) {
   if (r->phase != PH_BODY_CREATE || r->too_large)
     return 0;
   if (r->body.len + len > AG_PROXY_BODY_MAX) {
-    r->too_large = true;
+    r->too_large = true; /* answered at once, not after the client sent all of it */
     ca_buf_free(&r->body);
     ca_buf_init(&r->body, AG_PROXY_BODY_MAX);
+    http_parser_pause(p, 1);
     return 0;
   }
   return track(r, &r->body, at, len);
@@ -364,12 +365,14 @@ static int refuse_pipelined(struct ag_proxy_req *r, ca_buf *to_client, ca_error 
                 to_client, err);
 }
 
+static int refuse_too_large(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  return refuse(r, 413, "Request Entity Too Large",
+                "cleanup-agent: the create request's body is larger than 1 MiB, the most the session's Docker proxy "
+                "buffers to add the session labels (real create bodies are a few KiB)",
+                to_client, err);
+}
+
 static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
-  if (r->too_large)
-    return refuse(r, 413, "Request Entity Too Large",
-                  "cleanup-agent: the create request's body is larger than 1 MiB, the most the session's Docker "
-                  "proxy buffers to add the session labels (real create bodies are a few KiB)",
-                  to_client, err);
   _cleanup_free_ char *rewritten = NULL;
   size_t len = 0;
   _cleanup_error_ ca_error *refusal = NULL;
@@ -398,6 +401,8 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
                     "cleanup-agent: a create request with Upgrade or Connection: upgrade headers: a create never "
                     "takes the connection over, and the session's Docker proxy does not forward one that asks to",
                     to_client, err);
+    if (r->p.content_length != ULLONG_MAX && r->p.content_length > AG_PROXY_BODY_MAX)
+      return refuse_too_large(r, to_client, err);
     return 0;
   }
   r->hijack = r->upgrade_header || r->p.upgrade || is_hijack(ca_buf_str(&r->url), r->url.len);
@@ -462,7 +467,12 @@ static int feed_bytes(struct ag_proxy_req *r, const char *data, size_t len, ca_b
       continue;
     }
     http_parser_pause(&r->p, 0);
-    k = r->message_done ? message_done(r, to_engine, to_client, err) : head_done(r, to_engine, to_client, err);
+    if (r->too_large)
+      k = refuse_too_large(r, to_client, err);
+    else if (r->message_done)
+      k = message_done(r, to_engine, to_client, err);
+    else
+      k = head_done(r, to_engine, to_client, err);
     if (k < 0)
       return -ENOMEM;
   }

@@ -353,6 +353,23 @@ Test(proxy, body_over_1_mib_gets_413) {
     out_free(&o);
     free(req);
   }
+  /* Answered as soon as the cap is passed, not after the client sent the rest: a Content-Length over it at once, a
+   * chunked body when the cap is reached. */
+  static const char *const heads[] = {
+      "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 17179869184\r\n\r\n{\"Image\":",
+      "POST /containers/create HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\n"};
+  for (size_t i = 0; i < ELEMENTSOF(heads); i++) {
+    size_t pad = i == 1 ? 1024 * 1024 + 1 : 0, n = strlen(heads[i]);
+    char *req = malloc(n + pad);
+    memcpy(req, heads[i], n);
+    memset(req + n, ' ', pad);
+    struct out o;
+    cr_assert_eq(feed_rc(req, n + pad, &o), AG_PROXY_CLOSE, "%s", heads[i]);
+    cr_assert(strncmp(ca_buf_str(&o.client), "HTTP/1.1 413 ", 13) == 0, "%s", ca_buf_str(&o.client));
+    cr_assert_eq(o.engine.len, 0);
+    out_free(&o);
+    free(req);
+  }
 }
 
 /* Everything that is not a create goes byte for byte: keep-alive with several requests, chunked bodies. */
