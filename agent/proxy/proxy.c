@@ -1,24 +1,29 @@
 /* The Docker labeling proxy (issue 8).
  *
  * Threading: one accept thread, and per client connection two threads, one per direction, each a plain blocking
- * read/write loop. A direction never waits for the other, so a hijacked stream (attach, exec), a streaming answer
- * (logs -f, events, stats, wait) and a keep-alive connection need no special case, and no write can dead-lock against
- * a peer that is itself waiting for us to read. An epoll loop would need per-direction buffers, partial-write state and
- * back-pressure handling for the same result; with a few dozen connections per CI session, threads (small stacks, a
- * hard cap on connections: the accept thread waits while it is reached) are the simpler correct choice. Every thread
- * runs with all signals blocked, so the agent's signalfd keeps getting SIGINT/SIGTERM/SIGHUP/SIGCHLD.
+ * read/write loop, so a hijacked stream (attach, exec), a streaming answer (logs -f, events, stats, wait) and a
+ * keep-alive connection need no special case. The directions share the connection's parser state under one lock, which
+ * also covers every write to the client, so the proxy's own answers and the engine's never interleave. The client
+ * direction waits for the other only after a request that may take the connection over (attach, exec start, Upgrade),
+ * until the engine answered it. With a few dozen connections per CI session, threads (small stacks, a hard cap on
+ * connections) are the simpler correct choice. Every thread runs with all signals blocked, so the agent's signalfd
+ * keeps getting SIGINT/SIGTERM/SIGHUP/SIGCHLD.
  *
- * The engine-to-client direction is copied byte for byte, unparsed. The client-to-engine direction goes through
- * http_parser (libhttp-parser): request heads are held until they are complete; a create request
- * (POST [/vX.Y]/{containers,networks,volumes}/create) has its body buffered (de-chunked, capped), its labels merged and
- * is sent with a fresh Content-Length; every other request is forwarded byte for byte as it arrives. After an upgrade
- * (101, attach and exec start) or a hijack, and on bytes that are not HTTP, the direction becomes a raw copy and the
- * engine answers for itself. The proxy's own answers (400 refusal, 413) are written between the engine's answers;
- * HTTP clients do not pipeline requests, so a request is only sent once the previous answer is complete. */
+ * The client-to-engine direction goes through http_parser (libhttp-parser): request heads are held until they are
+ * complete; a create request (POST [/vX.Y]/{containers,networks,volumes}/create) has its body buffered (de-chunked,
+ * capped), the session's labels spliced in (proxy_body.c) and is sent with a fresh Content-Length; every other request
+ * is forwarded byte for byte as it arrives. Fail closed: a request the proxy cannot read (bad framing, Content-Length
+ * with chunked, a head over 80 KiB, a create body that is not one JSON object, a create with Upgrade) is answered 400
+ * in the engine's format and the connection closes; it never turns into a byte copy that would carry unlabeled creates.
+ * The engine-to-client direction is copied byte for byte and parsed only to know where each answer ends: the
+ * connection becomes a raw copy only once the engine answered 101, or 200 without framing to attach or exec start
+ * (a detached exec start's 200 has a Content-Length and keeps the connection HTTP), and the proxy's own answer to a
+ * pipelined request goes out only after the engine's answers to the requests before it. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <http_parser.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,21 +51,38 @@
 
 enum phase { PH_HEAD, PH_BODY_PASS, PH_BODY_CREATE };
 
+#define INFLIGHT_MAX 64 /* requests sent whose answers are not complete yet (real clients send one at a time) */
+#define HOLD_MAX (1024 * 1024)
+
 struct ag_proxy_req {
   http_parser p;
   const char *session_id;
   const char *const *labels;
   bool raw;
-  bool closed; /* a create body could not be read: the answer went to the client, nothing more is forwarded */
+  bool closed;   /* the proxy answered (or will): nothing more is forwarded */
+  bool answered; /* the proxy's answer went to the client: whatever the engine sends after it is dropped */
+  bool waiting;  /* a request that may take the connection over was sent: what follows waits for its answer */
   enum phase phase, next_phase;
   bool message_done; /* set by on_message_complete, handled after the pause */
   bool oom, too_large;
   bool in_value;
-  ca_buf pending; /* raw bytes of the head being parsed */
+  bool upgrade_header; /* the request has Upgrade, or Connection: upgrade */
+  bool hijack;         /* the request is one the engine may answer by taking the connection over */
+  ca_buf pending;      /* raw bytes of the head being parsed */
   ca_buf url;
   ca_buf headers; /* "Field: value\r\n" of a create head, without the framing headers */
   ca_buf field, value;
-  ca_buf body; /* a create request's decoded body */
+  ca_buf body;           /* a create request's decoded body */
+  ca_buf hold;           /* client bytes that came while waiting */
+  ca_buf deferred;       /* the proxy's own answer, until the engine answered everything sent before it */
+  unsigned answer_after; /* deferred goes out once no more than this many requests are in flight */
+  /* The requests in flight, oldest first: a ring of INFLIGHT_MAX bits each, whether it is a HEAD (an answer without
+   * a body) and whether it may take the connection over. */
+  unsigned inflight, first;
+  uint64_t head_bits, hijack_bits;
+  /* The engine direction. */
+  http_parser rp;
+  bool resp_in_message, resp_informational, resp_lost;
 };
 
 static struct ag_proxy_req *req_of(http_parser *p) {
@@ -72,7 +94,7 @@ static int track(struct ag_proxy_req *r, ca_buf *b, const char *at, size_t len) 
   if (ca_buf_append(b, at, len, &e) < 0) {
     if (e->code == ENOMEM)
       r->oom = true;
-    return -1; /* a head over its cap: not HTTP we proxy, forwarded as it is */
+    return -1; /* over its cap: the parser stops with an error, and the request is refused */
   }
   return 0;
 }
@@ -86,6 +108,7 @@ static int on_message_begin(http_parser *p) {
   ca_buf_reset(&r->body);
   r->in_value = false;
   r->too_large = false;
+  r->upgrade_header = false;
   return 0;
 }
 
@@ -102,8 +125,12 @@ static bool framing_header(const char *name) {
 
 static int commit_header(struct ag_proxy_req *r) {
   int k = 0;
-  if (r->field.len && !framing_header(ca_buf_str(&r->field)))
-    k = ca_buf_appendf(&r->headers, NULL, "%s: %s\r\n", ca_buf_str(&r->field), ca_buf_str(&r->value));
+  const char *name = ca_buf_str(&r->field);
+  if (strcasecmp(name, "upgrade") == 0 ||
+      (strcasecmp(name, "connection") == 0 && strcasestr(ca_buf_str(&r->value), "upgrade")))
+    r->upgrade_header = true;
+  if (r->field.len && !framing_header(name))
+    k = ca_buf_appendf(&r->headers, NULL, "%s: %s\r\n", name, ca_buf_str(&r->value));
   if (k < 0)
     r->oom = true;
   ca_buf_reset(&r->field);
@@ -111,7 +138,6 @@ static int commit_header(struct ag_proxy_req *r) {
   r->in_value = false;
   return k;
 }
-
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   struct ag_proxy_req *r = req_of(p);
   if (r->in_value && commit_header(r) < 0)
@@ -141,9 +167,10 @@ static int on_body(http_parser *p, const char *at, size_t len) {
   if (r->phase != PH_BODY_CREATE || r->too_large)
     return 0;
   if (r->body.len + len > AG_PROXY_BODY_MAX) {
-    r->too_large = true;
+    r->too_large = true; /* answered at once, not after the client sent all of it */
     ca_buf_free(&r->body);
     ca_buf_init(&r->body, AG_PROXY_BODY_MAX);
+    http_parser_pause(p, 1);
     return 0;
   }
   return track(r, &r->body, at, len);
@@ -180,6 +207,10 @@ struct ag_proxy_req *ag_proxy_req_new(const char *session_id, const char *const 
   ca_buf_init(&r->field, HEAD_MAX);
   ca_buf_init(&r->value, HEAD_MAX);
   ca_buf_init(&r->body, AG_PROXY_BODY_MAX);
+  ca_buf_init(&r->hold, HOLD_MAX);
+  ca_buf_init(&r->deferred, 64 * 1024);
+  http_parser_init(&r->rp, HTTP_RESPONSE);
+  r->rp.data = r;
   return r;
 }
 
@@ -192,11 +223,21 @@ void ag_proxy_req_free(struct ag_proxy_req *r) {
   ca_buf_free(&r->field);
   ca_buf_free(&r->value);
   ca_buf_free(&r->body);
+  ca_buf_free(&r->hold);
+  ca_buf_free(&r->deferred);
   free(r);
 }
 
 bool ag_proxy_req_is_raw(const struct ag_proxy_req *r) {
   return r->raw;
+}
+
+bool ag_proxy_req_waiting(const struct ag_proxy_req *r) {
+  return r->waiting && !r->raw && !r->closed;
+}
+
+bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r) {
+  return r->deferred.len > 0 && !r->answered;
 }
 
 /* Strips "scheme://host" of an absolute-form target and percent-decodes the path (the engine's router matches the
@@ -256,195 +297,270 @@ static bool is_hijack(const char *url, size_t url_len) {
          (strncmp(p, "/exec/", 6) == 0 && n > 12 && streq(p + n - 6, "/start"));
 }
 
-static bool is_labels_key(const cJSON *item) {
-  return item->string && strcasecmp(item->string, "Labels") == 0;
-}
-
-/* The outermost session of this proxy's: the outer label among ours (a nested session's proxy), else our own id. */
-static const char *root_of(const char *session_id, const char *const *labels) {
-  static const char key[] = AG_LABEL_OUTER "=";
-  for (const char *const *l = labels; *l; l++)
-    if (strncmp(*l, key, sizeof(key) - 1) == 0)
-      return *l + sizeof(key) - 1;
-  return session_id;
-}
-
-/* Whether the Labels object obj says it was made by a session nested in ours: its outer label names our root. */
-static bool nested_labels(const cJSON *obj, const char *session_id, const char *const *labels) {
-  const cJSON *outer = cJSON_GetObjectItemCaseSensitive(obj, AG_LABEL_OUTER);
-  return cJSON_IsString(outer) && streq(outer->valuestring, root_of(session_id, labels));
-}
-
-int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *body, size_t len,
-                          char **ret_body, size_t *ret_len, ca_error **err) {
-  _cleanup_json_ cJSON *root = cJSON_ParseWithLength(body, len);
-  if (!root || !cJSON_IsObject(root))
-    return 1; /* the engine answers bodies it cannot read itself */
-  /* The engine decodes field names case-insensitively and merges repeated ones: merge every spelling of Labels. */
-  _cleanup_json_ cJSON *merged = cJSON_CreateObject();
-  if (!merged)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  for (cJSON *it = root->child; it; it = it->next) {
-    if (!is_labels_key(it) || cJSON_IsNull(it))
-      continue;
-    if (!cJSON_IsObject(it))
-      return 1;
-    for (cJSON *l = it->child; l; l = l->next) {
-      if (!l->string)
-        return 1;
-      if (streq(l->string, AG_LABEL_OUTER) && !nested_labels(it, session_id, labels))
-        return ca_error_set(err, EPERM,
-                            "cleanup-agent: label " AG_LABEL_OUTER "=%s names another session than this one's "
-                            "outermost (%s): remove the label",
-                            cJSON_IsString(l) ? l->valuestring : "(not a string)", root_of(session_id, labels));
-      if (streq(l->string, AG_LABEL_SESSION)) {
-        if (cJSON_IsString(l) && streq(l->valuestring, session_id))
-          continue;
-        if (nested_labels(it, session_id, labels))
-          return 1; /* a session nested in ours made it: its labels are a session's, they go as they are */
-        return ca_error_set(err, EPERM,
-                            "cleanup-agent: label " AG_LABEL_SESSION "=%s names another session than this one (%s): "
-                            "what is created through this session's Docker socket belongs to this session; remove the "
-                            "label, or set " AG_LABEL_KEEP "=true to keep the object after the session",
-                            cJSON_IsString(l) ? l->valuestring : "(not a string)", session_id);
-      }
-      cJSON *copy = cJSON_Duplicate(l, true);
-      if (!copy)
-        return ca_error_set(err, ENOMEM, "out of memory");
-      cJSON_DeleteItemFromObjectCaseSensitive(merged, l->string);
-      cJSON_AddItemToObject(merged, l->string, copy);
-    }
-  }
-  for (cJSON *it = root->child; it;) {
-    cJSON *next = it->next;
-    if (is_labels_key(it))
-      cJSON_Delete(cJSON_DetachItemViaPointer(root, it));
-    it = next;
-  }
-  for (const char *const *l = labels; *l; l++) {
-    const char *eq = strchr(*l, '=');
-    _cleanup_free_ char *key = eq ? strndup(*l, (size_t)(eq - *l)) : NULL;
-    if (!key)
-      continue;
-    cJSON_DeleteItemFromObjectCaseSensitive(merged, key);
-    if (!cJSON_AddStringToObject(merged, key, eq + 1))
-      return ca_error_set(err, ENOMEM, "out of memory");
-  }
-  cJSON_AddItemToObject(root, "Labels", TAKE_PTR(merged));
-  char *text = cJSON_PrintUnformatted(root);
-  if (!text)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  *ret_len = strlen(text);
-  *ret_body = text;
-  return 0;
-}
-
-/* An answer of the proxy itself, in the engine's error format ({"message": ...}) so that clients print it. */
+/* An answer of the proxy itself, in the engine's error format ({"message": ...}) so that clients print it. The
+ * connection closes after it. */
 static int answer(ca_buf *to_client, int status, const char *reason, const char *message, ca_error **err) {
   _cleanup_json_ cJSON *j = cJSON_CreateObject();
   _cleanup_free_ char *text = NULL;
   if (!j || !cJSON_AddStringToObject(j, "message", message) || !(text = cJSON_PrintUnformatted(j)))
     return ca_error_set(err, ENOMEM, "out of memory");
   return ca_buf_appendf(to_client, err,
-                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", status,
-                        reason, strlen(text), text);
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                        "Connection: close\r\n\r\n%s",
+                        status, reason, strlen(text), text);
+}
+
+/* The proxy's answer goes out when every answer of the engine before it is complete, never in the middle of one. */
+static void flush_answer(struct ag_proxy_req *r, ca_buf *to_client, bool engine_ended) {
+  if (!r->deferred.len || r->answered)
+    return;
+  if (!engine_ended && (r->inflight > r->answer_after || r->resp_in_message))
+    return;
+  if (ca_buf_append(to_client, r->deferred.data, r->deferred.len, NULL) == 0)
+    r->answered = true;
+}
+
+/* The proxy answers the request itself and nothing more of the connection is forwarded. */
+static int refuse(struct ag_proxy_req *r, int status, const char *reason, const char *message, ca_buf *to_client,
+                  ca_error **err) {
+  r->closed = true;
+  /* A request whose head went to the engine already is in flight: the answer waits only for those before it. */
+  r->answer_after = r->phase == PH_BODY_PASS ? 1 : 0;
+  ca_buf_reset(&r->deferred);
+  if (answer(&r->deferred, status, reason, message, err) < 0)
+    return -ENOMEM;
+  flush_answer(r, to_client, false);
+  return 0;
+}
+
+static int refuse_unreadable(struct ag_proxy_req *r, enum http_errno e, ca_buf *to_client, ca_error **err) {
+  char msg[512];
+  if (e == HPE_HEADER_OVERFLOW || e == HPE_CB_url || e == HPE_CB_header_field || e == HPE_CB_header_value)
+    snprintf(msg, sizeof(msg),
+             "cleanup-agent: the request head is larger than %d KiB, more than the session's Docker proxy reads: the "
+             "request is refused and the connection closed",
+             HTTP_MAX_HEADER_SIZE / 1024);
+  else
+    snprintf(msg, sizeof(msg),
+             "cleanup-agent: the session's Docker proxy cannot read this HTTP request (%s: %s): it is refused and the "
+             "connection closed",
+             http_errno_name(e), http_errno_description(e));
+  return refuse(r, 400, "Bad Request", msg, to_client, err);
+}
+
+/* Records a request sent to the engine; false when too many are in flight already. */
+static bool push_inflight(struct ag_proxy_req *r, bool head, bool hijack) {
+  if (r->inflight >= INFLIGHT_MAX)
+    return false;
+  unsigned i = (r->first + r->inflight++) % INFLIGHT_MAX;
+  uint64_t bit = 1ULL << i;
+  r->head_bits = head ? r->head_bits | bit : r->head_bits & ~bit;
+  r->hijack_bits = hijack ? r->hijack_bits | bit : r->hijack_bits & ~bit;
+  return true;
+}
+
+static int refuse_pipelined(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  return refuse(r, 400, "Bad Request",
+                "cleanup-agent: more than 64 requests sent without waiting for their answers, more than the session's "
+                "Docker proxy tracks: the request is refused and the connection closed",
+                to_client, err);
+}
+
+static int refuse_too_large(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  return refuse(r, 413, "Request Entity Too Large",
+                "cleanup-agent: the create request's body is larger than 1 MiB, the most the session's Docker proxy "
+                "buffers to add the session labels (real create bodies are a few KiB)",
+                to_client, err);
 }
 
 static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
-  if (r->too_large)
-    return answer(to_client, 413, "Request Entity Too Large",
-                  "cleanup-agent: the create request's body is larger than 16 MiB, the most the session's Docker proxy "
-                  "buffers to add the session labels",
-                  err);
   _cleanup_free_ char *rewritten = NULL;
   size_t len = 0;
   _cleanup_error_ ca_error *refusal = NULL;
   int k = ag_proxy_rewrite_body(r->session_id, r->labels, r->body.data ? r->body.data : "", r->body.len, &rewritten,
                                 &len, &refusal);
-  if (k == -EPERM)
-    return answer(to_client, 400, "Bad Request", refusal->msg, err);
+  if (k == -EPERM || k == -EINVAL)
+    return refuse(r, 400, "Bad Request", refusal->msg, to_client, err);
   if (k < 0)
     return ca_error_set(err, ENOMEM, "out of memory");
-  const char *body = k == 0 ? rewritten : r->body.data;
-  if (k != 0)
-    len = r->body.len;
+  if (!push_inflight(r, false, false))
+    return refuse_pipelined(r, to_client, err);
   if (ca_buf_appendf(to_engine, err, "%s %s HTTP/%u.%u\r\n%sContent-Length: %zu\r\n\r\n",
                      http_method_str((enum http_method)r->p.method), ca_buf_str(&r->url), r->p.http_major,
                      r->p.http_minor, ca_buf_str(&r->headers), len) < 0)
     return -ENOMEM;
-  return len ? ca_buf_append(to_engine, body, len, err) : 0;
+  return ca_buf_append(to_engine, rewritten, len, err);
 }
 
-static int become_raw(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_engine, ca_error **err) {
-  r->raw = true;
-  if (r->pending.len && ca_buf_append(to_engine, r->pending.data, r->pending.len, err) < 0)
+/* A request head is complete: a create waits for its body, anything else goes to the engine as it is. */
+static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
+  r->phase = r->next_phase;
+  if (r->phase == PH_BODY_CREATE) {
+    ca_buf_reset(&r->pending);
+    if (r->upgrade_header || r->p.upgrade)
+      return refuse(r, 400, "Bad Request",
+                    "cleanup-agent: a create request with Upgrade or Connection: upgrade headers: a create never "
+                    "takes the connection over, and the session's Docker proxy does not forward one that asks to",
+                    to_client, err);
+    if (r->p.content_length != ULLONG_MAX && r->p.content_length > AG_PROXY_BODY_MAX)
+      return refuse_too_large(r, to_client, err);
+    return 0;
+  }
+  r->hijack = r->upgrade_header || r->p.upgrade || is_hijack(ca_buf_str(&r->url), r->url.len);
+  if (!push_inflight(r, r->p.method == HTTP_HEAD, r->hijack))
+    return refuse_pipelined(r, to_client, err);
+  int k = ca_buf_append(to_engine, r->pending.data, r->pending.len, err);
+  ca_buf_reset(&r->pending);
+  return k < 0 ? -ENOMEM : 0;
+}
+
+static int message_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
+  r->message_done = false;
+  bool create = r->phase == PH_BODY_CREATE;
+  if (create && emit_create(r, to_engine, to_client, err) < 0)
     return -ENOMEM;
-  ca_buf_free(&r->pending);
-  return len ? ca_buf_append(to_engine, data, len, err) : 0;
+  r->phase = PH_HEAD;
+  ca_buf_reset(&r->body);
+  /* Only the engine's answer says whether the connection stays HTTP: what follows waits for it. */
+  if (!create && r->hijack)
+    r->waiting = true;
+  return 0;
 }
 
-int ag_proxy_req_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_engine, ca_buf *to_client,
+static int hold(struct ag_proxy_req *r, const char *data, size_t len, ca_error **err) {
+  if (ca_buf_append(&r->hold, data, len, NULL) < 0) {
+    if (r->hold.len + len <= HOLD_MAX)
+      return ca_error_set(err, ENOMEM, "out of memory");
+    r->closed = true; /* a client streaming a megabyte before the engine answered: no answer can be given */
+    return AG_PROXY_CLOSE;
+  }
+  return AG_PROXY_WAIT;
+}
+
+static int feed_bytes(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_engine, ca_buf *to_client,
                       ca_error **err) {
-  while (len > 0) {
-    if (r->closed)
-      return 1;
+  while (len > 0 && !r->closed) {
     if (r->raw)
-      return ca_buf_append(to_engine, data, len, err);
+      return ca_buf_append(to_engine, data, len, err) < 0 ? -ENOMEM : AG_PROXY_GO;
+    if (r->waiting)
+      return hold(r, data, len, err);
     size_t n = http_parser_execute(&r->p, &settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&r->p);
     if (r->oom)
       return ca_error_set(err, ENOMEM, "out of memory");
     if (n > len)
       n = len;
-    if (e != HPE_OK && e != HPE_PAUSED) {
-      if (r->phase == PH_BODY_CREATE) {
-        /* Its head is not forwarded yet: the engine would see a body without one. */
-        r->closed = true;
-        if (answer(to_client, 400, "Bad Request",
-                   "cleanup-agent: malformed HTTP request body (the session's Docker proxy could not read it)",
-                   err) < 0)
-          return -ENOMEM;
-        return 1;
-      }
-      return become_raw(r, data, len, to_engine, err);
-    }
+    if (e != HPE_OK && e != HPE_PAUSED)
+      return refuse_unreadable(r, e, to_client, err) < 0 ? -ENOMEM : AG_PROXY_CLOSE;
     /* data[0, n) was consumed in the phase that was current when the parser started. */
     int k = 0;
-    if (r->phase == PH_HEAD)
-      k = ca_buf_append(&r->pending, data, n, NULL);
+    if (r->phase == PH_HEAD && ca_buf_append(&r->pending, data, n, NULL) < 0)
+      k = refuse_unreadable(r, HPE_HEADER_OVERFLOW, to_client, err);
     else if (r->phase == PH_BODY_PASS)
       k = ca_buf_append(to_engine, data, n, err);
-    if (k < 0) {
-      if (r->phase == PH_HEAD)
-        return become_raw(r, data, len, to_engine, err);
-      return k;
-    }
+    if (k < 0)
+      return -ENOMEM;
     data += n;
     len -= n;
     if (e != HPE_PAUSED) {
-      if (n == 0)
-        return become_raw(r, data, len, to_engine, err); /* no progress without an error: do not spin */
+      if (n == 0 && refuse_unreadable(r, HPE_UNKNOWN, to_client, err) < 0) /* no progress: do not spin */
+        return -ENOMEM;
       continue;
     }
     http_parser_pause(&r->p, 0);
-    if (r->message_done) {
-      r->message_done = false;
-      if (r->phase == PH_BODY_CREATE && emit_create(r, to_engine, to_client, err) < 0)
-        return -ENOMEM;
-      r->phase = PH_HEAD;
-      bool upgrade = r->p.upgrade || is_hijack(ca_buf_str(&r->url), r->url.len);
-      ca_buf_reset(&r->body);
-      if (upgrade)
-        return become_raw(r, data, len, to_engine, err);
-    } else {
-      /* Head complete. */
-      r->phase = r->next_phase;
-      if (r->phase == PH_BODY_PASS && ca_buf_append(to_engine, r->pending.data, r->pending.len, err) < 0)
-        return -ENOMEM;
-      ca_buf_reset(&r->pending);
-    }
+    if (r->too_large)
+      k = refuse_too_large(r, to_client, err);
+    else if (r->message_done)
+      k = message_done(r, to_engine, to_client, err);
+    else
+      k = head_done(r, to_engine, to_client, err);
+    if (k < 0)
+      return -ENOMEM;
   }
-  return r->closed ? 1 : 0;
+  return r->closed ? AG_PROXY_CLOSE : r->waiting && !r->raw ? AG_PROXY_WAIT : AG_PROXY_GO;
+}
+
+int ag_proxy_req_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_engine, ca_buf *to_client,
+                      ca_error **err) {
+  if (r->closed)
+    return AG_PROXY_CLOSE;
+  if (r->waiting && !r->raw)
+    return len ? hold(r, data, len, err) : AG_PROXY_WAIT;
+  if (!r->hold.len)
+    return feed_bytes(r, data, len, to_engine, to_client, err);
+  /* The engine answered what the held bytes waited for: they come first. */
+  ca_buf held = r->hold;
+  ca_buf_init(&r->hold, HOLD_MAX);
+  held.max = SIZE_MAX;
+  int k = len && ca_buf_append(&held, data, len, err) < 0
+              ? -ENOMEM
+              : feed_bytes(r, held.data, held.len, to_engine, to_client, err);
+  ca_buf_free(&held);
+  return k;
+}
+
+/* ---- the engine direction: copied byte for byte, parsed only to know where each answer ends ---- */
+
+static int on_resp_begin(http_parser *p) {
+  req_of(p)->resp_in_message = true;
+  return 0;
+}
+
+/* The answer to the oldest request in flight: a HEAD's has no body; a 101, or a 200 without framing to a request that
+ * may take the connection over (attach, exec start), turns the connection into a byte stream. */
+static int on_resp_headers(http_parser *p) {
+  struct ag_proxy_req *r = req_of(p);
+  r->resp_informational = p->status_code >= 100 && p->status_code < 200 && p->status_code != 101;
+  if (r->resp_informational || !r->inflight)
+    return 0;
+  uint64_t bit = 1ULL << r->first;
+  bool unframed = !(p->flags & F_CHUNKED) && p->content_length == ULLONG_MAX;
+  if (p->status_code == 101 || ((r->hijack_bits & bit) && p->status_code == 200 && unframed)) {
+    r->raw = true;
+    r->waiting = false;
+    return 2;
+  }
+  return (r->head_bits & bit) ? 1 : 0;
+}
+
+static int on_resp_complete(http_parser *p) {
+  struct ag_proxy_req *r = req_of(p);
+  r->resp_in_message = false;
+  if (r->resp_informational || !r->inflight)
+    return 0;
+  r->first = (r->first + 1) % INFLIGHT_MAX;
+  if (--r->inflight == 0 && r->waiting) {
+    /* The request that could have taken the connection over was answered as HTTP: parsing goes on afresh. */
+    r->waiting = false;
+    http_parser_init(&r->p, HTTP_REQUEST);
+    r->p.data = r;
+  }
+  return 0;
+}
+
+static const http_parser_settings resp_settings = {
+    .on_message_begin = on_resp_begin,
+    .on_headers_complete = on_resp_headers,
+    .on_message_complete = on_resp_complete,
+};
+
+int ag_proxy_resp_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_client, ca_error **err) {
+  if (r->answered)
+    return AG_PROXY_CLOSE; /* the proxy answered last: the connection is closing */
+  if (len && ca_buf_append(to_client, data, len, err) < 0)
+    return -ENOMEM;
+  if (!r->raw && !r->resp_lost) {
+    (void)http_parser_execute(&r->rp, &resp_settings, data, len); /* len 0: the engine closed, which ends a body */
+    /* An engine answer that is not HTTP: the proxy no longer knows where answers end. Its own answers go out at once,
+     * and a connection waiting to know whether it turned into a stream is closed, never guessed into one. */
+    r->resp_lost = HTTP_PARSER_ERRNO(&r->rp) != HPE_OK && !r->raw;
+  }
+  flush_answer(r, to_client, len == 0 || r->resp_lost);
+  if ((len == 0 || r->resp_lost) && r->waiting && !r->raw)
+    r->closed = true;
+  if (len == 0 || r->resp_lost)
+    r->waiting = false;
+  return r->answered || (r->closed && !r->deferred.len) ? AG_PROXY_CLOSE : AG_PROXY_GO;
 }
 
 /* ---- the server ---------------------------------------------------------------------------------------------------
@@ -453,8 +569,14 @@ int ag_proxy_req_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_b
 struct conn {
   struct ag_proxy *px;
   int client, engine;
-  int refs;                 /* one per direction thread; under px->mu */
-  pthread_mutex_t write_mu; /* the engine's bytes and the proxy's own answers both go to client */
+  int refs; /* one per direction thread; under px->mu */
+  /* Guards req, which both directions feed, and every write to client, so that the proxy's own answers and the
+   * engine's never interleave; cond wakes the client direction when the engine answered or closed. */
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  struct ag_proxy_req *req;
+  bool engine_done;
+  bool client_raw; /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
   struct conn *prev, *next;
 };
 
@@ -512,35 +634,49 @@ static void conn_unref(struct conn *c) {
   }
   pthread_mutex_unlock(&px->mu);
   if (last) {
-    pthread_mutex_destroy(&c->write_mu);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cond);
+    ag_proxy_req_free(c->req);
     free(c);
   }
 }
 
-/* Engine to client: a byte copy. The engine's end of stream becomes the client's; a client that is gone ends both. */
+/* Engine to client: a byte copy, parsed on the way to know where answers end. The engine's end of stream becomes the
+ * client's; a client that is gone ends both. */
 static void *engine_to_client(void *arg) {
   struct conn *c = arg;
   char *buf = malloc(IO_CHUNK);
+  ca_buf out = CA_BUF_INIT(2 * IO_CHUNK + 64 * 1024);
   for (;;) {
     ssize_t n = buf ? read(c->engine, buf, IO_CHUNK) : -1;
     if (n < 0 && errno == EINTR)
       continue;
-    if (n == 0) {
+    int k = -1, fed = -1;
+    pthread_mutex_lock(&c->mu);
+    if (n >= 0)
+      fed = ag_proxy_resp_feed(c->req, buf, (size_t)n, &out, NULL);
+    if (fed >= 0)
+      k = out.len ? ca_write_all(c->client, out.data, out.len) : 0;
+    if (n <= 0)
+      c->engine_done = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+    ca_buf_reset(&out);
+    if (n == 0 && k == 0 && fed == AG_PROXY_GO) {
       (void)shutdown(c->client, SHUT_WR); /* the client sees the engine's close as it would directly */
       break;
     }
-    int k = -1;
-    if (n > 0) {
-      pthread_mutex_lock(&c->write_mu);
-      k = ca_write_all(c->client, buf, (size_t)n);
-      pthread_mutex_unlock(&c->write_mu);
-    }
-    if (k < 0) {
+    if (k < 0 || fed != AG_PROXY_GO) {
       (void)shutdown(c->client, SHUT_RDWR);
       (void)shutdown(c->engine, SHUT_RDWR);
       break;
     }
   }
+  pthread_mutex_lock(&c->mu);
+  c->engine_done = true;
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->mu);
+  ca_buf_free(&out);
   free(buf);
   conn_unref(c);
   return NULL;
@@ -607,18 +743,51 @@ static void client_half_closed(struct conn *c) {
   (void)shutdown(c->client, SHUT_RDWR);
 }
 
-/* Client to engine, through the request parser. Owns the connection until the engine side is up. */
+/* Waits until the engine answered the request that may take the connection over (or closed); false when it closed. */
+static bool wait_for_engine(struct conn *c) {
+  pthread_mutex_lock(&c->mu);
+  while (ag_proxy_req_waiting(c->req) && !c->engine_done)
+    pthread_cond_wait(&c->cond, &c->mu);
+  bool open = !c->engine_done;
+  pthread_mutex_unlock(&c->mu);
+  return open;
+}
+
+/* Feeds what the client sent and writes out the results; the AG_PROXY_* action, or -1 to end the connection. */
+static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engine, ca_buf *to_client) {
+  /* A byte stream stays one: its bytes go straight on, without waiting for the lock an engine write may hold. */
+  if (c->client_raw)
+    return ca_write_all(c->engine, data, len) < 0 ? -1 : AG_PROXY_GO;
+  pthread_mutex_lock(&c->mu);
+  int fed = ag_proxy_req_feed(c->req, data, len, to_engine, to_client, NULL);
+  int k = fed >= 0 && to_client->len ? ca_write_all(c->client, to_client->data, to_client->len) : 0;
+  bool pending = ag_proxy_req_answer_pending(c->req);
+  c->client_raw = ag_proxy_req_is_raw(c->req);
+  pthread_mutex_unlock(&c->mu);
+  if (fed >= 0 && k == 0 && to_engine->len)
+    k = ca_write_all(c->engine, to_engine->data, to_engine->len);
+  /* Keep the buffers small between requests: a big body must not stay allocated for a keep-alive connection. */
+  if (to_engine->cap > IO_CHUNK * 4)
+    ca_buf_free(to_engine);
+  else
+    ca_buf_reset(to_engine);
+  ca_buf_reset(to_client);
+  if (fed < 0 || k < 0)
+    return -1;
+  if (fed == AG_PROXY_CLOSE && pending)
+    return AG_PROXY_CLOSE; /* the engine direction writes the answer after those in flight, then closes */
+  return fed == AG_PROXY_CLOSE ? -1 : fed;
+}
+
+/* Client to engine, through the request parser. */
 static void *client_to_engine(void *arg) {
   struct conn *c = arg;
-  struct ag_proxy *px = c->px;
-  _cleanup_(ag_proxy_req_freep) struct ag_proxy_req *req =
-      ag_proxy_req_new(px->session_id, (const char *const *)px->labels);
   _cleanup_free_ char *buf = malloc(IO_CHUNK);
   ca_buf to_engine = CA_BUF_INIT(AG_PROXY_BODY_MAX + 2 * HEAD_MAX);
   ca_buf to_client = CA_BUF_INIT(64 * 1024);
 
   bool running = connect_engine(c) && start_engine_reader(c);
-  while (running && req && buf) {
+  while (running && buf) {
     ssize_t n = read(c->client, buf, IO_CHUNK);
     if (n < 0 && errno == EINTR)
       continue;
@@ -626,23 +795,11 @@ static void *client_to_engine(void *arg) {
       client_half_closed(c);
       break;
     }
-    int k = -1, fed = n > 0 ? ag_proxy_req_feed(req, buf, (size_t)n, &to_engine, &to_client, NULL) : -1;
-    if (fed >= 0) {
-      k = to_engine.len ? ca_write_all(c->engine, to_engine.data, to_engine.len) : 0;
-      if (k == 0 && to_client.len) {
-        pthread_mutex_lock(&c->write_mu);
-        k = ca_write_all(c->client, to_client.data, to_client.len);
-        pthread_mutex_unlock(&c->write_mu);
-      }
-      if (fed == 1)
-        k = -1; /* the proxy answered and closes */
-    }
-    /* Keep the buffers small between requests: a 16 MiB body must not stay allocated for a keep-alive connection. */
-    if (to_engine.cap > IO_CHUNK * 4)
-      ca_buf_free(&to_engine);
-    else
-      ca_buf_reset(&to_engine);
-    ca_buf_reset(&to_client);
+    int k = n > 0 ? forward(c, buf, (size_t)n, &to_engine, &to_client) : -1;
+    while (k == AG_PROXY_WAIT)
+      k = wait_for_engine(c) ? forward(c, NULL, 0, &to_engine, &to_client) : -1;
+    if (k == AG_PROXY_CLOSE)
+      break;
     if (k < 0) {
       (void)shutdown(c->client, SHUT_RDWR);
       (void)shutdown(c->engine, SHUT_RDWR);
@@ -655,6 +812,21 @@ static void *client_to_engine(void *arg) {
   return NULL;
 }
 
+/* Bounded: a client beyond the connection cap gets a 503 at once instead of waiting in the backlog. */
+static void refuse_full(struct ag_proxy *px, int fd) {
+  char why[256];
+  snprintf(why, sizeof(why),
+           "cleanup-agent: the session's Docker proxy serves at most %u connections at a time and all are in use; "
+           "try again when one ended",
+           px->max_conns);
+  ca_buf out = CA_BUF_INIT(4096);
+  /* A fresh socket's buffer takes the few hundred bytes at once; a client that is gone needs no answer. */
+  if (answer(&out, 503, "Service Unavailable", why, NULL) == 0)
+    (void)send(fd, out.data, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  ca_buf_free(&out);
+  close(fd);
+}
+
 static void *accept_loop(void *arg) {
   struct ag_proxy *px = arg;
   pthread_attr_t attr;
@@ -662,10 +834,7 @@ static void *accept_loop(void *arg) {
   pthread_attr_setstacksize(&attr, THREAD_STACK);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   for (;;) {
-    /* Bounded: at the cap, new clients wait in the listen backlog until a connection ends. */
     pthread_mutex_lock(&px->mu);
-    while (px->n_conns >= px->max_conns && !px->stopping)
-      pthread_cond_wait(&px->changed, &px->mu);
     bool stopping = px->stopping;
     pthread_mutex_unlock(&px->mu);
     if (stopping)
@@ -687,13 +856,27 @@ static void *accept_loop(void *arg) {
       close(fd);
       continue;
     }
+    pthread_mutex_lock(&px->mu);
+    bool full = px->n_conns >= px->max_conns;
+    pthread_mutex_unlock(&px->mu);
+    if (full) {
+      refuse_full(px, fd);
+      continue;
+    }
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
       close(fd);
       continue;
     }
     *c = (struct conn){.px = px, .client = fd, .engine = -1, .refs = 1};
-    pthread_mutex_init(&c->write_mu, NULL);
+    c->req = ag_proxy_req_new(px->session_id, (const char *const *)px->labels);
+    if (!c->req) {
+      close(fd);
+      free(c);
+      continue;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cond, NULL);
     pthread_mutex_lock(&px->mu);
     c->next = px->conns;
     if (px->conns)

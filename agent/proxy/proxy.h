@@ -8,8 +8,8 @@
 
 #include "common.h"
 
-/* Create bodies are buffered to be rewritten; larger ones are refused with 413. */
-#define AG_PROXY_BODY_MAX (16u * 1024 * 1024)
+/* Create bodies are buffered to be rewritten; larger ones are refused with 413. Real ones are a few KiB. */
+#define AG_PROXY_BODY_MAX (1024u * 1024)
 
 /* ---- the request direction as a pure function over buffers (unit tests and the fuzzer feed it literal text) ---- */
 
@@ -21,18 +21,37 @@ struct ag_proxy_req *ag_proxy_req_new(const char *session_id, const char *const 
 void ag_proxy_req_free(struct ag_proxy_req *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ag_proxy_req *, ag_proxy_req_free)
 
+/* What the connection does once the buffers are written. */
+enum {
+  AG_PROXY_GO = 0,    /* read on */
+  AG_PROXY_CLOSE = 1, /* nothing more is forwarded: close, once the proxy's answer, if pending, went out */
+  AG_PROXY_WAIT = 2,  /* a request that may take the connection over (attach, exec start, Upgrade) was sent: feed
+                         nothing more until ag_proxy_req_waiting is false (the engine's answer decides whether the
+                         connection turns into a byte stream), then feed again (len 0 is fine) */
+};
+
 /* Feeds bytes the client sent. What goes to the engine is appended to to_engine (create bodies rewritten, everything
- * else byte for byte), answers the proxy gives itself (400 refusal, 413 too large) to to_client. Returns 0, or 1 when
- * the connection is to be closed once the buffers are written (a create body that is not valid HTTP framing: nothing
- * more is forwarded); fails only when out of memory. */
+ * else byte for byte), the proxy's own answers (400 for a request it cannot read or refuses, 413) to to_client, or
+ * later to the engine direction's output when an engine answer is in flight. Returns an AG_PROXY_* action, or
+ * -ENOMEM. A connection becomes a byte stream only after the engine answered 101, or 200 without framing to attach or
+ * exec start. */
 int ag_proxy_req_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_engine, ca_buf *to_client,
                       ca_error **err);
-/* True once the connection is a raw byte stream (after an upgrade or hijack, or bytes that are not HTTP). */
+/* Feeds bytes the engine sent (len 0: the engine closed): appended to to_client as they are, followed by the proxy's
+ * own answer once every answer before it is complete. Returns AG_PROXY_GO, AG_PROXY_CLOSE (close once to_client is
+ * written), or -ENOMEM. */
+int ag_proxy_resp_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_buf *to_client, ca_error **err);
+/* True once the connection is a raw byte stream (after the engine accepted an upgrade or hijack). */
 bool ag_proxy_req_is_raw(const struct ag_proxy_req *r);
+/* True while what the client sends waits for the engine's answer to a request that may take the connection over. */
+bool ag_proxy_req_waiting(const struct ag_proxy_req *r);
+/* True while the proxy's answer waits for the engine's answers in flight. */
+bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r);
 
-/* The create body rewrite alone: 0 with *ret_body (caller frees) holding the body with labels merged; 1 when body is
- * not a JSON object with an object (or no) Labels, to be forwarded as it is; -EPERM with err saying why when the
- * client's io.cleanup-agent.session names another session; -ENOMEM. */
+/* The create body rewrite alone: 0 with *ret_body (caller frees) holding the body with the session's labels spliced
+ * in, every other byte as it was; -EINVAL when body is not one JSON object cJSON reads with an object (or null)
+ * Labels, -EPERM when a label of the io.cleanup-agent. namespace other than keep=true (or the session's own) is set,
+ * err saying why; -ENOMEM. */
 int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *body, size_t len,
                           char **ret_body, size_t *ret_len, ca_error **err);
 

@@ -119,10 +119,39 @@ Test(proxy, adds_labels_when_there_are_none_or_null_or_other_spellings) {
   }
 }
 
+/* Feeds text all at once to a fresh parser: its last return value, with the outputs in o. */
+static int feed_rc(const char *text, size_t len, struct out *o) {
+  struct ag_proxy_req *r = ag_proxy_req_new(SESSION, labels);
+  cr_assert_not_null(r);
+  ca_buf_init(&o->engine, 64 * 1024 * 1024);
+  ca_buf_init(&o->client, 1024 * 1024);
+  int rc = ag_proxy_req_feed(r, text, len, &o->engine, &o->client, NULL);
+  ag_proxy_req_free(r);
+  return rc;
+}
+
+/* o holds a 400 of the proxy in the engine's error format, whose message contains why, and nothing for the engine. */
+static void assert_refused(const struct out *o, const char *why, const char *what) {
+  const char *c = ca_buf_str(&o->client);
+  cr_assert_eq(o->engine.len, 0, "%s: nothing of it may reach the engine, got: %.300s", what, ca_buf_str(&o->engine));
+  cr_assert(strncmp(c, "HTTP/1.1 400 ", 13) == 0, "%s: no 400: %.300s", what, c);
+  const char *body = strstr(c, "\r\n\r\n");
+  cr_assert_not_null(body, "%s: %s", what, c);
+  cJSON *j = cJSON_Parse(body + 4);
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+  cr_assert(cJSON_IsString(m), "%s: no {\"message\"}: %s", what, c);
+  cr_assert_not_null(strstr(m->valuestring, why), "%s: %s", what, m->valuestring);
+  cJSON_Delete(j);
+}
+
+/* Under every spelling of Labels the engine reads too: case, escapes, Unicode folding (U+017F is an s). */
 Test(proxy, refuses_a_foreign_session_label) {
   static const char *const bodies[] = {"{\"Labels\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\"}}",
                                        "{\"Labels\":{\"" AG_LABEL_SESSION "\":5}}",
-                                       "{\"labels\":{\"" AG_LABEL_SESSION "\":\"\"}}"};
+                                       "{\"labels\":{\"" AG_LABEL_SESSION "\":\"\"}}",
+                                       "{\"Label\xc5\xbf\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\"}}",
+                                       "{\"Label\\u0073\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\"}}",
+                                       "{\"Labels\":{},\"LABELS\":{\"io.cleanup-agent.\\u0073ession\":\"" OTHER "\"}}"};
   for (size_t i = 0; i < ELEMENTSOF(bodies); i++) {
     char req[1024];
     request(req, sizeof(req), "/v1.41/containers/create", bodies[i]);
@@ -163,34 +192,184 @@ Test(proxy, chunked_create_becomes_a_plain_body) {
   }
 }
 
-Test(proxy, body_that_is_not_json_goes_as_it_is) {
-  static const char *const bodies[] = {"{not json", "[1,2]", "\"s\"", "{\"Labels\":[\"a=b\"]}", ""};
+/* Fail closed: a create the proxy cannot read is answered 400 and the connection closes, never forwarded as it is. */
+Test(proxy, create_body_that_does_not_parse_is_refused_and_closes) {
+  static const char *const bodies[] = {
+      "{not json", "[1,2]", "\"s\"", "{\"Labels\":[\"a=b\"]}", "", "{} {", "{\"Labels\":{\"a\":\"b\"},}"};
+  for (size_t i = 0; i < ELEMENTSOF(bodies); i++) {
+    char req[1024];
+    request(req, sizeof(req), "/containers/create", bodies[i]);
+    struct out o;
+    cr_assert_eq(feed_rc(req, strlen(req), &o), 1, "%s: the connection must close", bodies[i]);
+    assert_refused(&o, "JSON", bodies[i]);
+    out_free(&o);
+  }
+  /* Deeper than cJSON reads (1000 levels). */
+  size_t depth = 2000;
+  ca_buf b = CA_BUF_INIT(1 << 20);
+  cr_assert_eq(ca_buf_appendf(&b, NULL, "{\"Image\":\"x\",\"HostConfig\":"), 0);
+  for (size_t i = 0; i < depth; i++)
+    cr_assert_eq(ca_buf_append(&b, "[", 1, NULL), 0);
+  for (size_t i = 0; i < depth; i++)
+    cr_assert_eq(ca_buf_append(&b, "]", 1, NULL), 0);
+  cr_assert_eq(ca_buf_append(&b, "}", 1, NULL), 0);
+  char *req = malloc(b.len + 256);
+  request(req, b.len + 256, "/containers/create", ca_buf_str(&b));
+  struct out o;
+  cr_assert_eq(feed_rc(req, strlen(req), &o), 1);
+  assert_refused(&o, "JSON", "2000 levels deep");
+  out_free(&o);
+  free(req);
+  ca_buf_free(&b);
+}
+
+Test(proxy, content_length_and_chunked_on_a_create_are_refused) {
+  const char *req = "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 2\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+                    "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 2\r\n\r\n{}";
+  struct out o;
+  cr_assert_eq(feed_rc(req, strlen(req), &o), 1);
+  assert_refused(&o, "HTTP", "Content-Length and chunked");
+  out_free(&o);
+}
+
+Test(proxy, head_over_80_kib_is_refused_and_closes) {
+  size_t big = 90 * 1024;
+  char *req = malloc(big + 512);
+  int n = snprintf(req, big + 512, "GET /_ping HTTP/1.1\r\nHost: d\r\nX-Big: ");
+  memset(req + n, 'a', big);
+  snprintf(req + n + big, 512, "\r\n\r\nPOST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 2\r\n\r\n{}");
+  for (size_t step = 0; step < 2; step++) {
+    struct out o;
+    if (step == 0)
+      cr_assert_eq(feed_rc(req, strlen(req), &o), 1);
+    else
+      feed(req, strlen(req), 4096, &o);
+    assert_refused(&o, "head", "a 90 KiB head");
+    out_free(&o);
+  }
+  free(req);
+}
+
+Test(proxy, upgrade_headers_on_a_create_are_refused) {
+  static const char *const heads[] = {"Connection: Upgrade\r\nUpgrade: tcp\r\n", "Upgrade: tcp\r\n",
+                                      "Connection: upgrade\r\n"};
+  for (size_t i = 0; i < ELEMENTSOF(heads); i++) {
+    char req[1024];
+    snprintf(req, sizeof(req),
+             "POST /containers/create HTTP/1.1\r\nHost: d\r\n%sContent-Length: 2\r\n\r\n{}"
+             "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 2\r\n\r\n{}",
+             heads[i]);
+    struct out o;
+    cr_assert_eq(feed_rc(req, strlen(req), &o), 1, "%s", heads[i]);
+    assert_refused(&o, "Upgrade", heads[i]);
+    out_free(&o);
+  }
+}
+
+/* Labels of the agent's namespace are the agent's: keep=true, and the session's own labels, are all a client may set.
+ */
+Test(proxy, labels_of_the_agent_namespace_are_refused) {
+  static const char *const refused[] = {AG_LABEL_EXPIRES "\":\"1",        AG_LABEL_MACHINE "\":\"m",
+                                        AG_LABEL_KEEP "\":\"false",       AG_LABEL_MANAGED "\":\"false",
+                                        AG_LABEL_PREFIX "anything\":\"x", AG_LABEL_MODE "\":\"container-seq"};
+  for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+    char req[1024], body[512];
+    snprintf(body, sizeof(body), "{\"Labels\":{\"app\":\"x\",\"%s\"}}", refused[i]);
+    request(req, sizeof(req), "/v1.41/containers/create", body);
+    struct out o;
+    feed(req, strlen(req), 0, &o);
+    assert_refused(&o, AG_LABEL_PREFIX, refused[i]);
+    cr_assert_not_null(strstr(ca_buf_str(&o.client), AG_LABEL_KEEP "=true"), "the refusal says what is allowed: %s",
+                       ca_buf_str(&o.client));
+    out_free(&o);
+  }
+  static const char *const allowed[] = {AG_LABEL_KEEP "\":\"true", AG_LABEL_MANAGED "\":\"true",
+                                        AG_LABEL_MODE "\":\"run"};
+  for (size_t i = 0; i < ELEMENTSOF(allowed); i++) {
+    char req[1024], body[512], head[1024];
+    snprintf(body, sizeof(body), "{\"Labels\":{\"%s\"}}", allowed[i]);
+    request(req, sizeof(req), "/v1.41/volumes/create", body);
+    struct out o;
+    feed(req, strlen(req), 0, &o);
+    cJSON *j = parse_request(&o.engine, head, sizeof(head));
+    cr_assert_str_eq(label(j, AG_LABEL_SESSION), SESSION, "%s", allowed[i]);
+    cJSON_Delete(j);
+    out_free(&o);
+  }
+}
+
+/* Change nothing else: every token but the Labels goes to the engine as the client wrote it. */
+Test(proxy, every_other_token_is_kept_as_sent) {
+  static const char *const bodies[] = {
+      "{\"Image\":\"b\",\"HostConfig\":{\"PidsLimit\":9007199254740993}}",
+      "{ \"HostConfig\" : { \"PidsLimit\" : 9223372036854775807 , \"Memory\":1e400 } ,\"Labels\":{\"a\":\"1\"} }",
+      "{\"labels\":{\"a\":\"\\u00e9\"},\"Env\":[\"X=\\u00e9\\/\"],\"N\":-0.0e-0,\"Labels\":null,\"x\":1.50}",
+  };
+  static const char *const kept[][4] = {
+      {"{\"Image\":\"b\",\"HostConfig\":{\"PidsLimit\":9007199254740993}", NULL},
+      {"{ \"HostConfig\" : { \"PidsLimit\" : 9223372036854775807 , \"Memory\":1e400 }", "\"a\":\"1\"", NULL},
+      {"\"Env\":[\"X=\\u00e9\\/\"],\"N\":-0.0e-0,", "\"x\":1.50", NULL},
+  };
   for (size_t i = 0; i < ELEMENTSOF(bodies); i++) {
     char req[1024], head[1024];
     request(req, sizeof(req), "/containers/create", bodies[i]);
     struct out o;
     feed(req, strlen(req), 0, &o);
-    cJSON_Delete(parse_request(&o.engine, head, sizeof(head)));
-    cr_assert_str_eq(o.engine.data + strlen(head), bodies[i]);
+    cJSON *j = parse_request(&o.engine, head, sizeof(head));
+    cr_assert_not_null(j, "%s", ca_buf_str(&o.engine));
+    cr_assert_str_eq(label(j, AG_LABEL_SESSION), SESSION);
+    for (size_t k = 0; kept[i][k]; k++)
+      cr_assert_not_null(strstr(ca_buf_str(&o.engine), kept[i][k]), "%s changed into: %s", kept[i][k],
+                         ca_buf_str(&o.engine));
+    if (i == 2)
+      cr_assert_null(label(j, "a"), "Labels: null after them clears the labels before, as the engine reads it");
+    cJSON_Delete(j);
     out_free(&o);
   }
 }
 
-Test(proxy, body_over_the_cap_gets_413) {
-  size_t n = AG_PROXY_BODY_MAX + 1;
-  char head[256];
-  snprintf(head, sizeof(head), "POST /volumes/create HTTP/1.1\r\nHost: d\r\nContent-Length: %zu\r\n\r\n", n);
-  char *req = malloc(strlen(head) + n);
-  cr_assert_not_null(req);
-  memcpy(req, head, strlen(head));
-  memset(req + strlen(head), ' ', n);
-  struct out o;
-  feed(req, strlen(head) + n, 1 << 20, &o);
-  cr_assert_eq(o.engine.len, 0);
-  cr_assert(strncmp(ca_buf_str(&o.client), "HTTP/1.1 413 ", 13) == 0, "%s", ca_buf_str(&o.client));
-  cr_assert_not_null(strstr(ca_buf_str(&o.client), "16 MiB"));
-  out_free(&o);
-  free(req);
+/* Bounded: create bodies are a few KiB; over 1 MiB gets a 413 that says so, and the connection closes. */
+Test(proxy, body_over_1_mib_gets_413) {
+  for (size_t n = 1024 * 1024; n <= 1024 * 1024 + 1; n++) {
+    char head[256];
+    snprintf(head, sizeof(head), "POST /volumes/create HTTP/1.1\r\nHost: d\r\nContent-Length: %zu\r\n\r\n", n);
+    char *req = malloc(strlen(head) + n);
+    cr_assert_not_null(req);
+    memcpy(req, head, strlen(head));
+    memset(req + strlen(head), ' ', n);
+    memcpy(req + strlen(head), "{}", 2);
+    struct out o;
+    feed(req, strlen(head) + n, 1 << 16, &o);
+    if (n == 1024 * 1024) {
+      cr_assert_eq(o.client.len, 0, "a 1 MiB body is taken: %.300s", ca_buf_str(&o.client));
+      cr_assert_not_null(strstr(ca_buf_str(&o.engine), SESSION));
+    } else {
+      cr_assert_eq(o.engine.len, 0);
+      cr_assert(strncmp(ca_buf_str(&o.client), "HTTP/1.1 413 ", 13) == 0, "%s", ca_buf_str(&o.client));
+      cr_assert_not_null(strstr(ca_buf_str(&o.client), "1 MiB"), "%s", ca_buf_str(&o.client));
+      cr_assert_not_null(strstr(ca_buf_str(&o.client), "Connection: close"));
+    }
+    out_free(&o);
+    free(req);
+  }
+  /* Answered as soon as the cap is passed, not after the client sent the rest: a Content-Length over it at once, a
+   * chunked body when the cap is reached. */
+  static const char *const heads[] = {
+      "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 17179869184\r\n\r\n{\"Image\":",
+      "POST /containers/create HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\n"};
+  for (size_t i = 0; i < ELEMENTSOF(heads); i++) {
+    size_t pad = i == 1 ? 1024 * 1024 + 1 : 0, n = strlen(heads[i]);
+    char *req = malloc(n + pad);
+    memcpy(req, heads[i], n);
+    memset(req + n, ' ', pad);
+    struct out o;
+    cr_assert_eq(feed_rc(req, n + pad, &o), AG_PROXY_CLOSE, "%s", heads[i]);
+    cr_assert(strncmp(ca_buf_str(&o.client), "HTTP/1.1 413 ", 13) == 0, "%s", ca_buf_str(&o.client));
+    cr_assert_eq(o.engine.len, 0);
+    out_free(&o);
+    free(req);
+  }
 }
 
 /* Everything that is not a create goes byte for byte: keep-alive with several requests, chunked bodies. */
@@ -229,28 +408,143 @@ Test(proxy, create_between_others) {
   }
 }
 
-Test(proxy, upgrade_and_hijack_become_raw) {
-  const char *up = "POST /v1.41/exec/abc/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                   "Content-Length: 2\r\n\r\n{}"
-                   "POST /containers/create HTTP/1.1\r\n\x01\x02 raw stdin";
-  struct out o;
-  feed(up, strlen(up), 0, &o);
-  cr_assert_str_eq(ca_buf_str(&o.engine), up, "bytes after an upgrade must pass as they are");
-  out_free(&o);
-  const char *hijack = "POST /v1.41/containers/abc/attach?stream=1 HTTP/1.1\r\nHost: d\r\n\r\n"
-                       "POST /containers/create HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
-  feed(hijack, strlen(hijack), 3, &o);
-  cr_assert_str_eq(ca_buf_str(&o.engine), hijack);
-  out_free(&o);
+/* One connection fed from both sides, as the server does. */
+struct conn_sim {
+  struct ag_proxy_req *r;
+  ca_buf engine, client;
+};
+
+static void sim_new(struct conn_sim *c) {
+  c->r = ag_proxy_req_new(SESSION, labels);
+  cr_assert_not_null(c->r);
+  ca_buf_init(&c->engine, 1 << 24);
+  ca_buf_init(&c->client, 1 << 24);
 }
 
-Test(proxy, bytes_that_are_not_http_pass_as_they_are) {
+static int sim_client(struct conn_sim *c, const char *text) {
+  int k = ag_proxy_req_feed(c->r, text, strlen(text), &c->engine, &c->client, NULL);
+  cr_assert_geq(k, 0);
+  return k;
+}
+
+static int sim_engine(struct conn_sim *c, const char *text) {
+  int k = ag_proxy_resp_feed(c->r, text, strlen(text), &c->client, NULL);
+  cr_assert_geq(k, 0);
+  return k;
+}
+
+static void sim_free(struct conn_sim *c) {
+  ag_proxy_req_free(c->r);
+  ca_buf_free(&c->engine);
+  ca_buf_free(&c->client);
+}
+
+#define CREATE "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 2\r\n\r\n{}"
+
+/* docker-py's exec_start(detach=True) on a pooled connection: the engine answers plain HTTP, and the next create on
+ * the same connection is labeled. */
+Test(proxy, exec_start_detached_keeps_the_connection_http) {
+  const char *exec = "POST /v1.41/exec/abc/start HTTP/1.1\r\nHost: d\r\nContent-Length: 16\r\n\r\n{\"Detach\": true}";
+  for (size_t together = 0; together < 2; together++) {
+    struct conn_sim c;
+    sim_new(&c);
+    char both[1024];
+    snprintf(both, sizeof(both), "%s%s", exec, together ? CREATE : "");
+    cr_assert_eq(sim_client(&c, both), AG_PROXY_WAIT, "an exec start waits for the engine's answer");
+    cr_assert_str_eq(ca_buf_str(&c.engine), exec, "only the exec start goes before its answer");
+    cr_assert(ag_proxy_req_waiting(c.r));
+    cr_assert_eq(sim_engine(&c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), AG_PROXY_GO);
+    cr_assert_not(ag_proxy_req_waiting(c.r));
+    cr_assert_not(ag_proxy_req_is_raw(c.r), "a detached exec start's 200 does not take the connection over");
+    ca_buf_reset(&c.engine);
+    cr_assert_eq(together ? ag_proxy_req_feed(c.r, NULL, 0, &c.engine, &c.client, NULL) : sim_client(&c, CREATE),
+                 AG_PROXY_GO);
+    cr_assert_not_null(strstr(ca_buf_str(&c.engine), SESSION), "the create after it is not labeled: %s",
+                       ca_buf_str(&c.engine));
+    sim_free(&c);
+  }
+}
+
+/* A connection turns into a byte stream only once the engine said so: 101, or an unframed 200 to attach. */
+Test(proxy, upgrade_and_hijack_become_raw_after_the_engine_said_so) {
+  const char *up = "POST /v1.41/exec/abc/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                   "Content-Length: 2\r\n\r\n{}";
+  const char *stdin_bytes = "POST /containers/create HTTP/1.1\r\n\x01\x02 raw stdin";
+  struct conn_sim c;
+  sim_new(&c);
+  char both[1024];
+  snprintf(both, sizeof(both), "%s%s", up, stdin_bytes);
+  cr_assert_eq(sim_client(&c, both), AG_PROXY_WAIT);
+  cr_assert_str_eq(ca_buf_str(&c.engine), up);
+  const char *answer = "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+                       "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n\x01stream";
+  cr_assert_eq(sim_engine(&c, answer), AG_PROXY_GO);
+  cr_assert(ag_proxy_req_is_raw(c.r));
+  cr_assert_eq(ag_proxy_req_feed(c.r, NULL, 0, &c.engine, &c.client, NULL), AG_PROXY_GO);
+  cr_assert_eq(sim_client(&c, "more"), AG_PROXY_GO);
+  char want[1024];
+  snprintf(want, sizeof(want), "%s%smore", up, stdin_bytes);
+  cr_assert_str_eq(ca_buf_str(&c.engine), want, "bytes after an upgrade pass as they are");
+  cr_assert_str_eq(ca_buf_str(&c.client), answer, "the engine's answer passes as it is");
+  sim_free(&c);
+
+  const char *attach = "POST /v1.41/containers/abc/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: d\r\n\r\n";
+  sim_new(&c);
+  snprintf(both, sizeof(both), "%s%s", attach, CREATE);
+  cr_assert_eq(sim_client(&c, both), AG_PROXY_WAIT);
+  cr_assert_eq(sim_engine(&c, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\nout"),
+               AG_PROXY_GO);
+  cr_assert(ag_proxy_req_is_raw(c.r));
+  cr_assert_eq(ag_proxy_req_feed(c.r, NULL, 0, &c.engine, &c.client, NULL), AG_PROXY_GO);
+  cr_assert_str_eq(ca_buf_str(&c.engine), both, "stdin of an attach passes as it is");
+  sim_free(&c);
+
+  /* The engine refused the attach (no such container): the connection stays HTTP. */
+  sim_new(&c);
+  cr_assert_eq(sim_client(&c, both), AG_PROXY_WAIT);
+  cr_assert_eq(sim_engine(&c, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                              "\r\n{}"),
+               AG_PROXY_GO);
+  cr_assert_not(ag_proxy_req_is_raw(c.r));
+  ca_buf_reset(&c.engine);
+  cr_assert_eq(ag_proxy_req_feed(c.r, NULL, 0, &c.engine, &c.client, NULL), AG_PROXY_GO);
+  cr_assert_not_null(strstr(ca_buf_str(&c.engine), SESSION), "%s", ca_buf_str(&c.engine));
+  sim_free(&c);
+}
+
+/* Pipelined requests: the proxy's answer comes after the engine's answers to what was sent before it, never inside. */
+Test(proxy, own_answers_never_interleave_with_the_engines) {
+  struct conn_sim c;
+  sim_new(&c);
+  const char *reqs = "HEAD /_ping HTTP/1.1\r\nHost: d\r\n\r\n"
+                     "GET /v1.41/containers/json HTTP/1.1\r\nHost: d\r\n\r\n"
+                     "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 9\r\n\r\n{not json";
+  cr_assert_eq(sim_client(&c, reqs), AG_PROXY_CLOSE);
+  cr_assert_eq(c.client.len, 0, "the 400 went out before the engine's answers: %s", ca_buf_str(&c.client));
+  cr_assert(ag_proxy_req_answer_pending(c.r));
+  const char *ping = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nApi-Version: 1.41\r\n\r\n";
+  const char *list1 = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 6\r\n\r\n[{}";
+  const char *list2 = ",{}]";
+  cr_assert_eq(sim_engine(&c, ping), AG_PROXY_GO);
+  cr_assert_eq(sim_engine(&c, list1), AG_PROXY_GO);
+  cr_assert_eq(c.client.len, strlen(ping) + strlen(list1), "%s", ca_buf_str(&c.client));
+  cr_assert_eq(sim_engine(&c, list2), AG_PROXY_CLOSE);
+  const char *own = ca_buf_str(&c.client) + strlen(ping) + strlen(list1) + strlen(list2);
+  cr_assert(strncmp(own, "HTTP/1.1 400 ", 13) == 0, "%s", ca_buf_str(&c.client));
+  cr_assert_not_null(strstr(own, "Connection: close\r\n"));
+  cr_assert_eq(sim_engine(&c, "HTTP/1.1 200 OK\r\n"), AG_PROXY_CLOSE);
+  cr_assert_null(strstr(own, "HTTP/1.1 200"), "nothing of the engine after the proxy's answer");
+  sim_free(&c);
+}
+
+/* Bytes that are not HTTP the proxy can read are answered 400 and close the connection: nothing goes to the engine. */
+Test(proxy, bytes_that_are_not_http_are_refused_and_close) {
   static const char *const inputs[] = {"\x16\x03\x01 tls hello", "GET / HTTP/1.1\r\nbad header line\r\n\r\n",
                                        "NOTAMETHOD / HTTP/1.1\r\n\r\n"};
   for (size_t i = 0; i < ELEMENTSOF(inputs); i++) {
     struct out o;
-    feed(inputs[i], strlen(inputs[i]), 0, &o);
-    cr_assert_str_eq(ca_buf_str(&o.engine), inputs[i]);
+    cr_assert_eq(feed_rc(inputs[i], strlen(inputs[i]), &o), 1, "%s", inputs[i]);
+    assert_refused(&o, "HTTP", inputs[i]);
     out_free(&o);
   }
 }
@@ -338,10 +632,27 @@ Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
 
   int c1 = unix_socket(sock, false), c2 = unix_socket(sock, false);
   cr_assert(greeted(c1, 5000) && greeted(c2, 5000), "the first two clients must be served");
-  int c3 = unix_socket(sock, false); /* waits in the backlog */
-  cr_assert_not(greeted(c3, 300), "a third connection was served beyond the cap of 2");
+  /* A third one beyond the cap of 2 is answered 503 at once, not left waiting in the backlog. */
+  int c3 = unix_socket(sock, false);
+  char answer[1024];
+  size_t got = 0;
+  struct pollfd pc = {.fd = c3, .events = POLLIN};
+  for (ssize_t n = 1; n > 0 && got < sizeof(answer) - 1 && poll(&pc, 1, 5000) == 1; got += (size_t)n)
+    n = read(c3, answer + got, sizeof(answer) - 1 - got);
+  answer[got] = '\0';
+  cr_assert(strncmp(answer, "HTTP/1.1 503 ", 13) == 0, "a third connection beyond the cap of 2: %s", answer);
+  cr_assert_not_null(strstr(answer, "{\"message\":\"cleanup-agent: "), "%s", answer);
+  close(c3);
   close(c1);
-  cr_assert(greeted(c3, 5000), "the third client must be served once a connection ended");
+  for (int tries = 0; tries < 50; tries++) { /* the proxy sees c1 end a moment later */
+    c3 = unix_socket(sock, false);
+    if (greeted(c3, 5000))
+      break;
+    close(c3);
+    c3 = -1;
+    usleep(20000);
+  }
+  cr_assert_geq(c3, 0, "a client must be served once a connection ended");
 
   ag_proxy_stop(px, 100000); /* c2 and c3 stay open: the stop closes them after the drain time */
   cr_assert_neq(stat(sock, &st), 0, "the socket is left after stop");

@@ -263,3 +263,237 @@ Test(run_proxy, many_concurrent_clients_are_served) {
   cr_assert_eq(cli_count_lines(out_file("ok")) + 1, 40, "not every concurrent docker ps succeeded: %s",
                scenario_stderr(&sc));
 }
+
+/* ---- the proxy in-process in front of the real engine, spoken to in plain HTTP on one connection, as docker-py's
+ * pooled connections do ---- */
+
+#include <http_parser.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "proxy.h"
+
+struct answer {
+  int status;
+  bool done;
+  ca_buf body;
+};
+
+static int on_answer_body(http_parser *p, const char *at, size_t len) {
+  return ca_buf_append(&((struct answer *)p->data)->body, at, len, NULL) < 0;
+}
+
+static int on_answer_done(http_parser *p) {
+  struct answer *a = p->data;
+  a->done = true;
+  a->status = p->status_code;
+  return 0;
+}
+
+static int unix_connect(const char *path) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s", path, strerror(errno));
+  return fd;
+}
+
+/* Sends one request on fd and reads its whole answer: the status, the body in ret_body (static buffer, valid until the
+ * next call). -1 when the connection closed first. */
+static int call(int fd, const char *method, const char *target, const char *body, const char **ret_body) {
+  static ca_buf text = CA_BUF_INIT(16 * 1024 * 1024);
+  ca_buf_reset(&text);
+  cr_assert_eq(ca_buf_appendf(&text, NULL,
+                              "%s %s HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n\r\n%s",
+                              method, target, body ? strlen(body) : 0, body ? body : ""),
+               0);
+  if (ca_write_all(fd, text.data, text.len) < 0)
+    return -1;
+  static struct answer a = {.body = CA_BUF_INIT(16 * 1024 * 1024)};
+  ca_buf_reset(&a.body);
+  a.done = false;
+  http_parser p;
+  http_parser_init(&p, HTTP_RESPONSE);
+  p.data = &a;
+  http_parser_settings s = {.on_body = on_answer_body, .on_message_complete = on_answer_done};
+  char buf[65536];
+  while (!a.done) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0)
+      return -1;
+    http_parser_execute(&p, &s, buf, (size_t)n);
+    cr_assert_eq(HTTP_PARSER_ERRNO(&p), HPE_OK, "answer to %s %s is not HTTP", method, target);
+  }
+  *ret_body = ca_buf_str(&a.body);
+  return a.status;
+}
+
+/* The value of field name in a JSON object's text, as it is written there (static buffer). */
+static const char *json_field(const char *json, const char *name, char *ret, size_t size) {
+  char key[128];
+  snprintf(key, sizeof(key), "\"%s\":", name);
+  const char *v = strstr(json, key);
+  cr_assert_not_null(v, "no %s in %s", name, json);
+  v += strlen(key);
+  size_t n = strcspn(v, ",}");
+  cr_assert_lt(n, size);
+  memcpy(ret, v, n);
+  ret[n] = '\0';
+  return ret;
+}
+
+struct live_proxy {
+  struct ag_proxy *px;
+  char socket[128], session[33];
+  const char *engine;
+};
+
+static void live_proxy_start(struct live_proxy *lp) {
+  const char *labels_v[3];
+  char session_label[128];
+  snprintf(lp->session, sizeof(lp->session), "%016llx%016llx", (unsigned long long)time(NULL) ^ 0x5eed,
+           (unsigned long long)getpid() * 2654435761ULL);
+  snprintf(session_label, sizeof(session_label), "%s=%s", AG_LABEL_SESSION, lp->session);
+  labels_v[0] = session_label;
+  labels_v[1] = AG_LABEL_MANAGED "=true";
+  labels_v[2] = NULL;
+  snprintf(lp->socket, sizeof(lp->socket), "%s/p.sock", sc.dir);
+  lp->engine = ag_proxy_engine_socket(getenv("DOCKER_HOST"));
+  cr_assert_not_null(lp->engine);
+  struct ag_proxy_config cfg = {
+      .socket_path = lp->socket, .engine_socket = lp->engine, .session_id = lp->session, .labels = labels_v};
+  ca_error *err = NULL;
+  cr_assert_eq(ag_proxy_start(&cfg, &lp->px, &err), 0, "%s", err ? err->msg : "");
+}
+
+/* A create body for busybox with the test label and extra members (text after a comma, or ""). */
+static const char *create_body(const char *extra) {
+  static char body[1024];
+  const char *eq = strchr(sc.test_label, '=');
+  snprintf(body, sizeof(body),
+           "{\"Image\":\"cleanup-test/busybox:latest\",\"Cmd\":[\"sleep\",\"1000\"],\"Labels\":{\"%.*s\":\"%s\"}%s%s}",
+           (int)(eq - sc.test_label), sc.test_label, eq + 1, *extra ? "," : "", extra);
+  return body;
+}
+
+static void remove_container(int fd, const char *id) {
+  char target[256];
+  const char *body;
+  snprintf(target, sizeof(target), "/v1.41/containers/%s?force=1", id);
+  cr_assert_eq(call(fd, "DELETE", target, NULL, &body), 204, "%s", body);
+}
+
+/* POSTs body to target, expects 201 and holds the answer's Id in ret_id (size 80). */
+static void create_for_id(int fd, const char *target, const char *body, char *ret_id) {
+  const char *answer;
+  char value[128];
+  cr_assert_eq(call(fd, "POST", target, body, &answer), 201, "%s: %s", target, answer);
+  snprintf(ret_id, 80, "%s", json_field(answer, "Id", value, sizeof(value)) + 1);
+  ret_id[strlen(ret_id) - 1] = '\0';
+}
+
+/* docker-py's exec_start(detach=True) on a pooled connection, then a create on the same connection: labeled. */
+Test(run_proxy, exec_start_detached_then_create_on_one_connection_is_labeled) {
+  struct live_proxy lp;
+  live_proxy_start(&lp);
+  int fd = unix_connect(lp.socket);
+  const char *body;
+  char id[80], id2[80], exec_id[80], target[256], value[128];
+  const char *create = create_body("\"HostConfig\":{\"NetworkMode\":\"none\"}");
+  create_for_id(fd, "/v1.41/containers/create", create, id);
+  snprintf(target, sizeof(target), "/v1.41/containers/%s/start", id);
+  cr_assert_eq(call(fd, "POST", target, NULL, &body), 204, "%s", body);
+  snprintf(target, sizeof(target), "/v1.41/containers/%s/exec", id);
+  create_for_id(fd, target, "{\"Cmd\":[\"true\"]}", exec_id);
+  snprintf(target, sizeof(target), "/v1.41/exec/%s/start", exec_id);
+  cr_assert_eq(call(fd, "POST", target, "{\"Detach\":true,\"Tty\":false}", &body), 200, "%s", body);
+
+  create_for_id(fd, "/v1.41/containers/create", create, id2);
+  snprintf(target, sizeof(target), "/v1.41/containers/%s/json", id2);
+  cr_assert_eq(call(fd, "GET", target, NULL, &body), 200, "%s", body);
+  char want[128];
+  snprintf(want, sizeof(want), "\"%s\"", lp.session);
+  cr_assert_str_eq(json_field(body, AG_LABEL_SESSION, value, sizeof(value)), want,
+                   "the create after a detached exec start on the same connection must carry the session label");
+  remove_container(fd, id2);
+  remove_container(fd, id);
+  close(fd);
+  ag_proxy_stop(lp.px, 100000);
+}
+
+/* Change nothing else: numbers cJSON cannot hold reach the engine as written; where the engine refuses one, its own
+ * answer comes back, the same as without the proxy. Labels of the agent's namespace are refused with a reason. */
+Test(run_proxy, numbers_reach_the_engine_as_written) {
+  struct live_proxy lp;
+  live_proxy_start(&lp);
+  static const char *const values[] = {"9007199254740993", "9223372036854775807", "1e400"};
+  for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+    char extra[256], direct_answer[4096], direct_value[128], value[128], target[256], id[80];
+    snprintf(extra, sizeof(extra), "\"HostConfig\":{\"NetworkMode\":\"none\",\"PidsLimit\":%s}", values[i]);
+    int fds[2] = {unix_connect(lp.engine), unix_connect(lp.socket)};
+    int status[2];
+    for (int via = 0; via < 2; via++) {
+      const char *body;
+      status[via] = call(fds[via], "POST", "/v1.41/containers/create", create_body(extra), &body);
+      if (status[via] != 201) {
+        if (via == 0)
+          snprintf(direct_answer, sizeof(direct_answer), "%s", body);
+        else {
+          cr_assert_neq(status[0], 201, "%s: the engine took it directly, through the proxy it answered %d: %s",
+                        values[i], status[1], body);
+          cr_assert_str_eq(body, direct_answer, "%s: the engine's refusal must come back unchanged", values[i]);
+        }
+        continue;
+      }
+      snprintf(id, sizeof(id), "%s", json_field(body, "Id", value, sizeof(value)) + 1);
+      id[strlen(id) - 1] = '\0';
+      snprintf(target, sizeof(target), "/v1.41/containers/%s/json", id);
+      cr_assert_eq(call(fds[via], "GET", target, NULL, &body), 200);
+      json_field(body, "PidsLimit", via == 0 ? direct_value : value, sizeof(value));
+      if (via == 1) {
+        cr_assert_str_eq(value, direct_value, "PidsLimit %s changed on the way through the proxy", values[i]);
+        cr_assert_not_null(strstr(body, lp.session), "not labeled");
+      }
+      remove_container(fds[via], id);
+    }
+    cr_assert_eq(status[1], status[0], "%s: the engine answered %d directly, %d through the proxy", values[i],
+                 status[0], status[1]);
+    close(fds[0]);
+    close(fds[1]);
+  }
+  /* A label of the agent's namespace: a 400 that says why, and the connection closes. */
+  signal(SIGPIPE, SIG_IGN); /* the next write may find the connection closed */
+  int fd = unix_connect(lp.socket);
+  const char *body;
+  cr_assert_eq(call(fd, "POST", "/v1.41/volumes/create", "{\"Labels\":{\"" AG_LABEL_EXPIRES "\":\"1\"}}", &body), 400);
+  cr_assert_not_null(strstr(body, "namespace"), "%s", body);
+  cr_assert_eq(call(fd, "GET", "/_ping", NULL, &body), -1, "the connection must close after the proxy's answer");
+  close(fd);
+  ag_proxy_stop(lp.px, 100000);
+}
+
+/* Pipelined requests through the real engine: the proxy's own 400 comes after the engine's answer to the request
+ * sent before it, whole, and then the connection closes. */
+Test(run_proxy, own_answer_to_a_pipelined_request_comes_after_the_engines) {
+  struct live_proxy lp;
+  live_proxy_start(&lp);
+  int fd = unix_connect(lp.socket);
+  const char *two = "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n"
+                    "POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 9\r\n\r\n{not json";
+  cr_assert_eq(ca_write_all(fd, two, strlen(two)), 0);
+  char all[8192];
+  size_t got = 0;
+  for (ssize_t n = 1; n > 0 && got < sizeof(all) - 1; got += (size_t)n)
+    n = read(fd, all + got, sizeof(all) - 1 - got);
+  all[got] = '\0';
+  cr_assert(strncmp(all, "HTTP/1.1 200 OK\r\n", 17) == 0, "the engine's answer to the ping first: %s", all);
+  const char *own = strstr(all, "HTTP/1.1 400 ");
+  cr_assert_not_null(own, "%s", all);
+  cr_assert(own > all && strncmp(own - 2, "OK", 2) == 0, "the 400 right after the ping's whole answer: %s", all);
+  cr_assert_not_null(strstr(own, "{\"message\":\"cleanup-agent: the create request's body is not a JSON object"), "%s",
+                     own);
+  close(fd);
+  ag_proxy_stop(lp.px, 100000);
+}

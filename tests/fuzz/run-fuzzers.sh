@@ -57,11 +57,12 @@ run_one() {
         echo "FAIL $name: the seed corpus $seeds is missing or empty" >"$work/$name.result"
         return 1
     fi
-    local dirs=("$corpus" "$seeds")
+    local dirs=("$corpus" "$seeds") opts=()
     [[ ! -d $regressions ]] || dirs+=("$regressions")
+    [[ ! -f $repo/tests/fuzz/$name.dict ]] || opts+=(-dict="$repo/tests/fuzz/$name.dict")
     # -timeout: one input slower than 10 s is a hang; the outer timeout catches a wedged fuzzer.
     timeout --signal=KILL $((secs + 120)) "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$work/$name/artifacts/" "${dirs[@]}" >"$work/$name.log" 2>&1 || rc=$?
+        -print_final_stats=1 -artifact_prefix="$work/$name/artifacts/" "${opts[@]}" "${dirs[@]}" >"$work/$name.log" 2>&1 || rc=$?
     local execs per_s files
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log" | tail -n 1)
     per_s=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$name.log" | tail -n 1)

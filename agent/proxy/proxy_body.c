@@ -1,0 +1,270 @@
+/* The create body rewrite of the Docker proxy: the session's labels spliced into the bytes the client sent.
+ *
+ * Only the top-level Labels members are replaced, by one merged Labels object at the end of the body; every other byte
+ * goes to the engine as the client wrote it, so numbers cJSON cannot hold (2^53 + 1, int64 max, 1e400) and escapes
+ * keep their exact text. The engine (Go's encoding/json) matches field names case-insensitively with Unicode folding,
+ * lets a later repeated key override an earlier one and resets a map on null: the merge follows the same rules, and the
+ * session's labels come last in the object, so nothing the client wrote can override them. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy.h"
+#include "nesting.h" /* label names only: this file links without the session code (the fuzz target) */
+#include "session.h"
+
+static size_t skip_ws(const char *s, size_t i, size_t n) {
+  while (i < n && (unsigned char)s[i] <= ' ') /* what cJSON skips; what it accepts, the scan accepts */
+    i++;
+  return i;
+}
+
+/* The end (one past the closing quote) of the string token at s[i] == '"', or 0 when it does not end. */
+static size_t string_end(const char *s, size_t i, size_t n) {
+  for (i++; i < n; i++) {
+    if (s[i] == '\\')
+      i++;
+    else if (s[i] == '"')
+      return i + 1;
+  }
+  return 0;
+}
+
+/* The end of the value token at s[i], or 0. The body parsed as JSON already, so brackets balance; the scan stays
+ * within n whatever the bytes. */
+static size_t value_end(const char *s, size_t i, size_t n) {
+  if (i >= n)
+    return 0;
+  if (s[i] == '"')
+    return string_end(s, i, n);
+  if (s[i] != '{' && s[i] != '[') {
+    size_t j = i;
+    while (j < n && (unsigned char)s[j] > ' ' && s[j] != ',' && s[j] != '}' && s[j] != ']')
+      j++;
+    return j > i ? j : 0;
+  }
+  size_t depth = 0;
+  while (i < n) {
+    if (s[i] == '"') {
+      i = string_end(s, i, n);
+      if (!i)
+        return 0;
+      continue;
+    }
+    if (s[i] == '{' || s[i] == '[')
+      depth++;
+    else if ((s[i] == '}' || s[i] == ']') && --depth == 0)
+      return i + 1;
+    i++;
+  }
+  return 0;
+}
+
+/* One member of an object: the text from after the separator before it (seg) to the end of its value. */
+struct member {
+  size_t seg, key, key_end, val, val_end;
+};
+
+struct object_scan {
+  const char *s;
+  size_t n, i;  /* i: just after '{' or after the last member's value */
+  size_t close; /* the closing brace, once found */
+  bool first;
+};
+
+/* Opens the object at s[i]; false when it is not one. */
+static bool scan_open(struct object_scan *o, const char *s, size_t i, size_t n) {
+  *o = (struct object_scan){.s = s, .n = n, .i = i + 1, .first = true};
+  return i < n && s[i] == '{';
+}
+
+/* 1 with the next member in m, 0 at the closing brace (o->close), -1 when the text is not an object. */
+static int scan_next(struct object_scan *o, struct member *m) {
+  const char *s = o->s;
+  size_t n = o->n, i = skip_ws(s, o->i, n);
+  if (i < n && s[i] == '}') {
+    o->close = i;
+    return 0;
+  }
+  m->seg = o->i; /* the first member's text starts with the whitespace after the brace */
+  if (!o->first) {
+    if (i >= n || s[i] != ',')
+      return -1;
+    m->seg = ++i;
+  }
+  m->key = skip_ws(s, i, n);
+  if (m->key >= n || s[m->key] != '"' || !(m->key_end = string_end(s, m->key, n)))
+    return -1;
+  i = skip_ws(s, m->key_end, n);
+  if (i >= n || s[i] != ':')
+    return -1;
+  m->val = skip_ws(s, i + 1, n);
+  if (!(m->val_end = value_end(s, m->val, n)))
+    return -1;
+  o->i = m->val_end;
+  o->first = false;
+  return 1;
+}
+
+/* The text of a string token, unescaped (caller frees), or NULL when it is not a string cJSON reads. */
+static char *token_string(const char *s, size_t start, size_t end) {
+  _cleanup_json_ cJSON *j = cJSON_ParseWithLength(s + start, end - start);
+  return cJSON_IsString(j) ? strdup(j->valuestring) : NULL;
+}
+
+/* The engine's match of a field name against "Labels": case-insensitive, with Unicode simple folding, under which
+ * U+017F (LATIN SMALL LETTER LONG S) is an s. */
+static bool is_labels_name(const char *key) {
+  const char *want = "labels";
+  for (; *want; want++) {
+    if ((*key | 0x20) == *want && *key)
+      key++;
+    else if (*want == 's' && (unsigned char)key[0] == 0xc5 && (unsigned char)key[1] == 0xbf)
+      key += 2;
+    else
+      return false;
+  }
+  return *key == '\0';
+}
+
+/* The outermost session of this proxy's: the outer label among ours (a nested session's proxy), else our own id. */
+static const char *root_of(const char *session_id, const char *const *labels) {
+  static const char key[] = AG_LABEL_OUTER "=";
+  for (const char *const *l = labels; *l; l++)
+    if (strncmp(*l, key, sizeof(key) - 1) == 0)
+      return *l + sizeof(key) - 1;
+  return session_id;
+}
+
+/* Whether a session nested in ours made the create (nesting.h): a Labels object whose outer label names our outermost
+ * session and whose session label names another. Its labels are that session's: they stay as they are, and anything
+ * accepted so still carries our outermost session's id, whose end removes it. */
+static bool nested_create(const cJSON *root, const char *session_id, const char *const *labels) {
+  const char *want = root_of(session_id, labels);
+  for (const cJSON *it = root->child; it; it = it->next) {
+    if (!it->string || !is_labels_name(it->string) || !cJSON_IsObject(it))
+      continue;
+    const cJSON *outer = cJSON_GetObjectItemCaseSensitive(it, AG_LABEL_OUTER);
+    const cJSON *sess = cJSON_GetObjectItemCaseSensitive(it, AG_LABEL_SESSION);
+    if (cJSON_IsString(outer) && streq(outer->valuestring, want) && cJSON_IsString(sess) &&
+        !streq(sess->valuestring, session_id))
+      return true;
+  }
+  return false;
+}
+
+/* 0 when the client may set label key to the value token s[vs, ve), else -EPERM with err saying why. A nested
+ * session's create (nested_create) sets its own session's labels. */
+static int check_label(const char *session_id, const char *const *labels, bool nested, const char *key, const char *s,
+                       size_t vs, size_t ve, ca_error **err) {
+  if (nested || strncmp(key, AG_LABEL_PREFIX, strlen(AG_LABEL_PREFIX)) != 0)
+    return 0;
+  _cleanup_free_ char *value = token_string(s, vs, ve);
+  if (streq(key, AG_LABEL_SESSION) && !(value && streq(value, session_id)))
+    return ca_error_set(err, EPERM,
+                        "cleanup-agent: label " AG_LABEL_SESSION "=%s names another session than this one (%s): "
+                        "what is created through this session's Docker socket belongs to this session; remove the "
+                        "label, or set " AG_LABEL_KEEP "=true to keep the object after the session",
+                        value ? value : "(not a string)", session_id);
+  if (value && streq(key, AG_LABEL_KEEP) && streq(value, "true"))
+    return 0;
+  for (const char *const *l = labels; value && *l; l++) {
+    size_t kl = strlen(key);
+    if (strncmp(*l, key, kl) == 0 && (*l)[kl] == '=' && streq(*l + kl + 1, value))
+      return 0; /* the session's own label, as a client copying an object's labels sends it: set anyway */
+  }
+  return ca_error_set(err, EPERM,
+                      "cleanup-agent: label %s=%s is in the " AG_LABEL_PREFIX " namespace, which belongs to "
+                      "cleanup-agent: through the session's Docker socket a client may set only " AG_LABEL_KEEP
+                      "=true (to keep the object after the session); remove the label",
+                      key, value ? value : "(not a string)");
+}
+
+/* Appends the members of the Labels object at s[vs] to merged (a null resets it, as the engine reads it). */
+static int merge_labels(const char *session_id, const char *const *labels, bool nested, const char *s, size_t n,
+                        size_t vs, ca_buf *merged, ca_error **err) {
+  if (n - vs >= 4 && memcmp(s + vs, "null", 4) == 0) {
+    ca_buf_reset(merged);
+    return 0;
+  }
+  struct object_scan o;
+  if (!scan_open(&o, s, vs, n))
+    return ca_error_set(err, EINVAL,
+                        "cleanup-agent: the create request's Labels is not a JSON object, so the session's Docker "
+                        "proxy cannot add the session labels to it");
+  struct member m;
+  int k;
+  while ((k = scan_next(&o, &m)) > 0) {
+    _cleanup_free_ char *key = token_string(s, m.key, m.key_end);
+    if (!key)
+      return ca_error_set(err, EINVAL, "cleanup-agent: a label name of the create request is not a JSON string");
+    if (check_label(session_id, labels, nested, key, s, m.val, m.val_end, err) < 0)
+      return -EPERM;
+    if ((merged->len && ca_buf_append(merged, ",", 1, err) < 0) ||
+        ca_buf_append(merged, s + m.key, m.val_end - m.key, err) < 0)
+      return -ENOMEM;
+  }
+  return k < 0 ? ca_error_set(err, EINVAL, "cleanup-agent: the create request's Labels is not a JSON object") : 0;
+}
+
+/* Appends the session's labels to merged, last so that they win, each as a JSON string. */
+static int append_session_labels(const char *const *labels, ca_buf *merged, ca_error **err) {
+  for (const char *const *l = labels; *l; l++) {
+    const char *eq = strchr(*l, '=');
+    if (!eq)
+      continue;
+    _cleanup_free_ char *key = strndup(*l, (size_t)(eq - *l));
+    _cleanup_json_ cJSON *k = key ? cJSON_CreateString(key) : NULL, *v = cJSON_CreateString(eq + 1);
+    _cleanup_free_ char *kt = k ? cJSON_PrintUnformatted(k) : NULL, *vt = v ? cJSON_PrintUnformatted(v) : NULL;
+    if (!kt || !vt || ca_buf_appendf(merged, err, "%s%s:%s", merged->len ? "," : "", kt, vt) < 0)
+      return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *s, size_t n, char **ret_body,
+                          size_t *ret_len, ca_error **err) {
+  /* cJSON reads it first: a body it cannot read (not JSON, or nested deeper than it goes) is refused, not guessed at.
+   */
+  _cleanup_json_ cJSON *root = cJSON_ParseWithLength(s, n);
+  size_t start = n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0 ? 3 : 0; /* cJSON skips a byte order mark */
+  struct object_scan o;
+  if (!root || !scan_open(&o, s, skip_ws(s, start, n), n))
+    return ca_error_set(err, EINVAL,
+                        "cleanup-agent: the create request's body is not a JSON object the session's Docker proxy can "
+                        "read (%s), so it cannot add the session labels: the request is refused",
+                        root ? "not an object" : "invalid JSON, or nested deeper than 1000 levels");
+  bool nested = nested_create(root, session_id, labels);
+  ca_buf out = CA_BUF_INIT(2 * n + 64 * 1024), merged = CA_BUF_INIT(n + 64 * 1024);
+  int r = ca_buf_append(&out, s, o.i, err); /* up to and with the opening brace */
+  size_t last = o.i;
+  bool kept = false;
+  struct member m;
+  int k = 0;
+  while (r >= 0 && (k = scan_next(&o, &m)) > 0) {
+    last = m.val_end;
+    _cleanup_free_ char *key = token_string(s, m.key, m.key_end);
+    if (key && is_labels_name(key)) {
+      r = merge_labels(session_id, labels, nested, s, n, m.val, &merged, err);
+      continue;
+    }
+    r = (kept ? ca_buf_append(&out, ",", 1, err) : 0) < 0 ? -ENOMEM
+                                                          : ca_buf_append(&out, s + m.seg, m.val_end - m.seg, err);
+    kept = true;
+  }
+  if (r >= 0 && (k < 0 || skip_ws(s, o.close + 1, n) != n))
+    r = ca_error_set(err, EINVAL, "cleanup-agent: the create request's body is not one JSON object");
+  if (r >= 0 && !nested)
+    r = append_session_labels(labels, &merged, err);
+  if (r >= 0)
+    r = ca_buf_appendf(&out, err, "%s\"Labels\":{%s}", kept ? "," : "", ca_buf_str(&merged));
+  if (r >= 0)
+    r = ca_buf_append(&out, s + last, n - last, err);
+  ca_buf_free(&merged);
+  if (r < 0) {
+    ca_buf_free(&out);
+    return r == -EPERM || r == -EINVAL ? r : -ENOMEM;
+  }
+  *ret_body = ca_buf_steal(&out, ret_len);
+  return 0;
+}
