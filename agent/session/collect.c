@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "collect.h"
 
@@ -121,29 +123,101 @@ int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, 
   return 0;
 }
 
-int ag_collect_resources(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
-  int first = 0;
-  if (env->cg && cg_root_tracking(env->cg) == CG_TRACK_CGROUP)
-    first = ag_collect_cgroup(env->cg, id, st, err);
-  if (env->dk) {
-    int r = ag_collect_docker(env->dk, id, st, first < 0 ? NULL : err);
-    if (first == 0)
-      first = r;
+/* The client of the engine a session recorded: env's when it is that engine (and then none when env's did not
+ * answer: it is not asked twice), else a new one (*owned). */
+static int recorded_engine(const struct ag_env *env, const char *id, const char *host, struct dk_client **ret,
+                           bool *owned, ca_error **err) {
+  if (env->docker_host && streq(env->docker_host, host)) {
+    if (!env->dk)
+      return ca_error_set(err, EHOSTDOWN, "engine %s of session %s did not answer", host, id);
+    *ret = env->dk;
+    return 0;
   }
+  struct dk_client_options o = {.host = host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
+  if (dk_client_new(&o, ret, err) < 0)
+    return ca_error_wrap(err, "engine %s of session %s", host, id);
+  *owned = true;
+  return 0;
+}
+
+/* The cgroup root a session recorded: env's when it is that root, else opened (*owned); none when the directory is
+ * gone (no leaf can be left in it, and opening would create it). */
+static int recorded_cgroup(const struct ag_env *env, const char *id, const char *root, cg_root **ret, bool *owned,
+                           ca_error **err) {
+  if (env->cg && cg_root_tracking(env->cg) == CG_TRACK_CGROUP && streq(cg_root_path(env->cg), root)) {
+    *ret = env->cg;
+    return 0;
+  }
+  if (access(root, F_OK) < 0 && errno == ENOENT)
+    return 0;
+  cg_root_options o = {.root = root};
+  AG_CGROUP_NAMES(o);
+  if (cg_root_open(&o, ret, err) < 0)
+    return ca_error_wrap(err, "cgroup root %s of session %s", root, id);
+  *owned = true;
+  return 0;
+}
+
+/* The engine's part of ag_collect_recorded: a resource that could not be removed is an error (EBUSY). */
+static int collect_engine(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  unsigned failed = st->failed;
+  int r = ag_collect_docker(dk, id, st, err);
+  if (r == 0 && st->failed > failed)
+    r = ca_error_set(err, EBUSY, "%u resource%s of session %s could not be removed", st->failed - failed,
+                     st->failed - failed == 1 ? "" : "s", id);
+  return r;
+}
+
+int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec, const char *id,
+                        struct ag_collect_stats *st, ca_error **err) {
+  const char *host = rec ? rec->docker_host : env->docker_host;
+  struct dk_client *dk = NULL;
+  cg_root *cg = rec ? NULL : env->cg;
+  bool own_dk = false, own_cg = false;
+  int first = 0, r;
+  if (rec && rec->cgroup_root)
+    first = recorded_cgroup(env, id, rec->cgroup_root, &cg, &own_cg, err);
+  if (cg && cg_root_tracking(cg) == CG_TRACK_CGROUP && (r = ag_collect_cgroup(cg, id, st, first < 0 ? NULL : err)) < 0)
+    first = first < 0 ? first : r;
+  if (host && (r = recorded_engine(env, id, host, &dk, &own_dk, first < 0 ? NULL : err)) < 0)
+    first = first < 0 ? first : r;
+  if (dk && (r = collect_engine(dk, id, st, first < 0 ? NULL : err)) < 0)
+    first = first < 0 ? first : r;
+  if (own_dk)
+    dk_client_free(dk);
+  if (own_cg)
+    cg_root_free(cg);
   return first;
 }
 
-int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
-  unsigned failed = st->failed;
-  int first = ag_collect_resources(env, id, st, err);
-  if (first == 0 && st->failed > failed)
-    first = ca_error_set(err, EBUSY, "%u resource%s of session %s could not be removed", st->failed - failed,
-                         st->failed - failed == 1 ? "" : "s", id);
+int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, const char *id,
+                       struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_error_ ca_error *e = NULL;
+  int r = ag_collect_recorded(env, rec, id, st, &e);
   /* The registry goes last and only when everything else went: it is what tells the next start and gc that the
-   * session has something left, so a failed collection is retried. */
-  if (first == 0 && env->state)
-    first = ag_collect_forget(env, id, err);
-  return first;
+   * session has something left, and where (a resource labeled only with the session id matches no other rule). */
+  if (r == 0)
+    return env->state ? ag_collect_forget(env, id, err) : 0;
+  if (env->state)
+    ag_collect_keep(env->state, id, e ? e->msg : strerror(-r));
+  if (err && e) {
+    ca_error_free(*err);
+    *err = TAKE_PTR(e);
+  }
+  return r;
+}
+
+void ag_collect_keep(struct ag_state *state, const char *id, const char *why) {
+  struct ag_registry reg;
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_registry_load(state, id, &reg, &err) < 0)
+    return; /* its lock file keeps the session listed; the load said what was wrong with the file */
+  free(reg.collect_error);
+  reg.collect_error = strdup(why);
+  reg.collect_error_at = time(NULL);
+  if (reg.collect_error && ag_registry_write(state, &reg, &err) < 0)
+    ca_log_warning("session %s stays registered, but why could not be written: %s", id, err->msg);
+  ag_registry_done(&reg);
 }
 
 int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err) {

@@ -9,7 +9,6 @@
 #include "guardian.h"
 #include "proxy.h"
 
-#define AG_DEFAULT_DOCKER_HOST "unix:///var/run/docker.sock"
 #define AG_SESSION_MAX_WARNINGS 16
 /* How long the Docker proxy lets requests in flight finish at the session's end. */
 #define AG_SESSION_PROXY_DRAIN_USEC (2 * 1000000ULL)

@@ -1,0 +1,222 @@
+/* The registry goes last (issue 19): a session's registry is removed only once the engine it recorded answered and
+ * its cgroup went. Each path that ends a session (gc, the start-up collection, kill, the guardian, the end of run)
+ * meets a recorded engine that does not answer: the registry stays, with the reason written into it, and once the
+ * engine answers at that address again a later gc or start collects against it, whatever --docker-host it was given.
+ *
+ * The recorded engine is <dir>/engine.sock: first a socket nobody listens on (connect is refused), then a symlink to
+ * the shared engine's socket. The agent's own --docker-host is <dir>/none.sock, which does not exist, so that no gc
+ * here scans the shared engine: what goes is listed by session id only. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_run.h"
+#include "scenario.h"
+#include "session.h"
+
+#define IMAGE "cleanup-test/busybox:latest"
+#define SHARED_SOCKET "/var/run/docker.sock"
+
+static struct scenario sc;
+static char engine_sock[160], engine_host[180], none_host[180];
+
+static void setup(void) {
+  signal(SIGPIPE, SIG_IGN);
+  scenario_setup(&sc);
+  snprintf(engine_sock, sizeof(engine_sock), "%s/engine.sock", sc.dir);
+  snprintf(engine_host, sizeof(engine_host), "unix://%s", engine_sock);
+  snprintf(none_host, sizeof(none_host), "unix://%s/none.sock", sc.dir);
+}
+static void teardown(void) {
+  scenario_teardown(&sc);
+}
+
+TestSuite(registry_last, .init = setup, .fini = teardown, .timeout = 180);
+
+/* The recorded engine is down: a socket file that refuses connections. */
+static void engine_down(void) {
+  unlink(engine_sock);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  cr_assert_lt(strlen(engine_sock), sizeof(a.sun_path));
+  memcpy(a.sun_path, engine_sock, strlen(engine_sock) + 1);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind %s: %s", engine_sock, strerror(errno));
+  close(fd); /* never listened: connect is refused */
+}
+
+/* The recorded engine answers again, at the same address. */
+static void engine_up(void) {
+  unlink(engine_sock);
+  cr_assert_eq(symlink(SHARED_SOCKET, engine_sock), 0);
+}
+
+/* A dead session of this state dir (its lock file free) that recorded engine_host and the scenario's cgroup root. */
+static void dead_session(char id[static 33]) {
+  struct ag_state *st = NULL;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  cr_assert_eq(ag_session_id_new(id, NULL), 0);
+  int lock = -1;
+  cr_assert_eq(ag_session_lock(st, id, true, &lock, NULL), 0);
+  struct ag_registry reg = {.created = time(NULL), .docker_host = engine_host, .cgroup_root = sc.cgroup_root};
+  memcpy(reg.id, id, sizeof(reg.id));
+  strcpy(reg.mode, "run");
+  cr_assert_eq(ag_owner_self(&reg.owner, NULL), 0);
+  reg.owner.pid = 1; /* not us */
+  cr_assert_eq(ag_registry_write(st, &reg, NULL), 0);
+  close(lock);
+  ag_state_free(st);
+}
+
+/* A container on the shared engine that carries only the session's label (and the test's). */
+static void leave_container(const char *id) {
+  char label[96];
+  snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", id);
+  struct dk_container_spec spec = {.image = IMAGE,
+                                   .cmd = (const char *[]){"sleep", "1000", NULL},
+                                   .labels = (const char *[]){label, sc.test_label, NULL},
+                                   .network_mode = "none"};
+  _cleanup_free_ char *cid = NULL;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(dk_container_create(sc.dk, &spec, &cid, &err), 0, "%s", err ? err->msg : "");
+}
+
+static const char *registry_of(const char *id) {
+  char path[256];
+  snprintf(path, sizeof(path), "%s/sessions/%s.json", sc.state, id);
+  return scenario_read_text(path);
+}
+
+/* The registry is still there and says why it was kept. */
+static void expect_kept(const char *id, const char *who) {
+  const char *text = registry_of(id);
+  cr_expect(*text, "%s removed the registry of session %s while its engine did not answer: %s", who, id,
+            scenario_stderr(&sc));
+  cr_expect(strstr(text, "\"collect_error\""), "%s kept the registry without saying why: %s", who, text);
+  cr_expect(strstr(text, "\"collect_error_at\""), "%s kept the registry without saying when: %s", who, text);
+}
+
+/* Waits up to timeout_ms for the registry of id to go. */
+static bool registry_gone(const char *id, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 100) {
+    if (!*registry_of(id))
+      return true;
+    usleep(100 * 1000);
+  }
+  return !*registry_of(id);
+}
+
+Test(registry_last, gc_keeps_the_registry_until_the_recorded_engine_answers) {
+  char id[33];
+  engine_down();
+  dead_session(id);
+  leave_container(id);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 1, "gc said everything went while the session's engine was down: %s", scenario_stderr(&sc));
+  expect_kept(id, "gc");
+  cr_expect(strstr(scenario_stderr(&sc), id), "gc did not name the session it kept: %s", scenario_stderr(&sc));
+
+  /* The engine is back at the recorded address; gc still runs with another --docker-host. */
+  engine_up();
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 0, "gc: %s", scenario_stderr(&sc));
+  cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0,
+               "gc did not collect the container on the engine the session recorded: %s", scenario_stderr(&sc));
+  cr_expect(!*registry_of(id), "the registry outlived a complete collection: %s", scenario_stderr(&sc));
+  cr_expect_eq(scenario_count_state_files(&sc), 0);
+}
+
+Test(registry_last, the_next_start_keeps_the_registry_until_the_recorded_engine_answers) {
+  char id[33];
+  engine_down();
+  dead_session(id);
+  leave_container(id);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  usleep(500 * 1000); /* a guardian it handed the session to would have forgotten it by now */
+  expect_kept(id, "the start-up collection");
+
+  engine_up();
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0,
+               "the next start did not collect the container on the engine the session recorded: %s",
+               scenario_stderr(&sc));
+  /* Its late-only guardian watches for 10 s, then forgets the session. */
+  cr_expect(registry_gone(id, 20000), "the registry outlived a complete collection");
+}
+
+Test(registry_last, kill_keeps_the_registry_until_the_recorded_engine_answers) {
+  char id[33];
+  engine_down();
+  dead_session(id);
+  leave_container(id);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "kill", id, NULL});
+  cr_expect_eq(rc, 1, "kill said it collected a session whose engine was down: %s", scenario_stderr(&sc));
+  expect_kept(id, "kill");
+
+  engine_up();
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "kill", id, NULL});
+  cr_expect_eq(rc, 0, "kill: %s", scenario_stderr(&sc));
+  cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0,
+               "kill did not collect the container on the engine the session recorded: %s", scenario_stderr(&sc));
+  cr_expect(!*registry_of(id), "the registry outlived a complete collection: %s", scenario_stderr(&sc));
+}
+
+/* Reads the session id the command wrote to <dir>/<name>. */
+static void started_session(const char *name, char id[static 128]) {
+  cr_assert(scenario_read_marker(&sc, name, 30000, id), "the command never started: %s", scenario_stderr(&sc));
+}
+
+Test(registry_last, the_guardian_keeps_the_registry_when_the_engine_does_not_answer) {
+  engine_down();
+  const char *script = scenario_script(&sc, "wait.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/started.tmp && mv $OUT/started.tmp "
+                                       "$OUT/started\nsleep 1000\n");
+  pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", engine_host, "run", "--", script, NULL});
+  char id[128];
+  started_session("started", id);
+  kill(agent, SIGKILL); /* our own child: the guardian takes over */
+  scenario_wait(agent);
+  struct ag_state *st = NULL;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  int lock = -1, r;
+  for (int i = 0; i < 300 && (r = ag_session_lock(st, id, false, &lock, NULL)) == -EWOULDBLOCK; i++)
+    usleep(100 * 1000);
+  cr_assert_neq(r, -EWOULDBLOCK, "the guardian never finished");
+  if (lock >= 0)
+    close(lock);
+  ag_state_free(st);
+  cr_expect_eq(scenario_count_processes(id), 0, "the guardian left the command running");
+  cr_expect(!scenario_cgroup_exists(&sc, id), "the guardian left the session's cgroup");
+  expect_kept(id, "the guardian");
+
+  engine_up();
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 0, "gc: %s", scenario_stderr(&sc));
+  cr_expect(!*registry_of(id), "gc did not finish the session once its engine answered: %s", scenario_stderr(&sc));
+}
+
+Test(registry_last, the_end_of_run_keeps_the_registry_when_the_engine_does_not_answer) {
+  engine_down();
+  const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", engine_host, "run", "--", script, NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  char id[128];
+  started_session("started", id);
+  expect_kept(id, "the end of run");
+  cr_expect(strstr(scenario_stderr(&sc), "stays registered"), "run did not say the session stays registered: %s",
+            scenario_stderr(&sc));
+  cr_expect(!scenario_cgroup_exists(&sc, id), "the session's cgroup outlived the run");
+
+  engine_up();
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 0, "gc: %s", scenario_stderr(&sc));
+  cr_expect(!*registry_of(id), "gc did not finish the session once its engine answered: %s", scenario_stderr(&sc));
+}
