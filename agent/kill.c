@@ -52,7 +52,7 @@ static int kill_one(const struct ag_env *env, const char *host, const char *id) 
     ca_log_error("kill: %s", err->msg);
   struct ag_collect_stats st = {0};
   /* Against what the session recorded (its engine, its cgroup root), not this invocation's. */
-  if (r == 0 && (r = ag_collect_session(env, have_reg ? &reg : NULL, id, &st, &err)) < 0)
+  if (r == 0 && (r = ag_collect_session(env, have_reg ? &reg : NULL, id, NULL, &st, &err)) < 0)
     ca_log_error("kill: session %s stays registered for the next start or gc: %s", id, err->msg);
   if (have_reg)
     ag_registry_done(&reg);

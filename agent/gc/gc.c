@@ -259,7 +259,7 @@ static int collect_registry(struct gc_run *g, struct gc_item *it) {
     ca_log_warning("gc: %s; collecting session %s with gc's engine and cgroup root", e->msg, it->session);
   bool have_reg = r == 0;
   struct ag_collect_stats st = {0};
-  r = ag_collect_session(&g->env, have_reg ? &reg : NULL, it->session, &st, &it->error);
+  r = ag_collect_session(&g->env, have_reg ? &reg : NULL, it->session, NULL, &st, &it->error);
   g->removed[GC_CONTAINER] += st.containers;
   g->removed[GC_NETWORK] += st.networks;
   g->removed[GC_VOLUME] += st.volumes;

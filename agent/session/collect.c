@@ -190,10 +190,12 @@ int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec,
   return first;
 }
 
-int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, const char *id,
+int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, const char *id, const char *left,
                        struct ag_collect_stats *st, ca_error **err) {
   _cleanup_error_ ca_error *e = NULL;
   int r = ag_collect_recorded(env, rec, id, st, &e);
+  if (r == 0 && left)
+    r = ca_error_set(&e, EBUSY, "%s", left);
   /* The registry goes last and only when everything else went: it is what tells the next start and gc that the
    * session has something left, and where (a resource labeled only with the session id matches no other rule). */
   if (r == 0)

@@ -48,10 +48,11 @@ int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, 
 int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec, const char *id,
                         struct ag_collect_stats *st, ca_error **err);
 
-/* Collects everything of session id (ag_collect_recorded), then its registry: forgotten when everything went, else
- * kept with the reason written into it, for the next start or gc. The caller holds the session's lock. The end of a
- * session, the guardian, kill and gc all end a session here. */
-int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, const char *id,
+/* Collects everything of session id (ag_collect_recorded), then its registry: forgotten when everything went and
+ * the caller knows of nothing left (left: what it could not remove itself, NULL when nothing), else kept with the
+ * reason written into it, for the next start or gc. The caller holds the session's lock. The end of a session, the
+ * guardian, kill and gc all end a session here. */
+int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, const char *id, const char *left,
                        struct ag_collect_stats *st, ca_error **err);
 
 /* Writes why session id stays registered, and when, into its registry (collect_error, collect_error_at); a session

@@ -85,7 +85,7 @@ static int collect_died(const struct ag_guardian_config *cfg, const struct ag_en
   ca_error_free(TAKE_PTR(err));
   bool have_reg = r == 0;
   struct ag_collect_stats st = {0};
-  r = ag_collect_session(env, have_reg ? &reg : NULL, cfg->session_id, &st, &err);
+  r = ag_collect_session(env, have_reg ? &reg : NULL, cfg->session_id, NULL, &st, &err);
   char summary[256];
   ag_collect_stats_format(&st, summary, sizeof(summary));
   if (r < 0)

@@ -52,6 +52,16 @@ void ag_session_warn(struct ag_session *s, const char *fmt, ...) {
     free(msg);
 }
 
+void ag_session_left(struct ag_session *s, const char *fmt, ...) {
+  if (s->left)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&s->left, fmt, ap) < 0)
+    s->left = strdup("the command's tree could not be removed"); /* NULL when out of memory: then only the warning */
+  va_end(ap);
+}
+
 /* The engine is optional unless the config says otherwise: without one the session cleans processes only, and says
  * so once. A lazy client only checks the socket here. */
 static int open_engine(struct ag_session *s, ca_error **err) {
@@ -286,7 +296,7 @@ int ag_session_end(struct ag_session *s) {
     ca_error_free(TAKE_PTR(err));
     dk_client_free(TAKE_PTR(s->env.dk));
   }
-  int r = ag_collect_session(&s->env, &s->reg, s->id, &s->collected, &err);
+  int r = ag_collect_session(&s->env, &s->reg, s->id, s->left, &s->collected, &err);
   if (r < 0)
     ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
   ag_guardian_release(&s->guardian);
@@ -304,6 +314,7 @@ void ag_session_free(struct ag_session *s) {
   (void)ag_session_end(s); /* a no-op when the command ended it; its warnings are logged */
   ca_strv_free(s->labels);
   free(s->proxy_host);
+  free(s->left);
   ca_close_keep_errno(s->lock_fd);
   dk_client_free(s->env.dk);
   cg_root_free(s->env.cg);

@@ -220,3 +220,34 @@ Test(registry_last, the_end_of_run_keeps_the_registry_when_the_engine_does_not_a
   cr_expect_eq(rc, 0, "gc: %s", scenario_stderr(&sc));
   cr_expect(!*registry_of(id), "gc did not finish the session once its engine answered: %s", scenario_stderr(&sc));
 }
+
+/* A cgroup that cannot be removed at the end of run keeps the registry too. On a hybrid host a limit puts the
+ * command in a v1 pids leaf as well; a process that leaves the v2 leaf (root may) survives the v2 kill and keeps
+ * the v1 leaf busy. */
+Test(registry_last, the_end_of_run_keeps_the_registry_when_its_cgroup_cannot_be_removed) {
+  char v1[200];
+  snprintf(v1, sizeof(v1), "/sys/fs/cgroup/pids%s", strrchr(sc.cgroup_root, '/'));
+  if (access("/sys/fs/cgroup/pids/cgroup.procs", F_OK) != 0 || access("/sys/fs/cgroup/unified", F_OK) != 0)
+    cr_skip_test("needs a hybrid host with the v1 pids controller");
+  const char *script = scenario_script(&sc, "escape.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/started\nsleep 1000 &\n"
+                                       "echo $! > /sys/fs/cgroup/unified/cgroup.procs\necho $! > $OUT/survivor\n");
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--pids", "100", "--", script, NULL});
+  char id[128], survivor[128], leaf[400];
+  started_session("started", id);
+  cr_assert(scenario_read_marker(&sc, "survivor", 1000, survivor));
+  snprintf(leaf, sizeof(leaf), "%s/run-%s", v1, id);
+  bool leaf_left = access(leaf, F_OK) == 0;
+  const char *text = registry_of(id);
+  bool kept = *text && strstr(text, "\"collect_error\"");
+  char err[4096];
+  snprintf(err, sizeof(err), "%s", scenario_stderr(&sc));
+  kill(atoi(survivor), SIGKILL); /* the test's own escapee, by the pid it wrote */
+  for (int i = 0; i < 50 && rmdir(leaf) < 0 && errno == EBUSY; i++)
+    usleep(100 * 1000);
+  rmdir(v1);
+  cr_expect_eq(rc, 0, "run: %s", err);
+  cr_assert(leaf_left, "the v1 leaf went: the case this test stages did not happen: %s", err);
+  cr_expect(kept, "the registry went (or stayed without its reason) while the session's cgroup was left: %s", err);
+  cr_expect(strstr(err, "stays registered"), "run did not say the session stays registered: %s", err);
+}
