@@ -13,9 +13,33 @@
 static const char *const kind_names[] = {
     [DK_CONTAINER] = "container", [DK_NETWORK] = "network", [DK_VOLUME] = "volume"};
 
+/* The teardown's deadline has passed: nothing more is started. */
+static bool past(uint64_t deadline) {
+  return deadline && ca_now_monotonic_usec() >= deadline;
+}
+
+/* Removes ids, 8 requests in flight; under a deadline all of a chunk of 32 at once (the client's timeout bounds
+ * each chunk) and no chunk after it, the ones not tried failing with ETIMEDOUT. */
+static int remove_until(struct dk_client *dk, enum dk_kind kind, const char **ids, size_t n, uint64_t deadline,
+                        ca_error **errors, ca_error **err) {
+  if (!deadline)
+    return dk_remove_many(dk, kind, ids, n, 8, errors, err);
+  for (size_t at = 0; at < n; at += 32) {
+    if (past(deadline)) {
+      for (size_t i = at; i < n; i++)
+        ca_error_set(&errors[i], ETIMEDOUT, "the teardown timeout passed first");
+      return 0;
+    }
+    int r = dk_remove_many(dk, kind, ids + at, CA_MIN(n - at, (size_t)32), 32, errors + at, err);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
 /* Removes what list (of kind, listed by the session's label; NULL: list it now) holds of session id; frees list. */
 static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id, struct dk_list *listed,
-                        unsigned *removed, struct ag_collect_stats *st, ca_error **err) {
+                        uint64_t deadline, unsigned *removed, struct ag_collect_stats *st, ca_error **err) {
   _cleanup_(dk_list_freep) struct dk_list *list = listed;
   int r;
   if (!list) {
@@ -48,12 +72,14 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id,
   _cleanup_free_ ca_error **errors = calloc(n, sizeof(ca_error *));
   if (!errors)
     return ca_error_set(err, ENOMEM, "out of memory");
-  r = dk_remove_many(dk, kind, ids, n, 8, errors, err);
+  r = remove_until(dk, kind, ids, n, deadline, errors, err);
   for (size_t i = 0; i < n; i++) {
-    if (errors[i])
+    if (errors[i]) {
       st->failed++;
-    else
+      ca_log_warning("session %s: %s %.12s not removed: %s", id, kind_names[kind], ids[i], errors[i]->msg);
+    } else {
       (*removed)++;
+    }
     ca_error_free(errors[i]);
   }
   if (r < 0)
@@ -61,7 +87,9 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *id,
   return 0;
 }
 
-int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+/* ag_collect_docker under a teardown deadline (0: none): no kind is started after it. */
+static int collect_docker(struct dk_client *dk, const char *id, uint64_t deadline, struct ag_collect_stats *st,
+                          ca_error **err) {
   /* The three lists in one round trip (the usual answer is three empty lists); on any failure each kind is listed
    * again on its own, with retries, and the errors below say which. */
   static const enum dk_kind kinds[] = {DK_CONTAINER, DK_NETWORK, DK_VOLUME};
@@ -80,23 +108,36 @@ int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_st
     return r;
   }
   /* Containers first: networks and volumes in use by one cannot be removed. */
-  int r = collect_kind(dk, DK_CONTAINER, id, lists[0], &st->containers, st, err);
+  int r = collect_kind(dk, DK_CONTAINER, id, lists[0], deadline, &st->containers, st, err);
+  if (r == 0 && past(deadline))
+    r = ca_error_set(err, ETIMEDOUT,
+                     "the teardown timeout passed before the networks and volumes of session %s "
+                     "were removed",
+                     id);
   if (r < 0) {
     dk_list_free(lists[1]);
     dk_list_free(lists[2]);
     return r;
   }
-  r = collect_kind(dk, DK_NETWORK, id, lists[1], &st->networks, st, err);
+  r = collect_kind(dk, DK_NETWORK, id, lists[1], deadline, &st->networks, st, err);
+  if (r == 0 && past(deadline))
+    r = ca_error_set(err, ETIMEDOUT, "the teardown timeout passed before the volumes of session %s were removed", id);
   /* An engine that does not answer will not answer the next list either: do not wait for it twice more. */
-  if (r < 0 && err && dk_error_kind(*err) == DK_ERR_TRANSIENT) {
+  if (r < 0 && (past(deadline) || (err && dk_error_kind(*err) == DK_ERR_TRANSIENT))) {
     dk_list_free(lists[2]);
     return r;
   }
-  int r2 = collect_kind(dk, DK_VOLUME, id, lists[2], &st->volumes, st, r < 0 ? NULL : err);
+  int r2 = collect_kind(dk, DK_VOLUME, id, lists[2], deadline, &st->volumes, st, r < 0 ? NULL : err);
   return r < 0 ? r : r2;
 }
 
-int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err) {
+int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  return collect_docker(dk, id, 0, st, err);
+}
+
+/* ag_collect_cgroup whose kill waits at most timeout_usec. */
+static int collect_cgroup(cg_root *cg, const char *id, uint64_t timeout_usec, struct ag_collect_stats *st,
+                          ca_error **err) {
   _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
   int r = cg_leaf_open(cg, id, &leaf, err);
   if (r == -ENOENT) {
@@ -113,7 +154,7 @@ int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, 
   if (cg_leaf_list_processes(leaf, &procs, &n, NULL) == 0)
     st->processes += (unsigned)n;
   free(procs);
-  r = cg_leaf_kill_all(leaf, COLLECT_KILL_TIMEOUT_USEC, err);
+  r = cg_leaf_kill_all(leaf, timeout_usec, err);
   if (r < 0)
     return ca_error_wrap(err, "kill processes of session %s", id);
   r = cg_leaf_remove(leaf, err);
@@ -123,17 +164,42 @@ int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, 
   return 0;
 }
 
+int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  return collect_cgroup(cg, id, COLLECT_KILL_TIMEOUT_USEC, st, err);
+}
+
+/* What is left of a teardown's time, in microseconds (at least 1 ms, so that it still says why it failed); limit
+ * without a deadline. */
+static uint64_t time_left(uint64_t deadline, uint64_t limit) {
+  if (!deadline)
+    return limit;
+  uint64_t now = ca_now_monotonic_usec();
+  return CA_MIN(limit, now + 1000 >= deadline ? 1000 : deadline - now);
+}
+
 /* The client of the engine a session recorded: env's when it is that engine (and then none when env's did not
  * answer: it is not asked twice), else a new one (*owned). */
 static int recorded_engine(const struct ag_env *env, const char *id, const char *host, struct dk_client **ret,
                            bool *owned, ca_error **err) {
-  if (env->docker_host && streq(env->docker_host, host)) {
-    if (!env->dk)
-      return ca_error_set(err, EHOSTDOWN, "engine %s of session %s did not answer", host, id);
+  bool same = env->docker_host && streq(env->docker_host, host);
+  if (same && !env->dk)
+    return ca_error_set(err, EHOSTDOWN, "engine %s of session %s did not answer", host, id);
+  if (same && !env->deadline_usec) {
     *ret = env->dk;
     return 0;
   }
   struct dk_client_options o = {.host = host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
+  if (env->deadline_usec) {
+    /* A teardown: four phases at most (the lists, then containers, networks, volumes), each given a quarter of
+     * what is left, and a call that timed out is not tried again. */
+    if (past(env->deadline_usec))
+      return ca_error_set(err, ETIMEDOUT, "the teardown timeout passed before engine %s of session %s was asked", host,
+                          id);
+    uint64_t quarter_ms = CA_MAX(time_left(env->deadline_usec, UINT64_MAX) / 4000, (uint64_t)100);
+    o.timeout_ms = (unsigned)CA_MIN(quarter_ms, (uint64_t)AG_DOCKER_TIMEOUT_MS);
+    o.remove_timeout_ms = (unsigned)CA_MIN(quarter_ms, (uint64_t)60000);
+    o.retries = -1;
+  }
   if (dk_client_new(&o, ret, err) < 0)
     return ca_error_wrap(err, "engine %s of session %s", host, id);
   *owned = true;
@@ -159,9 +225,10 @@ static int recorded_cgroup(const struct ag_env *env, const char *id, const char 
 }
 
 /* The engine's part of ag_collect_recorded: a resource that could not be removed is an error (EBUSY). */
-static int collect_engine(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+static int collect_engine(struct dk_client *dk, const char *id, uint64_t deadline, struct ag_collect_stats *st,
+                          ca_error **err) {
   unsigned failed = st->failed;
-  int r = ag_collect_docker(dk, id, st, err);
+  int r = collect_docker(dk, id, deadline, st, err);
   if (r == 0 && st->failed > failed)
     r = ca_error_set(err, EBUSY, "%u resource%s of session %s could not be removed", st->failed - failed,
                      st->failed - failed == 1 ? "" : "s", id);
@@ -177,11 +244,13 @@ int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec,
   int first = 0, r;
   if (rec && rec->cgroup_root)
     first = recorded_cgroup(env, id, rec->cgroup_root, &cg, &own_cg, err);
-  if (cg && cg_root_tracking(cg) == CG_TRACK_CGROUP && (r = ag_collect_cgroup(cg, id, st, first < 0 ? NULL : err)) < 0)
+  uint64_t kill_usec = time_left(env->deadline_usec, COLLECT_KILL_TIMEOUT_USEC);
+  if (cg && cg_root_tracking(cg) == CG_TRACK_CGROUP &&
+      (r = collect_cgroup(cg, id, kill_usec, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
   if (host && (r = recorded_engine(env, id, host, &dk, &own_dk, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
-  if (dk && (r = collect_engine(dk, id, st, first < 0 ? NULL : err)) < 0)
+  if (dk && (r = collect_engine(dk, id, env->deadline_usec, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
   if (own_dk)
     dk_client_free(dk);

@@ -31,6 +31,9 @@ struct ag_env {
   cg_root *cg;
   struct dk_client *dk;
   const char *docker_host; /* the engine dk is a client of; set when dk is NULL because that engine did not answer */
+  /* A teardown's deadline (CLOCK_MONOTONIC, 0: none): the engine is asked through a client whose timeouts fit in
+   * what is left and are not retried, no phase starts after it, and what is left then stays registered. */
+  uint64_t deadline_usec;
 };
 
 /* Removes the containers (force, anonymous volumes), then networks, then volumes labeled with the session id,

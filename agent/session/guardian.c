@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "collect.h"
 #include "guardian.h"
 
@@ -50,6 +51,10 @@ static void detach(const struct ag_guardian_config *cfg, int fd) {
   close_all_but(keep, 2);
 }
 
+static uint64_t teardown_usec(const struct ag_guardian_config *cfg) {
+  return cfg->teardown_usec ? cfg->teardown_usec : AG_TEARDOWN_USEC;
+}
+
 /* Opens what the guardian collects with: the state dir, the cgroup root (not for a late-only watch) and the engine
  * the session recorded; env.docker_host stays set when that engine does not answer, so that it is not asked twice. */
 static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
@@ -66,8 +71,14 @@ static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
   }
   env->docker_host = cfg->docker_host;
   if (cfg->docker_host) {
+    /* Within the teardown's time (a quarter of it per call, not retried) when it collects a dead agent's session. */
+    unsigned quarter_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 4000, (uint64_t)AG_DOCKER_TIMEOUT_MS);
     struct dk_client_options dopts = {
         .host = cfg->docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
+    if (!cfg->late_only) {
+      dopts.timeout_ms = CA_MAX(quarter_ms, 100u);
+      dopts.retries = -1;
+    }
     if (dk_client_new(&dopts, &env->dk, &err) < 0)
       ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
   }
@@ -109,7 +120,7 @@ static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env 
                                            cfg->session_id)
                             : 0;
   int r = 0;
-  for (int i = 0; i < 10; i++) {
+  for (int i = 0; i < 10 && !(env->deadline_usec && ca_now_monotonic_usec() + 1000000 > env->deadline_usec); i++) {
     struct timespec ts = {1, 0};
     nanosleep(&ts, NULL);
     struct ag_collect_stats late = {0};
@@ -140,6 +151,8 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
 
   /* The agent is gone without finishing. We still hold its lock, so nobody else collects while we do. */
   struct ag_env env = {0};
+  if (!cfg->late_only)
+    env.deadline_usec = ca_now_monotonic_usec() + teardown_usec(cfg);
   if (open_env(cfg, &env) < 0)
     _exit(1);
   _cleanup_error_ ca_error *err = NULL;

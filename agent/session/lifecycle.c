@@ -235,6 +235,7 @@ static int take_session(struct ag_session *s, ca_error **err) {
       .cgroup_root = cfg->globals->cgroup_root,
       .docker_host = reg->docker_host,
       .lock_fd = s->lock_fd,
+      .teardown_usec = cfg->globals->teardown_usec,
   };
   if (!(s->labels = ag_session_labels(reg, NULL)))
     r = ca_error_set(err, ENOMEM, "out of memory");
@@ -288,7 +289,11 @@ int ag_session_end(struct ag_session *s) {
   if (!s->registered)
     return 0;
   s->registered = false;
-  ag_proxy_stop(TAKE_PTR(s->proxy), AG_SESSION_PROXY_DRAIN_USEC);
+  /* One deadline for the whole end: the collection asks the engine within it, without retrying a timeout, and what
+   * it did not remove by then stays registered. */
+  uint64_t teardown = s->cfg->globals->teardown_usec ? s->cfg->globals->teardown_usec : AG_TEARDOWN_USEC;
+  s->env.deadline_usec = ca_now_monotonic_usec() + teardown;
+  ag_proxy_stop(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4));
   _cleanup_error_ ca_error *err = NULL;
   if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {
     /* Not asked again below: the collection says the engine did not answer, and the registry stays. */
@@ -299,6 +304,7 @@ int ag_session_end(struct ag_session *s) {
   int r = ag_collect_session(&s->env, &s->reg, s->id, s->left, &s->collected, &err);
   if (r < 0)
     ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
+  s->env.deadline_usec = 0;
   ag_guardian_release(&s->guardian);
   return r;
 }

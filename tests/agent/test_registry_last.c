@@ -13,10 +13,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli_run.h"
+#include "fake_daemon.h"
 #include "scenario.h"
 #include "session.h"
 
@@ -250,4 +252,113 @@ Test(registry_last, the_end_of_run_keeps_the_registry_when_its_cgroup_cannot_be_
   cr_assert(leaf_left, "the v1 leaf went: the case this test stages did not happen: %s", err);
   cr_expect(kept, "the registry went (or stayed without its reason) while the session's cgroup was left: %s", err);
   cr_expect(strstr(err, "stays registered"), "run did not say the session stays registered: %s", err);
+}
+
+/* ---- bounded teardown: an engine that lists the session's container and never answers its DELETE ---------------- */
+
+static volatile bool wedge_released;
+
+/* The 32 hex digits after "session=" (or its URL encoding) in path, into id; false when there are none. */
+static bool session_in(const char *path, char id[static 33]) {
+  const char *p = strstr(path, "session%3D");
+  p = p ? p + 10 : strstr(path, "session=");
+  if (p && p[0] == '=')
+    p++;
+  if (!p || strspn(p, "0123456789abcdef") < 32)
+    return false;
+  memcpy(id, p, 32);
+  id[32] = '\0';
+  return true;
+}
+
+static bool wedged_engine(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud;
+  char id[33], body[512];
+  if (streq(rq->path, "/_ping")) {
+    fake_reply(conn, 200, "1.41", "text/plain", "OK");
+  } else if (streq(rq->method, "DELETE")) {
+    for (int i = 0; i < 1200 && !wedge_released; i++)
+      usleep(50 * 1000); /* never answered while the test runs */
+    return false;
+  } else if (strstr(rq->path, "/containers/json") && session_in(rq->path, id)) {
+    snprintf(body, sizeof(body),
+             "[{\"Id\":\"%s%s\",\"Names\":[\"/wedged\"],\"State\":\"running\",\"Labels\":{\"" AG_LABEL_SESSION
+             "\":\"%s\"}}]",
+             id, id, id);
+    fake_reply(conn, 200, "1.41", NULL, body);
+  } else if (strstr(rq->path, "/volumes")) {
+    fake_reply(conn, 200, "1.41", NULL, "{\"Volumes\":[],\"Warnings\":null}");
+  } else {
+    fake_reply(conn, 200, "1.41", NULL, "[]");
+  }
+  return true;
+}
+
+/* Waits for pid at most timeout_ms; -1 (and killed) when it is still running. */
+static int wait_bounded(pid_t pid, int timeout_ms) {
+  int st;
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(50 * 1000);
+  }
+  kill(pid, SIGKILL); /* our own child */
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+Test(registry_last, the_end_of_run_stops_at_the_teardown_timeout_and_keeps_what_is_left) {
+  wedge_released = false;
+  struct fake_daemon *fake = fake_start(wedged_engine, NULL);
+  const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
+  setenv("CLEANUP_AGENT_TEARDOWN_TIMEOUT", "4s", 1);
+  uint64_t t0 = ca_now_monotonic_usec();
+  pid_t agent = scenario_start(
+      &sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--no-docker-proxy", "--", script, NULL});
+  unsetenv("CLEANUP_AGENT_TEARDOWN_TIMEOUT");
+  int rc = wait_bounded(agent, 30000);
+  double secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
+  wedge_released = true;
+  char id[128];
+  started_session("started", id);
+  cr_expect_neq(rc, -1, "run was still ending after 30 s with a teardown timeout of 4 s: %s", scenario_stderr(&sc));
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  cr_expect_lt(secs, 10.0, "the end took %.1f s with a teardown timeout of 4 s: %s", secs, scenario_stderr(&sc));
+  char short_id[16];
+  snprintf(short_id, sizeof(short_id), "%.12s", id);
+  const char *err = scenario_stderr(&sc);
+  fprintf(stderr, "registry_last: the end took %.1f s with a teardown timeout of 4 s; run said:\n%s", secs, err);
+  cr_expect(strstr(err, short_id) && strstr(err, "not removed"), "the container left was not named: %s", err);
+  expect_kept(id, "the end of run at its teardown timeout");
+  fake_stop(fake);
+}
+
+Test(registry_last, the_guardian_stops_at_the_teardown_timeout_and_keeps_what_is_left) {
+  wedge_released = false;
+  struct fake_daemon *fake = fake_start(wedged_engine, NULL);
+  const char *script = scenario_script(&sc, "wait.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/started.tmp && mv $OUT/started.tmp "
+                                       "$OUT/started\nsleep 1000\n");
+  pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "--teardown-timeout", "4s",
+                                                     "run", "--no-docker-proxy", "--", script, NULL});
+  char id[128];
+  started_session("started", id);
+  kill(agent, SIGKILL); /* our own child: the guardian takes over */
+  scenario_wait(agent);
+  uint64_t t0 = ca_now_monotonic_usec();
+  struct ag_state *st = NULL;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  int lock = -1, r;
+  for (int i = 0; i < 300 && (r = ag_session_lock(st, id, false, &lock, NULL)) == -EWOULDBLOCK; i++)
+    usleep(100 * 1000);
+  double secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
+  wedge_released = true;
+  if (lock >= 0)
+    close(lock);
+  ag_state_free(st);
+  cr_expect_neq(r, -EWOULDBLOCK, "the guardian was still collecting after 30 s with a teardown timeout of 4 s");
+  cr_expect_lt(secs, 10.0, "the guardian took %.1f s with a teardown timeout of 4 s", secs);
+  cr_expect_eq(scenario_count_processes(id), 0, "the guardian left the command running");
+  expect_kept(id, "the guardian at its teardown timeout");
+  fake_stop(fake);
 }
