@@ -385,6 +385,18 @@ Test(faults, engine_socket_that_never_answers_is_one_line) {
                secs);
 }
 
+/* A container that carries only session id's label (and the test's). */
+static void session_container(const char *id) {
+  char label[200];
+  snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", id);
+  struct dk_container_spec spec = {.image = IMAGE,
+                                   .cmd = (const char *[]){"sleep", "1000", NULL},
+                                   .labels = (const char *[]){label, sc.test_label, NULL},
+                                   .network_mode = "none"};
+  _cleanup_free_ char *cid = NULL;
+  cr_assert_eq(dk_container_create(sc.dk, &spec, &cid, NULL), 0);
+}
+
 Test(faults, truncated_non_json_and_symlinked_registries_are_one_line_each) {
   char sessions[160];
   snprintf(sessions, sizeof(sessions), "%s/sessions", sc.state);
@@ -407,14 +419,7 @@ Test(faults, truncated_non_json_and_symlinked_registries_are_one_line_each) {
     } else {
       cr_assert_eq(symlink(victim, path), 0);
     }
-    char label[96];
-    snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", ids[i]);
-    struct dk_container_spec spec = {.image = IMAGE,
-                                     .cmd = (const char *[]){"sleep", "1000", NULL},
-                                     .labels = (const char *[]){label, sc.test_label, NULL},
-                                     .network_mode = "none"};
-    _cleanup_free_ char *cid = NULL;
-    cr_assert_eq(dk_container_create(sc.dk, &spec, &cid, NULL), 0);
+    session_container(ids[i]);
   }
   char state_arg[128], cg_arg[160];
   snprintf(state_arg, sizeof(state_arg), "--state-dir=%s", sc.state);
@@ -498,14 +503,7 @@ static int engine_down_trial(int way, const char *engine_host, const char *none_
   pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", engine_host, "run", "--", script, NULL});
   char id[128];
   cr_assert(scenario_read_marker(&sc, "down", 30000, id), "the command never started: %s", scenario_stderr(&sc));
-  char label[200];
-  snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", id);
-  struct dk_container_spec spec = {.image = IMAGE,
-                                   .cmd = (const char *[]){"sleep", "1000", NULL},
-                                   .labels = (const char *[]){label, sc.test_label, NULL},
-                                   .network_mode = "none"};
-  _cleanup_free_ char *cid = NULL;
-  cr_assert_eq(dk_container_create(sc.dk, &spec, &cid, NULL), 0);
+  session_container(id);
   recorded_engine(sock, false);
   if (way == 0) {
     int fd = open(end, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
