@@ -98,9 +98,12 @@ int ag_cmd_kill(const struct ag_globals *g, int argc, char **argv) {
     ca_error_free(TAKE_PTR(err));
   }
   int failed = 0;
+  struct ag_engines_down down = {0};
+  env.down = &down;
   for (int i = 1; i < argc; i++)
     if (kill_one(&env, self.host, argv[i]) < 0)
       failed++;
+  ag_engines_down_done(&down);
   dk_client_free(env.dk);
   cg_root_free(env.cg);
   ag_state_free(env.state);

@@ -48,6 +48,7 @@ struct gc_opts {
 struct gc_run {
   struct gc_opts o;
   struct ag_env env;
+  struct ag_engines_down down; /* the recorded engines that did not answer: asked once */
   struct ag_owner self;
   struct ag_rule_ctx ctx;
   struct gc_item *items;
@@ -492,6 +493,7 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
 static void open_backends(struct gc_run *g, const struct ag_globals *gl) {
   _cleanup_error_ ca_error *err = NULL;
   g->env.docker_host = gl->docker_host ? gl->docker_host : AG_DEFAULT_DOCKER_HOST;
+  g->env.down = &g->down;
   struct dk_client_options dopts = {.host = g->env.docker_host};
   if (dk_client_new(&dopts, &g->env.dk, &err) < 0) {
     ca_log_notice("gc: no Docker engine (%s): collecting only the dead sessions of this state dir, each "
@@ -567,6 +569,7 @@ static void gc_run_done(struct gc_run *g) {
     ca_error_free(g->items[i].error);
   }
   free(g->items);
+  ag_engines_down_done(&g->down);
   dk_client_free(g->env.dk);
   cg_root_free(g->env.cg);
   ag_state_free(g->env.state);

@@ -177,6 +177,12 @@ static uint64_t time_left(uint64_t deadline, uint64_t limit) {
   return CA_MIN(limit, now + 1000 >= deadline ? 1000 : deadline - now);
 }
 
+/* Notes that host did not answer; past the list's room it is asked again. */
+static void remember_down(struct ag_engines_down *d, const char *host) {
+  if (d->n < ELEMENTSOF(d->hosts) && (d->hosts[d->n] = strdup(host)))
+    d->n++;
+}
+
 /* The client of the engine a session recorded: env's when it is that engine (and then none when env's did not
  * answer: it is not asked twice), else a new one (*owned). */
 static int recorded_engine(const struct ag_env *env, const char *id, const char *host, struct dk_client **ret,
@@ -200,10 +206,29 @@ static int recorded_engine(const struct ag_env *env, const char *id, const char 
     o.remove_timeout_ms = (unsigned)CA_MIN(quarter_ms, (uint64_t)60000);
     o.retries = -1;
   }
-  if (dk_client_new(&o, ret, err) < 0)
-    return ca_error_wrap(err, "engine %s of session %s", host, id);
+  for (size_t i = 0; env->down && i < env->down->n; i++)
+    if (streq(env->down->hosts[i], host))
+      return ca_error_set(err, EHOSTDOWN, "engine %s of session %s did not answer (to another session's collection)",
+                          host, id);
+  _cleanup_error_ ca_error *e = NULL;
+  if (dk_client_new(&o, ret, &e) < 0) {
+    if (env->down && dk_error_kind(e) == DK_ERR_TRANSIENT)
+      remember_down(env->down, host);
+    int r = ca_error_wrap(&e, "engine %s of session %s", host, id);
+    if (err) {
+      ca_error_free(*err);
+      *err = TAKE_PTR(e);
+    }
+    return r;
+  }
   *owned = true;
   return 0;
+}
+
+void ag_engines_down_done(struct ag_engines_down *d) {
+  for (size_t i = 0; i < d->n; i++)
+    free(d->hosts[i]);
+  d->n = 0;
 }
 
 /* The cgroup root a session recorded: env's when it is that root, else opened (*owned); none when the directory is

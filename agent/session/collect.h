@@ -25,6 +25,14 @@ struct ag_collect_stats {
 #define AG_DOCKER_RETRIES 2
 #define AG_DEFAULT_DOCKER_HOST "unix:///var/run/docker.sock"
 
+/* Engines that did not answer during one invocation, so that a gc or a start with many dead sessions of one engine
+ * waits for it once. */
+struct ag_engines_down {
+  char *hosts[8];
+  size_t n;
+};
+void ag_engines_down_done(struct ag_engines_down *d);
+
 /* What an invocation opened: its state dir, cgroup root and engine client (cg and dk NULL without one). */
 struct ag_env {
   struct ag_state *state;
@@ -34,6 +42,7 @@ struct ag_env {
   /* A teardown's deadline (CLOCK_MONOTONIC, 0: none): the engine is asked through a client whose timeouts fit in
    * what is left and are not retried, no phase starts after it, and what is left then stays registered. */
   uint64_t deadline_usec;
+  struct ag_engines_down *down; /* NULL: each session's collection asks its engine itself */
 };
 
 /* Removes the containers (force, anonymous volumes), then networks, then volumes labeled with the session id,

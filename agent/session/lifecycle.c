@@ -203,7 +203,11 @@ static void collect_dead(struct ag_session *s) {
   if (!s->env.cg)
     return; /* said so when the cgroup root did not open */
   _cleanup_error_ ca_error *err = NULL;
+  struct ag_engines_down down = {0};
+  s->env.down = &down; /* one wait for an engine that many dead sessions recorded */
   int n = collect_dead_sessions(&s->env, &s->startup, &err);
+  s->env.down = NULL;
+  ag_engines_down_done(&down);
   if (n > 0) {
     char what[256];
     ag_collect_stats_format(&s->startup, what, sizeof(what));

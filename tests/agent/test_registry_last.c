@@ -359,3 +359,26 @@ Test(registry_last, the_guardian_stops_at_the_teardown_timeout_and_keeps_what_is
   expect_kept(id, "the guardian at its teardown timeout");
   fake_stop(fake);
 }
+
+static bool failing_engine(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud, (void)rq;
+  fake_reply(conn, 500, "1.41", NULL, "{\"message\":\"engine is shutting down\"}");
+  return true;
+}
+
+/* Dead sessions that recorded one engine that does not answer: gc waits for it once, not once per session. */
+Test(registry_last, gc_asks_an_engine_that_does_not_answer_once_for_all_its_sessions) {
+  struct fake_daemon *fake = fake_start(failing_engine, NULL);
+  snprintf(engine_host, sizeof(engine_host), "%s", fake_host(fake));
+  char ids[3][33];
+  for (int i = 0; i < 3; i++)
+    dead_session(ids[i]);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 1, "gc: %s", scenario_stderr(&sc));
+  for (int i = 0; i < 3; i++)
+    expect_kept(ids[i], "gc");
+  unsigned pings = fake_count(fake, "GET", "/_ping");
+  cr_expect_leq(pings, 3, "gc pinged the engine %u times for 3 sessions (one client's tries are 3): %s", pings,
+                scenario_stderr(&sc));
+  fake_stop(fake);
+}
