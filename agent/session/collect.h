@@ -18,9 +18,9 @@ struct ag_collect_stats {
 /* Engine timeouts of run and the guardian. They bound each call, not a whole collection: a short call (ping, list,
  * inspect, create, start) gives up after 10 s and a transient failure of an idempotent one is retried at most twice
  * (0.1 s and 0.2 s apart), so one call lasts at most about 30 s; removals keep the client's own 60 s a request (sent
- * in parallel); streams (events, wait, logs) are ended by their caller's cancel. A collection makes a few such calls,
- * so a wedged engine can hold a CI job for minutes, not forever; what is left stays registered and the next start or
- * gc collects it. */
+ * in parallel); streams (events, wait, logs) are ended by their caller's cancel. The end of a session and the
+ * guardian are bounded as a whole by the teardown deadline (ag_env.deadline_usec); what is left stays registered
+ * and the next start or gc collects it. */
 #define AG_DOCKER_TIMEOUT_MS 10000
 #define AG_DOCKER_RETRIES 2
 #define AG_DEFAULT_DOCKER_HOST "unix:///var/run/docker.sock"
