@@ -24,17 +24,18 @@ static int remove_until(struct dk_client *dk, enum dk_kind kind, const char **id
                         ca_error **errors, ca_error **err) {
   if (!deadline)
     return dk_remove_many(dk, kind, ids, n, 8, errors, err);
+  int first = 0;
   for (size_t at = 0; at < n; at += 32) {
     if (past(deadline)) {
       for (size_t i = at; i < n; i++)
-        ca_error_set(&errors[i], ETIMEDOUT, "the teardown timeout passed first");
-      return 0;
+        (void)ca_error_set(&errors[i], ETIMEDOUT, "the teardown timeout passed before it was tried");
+      return first < 0 ? first : ca_error_set(err, ETIMEDOUT, "the teardown timeout passed");
     }
-    int r = dk_remove_many(dk, kind, ids + at, CA_MIN(n - at, (size_t)32), 32, errors + at, err);
-    if (r < 0)
-      return r;
+    int r = dk_remove_many(dk, kind, ids + at, CA_MIN(n - at, (size_t)32), 32, errors + at, first < 0 ? NULL : err);
+    if (r < 0 && first == 0)
+      first = r;
   }
-  return 0;
+  return first;
 }
 
 /* Removes what list (of kind, listed by the session's label; NULL: list it now) holds of session id; frees list. */
