@@ -382,3 +382,46 @@ Test(registry_last, gc_asks_an_engine_that_does_not_answer_once_for_all_its_sess
                 scenario_stderr(&sc));
   fake_stop(fake);
 }
+
+/* Lists 40 containers of any session it is asked about; removes the even ones and fails the odd ones. */
+static bool half_failing_engine(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud;
+  char id[33];
+  if (streq(rq->path, "/_ping")) {
+    fake_reply(conn, 200, "1.41", "text/plain", "OK");
+  } else if (streq(rq->method, "DELETE")) {
+    const char *last = rq->path + strcspn(rq->path, "?") - 1; /* the id's last digit */
+    bool odd = strchr("13579bdf", *last) != NULL;
+    fake_reply(conn, odd ? 500 : 204, "1.41", NULL, odd ? "{\"message\":\"driver failed\"}" : "");
+  } else if (strstr(rq->path, "/containers/json") && session_in(rq->path, id)) {
+    char body[8192] = "[";
+    for (int i = 0; i < 40; i++)
+      snprintf(body + strlen(body), sizeof(body) - strlen(body),
+               "%s{\"Id\":\"%s%030x\",\"State\":\"exited\",\"Labels\":{\"" AG_LABEL_SESSION "\":\"%s\"}}", i ? "," : "",
+               id, i, id);
+    strcat(body, "]");
+    fake_reply(conn, 200, "1.41", NULL, body);
+  } else if (strstr(rq->path, "/volumes")) {
+    fake_reply(conn, 200, "1.41", NULL, "{\"Volumes\":[],\"Warnings\":null}");
+  } else {
+    fake_reply(conn, 200, "1.41", NULL, "[]");
+  }
+  return true;
+}
+
+Test(registry_last, the_end_of_run_names_every_container_it_could_not_remove) {
+  struct fake_daemon *fake = fake_start(half_failing_engine, NULL);
+  const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
+  int rc = scenario_run(
+      &sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--no-docker-proxy", "--", script, NULL});
+  char id[128];
+  started_session("started", id);
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  int named = 0;
+  for (const char *p = scenario_stderr(&sc); (p = strstr(p, "not removed: ")); p++)
+    named++;
+  cr_expect_eq(named, 20, "%d of the 20 containers the engine refused were named: %s", named, scenario_stderr(&sc));
+  cr_expect_eq(fake_count(fake, "DELETE", ""), 40, "not every container was tried");
+  expect_kept(id, "the end of run");
+  fake_stop(fake);
+}
