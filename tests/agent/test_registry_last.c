@@ -268,20 +268,33 @@ static bool session_in(const char *path, char id[static 33]) {
   return true;
 }
 
-static bool wedged_engine(void *ud, const struct fake_request *rq, int conn) {
-  (void)ud;
-  char id[33], body[512];
+/* What the fake engine below does: it lists `containers` containers of any session it is asked about, and either
+ * never answers their DELETE (wedged) or removes the even ones and fails the odd ones. */
+struct engine_fault {
+  int containers;
+  bool wedged;
+};
+
+static bool session_engine(void *ud, const struct fake_request *rq, int conn) {
+  const struct engine_fault *f = ud;
+  char id[33];
   if (streq(rq->path, "/_ping")) {
     fake_reply(conn, 200, "1.41", "text/plain", "OK");
-  } else if (streq(rq->method, "DELETE")) {
+  } else if (streq(rq->method, "DELETE") && f->wedged) {
     for (int i = 0; i < 1200 && !wedge_released; i++)
       usleep(50 * 1000); /* never answered while the test runs */
     return false;
+  } else if (streq(rq->method, "DELETE")) {
+    const char *last = rq->path + strcspn(rq->path, "?") - 1; /* the id's last digit */
+    bool odd = strchr("13579bdf", *last) != NULL;
+    fake_reply(conn, odd ? 500 : 204, "1.41", NULL, odd ? "{\"message\":\"driver failed\"}" : "");
   } else if (strstr(rq->path, "/containers/json") && session_in(rq->path, id)) {
-    snprintf(body, sizeof(body),
-             "[{\"Id\":\"%s%s\",\"Names\":[\"/wedged\"],\"State\":\"running\",\"Labels\":{\"" AG_LABEL_SESSION
-             "\":\"%s\"}}]",
-             id, id, id);
+    char body[8192] = "[";
+    for (int i = 0; i < f->containers; i++)
+      snprintf(body + strlen(body), sizeof(body) - strlen(body),
+               "%s{\"Id\":\"%s%030x\",\"State\":\"running\",\"Labels\":{\"" AG_LABEL_SESSION "\":\"%s\"}}",
+               i ? "," : "", id, i, id);
+    strcat(body, "]");
     fake_reply(conn, 200, "1.41", NULL, body);
   } else if (strstr(rq->path, "/volumes")) {
     fake_reply(conn, 200, "1.41", NULL, "{\"Volumes\":[],\"Warnings\":null}");
@@ -306,7 +319,7 @@ static int wait_bounded(pid_t pid, int timeout_ms) {
 
 Test(registry_last, the_end_of_run_stops_at_the_teardown_timeout_and_keeps_what_is_left) {
   wedge_released = false;
-  struct fake_daemon *fake = fake_start(wedged_engine, NULL);
+  struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 1, .wedged = true});
   const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
   setenv("CLEANUP_AGENT_TEARDOWN_TIMEOUT", "4s", 1);
   uint64_t t0 = ca_now_monotonic_usec();
@@ -332,7 +345,7 @@ Test(registry_last, the_end_of_run_stops_at_the_teardown_timeout_and_keeps_what_
 
 Test(registry_last, the_guardian_stops_at_the_teardown_timeout_and_keeps_what_is_left) {
   wedge_released = false;
-  struct fake_daemon *fake = fake_start(wedged_engine, NULL);
+  struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 1, .wedged = true});
   const char *script = scenario_script(&sc, "wait.sh",
                                        "echo $CLEANUP_AGENT_SESSION > $OUT/started.tmp && mv $OUT/started.tmp "
                                        "$OUT/started\nsleep 1000\n");
@@ -383,34 +396,8 @@ Test(registry_last, gc_asks_an_engine_that_does_not_answer_once_for_all_its_sess
   fake_stop(fake);
 }
 
-/* Lists 40 containers of any session it is asked about; removes the even ones and fails the odd ones. */
-static bool half_failing_engine(void *ud, const struct fake_request *rq, int conn) {
-  (void)ud;
-  char id[33];
-  if (streq(rq->path, "/_ping")) {
-    fake_reply(conn, 200, "1.41", "text/plain", "OK");
-  } else if (streq(rq->method, "DELETE")) {
-    const char *last = rq->path + strcspn(rq->path, "?") - 1; /* the id's last digit */
-    bool odd = strchr("13579bdf", *last) != NULL;
-    fake_reply(conn, odd ? 500 : 204, "1.41", NULL, odd ? "{\"message\":\"driver failed\"}" : "");
-  } else if (strstr(rq->path, "/containers/json") && session_in(rq->path, id)) {
-    char body[8192] = "[";
-    for (int i = 0; i < 40; i++)
-      snprintf(body + strlen(body), sizeof(body) - strlen(body),
-               "%s{\"Id\":\"%s%030x\",\"State\":\"exited\",\"Labels\":{\"" AG_LABEL_SESSION "\":\"%s\"}}", i ? "," : "",
-               id, i, id);
-    strcat(body, "]");
-    fake_reply(conn, 200, "1.41", NULL, body);
-  } else if (strstr(rq->path, "/volumes")) {
-    fake_reply(conn, 200, "1.41", NULL, "{\"Volumes\":[],\"Warnings\":null}");
-  } else {
-    fake_reply(conn, 200, "1.41", NULL, "[]");
-  }
-  return true;
-}
-
 Test(registry_last, the_end_of_run_names_every_container_it_could_not_remove) {
-  struct fake_daemon *fake = fake_start(half_failing_engine, NULL);
+  struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 40});
   const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
   int rc = scenario_run(
       &sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--no-docker-proxy", "--", script, NULL});
