@@ -15,12 +15,16 @@ enum {
   AG_EXIT_NOT_FOUND = 127,
 };
 
+/* The default of --teardown-timeout. */
+#define AG_TEARDOWN_USEC (30 * 1000000ULL)
+
 /* Options that come before the command, each also from a CLEANUP_AGENT_* variable. NULL when not given. */
 struct ag_globals {
   const char *docker_host;        /* always set by main: the engine as found (engine.c) */
   const char *docker_host_origin; /* how it was found ("docker context 'x'", ...); NULL for the default */
   const char *state_dir;
   const char *cgroup_root;
+  uint64_t teardown_usec; /* how long the end of a session and its guardian may take; 0: AG_TEARDOWN_USEC */
 };
 
 /* A command handler gets its own argv (argv[0] is the command name) and returns the exit code. */

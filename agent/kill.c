@@ -50,22 +50,18 @@ static int kill_one(const struct ag_env *env, const char *host, const char *id) 
     if (r == -ENOENT)
       r = 0; /* the agent cleaned up and removed its files: nothing left for us */
   }
+  if (r == -EWOULDBLOCK)
+    ca_log_error("kill: session %s is still alive after %llus", id, KILL_WAIT_USEC / 1000000ULL);
+  else if (r < 0 && err)
+    ca_log_error("kill: %s", err->msg);
+  struct ag_collect_stats st = {0};
+  /* Against what the session recorded (its engine, its cgroup root), not this invocation's. */
+  if (r == 0 && (r = ag_collect_session(env, have_reg ? &reg : NULL, id, NULL, &st, &err)) < 0)
+    ca_log_error("kill: session %s stays registered for the next start or gc: %s", id, err->msg);
   if (have_reg)
     ag_registry_done(&reg);
-  if (r == -EWOULDBLOCK) {
-    ca_log_error("kill: session %s is still alive after %llus", id, KILL_WAIT_USEC / 1000000ULL);
+  if (r < 0)
     return r;
-  }
-  if (r < 0 && err) {
-    ca_log_error("kill: %s", err->msg);
-    return r;
-  }
-  struct ag_collect_stats st = {0};
-  r = ag_collect_session(env, id, &st, &err);
-  if (r < 0) {
-    ca_log_error("kill: %s", err->msg);
-    return r;
-  }
   char what[256];
   ag_collect_stats_format(&st, what, sizeof(what));
   ca_log_notice("killed session %s%s%s", id, *what ? ": " : "", what);
@@ -99,15 +95,19 @@ int ag_cmd_kill(const struct ag_globals *g, int argc, char **argv) {
   AG_CGROUP_NAMES(copts);
   if (cg_root_open(&copts, &env.cg, NULL) < 0)
     env.cg = NULL;
-  struct dk_client_options dopts = {.host = g->docker_host};
+  env.docker_host = g->docker_host ? g->docker_host : AG_DEFAULT_DOCKER_HOST;
+  struct dk_client_options dopts = {.host = env.docker_host};
   if (dk_client_new(&dopts, &env.dk, &err) < 0) {
     ca_log_notice("kill: no Docker engine (%s): cleaning up processes only", err->msg);
     ca_error_free(TAKE_PTR(err));
   }
   int failed = 0;
+  struct ag_engines_down down = {0};
+  env.down = &down;
   for (int i = 1; i < argc; i++)
     if (kill_one(&env, self.host, argv[i]) < 0)
       failed++;
+  ag_engines_down_done(&down);
   dk_client_free(env.dk);
   cg_root_free(env.cg);
   ag_state_free(env.state);

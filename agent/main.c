@@ -43,6 +43,9 @@ static void print_help(FILE *f) {
           "                        else $XDG_RUNTIME_DIR/cleanup-agent]\n"
           "  --cgroup-root PATH    cgroup v2 directory for session cgroups [CLEANUP_AGENT_CGROUP_ROOT]\n"
           "  --log-level LEVEL     error, warning, notice, info or debug [CLEANUP_AGENT_LOG_LEVEL; default notice]\n"
+          "  --teardown-timeout DUR\n"
+          "                        how long the end of a session and its guardian may take; what is not removed\n"
+          "                        by then stays registered [CLEANUP_AGENT_TEARDOWN_TIMEOUT; default 30s]\n"
           "  -h, --help            show this help\n"
           "  -V, --version         show the version\n"
           "\n"
@@ -102,19 +105,30 @@ static int usage_error(const char *what, const char *arg) {
   return AG_EXIT_USAGE;
 }
 
+/* --teardown-timeout: a duration above 0; one line when it is not. */
+static int parse_teardown(const char *value, uint64_t *ret) {
+  _cleanup_error_ ca_error *err = NULL;
+  if (ca_parse_duration(value, ret, &err) < 0 || (*ret == 0 && ca_error_set(&err, EINVAL, "must be above 0") < 0)) {
+    fprintf(stderr, AG_PROGRAM ": --teardown-timeout '%s': %s\n", value, err->msg);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  enum { OPT_DOCKER_HOST = 0x100, OPT_STATE_DIR, OPT_CGROUP_ROOT, OPT_LOG_LEVEL };
+  enum { OPT_DOCKER_HOST = 0x100, OPT_STATE_DIR, OPT_CGROUP_ROOT, OPT_LOG_LEVEL, OPT_TEARDOWN };
   static const struct option options[] = {
       {"docker-host", required_argument, NULL, OPT_DOCKER_HOST},
       {"state-dir", required_argument, NULL, OPT_STATE_DIR},
       {"cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT},
       {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+      {"teardown-timeout", required_argument, NULL, OPT_TEARDOWN},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {},
   };
   struct ag_globals g = {0};
-  const char *log_level = NULL, *docker_host = NULL;
+  const char *log_level = NULL, *docker_host = NULL, *teardown = NULL;
   int c;
 
   opterr = 0; /* our own one-line messages instead of getopt's */
@@ -133,6 +147,9 @@ int main(int argc, char **argv) {
       case OPT_LOG_LEVEL:
         log_level = optarg;
         break;
+      case OPT_TEARDOWN:
+        teardown = optarg;
+        break;
       case 'h':
         print_help(stdout);
         return AG_EXIT_OK;
@@ -148,6 +165,9 @@ int main(int argc, char **argv) {
 
   g.state_dir = env_or(g.state_dir, "CLEANUP_AGENT_STATE_DIR");
   g.cgroup_root = env_or(g.cgroup_root, "CLEANUP_AGENT_CGROUP_ROOT");
+  teardown = env_or(teardown, "CLEANUP_AGENT_TEARDOWN_TIMEOUT");
+  if (teardown && parse_teardown(teardown, &g.teardown_usec) < 0)
+    return AG_EXIT_USAGE;
   log_level = env_or(log_level, "CLEANUP_AGENT_LOG_LEVEL");
   if (log_level) {
     _cleanup_error_ ca_error *err = NULL;

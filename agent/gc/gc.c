@@ -1,6 +1,7 @@
 /* gc: collects what is provably ours and provably dead or expired, says why for each item, and touches nothing else.
  * Order: containers, networks, volumes (each listed by label, re-checked client-side, deleted by id), then the cgroup
- * leaves of dead sessions, then their registry files. Images never. */
+ * leaves of dead sessions, then each dead session of the state dir against what its registry recorded (its engine
+ * and cgroup root, which may not be gc's), its registry last and only when all of it went. Images never. */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -47,6 +48,7 @@ struct gc_opts {
 struct gc_run {
   struct gc_opts o;
   struct ag_env env;
+  struct ag_engines_down down; /* the recorded engines that did not answer: asked once */
   struct ag_owner self;
   struct ag_rule_ctx ctx;
   struct gc_item *items;
@@ -285,6 +287,31 @@ static bool session_has_failures(const struct gc_run *g, const char *id) {
   return false;
 }
 
+/* A dead session of this state dir, collected against what its registry recorded (its engine, which may not be
+ * gc's, and its cgroup root); its registry goes only when everything of it did, else it stays with the reason. */
+static int collect_registry(struct gc_run *g, struct gc_item *it) {
+  if (session_has_failures(g, it->session)) {
+    int r = ca_error_set(&it->error, EBUSY, "kept: resources of the session are left");
+    ag_collect_keep(g->env.state, it->session, "gc could not remove resources of the session");
+    return r;
+  }
+  struct ag_registry reg;
+  _cleanup_error_ ca_error *e = NULL;
+  int r = ag_registry_load(g->env.state, it->session, &reg, &e);
+  if (r < 0 && r != -ENOENT)
+    ca_log_warning("gc: %s; collecting session %s with gc's engine and cgroup root", e->msg, it->session);
+  bool have_reg = r == 0;
+  struct ag_collect_stats st = {0};
+  r = ag_collect_session(&g->env, have_reg ? &reg : NULL, it->session, NULL, &st, &it->error);
+  g->removed[GC_CONTAINER] += st.containers;
+  g->removed[GC_NETWORK] += st.networks;
+  g->removed[GC_VOLUME] += st.volumes;
+  g->removed[GC_CGROUP] += st.cgroups;
+  if (have_reg)
+    ag_registry_done(&reg);
+  return r;
+}
+
 static void remove_local(struct gc_run *g, enum gc_kind kind) {
   for (size_t i = 0; i < g->n; i++) {
     struct gc_item *it = &g->items[i];
@@ -298,10 +325,7 @@ static void remove_local(struct gc_run *g, enum gc_kind kind) {
       struct ag_collect_stats st = {0};
       r = ag_collect_cgroup(g->env.cg, it->session, &st, &it->error);
     } else if (r == 0 && kind == GC_REGISTRY) {
-      if (session_has_failures(g, it->session))
-        r = ca_error_set(&it->error, EBUSY, "kept: resources of the session are left");
-      else
-        r = ag_registry_remove(g->env.state, it->session, &it->error);
+      r = collect_registry(g, it);
     }
     if (r < 0) {
       g->failed[kind]++;
@@ -512,13 +536,17 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
  * when the engine's TLS setup is wrong (the user's to fix): -1 then, said. */
 static int open_backends(struct gc_run *g, const struct ag_globals *gl) {
   _cleanup_error_ ca_error *err = NULL;
-  struct dk_client_options dopts = {.host = gl->docker_host};
+  g->env.docker_host = gl->docker_host ? gl->docker_host : AG_DEFAULT_DOCKER_HOST;
+  g->env.down = &g->down;
+  struct dk_client_options dopts = {.host = g->env.docker_host};
   if (dk_client_new(&dopts, &g->env.dk, &err) < 0) {
     if (dk_error_is_tls(err)) {
       ca_log_error("gc: %s", err->msg);
       return -1;
     }
-    ca_log_notice("gc: no Docker engine (%s): collecting cgroups and registry files only", err->msg);
+    ca_log_notice("gc: no Docker engine (%s): collecting only the dead sessions of this state dir, each "
+                  "against the engine it recorded",
+                  err->msg);
     ca_error_free(TAKE_PTR(err));
   }
   /* gc collects the leaves that exist: it makes no root, enables nothing and moves no process. */
@@ -592,6 +620,7 @@ static void gc_run_done(struct gc_run *g) {
     ca_error_free(g->items[i].error);
   }
   free(g->items);
+  ag_engines_down_done(&g->down);
   dk_client_free(g->env.dk);
   cg_root_free(g->env.cg);
   ag_state_free(g->env.state);

@@ -181,9 +181,9 @@ static void finish_session(struct run_state *s) {
     if (cg_leaf_stats(s->leaf, &s->stats, NULL) == 0)
       s->have_stats = true;
     if (cg_leaf_kill_all(s->leaf, 10000000, &err) < 0)
-      ag_session_warn(s->session, "kill the command's tree: %s", err->msg);
+      ag_session_left(s->session, "kill the command's tree: %s", err->msg);
     else if (cg_leaf_remove(s->leaf, &err) < 0)
-      ag_session_warn(s->session, "remove the session cgroup: %s", err->msg);
+      ag_session_left(s->session, "remove the session cgroup: %s", err->msg);
     bool main_exited = s->pid == 0;
     (void)ag_run_reap(s, &main_exited); /* the killed orphans are our zombies now */
   }

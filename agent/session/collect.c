@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "collect.h"
 #include "nesting.h"
@@ -12,12 +14,38 @@
 static const char *const kind_names[] = {
     [DK_CONTAINER] = "container", [DK_NETWORK] = "network", [DK_VOLUME] = "volume"};
 
+/* The teardown's deadline has passed: nothing more is started. */
+static bool past(uint64_t deadline) {
+  return deadline && ca_now_monotonic_usec() >= deadline;
+}
+
+/* Removes ids, 8 requests in flight; under a deadline all of a chunk of 32 at once (the client's timeout bounds
+ * each chunk) and no chunk after it, the ones not tried failing with ETIMEDOUT. */
+static int remove_until(struct dk_client *dk, enum dk_kind kind, const char **ids, size_t n, uint64_t deadline,
+                        ca_error **errors, ca_error **err) {
+  if (!deadline)
+    return dk_remove_many(dk, kind, ids, n, 8, errors, err);
+  int first = 0;
+  for (size_t at = 0; at < n; at += 32) {
+    if (past(deadline)) {
+      for (size_t i = at; i < n; i++)
+        (void)ca_error_set(&errors[i], ETIMEDOUT, "the teardown timeout passed before it was tried");
+      return first < 0 ? first : ca_error_set(err, ETIMEDOUT, "the teardown timeout passed");
+    }
+    int r = dk_remove_many(dk, kind, ids + at, CA_MIN(n - at, (size_t)32), 32, errors + at, first < 0 ? NULL : err);
+    if (r < 0 && first == 0)
+      first = r;
+  }
+  return first;
+}
+
 /* The two labels that make an object session id's: its own, and the outer label of the sessions nested in it. */
 static const char *const session_labels[] = {AG_LABEL_SESSION, AG_LABEL_OUTER};
 
 /* Removes what list (of kind, listed by label=id; NULL: list it now) holds of session id; frees list. */
 static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *label, const char *id,
-                        struct dk_list *listed, unsigned *removed, struct ag_collect_stats *st, ca_error **err) {
+                        struct dk_list *listed, uint64_t deadline, unsigned *removed, struct ag_collect_stats *st,
+                        ca_error **err) {
   _cleanup_(dk_list_freep) struct dk_list *list = listed;
   int r;
   if (!list) {
@@ -50,12 +78,14 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *lab
   _cleanup_free_ ca_error **errors = calloc(n, sizeof(ca_error *));
   if (!errors)
     return ca_error_set(err, ENOMEM, "out of memory");
-  r = dk_remove_many(dk, kind, ids, n, 8, errors, err);
+  r = remove_until(dk, kind, ids, n, deadline, errors, err);
   for (size_t i = 0; i < n; i++) {
-    if (errors[i])
+    if (errors[i]) {
       st->failed++;
-    else
+      ca_log_warning("session %s: %s %.12s not removed: %s", id, kind_names[kind], ids[i], errors[i]->msg);
+    } else {
       (*removed)++;
+    }
     ca_error_free(errors[i]);
   }
   if (r < 0)
@@ -63,8 +93,8 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *lab
   return 0;
 }
 
-/* The session's containers, networks and volumes by one label (session_labels), in one round trip (the usual
- * answer is three empty lists); a failed listing is retried per kind in collect_kind. */
+/* The session's containers, networks and volumes by one of session_labels, in one round trip (the usual answer is
+ * three empty lists); on any failure each kind is listed again on its own in collect_kind, with retries. */
 static int list_by(struct dk_client *dk, const char *label, const char *id, struct dk_list *lists[3], ca_error **err) {
   static const enum dk_kind kinds[] = {DK_CONTAINER, DK_NETWORK, DK_VOLUME};
   char filter[128];
@@ -83,7 +113,11 @@ static int list_by(struct dk_client *dk, const char *label, const char *id, stru
   return 0;
 }
 
-int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+/* ag_collect_docker under a teardown deadline (0: none): no kind is started after it. What carries the session's id
+ * in either label goes (nesting.h). */
+static int collect_docker(struct dk_client *dk, const char *id, uint64_t deadline, struct ag_collect_stats *st,
+                          ca_error **err) {
+  static const char *const rest[] = {"", "the networks and volumes", "the volumes"};
   struct dk_list *lists[2][3] = {{0}}; /* by session_labels, then by kind */
   int first = list_by(dk, session_labels[0], id, lists[0], err);
   if (first == 0)
@@ -91,24 +125,35 @@ int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_st
   unsigned *counts[] = {&st->containers, &st->networks, &st->volumes};
   bool stop = first < 0;
   /* Containers first: networks and volumes in use by one cannot be removed. */
-  for (size_t k = 0; k < 3; k++)
+  for (size_t k = 0; k < 3; k++) {
+    if (!stop && k > 0 && first == 0 && past(deadline))
+      stop = (first = ca_error_set(err, ETIMEDOUT, "the teardown timeout passed before %s of session %s were removed",
+                                   rest[k], id)) < 0;
     for (size_t l = 0; l < 2; l++) {
       if (stop) {
         dk_list_free(lists[l][k]);
         continue;
       }
-      int r =
-          collect_kind(dk, (enum dk_kind)k, session_labels[l], id, lists[l][k], counts[k], st, first < 0 ? NULL : err);
+      int r = collect_kind(dk, (enum dk_kind)k, session_labels[l], id, lists[l][k], deadline, counts[k], st,
+                           first < 0 ? NULL : err);
       if (r < 0 && first == 0)
         first = r;
-      /* Containers left hold their networks and volumes; an engine that does not answer will not answer the next
-       * list either: do not wait for it again. */
-      stop = r < 0 && (k == DK_CONTAINER || (err && *err && dk_error_kind(*err) == DK_ERR_TRANSIENT));
     }
+    /* Containers left hold their networks and volumes; an engine that does not answer will not answer the next
+     * list either: do not wait for it again. */
+    stop = stop || (first < 0 &&
+                    (k == DK_CONTAINER || past(deadline) || (err && *err && dk_error_kind(*err) == DK_ERR_TRANSIENT)));
+  }
   return first;
 }
 
-int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err) {
+int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  return collect_docker(dk, id, 0, st, err);
+}
+
+/* ag_collect_cgroup whose kill waits at most timeout_usec. */
+static int collect_cgroup(cg_root *cg, const char *id, uint64_t timeout_usec, struct ag_collect_stats *st,
+                          ca_error **err) {
   _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
   int r = cg_leaf_open(cg, id, &leaf, err);
   if (r == -ENOENT) {
@@ -125,7 +170,7 @@ int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, 
   if (cg_leaf_list_processes(leaf, &procs, &n, NULL) == 0)
     st->processes += (unsigned)n;
   free(procs);
-  r = cg_leaf_kill_all(leaf, COLLECT_KILL_TIMEOUT_USEC, err);
+  r = cg_leaf_kill_all(leaf, timeout_usec, err);
   if (r < 0)
     return ca_error_wrap(err, "kill processes of session %s", id);
   r = cg_leaf_remove(leaf, err);
@@ -135,29 +180,156 @@ int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, 
   return 0;
 }
 
-int ag_collect_resources(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
-  int first = 0;
-  if (env->cg && cg_root_tracking(env->cg) == CG_TRACK_CGROUP)
-    first = ag_collect_cgroup(env->cg, id, st, err);
-  if (env->dk) {
-    int r = ag_collect_docker(env->dk, id, st, first < 0 ? NULL : err);
-    if (first == 0)
-      first = r;
+int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err) {
+  return collect_cgroup(cg, id, COLLECT_KILL_TIMEOUT_USEC, st, err);
+}
+
+/* What is left of a teardown's time, in microseconds (at least 1 ms, so that it still says why it failed); limit
+ * without a deadline. */
+static uint64_t time_left(uint64_t deadline, uint64_t limit) {
+  if (!deadline)
+    return limit;
+  uint64_t now = ca_now_monotonic_usec();
+  return CA_MIN(limit, now + 1000 >= deadline ? 1000 : deadline - now);
+}
+
+/* Notes that host did not answer; past the list's room it is asked again. */
+static void remember_down(struct ag_engines_down *d, const char *host) {
+  if (d->n < ELEMENTSOF(d->hosts) && (d->hosts[d->n] = strdup(host)))
+    d->n++;
+}
+
+/* The client of the engine a session recorded: env's when it is that engine (and then none when env's did not
+ * answer: it is not asked twice), else a new one (*owned). */
+static int recorded_engine(const struct ag_env *env, const char *id, const char *host, struct dk_client **ret,
+                           bool *owned, ca_error **err) {
+  bool same = env->docker_host && streq(env->docker_host, host);
+  if (same && !env->dk)
+    return ca_error_set(err, EHOSTDOWN, "engine %s of session %s did not answer", host, id);
+  if (same && !env->deadline_usec) {
+    *ret = env->dk;
+    return 0;
   }
+  struct dk_client_options o = {.host = host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
+  if (env->deadline_usec) {
+    /* A teardown: four phases at most (the lists, then containers, networks, volumes), each given a quarter of
+     * what is left, and a call that timed out is not tried again. */
+    if (past(env->deadline_usec))
+      return ca_error_set(err, ETIMEDOUT, "the teardown timeout passed before engine %s of session %s was asked", host,
+                          id);
+    uint64_t quarter_ms = CA_MAX(time_left(env->deadline_usec, UINT64_MAX) / 4000, (uint64_t)100);
+    o.timeout_ms = (unsigned)CA_MIN(quarter_ms, (uint64_t)AG_DOCKER_TIMEOUT_MS);
+    o.remove_timeout_ms = (unsigned)CA_MIN(quarter_ms, (uint64_t)60000);
+    o.retries = -1;
+  }
+  for (size_t i = 0; env->down && i < env->down->n; i++)
+    if (streq(env->down->hosts[i], host))
+      return ca_error_set(err, EHOSTDOWN, "engine %s of session %s did not answer (to another session's collection)",
+                          host, id);
+  _cleanup_error_ ca_error *e = NULL;
+  if (dk_client_new(&o, ret, &e) < 0) {
+    if (env->down && dk_error_kind(e) == DK_ERR_TRANSIENT)
+      remember_down(env->down, host);
+    int r = ca_error_wrap(&e, "engine %s of session %s", host, id);
+    if (err) {
+      ca_error_free(*err);
+      *err = TAKE_PTR(e);
+    }
+    return r;
+  }
+  *owned = true;
+  return 0;
+}
+
+void ag_engines_down_done(struct ag_engines_down *d) {
+  for (size_t i = 0; i < d->n; i++)
+    free(d->hosts[i]);
+  d->n = 0;
+}
+
+/* The cgroup root a session recorded: env's when it is that root, else opened (*owned); none when the directory is
+ * gone (no leaf can be left in it, and opening would create it). */
+static int recorded_cgroup(const struct ag_env *env, const char *id, const char *root, cg_root **ret, bool *owned,
+                           ca_error **err) {
+  if (env->cg && cg_root_tracking(env->cg) == CG_TRACK_CGROUP && streq(cg_root_path(env->cg), root)) {
+    *ret = env->cg;
+    return 0;
+  }
+  if (access(root, F_OK) < 0 && errno == ENOENT)
+    return 0;
+  cg_root_options o = {.root = root};
+  AG_CGROUP_NAMES(o);
+  if (cg_root_open(&o, ret, err) < 0)
+    return ca_error_wrap(err, "cgroup root %s of session %s", root, id);
+  *owned = true;
+  return 0;
+}
+
+/* The engine's part of ag_collect_recorded: a resource that could not be removed is an error (EBUSY). */
+static int collect_engine(struct dk_client *dk, const char *id, uint64_t deadline, struct ag_collect_stats *st,
+                          ca_error **err) {
+  unsigned failed = st->failed;
+  int r = collect_docker(dk, id, deadline, st, err);
+  if (r == 0 && st->failed > failed)
+    r = ca_error_set(err, EBUSY, "%u resource%s of session %s could not be removed", st->failed - failed,
+                     st->failed - failed == 1 ? "" : "s", id);
+  return r;
+}
+
+int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec, const char *id,
+                        struct ag_collect_stats *st, ca_error **err) {
+  const char *host = rec ? rec->docker_host : env->docker_host;
+  struct dk_client *dk = NULL;
+  cg_root *cg = rec ? NULL : env->cg;
+  bool own_dk = false, own_cg = false;
+  int first = 0, r;
+  if (rec && rec->cgroup_root)
+    first = recorded_cgroup(env, id, rec->cgroup_root, &cg, &own_cg, err);
+  uint64_t kill_usec = time_left(env->deadline_usec, COLLECT_KILL_TIMEOUT_USEC);
+  if (cg && cg_root_tracking(cg) == CG_TRACK_CGROUP &&
+      (r = collect_cgroup(cg, id, kill_usec, st, first < 0 ? NULL : err)) < 0)
+    first = first < 0 ? first : r;
+  if (host && (r = recorded_engine(env, id, host, &dk, &own_dk, first < 0 ? NULL : err)) < 0)
+    first = first < 0 ? first : r;
+  if (dk && (r = collect_engine(dk, id, env->deadline_usec, st, first < 0 ? NULL : err)) < 0)
+    first = first < 0 ? first : r;
+  if (own_dk)
+    dk_client_free(dk);
+  if (own_cg)
+    cg_root_free(cg);
   return first;
 }
 
-int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err) {
-  unsigned failed = st->failed;
-  int first = ag_collect_resources(env, id, st, err);
-  if (first == 0 && st->failed > failed)
-    first = ca_error_set(err, EBUSY, "%u resource%s of session %s could not be removed", st->failed - failed,
-                         st->failed - failed == 1 ? "" : "s", id);
+int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, const char *id, const char *left,
+                       struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_error_ ca_error *e = NULL;
+  int r = ag_collect_recorded(env, rec, id, st, &e);
+  if (r == 0 && left)
+    r = ca_error_set(&e, EBUSY, "%s", left);
   /* The registry goes last and only when everything else went: it is what tells the next start and gc that the
-   * session has something left, so a failed collection is retried. */
-  if (first == 0 && env->state)
-    first = ag_collect_forget(env, id, err);
-  return first;
+   * session has something left, and where (a resource labeled only with the session id matches no other rule). */
+  if (r == 0)
+    return env->state ? ag_collect_forget(env, id, err) : 0;
+  if (env->state)
+    ag_collect_keep(env->state, id, e ? e->msg : strerror(-r));
+  if (err && e) {
+    ca_error_free(*err);
+    *err = TAKE_PTR(e);
+  }
+  return r;
+}
+
+void ag_collect_keep(struct ag_state *state, const char *id, const char *why) {
+  struct ag_registry reg;
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_registry_load(state, id, &reg, &err) < 0)
+    return; /* its lock file keeps the session listed; the load said what was wrong with the file */
+  free(reg.collect_error);
+  reg.collect_error = strdup(why);
+  reg.collect_error_at = time(NULL);
+  if (reg.collect_error && ag_registry_write(state, &reg, &err) < 0)
+    ca_log_warning("session %s stays registered, but why could not be written: %s", id, err->msg);
+  ag_registry_done(&reg);
 }
 
 int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err) {

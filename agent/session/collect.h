@@ -15,19 +15,34 @@ struct ag_collect_stats {
   unsigned failed; /* resources that could not be removed */
 };
 
-/* Where a collection works: any of cg and dk may be NULL (no cgroups, no engine). */
 /* Engine timeouts of run and the guardian. They bound each call, not a whole collection: a short call (ping, list,
  * inspect, create, start) gives up after 10 s and a transient failure of an idempotent one is retried at most twice
  * (0.1 s and 0.2 s apart), so one call lasts at most about 30 s; removals keep the client's own 60 s a request (sent
- * in parallel); streams (events, wait, logs) are ended by their caller's cancel. A collection makes a few such calls,
- * so a wedged engine can hold a CI job for minutes, not forever; what is left stays registered and the next start or
- * gc collects it. */
+ * in parallel); streams (events, wait, logs) are ended by their caller's cancel. The end of a session and the
+ * guardian are bounded as a whole by the teardown deadline (ag_env.deadline_usec); what is left stays registered
+ * and the next start or gc collects it. */
 #define AG_DOCKER_TIMEOUT_MS 10000
 #define AG_DOCKER_RETRIES 2
+#define AG_DEFAULT_DOCKER_HOST "unix:///var/run/docker.sock"
+
+/* Engines that did not answer during one invocation, so that a gc or a start with many dead sessions of one engine
+ * waits for it once. */
+struct ag_engines_down {
+  char *hosts[8];
+  size_t n;
+};
+void ag_engines_down_done(struct ag_engines_down *d);
+
+/* What an invocation opened: its state dir, cgroup root and engine client (cg and dk NULL without one). */
 struct ag_env {
   struct ag_state *state;
   cg_root *cg;
   struct dk_client *dk;
+  const char *docker_host; /* the engine dk is a client of; set when dk is NULL because that engine did not answer */
+  /* A teardown's deadline (CLOCK_MONOTONIC, 0: none): the engine is asked through a client whose timeouts fit in
+   * what is left and are not retried, no phase starts after it, and what is left then stays registered. */
+  uint64_t deadline_usec;
+  struct ag_engines_down *down; /* NULL: each session's collection asks its engine itself */
 };
 
 /* Removes the containers (force, anonymous volumes), then networks, then volumes labeled with the session id,
@@ -38,18 +53,26 @@ int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_st
 /* Kills the processes of the session's cgroup leaf and removes it; nothing to do when there is no leaf. */
 int ag_collect_cgroup(cg_root *cg, const char *id, struct ag_collect_stats *st, ca_error **err);
 
-/* The cgroup, then the engine's resources: everything of session id but its registry. Goes on after a failure of one
- * part and reports the first error. */
-int ag_collect_resources(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err);
+/* Everything of session id but its registry, against what the session recorded (rec, its registry; NULL when it has
+ * none: env's engine and cgroup root stand in): its cgroup root and its engine, env's own used when they are the
+ * same, else opened here. 0 only when that engine answered, every kind was listed and removed, and the cgroup leaf
+ * was killed and removed; else the first error, and the rest was still tried. */
+int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec, const char *id,
+                        struct ag_collect_stats *st, ca_error **err);
 
-/* Collects everything of session id (cgroup, then Docker, then the registry). The caller holds the session's lock.
- * The registry goes only when everything else went (a resource that could not be removed is an error, EBUSY). The
- * end of a session, the guardian and kill all end a session here. */
-int ag_collect_session(const struct ag_env *env, const char *id, struct ag_collect_stats *st, ca_error **err);
+/* Collects everything of session id (ag_collect_recorded), then its registry: forgotten when everything went and
+ * the caller knows of nothing left (left: what it could not remove itself, NULL when nothing), else kept with the
+ * reason written into it, for the next start or gc. The caller holds the session's lock. The end of a session, the
+ * guardian, kill and gc all end a session here. */
+int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, const char *id, const char *left,
+                       struct ag_collect_stats *st, ca_error **err);
 
-/* Forgets session id once its collection went: its socket, registry and lock file. Every path that ends a session of
- * this host ends here (the session's end, the guardian, kill, the start-up collection and its late-only guardian), so
- * a rule for when a registry may go has this one place. gc keeps its own: it forgets sessions of any host. */
+/* Writes why session id stays registered, and when, into its registry (collect_error, collect_error_at); a session
+ * without a readable registry stays listed by its lock file. */
+void ag_collect_keep(struct ag_state *state, const char *id, const char *why);
+
+/* Forgets session id once its collection went: its socket, registry and lock file. The one place a registry goes:
+ * after ag_collect_session, or a late-only guardian's last look at the engine the session recorded. */
 int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err);
 
 /* "killed 3 processes, removed 1 container, 1 network" or "" when nothing was done; buf of size len. */

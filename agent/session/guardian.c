@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "collect.h"
 #include "guardian.h"
 
@@ -50,6 +51,95 @@ static void detach(const struct ag_guardian_config *cfg, int fd) {
   close_all_but(keep, 2);
 }
 
+static uint64_t teardown_usec(const struct ag_guardian_config *cfg) {
+  return cfg->teardown_usec ? cfg->teardown_usec : AG_TEARDOWN_USEC;
+}
+
+/* Opens what the guardian collects with: the state dir, the cgroup root (not for a late-only watch) and the engine
+ * the session recorded; env.docker_host stays set when that engine does not answer, so that it is not asked twice. */
+static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_state_open(cfg->state_dir, &env->state, &err) < 0) {
+    ca_log_error("guardian: session %s: %s", cfg->session_id, err->msg);
+    return -1;
+  }
+  cg_root_options copts = {.root = cfg->cgroup_root, .allow_process = true};
+  AG_CGROUP_NAMES(copts);
+  if (!cfg->late_only && cg_root_open(&copts, &env->cg, &err) < 0) {
+    ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
+    ca_error_free(TAKE_PTR(err));
+  }
+  env->docker_host = cfg->docker_host;
+  if (cfg->docker_host) {
+    /* Within the teardown's time (a quarter of it per call, not retried) when it collects a dead agent's session. */
+    unsigned quarter_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 4000, (uint64_t)AG_DOCKER_TIMEOUT_MS);
+    struct dk_client_options dopts = {
+        .host = cfg->docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
+    if (!cfg->late_only) {
+      dopts.timeout_ms = CA_MAX(quarter_ms, 100u);
+      dopts.retries = -1;
+    }
+    if (dk_client_new(&dopts, &env->dk, &err) < 0)
+      ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
+  }
+  return 0;
+}
+
+/* The agent died: collect the session against what its registry recorded (the registry may not be written yet: then
+ * against the guardian's own engine and cgroup root), and forget it only when everything went. */
+static int collect_died(const struct ag_guardian_config *cfg, const struct ag_env *env) {
+  struct ag_registry reg;
+  _cleanup_error_ ca_error *err = NULL;
+  int r = ag_registry_load(env->state, cfg->session_id, &reg, &err);
+  if (r < 0 && r != -ENOENT)
+    ca_log_warning("guardian: %s", err->msg);
+  ca_error_free(TAKE_PTR(err));
+  bool have_reg = r == 0;
+  struct ag_collect_stats st = {0};
+  r = ag_collect_session(env, have_reg ? &reg : NULL, cfg->session_id, NULL, &st, &err);
+  char summary[256];
+  ag_collect_stats_format(&st, summary, sizeof(summary));
+  if (r < 0)
+    ca_log_error("guardian: the agent died; session %s stays registered for the next start or gc: %s%s%s",
+                 cfg->session_id, err->msg, *summary ? "; " : "", summary);
+  else
+    ca_log_notice("guardian: the agent died; cleaned up session %s%s%s", cfg->session_id, *summary ? ": " : "",
+                  summary);
+  if (have_reg)
+    ag_registry_done(&reg);
+  return r;
+}
+
+/* A create the agent had in flight when it died (container-seq makes the next container ahead, a test may be in the
+ * middle of `docker run -d`) lands in the engine after the first listing, and once the registry is gone nothing else
+ * would collect it. A loaded engine took 3.5 s to finish such a create (tests/chaos, 5 sessions killed at once on a
+ * vfs engine): look again once a second for 10 s. 0 when the last look listed and removed everything. */
+static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env *env, ca_error **err) {
+  if (!env->dk)
+    return cfg->docker_host ? ca_error_set(err, EHOSTDOWN, "engine %s of session %s did not answer", cfg->docker_host,
+                                           cfg->session_id)
+                            : 0;
+  int r = 0;
+  for (int i = 0; i < 10 && !(env->deadline_usec && ca_now_monotonic_usec() + 1000000 > env->deadline_usec); i++) {
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+    struct ag_collect_stats late = {0};
+    if (err) {
+      ca_error_free(*err);
+      *err = NULL;
+    }
+    r = ag_collect_docker(env->dk, cfg->session_id, &late, err);
+    if (r == 0 && late.failed)
+      r = ca_error_set(err, EBUSY, "%u resources created after the agent died could not be removed", late.failed);
+    if (late.containers + late.networks + late.volumes) {
+      char summary[256];
+      ag_collect_stats_format(&late, summary, sizeof(summary));
+      ca_log_notice("guardian: session %s: %s created after the agent died", cfg->session_id, summary);
+    }
+  }
+  return r;
+}
+
 static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd) {
   detach(cfg, fd);
   char c;
@@ -60,56 +150,24 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
     _exit(0); /* the agent finished and cleaned up itself */
 
   /* The agent is gone without finishing. We still hold its lock, so nobody else collects while we do. */
-  _cleanup_error_ ca_error *err = NULL;
   struct ag_env env = {0};
-  struct ag_collect_stats st = {0};
-  if (ag_state_open(cfg->state_dir, &env.state, &err) < 0) {
-    ca_log_error("guardian: session %s: %s", cfg->session_id, err->msg);
+  if (!cfg->late_only)
+    env.deadline_usec = ca_now_monotonic_usec() + teardown_usec(cfg);
+  if (open_env(cfg, &env) < 0)
     _exit(1);
-  }
-  cg_root_options copts = {.root = cfg->cgroup_root, .allow_process = true};
-  AG_CGROUP_NAMES(copts);
-  if (!cfg->late_only && cg_root_open(&copts, &env.cg, &err) < 0) {
-    ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
-    ca_error_free(TAKE_PTR(err));
-  }
-  if (cfg->docker_host) {
-    struct dk_client_options dopts = {
-        .host = cfg->docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
-    if (dk_client_new(&dopts, &env.dk, &err) < 0) {
-      ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
-      ca_error_free(TAKE_PTR(err));
-    }
-  }
-  int r = 0;
-  char summary[256];
+  _cleanup_error_ ca_error *err = NULL;
+  int r;
   if (!cfg->late_only) {
-    r = ag_collect_session(&env, cfg->session_id, &st, &err);
-    ag_collect_stats_format(&st, summary, sizeof(summary));
-    if (r < 0)
-      ca_log_error("guardian: the agent died; cleaning session %s failed: %s", cfg->session_id, err->msg);
-    else
-      ca_log_notice("guardian: the agent died; cleaned up session %s%s%s", cfg->session_id, *summary ? ": " : "",
-                    summary);
-  }
-  /* A create the agent had in flight when it died (container-seq makes the next container ahead, a test may be in
-   * the middle of `docker run -d`) lands in the engine after the listing above, and once the registry is gone
-   * nothing else would collect it. A loaded engine took 3.5 s to finish such a create (tests/chaos, 5 sessions
-   * killed at once on a vfs engine): look again once a second for 10 s. */
-  for (int i = 0; r == 0 && env.dk && i < 10; i++) {
-    struct timespec ts = {1, 0};
-    nanosleep(&ts, NULL);
-    struct ag_collect_stats late = {0};
-    if (ag_collect_docker(env.dk, cfg->session_id, &late, NULL) == 0 &&
-        late.containers + late.networks + late.volumes) {
-      ag_collect_stats_format(&late, summary, sizeof(summary));
-      ca_log_notice("guardian: session %s: %s created after the agent died", cfg->session_id, summary);
-    }
-  }
-  /* Handed over by a startup collection: the registry went unremoved so that a crash here still leaves the session
-   * known; now it may go. */
-  if (cfg->late_only && r == 0 && (r = ag_collect_forget(&env, cfg->session_id, &err)) < 0)
+    r = collect_died(cfg, &env);
+    if (r == 0 && env.dk && watch_late(cfg, &env, &err) < 0)
+      ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg); /* the registry went already */
+  } else if ((r = watch_late(cfg, &env, &err)) < 0) {
+    /* Handed over by a startup collection, which left the registry so that a crash here still leaves the session
+     * known: it stays while the engine the session recorded does not answer. */
+    ag_collect_keep(env.state, cfg->session_id, err->msg);
+  } else if ((r = ag_collect_forget(&env, cfg->session_id, &err)) < 0) {
     ca_log_error("guardian: session %s: %s", cfg->session_id, err->msg);
+  }
   dk_client_free(env.dk);
   cg_root_free(env.cg);
   ag_state_free(env.state);

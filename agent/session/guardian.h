@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common.h"
@@ -14,6 +15,7 @@ struct ag_guardian_config {
   const char *docker_host; /* engine URL, NULL without an engine */
   int lock_fd;             /* the session's lease lock: the guardian keeps it while it cleans */
   bool late_only;          /* the session was collected already: only watch for late creates, then forget it */
+  uint64_t teardown_usec;  /* how long collecting the session of a dead agent may take (0: AG_TEARDOWN_USEC) */
 };
 
 struct ag_guardian {

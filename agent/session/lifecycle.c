@@ -2,8 +2,9 @@
  *
  * Start: ag_session_open, then ag_session_begin.
  *   1. Open the state dir, the engine client and the cgroup root. Nothing is written: a command may still refuse.
- *   2. Collect the dead sessions of this host (cleanup layer 4). It needs the cgroup root, so that no registry goes
- *      before its session's cgroup: without one it is skipped, with a warning.
+ *   2. Collect the dead sessions of this host (cleanup layer 4), each against the engine and cgroup root its registry
+ *      recorded. It needs the cgroup root, so that no registry goes before its session's cgroup: without one it is
+ *      skipped, with a warning.
  *   3. A new id and the owner (host, boot, pid and start time).
  *   4. The lease lock: from here the session is alive to every other agent, ps and gc.
  *   5. The session labels, then the guardian (layer 3), forked before any thread of ours or libcurl exists; it holds
@@ -19,10 +20,11 @@
  * threads), then ag_session_end:
  *   1. The proxy stops, so that a create racing the end is either collected below or never made. (It stops after
  *      the tree died: a client of the tree holding a request open would otherwise hold the drain.)
- *   2. ag_collect_session, the code the guardian and kill run: the session's cgroup, then its containers, networks
- *      and volumes, then the registry, which goes last and only when everything else went: it is what tells the
- *      next start and gc that the session still has something left. When a registry may go is decided in collect.c
- *      alone (ag_collect_session, ag_collect_forget).
+ *   2. ag_collect_session, the code the guardian, kill and gc run: the session's cgroup, then its containers,
+ *      networks and volumes, then the registry, which goes last and only when everything else went (an engine that
+ *      did not answer included): it is what tells the next start and gc that the session still has something left,
+ *      and it keeps the reason. When a registry may go is decided in collect.c alone (ag_collect_session,
+ *      ag_collect_forget).
  *   3. The guardian is told the session ended and reaped; the lock goes with the session's free. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +50,16 @@ void ag_session_warn(struct ag_session *s, const char *fmt, ...) {
     s->warnings[s->n_warnings++] = msg;
   else
     free(msg);
+}
+
+void ag_session_left(struct ag_session *s, const char *fmt, ...) {
+  if (s->left)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&s->left, fmt, ap) < 0)
+    s->left = strdup("the command's tree could not be removed"); /* NULL when out of memory: then only the warning */
+  va_end(ap);
 }
 
 /* The engine is optional unless the config says otherwise: without one the session cleans processes only, and says
@@ -102,6 +114,7 @@ int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret
   s->guardian.fd = -1;
   s->docker_host = cfg->globals->docker_host ? cfg->globals->docker_host : AG_DEFAULT_DOCKER_HOST;
   ag_nesting_detect(NULL, &s->nest);
+  s->env.docker_host = s->docker_host;
   int r = ag_state_open(cfg->globals->state_dir, &s->env.state, err);
   if (r < 0 || (r = open_engine(s, err)) < 0 || (r = open_cgroup_root(s, err)) < 0)
     return r;
@@ -136,7 +149,9 @@ static int hand_off(const struct ag_env *env, const char *id, const char *docker
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
 }
 
-/* Collects dead session id, whose lock the caller holds: its cgroup and Docker resources, then its registry. */
+/* Collects dead session id, whose lock the caller holds, against what its registry recorded: its cgroup, its Docker
+ * resources, then its registry (or a guardian that watches its engine for late creates does). What could not be
+ * collected stays registered, with the reason in the registry. */
 static int collect_dead_session(const struct ag_env *env, const char *id, int lock, struct ag_collect_stats *st,
                                 ca_error **err) {
   struct ag_registry reg = {0};
@@ -145,13 +160,21 @@ static int collect_dead_session(const struct ag_env *env, const char *id, int lo
   if (r < 0 && r != -ENOENT && r != -EINVAL) /* unreadable, or a newer agent's: kept for a later try or that agent */
     return ca_error_set(err, -r, "%s", e->msg);
   if (r < 0 && r != -ENOENT)
-    ca_log_warning("%s; collecting session %s from its labels and cgroup", e->msg, id);
-  r = ag_collect_resources(env, id, st, err);
+    ca_log_warning("%s; collecting session %s with this start's engine and cgroup root", e->msg, id);
+  const struct ag_registry *rec = r == 0 ? &reg : NULL;
+  ca_error_free(TAKE_PTR(e));
+  r = ag_collect_recorded(env, rec, id, st, &e);
   /* A session that used an engine may have had a create in flight when it died (a test's `docker run`,
    * container-seq's next container) that lands after our listing, even when nothing was there yet. A guardian
-   * watches for it, then forgets the session; without an engine, the registry goes now. */
-  if (r == 0 && !(env->dk && reg.docker_host && hand_off(env, id, reg.docker_host, lock) == 0))
+   * watches for it, then forgets the session; without an engine (or a registry: the agent died before it ran
+   * anything), the registry goes now. */
+  if (r < 0) {
+    ag_collect_keep(env->state, id, e->msg);
+    if (err)
+      *err = TAKE_PTR(e);
+  } else if (!(rec && rec->docker_host && hand_off(env, id, rec->docker_host, lock) == 0)) {
     r = ag_collect_forget(env, id, err);
+  }
   ag_registry_done(&reg);
   return r;
 }
@@ -185,7 +208,11 @@ static void collect_dead(struct ag_session *s) {
   if (!s->env.cg)
     return; /* said so when the cgroup root did not open */
   _cleanup_error_ ca_error *err = NULL;
+  struct ag_engines_down down = {0};
+  s->env.down = &down; /* one wait for an engine that many dead sessions recorded */
   int n = collect_dead_sessions(&s->env, &s->startup, &err);
+  s->env.down = NULL;
+  ag_engines_down_done(&down);
   if (n > 0) {
     char what[256];
     ag_collect_stats_format(&s->startup, what, sizeof(what));
@@ -217,6 +244,7 @@ static int take_session(struct ag_session *s, ca_error **err) {
       .cgroup_root = s->nest.cgroup_dir ? s->nest.cgroup_dir : cfg->globals->cgroup_root,
       .docker_host = reg->docker_host,
       .lock_fd = s->lock_fd,
+      .teardown_usec = cfg->globals->teardown_usec,
   };
   const char *outer[] = {s->nest.outer_label[0] ? s->nest.outer_label : NULL, NULL};
   if (!(s->labels = ag_session_labels(reg, outer)))
@@ -296,17 +324,23 @@ int ag_session_end(struct ag_session *s) {
   if (!s->registered)
     return 0;
   s->registered = false;
-  ag_proxy_stop(TAKE_PTR(s->proxy), AG_SESSION_PROXY_DRAIN_USEC);
+  /* One deadline for the whole end: the collection asks the engine within it, without retrying a timeout, and what
+   * it did not remove by then stays registered. */
+  uint64_t teardown = s->cfg->globals->teardown_usec ? s->cfg->globals->teardown_usec : AG_TEARDOWN_USEC;
+  s->env.deadline_usec = ca_now_monotonic_usec() + teardown;
+  ag_proxy_stop(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4));
   _cleanup_error_ ca_error *err = NULL;
   if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {
-    ca_log_notice("no Docker engine (%s): cleaned up processes only", err->msg);
+    /* Not asked again below: the collection says the engine did not answer, and the registry stays. */
+    ca_log_notice("no Docker engine (%s)", err->msg);
     ca_error_free(TAKE_PTR(err));
     dk_client_free(TAKE_PTR(s->env.dk));
   }
-  int r = ag_collect_session(&s->env, s->id, &s->collected, &err);
+  int r = ag_collect_session(&s->env, &s->reg, s->id, s->left, &s->collected, &err);
   if (r < 0)
     ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
-  else
+  s->env.deadline_usec = 0;
+  if (r == 0)
     collect_dead(s); /* sessions nested in this one that its end killed (nesting.h): their registries go too */
   ag_guardian_release(&s->guardian);
   return r;
@@ -324,6 +358,7 @@ void ag_session_free(struct ag_session *s) {
   ca_strv_free(s->labels);
   ag_nesting_done(&s->nest);
   free(s->proxy_host);
+  free(s->left);
   ca_close_keep_errno(s->lock_fd);
   dk_client_free(s->env.dk);
   cg_root_free(s->env.cg);

@@ -10,7 +10,6 @@
 #include "nesting.h"
 #include "proxy.h"
 
-#define AG_DEFAULT_DOCKER_HOST "unix:///var/run/docker.sock"
 #define AG_SESSION_MAX_WARNINGS 16
 /* How long the Docker proxy lets requests in flight finish at the session's end. */
 #define AG_SESSION_PROXY_DRAIN_USEC (2 * 1000000ULL)
@@ -53,6 +52,7 @@ struct ag_session {
   struct ag_collect_stats collected;       /* what the end removed */
   char *warnings[AG_SESSION_MAX_WARNINGS]; /* every warning so far, for a report */
   size_t n_warnings;
+  char *left; /* what the command could not remove itself (ag_session_left); NULL when nothing */
 };
 
 /* Opens the state dir, the engine client and the cgroup root. Nothing is collected or written yet, so a command may
@@ -71,5 +71,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct ag_session *, ag_session_free)
 
 /* The guardian was reaped by the command's supervisor (it died): the end will not wait for it. */
 void ag_session_guardian_exited(struct ag_session *s);
+/* Something of the session the command could not remove itself (run: its cgroup leaf): the end keeps the session
+ * registered with this reason, for the next start or gc, whatever else it removes. The first one counts. */
+void ag_session_left(struct ag_session *s, const char *fmt, ...) _printf_(2, 3);
 /* Logs a warning and keeps it for the session's report. */
 void ag_session_warn(struct ag_session *s, const char *fmt, ...) _printf_(2, 3);

@@ -326,8 +326,9 @@ void ag_registry_done(struct ag_registry *r) {
     return;
   free(r->cgroup_root);
   free(r->docker_host);
+  free(r->collect_error);
   ca_strv_free(r->command);
-  r->cgroup_root = r->docker_host = NULL;
+  r->cgroup_root = r->docker_host = r->collect_error = NULL;
   r->command = NULL;
 }
 
@@ -358,6 +359,10 @@ char *ag_registry_format(const struct ag_registry *r) {
   cJSON *cmd = cJSON_AddArrayToObject(o, "command");
   for (char **a = r->command; cmd && a && *a; a++)
     cJSON_AddItemToArray(cmd, cJSON_CreateString(*a));
+  if (r->collect_error) {
+    cJSON_AddStringToObject(o, "collect_error", r->collect_error);
+    ca_json_add_int(o, "collect_error_at", r->collect_error_at);
+  }
   return cJSON_Print(o);
 }
 
@@ -437,7 +442,9 @@ int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_
   if ((rc = parse_fixed_fields(o, &r, err)) < 0 || (rc = parse_identity(o, &r.owner, err)) < 0 ||
       (rc = ca_json_strdup(o, "cgroup_root", &r.cgroup_root, err)) < 0 ||
       (rc = ca_json_strdup(o, "docker_host", &r.docker_host, err)) < 0 ||
-      (rc = ca_json_strv(o, "command", &r.command, err)) < 0) {
+      (rc = ca_json_strv(o, "command", &r.command, err)) < 0 ||
+      (rc = ca_json_strdup(o, "collect_error", &r.collect_error, err)) < 0 ||
+      (rc = ca_json_int(o, "collect_error_at", 0, INT64_C(1) << 53, &r.collect_error_at, err)) < 0) {
     ag_registry_done(&r);
     return rc;
   }

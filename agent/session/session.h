@@ -82,6 +82,9 @@ struct ag_registry {
   char *cgroup_root; /* where the run-<id> leaf lives; NULL without cgroups */
   char *docker_host; /* the engine the session used; NULL without one */
   char **command;    /* NULL-terminated */
+  /* Why the last collection kept the session registered, and when (unix seconds); NULL and 0 when none did. */
+  char *collect_error;
+  int64_t collect_error_at;
 };
 void ag_registry_done(struct ag_registry *r);
 /* Serialises r as JSON (caller frees). */

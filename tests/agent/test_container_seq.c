@@ -499,6 +499,8 @@ Test(container_seq, engine_gone_for_good_checkpoint_then_the_next_start_collects
   cr_assert_geq(scenario_count_docker(&sc, DK_CONTAINER, id), 1);
   cr_assert_eq(scenario_count_state_files(&sc), 2, "the registry and lock are kept for a later collection");
 
+  /* The next start collects it against the engine it recorded (the proxy's address), once that answers again. */
+  proxy = start_proxy(sock);
   test_file("n1.sh", "exit 0\n");
   rc = scenario_run(&sc, seq_args(NULL, (const char *[]){"n1.sh", NULL}));
   cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
@@ -506,6 +508,7 @@ Test(container_seq, engine_gone_for_good_checkpoint_then_the_next_start_collects
   cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0);
   /* The registry goes once a guardian watched for creates still in flight (at most 10 s). */
   cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "session %s was not forgotten within 20 s", id);
+  stop_proxy(proxy);
 }
 
 /* The two session commands record the same things about a session: what a later cleanup (the guardian, the next

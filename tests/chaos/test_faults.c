@@ -1,7 +1,7 @@
 /* Concurrency, PID reuse and broken environments: 8 live runs while 2 gcs collect; registry entries whose pid now
  * belongs to another process; a full state dir; a read-only cgroup tree; an engine socket that accepts and never
- * answers; registry files that are truncated, not JSON, or a symlink. Each says one clear line, loses nothing and
- * crashes nothing. */
+ * answers; registry files that are truncated, not JSON, or a symlink; a session's engine down while it is collected
+ * (its registry stays until the engine answers). Each says one clear line, loses nothing and crashes nothing. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -332,6 +332,15 @@ static void *hang_accept(void *arg) {
   }
 }
 
+/* The state dir holds one registry and it says why it was kept. */
+static bool registry_kept_with_reason(const char *state) {
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd),
+           "test $(ls %s/sessions/*.json | wc -l) -eq 1 && grep -q '\"collect_error\"' %s/sessions/*.json", state,
+           state);
+  return system(cmd) == 0;
+}
+
 Test(faults, engine_socket_that_never_answers_is_one_line) {
   struct hang h = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   cr_assert_geq(h.fd, 0);
@@ -356,21 +365,36 @@ Test(faults, engine_socket_that_never_answers_is_one_line) {
   double secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
   const char *line = strstr(r->err, "no answer in time");
   bool one_line = line && !strstr(line + 1, "no answer in time");
-  bool ok = r->status == 0 && streq(r->out, "ran\n") && one_line && cli_count_env_processes(tag) == 0 &&
-            scenario_count_state_files(&sc) == 0;
+  /* The engine never answered, so nothing proves the session left nothing there: its registry stays, saying why,
+   * for the next start or gc (a resource labeled only with the session id would match no other rule). */
+  bool kept = registry_kept_with_reason(sc.state);
+  bool ok = r->status == 0 && streq(r->out, "ran\n") && one_line && cli_count_env_processes(tag) == 0 && kept;
   broken_result("engine socket that accepts and never answers (run)", ok, r->err);
   cr_expect_eq(r->status, 0, "%s", r->err);
   cr_expect_str_eq(r->out, "ran\n");
   cr_expect_not_null(strstr(r->err, "no answer in time"), "%s", r->err);
   cr_expect_eq(cli_count_env_processes(tag), 0, "the command's sleeper outlived the run");
+  cr_expect(kept, "the session's registry went (or stayed without its reason) though its engine never answered");
   free(r);
   shutdown(h.fd, SHUT_RDWR);
   close(h.fd);
   pthread_join(th, NULL);
   chaos_report("engine socket that accepts and never answers", 1, !ok,
-               "run said so in one line, ran the command and killed its sleeper; start-up waited %.1f s (3 pings of "
-               "10 s)",
+               "run said so in one line, ran the command, killed its sleeper and kept the registry with the reason; "
+               "start-up waited %.1f s (3 pings of 10 s)",
                secs);
+}
+
+/* A container that carries only session id's label (and the test's). */
+static void session_container(const char *id) {
+  char label[200];
+  snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", id);
+  struct dk_container_spec spec = {.image = IMAGE,
+                                   .cmd = (const char *[]){"sleep", "1000", NULL},
+                                   .labels = (const char *[]){label, sc.test_label, NULL},
+                                   .network_mode = "none"};
+  _cleanup_free_ char *cid = NULL;
+  cr_assert_eq(dk_container_create(sc.dk, &spec, &cid, NULL), 0);
 }
 
 Test(faults, truncated_non_json_and_symlinked_registries_are_one_line_each) {
@@ -395,14 +419,7 @@ Test(faults, truncated_non_json_and_symlinked_registries_are_one_line_each) {
     } else {
       cr_assert_eq(symlink(victim, path), 0);
     }
-    char label[96];
-    snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", ids[i]);
-    struct dk_container_spec spec = {.image = IMAGE,
-                                     .cmd = (const char *[]){"sleep", "1000", NULL},
-                                     .labels = (const char *[]){label, sc.test_label, NULL},
-                                     .network_mode = "none"};
-    _cleanup_free_ char *cid = NULL;
-    cr_assert_eq(dk_container_create(sc.dk, &spec, &cid, NULL), 0);
+    session_container(ids[i]);
   }
   char state_arg[128], cg_arg[160];
   snprintf(state_arg, sizeof(state_arg), "--state-dir=%s", sc.state);
@@ -450,4 +467,91 @@ Test(faults, truncated_non_json_and_symlinked_registries_are_one_line_each) {
   chaos_report("registry files: truncated, not JSON, a symlink", 3, 3 - ok_count + !victim_ok,
                "one line each naming the file, moved aside (kept), the session still collected; the symlink's "
                "target untouched");
+}
+
+/* ---- the engine down while a session is collected ---------------------------------------------------------------- */
+
+#define DOWN_TRIALS 6
+
+/* The session's engine is <dir>/engine.sock: a symlink to the shared engine, or a socket that refuses (down). */
+static void recorded_engine(const char *sock, bool up) {
+  unlink(sock);
+  if (up) {
+    cr_assert_eq(symlink("/var/run/docker.sock", sock), 0);
+    return;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  cr_assert(fd >= 0 && strlen(sock) < sizeof(a.sun_path));
+  memcpy(a.sun_path, sock, strlen(sock) + 1);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  close(fd); /* never listened: connect is refused */
+}
+
+/* One trial: a run whose engine goes down while it runs, ended by its own end (way 0), its guardian after a SIGKILL
+ * (1) or kill (2); what carries only the session's label must survive in the registry's keeping until the engine is
+ * back, then one gc with another --docker-host collects it all. Returns what was left in the end (0: nothing). */
+static int engine_down_trial(int way, const char *engine_host, const char *none_host, const char *sock, bool *kept) {
+  recorded_engine(sock, true);
+  const char *script = scenario_script(&sc, "down.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/down.tmp && mv $OUT/down.tmp $OUT/down\n"
+                                       "while [ ! -e $OUT/end ]; do sleep 0.05; done\n");
+  char end[160], marker[160];
+  snprintf(end, sizeof(end), "%s/end", sc.dir);
+  snprintf(marker, sizeof(marker), "%s/down", sc.dir);
+  unlink(end);
+  unlink(marker);
+  pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", engine_host, "run", "--", script, NULL});
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "down", 30000, id), "the command never started: %s", scenario_stderr(&sc));
+  session_container(id);
+  recorded_engine(sock, false);
+  if (way == 0) {
+    int fd = open(end, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    close(fd);
+    scenario_wait(agent);
+  } else {
+    kill(agent, SIGKILL); /* our own child */
+    scenario_wait(agent);
+    if (way == 2)
+      (void)scenario_run(&sc, (const char *[]){"--docker-host", none_host, "kill", id, NULL});
+  }
+  /* Wait for the guardian (its lock) before judging. */
+  for (int i = 0; i < 300 && scenario_count_processes(id) > 0; i++)
+    chaos_sleep_ms(100);
+  char reg[300];
+  snprintf(reg, sizeof(reg), "%s/sessions/%s.json", sc.state, id);
+  for (int i = 0; i < 100 && !strstr(scenario_read_text(reg), "collect_error"); i++)
+    chaos_sleep_ms(100);
+  *kept = strstr(scenario_read_text(reg), "collect_error") && scenario_count_docker(&sc, DK_CONTAINER, id) == 1;
+  recorded_engine(sock, true);
+  (void)scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  int left = scenario_count_docker(&sc, DK_CONTAINER, id) + scenario_count_state_files(&sc) +
+             scenario_cgroup_exists(&sc, id) + scenario_count_processes(id);
+  if (left)
+    fprintf(stderr, "chaos: engine down, way %d: session %s left %d things: %s\n", way, id, left, scenario_stderr(&sc));
+  return left;
+}
+
+Test(faults, engine_down_during_collection_keeps_the_registry_until_it_answers) {
+  char sock[160], engine_host[180], none_host[180];
+  snprintf(sock, sizeof(sock), "%s/engine.sock", sc.dir);
+  snprintf(engine_host, sizeof(engine_host), "unix://%s", sock);
+  snprintf(none_host, sizeof(none_host), "unix://%s/none.sock", sc.dir);
+  int left = 0, kept = 0, bad = 0;
+  for (int t = 0; t < DOWN_TRIALS; t++) {
+    bool k = false;
+    int way = (int)((t + chaos_rand(3)) % 3);
+    int l = engine_down_trial(way, engine_host, none_host, sock, &k);
+    left += l > 0;
+    kept += k;
+    bad += l > 0 || !k;
+    cr_expect(k, "trial %d (way %d): the registry did not stay with its reason while the engine was down", t, way);
+  }
+  chaos_report("engine down during collection (end of run, guardian or kill), then back: one gc collects", DOWN_TRIALS,
+               bad,
+               "the registry stayed with its reason and the session-labeled container was kept in %d of %d while "
+               "the engine was down; gc with another --docker-host collected against the recorded engine",
+               kept, DOWN_TRIALS);
+  cr_expect_eq(left, 0);
 }

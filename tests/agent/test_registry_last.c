@@ -1,0 +1,414 @@
+/* The registry goes last (issue 19): a session's registry is removed only once the engine it recorded answered and
+ * its cgroup went. Each path that ends a session (gc, the start-up collection, kill, the guardian, the end of run)
+ * meets a recorded engine that does not answer: the registry stays, with the reason written into it, and once the
+ * engine answers at that address again a later gc or start collects against it, whatever --docker-host it was given.
+ *
+ * The recorded engine is <dir>/engine.sock: first a socket nobody listens on (connect is refused), then a symlink to
+ * the shared engine's socket. The agent's own --docker-host is <dir>/none.sock, which does not exist, so that no gc
+ * here scans the shared engine: what goes is listed by session id only. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_run.h"
+#include "fake_daemon.h"
+#include "scenario.h"
+#include "session.h"
+
+#define IMAGE "cleanup-test/busybox:latest"
+#define SHARED_SOCKET "/var/run/docker.sock"
+
+static struct scenario sc;
+static char engine_sock[160], engine_host[180], none_host[180];
+
+static void setup(void) {
+  signal(SIGPIPE, SIG_IGN);
+  scenario_setup(&sc);
+  snprintf(engine_sock, sizeof(engine_sock), "%s/engine.sock", sc.dir);
+  snprintf(engine_host, sizeof(engine_host), "unix://%s", engine_sock);
+  snprintf(none_host, sizeof(none_host), "unix://%s/none.sock", sc.dir);
+}
+static void teardown(void) {
+  scenario_teardown(&sc);
+}
+
+TestSuite(registry_last, .init = setup, .fini = teardown, .timeout = 180);
+
+/* The recorded engine is down: a socket file that refuses connections. */
+static void engine_down(void) {
+  unlink(engine_sock);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  cr_assert_lt(strlen(engine_sock), sizeof(a.sun_path));
+  memcpy(a.sun_path, engine_sock, strlen(engine_sock) + 1);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind %s: %s", engine_sock, strerror(errno));
+  close(fd); /* never listened: connect is refused */
+}
+
+/* The recorded engine answers again, at the same address. */
+static void engine_up(void) {
+  unlink(engine_sock);
+  cr_assert_eq(symlink(SHARED_SOCKET, engine_sock), 0);
+}
+
+/* A dead session of this state dir (its lock file free) that recorded engine_host and the scenario's cgroup root. */
+static void dead_session(char id[static 33]) {
+  struct ag_state *st = NULL;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  cr_assert_eq(ag_session_id_new(id, NULL), 0);
+  int lock = -1;
+  cr_assert_eq(ag_session_lock(st, id, true, &lock, NULL), 0);
+  struct ag_registry reg = {.created = time(NULL), .docker_host = engine_host, .cgroup_root = sc.cgroup_root};
+  memcpy(reg.id, id, sizeof(reg.id));
+  strcpy(reg.mode, "run");
+  cr_assert_eq(ag_owner_self(&reg.owner, NULL), 0);
+  reg.owner.pid = 1; /* not us */
+  cr_assert_eq(ag_registry_write(st, &reg, NULL), 0);
+  close(lock);
+  ag_state_free(st);
+}
+
+/* A container on the shared engine that carries only the session's label (and the test's), made as a test would. */
+static void leave_container(const char *id) {
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd),
+           "docker -H unix://" SHARED_SOCKET " create -q --network none --label " AG_LABEL_SESSION
+           "=%s --label %s " IMAGE " sleep 1000 >/dev/null",
+           id, sc.test_label);
+  cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+}
+
+static const char *registry_of(const char *id) {
+  char path[256];
+  snprintf(path, sizeof(path), "%s/sessions/%s.json", sc.state, id);
+  return scenario_read_text(path);
+}
+
+/* The registry is still there and says why it was kept. */
+static void expect_kept(const char *id, const char *who) {
+  const char *text = registry_of(id);
+  cr_expect(*text, "%s removed the registry of session %s while its engine did not answer: %s", who, id,
+            scenario_stderr(&sc));
+  cr_expect(strstr(text, "\"collect_error\""), "%s kept the registry without saying why: %s", who, text);
+  cr_expect(strstr(text, "\"collect_error_at\""), "%s kept the registry without saying when: %s", who, text);
+}
+
+/* Waits up to timeout_ms for the registry of id to go. */
+static bool registry_gone(const char *id, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 100) {
+    if (!*registry_of(id))
+      return true;
+    usleep(100 * 1000);
+  }
+  return !*registry_of(id);
+}
+
+Test(registry_last, gc_keeps_the_registry_until_the_recorded_engine_answers) {
+  char id[33];
+  engine_down();
+  dead_session(id);
+  leave_container(id);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 1, "gc said everything went while the session's engine was down: %s", scenario_stderr(&sc));
+  expect_kept(id, "gc");
+  cr_expect(strstr(scenario_stderr(&sc), id), "gc did not name the session it kept: %s", scenario_stderr(&sc));
+
+  /* The engine is back at the recorded address; gc still runs with another --docker-host. */
+  engine_up();
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 0, "gc: %s", scenario_stderr(&sc));
+  cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0,
+               "gc did not collect the container on the engine the session recorded: %s", scenario_stderr(&sc));
+  cr_expect(!*registry_of(id), "the registry outlived a complete collection: %s", scenario_stderr(&sc));
+  cr_expect_eq(scenario_count_state_files(&sc), 0);
+}
+
+Test(registry_last, the_next_start_keeps_the_registry_until_the_recorded_engine_answers) {
+  char id[33];
+  engine_down();
+  dead_session(id);
+  leave_container(id);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  usleep(500 * 1000); /* a guardian it handed the session to would have forgotten it by now */
+  expect_kept(id, "the start-up collection");
+
+  engine_up();
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0,
+               "the next start did not collect the container on the engine the session recorded: %s",
+               scenario_stderr(&sc));
+  /* Its late-only guardian watches for 10 s, then forgets the session. */
+  cr_expect(registry_gone(id, 20000), "the registry outlived a complete collection");
+}
+
+Test(registry_last, kill_keeps_the_registry_until_the_recorded_engine_answers) {
+  char id[33];
+  engine_down();
+  dead_session(id);
+  leave_container(id);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "kill", id, NULL});
+  cr_expect_eq(rc, 1, "kill said it collected a session whose engine was down: %s", scenario_stderr(&sc));
+  expect_kept(id, "kill");
+
+  engine_up();
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "kill", id, NULL});
+  cr_expect_eq(rc, 0, "kill: %s", scenario_stderr(&sc));
+  cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0,
+               "kill did not collect the container on the engine the session recorded: %s", scenario_stderr(&sc));
+  cr_expect(!*registry_of(id), "the registry outlived a complete collection: %s", scenario_stderr(&sc));
+}
+
+/* Reads the session id the command wrote to <dir>/<name>. */
+static void started_session(const char *name, char id[static 128]) {
+  cr_assert(scenario_read_marker(&sc, name, 30000, id), "the command never started: %s", scenario_stderr(&sc));
+}
+
+Test(registry_last, the_guardian_keeps_the_registry_when_the_engine_does_not_answer) {
+  engine_down();
+  const char *script = scenario_script(&sc, "wait.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/started.tmp && mv $OUT/started.tmp "
+                                       "$OUT/started\nsleep 1000\n");
+  pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", engine_host, "run", "--", script, NULL});
+  char id[128];
+  started_session("started", id);
+  kill(agent, SIGKILL); /* our own child: the guardian takes over */
+  scenario_wait(agent);
+  struct ag_state *st = NULL;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  int lock = -1, r;
+  for (int i = 0; i < 300 && (r = ag_session_lock(st, id, false, &lock, NULL)) == -EWOULDBLOCK; i++)
+    usleep(100 * 1000);
+  cr_assert_neq(r, -EWOULDBLOCK, "the guardian never finished");
+  if (lock >= 0)
+    close(lock);
+  ag_state_free(st);
+  cr_expect_eq(scenario_count_processes(id), 0, "the guardian left the command running");
+  cr_expect(!scenario_cgroup_exists(&sc, id), "the guardian left the session's cgroup");
+  expect_kept(id, "the guardian");
+
+  engine_up();
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 0, "gc: %s", scenario_stderr(&sc));
+  cr_expect(!*registry_of(id), "gc did not finish the session once its engine answered: %s", scenario_stderr(&sc));
+}
+
+Test(registry_last, the_end_of_run_keeps_the_registry_when_the_engine_does_not_answer) {
+  engine_down();
+  const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", engine_host, "run", "--", script, NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  char id[128];
+  started_session("started", id);
+  expect_kept(id, "the end of run");
+  cr_expect(strstr(scenario_stderr(&sc), "stays registered"), "run did not say the session stays registered: %s",
+            scenario_stderr(&sc));
+  cr_expect(!scenario_cgroup_exists(&sc, id), "the session's cgroup outlived the run");
+
+  engine_up();
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 0, "gc: %s", scenario_stderr(&sc));
+  cr_expect(!*registry_of(id), "gc did not finish the session once its engine answered: %s", scenario_stderr(&sc));
+}
+
+/* A cgroup that cannot be removed at the end of run keeps the registry too. On a hybrid host a limit puts the
+ * command in a v1 pids leaf as well; a process that leaves the v2 leaf (root may) survives the v2 kill and keeps
+ * the v1 leaf busy. */
+Test(registry_last, the_end_of_run_keeps_the_registry_when_its_cgroup_cannot_be_removed) {
+  char v1[200];
+  snprintf(v1, sizeof(v1), "/sys/fs/cgroup/pids%s", strrchr(sc.cgroup_root, '/'));
+  if (access("/sys/fs/cgroup/pids/cgroup.procs", F_OK) != 0 || access("/sys/fs/cgroup/unified", F_OK) != 0)
+    cr_skip_test("needs a hybrid host with the v1 pids controller");
+  const char *script = scenario_script(&sc, "escape.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/started\nsleep 1000 &\n"
+                                       "echo $! > /sys/fs/cgroup/unified/cgroup.procs\necho $! > $OUT/survivor\n");
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--pids", "100", "--", script, NULL});
+  char id[128], survivor[128], leaf[400];
+  started_session("started", id);
+  cr_assert(scenario_read_marker(&sc, "survivor", 1000, survivor));
+  snprintf(leaf, sizeof(leaf), "%s/run-%s", v1, id);
+  bool leaf_left = access(leaf, F_OK) == 0;
+  const char *text = registry_of(id);
+  bool kept = *text && strstr(text, "\"collect_error\"");
+  char err[4096];
+  snprintf(err, sizeof(err), "%s", scenario_stderr(&sc));
+  kill(atoi(survivor), SIGKILL); /* the test's own escapee, by the pid it wrote */
+  for (int i = 0; i < 50 && rmdir(leaf) < 0 && errno == EBUSY; i++)
+    usleep(100 * 1000);
+  rmdir(v1);
+  cr_expect_eq(rc, 0, "run: %s", err);
+  cr_assert(leaf_left, "the v1 leaf went: the case this test stages did not happen: %s", err);
+  cr_expect(kept, "the registry went (or stayed without its reason) while the session's cgroup was left: %s", err);
+  cr_expect(strstr(err, "stays registered"), "run did not say the session stays registered: %s", err);
+}
+
+/* ---- bounded teardown: an engine that lists the session's container and never answers its DELETE ---------------- */
+
+static volatile bool wedge_released;
+
+/* The 32 hex digits after "session=" (or its URL encoding) in path, into id; false when there are none. */
+static bool session_in(const char *path, char id[static 33]) {
+  const char *p = strstr(path, "session%3D");
+  p = p ? p + 10 : strstr(path, "session=");
+  if (p && p[0] == '=')
+    p++;
+  if (!p || strspn(p, "0123456789abcdef") < 32)
+    return false;
+  memcpy(id, p, 32);
+  id[32] = '\0';
+  return true;
+}
+
+/* What the fake engine below does: it lists `containers` containers of any session it is asked about, and either
+ * never answers their DELETE (wedged) or removes the even ones and fails the odd ones. */
+struct engine_fault {
+  int containers;
+  bool wedged;
+};
+
+static bool session_engine(void *ud, const struct fake_request *rq, int conn) {
+  const struct engine_fault *f = ud;
+  char id[33];
+  if (streq(rq->path, "/_ping")) {
+    fake_reply(conn, 200, "1.41", "text/plain", "OK");
+  } else if (streq(rq->method, "DELETE") && f->wedged) {
+    for (int i = 0; i < 1200 && !wedge_released; i++)
+      usleep(50 * 1000); /* never answered while the test runs */
+    return false;
+  } else if (streq(rq->method, "DELETE")) {
+    const char *last = rq->path + strcspn(rq->path, "?") - 1; /* the id's last digit */
+    bool odd = strchr("13579bdf", *last) != NULL;
+    fake_reply(conn, odd ? 500 : 204, "1.41", NULL, odd ? "{\"message\":\"driver failed\"}" : "");
+  } else if (strstr(rq->path, "/containers/json") && session_in(rq->path, id)) {
+    char body[8192] = "[";
+    for (int i = 0; i < f->containers; i++)
+      snprintf(body + strlen(body), sizeof(body) - strlen(body),
+               "%s{\"Id\":\"%s%030x\",\"State\":\"running\",\"Labels\":{\"" AG_LABEL_SESSION "\":\"%s\"}}",
+               i ? "," : "", id, i, id);
+    strcat(body, "]");
+    fake_reply(conn, 200, "1.41", NULL, body);
+  } else if (strstr(rq->path, "/volumes")) {
+    fake_reply(conn, 200, "1.41", NULL, "{\"Volumes\":[],\"Warnings\":null}");
+  } else {
+    fake_reply(conn, 200, "1.41", NULL, "[]");
+  }
+  return true;
+}
+
+/* Waits for pid at most timeout_ms; -1 (and killed) when it is still running. */
+static int wait_bounded(pid_t pid, int timeout_ms) {
+  int st;
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(50 * 1000);
+  }
+  kill(pid, SIGKILL); /* our own child */
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+Test(registry_last, the_end_of_run_stops_at_the_teardown_timeout_and_keeps_what_is_left) {
+  wedge_released = false;
+  struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 1, .wedged = true});
+  const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
+  setenv("CLEANUP_AGENT_TEARDOWN_TIMEOUT", "4s", 1);
+  uint64_t t0 = ca_now_monotonic_usec();
+  pid_t agent = scenario_start(
+      &sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--no-docker-proxy", "--", script, NULL});
+  unsetenv("CLEANUP_AGENT_TEARDOWN_TIMEOUT");
+  int rc = wait_bounded(agent, 30000);
+  double secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
+  wedge_released = true;
+  char id[128];
+  started_session("started", id);
+  cr_expect_neq(rc, -1, "run was still ending after 30 s with a teardown timeout of 4 s: %s", scenario_stderr(&sc));
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  cr_expect_lt(secs, 10.0, "the end took %.1f s with a teardown timeout of 4 s: %s", secs, scenario_stderr(&sc));
+  char short_id[16];
+  snprintf(short_id, sizeof(short_id), "%.12s", id);
+  const char *err = scenario_stderr(&sc);
+  fprintf(stderr, "registry_last: the end took %.1f s with a teardown timeout of 4 s; run said:\n%s", secs, err);
+  cr_expect(strstr(err, short_id) && strstr(err, "not removed"), "the container left was not named: %s", err);
+  expect_kept(id, "the end of run at its teardown timeout");
+  fake_stop(fake);
+}
+
+Test(registry_last, the_guardian_stops_at_the_teardown_timeout_and_keeps_what_is_left) {
+  wedge_released = false;
+  struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 1, .wedged = true});
+  const char *script = scenario_script(&sc, "wait.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/started.tmp && mv $OUT/started.tmp "
+                                       "$OUT/started\nsleep 1000\n");
+  pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "--teardown-timeout", "4s",
+                                                     "run", "--no-docker-proxy", "--", script, NULL});
+  char id[128];
+  started_session("started", id);
+  kill(agent, SIGKILL); /* our own child: the guardian takes over */
+  scenario_wait(agent);
+  uint64_t t0 = ca_now_monotonic_usec();
+  struct ag_state *st = NULL;
+  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
+  int lock = -1, r;
+  for (int i = 0; i < 300 && (r = ag_session_lock(st, id, false, &lock, NULL)) == -EWOULDBLOCK; i++)
+    usleep(100 * 1000);
+  double secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
+  wedge_released = true;
+  if (lock >= 0)
+    close(lock);
+  ag_state_free(st);
+  cr_expect_neq(r, -EWOULDBLOCK, "the guardian was still collecting after 30 s with a teardown timeout of 4 s");
+  cr_expect_lt(secs, 10.0, "the guardian took %.1f s with a teardown timeout of 4 s", secs);
+  cr_expect_eq(scenario_count_processes(id), 0, "the guardian left the command running");
+  expect_kept(id, "the guardian at its teardown timeout");
+  fake_stop(fake);
+}
+
+static bool failing_engine(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud, (void)rq;
+  fake_reply(conn, 500, "1.41", NULL, "{\"message\":\"engine is shutting down\"}");
+  return true;
+}
+
+/* Dead sessions that recorded one engine that does not answer: gc waits for it once, not once per session. */
+Test(registry_last, gc_asks_an_engine_that_does_not_answer_once_for_all_its_sessions) {
+  struct fake_daemon *fake = fake_start(failing_engine, NULL);
+  snprintf(engine_host, sizeof(engine_host), "%s", fake_host(fake));
+  char ids[3][33];
+  for (int i = 0; i < 3; i++)
+    dead_session(ids[i]);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
+  cr_expect_eq(rc, 1, "gc: %s", scenario_stderr(&sc));
+  for (int i = 0; i < 3; i++)
+    expect_kept(ids[i], "gc");
+  unsigned pings = fake_count(fake, "GET", "/_ping");
+  cr_expect_leq(pings, 3, "gc pinged the engine %u times for 3 sessions (one client's tries are 3): %s", pings,
+                scenario_stderr(&sc));
+  fake_stop(fake);
+}
+
+Test(registry_last, the_end_of_run_names_every_container_it_could_not_remove) {
+  struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 40});
+  const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
+  int rc = scenario_run(
+      &sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--no-docker-proxy", "--", script, NULL});
+  char id[128];
+  started_session("started", id);
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  int named = 0;
+  for (const char *p = scenario_stderr(&sc); (p = strstr(p, "not removed: ")); p++)
+    named++;
+  cr_expect_eq(named, 20, "%d of the 20 containers the engine refused were named: %s", named, scenario_stderr(&sc));
+  cr_expect_eq(fake_count(fake, "DELETE", ""), 40, "not every container was tried");
+  expect_kept(id, "the end of run");
+  fake_stop(fake);
+}
