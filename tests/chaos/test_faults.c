@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "chaos.h"
+#include "scenario_engine.h"
 #include "cli_run.h"
 #include "cgroup.h"
 #include "session.h"
@@ -31,6 +32,7 @@ static void setup(void) {
   scenario_setup(&sc);
 }
 static void teardown(void) {
+  scenario_private_engine_stop(&sc); /* nothing when the test used the shared engine */
   scenario_teardown(&sc);
 }
 
@@ -70,6 +72,7 @@ static bool session_intact(const char *id, char *why, size_t len) {
 }
 
 Test(faults, eight_live_runs_lose_nothing_to_two_concurrent_gcs) {
+  scenario_private_engine_start(&sc); /* gc --older-than 1s takes every dead session of its engine */
   const char *script = scenario_script(&sc, "live.sh", live_body);
   int lost = 0, sessions = 0, gc_runs = 0, gc_bad = 0;
   for (int round = 0; round < ROUNDS; round++) {
@@ -149,6 +152,9 @@ static void write_registry(struct ag_state *st, const char *id, pid_t pid, uint6
 }
 
 Test(faults, a_reused_pid_is_never_signalled) {
+  scenario_private_engine_start(&sc); /* its gc takes every dead session of its engine */
+  char host_arg[160];
+  snprintf(host_arg, sizeof(host_arg), "--docker-host=%s", sc.docker_host);
   struct ag_state *st = NULL;
   cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
   struct ag_owner self;
@@ -175,7 +181,7 @@ Test(faults, a_reused_pid_is_never_signalled) {
     struct cli_result *r = calloc(1, sizeof(*r));
     char state_arg[128];
     snprintf(state_arg, sizeof(state_arg), "--state-dir=%s", sc.state);
-    cli_run(r, (const char *[]){state_arg, "kill", id, NULL}, NULL);
+    cli_run(r, (const char *[]){state_arg, host_arg, "kill", id, NULL}, NULL);
     cr_expect_eq(r->status, 0, "kill: %s", r->err);
     scenario_wait(holder);
 
@@ -201,9 +207,9 @@ Test(faults, a_reused_pid_is_never_signalled) {
         .image = IMAGE, .cmd = (const char *[]){"sleep", "1000", NULL}, .labels = labels, .network_mode = "none"};
     _cleanup_free_ char *cid = NULL;
     cr_assert_eq(dk_container_create(sc.dk, &spec, &cid, NULL), 0);
-    cli_run(r, (const char *[]){state_arg, "run", "--", "true", NULL}, NULL);
+    cli_run(r, (const char *[]){state_arg, host_arg, "run", "--", "true", NULL}, NULL);
     cr_expect_eq(r->status, 0, "run: %s", r->err);
-    cli_run(r, (const char *[]){state_arg, "gc", NULL}, NULL);
+    cli_run(r, (const char *[]){state_arg, host_arg, "gc", NULL}, NULL);
     cr_expect_eq(r->status, 0, "gc: %s", r->err);
     collected += scenario_count_docker(&sc, DK_CONTAINER, orphan) == 0;
     free(r);
