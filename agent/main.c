@@ -115,6 +115,26 @@ static int parse_teardown(const char *value, uint64_t *ret) {
   return 0;
 }
 
+/* The global options' variables under the flags given (NULL: not given); -EINVAL after one line on a bad value. */
+static int globals_from_environment(struct ag_globals *g, const char *teardown, const char *log_level) {
+  g->state_dir = env_or(g->state_dir, "CLEANUP_AGENT_STATE_DIR");
+  g->cgroup_root = env_or(g->cgroup_root, "CLEANUP_AGENT_CGROUP_ROOT");
+  teardown = env_or(teardown, "CLEANUP_AGENT_TEARDOWN_TIMEOUT");
+  if (teardown && parse_teardown(teardown, &g->teardown_usec) < 0)
+    return -EINVAL;
+  log_level = env_or(log_level, "CLEANUP_AGENT_LOG_LEVEL");
+  if (log_level) {
+    _cleanup_error_ ca_error *err = NULL;
+    enum ca_log_level level;
+    if (ca_log_parse_level(log_level, &level, &err) < 0) {
+      fprintf(stderr, AG_PROGRAM ": %s\n", err->msg);
+      return -EINVAL;
+    }
+    ca_log_set_level(level);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   enum { OPT_DOCKER_HOST = 0x100, OPT_STATE_DIR, OPT_CGROUP_ROOT, OPT_LOG_LEVEL, OPT_TEARDOWN };
   static const struct option options[] = {
@@ -163,21 +183,8 @@ int main(int argc, char **argv) {
     }
   }
 
-  g.state_dir = env_or(g.state_dir, "CLEANUP_AGENT_STATE_DIR");
-  g.cgroup_root = env_or(g.cgroup_root, "CLEANUP_AGENT_CGROUP_ROOT");
-  teardown = env_or(teardown, "CLEANUP_AGENT_TEARDOWN_TIMEOUT");
-  if (teardown && parse_teardown(teardown, &g.teardown_usec) < 0)
+  if (globals_from_environment(&g, teardown, log_level) < 0)
     return AG_EXIT_USAGE;
-  log_level = env_or(log_level, "CLEANUP_AGENT_LOG_LEVEL");
-  if (log_level) {
-    _cleanup_error_ ca_error *err = NULL;
-    enum ca_log_level level;
-    if (ca_log_parse_level(log_level, &level, &err) < 0) {
-      fprintf(stderr, AG_PROGRAM ": %s\n", err->msg);
-      return AG_EXIT_USAGE;
-    }
-    ca_log_set_level(level);
-  }
 
   if (optind >= argc) {
     fprintf(stderr, AG_PROGRAM ": no command given; see '" AG_PROGRAM " --help'\n");
