@@ -21,13 +21,14 @@
 
 extern char **environ;
 
-/* environ without our three variables, then CLEANUP_AGENT_SESSION, CLEANUP_AGENT_OUTER (the outermost session, for
- * a session nested in this one) and DOCKER_HOST for the child. */
+/* environ without our variables, then CLEANUP_AGENT_SESSION, CLEANUP_AGENT_OUTER (the outermost session) and, with
+ * an engine, DOCKER_HOST and CLEANUP_AGENT_ENGINE (the engine behind the proxy) for the child: what a session nested
+ * in this one needs (nesting.h). */
 static char **child_environment(const struct run_state *s) {
   size_t n = 0;
   while (environ[n])
     n++;
-  char **env = calloc(n + 4, sizeof(char *));
+  char **env = calloc(n + 5, sizeof(char *));
   if (!env)
     return NULL;
   size_t k = 0;
@@ -35,16 +36,19 @@ static char **child_environment(const struct run_state *s) {
   for (size_t i = 0; i < n; i++)
     if (strncmp(environ[i], AG_ENV_SESSION "=", sizeof(AG_ENV_SESSION)) != 0 &&
         strncmp(environ[i], AG_ENV_OUTER "=", sizeof(AG_ENV_OUTER)) != 0 &&
+        !(sess->env.dk && strncmp(environ[i], AG_ENV_ENGINE "=", sizeof(AG_ENV_ENGINE)) == 0) &&
         !(sess->env.dk && strncmp(environ[i], "DOCKER_HOST=", 12) == 0))
       env[k++] = environ[i];
-  static char session_var[64], outer_var[64], host_var[4096];
+  static char session_var[64], outer_var[64], host_var[4096], engine_var[4096];
   snprintf(session_var, sizeof(session_var), AG_ENV_SESSION "=%s", sess->id);
   snprintf(outer_var, sizeof(outer_var), AG_ENV_OUTER "=%s", ag_nesting_root(&sess->nest, sess->id));
   env[k++] = session_var;
   env[k++] = outer_var;
   if (sess->env.dk) {
     snprintf(host_var, sizeof(host_var), "DOCKER_HOST=%s", sess->proxy_host ? sess->proxy_host : sess->docker_host);
+    snprintf(engine_var, sizeof(engine_var), AG_ENV_ENGINE "=%s", ag_nesting_engine(&sess->nest, sess->docker_host));
     env[k++] = host_var;
+    env[k++] = engine_var;
   }
   return env;
 }

@@ -236,7 +236,8 @@ static int take_session(struct ag_session *s, ca_error **err) {
   reg->expires = cfg->ttl_usec ? reg->created + (int64_t)(cfg->ttl_usec / 1000000) : 0;
   reg->guardian_pid = 0;
   reg->cgroup_root = s->env.cg ? (char *)cg_root_path(s->env.cg) : NULL;
-  reg->docker_host = s->env.dk ? (char *)s->docker_host : NULL;
+  /* Nested, the engine is the one behind the parent's proxy: that proxy goes with the parent (nesting.h). */
+  reg->docker_host = s->env.dk ? (char *)ag_nesting_engine(&s->nest, s->docker_host) : NULL;
   reg->command = cfg->command;
   struct ag_guardian_config gcfg = {
       .session_id = s->id,

@@ -40,6 +40,12 @@ void ag_nesting_detect(const char *proc, struct ag_nesting *ret) {
   snprintf(ret->root, sizeof(ret->root), "%s", root);
   snprintf(ret->outer_label, sizeof(ret->outer_label), AG_LABEL_OUTER "=%s", root);
   ret->cgroup_dir = parent_leaf(proc, parent);
+  const char *engine = getenv(AG_ENV_ENGINE);
+  ret->engine = engine && *engine ? engine : NULL;
+}
+
+const char *ag_nesting_engine(const struct ag_nesting *n, const char *docker_host) {
+  return n->engine ? n->engine : docker_host;
 }
 
 void ag_nesting_done(struct ag_nesting *n) {

@@ -185,7 +185,7 @@ reaper=()
 if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then reaper=(setpriv --pdeathsig KILL --); fi
 "${reaper[@]}" qemu-system-x86_64 -accel tcg -m "$mem" -smp "$smp" -nodefaults -display none -no-reboot \
     -serial "file:$log" -monitor none -kernel "$kernel" -initrd "$initrd" \
-    -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all rdinit=/init" </dev/null >"$work/qemu.out" 2>&1 &
+    -append "console=ttyS0 quiet panic=-1 no_timer_check cgroup_no_v1=all rdinit=/init" </dev/null >"$work/qemu.out" 2>&1 &
 qemu_pid=$!
 
 t_init=""
