@@ -212,14 +212,15 @@ static int recorded_engine(const struct ag_env *env, const char *id, const char 
   }
   struct dk_client_options o = {.host = host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
   if (env->deadline_usec) {
-    /* A teardown: four phases at most (the lists, then containers, networks, volumes), each given a quarter of
-     * what is left, and a call that timed out is not tried again. */
+    /* A teardown: a list gets a quarter of what is left, a removal all of it (a forced DELETE of a running
+     * container on a loaded vfs engine took over 7 s), and a call that timed out is not tried again; no phase
+     * starts after the deadline. */
     if (past(env->deadline_usec))
       return ca_error_set(err, ETIMEDOUT, "the teardown timeout passed before engine %s of session %s was asked", host,
                           id);
-    uint64_t quarter_ms = CA_MAX(time_left(env->deadline_usec, UINT64_MAX) / 4000, (uint64_t)100);
-    o.timeout_ms = (unsigned)CA_MIN(quarter_ms, (uint64_t)AG_DOCKER_TIMEOUT_MS);
-    o.remove_timeout_ms = (unsigned)CA_MIN(quarter_ms, (uint64_t)60000);
+    uint64_t left_ms = CA_MAX(time_left(env->deadline_usec, UINT64_MAX) / 1000, (uint64_t)100);
+    o.timeout_ms = (unsigned)CA_MIN(CA_MAX(left_ms / 4, (uint64_t)100), (uint64_t)AG_DOCKER_TIMEOUT_MS);
+    o.remove_timeout_ms = (unsigned)CA_MIN(left_ms, (uint64_t)60000);
     o.retries = -1;
   }
   for (size_t i = 0; env->down && i < env->down->n; i++)

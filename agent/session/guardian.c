@@ -71,12 +71,14 @@ static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
   }
   env->docker_host = cfg->docker_host;
   if (cfg->docker_host) {
-    /* Within the teardown's time (a quarter of it per call, not retried) when it collects a dead agent's session. */
+    /* Within the teardown's time when it collects a dead agent's session (not retried): a quarter of it per call,
+     * all of it for a removal (collect.c says why). */
     unsigned quarter_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 4000, (uint64_t)AG_DOCKER_TIMEOUT_MS);
     struct dk_client_options dopts = {
         .host = cfg->docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
     if (!cfg->late_only) {
       dopts.timeout_ms = CA_MAX(quarter_ms, 100u);
+      dopts.remove_timeout_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 1000, (uint64_t)60000);
       dopts.retries = -1;
     }
     if (dk_client_new(&dopts, &env->dk, &err) < 0)
