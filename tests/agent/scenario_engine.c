@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -34,12 +35,18 @@ void scenario_private_engine_start(struct scenario *s) {
 void scenario_private_engine_stop(struct scenario *s) {
   if (s->dockerd <= 0)
     return;
-  /* Everything on it is this test's: forced removals are quicker than dockerd stopping each container. */
+  /* Everything on it is this test's: forced removals are quicker than dockerd stopping each container. Its networks
+   * go too: a stopped dockerd leaves their bridges on the host, and ~30 of them exhaust every engine's address pools
+   * ("could not find an available, non-overlapping IPv4 address pool"). */
   const struct dk_filter all[] = {{NULL, NULL}};
-  struct dk_list *l = NULL;
-  if (s->dk && dk_list(s->dk, DK_CONTAINER, all, &l, NULL) == 0) {
+  for (enum dk_kind kind = DK_CONTAINER; kind <= DK_NETWORK; kind++) {
+    struct dk_list *l = NULL;
+    if (!s->dk || dk_list(s->dk, kind, all, &l, NULL) < 0)
+      continue;
     for (size_t i = 0; i < l->n; i++)
-      (void)dk_remove(s->dk, DK_CONTAINER, l->items[i].id, NULL);
+      if (kind == DK_CONTAINER || !l->items[i].name ||
+          (strcmp(l->items[i].name, "bridge") && strcmp(l->items[i].name, "host") && strcmp(l->items[i].name, "none")))
+        (void)dk_remove(s->dk, kind, l->items[i].id, NULL);
     dk_list_free(l);
   }
   dk_client_free(s->dk);

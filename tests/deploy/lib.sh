@@ -35,6 +35,9 @@ private_engine_start() {
 private_engine_stop() {
     [[ -n $engine_pid ]] || return 0
     local i
+    # Its networks first: a stopped dockerd leaves their bridges on the host, and ~30 of them exhaust every engine's
+    # address pools. Everything on this engine is the test's.
+    [[ -n ${engine_dir:-} ]] && docker -H "unix://$engine_dir/docker.sock" network prune -f >/dev/null 2>&1
     kill "$engine_pid" 2>/dev/null
     for ((i = 0; i < 300; i++)); do
         kill -0 "$engine_pid" 2>/dev/null || break
