@@ -43,10 +43,12 @@ void scenario_private_engine_stop(struct scenario *s) {
     struct dk_list *l = NULL;
     if (!s->dk || dk_list(s->dk, kind, all, &l, NULL) < 0)
       continue;
-    for (size_t i = 0; i < l->n; i++)
-      if (kind == DK_CONTAINER || !l->items[i].name ||
-          (strcmp(l->items[i].name, "bridge") && strcmp(l->items[i].name, "host") && strcmp(l->items[i].name, "none")))
+    for (size_t i = 0; i < l->n; i++) {
+      const char *name = l->items[i].names ? l->items[i].names[0] : NULL;
+      bool predefined = name && (!strcmp(name, "bridge") || !strcmp(name, "host") || !strcmp(name, "none"));
+      if (kind == DK_CONTAINER || !predefined)
         (void)dk_remove(s->dk, kind, l->items[i].id, NULL);
+    }
     dk_list_free(l);
   }
   dk_client_free(s->dk);
