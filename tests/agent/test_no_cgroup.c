@@ -118,3 +118,19 @@ Test(no_cgroup, sigkill_of_agent_and_guardian_the_next_start_kills_the_tree) {
   cr_assert_eq(left, 0, "%d processes of session %s outlived the next start: %s", left, id, scenario_stderr(&sc));
   cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "session %s was not forgotten within 20 s", id);
 }
+
+Test(no_cgroup, sigkill_of_agent_and_guardian_kill_of_the_session_kills_the_tree) {
+  char id[128];
+  pid_t agent = start_tree(id);
+  cr_assert_eq(kill(scenario_guardian_of(&sc, id), SIGKILL), 0);
+  cr_assert_eq(kill(agent, SIGKILL), 0); /* our own child */
+  cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
+  usleep(300 * 1000);
+  cr_assert_eq(scenario_count_processes(id), 4, "the killed session's tree should still be there");
+
+  int rc = scenario_wait(start_without_cgroup((const char *[]){"kill", id, NULL}));
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  int left = wait_no_processes(id, 2000);
+  cr_assert_eq(left, 0, "%d processes of session %s outlived kill: %s", left, id, scenario_stderr(&sc));
+  cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "session %s was not forgotten within 20 s", id);
+}
