@@ -101,36 +101,35 @@ Test(no_cgroup, sigkill_of_the_agent_the_guardian_kills_the_tree) {
   cr_assert(scenario_wait_nothing_left(&sc, id, 5000), "session %s was not forgotten: %s", id, scenario_stderr(&sc));
 }
 
-Test(no_cgroup, sigkill_of_agent_and_guardian_the_next_start_kills_the_tree) {
+/* The tree of a process-tracking run whose guardian and then agent were SIGKILLed (the whole job killed by a CI
+ * runner, the guardian first so that it cannot start cleaning), then `cleanup-agent <args>` run to collect it: the
+ * tree is still there before, and gone after. */
+static void tree_outlives_both_until(const char *const *args, const char *who) {
   char id[128];
   pid_t agent = start_tree(id);
-  /* The guardian first, so that it cannot start cleaning: the whole job killed by a CI runner. */
   cr_assert_eq(kill(scenario_guardian_of(&sc, id), SIGKILL), 0);
   cr_assert_eq(kill(agent, SIGKILL), 0); /* our own child */
   cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
   usleep(300 * 1000);
   cr_assert_eq(scenario_count_processes(id), 4, "the killed session's tree should still be there");
 
-  int rc = scenario_wait(start_without_cgroup((const char *[]){"run", "--", "true", NULL}));
+  const char *argv[8];
+  size_t n = 0;
+  for (; args[n] && n < 6; n++)
+    argv[n] = streq(args[n], "ID") ? id : args[n];
+  argv[n] = NULL;
+  int rc = scenario_wait(start_without_cgroup(argv));
   cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
-  cr_assert_not_null(strstr(scenario_stderr(&sc), "collected 1 dead session"), "%s", scenario_stderr(&sc));
   int left = wait_no_processes(id, 2000);
-  cr_assert_eq(left, 0, "%d processes of session %s outlived the next start: %s", left, id, scenario_stderr(&sc));
+  cr_assert_eq(left, 0, "%d processes of session %s outlived %s: %s", left, id, who, scenario_stderr(&sc));
   cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "session %s was not forgotten within 20 s", id);
 }
 
-Test(no_cgroup, sigkill_of_agent_and_guardian_kill_of_the_session_kills_the_tree) {
-  char id[128];
-  pid_t agent = start_tree(id);
-  cr_assert_eq(kill(scenario_guardian_of(&sc, id), SIGKILL), 0);
-  cr_assert_eq(kill(agent, SIGKILL), 0); /* our own child */
-  cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
-  usleep(300 * 1000);
-  cr_assert_eq(scenario_count_processes(id), 4, "the killed session's tree should still be there");
+Test(no_cgroup, sigkill_of_agent_and_guardian_the_next_start_kills_the_tree) {
+  tree_outlives_both_until((const char *[]){"run", "--", "true", NULL}, "the next start");
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "collected 1 dead session"), "%s", scenario_stderr(&sc));
+}
 
-  int rc = scenario_wait(start_without_cgroup((const char *[]){"kill", id, NULL}));
-  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
-  int left = wait_no_processes(id, 2000);
-  cr_assert_eq(left, 0, "%d processes of session %s outlived kill: %s", left, id, scenario_stderr(&sc));
-  cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "session %s was not forgotten within 20 s", id);
+Test(no_cgroup, sigkill_of_agent_and_guardian_kill_of_the_session_kills_the_tree) {
+  tree_outlives_both_until((const char *[]){"kill", "ID", NULL}, "kill");
 }
