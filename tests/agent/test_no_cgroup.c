@@ -13,6 +13,7 @@
 
 #include "cli_run.h"
 #include "scenario.h"
+#include "scenario_engine.h"
 #include "session.h"
 
 static struct scenario sc;
@@ -34,6 +35,7 @@ static void setup(void) {
 static void teardown(void) {
   if (last_id[0])
     kill_leftovers(last_id);
+  scenario_private_engine_stop(&sc); /* nothing when the test used the shared engine */
   scenario_teardown(&sc);
 }
 
@@ -132,4 +134,9 @@ Test(no_cgroup, sigkill_of_agent_and_guardian_the_next_start_kills_the_tree) {
 
 Test(no_cgroup, sigkill_of_agent_and_guardian_kill_of_the_session_kills_the_tree) {
   tree_outlives_both_until((const char *[]){"kill", "ID", NULL}, "kill");
+}
+
+Test(no_cgroup, sigkill_of_agent_and_guardian_gc_kills_the_tree) {
+  scenario_private_engine_start(&sc); /* gc takes every dead session of its engine: never the shared one */
+  tree_outlives_both_until((const char *[]){"gc", NULL}, "gc");
 }
