@@ -14,9 +14,12 @@
  * Every process is signalled through cg_signal_verified (a pidfd opened before its start time is checked), so a pid
  * reused by a process with another start time is never hit.
  * What escapes this (a process that re-parents across a walk before we saw it, a daemon started via another
- * service) is why cgroups are preferred. */
+ * service) is why cgroups are preferred.
+ * Once the agent is gone, a collector has only what the session recorded: the main process and its group
+ * (cg_group_kill), with no subreaper left to keep the orphans' parent links. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -201,7 +204,7 @@ int cg_track_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
 
 /* Whether the environment of pid (NUL-separated entries) holds entry; false when it cannot be read. */
 static bool environ_has(const char *proc, pid_t pid, const char *entry) {
-  char path[64];
+  char path[PATH_MAX];
   snprintf(path, sizeof(path), "%s/%d/environ", proc, (int)pid);
   _cleanup_free_ char *env = NULL;
   size_t len = 0;
