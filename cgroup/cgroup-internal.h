@@ -16,6 +16,7 @@
 #define CG_SMALL_FILE_MAX 4096
 #define CG_PROCS_FILE_MAX (4u << 20)
 #define CG_MOUNTINFO_MAX (1u << 20)
+#define CG_ENVIRON_MAX (4u << 20) /* /proc/<pid>/environ: what execve allows, with room */
 
 enum cg_v1_index { CG_V1_MEMORY = 0, CG_V1_PIDS, CG_V1_CPU, CG_V1_N };
 extern const char *const cg_v1_names[CG_V1_N];
@@ -53,6 +54,7 @@ struct cg_leaf {
   /* Process tracking. */
   pid_t main_pid;
   uint64_t main_start;
+  bool main_reaped; /* the main process was seen gone: its pid, and so its group id, may be reused from now on */
   pid_t owner_pid;
   cg_proc_info *tracked;
   size_t n_tracked;

@@ -211,6 +211,27 @@ int cg_leaf_remove(cg_leaf *leaf, ca_error **err);
  * within it. Returns 0, or -ESRCH (with err) when the process is gone or the pid now names another process. */
 int cg_signal_verified(const char *proc, pid_t pid, uint64_t start_time, int sig, ca_error **err);
 
+/* A process group a session recorded under process tracking, for a later collector without the agent: the main
+ * process and the group it leads, each with its start time (field 22 of /proc/<pid>/stat). */
+typedef struct cg_group {
+  pid_t main_pid;
+  uint64_t main_start;
+  pid_t pgrp;
+  uint64_t pgrp_start;   /* of the group's leader, the process whose pid is pgrp */
+  const char *env_entry; /* "CLEANUP_AGENT_SESSION=<id>": proves a member when the group's leader is gone; NULL:
+                          * such members are not taken */
+} cg_group;
+
+/* Kills what is left of the recorded group g (SIGSTOP, then SIGKILL, each through cg_signal_verified, repeated until
+ * none is left or timeout_usec passed: ETIMEDOUT). A process is a member when it is the main process (pid and start
+ * time), or it is in the group and started no earlier than its leader, the leader being alive with its recorded start
+ * time or, when no process has the leader's pid any more, its environment holding env_entry; or its parent is a
+ * member and it started no earlier than that parent. A leader's pid held by a process of another start time means the
+ * group is gone and the pid reused: nothing is signalled. exclude (the caller) never is. *ret_killed: how many
+ * processes were found to kill. */
+int cg_group_kill(const char *proc, const cg_group *g, pid_t exclude, uint64_t timeout_usec, unsigned *ret_killed,
+                  ca_error **err);
+
 /* ---- parsers (buffers in, no I/O; cg_proc_read_stat aside) ------------------------------------------------------- */
 
 /* The cgroup mounts found in /proc/self/mountinfo. Paths are malloc'ed; free with cg_mounts_done. */

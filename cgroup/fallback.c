@@ -3,7 +3,8 @@
  * The agent becomes a child subreaper, so whatever the command's tree orphans (double forks, setsid daemons) is
  * reparented to the agent instead of init. A walk of /proc then finds the tree: a process belongs to the session when
  *   - it is the main process (pid and start time recorded at spawn), or
- *   - it is in the main process's process group and started after it, or
+ *   - it is in the main process's process group and started after it, while the main process is not reaped (once
+ *     it is, its pid and with it the group id may name a stranger's group), or
  *   - its parent belongs to the session and it started no earlier than that parent, or
  *   - its parent is the agent and it started no earlier than the main process (an orphan reparented to us; the
  *     agent's own helpers must be forked before cg_spawn), or
@@ -13,9 +14,12 @@
  * Every process is signalled through cg_signal_verified (a pidfd opened before its start time is checked), so a pid
  * reused by a process with another start time is never hit.
  * What escapes this (a process that re-parents across a walk before we saw it, a daemon started via another
- * service) is why cgroups are preferred. */
+ * service) is why cgroups are preferred.
+ * Once the agent is gone, a collector has only what the session recorded: the main process and its group
+ * (cg_group_kill), with no subreaper left to keep the orphans' parent links. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -102,19 +106,13 @@ static int read_all(const char *proc, struct pinfo **ret, size_t *ret_n, ca_erro
   return 0;
 }
 
-/* Marks the members by the rules at the top of the file. */
-static void mark_members(const cg_leaf *leaf, struct pinfo *all, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    cg_proc_stat *st = &all[i].st;
-    all[i].member = !is_ignored(leaf, st->pid) &&
-                    ((st->pid == leaf->main_pid && st->start_time == leaf->main_start) ||
-                     (st->pgrp == leaf->main_pid && st->start_time >= leaf->main_start) ||
-                     (st->ppid == leaf->owner_pid && st->start_time >= leaf->main_start) || was_tracked(leaf, st));
-  }
+/* Marks the unmarked processes whose parent is marked and started no later than they did, until none is added; a
+ * process of leaf (NULL: none) that is ignored never is. */
+static void mark_descendants(const cg_leaf *leaf, struct pinfo *all, size_t n) {
   for (bool changed = true; changed;) {
     changed = false;
     for (size_t i = 0; i < n; i++) {
-      if (all[i].member || is_ignored(leaf, all[i].st.pid))
+      if (all[i].member || (leaf && is_ignored(leaf, all[i].st.pid)))
         continue;
       struct pinfo *parent = find(all, n, all[i].st.ppid);
       if (parent && parent->member && all[i].st.start_time >= parent->st.start_time) {
@@ -123,6 +121,22 @@ static void mark_members(const cg_leaf *leaf, struct pinfo *all, size_t n) {
       }
     }
   }
+}
+
+/* Marks the members by the rules at the top of the file. */
+static void mark_members(cg_leaf *leaf, struct pinfo *all, size_t n) {
+  if (!leaf->main_reaped) {
+    struct pinfo *main = find(all, n, leaf->main_pid);
+    leaf->main_reaped = !main || main->st.start_time != leaf->main_start;
+  }
+  for (size_t i = 0; i < n; i++) {
+    cg_proc_stat *st = &all[i].st;
+    bool in_group = !leaf->main_reaped && st->pgrp == leaf->main_pid && st->start_time >= leaf->main_start;
+    all[i].member = !is_ignored(leaf, st->pid) &&
+                    ((st->pid == leaf->main_pid && st->start_time == leaf->main_start) || in_group ||
+                     (st->ppid == leaf->owner_pid && st->start_time >= leaf->main_start) || was_tracked(leaf, st));
+  }
+  mark_descendants(leaf, all, n);
 }
 
 int cg_track_scan(cg_leaf *leaf, ca_error **err) {
@@ -184,6 +198,100 @@ int cg_track_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
       (void)cg_signal_verified(leaf->root->proc, leaf->tracked[i].pid, leaf->tracked[i].start_time, SIGSTOP, NULL);
     for (size_t i = 0; i < leaf->n_tracked; i++)
       (void)cg_signal_verified(leaf->root->proc, leaf->tracked[i].pid, leaf->tracked[i].start_time, SIGKILL, NULL);
+    usleep(1000);
+  }
+}
+
+/* Whether the environment of pid (NUL-separated entries) holds entry; false when it cannot be read. */
+static bool environ_has(const char *proc, pid_t pid, const char *entry) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/%d/environ", proc, (int)pid);
+  _cleanup_free_ char *env = NULL;
+  size_t len = 0;
+  if (ca_read_file(path, CG_ENVIRON_MAX, &env, &len, NULL) < 0)
+    return false;
+  size_t want = strlen(entry);
+  for (size_t at = 0; at < len;) {
+    size_t n = strnlen(env + at, len - at);
+    if (n == want && memcmp(env + at, entry, want) == 0)
+      return true;
+    at += n + 1;
+  }
+  return false;
+}
+
+static bool known(const cg_proc_info *procs, size_t n, const cg_proc_stat *st) {
+  for (size_t i = 0; i < n; i++)
+    if (procs[i].pid == st->pid && procs[i].start_time == st->start_time)
+      return true;
+  return false;
+}
+
+/* Marks the members of g (cg_group_kill's rules) among all; the processes of earlier rounds (seen) stay members. */
+static void mark_group(const char *proc, const cg_group *g, pid_t exclude, struct pinfo *all, size_t n,
+                       const cg_proc_info *seen, size_t n_seen) {
+  const struct pinfo *leader = find(all, n, g->pgrp);
+  if (leader && leader->st.start_time != g->pgrp_start && !n_seen)
+    return; /* the group id names another process now: ours is gone */
+  bool leader_alive = leader && leader->st.start_time == g->pgrp_start;
+  for (size_t i = 0; i < n; i++) {
+    const cg_proc_stat *st = &all[i].st;
+    bool in_group = st->pgrp == g->pgrp && st->start_time >= g->pgrp_start &&
+                    (leader_alive || (!leader && g->env_entry && environ_has(proc, st->pid, g->env_entry)));
+    all[i].member = (st->pid == g->main_pid && st->start_time == g->main_start) || in_group || known(seen, n_seen, st);
+  }
+  mark_descendants(NULL, all, n);
+  for (size_t i = 0; i < n; i++)
+    if (all[i].st.pid == exclude || all[i].st.state == 'Z' || all[i].st.state == 'X')
+      all[i].member = false;
+}
+
+/* The members of g now (with those of earlier rounds, *seen), into *seen; their number, or -errno. */
+static int scan_group(const char *proc, const cg_group *g, pid_t exclude, cg_proc_info **seen, size_t *n_seen,
+                      ca_error **err) {
+  _cleanup_free_ struct pinfo *all = NULL;
+  size_t n = 0;
+  if (read_all(proc, &all, &n, err) < 0)
+    return -EIO;
+  mark_group(proc, g, exclude, all, n, *seen, *n_seen);
+  cg_proc_info *members = calloc(n ? n : 1, sizeof(*members));
+  if (!members)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (all[i].member)
+      members[k++] = (cg_proc_info){.pid = all[i].st.pid, .start_time = all[i].st.start_time};
+  free(*seen);
+  *seen = members;
+  *n_seen = k;
+  return (int)k;
+}
+
+int cg_group_kill(const char *proc, const cg_group *g, pid_t exclude, uint64_t timeout_usec, unsigned *ret_killed,
+                  ca_error **err) {
+  proc = proc ? proc : "/proc";
+  uint64_t deadline = cg_now_usec() + timeout_usec;
+  _cleanup_free_ cg_proc_info *seen = NULL;
+  size_t n_seen = 0;
+  unsigned found = 0;
+  for (bool first = true;; first = false) {
+    int n = scan_group(proc, g, exclude, &seen, &n_seen, err);
+    if (n < 0)
+      return ca_error_wrap(err, "cgroup: kill process group %d", (int)g->pgrp);
+    if (first)
+      found = (unsigned)n;
+    if (ret_killed)
+      *ret_killed = found;
+    if (n == 0)
+      return 0;
+    if (cg_now_usec() >= deadline)
+      return ca_error_set(err, ETIMEDOUT, "cgroup: kill process group %d: %d processes still alive after %.1f s",
+                          (int)g->pgrp, n, (double)timeout_usec / 1e6);
+    /* Stopped first, so that none adds a child between our kill and its death. */
+    for (size_t i = 0; i < n_seen; i++)
+      (void)cg_signal_verified(proc, seen[i].pid, seen[i].start_time, SIGSTOP, NULL);
+    for (size_t i = 0; i < n_seen; i++)
+      (void)cg_signal_verified(proc, seen[i].pid, seen[i].start_time, SIGKILL, NULL);
     usleep(1000);
   }
 }

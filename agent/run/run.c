@@ -119,6 +119,17 @@ static void report_exec_failure(const char *command, int code) {
   }
 }
 
+/* Under process tracking, the registry records the command's process group (its main process leads one of its own),
+ * for the guardian, the next start, kill and gc to kill when the agent cannot: no later layer finds the tree else. */
+static void record_group(struct run_state *s, const cg_process *proc) {
+  struct ag_registry *reg = &s->session->reg;
+  reg->main_pid = reg->pgrp = proc->pid;
+  reg->main_start = reg->pgrp_start = proc->start_time;
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_registry_write(s->session->env.state, reg, &err) < 0)
+    ca_log_warning("run: the command's process group is not recorded, only this agent can kill its tree: %s", err->msg);
+}
+
 /* Starts the command in the session's leaf. 0, or the exit code of the failure (message printed). */
 static int spawn_command(struct run_state *s, const struct run_opts *o) {
   _cleanup_free_ char **envp = child_environment(s);
@@ -148,6 +159,8 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
   if (proc.pidfd >= 0)
     close(proc.pidfd); /* SIGCHLD and waitpid tell us about the main process */
   s->pid = proc.pid;
+  if (s->session->env.cg && cg_root_tracking(s->session->env.cg) == CG_TRACK_PROCESS)
+    record_group(s, &proc);
   s->gave_terminal = sopts.take_terminal;
   return 0;
 }

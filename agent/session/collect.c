@@ -1,4 +1,5 @@
 /* Collection of one session's leftovers, shared by run, the guardian, startup collection, kill and gc. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,34 @@ static int collect_engine(struct dk_client *dk, const char *id, uint64_t deadlin
   return r;
 }
 
+/* Kills what is left of the process group a session recorded under process tracking (nothing without one): each
+ * member verified by pid and start time, and only when the session ran in this boot and this PID namespace, where
+ * its pids mean what they meant. */
+static int collect_group(const struct ag_registry *rec, const char *id, uint64_t timeout_usec,
+                         struct ag_collect_stats *st, ca_error **err) {
+  if (!rec || rec->pgrp <= 0)
+    return 0;
+  struct ag_owner self;
+  if (ag_owner_self(&self, err) < 0)
+    return ca_error_wrap(err, "kill the process group of session %s", id);
+  if (!streq(self.boot_id, rec->owner.boot_id))
+    return 0; /* another boot: its processes are gone */
+  if (!self.pidns || self.pidns != rec->owner.pidns)
+    return ca_error_set(err, EXDEV, "the process group of session %s is in another PID namespace (%" PRIu64 ")", id,
+                        rec->owner.pidns);
+  char entry[64];
+  snprintf(entry, sizeof(entry), AG_ENV_SESSION "=%s", id);
+  cg_group g = {.main_pid = rec->main_pid,
+                .main_start = rec->main_start,
+                .pgrp = rec->pgrp,
+                .pgrp_start = rec->pgrp_start,
+                .env_entry = entry};
+  unsigned killed = 0;
+  int r = cg_group_kill(NULL, &g, getpid(), timeout_usec, &killed, err);
+  st->processes += killed;
+  return r < 0 ? ca_error_wrap(err, "kill the process group of session %s", id) : 0;
+}
+
 int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec, const char *id,
                         struct ag_collect_stats *st, ca_error **err) {
   const char *host = rec ? rec->docker_host : env->docker_host;
@@ -287,6 +316,8 @@ int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec,
   if (rec && rec->cgroup_root)
     first = recorded_cgroup(env, id, rec->cgroup_root, &cg, &own_cg, err);
   uint64_t kill_usec = time_left(env->deadline_usec, COLLECT_KILL_TIMEOUT_USEC);
+  if ((r = collect_group(rec, id, kill_usec, st, first < 0 ? NULL : err)) < 0)
+    first = first < 0 ? first : r;
   if (cg && cg_root_tracking(cg) == CG_TRACK_CGROUP &&
       (r = collect_cgroup(cg, id, kill_usec, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;

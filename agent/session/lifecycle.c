@@ -99,7 +99,10 @@ static int open_cgroup_root(struct ag_session *s, ca_error **err) {
   if (cfg->cgroup_required && cg_root_tracking(s->env.cg) == CG_TRACK_PROCESS) {
     if (cfg->cgroup_limits)
       return ca_error_set(err, EPERM, "limits need a writable cgroup (%s)", cg_root_fallback_reason(s->env.cg));
-    ca_log_notice("no writable cgroup (%s): tracking the command's processes by process group and /proc instead",
+    ca_log_notice("no writable cgroup (%s): tracking the command's processes by process group and /proc instead; "
+                  "not caught this way: a process that leaves the group (setsid) and is re-parented away from the "
+                  "agent (to another subreaper), a daemon started through another service, and, once the agent is "
+                  "killed, one that left the group and whose parent is gone",
                   cg_root_fallback_reason(s->env.cg));
   }
   return 0;

@@ -359,6 +359,12 @@ char *ag_registry_format(const struct ag_registry *r) {
   cJSON *cmd = cJSON_AddArrayToObject(o, "command");
   for (char **a = r->command; cmd && a && *a; a++)
     cJSON_AddItemToArray(cmd, cJSON_CreateString(*a));
+  if (r->main_pid > 0 && r->pgrp > 0) {
+    ca_json_add_int(o, "main_pid", r->main_pid);
+    ca_json_add_int(o, "main_start", (int64_t)r->main_start);
+    ca_json_add_int(o, "pgrp", r->pgrp);
+    ca_json_add_int(o, "pgrp_start", (int64_t)r->pgrp_start);
+  }
   if (r->collect_error) {
     cJSON_AddStringToObject(o, "collect_error", r->collect_error);
     ca_json_add_int(o, "collect_error_at", r->collect_error_at);
@@ -416,6 +422,31 @@ static int parse_identity(const cJSON *o, struct ag_owner *owner, ca_error **err
   return 0;
 }
 
+/* The process group of a session under process tracking: optional (registries before them, sessions with a cgroup),
+ * but all four fields or none. */
+static int parse_group(const cJSON *o, struct ag_registry *r, ca_error **err) {
+  static const char *const keys[] = {"main_pid", "main_start", "pgrp", "pgrp_start", NULL};
+  size_t present = 0;
+  for (size_t i = 0; keys[i]; i++)
+    present += ca_json_field(o, keys[i]) != NULL;
+  if (present == 0)
+    return 0;
+  if (present < 4)
+    return ca_error_set(err, EBADMSG, "fields main_pid, main_start, pgrp and pgrp_start go together");
+  int64_t pid = 0, start = 0, pgrp = 0, pgrp_start = 0;
+  int rc;
+  if ((rc = ca_json_int(o, "main_pid", 1, INT_MAX, &pid, err)) < 0 ||
+      (rc = ca_json_int(o, "main_start", 0, INT64_C(1) << 53, &start, err)) < 0 ||
+      (rc = ca_json_int(o, "pgrp", 1, INT_MAX, &pgrp, err)) < 0 ||
+      (rc = ca_json_int(o, "pgrp_start", 0, INT64_C(1) << 53, &pgrp_start, err)) < 0)
+    return rc;
+  r->main_pid = (pid_t)pid;
+  r->main_start = (uint64_t)start;
+  r->pgrp = (pid_t)pgrp;
+  r->pgrp_start = (uint64_t)pgrp_start;
+  return 0;
+}
+
 /* The "version" field: required; newer than AG_REGISTRY_VERSION is EPROTONOSUPPORT, whatever the rest says. */
 static int check_version(const cJSON *o, ca_error **err) {
   if (!cJSON_IsObject(o))
@@ -440,7 +471,7 @@ int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_
     return rc;
   struct ag_registry r = {0};
   if ((rc = parse_fixed_fields(o, &r, err)) < 0 || (rc = parse_identity(o, &r.owner, err)) < 0 ||
-      (rc = ca_json_strdup(o, "cgroup_root", &r.cgroup_root, err)) < 0 ||
+      (rc = parse_group(o, &r, err)) < 0 || (rc = ca_json_strdup(o, "cgroup_root", &r.cgroup_root, err)) < 0 ||
       (rc = ca_json_strdup(o, "docker_host", &r.docker_host, err)) < 0 ||
       (rc = ca_json_strv(o, "command", &r.command, err)) < 0 ||
       (rc = ca_json_strdup(o, "collect_error", &r.collect_error, err)) < 0 ||

@@ -82,6 +82,13 @@ struct ag_registry {
   char *cgroup_root; /* where the run-<id> leaf lives; NULL without cgroups */
   char *docker_host; /* the engine the session used; NULL without one */
   char **command;    /* NULL-terminated */
+  /* Under process tracking, the command's main process and the process group it leads, with their start times (field
+   * 22 of /proc/<pid>/stat): what a collector without the agent kills. 0 when none is recorded (a cgroup session, a
+   * registry written before them, or the command not started yet); main_pid and pgrp are set together. */
+  pid_t main_pid;
+  uint64_t main_start;
+  pid_t pgrp;
+  uint64_t pgrp_start;
   /* Why the last collection kept the session registered, and when (unix seconds); NULL and 0 when none did. */
   char *collect_error;
   int64_t collect_error_at;

@@ -14,6 +14,7 @@
 #include "cgroup.h"
 #include "cli_run.h"
 #include "scenario.h"
+#include "session.h"
 #include "test_label.h"
 
 #define CGROUP2 "/sys/fs/cgroup/unified"
@@ -91,6 +92,10 @@ const char *scenario_script(struct scenario *s, const char *name, const char *bo
 }
 
 pid_t scenario_start(struct scenario *s, const char *const *args) {
+  return scenario_start_in(s, args, NULL);
+}
+
+pid_t scenario_start_in(struct scenario *s, const char *const *args, void (*prepare)(struct scenario *s)) {
   char out[128], err[128];
   snprintf(out, sizeof(out), "%s/out", s->dir);
   snprintf(err, sizeof(err), "%s/err", s->dir);
@@ -101,6 +106,8 @@ pid_t scenario_start(struct scenario *s, const char *const *args) {
     dup2(o, 1);
     dup2(e, 2);
     (void)close_range(3, ~0U, 0); /* as a user's shell starts it: 0, 1 and 2 only */
+    if (prepare)
+      prepare(s);
     const char *argv[64] = {AG_BINARY, "--state-dir", s->state, "--cgroup-root", s->cgroup_root};
     size_t n = 5;
     if (s->docker_host[0]) {
@@ -227,4 +234,15 @@ bool scenario_wait_nothing_left(struct scenario *s, const char *id, int timeout_
     sleep_ms(100);
   }
   return false;
+}
+
+pid_t scenario_guardian_of(struct scenario *s, const char *id) {
+  struct ag_state *st = NULL;
+  struct ag_registry reg;
+  cr_assert_eq(ag_state_open(s->state, &st, NULL), 0);
+  cr_assert_eq(ag_registry_load(st, id, &reg, NULL), 0);
+  ag_state_free(st);
+  ag_registry_done(&reg);
+  cr_assert_gt(reg.guardian_pid, 0);
+  return reg.guardian_pid;
 }

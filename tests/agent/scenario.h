@@ -29,6 +29,11 @@ const char *scenario_script(struct scenario *s, const char *name, const char *bo
 /* Starts `cleanup-agent --state-dir ... --cgroup-root ... [--docker-host ...] <args>` with stdout/stderr to <dir>/out
  * and <dir>/err. */
 pid_t scenario_start(struct scenario *s, const char *const *args);
+/* The same, with prepare (NULL: none) called in the child just before the agent is executed: a mount namespace of its
+ * own, say. */
+pid_t scenario_start_in(struct scenario *s, const char *const *args, void (*prepare)(struct scenario *s));
+/* The guardian pid session id's registry names (the test fails when there is none). */
+pid_t scenario_guardian_of(struct scenario *s, const char *id);
 /* Waits for it and returns its exit code (128+N for a signal). */
 int scenario_wait(pid_t pid);
 /* Runs it to the end: scenario_start + scenario_wait. */

@@ -214,18 +214,6 @@ static void start_leaky_and_wait(pid_t *ret_pid, char id[static 128]) {
   start_leaky("1s", ret_pid, id);
 }
 
-/* The guardian pid session id's registry names. */
-static pid_t guardian_of(const char *id) {
-  struct ag_state *st = NULL;
-  struct ag_registry reg;
-  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
-  cr_assert_eq(ag_registry_load(st, id, &reg, NULL), 0);
-  ag_state_free(st);
-  ag_registry_done(&reg);
-  cr_assert_gt(reg.guardian_pid, 0);
-  return reg.guardian_pid;
-}
-
 Test(run, sigterm_to_the_agent_cleans_and_exits_143) {
   pid_t pid;
   char id[128];
@@ -251,7 +239,7 @@ Test(run, sigkill_of_agent_and_guardian_the_next_run_collects) {
   char id[128];
   start_leaky_and_wait(&pid, id);
   /* The guardian first, so that it cannot start cleaning: this is the whole job cgroup killed by a CI runner. */
-  cr_assert_eq(kill(guardian_of(id), SIGKILL), 0);
+  cr_assert_eq(kill(scenario_guardian_of(&sc, id), SIGKILL), 0);
   cr_assert_eq(kill(pid, SIGKILL), 0);
   cr_assert_eq(scenario_wait(pid), 128 + SIGKILL);
   usleep(300 * 1000);
@@ -425,7 +413,7 @@ Test(run, runner_cancel_sigterm_to_all_then_sigkill_the_guardian_cleans) {
   pid_t agent;
   char id[128];
   start_leaky("10s", &agent, id);
-  pid_t guardian = guardian_of(id);
+  pid_t guardian = scenario_guardian_of(&sc, id);
   cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 1);
   char entry[160];
   snprintf(entry, sizeof(entry), "CLEANUP_AGENT_SESSION=%s", id);

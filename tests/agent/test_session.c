@@ -432,6 +432,45 @@ Test(session, registry_and_labels_carry_machine_and_pidns_and_older_registries_s
   }
 }
 
+/* Without a cgroup (issue 19): the command's process group and start times, for a collector without the agent;
+ * optional (a cgroup session, an older registry), all four or none, each of the form the agent writes. */
+Test(session, registry_records_the_process_group_of_a_session_without_a_cgroup) {
+  struct ag_registry in = sample(), out;
+  in.main_pid = in.pgrp = 31337;
+  in.main_start = in.pgrp_start = (UINT64_C(1) << 53) - 1;
+  _cleanup_free_ char *text = ag_registry_format(&in);
+  cr_assert_eq(ag_registry_parse(text, strlen(text), &out, NULL), 0, "%s", text);
+  cr_assert_eq(out.main_pid, 31337);
+  cr_assert_eq(out.pgrp, 31337);
+  cr_assert_eq(out.main_start, in.main_start);
+  cr_assert_eq(out.pgrp_start, in.pgrp_start);
+  ag_registry_done(&out);
+
+  struct ag_registry none = sample();
+  _cleanup_free_ char *none_text = ag_registry_format(&none);
+  cr_assert_null(strstr(none_text, "pgrp"), "a cgroup session records no group: %s", none_text);
+  cr_assert_eq(ag_registry_parse(none_text, strlen(none_text), &out, NULL), 0, "%s", none_text);
+  cr_assert(out.main_pid == 0 && out.pgrp == 0 && out.main_start == 0 && out.pgrp_start == 0);
+  ag_registry_done(&out);
+
+  const char *head =
+      "{\"version\":1,\"session\":\"0123456789abcdef0123456789abcdef\",\"mode\":\"run\",\"host\":\"h\","
+      "\"boot_id\":\"b\",\"owner_pid\":5,\"owner_start\":1,\"created\":1,\"expires\":0,\"guardian_pid\":0,";
+  const char *bad[] = {"\"main_pid\":7,\"main_start\":1}",
+                       "\"pgrp\":7,\"pgrp_start\":1}",
+                       "\"main_pid\":0,\"main_start\":1,\"pgrp\":7,\"pgrp_start\":1}",
+                       "\"main_pid\":7,\"main_start\":-1,\"pgrp\":7,\"pgrp_start\":1}",
+                       "\"main_pid\":7,\"main_start\":1,\"pgrp\":\"7\",\"pgrp_start\":1}",
+                       "\"main_pid\":7,\"main_start\":1,\"pgrp\":7,\"pgrp_start\":1.5}",
+                       "\"main_pid\":2147483648,\"main_start\":1,\"pgrp\":7,\"pgrp_start\":1}"};
+  for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+    char json[512];
+    snprintf(json, sizeof(json), "%s%s", head, bad[i]);
+    _cleanup_error_ ca_error *err = NULL;
+    cr_assert_lt(ag_registry_parse(json, strlen(json), &out, &err), 0, "accepted: %s", json);
+  }
+}
+
 /* The registry's version (issue 19): a newer agent's registry is not read as ours, and not taken for corruption. */
 Test(session, registry_version_is_checked) {
   const char *body =

@@ -2,8 +2,13 @@
  * Needs neither root nor a cgroup, so it runs with the unit suites. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -146,4 +151,162 @@ Test(cgroup_track, a_pid_recorded_with_another_start_time_is_never_signalled) {
   cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   cr_expect_eq(cg_signal_verified(NULL, pid, st.start_time, SIGKILL, &err), -ESRCH, "reaped pid");
   ca_error_free(err);
+}
+
+/* ---- a recorded process group, killed by a collector without the agent (issue 19) ---------------------------- */
+
+/* Forks a group leader with n members of its group, each a sleep started with the one environment entry envs[i];
+ * the leader exits once they run when leader_exits (its pid is then free), else it waits. ret_members: their pids. */
+static pid_t start_group(const char *const *envs, size_t n, bool leader_exits, pid_t *ret_members) {
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t leader = fork();
+  cr_assert_geq(leader, 0);
+  if (leader == 0) {
+    setpgid(0, 0);
+    for (size_t i = 0; i < n; i++) {
+      pid_t m = fork();
+      if (m == 0) {
+        char *envp[] = {(char *)envs[i], NULL};
+        execle("/bin/sleep", "sleep", "100", (char *)NULL, envp);
+        _exit(127);
+      }
+      (void)!write(fds[1], &m, sizeof(m));
+    }
+    usleep(100000); /* the members exec'ed: their environment is the one given */
+    (void)!write(fds[1], &n, 1);
+    if (!leader_exits)
+      pause();
+    _exit(0);
+  }
+  close(fds[1]);
+  for (size_t i = 0; i < n; i++)
+    cr_assert_eq(read(fds[0], &ret_members[i], sizeof(pid_t)), (ssize_t)sizeof(pid_t));
+  char done;
+  cr_assert_eq(read(fds[0], &done, 1), 1);
+  close(fds[0]);
+  return leader;
+}
+
+static uint64_t start_of(pid_t pid) {
+  uint64_t start = 0;
+  cr_assert_eq(cg_proc_start_time(NULL, pid, &start, NULL), 0);
+  return start;
+}
+
+/* Whether the process that started at start still runs as pid (a zombie does not run). */
+static bool runs(pid_t pid, uint64_t start) {
+  cg_proc_stat st;
+  return cg_proc_read_stat(NULL, pid, &st, NULL) == 0 && st.start_time == start && st.state != 'Z';
+}
+
+Test(cgroup_track, a_recorded_group_is_killed_without_the_agent) {
+  const char *envs[] = {"A=1", "B=2"};
+  pid_t m[2];
+  pid_t leader = start_group(envs, 2, false, m);
+  uint64_t s0 = start_of(m[0]), s1 = start_of(m[1]), sl = start_of(leader);
+  cg_group g = {.main_pid = leader, .main_start = sl, .pgrp = leader, .pgrp_start = sl};
+  unsigned killed = 0;
+  ca_error *err = NULL;
+  cr_assert_eq(cg_group_kill(NULL, &g, getpid(), 5000000, &killed, &err), 0, "%s", err ? err->msg : "");
+  cr_expect_eq(killed, 3);
+  int status = live_reap(leader);
+  cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "leader status 0x%x", status);
+  cr_expect(!runs(m[0], s0) && !runs(m[1], s1), "a member of the group survived");
+}
+
+Test(cgroup_track, with_its_leader_gone_only_members_that_name_the_session_are_killed) {
+  const char *envs[] = {"CG_TEST_SESSION=0123", "OTHER=1"};
+  pid_t m[2];
+  pid_t leader = start_group(envs, 2, true, m);
+  uint64_t s0 = start_of(m[0]), s1 = start_of(m[1]), sl = start_of(leader);
+  live_reap(leader); /* its pid names no process now */
+  cg_group g = {.main_pid = leader, .main_start = sl, .pgrp = leader, .pgrp_start = sl, .env_entry = envs[0]};
+  unsigned killed = 0;
+  ca_error *err = NULL;
+  cr_assert_eq(cg_group_kill(NULL, &g, getpid(), 5000000, &killed, &err), 0, "%s", err ? err->msg : "");
+  cr_expect_eq(killed, 1);
+  cr_expect(!runs(m[0], s0), "the member that names the session survived");
+  cr_expect(runs(m[1], s1), "a member whose identity is not proven was killed");
+  (void)cg_signal_verified(NULL, m[1], s1, SIGKILL, NULL); /* the test's own */
+}
+
+Test(cgroup_track, a_group_id_that_names_another_process_now_is_left_alone) {
+  const char *envs[] = {"CG_TEST_SESSION=0123"};
+  pid_t m[1];
+  pid_t leader = start_group(envs, 1, false, m);
+  uint64_t s0 = start_of(m[0]), sl = start_of(leader);
+  /* As if the recorded leader had died and its pid gone to this process: another start time. */
+  cg_group g = {.main_pid = leader, .main_start = sl + 1, .pgrp = leader, .pgrp_start = sl + 1, .env_entry = envs[0]};
+  unsigned killed = 0;
+  ca_error *err = NULL;
+  cr_assert_eq(cg_group_kill(NULL, &g, getpid(), 5000000, &killed, &err), 0, "%s", err ? err->msg : "");
+  cr_expect_eq(killed, 0);
+  cr_expect(runs(leader, sl) && runs(m[0], s0), "a process of another group was killed");
+  kill(-leader, SIGKILL); /* the test's own group */
+  live_reap(leader);
+}
+
+/* Writes <proc>/<pid>/stat of a fake procfs: a process of group pgrp whose parent is ppid. */
+static void fake_stat(const char *proc, pid_t pid, pid_t ppid, pid_t pgrp, uint64_t start) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/%d", proc, (int)pid);
+  cr_assert(mkdir(path, 0755) == 0 || errno == EEXIST);
+  snprintf(path, sizeof(path), "%s/%d/stat", proc, (int)pid);
+  FILE *f = fopen(path, "we");
+  cr_assert_not_null(f);
+  fprintf(f, "%d (fake) S %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %" PRIu64 " 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+          (int)pid, (int)ppid, (int)pgrp, (int)pgrp, start);
+  fclose(f);
+}
+
+static bool listed(cg_leaf *l, pid_t pid) {
+  cg_proc_info *procs = NULL;
+  size_t n = 0;
+  cr_assert_eq(cg_leaf_list_processes(l, &procs, &n, NULL), 0);
+  bool found = false;
+  for (size_t i = 0; i < n; i++)
+    found |= procs[i].pid == pid;
+  free(procs);
+  return found;
+}
+
+/* Once the main process is reaped its pid may be reused, and with it the group id: a process of that group seen only
+ * afterwards is a stranger's (a fake procfs stands for the reuse; nothing is signalled). */
+Test(cgroup_track, the_group_adopts_no_new_member_once_the_main_process_is_reaped) {
+  char proc[] = "/tmp/cg-fake-proc-XXXXXX", path[PATH_MAX];
+  cr_assert_not_null(mkdtemp(proc));
+  snprintf(path, sizeof(path), "%s/self", proc);
+  cr_assert_eq(mkdir(path, 0755), 0);
+  snprintf(path, sizeof(path), "%s/self/mountinfo", proc);
+  fclose(fopen(path, "we"));
+  cg_root *fake_root = NULL;
+  cg_leaf *fake_leaf = NULL;
+  ca_error *err = NULL;
+  cr_assert(cg_root_open(&(cg_root_options){.force_process = true, .proc = proc}, &fake_root, &err) == 0, "%s",
+            err ? err->msg : "");
+  char id[33];
+  live_session_id(id);
+  cr_assert(cg_leaf_create(fake_root, id, NULL, &fake_leaf, &err) == 0, "%s", err ? err->msg : "");
+  static char true_cmd[] = "true";
+  char *argv[] = {true_cmd, NULL};
+  cg_process p;
+  cr_assert(cg_spawn(fake_leaf, &(cg_spawn_options){.argv = argv}, &p, &err) == 0, "%s", err ? err->msg : "");
+  if (p.pidfd >= 0)
+    close(p.pidfd);
+  const pid_t member = 4190001, stranger = 4190002; /* in the fake procfs only */
+  fake_stat(proc, p.pid, getpid(), p.pid, p.start_time);
+  fake_stat(proc, member, 1, p.pid, p.start_time + 1);
+  cr_expect(listed(fake_leaf, member), "a member of the main process's group while it lives");
+  live_reap(p.pid);
+  snprintf(path, sizeof(path), "%s/%d/stat", proc, (int)p.pid);
+  cr_assert_eq(unlink(path), 0); /* reaped: gone from /proc */
+  fake_stat(proc, stranger, 1, p.pid, p.start_time + 100);
+  cr_expect(listed(fake_leaf, member), "a member seen before stays one");
+  cr_expect(!listed(fake_leaf, stranger), "a process of the reused group id was adopted");
+  cg_leaf_free(fake_leaf); /* not killed: its members are fake */
+  cg_root_free(fake_root);
+  char cmd[PATH_MAX + 16];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", proc);
+  (void)!system(cmd);
 }

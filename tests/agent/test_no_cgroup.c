@@ -1,0 +1,142 @@
+/* Without a cgroup, the same promises (issue 19): a run that tracks its command by process group (the cgroup mount is
+ * read-only in the agent's mount namespace, as for a non-root runner without delegation) and is SIGKILLed leaves no
+ * process behind: its guardian kills the recorded process group, and with the guardian SIGKILLed too, the next start
+ * does. */
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "cli_run.h"
+#include "scenario.h"
+#include "scenario_engine.h"
+#include "session.h"
+
+static struct scenario sc;
+
+/* Kills what a failed test left of session id (the test's own processes, found by their session). */
+static void kill_leftovers(const char *id) {
+  pid_t pids[256];
+  int n = cli_find_session_processes(id, pids, 256);
+  for (int i = 0; i < n && i < 256; i++)
+    kill(pids[i], SIGKILL);
+}
+
+static char last_id[128];
+
+static void setup(void) {
+  last_id[0] = '\0';
+  scenario_setup(&sc);
+}
+static void teardown(void) {
+  if (last_id[0])
+    kill_leftovers(last_id);
+  scenario_private_engine_stop(&sc); /* nothing when the test used the shared engine */
+  scenario_teardown(&sc);
+}
+
+TestSuite(no_cgroup, .init = setup, .fini = teardown, .timeout = 120);
+
+/* In the agent's child before exec: a mount namespace of its own where the cgroup2 mount is read-only. The agent can
+ * only track processes there (it says so), and so can its guardian. */
+static void without_cgroup(struct scenario *s) {
+  char mnt[128];
+  const char *slash = strrchr(s->cgroup_root, '/');
+  snprintf(mnt, sizeof(mnt), "%.*s", (int)(slash - s->cgroup_root), s->cgroup_root);
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+      mount(NULL, mnt, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+    dprintf(2, "test: cannot make %s read-only: %m\n", mnt);
+    _exit(98);
+  }
+}
+
+static pid_t start_without_cgroup(const char *const *args) {
+  return scenario_start_in(&sc, args, without_cgroup);
+}
+
+/* A command whose tree outlives its parents: a double-forked, TERM-ignoring daemon and its child, a background
+ * sleeper, and the main process sleeping on. */
+static const char tree[] = "( trap '' TERM HUP; ( trap '' TERM HUP; sleep 1000 & exec sleep 1000 ) & ) &\n"
+                           "sleep 1000 &\n"
+                           "echo $CLEANUP_AGENT_SESSION > $OUT/session.tmp && mv $OUT/session.tmp $OUT/session\n"
+                           "exec sleep 1000\n";
+
+/* Starts the tree under a process-tracking run and waits until it is up: 4 processes of the session. */
+static pid_t start_tree(char id[static 128]) {
+  const char *script = scenario_script(&sc, "tree.sh", tree);
+  pid_t agent = start_without_cgroup((const char *[]){"run", "--", script, NULL});
+  cr_assert(scenario_read_marker(&sc, "session", 60000, id), "the command never got going: %s", scenario_stderr(&sc));
+  snprintf(last_id, sizeof(last_id), "%s", id);
+  int procs = 0;
+  for (int i = 0; i < 100 && (procs = scenario_count_processes(id)) < 4; i++)
+    usleep(20000);
+  cr_assert_eq(procs, 4, "the tree should have 4 processes, has %d", procs);
+  const char *err = scenario_stderr(&sc);
+  cr_assert_not_null(strstr(err, "no writable cgroup"), "the agent should track processes: %s", err);
+  cr_assert_not_null(strstr(err, "not caught this way: a process that leaves the group (setsid)"),
+                     "the start notice should say what this mode cannot catch: %s", err);
+  return agent;
+}
+
+/* Waits up to timeout_ms for no process of session id to be left; returns how many were left at the end. */
+static int wait_no_processes(const char *id, int timeout_ms) {
+  int procs = scenario_count_processes(id);
+  for (int waited = 0; procs > 0 && waited < timeout_ms; waited += 50) {
+    usleep(50000);
+    procs = scenario_count_processes(id);
+  }
+  return procs;
+}
+
+Test(no_cgroup, sigkill_of_the_agent_the_guardian_kills_the_tree) {
+  char id[128];
+  pid_t agent = start_tree(id);
+  cr_assert_eq(kill(agent, SIGKILL), 0); /* our own child */
+  cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
+  int left = wait_no_processes(id, 5000);
+  cr_assert_eq(left, 0, "%d processes of session %s outlived the agent and its guardian: %s", left, id,
+               scenario_stderr(&sc));
+  cr_assert(scenario_wait_nothing_left(&sc, id, 5000), "session %s was not forgotten: %s", id, scenario_stderr(&sc));
+}
+
+/* The tree of a process-tracking run whose guardian and then agent were SIGKILLed (the whole job killed by a CI
+ * runner, the guardian first so that it cannot start cleaning), then `cleanup-agent <args>` run to collect it: the
+ * tree is still there before, and gone after. */
+static void tree_outlives_both_until(const char *const *args, const char *who) {
+  char id[128];
+  pid_t agent = start_tree(id);
+  cr_assert_eq(kill(scenario_guardian_of(&sc, id), SIGKILL), 0);
+  cr_assert_eq(kill(agent, SIGKILL), 0); /* our own child */
+  cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
+  usleep(300 * 1000);
+  cr_assert_eq(scenario_count_processes(id), 4, "the killed session's tree should still be there");
+
+  const char *argv[8];
+  size_t n = 0;
+  for (; args[n] && n < 6; n++)
+    argv[n] = streq(args[n], "ID") ? id : args[n];
+  argv[n] = NULL;
+  int rc = scenario_wait(start_without_cgroup(argv));
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  int left = wait_no_processes(id, 2000);
+  cr_assert_eq(left, 0, "%d processes of session %s outlived %s: %s", left, id, who, scenario_stderr(&sc));
+  cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "session %s was not forgotten within 20 s", id);
+}
+
+Test(no_cgroup, sigkill_of_agent_and_guardian_the_next_start_kills_the_tree) {
+  tree_outlives_both_until((const char *[]){"run", "--", "true", NULL}, "the next start");
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "collected 1 dead session"), "%s", scenario_stderr(&sc));
+}
+
+Test(no_cgroup, sigkill_of_agent_and_guardian_kill_of_the_session_kills_the_tree) {
+  tree_outlives_both_until((const char *[]){"kill", "ID", NULL}, "kill");
+}
+
+Test(no_cgroup, sigkill_of_agent_and_guardian_gc_kills_the_tree) {
+  scenario_private_engine_start(&sc); /* gc takes every dead session of its engine: never the shared one */
+  tree_outlives_both_until((const char *[]){"gc", NULL}, "gc");
+}
