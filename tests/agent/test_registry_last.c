@@ -6,7 +6,10 @@
  * The recorded engine is <dir>/engine.sock: first a socket nobody listens on (connect is refused), then a symlink to
  * the shared engine's socket. The agent's own --docker-host is <dir>/none.sock, which does not exist, so that no gc
  * here scans the shared engine: what goes is listed by session id only. */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +90,7 @@ static void leave_container(const char *id) {
 }
 
 static const char *registry_of(const char *id) {
-  char path[256];
+  char path[1024];
   snprintf(path, sizeof(path), "%s/sessions/%s.json", sc.state, id);
   return scenario_read_text(path);
 }
@@ -147,7 +150,7 @@ Test(registry_last, the_next_start_keeps_the_registry_until_the_recorded_engine_
   cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0,
                "the next start did not collect the container on the engine the session recorded: %s",
                scenario_stderr(&sc));
-  /* Its late-only guardian watches for 10 s, then forgets the session. */
+  /* Its watcher for late creates looks for 10 s, then forgets the session. */
   cr_expect(registry_gone(id, 20000), "the registry outlived a complete collection");
 }
 
@@ -410,5 +413,107 @@ Test(registry_last, the_end_of_run_names_every_container_it_could_not_remove) {
   cr_expect_eq(named, 20, "%d of the 20 containers the engine refused were named: %s", named, scenario_stderr(&sc));
   cr_expect_eq(fake_count(fake, "DELETE", ""), 40, "not every container was tried");
   expect_kept(id, "the end of run");
+  fake_stop(fake);
+}
+
+/* ---- one watcher for late creates serves every session a start-up collection handed off -------------------------- */
+
+/* How many processes hold a lock file of this scenario's state dir open, by /proc/<pid>/fd. */
+static int lock_holders(void) {
+  char dir[PATH_MAX], prefix[PATH_MAX + 16];
+  cr_assert(realpath(sc.state, dir), "realpath %s: %s", sc.state, strerror(errno));
+  snprintf(prefix, sizeof(prefix), "%s/sessions/", dir);
+  DIR *proc = opendir("/proc");
+  cr_assert(proc);
+  int holders = 0;
+  for (struct dirent *p; (p = readdir(proc));) {
+    if (strspn(p->d_name, "0123456789") != strlen(p->d_name) || atoi(p->d_name) == getpid())
+      continue;
+    char fds[300];
+    snprintf(fds, sizeof(fds), "/proc/%s/fd", p->d_name);
+    DIR *d = opendir(fds);
+    bool holds = false;
+    for (struct dirent *f; d && !holds && (f = readdir(d));) {
+      char link[600], target[PATH_MAX] = "";
+      snprintf(link, sizeof(link), "%s/%s", fds, f->d_name);
+      ssize_t n = readlink(link, target, sizeof(target) - 1);
+      size_t len = n > 0 ? (size_t)n : 0;
+      target[len] = '\0';
+      holds = strncmp(target, prefix, strlen(prefix)) == 0 && len > 5 && streq(target + len - 5, ".lock");
+    }
+    if (d)
+      closedir(d);
+    holders += holds;
+  }
+  closedir(proc);
+  return holders;
+}
+
+Test(registry_last, one_watcher_serves_every_dead_session_a_start_collects) {
+  enum { N = 20 };
+  char ids[N][33];
+  engine_up();
+  for (int i = 0; i < N; i++)
+    dead_session(ids[i]);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  int holders = lock_holders();
+  /* A create one of them had in flight lands now: the watcher still takes it. */
+  leave_container(ids[N - 1]);
+  cr_expect_eq(holders, 1, "the start handed %d dead sessions to %d processes that watch the engine", N, holders);
+  for (int i = 0; i < N; i++)
+    cr_expect(registry_gone(ids[i], 25000), "the registry of dead session %d outlived its watch", i);
+  cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, ids[N - 1]), 0,
+               "the watcher did not remove a container created after the start collected its session");
+  cr_expect_eq(lock_holders(), 0, "a watcher still holds a lock after its watch");
+  cr_expect_eq(scenario_count_state_files(&sc), 0);
+}
+
+/* ---- what the end could not remove in time is named, on stderr and in --report ----------------------------------- */
+
+Test(registry_last, the_report_names_what_the_end_could_not_remove_in_time) {
+  wedge_released = false;
+  struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 3, .wedged = true});
+  const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
+  char report[300];
+  snprintf(report, sizeof(report), "%s/report.json", sc.dir);
+  pid_t agent =
+      scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "--teardown-timeout", "2s", "run",
+                                           "--no-docker-proxy", "--report", report, "--", script, NULL});
+  int rc = wait_bounded(agent, 30000);
+  wedge_released = true;
+  char id[128];
+  started_session("started", id);
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  const char *err = scenario_stderr(&sc);
+  char text[16384];
+  snprintf(text, sizeof(text), "%s", scenario_read_text(report));
+  cr_assert(*text, "run wrote no report: %s", err);
+  int named = 0;
+  for (const char *p = err; (p = strstr(p, "not removed: ")); p++)
+    named++;
+  cr_expect_eq(named, 3, "stderr named %d of the 3 containers left behind: %s", named, err);
+  cJSON *j = cJSON_Parse(text);
+  cr_assert(j, "the report is not JSON: %s", text);
+  const cJSON *left = cJSON_GetObjectItemCaseSensitive(j, "not_removed");
+  cr_expect(cJSON_IsArray(left) && cJSON_GetArraySize(left) == 3, "the report does not name the 3 containers left: %s",
+            text);
+  for (int i = 0; i < 3; i++) {
+    char container[80];
+    snprintf(container, sizeof(container), "%.32s%030x", id, i);
+    bool found = false;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, left) {
+      const cJSON *iid = cJSON_GetObjectItemCaseSensitive(it, "id");
+      const cJSON *reason = cJSON_GetObjectItemCaseSensitive(it, "reason");
+      found = found || (cJSON_IsString(iid) && streq(iid->valuestring, container) && cJSON_IsString(reason) &&
+                        *reason->valuestring);
+    }
+    cr_expect(found, "the report did not name container %d (with why), left behind: %s", i, text);
+  }
+  cr_expect(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stays_registered")),
+            "the report does not say the session stays registered: %s", text);
+  cJSON_Delete(j);
+  expect_kept(id, "the end of run at its teardown timeout");
   fake_stop(fake);
 }
