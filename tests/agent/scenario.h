@@ -48,6 +48,9 @@ int scenario_count_processes(const char *id);
 int scenario_count_docker(struct scenario *s, enum dk_kind kind, const char *id);
 bool scenario_cgroup_exists(struct scenario *s, const char *id);
 int scenario_count_state_files(struct scenario *s);
+/* How many processes (the caller's own aside) hold a lock file of <state>/sessions open, by /proc/<pid>/fd: the
+ * agents, guardians and watchers that keep sessions of this state dir. */
+int scenario_count_lock_holders(struct scenario *s);
 /* Asserts that nothing of session id is left anywhere. */
 void scenario_assert_nothing_left(struct scenario *s, const char *id);
 /* Polls scenario_assert_nothing_left's checks until they pass or timeout_ms passed; returns true when clean. */

@@ -8,8 +8,6 @@
  * here scans the shared engine: what goes is listed by session id only. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <dirent.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,37 +416,6 @@ Test(registry_last, the_end_of_run_names_every_container_it_could_not_remove) {
 
 /* ---- one watcher for late creates serves every session a start-up collection handed off -------------------------- */
 
-/* How many processes hold a lock file of this scenario's state dir open, by /proc/<pid>/fd. */
-static int lock_holders(void) {
-  char dir[PATH_MAX], prefix[PATH_MAX + 16];
-  cr_assert(realpath(sc.state, dir), "realpath %s: %s", sc.state, strerror(errno));
-  snprintf(prefix, sizeof(prefix), "%s/sessions/", dir);
-  DIR *proc = opendir("/proc");
-  cr_assert(proc);
-  int holders = 0;
-  for (struct dirent *p; (p = readdir(proc));) {
-    if (strspn(p->d_name, "0123456789") != strlen(p->d_name) || atoi(p->d_name) == getpid())
-      continue;
-    char fds[300];
-    snprintf(fds, sizeof(fds), "/proc/%s/fd", p->d_name);
-    DIR *d = opendir(fds);
-    bool holds = false;
-    for (struct dirent *f; d && !holds && (f = readdir(d));) {
-      char link[600], target[PATH_MAX] = "";
-      snprintf(link, sizeof(link), "%s/%s", fds, f->d_name);
-      ssize_t n = readlink(link, target, sizeof(target) - 1);
-      size_t len = n > 0 ? (size_t)n : 0;
-      target[len] = '\0';
-      holds = strncmp(target, prefix, strlen(prefix)) == 0 && len > 5 && streq(target + len - 5, ".lock");
-    }
-    if (d)
-      closedir(d);
-    holders += holds;
-  }
-  closedir(proc);
-  return holders;
-}
-
 Test(registry_last, one_watcher_serves_every_dead_session_a_start_collects) {
   enum { N = 20 };
   char ids[N][33];
@@ -457,7 +424,7 @@ Test(registry_last, one_watcher_serves_every_dead_session_a_start_collects) {
     dead_session(ids[i]);
   int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
   cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
-  int holders = lock_holders();
+  int holders = scenario_count_lock_holders(&sc);
   /* A create one of them had in flight lands now: the watcher still takes it. */
   leave_container(ids[N - 1]);
   cr_expect_eq(holders, 1, "the start handed %d dead sessions to %d processes that watch the engine", N, holders);
@@ -465,7 +432,7 @@ Test(registry_last, one_watcher_serves_every_dead_session_a_start_collects) {
     cr_expect(registry_gone(ids[i], 25000), "the registry of dead session %d outlived its watch", i);
   cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, ids[N - 1]), 0,
                "the watcher did not remove a container created after the start collected its session");
-  cr_expect_eq(lock_holders(), 0, "a watcher still holds a lock after its watch");
+  cr_expect_eq(scenario_count_lock_holders(&sc), 0, "a watcher still holds a lock after its watch");
   cr_expect_eq(scenario_count_state_files(&sc), 0);
 }
 
