@@ -243,6 +243,30 @@ int scenario_count_lock_holders(struct scenario *s) {
   return holders;
 }
 
+int scenario_wait_bounded(pid_t pid, int timeout_ms) {
+  int st;
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(50 * 1000);
+  }
+  kill(pid, SIGKILL); /* our own child */
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+bool scenario_session_in_path(const char *path, char id[static 33]) {
+  const char *p = strstr(path, "session%3D");
+  p = p ? p + 10 : strstr(path, "session=");
+  if (p && p[0] == '=')
+    p++;
+  if (!p || strspn(p, "0123456789abcdef") < 32)
+    return false;
+  memcpy(id, p, 32);
+  id[32] = '\0';
+  return true;
+}
+
 void scenario_assert_nothing_left(struct scenario *s, const char *id) {
   cr_assert_eq(scenario_count_processes(id), 0, "processes of session %s are left", id);
   cr_assert_eq(scenario_count_docker(s, DK_CONTAINER, id), 0, "containers of session %s are left", id);

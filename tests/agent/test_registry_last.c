@@ -256,19 +256,6 @@ Test(registry_last, the_end_of_run_keeps_the_registry_when_its_cgroup_cannot_be_
 
 static volatile bool wedge_released;
 
-/* The 32 hex digits after "session=" (or its URL encoding) in path, into id; false when there are none. */
-static bool session_in(const char *path, char id[static 33]) {
-  const char *p = strstr(path, "session%3D");
-  p = p ? p + 10 : strstr(path, "session=");
-  if (p && p[0] == '=')
-    p++;
-  if (!p || strspn(p, "0123456789abcdef") < 32)
-    return false;
-  memcpy(id, p, 32);
-  id[32] = '\0';
-  return true;
-}
-
 /* What the fake engine below does: it lists `containers` containers of any session it is asked about, and either
  * never answers their DELETE (wedged) or removes the even ones and fails the odd ones. */
 struct engine_fault {
@@ -289,7 +276,7 @@ static bool session_engine(void *ud, const struct fake_request *rq, int conn) {
     const char *last = rq->path + strcspn(rq->path, "?") - 1; /* the id's last digit */
     bool odd = strchr("13579bdf", *last) != NULL;
     fake_reply(conn, odd ? 500 : 204, "1.41", NULL, odd ? "{\"message\":\"driver failed\"}" : "");
-  } else if (strstr(rq->path, "/containers/json") && session_in(rq->path, id)) {
+  } else if (strstr(rq->path, "/containers/json") && scenario_session_in_path(rq->path, id)) {
     char body[8192] = "[";
     for (int i = 0; i < f->containers; i++)
       snprintf(body + strlen(body), sizeof(body) - strlen(body),
@@ -305,19 +292,6 @@ static bool session_engine(void *ud, const struct fake_request *rq, int conn) {
   return true;
 }
 
-/* Waits for pid at most timeout_ms; -1 (and killed) when it is still running. */
-static int wait_bounded(pid_t pid, int timeout_ms) {
-  int st;
-  for (int waited = 0; waited <= timeout_ms; waited += 50) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    usleep(50 * 1000);
-  }
-  kill(pid, SIGKILL); /* our own child */
-  waitpid(pid, &st, 0);
-  return -1;
-}
-
 Test(registry_last, the_end_of_run_stops_at_the_teardown_timeout_and_keeps_what_is_left) {
   wedge_released = false;
   struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 1, .wedged = true});
@@ -327,7 +301,7 @@ Test(registry_last, the_end_of_run_stops_at_the_teardown_timeout_and_keeps_what_
   pid_t agent = scenario_start(
       &sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--no-docker-proxy", "--", script, NULL});
   unsetenv("CLEANUP_AGENT_TEARDOWN_TIMEOUT");
-  int rc = wait_bounded(agent, 30000);
+  int rc = scenario_wait_bounded(agent, 30000);
   double secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
   wedge_released = true;
   char id[128];
@@ -447,7 +421,7 @@ Test(registry_last, the_report_names_what_the_end_could_not_remove_in_time) {
   pid_t agent =
       scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "--teardown-timeout", "2s", "run",
                                            "--no-docker-proxy", "--report", report, "--", script, NULL});
-  int rc = wait_bounded(agent, 30000);
+  int rc = scenario_wait_bounded(agent, 30000);
   wedge_released = true;
   char id[128];
   started_session("started", id);

@@ -47,18 +47,6 @@ struct wedge_engine {
   volatile bool wedged;
 };
 
-static bool session_of(const char *path, char id[static 33]) {
-  const char *p = strstr(path, "session%3D");
-  p = p ? p + 10 : strstr(path, "session=");
-  if (p && p[0] == '=')
-    p++;
-  if (!p || strspn(p, "0123456789abcdef") < 32)
-    return false;
-  memcpy(id, p, 32);
-  id[32] = '\0';
-  return true;
-}
-
 static void list_containers(struct wedge_engine *e, const char *id, int conn) {
   char body[4096] = "[";
   pthread_mutex_lock(&e->mu);
@@ -92,7 +80,7 @@ static bool wedge_handler(void *ud, const struct fake_request *rq, int conn) {
       pthread_mutex_unlock(&e->mu);
     }
     fake_reply(conn, 204, "1.41", NULL, "");
-  } else if (strstr(rq->path, "/containers/json") && session_of(rq->path, id)) {
+  } else if (strstr(rq->path, "/containers/json") && scenario_session_in_path(rq->path, id)) {
     list_containers(e, id, conn);
   } else if (strstr(rq->path, "/volumes")) {
     fake_reply(conn, 200, "1.41", NULL, "{\"Volumes\":[],\"Warnings\":null}");
@@ -111,19 +99,6 @@ static int containers_left(struct wedge_engine *e) {
   return n;
 }
 
-/* Waits for pid at most timeout_ms; -1 (and killed) when it is still running. */
-static int wait_bounded(pid_t pid, int timeout_ms) {
-  int st;
-  for (int waited = 0; waited <= timeout_ms; waited += 50) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    usleep(50 * 1000);
-  }
-  kill(pid, SIGKILL); /* our own child */
-  waitpid(pid, &st, 0);
-  return -1;
-}
-
 /* One trial: run's end against the wedged engine, then the engine answers again and gc collects. Returns what was
  * left; *end_secs is how long run took, *named whether stderr named every container and the registry stayed. */
 static int wedged_trial(int containers, double *end_secs, bool *named) {
@@ -133,7 +108,7 @@ static int wedged_trial(int containers, double *end_secs, bool *named) {
   uint64_t t0 = ca_now_monotonic_usec();
   pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "--teardown-timeout", "2s",
                                                      "run", "--no-docker-proxy", "--", script, NULL});
-  int rc = wait_bounded(agent, 60000);
+  int rc = scenario_wait_bounded(agent, 60000);
   *end_secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
   int said = 0;
   for (const char *p = scenario_stderr(&sc); (p = strstr(p, "not removed: ")); p++)
