@@ -26,6 +26,30 @@ int ag_run_exit_code(struct run_state *s, const struct run_opts *o) {
   return 128 + sig;
 }
 
+/* What the end could not remove, each named with why, and whether the session stays registered for the next start
+ * or gc: "not_removed": [{"kind": "container", "id": ..., "reason": ...}, {"kind": "cgroup", "reason": ...}]. */
+static void add_left_behind(cJSON *j, const struct ag_session *session) {
+  static const char *const kinds[] = {[DK_CONTAINER] = "container", [DK_NETWORK] = "network", [DK_VOLUME] = "volume"};
+  cJSON *left = cJSON_AddArrayToObject(j, "not_removed");
+  for (size_t i = 0; left && i < session->not_removed.n; i++) {
+    const struct ag_not_removed_item *it = &session->not_removed.items[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", kinds[it->kind]);
+    cJSON_AddStringToObject(o, "id", it->id);
+    cJSON_AddStringToObject(o, "reason", it->reason);
+    cJSON_AddItemToArray(left, o);
+  }
+  if (left && session->left) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "cgroup");
+    cJSON_AddStringToObject(o, "reason", session->left);
+    cJSON_AddItemToArray(left, o);
+  }
+  if (session->not_removed.more)
+    cJSON_AddNumberToObject(j, "not_removed_unnamed", session->not_removed.more);
+  cJSON_AddBoolToObject(j, "stays_registered", session->kept);
+}
+
 void ag_run_write_report(const struct run_state *s, const struct run_opts *o) {
   cJSON *j = cJSON_CreateObject();
   if (!j)
@@ -58,6 +82,7 @@ void ag_run_write_report(const struct run_state *s, const struct run_opts *o) {
   cJSON_AddNumberToObject(j, "networks_removed", s->session->collected.networks);
   cJSON_AddNumberToObject(j, "volumes_removed", s->session->collected.volumes);
   cJSON_AddNumberToObject(j, "resources_failed", s->session->collected.failed);
+  add_left_behind(j, s->session);
   cJSON *w = cJSON_AddArrayToObject(j, "warnings");
   for (size_t i = 0; i < s->session->n_warnings; i++)
     cJSON_AddItemToArray(w, cJSON_CreateString(s->session->warnings[i]));

@@ -40,6 +40,35 @@ static int remove_until(struct dk_client *dk, enum dk_kind kind, const char **id
   return first;
 }
 
+/* Names one resource not removed in l; past the cap (or out of memory) it is only counted. */
+static void not_removed_add(struct ag_not_removed *l, enum dk_kind kind, const char *id, const char *reason) {
+  if (l->n % 16 == 0 && l->n < AG_NOT_REMOVED_MAX) {
+    struct ag_not_removed_item *v = realloc(l->items, (l->n + 16) * sizeof(*v));
+    if (!v) {
+      l->more++;
+      return;
+    }
+    l->items = v;
+  }
+  struct ag_not_removed_item it = {kind, strdup(id), strdup(reason)};
+  if (l->n >= AG_NOT_REMOVED_MAX || !it.id || !it.reason) {
+    free(it.id);
+    free(it.reason);
+    l->more++;
+    return;
+  }
+  l->items[l->n++] = it;
+}
+
+void ag_not_removed_done(struct ag_not_removed *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->items[i].id);
+    free(l->items[i].reason);
+  }
+  free(l->items);
+  *l = (struct ag_not_removed){0};
+}
+
 /* The two labels that make an object session id's: its own, and the outer label of the sessions nested in it. */
 static const char *const session_labels[] = {AG_LABEL_SESSION, AG_LABEL_OUTER};
 
@@ -84,6 +113,8 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *lab
     if (errors[i]) {
       st->failed++;
       ca_log_warning("session %s: %s %.12s not removed: %s", id, kind_names[kind], ids[i], errors[i]->msg);
+      if (st->not_removed)
+        not_removed_add(st->not_removed, kind, ids[i], errors[i]->msg);
     } else {
       (*removed)++;
     }

@@ -6,13 +6,27 @@
 #include "docker.h"
 #include "session.h"
 
+/* The resources a collection could not remove, each named with why (run's --report names them). */
+#define AG_NOT_REMOVED_MAX 1000
+struct ag_not_removed {
+  struct ag_not_removed_item {
+    enum dk_kind kind;
+    char *id;
+    char *reason;
+  } * items;
+  size_t n;
+  unsigned more; /* not named: past AG_NOT_REMOVED_MAX, or out of memory */
+};
+void ag_not_removed_done(struct ag_not_removed *l);
+
 /* What a collection found and removed. */
 struct ag_collect_stats {
   unsigned processes; /* processes killed */
   unsigned containers, networks, volumes;
   unsigned cgroups;
-  unsigned kept;   /* resources spared by io.cleanup-agent.keep=true */
-  unsigned failed; /* resources that could not be removed */
+  unsigned kept;                      /* resources spared by io.cleanup-agent.keep=true */
+  unsigned failed;                    /* resources that could not be removed */
+  struct ag_not_removed *not_removed; /* NULL, or where each of them is named */
 };
 
 /* Engine timeouts of run and the guardian. They bound each call, not a whole collection: a short call (ping, list,
@@ -72,7 +86,7 @@ int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, 
 void ag_collect_keep(struct ag_state *state, const char *id, const char *why);
 
 /* Forgets session id once its collection went: its socket, registry and lock file. The one place a registry goes:
- * after ag_collect_session, or a late-only guardian's last look at the engine the session recorded. */
+ * after ag_collect_session, or the late-create watcher's last look at the engine the session recorded. */
 int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err);
 
 /* "killed 3 processes, removed 1 container, 1 network" or "" when nothing was done; buf of size len. */

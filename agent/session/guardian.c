@@ -26,12 +26,12 @@ static void close_all_but(const int *keep, size_t n) {
   (void)close_range(lo, ~0U, 0);
 }
 
-/* Out of the job's way: its own session, deaf to the signals a job gets, no pipe of the job held open, no fd but
- * ours. */
-static void detach(const struct ag_guardian_config *cfg, int fd) {
+/* Out of the job's way: its own session, deaf to the signals a job gets, no pipe of the job held open (stderr too
+ * when quiet), no fd but keep (n of them, sorted ascending). */
+static void detach(const char *name, bool quiet, const int *keep, size_t n) {
   /* Its own session: a Ctrl-C or a signal to the job's process group is the agent's to handle, not ours. */
   (void)setsid();
-  (void)prctl(PR_SET_NAME, "ca-guardian");
+  (void)prctl(PR_SET_NAME, name);
   /* A CI runner's cancel sends SIGTERM (or SIGINT, SIGHUP) to every process of the job, then SIGKILL to the agent:
    * the guardian exists to outlive that and clean up. It still ends once its work is done, and SIGKILL ends it. */
   signal(SIGTERM, SIG_IGN);
@@ -44,19 +44,18 @@ static void detach(const struct ag_guardian_config *cfg, int fd) {
     (void)dup2(devnull, STDIN_FILENO);
     (void)dup2(devnull, STDOUT_FILENO);
     /* Handed over by a start that has its own work: holding its stderr would keep a `| tee` waiting 10 s. */
-    if (cfg->late_only)
+    if (quiet)
       (void)dup2(devnull, STDERR_FILENO);
   }
-  int keep[2] = {CA_MIN(fd, cfg->lock_fd), CA_MAX(fd, cfg->lock_fd)};
-  close_all_but(keep, 2);
+  close_all_but(keep, n);
 }
 
 static uint64_t teardown_usec(const struct ag_guardian_config *cfg) {
   return cfg->teardown_usec ? cfg->teardown_usec : AG_TEARDOWN_USEC;
 }
 
-/* Opens what the guardian collects with: the state dir, the cgroup root (not for a late-only watch) and the engine
- * the session recorded; env.docker_host stays set when that engine does not answer, so that it is not asked twice. */
+/* Opens what the guardian collects with: the state dir, the cgroup root and the engine the session recorded;
+ * env.docker_host stays set when that engine does not answer, so that it is not asked twice. */
 static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
   _cleanup_error_ ca_error *err = NULL;
   if (ag_state_open(cfg->state_dir, &env->state, &err) < 0) {
@@ -65,7 +64,7 @@ static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
   }
   cg_root_options copts = {.root = cfg->cgroup_root, .allow_process = true};
   AG_CGROUP_NAMES(copts);
-  if (!cfg->late_only && cg_root_open(&copts, &env->cg, &err) < 0) {
+  if (cg_root_open(&copts, &env->cg, &err) < 0) {
     ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
     ca_error_free(TAKE_PTR(err));
   }
@@ -74,13 +73,10 @@ static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
     /* Within the teardown's time when it collects a dead agent's session (not retried): a quarter of it per call,
      * all of it for a removal (collect.c says why). */
     unsigned quarter_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 4000, (uint64_t)AG_DOCKER_TIMEOUT_MS);
-    struct dk_client_options dopts = {
-        .host = cfg->docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
-    if (!cfg->late_only) {
-      dopts.timeout_ms = CA_MAX(quarter_ms, 100u);
-      dopts.remove_timeout_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 1000, (uint64_t)60000);
-      dopts.retries = -1;
-    }
+    struct dk_client_options dopts = {.host = cfg->docker_host,
+                                      .timeout_ms = CA_MAX(quarter_ms, 100u),
+                                      .remove_timeout_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 1000, (uint64_t)60000),
+                                      .retries = -1};
     if (dk_client_new(&dopts, &env->dk, &err) < 0)
       ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
   }
@@ -112,38 +108,42 @@ static int collect_died(const struct ag_guardian_config *cfg, const struct ag_en
   return r;
 }
 
+/* One look at the engine for creates of session id that landed after its collection: 0 when it listed and removed
+ * everything. */
+static int look_late(struct dk_client *dk, const char *id, ca_error **err) {
+  struct ag_collect_stats late = {0};
+  int r = ag_collect_docker(dk, id, &late, err);
+  if (r == 0 && late.failed)
+    r = ca_error_set(err, EBUSY, "%u resources created after the agent died could not be removed", late.failed);
+  if (late.containers + late.networks + late.volumes) {
+    char summary[256];
+    ag_collect_stats_format(&late, summary, sizeof(summary));
+    ca_log_notice("guardian: session %s: %s created after the agent died", id, summary);
+  }
+  return r;
+}
+
 /* A create the agent had in flight when it died (container-seq makes the next container ahead, a test may be in the
  * middle of `docker run -d`) lands in the engine after the first listing, and once the registry is gone nothing else
  * would collect it. A loaded engine took 3.5 s to finish such a create (tests/chaos, 5 sessions killed at once on a
  * vfs engine): look again once a second for 10 s. 0 when the last look listed and removed everything. */
+#define WATCH_USEC (10 * 1000000ULL)
+
 static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env *env, ca_error **err) {
-  if (!env->dk)
-    return cfg->docker_host ? ca_error_set(err, EHOSTDOWN, "engine %s of session %s did not answer", cfg->docker_host,
-                                           cfg->session_id)
-                            : 0;
   int r = 0;
   for (int i = 0; i < 10 && !(env->deadline_usec && ca_now_monotonic_usec() + 1000000 > env->deadline_usec); i++) {
     struct timespec ts = {1, 0};
     nanosleep(&ts, NULL);
-    struct ag_collect_stats late = {0};
-    if (err) {
-      ca_error_free(*err);
-      *err = NULL;
-    }
-    r = ag_collect_docker(env->dk, cfg->session_id, &late, err);
-    if (r == 0 && late.failed)
-      r = ca_error_set(err, EBUSY, "%u resources created after the agent died could not be removed", late.failed);
-    if (late.containers + late.networks + late.volumes) {
-      char summary[256];
-      ag_collect_stats_format(&late, summary, sizeof(summary));
-      ca_log_notice("guardian: session %s: %s created after the agent died", cfg->session_id, summary);
-    }
+    ca_error_free(*err);
+    *err = NULL;
+    r = look_late(env->dk, cfg->session_id, err);
   }
   return r;
 }
 
 static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd) {
-  detach(cfg, fd);
+  int keep[2] = {CA_MIN(fd, cfg->lock_fd), CA_MAX(fd, cfg->lock_fd)};
+  detach("ca-guardian", false, keep, 2);
   char c;
   ssize_t n;
   while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
@@ -152,24 +152,13 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
     _exit(0); /* the agent finished and cleaned up itself */
 
   /* The agent is gone without finishing. We still hold its lock, so nobody else collects while we do. */
-  struct ag_env env = {0};
-  if (!cfg->late_only)
-    env.deadline_usec = ca_now_monotonic_usec() + teardown_usec(cfg);
+  struct ag_env env = {.deadline_usec = ca_now_monotonic_usec() + teardown_usec(cfg)};
   if (open_env(cfg, &env) < 0)
     _exit(1);
   _cleanup_error_ ca_error *err = NULL;
-  int r;
-  if (!cfg->late_only) {
-    r = collect_died(cfg, &env);
-    if (r == 0 && env.dk && watch_late(cfg, &env, &err) < 0)
-      ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg); /* the registry went already */
-  } else if ((r = watch_late(cfg, &env, &err)) < 0) {
-    /* Handed over by a startup collection, which left the registry so that a crash here still leaves the session
-     * known: it stays while the engine the session recorded does not answer. */
-    ag_collect_keep(env.state, cfg->session_id, err->msg);
-  } else if ((r = ag_collect_forget(&env, cfg->session_id, &err)) < 0) {
-    ca_log_error("guardian: session %s: %s", cfg->session_id, err->msg);
-  }
+  int r = collect_died(cfg, &env);
+  if (r == 0 && env.dk && watch_late(cfg, &env, &err) < 0)
+    ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg); /* the registry went already */
   dk_client_free(env.dk);
   cg_root_free(env.cg);
   ag_state_free(env.state);
@@ -206,4 +195,128 @@ void ag_guardian_release(struct ag_guardian *g) {
   g->fd = -1;
   while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
     ;
+}
+
+int ag_watch_add(struct ag_watch_list *w, const char *id, const char *docker_host, int lock_fd) {
+  if (w->n >= AG_WATCH_MAX)
+    return -ENOSPC;
+  struct ag_watched *it = &w->items[w->n];
+  if (!(it->docker_host = strdup(docker_host)))
+    return -ENOMEM;
+  snprintf(it->id, sizeof(it->id), "%s", id);
+  it->lock_fd = lock_fd;
+  w->n++;
+  return 0;
+}
+
+void ag_watch_clear(struct ag_watch_list *w) {
+  for (size_t i = 0; i < w->n; i++) {
+    free(w->items[i].docker_host);
+    ca_close_keep_errno(w->items[i].lock_fd);
+  }
+  w->n = 0;
+}
+
+static int cmp_int(const void *a, const void *b) {
+  return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+/* A client of each session's recorded engine, one per engine (dks[i] NULL with errs[i] set when it did not answer;
+ * owner[i] says which dks free). */
+static void open_engines(const struct ag_watch_list *w, struct dk_client **dks, bool *owner, ca_error **errs) {
+  for (size_t i = 0; i < w->n; i++) {
+    size_t same = 0;
+    while (same < i && !streq(w->items[same].docker_host, w->items[i].docker_host))
+      same++;
+    if (same < i) {
+      dks[i] = dks[same];
+      if (!dks[i])
+        (void)ca_error_set(&errs[i], EHOSTDOWN, "engine %s did not answer", w->items[i].docker_host);
+      continue;
+    }
+    struct dk_client_options o = {
+        .host = w->items[i].docker_host, .timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES};
+    if (dk_client_new(&o, &dks[i], &errs[i]) == 0)
+      owner[i] = true;
+    else
+      (void)ca_error_wrap(&errs[i], "engine %s", w->items[i].docker_host);
+  }
+}
+
+/* One look at every session for late creates. An engine that failed a look with a transient error (down, slow) is
+ * not asked again in the same round: its other sessions get the same error. */
+static void look_all(const struct ag_watch_list *w, struct dk_client **dks, ca_error **errs) {
+  for (size_t i = 0; i < w->n; i++) {
+    if (!dks[i])
+      continue;
+    ca_error_free(TAKE_PTR(errs[i]));
+    size_t down = 0;
+    while (down < i && !(dks[down] == dks[i] && errs[down] && dk_error_kind(errs[down]) == DK_ERR_TRANSIENT))
+      down++;
+    if (down < i)
+      (void)ca_error_set(&errs[i], errs[down]->code, "%s", errs[down]->msg);
+    else
+      (void)look_late(dks[i], w->items[i].id, &errs[i]);
+  }
+}
+
+/* The watcher: every session's engine is looked at once a second for 10 s; then each session whose last look
+ * succeeded is forgotten, the others stay registered with the reason. Each lock goes with its session. */
+static _noreturn_ void watcher_main(const char *state_dir, const struct ag_watch_list *w) {
+  int keep[AG_WATCH_MAX];
+  for (size_t i = 0; i < w->n; i++)
+    keep[i] = w->items[i].lock_fd;
+  qsort(keep, w->n, sizeof(int), cmp_int);
+  detach("ca-watcher", true, keep, w->n);
+  struct ag_env env = {0};
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_state_open(state_dir, &env.state, &err) < 0)
+    _exit(1); /* the registries stay, and the locks go with us */
+  struct dk_client *dks[AG_WATCH_MAX] = {0};
+  bool owner[AG_WATCH_MAX] = {0};
+  ca_error *errs[AG_WATCH_MAX] = {0};
+  open_engines(w, dks, owner, errs);
+  uint64_t end = ca_now_monotonic_usec() + WATCH_USEC;
+  do {
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+    look_all(w, dks, errs);
+  } while (ca_now_monotonic_usec() < end);
+  int r = 0;
+  for (size_t i = 0; i < w->n; i++) {
+    /* Kept while the engine the session recorded does not answer: the registry is its only trace. */
+    if (errs[i])
+      ag_collect_keep(env.state, w->items[i].id, errs[i]->msg);
+    else if (ag_collect_forget(&env, w->items[i].id, &err) < 0)
+      ca_error_free(TAKE_PTR(err)); /* said nowhere: stderr is closed; the next start tries again */
+    r = r < 0 || errs[i] ? -1 : 0;
+    ca_error_free(errs[i]);
+    close(w->items[i].lock_fd);
+    if (owner[i])
+      dk_client_free(dks[i]);
+  }
+  ag_state_free(env.state);
+  _exit(r < 0 ? 1 : 0);
+}
+
+int ag_watcher_start(const char *state_dir, const struct ag_watch_list *w, ca_error **err) {
+  if (w->n == 0)
+    return 0;
+  pid_t child = fork();
+  if (child < 0)
+    return ca_error_set_errno(err, errno, "watcher: fork");
+  if (child == 0) {
+    /* The watcher outlives this start: it is the child's child, and the child exits at once. */
+    pid_t watcher = fork();
+    if (watcher == 0)
+      watcher_main(state_dir, w);
+    _exit(watcher < 0 ? 1 : 0);
+  }
+  int status;
+  while (waitpid(child, &status, 0) < 0)
+    if (errno != EINTR)
+      return ca_error_set_errno(err, errno, "watcher: wait");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return ca_error_set(err, ECHILD, "watcher: fork failed");
+  return 0;
 }

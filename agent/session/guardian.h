@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "session.h"
 
 struct ag_guardian_config {
   const char *session_id;
@@ -14,7 +15,6 @@ struct ag_guardian_config {
   const char *cgroup_root; /* --cgroup-root as given (NULL: default) */
   const char *docker_host; /* engine URL, NULL without an engine */
   int lock_fd;             /* the session's lease lock: the guardian keeps it while it cleans */
-  bool late_only;          /* the session was collected already: only watch for late creates, then forget it */
   uint64_t teardown_usec;  /* how long collecting the session of a dead agent may take (0: AG_TEARDOWN_USEC) */
 };
 
@@ -28,3 +28,27 @@ struct ag_guardian {
 int ag_guardian_start(const struct ag_guardian_config *cfg, struct ag_guardian *ret, ca_error **err);
 /* Tells the guardian the session ended normally and reaps it. */
 void ag_guardian_release(struct ag_guardian *g);
+
+/* How many dead sessions one watcher for late creates takes; a start that hands off more starts another. */
+#define AG_WATCH_MAX 256
+
+/* Dead sessions a start-up collection collected and hands off to one watcher: each one's id, the engine its registry
+ * recorded and its lock (taken by the caller). */
+struct ag_watch_list {
+  size_t n;
+  struct ag_watched {
+    char id[AG_SESSION_ID_LEN + 1];
+    char *docker_host;
+    int lock_fd;
+  } items[AG_WATCH_MAX];
+};
+
+/* Adds session id (docker_host copied, lock_fd taken over); -ENOMEM, or -ENOSPC when the list is full (then nothing
+ * was taken). */
+int ag_watch_add(struct ag_watch_list *w, const char *id, const char *docker_host, int lock_fd);
+/* Closes the locks and empties the list. */
+void ag_watch_clear(struct ag_watch_list *w);
+/* Starts one process, outside our process tree, that watches the engine each session recorded for creates that
+ * land after the collection (once a second for 10 s), keeps each session's lock while it does, and then forgets
+ * each session whose last look succeeded (the others stay registered with the reason). */
+int ag_watcher_start(const char *state_dir, const struct ag_watch_list *w, ca_error **err);

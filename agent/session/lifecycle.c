@@ -125,38 +125,25 @@ int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret
   return 0;
 }
 
-/* Starts a guardian, outside our process tree, that keeps a dead session's lock while it watches for late creates
- * and then removes the registry. */
-static int hand_off(const struct ag_env *env, const char *id, const char *docker_host, int lock_fd) {
-  pid_t child = fork();
-  if (child < 0)
-    return -errno;
-  if (child == 0) {
-    struct ag_guardian_config cfg = {
-        .session_id = id,
-        .state_dir = env->state->dir,
-        .docker_host = docker_host,
-        .lock_fd = lock_fd,
-        .late_only = true,
-    };
-    struct ag_guardian g;
-    if (ag_guardian_start(&cfg, &g, NULL) < 0)
-      _exit(1);
-    close(g.fd); /* end-of-file without a byte: start now */
-    _exit(0);
+/* Hands the sessions of w to one watcher for late creates (which then forgets them), or forgets them now when it
+ * could not start. Empties w. */
+static void hand_off(const struct ag_env *env, struct ag_watch_list *w) {
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_watcher_start(env->state->dir, w, &err) < 0) {
+    ca_log_warning("%s; forgetting %zu dead session%s without watching for late creates", err->msg, w->n,
+                   w->n == 1 ? "" : "s");
+    for (size_t i = 0; i < w->n; i++)
+      if (ag_collect_forget(env, w->items[i].id, &err) < 0)
+        ca_log_warning("%s", err->msg);
   }
-  int status;
-  while (waitpid(child, &status, 0) < 0)
-    if (errno != EINTR)
-      return -errno;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+  ag_watch_clear(w);
 }
 
-/* Collects dead session id, whose lock the caller holds, against what its registry recorded: its cgroup, its Docker
- * resources, then its registry (or a guardian that watches its engine for late creates does). What could not be
- * collected stays registered, with the reason in the registry. */
-static int collect_dead_session(const struct ag_env *env, const char *id, int lock, struct ag_collect_stats *st,
-                                ca_error **err) {
+/* Collects dead session id, whose lock the caller holds (*lock; taken over when the session goes to w), against
+ * what its registry recorded: its cgroup, its Docker resources, then its registry (or the watcher for late creates
+ * its engine gets, w, does). What could not be collected stays registered, with the reason in the registry. */
+static int collect_dead_session(const struct ag_env *env, const char *id, int *lock, struct ag_watch_list *w,
+                                struct ag_collect_stats *st, ca_error **err) {
   struct ag_registry reg = {0};
   _cleanup_error_ ca_error *e = NULL;
   int r = ag_registry_load(env->state, id, &reg, &e);
@@ -168,14 +155,21 @@ static int collect_dead_session(const struct ag_env *env, const char *id, int lo
   ca_error_free(TAKE_PTR(e));
   r = ag_collect_recorded(env, rec, id, st, &e);
   /* A session that used an engine may have had a create in flight when it died (a test's `docker run`,
-   * container-seq's next container) that lands after our listing, even when nothing was there yet. A guardian
-   * watches for it, then forgets the session; without an engine (or a registry: the agent died before it ran
-   * anything), the registry goes now. */
+   * container-seq's next container) that lands after our listing, even when nothing was there yet. One watcher
+   * for all of them looks for it, then forgets the session; without an engine (or a registry: the agent died
+   * before it ran anything), the registry goes now. */
   if (r < 0) {
     ag_collect_keep(env->state, id, e->msg);
     if (err)
       *err = TAKE_PTR(e);
-  } else if (!(rec && rec->docker_host && hand_off(env, id, rec->docker_host, lock) == 0)) {
+  } else if (rec && rec->docker_host) {
+    if (w->n == AG_WATCH_MAX)
+      hand_off(env, w); /* full: this one starts the next watcher's list */
+    if (ag_watch_add(w, id, rec->docker_host, *lock) == 0)
+      *lock = -1;
+    else
+      r = ag_collect_forget(env, id, err);
+  } else {
     r = ag_collect_forget(env, id, err);
   }
   ag_registry_done(&reg);
@@ -189,6 +183,9 @@ static int collect_dead_sessions(const struct ag_env *env, struct ag_collect_sta
   if (r < 0)
     return r;
   int collected = 0;
+  _cleanup_free_ struct ag_watch_list *w = calloc(1, sizeof(*w));
+  if (!w)
+    return ca_error_set(err, ENOMEM, "out of memory");
   for (char **id = ids; *id; id++) {
     _cleanup_close_ int lock = -1;
     _cleanup_error_ ca_error *e = NULL;
@@ -198,11 +195,12 @@ static int collect_dead_sessions(const struct ag_env *env, struct ag_collect_sta
       continue; /* alive */
     if (r < 0)
       ca_log_warning("%s", e->msg);
-    else if (collect_dead_session(env, *id, lock, st, &e) < 0)
+    else if (collect_dead_session(env, *id, &lock, w, st, &e) < 0)
       ca_log_warning("collect dead session %s: %s", *id, e->msg);
     else
       collected++;
   }
+  hand_off(env, w);
   return collected;
 }
 
@@ -340,7 +338,10 @@ int ag_session_end(struct ag_session *s) {
     ca_error_free(TAKE_PTR(err));
     dk_client_free(TAKE_PTR(s->env.dk));
   }
+  s->collected.not_removed = &s->not_removed;
   int r = ag_collect_session(&s->env, &s->reg, s->id, s->left, &s->collected, &err);
+  s->collected.not_removed = NULL;
+  s->kept = r < 0;
   if (r < 0)
     ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
   s->env.deadline_usec = 0;
@@ -363,6 +364,7 @@ void ag_session_free(struct ag_session *s) {
   ag_nesting_done(&s->nest);
   free(s->proxy_host);
   free(s->left);
+  ag_not_removed_done(&s->not_removed);
   ca_close_keep_errno(s->lock_fd);
   dk_client_free(s->env.dk);
   cg_root_free(s->env.cg);

@@ -50,6 +50,8 @@ struct ag_session {
   bool registered;                         /* the guardian runs: ag_session_end has something to end */
   struct ag_collect_stats startup;         /* what the collection of dead sessions removed */
   struct ag_collect_stats collected;       /* what the end removed */
+  struct ag_not_removed not_removed;       /* what the end could not remove, named */
+  bool kept;                               /* the end left something: the session stays registered */
   char *warnings[AG_SESSION_MAX_WARNINGS]; /* every warning so far, for a report */
   size_t n_warnings;
   char *left; /* what the command could not remove itself (ag_session_left); NULL when nothing */

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,63 @@ int scenario_count_state_files(struct scenario *s) {
     n += !streq(de->d_name, ".") && !streq(de->d_name, ".."); /* a leftover .tmp or .corrupt-* file counts too */
   closedir(d);
   return n;
+}
+
+/* Whether process pid (a /proc entry's name) has a file open whose path starts with prefix and ends in ".lock". */
+static bool holds_lock(const char *pid, const char *prefix) {
+  char fds[300];
+  snprintf(fds, sizeof(fds), "/proc/%s/fd", pid);
+  DIR *d = opendir(fds);
+  bool holds = false;
+  for (struct dirent *f; d && !holds && (f = readdir(d));) {
+    char link[600], target[PATH_MAX] = "";
+    snprintf(link, sizeof(link), "%s/%s", fds, f->d_name);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    size_t len = n > 0 ? (size_t)n : 0;
+    target[len] = '\0';
+    holds = strncmp(target, prefix, strlen(prefix)) == 0 && len > 5 && streq(target + len - 5, ".lock");
+  }
+  if (d)
+    closedir(d);
+  return holds;
+}
+
+int scenario_count_lock_holders(struct scenario *s) {
+  char dir[PATH_MAX], prefix[PATH_MAX + 16];
+  cr_assert(realpath(s->state, dir), "realpath %s: %s", s->state, strerror(errno));
+  snprintf(prefix, sizeof(prefix), "%s/sessions/", dir);
+  DIR *proc = opendir("/proc");
+  cr_assert(proc);
+  int holders = 0;
+  for (struct dirent *p; (p = readdir(proc));)
+    if (strspn(p->d_name, "0123456789") == strlen(p->d_name) && atoi(p->d_name) != getpid())
+      holders += holds_lock(p->d_name, prefix);
+  closedir(proc);
+  return holders;
+}
+
+int scenario_wait_bounded(pid_t pid, int timeout_ms) {
+  int st;
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(50 * 1000);
+  }
+  kill(pid, SIGKILL); /* our own child */
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+bool scenario_session_in_path(const char *path, char id[static 33]) {
+  const char *p = strstr(path, "session%3D");
+  p = p ? p + 10 : strstr(path, "session=");
+  if (p && p[0] == '=')
+    p++;
+  if (!p || strspn(p, "0123456789abcdef") < 32)
+    return false;
+  memcpy(id, p, 32);
+  id[32] = '\0';
+  return true;
 }
 
 void scenario_assert_nothing_left(struct scenario *s, const char *id) {

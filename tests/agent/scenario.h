@@ -53,6 +53,15 @@ int scenario_count_processes(const char *id);
 int scenario_count_docker(struct scenario *s, enum dk_kind kind, const char *id);
 bool scenario_cgroup_exists(struct scenario *s, const char *id);
 int scenario_count_state_files(struct scenario *s);
+/* How many processes (the caller's own aside) hold a lock file of <state>/sessions open, by /proc/<pid>/fd: the
+ * agents, guardians and watchers that keep sessions of this state dir. */
+int scenario_count_lock_holders(struct scenario *s);
+/* Waits for our child pid at most timeout_ms: its exit code (128+N for a signal), or -1 when it was still running
+ * (then it is killed and reaped). */
+int scenario_wait_bounded(pid_t pid, int timeout_ms);
+/* The 32 hex digits after "session=" (or its URL encoding) in an engine request's path, into id (what a fake engine
+ * is asked to list); false when there are none. */
+bool scenario_session_in_path(const char *path, char id[static 33]);
 /* Asserts that nothing of session id is left anywhere. */
 void scenario_assert_nothing_left(struct scenario *s, const char *id);
 /* Polls scenario_assert_nothing_left's checks until they pass or timeout_ms passed; returns true when clean. */

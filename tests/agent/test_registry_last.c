@@ -6,6 +6,7 @@
  * The recorded engine is <dir>/engine.sock: first a socket nobody listens on (connect is refused), then a symlink to
  * the shared engine's socket. The agent's own --docker-host is <dir>/none.sock, which does not exist, so that no gc
  * here scans the shared engine: what goes is listed by session id only. */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -87,7 +88,7 @@ static void leave_container(const char *id) {
 }
 
 static const char *registry_of(const char *id) {
-  char path[256];
+  char path[1024];
   snprintf(path, sizeof(path), "%s/sessions/%s.json", sc.state, id);
   return scenario_read_text(path);
 }
@@ -147,7 +148,7 @@ Test(registry_last, the_next_start_keeps_the_registry_until_the_recorded_engine_
   cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0,
                "the next start did not collect the container on the engine the session recorded: %s",
                scenario_stderr(&sc));
-  /* Its late-only guardian watches for 10 s, then forgets the session. */
+  /* Its watcher for late creates looks for 10 s, then forgets the session. */
   cr_expect(registry_gone(id, 20000), "the registry outlived a complete collection");
 }
 
@@ -255,19 +256,6 @@ Test(registry_last, the_end_of_run_keeps_the_registry_when_its_cgroup_cannot_be_
 
 static volatile bool wedge_released;
 
-/* The 32 hex digits after "session=" (or its URL encoding) in path, into id; false when there are none. */
-static bool session_in(const char *path, char id[static 33]) {
-  const char *p = strstr(path, "session%3D");
-  p = p ? p + 10 : strstr(path, "session=");
-  if (p && p[0] == '=')
-    p++;
-  if (!p || strspn(p, "0123456789abcdef") < 32)
-    return false;
-  memcpy(id, p, 32);
-  id[32] = '\0';
-  return true;
-}
-
 /* What the fake engine below does: it lists `containers` containers of any session it is asked about, and either
  * never answers their DELETE (wedged) or removes the even ones and fails the odd ones. */
 struct engine_fault {
@@ -288,7 +276,7 @@ static bool session_engine(void *ud, const struct fake_request *rq, int conn) {
     const char *last = rq->path + strcspn(rq->path, "?") - 1; /* the id's last digit */
     bool odd = strchr("13579bdf", *last) != NULL;
     fake_reply(conn, odd ? 500 : 204, "1.41", NULL, odd ? "{\"message\":\"driver failed\"}" : "");
-  } else if (strstr(rq->path, "/containers/json") && session_in(rq->path, id)) {
+  } else if (strstr(rq->path, "/containers/json") && scenario_session_in_path(rq->path, id)) {
     char body[8192] = "[";
     for (int i = 0; i < f->containers; i++)
       snprintf(body + strlen(body), sizeof(body) - strlen(body),
@@ -304,19 +292,6 @@ static bool session_engine(void *ud, const struct fake_request *rq, int conn) {
   return true;
 }
 
-/* Waits for pid at most timeout_ms; -1 (and killed) when it is still running. */
-static int wait_bounded(pid_t pid, int timeout_ms) {
-  int st;
-  for (int waited = 0; waited <= timeout_ms; waited += 50) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    usleep(50 * 1000);
-  }
-  kill(pid, SIGKILL); /* our own child */
-  waitpid(pid, &st, 0);
-  return -1;
-}
-
 Test(registry_last, the_end_of_run_stops_at_the_teardown_timeout_and_keeps_what_is_left) {
   wedge_released = false;
   struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 1, .wedged = true});
@@ -326,7 +301,7 @@ Test(registry_last, the_end_of_run_stops_at_the_teardown_timeout_and_keeps_what_
   pid_t agent = scenario_start(
       &sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--no-docker-proxy", "--", script, NULL});
   unsetenv("CLEANUP_AGENT_TEARDOWN_TIMEOUT");
-  int rc = wait_bounded(agent, 30000);
+  int rc = scenario_wait_bounded(agent, 30000);
   double secs = (double)(ca_now_monotonic_usec() - t0) / 1e6;
   wedge_released = true;
   char id[128];
@@ -410,5 +385,76 @@ Test(registry_last, the_end_of_run_names_every_container_it_could_not_remove) {
   cr_expect_eq(named, 20, "%d of the 20 containers the engine refused were named: %s", named, scenario_stderr(&sc));
   cr_expect_eq(fake_count(fake, "DELETE", ""), 40, "not every container was tried");
   expect_kept(id, "the end of run");
+  fake_stop(fake);
+}
+
+/* ---- one watcher for late creates serves every session a start-up collection handed off -------------------------- */
+
+Test(registry_last, one_watcher_serves_every_dead_session_a_start_collects) {
+  enum { N = 20 };
+  char ids[N][33];
+  engine_up();
+  for (int i = 0; i < N; i++)
+    dead_session(ids[i]);
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  int holders = scenario_count_lock_holders(&sc);
+  /* A create one of them had in flight lands now: the watcher still takes it. */
+  leave_container(ids[N - 1]);
+  cr_expect_eq(holders, 1, "the start handed %d dead sessions to %d processes that watch the engine", N, holders);
+  for (int i = 0; i < N; i++)
+    cr_expect(registry_gone(ids[i], 25000), "the registry of dead session %d outlived its watch", i);
+  cr_expect_eq(scenario_count_docker(&sc, DK_CONTAINER, ids[N - 1]), 0,
+               "the watcher did not remove a container created after the start collected its session");
+  cr_expect_eq(scenario_count_lock_holders(&sc), 0, "a watcher still holds a lock after its watch");
+  cr_expect_eq(scenario_count_state_files(&sc), 0);
+}
+
+/* ---- what the end could not remove in time is named, on stderr and in --report ----------------------------------- */
+
+Test(registry_last, the_report_names_what_the_end_could_not_remove_in_time) {
+  wedge_released = false;
+  struct fake_daemon *fake = fake_start(session_engine, &(struct engine_fault){.containers = 3, .wedged = true});
+  const char *script = scenario_script(&sc, "id.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
+  char report[300];
+  snprintf(report, sizeof(report), "%s/report.json", sc.dir);
+  pid_t agent =
+      scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "--teardown-timeout", "2s", "run",
+                                           "--no-docker-proxy", "--report", report, "--", script, NULL});
+  int rc = scenario_wait_bounded(agent, 30000);
+  wedge_released = true;
+  char id[128];
+  started_session("started", id);
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  const char *err = scenario_stderr(&sc);
+  char text[16384];
+  snprintf(text, sizeof(text), "%s", scenario_read_text(report));
+  cr_assert(*text, "run wrote no report: %s", err);
+  int named = 0;
+  for (const char *p = err; (p = strstr(p, "not removed: ")); p++)
+    named++;
+  cr_expect_eq(named, 3, "stderr named %d of the 3 containers left behind: %s", named, err);
+  cJSON *j = cJSON_Parse(text);
+  cr_assert(j, "the report is not JSON: %s", text);
+  const cJSON *left = cJSON_GetObjectItemCaseSensitive(j, "not_removed");
+  cr_expect(cJSON_IsArray(left) && cJSON_GetArraySize(left) == 3, "the report does not name the 3 containers left: %s",
+            text);
+  for (int i = 0; i < 3; i++) {
+    char container[80];
+    snprintf(container, sizeof(container), "%.32s%030x", id, i);
+    bool found = false;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, left) {
+      const cJSON *iid = cJSON_GetObjectItemCaseSensitive(it, "id");
+      const cJSON *reason = cJSON_GetObjectItemCaseSensitive(it, "reason");
+      found = found || (cJSON_IsString(iid) && streq(iid->valuestring, container) && cJSON_IsString(reason) &&
+                        *reason->valuestring);
+    }
+    cr_expect(found, "the report did not name container %d (with why), left behind: %s", i, text);
+  }
+  cr_expect(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stays_registered")),
+            "the report does not say the session stays registered: %s", text);
+  cJSON_Delete(j);
+  expect_kept(id, "the end of run at its teardown timeout");
   fake_stop(fake);
 }
