@@ -33,6 +33,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,9 +73,11 @@ struct ag_proxy_req {
   ca_buf url;
   ca_buf headers; /* "Field: value\r\n" of a create head, without the framing headers */
   ca_buf field, value;
-  ca_buf body;           /* a create request's decoded body */
-  ca_buf hold;           /* client bytes that came while waiting */
-  ca_buf deferred;       /* the proxy's own answer, until the engine answered everything sent before it */
+  ca_buf body;                  /* a create request's decoded body */
+  ca_buf hold;                  /* client bytes that came while waiting */
+  ca_buf deferred;              /* the proxy's own answer, until the engine answered everything sent before it */
+  ag_proxy_volume_fn volume_fn; /* named volumes of a container create's Binds are made sure of through it */
+  void *volume_ctx;
   unsigned answer_after; /* deferred goes out once no more than this many requests are in flight */
   /* The requests in flight, oldest first: a ring of INFLIGHT_MAX bits each, whether it is a HEAD (an answer without
    * a body) and whether it may take the connection over. */
@@ -228,6 +231,11 @@ void ag_proxy_req_free(struct ag_proxy_req *r) {
   free(r);
 }
 
+void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx) {
+  r->volume_fn = fn;
+  r->volume_ctx = ctx;
+}
+
 bool ag_proxy_req_is_raw(const struct ag_proxy_req *r) {
   return r->raw;
 }
@@ -278,12 +286,20 @@ static const char *unversioned(const char *path) {
   return path;
 }
 
-bool ag_proxy_is_create(const char *method, const char *url, size_t url_len) {
+/* What a POST creates: 'c'ontainer, 'n'etwork, 'v'olume, or 0 when it is not a create. */
+static char create_kind(const char *url, size_t url_len) {
   char path[256];
-  if (!streq(method, "POST") || !request_path(url, url_len, path, sizeof(path)))
-    return false;
+  if (!request_path(url, url_len, path, sizeof(path)))
+    return 0;
   const char *p = unversioned(path);
-  return streq(p, "/containers/create") || streq(p, "/networks/create") || streq(p, "/volumes/create");
+  return streq(p, "/containers/create") ? 'c'
+         : streq(p, "/networks/create") ? 'n'
+         : streq(p, "/volumes/create")  ? 'v'
+                                        : 0;
+}
+
+bool ag_proxy_is_create(const char *method, const char *url, size_t url_len) {
+  return streq(method, "POST") && create_kind(url, url_len);
 }
 
 /* Attach and exec start take over the connection even without an Upgrade header (older clients). */
@@ -373,6 +389,28 @@ static int refuse_too_large(struct ag_proxy_req *r, ca_buf *to_client, ca_error 
                 to_client, err);
 }
 
+/* Named volumes that a container create binds exist before it is forwarded: one the proxy creates carries the
+ * session's labels (the engine would create it without any). */
+static int ensure_bind_volumes(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  if (!r->volume_fn || create_kind(ca_buf_str(&r->url), r->url.len) != 'c')
+    return 0;
+  _cleanup_strv_free_ char **names = NULL;
+  if (ag_proxy_bind_volumes(r->body.data ? r->body.data : "", r->body.len, &names, err) < 0)
+    return -ENOMEM;
+  for (char **n = names; *n; n++) {
+    _cleanup_error_ ca_error *e = NULL;
+    if (r->volume_fn(r->volume_ctx, *n, &e) < 0) {
+      char msg[1024];
+      snprintf(msg, sizeof(msg),
+               "cleanup-agent: the session's Docker proxy could not create volume %s with the "
+               "session labels before the container that binds it: %s",
+               *n, e ? e->msg : "unknown error");
+      return refuse(r, 502, "Bad Gateway", msg, to_client, err) < 0 ? -ENOMEM : 1;
+    }
+  }
+  return 0;
+}
+
 static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
   _cleanup_free_ char *rewritten = NULL;
   size_t len = 0;
@@ -383,6 +421,8 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
     return refuse(r, 400, "Bad Request", refusal->msg, to_client, err);
   if (k < 0)
     return ca_error_set(err, ENOMEM, "out of memory");
+  if ((k = ensure_bind_volumes(r, to_client, err)) != 0)
+    return k < 0 ? k : 0;
   if (!push_inflight(r, false, false))
     return refuse_pipelined(r, to_client, err);
   if (ca_buf_appendf(to_engine, err, "%s %s HTTP/%u.%u\r\n%sContent-Length: %zu\r\n\r\n",
@@ -690,6 +730,66 @@ static void refuse_connection(struct conn *c, const char *why) {
   ca_buf_free(&out);
 }
 
+/* One request of the proxy's own to the engine on a connection of its own (HTTP/1.0: the engine closes after the
+ * answer); the status code, or negative with err saying why. */
+static int engine_call(struct ag_proxy *px, const char *method, const char *target, const char *body, ca_error **err) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
+  _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {.tv_sec = 10};
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+      connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+    return ca_error_set_errno(err, errno, "connect to the engine at %s", px->engine_socket);
+  ca_buf req = CA_BUF_INIT(64 * 1024);
+  int r = ca_buf_appendf(&req, err,
+                         "%s %s HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         method, target, body ? strlen(body) : 0, body ? body : "");
+  if (r == 0 && ca_write_all(fd, req.data, req.len) < 0)
+    r = ca_error_set_errno(err, errno, "%s %s", method, target);
+  ca_buf_free(&req);
+  char head[64] = "";
+  size_t got = 0;
+  while (r == 0 && got < sizeof(head) - 1) {
+    ssize_t n = read(fd, head + got, sizeof(head) - 1 - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  head[got] = '\0';
+  int status = 0;
+  if (r == 0 && sscanf(head, "HTTP/1.%*d %d", &status) != 1)
+    r = ca_error_set(err, EPROTO, "%s %s: the engine's answer is not HTTP", method, target);
+  return r < 0 ? r : status;
+}
+
+/* ag_proxy_volume_fn of the server: a missing volume is created with the session's labels. */
+static int ensure_volume(void *ctx, const char *name, ca_error **err) {
+  struct ag_proxy *px = ctx;
+  char target[512];
+  snprintf(target, sizeof(target), "/volumes/%s", name); /* a volume name needs no escaping */
+  int status = engine_call(px, "GET", target, NULL, err);
+  if (status != 404)
+    return status == 200 ? 0
+           : status < 0  ? status
+                         : ca_error_set(err, EIO, "GET %s: the engine said %d", target, status);
+  _cleanup_json_ cJSON *j = cJSON_CreateObject();
+  _cleanup_free_ char *spec = j && cJSON_AddStringToObject(j, "Name", name) ? cJSON_PrintUnformatted(j) : NULL;
+  _cleanup_free_ char *body = NULL;
+  size_t len;
+  if (!spec ||
+      ag_proxy_rewrite_body(px->session_id, (const char *const *)px->labels, spec, strlen(spec), &body, &len, err) < 0)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  status = engine_call(px, "POST", "/volumes/create", body, err);
+  if (status < 0)
+    return status;
+  /* 201, or an answer for a volume another client created in between: either way it exists now. */
+  return status == 201 || status == 200 ? 0
+                                        : ca_error_set(err, EIO, "POST /volumes/create: the engine said %d", status);
+}
+
 /* Connects the connection's engine side; on failure the client gets a refusal saying why. */
 static bool connect_engine(struct conn *c) {
   struct ag_proxy *px = c->px;
@@ -875,6 +975,7 @@ static void *accept_loop(void *arg) {
       free(c);
       continue;
     }
+    ag_proxy_req_set_volume_fn(c->req, ensure_volume, px);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_lock(&px->mu);

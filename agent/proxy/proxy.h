@@ -55,6 +55,16 @@ bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r);
 int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *body, size_t len,
                           char **ret_body, size_t *ret_len, ca_error **err);
 
+/* The named volumes of a container create body's HostConfig.Binds ("name:/path[:mode]"), each once, as a
+ * NULL-terminated list (caller frees); an empty list when there are none or the body does not parse. */
+int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **err);
+
+/* Makes sure the named volume exists before a container create that binds it is forwarded: a missing one is created
+ * with the session's labels, an existing one is not ours and stays as it is. 0, or negative with err saying why (the
+ * create is then refused). */
+typedef int (*ag_proxy_volume_fn)(void *ctx, const char *name, ca_error **err);
+void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx);
+
 /* True for POST [/vX.Y]/{containers,networks,volumes}/create[?query]. */
 bool ag_proxy_is_create(const char *method, const char *url, size_t url_len);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proxy.h"
+#include "nesting.h"
 #include "session.h"
 
 #define SESSION "0123456789abcdef0123456789abcdef"
@@ -665,4 +666,141 @@ Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
   close(lfd);
   unlink(engine);
   rmdir(dir);
+}
+
+/* ---- volumes a container create implies ---- */
+
+static const cJSON *mount_labels(const cJSON *body, int i) {
+  const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(body, "HostConfig"), "Mounts"), i);
+  return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(m, "VolumeOptions"), "Labels");
+}
+
+static const char *mount_label(const cJSON *body, int i, const char *key) {
+  const cJSON *l = cJSON_GetObjectItemCaseSensitive(mount_labels(body, i), key);
+  return cJSON_IsString(l) ? l->valuestring : NULL;
+}
+
+Test(proxy, volume_mounts_get_the_session_labels_and_nothing_else_changes) {
+  static const char bind[] = "{\"Type\":\"bind\",\"Source\":\"/tmp\",\"Target\":\"/y\"}";
+  const char *body_text =
+      "{\"Image\":\"busybox\",\"hostconfig\":{\"PidsLimit\":9007199254740993,\"Mounts\":["
+      "{\"Type\":\"volume\",\"Source\":\"data\",\"Target\":\"/x\"}, "
+      "{\"Type\":\"bind\",\"Source\":\"/tmp\",\"Target\":\"/y\"},"
+      "{\"Target\":\"/z\",\"VolumeOptions\":{\"NoCopy\":true,\"Labels\":{\"a\":\"b\"}},\"type\":\"volume\"},"
+      "{\"Type\":\"volume\",\"Target\":\"/w\",\"VolumeOptions\":null}],\"Memory\":1e400}}";
+  char req[2048], head[1024];
+  request(req, sizeof(req), "/v1.41/containers/create", body_text);
+  for (size_t step = 0; step < 3; step++) {
+    struct out o;
+    feed(req, strlen(req), step * 13, &o);
+    cJSON *body = parse_request(&o.engine, head, sizeof(head));
+    cr_assert_not_null(body, "%s", ca_buf_str(&o.engine));
+    cr_assert_str_eq(label(body, AG_LABEL_SESSION), SESSION);
+    cr_assert_str_eq(mount_label(body, 0, AG_LABEL_SESSION), SESSION, "%s", ca_buf_str(&o.engine));
+    cr_assert_str_eq(mount_label(body, 0, AG_LABEL_MODE), "run");
+    cr_assert_null(mount_labels(body, 1), "a bind mount has no volume to label");
+    cr_assert_str_eq(mount_label(body, 2, AG_LABEL_SESSION), SESSION, "%s", ca_buf_str(&o.engine));
+    cr_assert_str_eq(mount_label(body, 2, "a"), "b");
+    cr_assert_str_eq(mount_label(body, 3, AG_LABEL_SESSION), SESSION, "%s", ca_buf_str(&o.engine));
+    const char *e = ca_buf_str(&o.engine);
+    cr_assert_not_null(strstr(e, "\"NoCopy\":true"), "%s", e);
+    cr_assert_not_null(strstr(e, "9007199254740993"), "%s", e);
+    cr_assert_not_null(strstr(e, "\"Memory\":1e400"), "%s", e);
+    cr_assert_not_null(strstr(e, bind), "the bind mount must stay as sent: %s", e);
+    cJSON_Delete(body);
+    out_free(&o);
+  }
+}
+
+Test(proxy, volume_mount_labels_of_the_agent_namespace_are_refused) {
+  char req[1024];
+  request(req, sizeof(req), "/containers/create",
+          "{\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"d\",\"Target\":\"/x\","
+          "\"VolumeOptions\":{\"Labels\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\"}}}]}}");
+  struct out o;
+  feed(req, strlen(req), 0, &o);
+  assert_refused(&o, "names another session", "a foreign session label on a volume mount");
+  out_free(&o);
+}
+
+Test(proxy, bind_volumes_are_the_named_sources) {
+  const char *body = "{\"HostConfig\":{\"Binds\":[\"data:/x\",\"/host:/y\",\"data:/z:ro\",\"x:/a\",\"v.2_b-c:/b:rw\","
+                     "\"no-target\",5]}}";
+  char **names = NULL;
+  cr_assert_eq(ag_proxy_bind_volumes(body, strlen(body), &names, NULL), 0);
+  cr_assert_str_eq(names[0], "data");
+  cr_assert_str_eq(names[1], "v.2_b-c");
+  cr_assert_null(names[2]);
+  ca_strv_free(names);
+  cr_assert_eq(ag_proxy_bind_volumes("{}", 2, &names, NULL), 0);
+  cr_assert_null(names[0]);
+  ca_strv_free(names);
+}
+
+struct volumes_seen {
+  char names[4][64];
+  int n, fail;
+  size_t engine_len; /* what had reached the engine when the volume was asked for */
+  const ca_buf *engine;
+};
+
+static int see_volume(void *ctx, const char *name, ca_error **err) {
+  struct volumes_seen *v = ctx;
+  if (v->n < 4)
+    snprintf(v->names[v->n++], sizeof(v->names[0]), "%s", name);
+  v->engine_len = v->engine->len;
+  return v->fail ? ca_error_set(err, EIO, "the engine said 500") : 0;
+}
+
+Test(proxy, bind_volumes_exist_before_the_create_is_forwarded) {
+  char req[1024];
+  request(req, sizeof(req), "/v1.41/containers/create",
+          "{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"data:/x\",\"/h:/y\"]}}");
+  for (int fail = 0; fail < 2; fail++) {
+    struct conn_sim c;
+    sim_new(&c);
+    struct volumes_seen v = {.fail = fail, .engine = &c.engine};
+    ag_proxy_req_set_volume_fn(c.r, see_volume, &v);
+    int k = sim_client(&c, req);
+    cr_assert_eq(v.n, 1);
+    cr_assert_str_eq(v.names[0], "data");
+    cr_assert_eq(v.engine_len, 0, "the create went out before its volume was made");
+    if (!fail) {
+      cr_assert_eq(k, AG_PROXY_GO);
+      cr_assert_not_null(strstr(ca_buf_str(&c.engine), SESSION));
+    } else {
+      cr_assert_eq(k, AG_PROXY_CLOSE);
+      cr_assert_eq(c.engine.len, 0);
+      cr_assert(strncmp(ca_buf_str(&c.client), "HTTP/1.1 502 ", 13) == 0, "%s", ca_buf_str(&c.client));
+      cr_assert_not_null(strstr(ca_buf_str(&c.client), "could not create volume data"), "%s", ca_buf_str(&c.client));
+    }
+    sim_free(&c);
+  }
+  /* Network and volume creates bind nothing. */
+  request(req, sizeof(req), "/networks/create", "{\"Name\":\"n\",\"HostConfig\":{\"Binds\":[\"data:/x\"]}}");
+  struct conn_sim c;
+  sim_new(&c);
+  struct volumes_seen v = {.engine = &c.engine};
+  ag_proxy_req_set_volume_fn(c.r, see_volume, &v);
+  sim_client(&c, req);
+  cr_assert_eq(v.n, 0);
+  sim_free(&c);
+}
+
+/* A session nested in ours labeled its create, volume mounts included: both stay its own (nesting.h). */
+Test(proxy, nested_sessions_volume_mounts_keep_their_labels) {
+  char req[1024], head[1024];
+  request(req, sizeof(req), "/containers/create",
+          "{\"Labels\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\",\"" AG_LABEL_OUTER "\":\"" SESSION "\"},"
+          "\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"d\",\"Target\":\"/x\",\"VolumeOptions\":"
+          "{\"Labels\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\",\"" AG_LABEL_OUTER "\":\"" SESSION "\"}}}]}}");
+  struct out o;
+  feed(req, strlen(req), 0, &o);
+  cJSON *body = parse_request(&o.engine, head, sizeof(head));
+  cr_assert_not_null(body, "%s", ca_buf_str(&o.engine));
+  cr_assert_str_eq(label(body, AG_LABEL_SESSION), OTHER);
+  cr_assert_str_eq(mount_label(body, 0, AG_LABEL_SESSION), OTHER);
+  cr_assert_null(mount_label(body, 0, AG_LABEL_MODE), "the outer proxy added its labels to a nested create's volume");
+  cJSON_Delete(body);
+  out_free(&o);
 }

@@ -497,3 +497,46 @@ Test(run_proxy, own_answer_to_a_pipelined_request_comes_after_the_engines) {
   close(fd);
   ag_proxy_stop(lp.px, 100000);
 }
+
+/* Named volumes a container create implies (issue 21): `docker run -v name:/x` and `--mount type=volume` create them
+ * with the session's labels, so the session's end removes them; a volume that existed already is not the session's
+ * and stays as it was. */
+Test(run_proxy, volumes_that_a_run_implies_are_labeled_and_removed) {
+  char pre[96];
+  snprintf(pre, sizeof(pre), "pre-%d-%ld", (int)getpid(), (long)time(NULL));
+  char *made = NULL;
+  cr_assert_eq(dk_volume_create(sc.dk, pre, (const char *[]){sc.test_label, NULL}, &made, NULL), 0);
+  free(made);
+  const char *script =
+      scenario_script(&sc, "volumes.sh",
+                      "T=\"--label $TEST_LABEL\"\n"
+                      "S=$CLEANUP_AGENT_SESSION\n"
+                      "echo $S > $OUT/session\n"
+                      "R=\"docker run --rm --network none $T\"\n"
+                      "$R -v b-$S:/x cleanup-test/busybox:latest true || exit 90\n"
+                      "$R --mount type=volume,src=m-$S,dst=/x cleanup-test/busybox:latest true || exit 91\n"
+                      "$R -v \"$1\":/x cleanup-test/busybox:latest true || exit 92\n"
+                      "F='{{index .Labels \"io.cleanup-agent.session\"}}'\n"
+                      "docker volume inspect -f \"$F\" b-$S m-$S \"$1\" > $OUT/vlabels || exit 93\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, pre, NULL});
+  char id[128] = "", name[160];
+  bool started = scenario_read_marker(&sc, "session", 0, id);
+  /* Whatever the outcome, nothing may stay on the shared engine: remove by name what a failure left unlabeled. */
+  int left_b = -1, left_m = -1;
+  if (started) {
+    snprintf(name, sizeof(name), "b-%s", id);
+    left_b = dk_remove(sc.dk, DK_VOLUME, name, NULL);
+    snprintf(name, sizeof(name), "m-%s", id);
+    left_m = dk_remove(sc.dk, DK_VOLUME, name, NULL);
+  }
+  int pre_there = dk_remove(sc.dk, DK_VOLUME, pre, NULL);
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert(started);
+  char want[300];
+  snprintf(want, sizeof(want), "%s\n%s", id, id);
+  cr_assert_str_eq(out_file("vlabels"), want, "-v and --mount volumes carry the session label, the existing one none");
+  cr_assert_neq(left_b, 0, "the -v volume outlived the session");
+  cr_assert_neq(left_m, 0, "the --mount volume outlived the session");
+  cr_assert_eq(pre_there, 0, "the volume that existed before the session must stay");
+  scenario_assert_nothing_left(&sc, id);
+}
