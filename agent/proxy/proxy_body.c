@@ -426,3 +426,107 @@ int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **
   *ret = TAKE_PTR(names);
   return 0;
 }
+
+bool ag_proxy_body_keeps(const char *body, size_t len) {
+  _cleanup_json_ cJSON *root = cJSON_ParseWithLength(body, len);
+  const cJSON *keep = NULL;
+  for (const cJSON *it = root ? root->child : NULL; it; it = it->next) {
+    const cJSON *k =
+        it->string && is_labels_name(it->string) ? cJSON_GetObjectItemCaseSensitive(it, AG_LABEL_KEEP) : NULL;
+    if (it->string && is_labels_name(it->string) && cJSON_IsNull(it))
+      keep = NULL; /* a null Labels resets the map, as the engine reads it */
+    else if (k)
+      keep = k;
+  }
+  return cJSON_IsString(keep) && streq(keep->valuestring, "true");
+}
+
+/* ---- images the session builds: POST /build's labels query parameter ---- */
+
+static int url_decode(const char *s, size_t n, ca_buf *out, ca_error **err) {
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i] == '+' ? ' ' : s[i];
+    if (s[i] == '%' && i + 2 < n + 0 && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2])) {
+      char hex[3] = {s[i + 1], s[i + 2], 0};
+      c = (char)strtol(hex, NULL, 16);
+      i += 2;
+    }
+    if (ca_buf_append(out, &c, 1, err) < 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+static int url_encode(const char *s, size_t n, ca_buf *out, ca_error **err) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    int r = isalnum(c) || strchr("-._~", c) ? ca_buf_append(out, s + i, 1, err) : ca_buf_appendf(out, err, "%%%02X", c);
+    if (r < 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+/* The labels parameter's JSON (NULL: none) merged with the session's, URL-encoded, appended to out. */
+static int build_labels(const char *session_id, const char *const *labels, const char *json, ca_buf *out,
+                        ca_error **err) {
+  ca_buf wrapped = CA_BUF_INIT(AG_PROXY_BODY_MAX);
+  int r = ca_buf_appendf(&wrapped, err, "{\"Labels\":%s}", json && *json ? json : "{}");
+  _cleanup_free_ char *merged = NULL;
+  size_t len = 0;
+  if (r >= 0)
+    r = ag_proxy_rewrite_body(session_id, labels, wrapped.data, wrapped.len, &merged, &len, err);
+  ca_buf_free(&wrapped);
+  if (r < 0)
+    return r;
+  /* merged is {"Labels":{...}}: the object alone goes into the parameter. */
+  static const char prefix[] = "{\"Labels\":";
+  if (len < sizeof(prefix) || memcmp(merged, prefix, sizeof(prefix) - 1) != 0)
+    return ca_error_set(err, EINVAL, "cleanup-agent: the build's labels parameter is not a JSON object");
+  return url_encode(merged + sizeof(prefix) - 1, len - sizeof(prefix), out, err);
+}
+
+int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
+                               char **ret_url, ca_error **err) {
+  const char *q = memchr(url, '?', len);
+  size_t path_len = q ? (size_t)(q - url) : len;
+  ca_buf out = CA_BUF_INIT(2 * len + 64 * 1024), value = CA_BUF_INIT(len + 1);
+  int r = ca_buf_append(&out, url, path_len, err);
+  bool has_labels = false, has_forcerm = false, buildkit = false;
+  char sep = '?';
+  for (size_t i = path_len + 1; q && r >= 0 && i <= len;) {
+    const char *p = url + i, *amp = memchr(p, '&', len - i);
+    size_t n = amp ? (size_t)(amp - p) : len - i, key = strcspn(p, "=&");
+    key = key < n ? key : n;
+    i += n + 1;
+    if (n == 0)
+      continue;
+    ca_buf_reset(&value);
+    if (key == 6 && memcmp(p, "labels", 6) == 0) {
+      has_labels = true;
+      r = key < n ? url_decode(p + 7, n - 7, &value, err) : 0;
+      if (r >= 0 && (r = ca_buf_appendf(&out, err, "%clabels=", sep)) >= 0)
+        r = build_labels(session_id, labels, ca_buf_str(&value), &out, err);
+    } else {
+      has_forcerm |= key == 7 && memcmp(p, "forcerm", 7) == 0;
+      buildkit |= n == 9 && memcmp(p, "version=2", 9) == 0;
+      if ((r = ca_buf_append(&out, &sep, 1, err)) >= 0)
+        r = ca_buf_append(&out, p, n, err);
+    }
+    sep = '&';
+  }
+  if (r >= 0 && !has_labels && (r = ca_buf_appendf(&out, err, "%clabels=", sep)) >= 0) {
+    r = build_labels(session_id, labels, NULL, &out, err);
+    sep = '&';
+  }
+  /* The classic builder's step containers carry no label: removed by the engine even when a step fails. */
+  if (r >= 0 && !has_forcerm && !buildkit)
+    r = ca_buf_appendf(&out, err, "%cforcerm=1", sep);
+  ca_buf_free(&value);
+  if (r < 0) {
+    ca_buf_free(&out);
+    return r == -EPERM || r == -EINVAL ? r : -ENOMEM;
+  }
+  *ret_url = ca_buf_steal(&out, NULL);
+  return 0;
+}

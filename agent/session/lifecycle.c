@@ -18,8 +18,9 @@
  *
  * End: the command first kills what it ran itself (run: its tree, after reading its stats; container-seq: its
  * threads), then ag_session_end:
- *   1. The proxy stops, so that a create racing the end is either collected below or never made. (It stops after
- *      the tree died: a client of the tree holding a request open would otherwise hold the drain.)
+ *   1. The proxy stops, so that a create racing the end is either collected below or never made: creates get a
+ *      503, those in flight are answered and their ids recorded, removed after step 2. (It stops after the tree
+ *      died: a client of the tree holding a request open would otherwise hold the drain.)
  *   2. ag_collect_session, the code the guardian, kill and gc run: the session's cgroup, then its containers,
  *      networks and volumes, then the registry, which goes last and only when everything else went (an engine that
  *      did not answer included): it is what tells the next start and gc that the session still has something left,
@@ -320,6 +321,24 @@ int ag_session_begin(struct ag_session *s, ca_error **err) {
   return 0;
 }
 
+/* What the proxy saw the engine create and the listing by label did not remove (a create answered late, a label
+ * the engine dropped) goes too; an id already gone is the usual case. */
+static void remove_recorded(struct ag_session *s, char **made) {
+  static const char order[] = "cnv"; /* containers first: they hold the networks and volumes */
+  unsigned *counts[] = {&s->collected.containers, &s->collected.networks, &s->collected.volumes};
+  for (size_t i = 0; i < 3; i++)
+    for (char **m = made; m && *m && s->env.dk; m++) {
+      if ((*m)[0] != order[i])
+        continue;
+      _cleanup_error_ ca_error *e = NULL;
+      int k = dk_remove(s->env.dk, (enum dk_kind[]){DK_CONTAINER, DK_NETWORK, DK_VOLUME}[i], *m + 2, &e);
+      if (k == 0)
+        (*counts[i])++;
+      else if (k < 0)
+        ag_session_warn(s, "docker proxy: remove %s: %s", *m + 2, e->msg);
+    }
+}
+
 int ag_session_end(struct ag_session *s) {
   if (!s->registered)
     return 0;
@@ -328,7 +347,9 @@ int ag_session_end(struct ag_session *s) {
    * it did not remove by then stays registered. */
   uint64_t teardown = s->cfg->globals->teardown_usec ? s->cfg->globals->teardown_usec : AG_TEARDOWN_USEC;
   s->env.deadline_usec = ca_now_monotonic_usec() + teardown;
-  ag_proxy_stop(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4));
+  /* Creates get a 503 from here; those in flight are answered and their ids recorded (proxy.h). */
+  _cleanup_strv_free_ char **made = NULL;
+  ag_proxy_stop_recorded(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4), &made);
   _cleanup_error_ ca_error *err = NULL;
   if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {
     /* Not asked again below: the collection says the engine did not answer, and the registry stays. */
@@ -337,6 +358,7 @@ int ag_session_end(struct ag_session *s) {
     dk_client_free(TAKE_PTR(s->env.dk));
   }
   int r = ag_collect_session(&s->env, &s->reg, s->id, s->left, &s->collected, &err);
+  remove_recorded(s, made);
   if (r < 0)
     ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
   s->env.deadline_usec = 0;

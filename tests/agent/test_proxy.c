@@ -804,3 +804,172 @@ Test(proxy, nested_sessions_volume_mounts_keep_their_labels) {
   cJSON_Delete(body);
   out_free(&o);
 }
+
+/* ---- what the engine created, and the session's end ---- */
+
+struct recorded {
+  char ids[8][80];
+  int n;
+  bool ending;
+};
+
+static void note_created(void *ctx, char kind, const char *id) {
+  struct recorded *rec = ctx;
+  if (rec->n < 8)
+    snprintf(rec->ids[rec->n++], sizeof(rec->ids[0]), "%c:%s", kind, id);
+}
+
+static bool is_ending(void *ctx) {
+  return ((struct recorded *)ctx)->ending;
+}
+
+static void sim_hooked(struct conn_sim *c, struct recorded *rec) {
+  sim_new(c);
+  ag_proxy_req_set_hooks(c->r, &(struct ag_proxy_hooks){.created = note_created, .ending = is_ending, .ctx = rec});
+}
+
+static void create_answered(struct conn_sim *c, const char *target, const char *body, const char *answer) {
+  char req[1024];
+  request(req, sizeof(req), target, body);
+  cr_assert_eq(sim_client(c, req), AG_PROXY_GO);
+  cr_assert(ag_proxy_req_create_in_flight(c->r) || strstr(body, AG_LABEL_KEEP), "%s", body);
+  /* In two pieces, as an engine may send it. */
+  size_t half = strlen(answer) / 2;
+  char first[512];
+  snprintf(first, sizeof(first), "%.*s", (int)half, answer);
+  sim_engine(c, first);
+  sim_engine(c, answer + half);
+  cr_assert_not(ag_proxy_req_create_in_flight(c->r));
+}
+
+Test(proxy, ids_of_what_the_engine_created_are_recorded) {
+  struct recorded rec = {0};
+  struct conn_sim c;
+  sim_hooked(&c, &rec);
+  static const char cid[] = "{\"Id\":\"c0ffee\",\"Warnings\":[]}", vol[] = "{\"Name\":\"v1\",\"Driver\":\"local\"}",
+                    net[] = "{\"Id\":\"beef\",\"Warning\":\"\"}", conflict[] = "{\"message\":\"Conflict. in use\"}";
+  char answer[512];
+  snprintf(answer, sizeof(answer), "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\n\r\n%s", strlen(cid), cid);
+  create_answered(&c, "/v1.41/containers/create", "{}", answer);
+  snprintf(answer, sizeof(answer), "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\n\r\n%s", strlen(vol), vol);
+  create_answered(&c, "/volumes/create", "{\"Name\":\"v1\"}", answer);
+  snprintf(answer, sizeof(answer), "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+           strlen(net), net);
+  create_answered(&c, "/networks/create", "{\"Name\":\"n\"}", answer);
+  snprintf(answer, sizeof(answer), "HTTP/1.1 409 Conflict\r\nContent-Length: %zu\r\n\r\n%s", strlen(conflict),
+           conflict);
+  create_answered(&c, "/containers/create?name=x", "{}", answer);
+  /* Kept by its creator's wish: not the end's to remove. */
+  snprintf(answer, sizeof(answer), "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\n\r\n%s", strlen(cid), cid);
+  create_answered(&c, "/containers/create", "{\"Labels\":{\"" AG_LABEL_KEEP "\":\"true\"}}", answer);
+  /* Not a create. */
+  sim_client(&c, "GET /containers/json HTTP/1.1\r\nHost: d\r\n\r\n");
+  sim_engine(&c, "HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"Id\":\"nope\"}\r\n");
+  cr_assert_eq(rec.n, 3);
+  cr_assert_str_eq(rec.ids[0], "c:c0ffee");
+  cr_assert_str_eq(rec.ids[1], "v:v1");
+  cr_assert_str_eq(rec.ids[2], "n:beef");
+  sim_free(&c);
+}
+
+Test(proxy, creates_get_503_once_the_session_is_ending) {
+  struct recorded rec = {.ending = true};
+  struct conn_sim c;
+  sim_hooked(&c, &rec);
+  sim_client(&c, "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n");
+  cr_assert_not_null(strstr(ca_buf_str(&c.engine), "GET /_ping"), "other requests still pass");
+  ca_buf_reset(&c.engine);
+  sim_engine(&c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+  ca_buf_reset(&c.client);
+  char req[512];
+  request(req, sizeof(req), "/v1.41/containers/create", "{\"Image\":\"b\"}");
+  cr_assert_eq(sim_client(&c, req), AG_PROXY_CLOSE);
+  cr_assert_eq(c.engine.len, 0, "a create reached the engine while the session ends: %s", ca_buf_str(&c.engine));
+  cr_assert(strncmp(ca_buf_str(&c.client), "HTTP/1.1 503 ", 13) == 0, "%s", ca_buf_str(&c.client));
+  cr_assert_not_null(strstr(ca_buf_str(&c.client), "the session is ending"), "%s", ca_buf_str(&c.client));
+  sim_free(&c);
+}
+
+/* ---- images the session builds ---- */
+
+/* The labels parameter of a rewritten build target, decoded and parsed. */
+static cJSON *build_labels_of(const char *url) {
+  const char *l = strstr(url, "labels=");
+  cr_assert_not_null(l, "%s", url);
+  l += 7;
+  char text[4096];
+  size_t n = 0;
+  for (; *l && *l != '&' && n + 1 < sizeof(text); l++) {
+    if (*l == '%') {
+      char hex[3] = {l[1], l[2], 0};
+      text[n++] = (char)strtol(hex, NULL, 16);
+      l += 2;
+    } else
+      text[n++] = *l;
+  }
+  text[n] = '\0';
+  cJSON *j = cJSON_Parse(text);
+  cr_assert(cJSON_IsObject(j), "%s", text);
+  return j;
+}
+
+static const char *build_label(const cJSON *j, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+Test(proxy, builds_carry_the_session_labels_and_classic_ones_forcerm) {
+  char *url = NULL;
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/v1.41/build?t=x%3Ay&rm=1", 25, &url, NULL), 0);
+  cr_assert(strncmp(url, "/v1.41/build?t=x%3Ay&rm=1&labels=", 33) == 0, "%s", url);
+  cr_assert_not_null(strstr(url, "&forcerm=1"), "%s", url);
+  cJSON *j = build_labels_of(url);
+  cr_assert_str_eq(build_label(j, AG_LABEL_SESSION), SESSION);
+  cJSON_Delete(j);
+  free(url);
+  /* The client's labels kept, its forcerm=0 kept, BuildKit (version=2) gets no forcerm. */
+  static const char with[] = "/build?labels=%7B%22a%22%3A%22b%22%7D&forcerm=0";
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, with, strlen(with), &url, NULL), 0);
+  cr_assert_not_null(strstr(url, "&forcerm=0"), "%s", url);
+  cr_assert_null(strstr(url, "forcerm=1"), "%s", url);
+  j = build_labels_of(url);
+  cr_assert_str_eq(build_label(j, "a"), "b");
+  cr_assert_str_eq(build_label(j, AG_LABEL_SESSION), SESSION);
+  cJSON_Delete(j);
+  free(url);
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/build?version=2", 16, &url, NULL), 0);
+  cr_assert_null(strstr(url, "forcerm"), "%s", url);
+  cr_assert_not_null(strstr(url, "labels="), "%s", url);
+  free(url);
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/build", 6, &url, NULL), 0);
+  cr_assert(strncmp(url, "/build?labels=", 14) == 0, "%s", url);
+  free(url);
+  /* A foreign session label is refused as on a create. */
+  static const char foreign[] = "/build?labels=%7B%22io.cleanup-agent.session%22%3A%22x%22%7D";
+  ca_error *err = NULL;
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, foreign, strlen(foreign), &url, &err), -EPERM);
+  cr_assert_not_null(strstr(err->msg, "names another session"), "%s", err->msg);
+  ca_error_free(err);
+}
+
+Test(proxy, build_request_line_is_rewritten_and_the_body_passes) {
+  static const char req[] = "POST /v1.41/build?t=img HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                            "Content-Length: 5\r\n\r\nTAR!!";
+  for (size_t step = 0; step < 4; step++) {
+    struct out o;
+    feed(req, strlen(req), step * 5, &o);
+    const char *e = ca_buf_str(&o.engine);
+    cr_assert(strncmp(e, "POST /v1.41/build?t=img&labels=", 31) == 0, "%s", e);
+    cr_assert_not_null(strstr(e, "&forcerm=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                                 "Content-Length: 5\r\n\r\nTAR!!"),
+                       "%s", e);
+    cr_assert_eq(o.client.len, 0);
+    out_free(&o);
+  }
+  /* A refused build: a 400, nothing to the engine. */
+  static const char bad[] = "POST /build?labels=%7Bnot-json HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n";
+  struct out o;
+  feed(bad, strlen(bad), 0, &o);
+  assert_refused(&o, "", "a build with labels that are not JSON");
+  out_free(&o);
+}
