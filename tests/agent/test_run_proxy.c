@@ -600,3 +600,28 @@ Test(run_proxy, builds_are_labeled_and_a_failed_step_leaves_no_container) {
   cr_assert_str_eq(out_file("steps"), "0", "the failed step's container was left: %s", out_file("failed"));
   scenario_assert_nothing_left(&sc, id);
 }
+
+/* A client that goes away right after sending a create (issue 21): the engine makes the container anyway, and the
+ * proxy still reads the answer for its id, which the session's end removes. */
+Test(run_proxy, a_create_whose_client_went_away_is_recorded) {
+  struct live_proxy lp;
+  live_proxy_start(&lp);
+  int fd = unix_connect(lp.socket);
+  const char *body = create_body("");
+  char req[2048];
+  snprintf(req, sizeof(req),
+           "POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+           "Content-Length: %zu\r\n\r\n%s",
+           strlen(body), body);
+  cr_assert_eq(ca_write_all(fd, req, strlen(req)), 0);
+  close(fd);
+  /* The proxy took the connection and sent the create on (the ending refuses new ones); the engine's answer may
+   * still be on its way. */
+  usleep(200 * 1000);
+  char **made = NULL;
+  ag_proxy_stop_recorded(lp.px, 20 * 1000000ULL, &made);
+  cr_assert_not_null(made, "nothing recorded");
+  cr_assert(made[0] && strncmp(made[0], "c:", 2) == 0 && !made[1], "%s", made[0] ? made[0] : "(none)");
+  cr_assert_eq(dk_remove(sc.dk, DK_CONTAINER, made[0] + 2, NULL), 0, "the recorded container %s", made[0] + 2);
+  ca_strv_free(made);
+}
