@@ -581,7 +581,7 @@ Test(run_proxy, builds_are_labeled_and_a_failed_step_leaves_no_container) {
       "docker build -q -t cleanup-test/built-$S --label $TEST_LABEL - > $OUT/build 2>&1 || exit 90\n"
       "docker image inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' cleanup-test/built-$S "
       "> $OUT/ilabel || exit 91\n"
-      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-%s-$S && false\\n' x | "
+      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-x-%s && false\\n' $S | "
       "docker build --label $TEST_LABEL - > $OUT/failed 2>&1 && exit 92\n"
       "docker ps -a --no-trunc --format '{{.Command}}' | grep -c \"step-x-$S\" > $OUT/steps\n"
       "exit 0\n");
@@ -596,8 +596,8 @@ Test(run_proxy, builds_are_labeled_and_a_failed_step_leaves_no_container) {
   if (started)
     cr_assert_eq(system(cmd), 0);
   cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("build"));
-  cr_assert_str_eq(out_file("ilabel"), id, "the built image carries the session label");
   cr_assert_str_eq(out_file("steps"), "0", "the failed step's container was left: %s", out_file("failed"));
+  cr_assert_str_eq(out_file("ilabel"), id, "the built image carries the session label");
   scenario_assert_nothing_left(&sc, id);
 }
 
