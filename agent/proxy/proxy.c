@@ -33,6 +33,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,10 +73,17 @@ struct ag_proxy_req {
   ca_buf url;
   ca_buf headers; /* "Field: value\r\n" of a create head, without the framing headers */
   ca_buf field, value;
-  ca_buf body;           /* a create request's decoded body */
-  ca_buf hold;           /* client bytes that came while waiting */
-  ca_buf deferred;       /* the proxy's own answer, until the engine answered everything sent before it */
-  unsigned answer_after; /* deferred goes out once no more than this many requests are in flight */
+  ca_buf body;                  /* a create request's decoded body */
+  ca_buf hold;                  /* client bytes that came while waiting */
+  ca_buf deferred;              /* the proxy's own answer, until the engine answered everything sent before it */
+  ag_proxy_volume_fn volume_fn; /* named volumes of a container create's Binds are made sure of through it */
+  void *volume_ctx;
+  struct ag_proxy_hooks hooks;
+  char create;              /* the kind of the create being read (create_kind), 0 for other requests */
+  char kinds[INFLIGHT_MAX]; /* per request in flight, its create kind (or 0), at the same ring index */
+  ca_buf resp_body;         /* the answer to a create, read for its id */
+  bool resp_create;         /* the answer being parsed is a create's success */
+  unsigned answer_after;    /* deferred goes out once no more than this many requests are in flight */
   /* The requests in flight, oldest first: a ring of INFLIGHT_MAX bits each, whether it is a HEAD (an answer without
    * a body) and whether it may take the connection over. */
   unsigned inflight, first;
@@ -209,6 +217,7 @@ struct ag_proxy_req *ag_proxy_req_new(const char *session_id, const char *const 
   ca_buf_init(&r->body, AG_PROXY_BODY_MAX);
   ca_buf_init(&r->hold, HOLD_MAX);
   ca_buf_init(&r->deferred, 64 * 1024);
+  ca_buf_init(&r->resp_body, 64 * 1024);
   http_parser_init(&r->rp, HTTP_RESPONSE);
   r->rp.data = r;
   return r;
@@ -225,7 +234,24 @@ void ag_proxy_req_free(struct ag_proxy_req *r) {
   ca_buf_free(&r->body);
   ca_buf_free(&r->hold);
   ca_buf_free(&r->deferred);
+  ca_buf_free(&r->resp_body);
   free(r);
+}
+
+void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx) {
+  r->volume_fn = fn;
+  r->volume_ctx = ctx;
+}
+
+void ag_proxy_req_set_hooks(struct ag_proxy_req *r, const struct ag_proxy_hooks *hooks) {
+  r->hooks = *hooks;
+}
+
+bool ag_proxy_req_create_in_flight(const struct ag_proxy_req *r) {
+  for (unsigned i = 0; i < r->inflight && !r->raw; i++)
+    if (r->kinds[(r->first + i) % INFLIGHT_MAX])
+      return true;
+  return false;
 }
 
 bool ag_proxy_req_is_raw(const struct ag_proxy_req *r) {
@@ -278,12 +304,20 @@ static const char *unversioned(const char *path) {
   return path;
 }
 
-bool ag_proxy_is_create(const char *method, const char *url, size_t url_len) {
+/* What a POST creates: 'c'ontainer, 'n'etwork, 'v'olume, or 0 when it is not a create. */
+static char create_kind(const char *url, size_t url_len) {
   char path[256];
-  if (!streq(method, "POST") || !request_path(url, url_len, path, sizeof(path)))
-    return false;
+  if (!request_path(url, url_len, path, sizeof(path)))
+    return 0;
   const char *p = unversioned(path);
-  return streq(p, "/containers/create") || streq(p, "/networks/create") || streq(p, "/volumes/create");
+  return streq(p, "/containers/create") ? 'c'
+         : streq(p, "/networks/create") ? 'n'
+         : streq(p, "/volumes/create")  ? 'v'
+                                        : 0;
+}
+
+bool ag_proxy_is_create(const char *method, const char *url, size_t url_len) {
+  return streq(method, "POST") && create_kind(url, url_len);
 }
 
 /* Attach and exec start take over the connection even without an Upgrade header (older clients). */
@@ -353,6 +387,7 @@ static bool push_inflight(struct ag_proxy_req *r, bool head, bool hijack) {
   if (r->inflight >= INFLIGHT_MAX)
     return false;
   unsigned i = (r->first + r->inflight++) % INFLIGHT_MAX;
+  r->kinds[i] = head || hijack ? 0 : r->create;
   uint64_t bit = 1ULL << i;
   r->head_bits = head ? r->head_bits | bit : r->head_bits & ~bit;
   r->hijack_bits = hijack ? r->hijack_bits | bit : r->hijack_bits & ~bit;
@@ -373,6 +408,28 @@ static int refuse_too_large(struct ag_proxy_req *r, ca_buf *to_client, ca_error 
                 to_client, err);
 }
 
+/* Named volumes that a container create binds exist before it is forwarded: one the proxy creates carries the
+ * session's labels (the engine would create it without any). */
+static int ensure_bind_volumes(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  if (!r->volume_fn || create_kind(ca_buf_str(&r->url), r->url.len) != 'c')
+    return 0;
+  _cleanup_strv_free_ char **names = NULL;
+  if (ag_proxy_bind_volumes(r->body.data ? r->body.data : "", r->body.len, &names, err) < 0)
+    return -ENOMEM;
+  for (char **n = names; *n; n++) {
+    _cleanup_error_ ca_error *e = NULL;
+    if (r->volume_fn(r->volume_ctx, *n, &e) < 0) {
+      char msg[1024];
+      snprintf(msg, sizeof(msg),
+               "cleanup-agent: the session's Docker proxy could not create volume %s with the "
+               "session labels before the container that binds it: %s",
+               *n, e ? e->msg : "unknown error");
+      return refuse(r, 502, "Bad Gateway", msg, to_client, err) < 0 ? -ENOMEM : 1;
+    }
+  }
+  return 0;
+}
+
 static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
   _cleanup_free_ char *rewritten = NULL;
   size_t len = 0;
@@ -383,6 +440,10 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
     return refuse(r, 400, "Bad Request", refusal->msg, to_client, err);
   if (k < 0)
     return ca_error_set(err, ENOMEM, "out of memory");
+  if ((k = ensure_bind_volumes(r, to_client, err)) != 0)
+    return k < 0 ? k : 0;
+  if (ag_proxy_body_keeps(r->body.data ? r->body.data : "", r->body.len))
+    r->create = 0; /* kept by its creator's wish: not recorded for removal */
   if (!push_inflight(r, false, false))
     return refuse_pipelined(r, to_client, err);
   if (ca_buf_appendf(to_engine, err, "%s %s HTTP/%u.%u\r\n%sContent-Length: %zu\r\n\r\n",
@@ -392,11 +453,48 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
   return ca_buf_append(to_engine, rewritten, len, err);
 }
 
+/* POST /build: the image gets the session's labels and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
+ * request line is rewritten, the rest of the head and the body go as they are. 1 when refused. */
+static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  char path[256];
+  if (r->p.method != HTTP_POST || !request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)) ||
+      !streq(unversioned(path), "/build"))
+    return 0;
+  _cleanup_free_ char *url = NULL;
+  _cleanup_error_ ca_error *refusal = NULL;
+  int k = ag_proxy_rewrite_build_url(r->session_id, r->labels, ca_buf_str(&r->url), r->url.len, &url, &refusal);
+  if (k == -EPERM || k == -EINVAL) {
+    r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */
+    return refuse(r, 400, "Bad Request", refusal->msg, to_client, err) < 0 ? -ENOMEM : 1;
+  }
+  const char *line_end = k < 0 ? NULL : memchr(r->pending.data, '\n', r->pending.len);
+  if (!line_end)
+    return ca_error_set(err, ENOMEM, "out of memory"); /* the parser read the request line: it is there */
+  ca_buf head = CA_BUF_INIT(r->pending.max + strlen(url));
+  size_t rest = (size_t)(line_end + 1 - r->pending.data);
+  k = ca_buf_appendf(&head, err, "POST %s HTTP/%u.%u\r\n", url, r->p.http_major, r->p.http_minor);
+  if (k >= 0)
+    k = ca_buf_append(&head, r->pending.data + rest, r->pending.len - rest, err);
+  if (k >= 0) {
+    ca_buf_free(&r->pending);
+    r->pending = head;
+    return 0;
+  }
+  ca_buf_free(&head);
+  return -ENOMEM;
+}
+
 /* A request head is complete: a create waits for its body, anything else goes to the engine as it is. */
 static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
   r->phase = r->next_phase;
+  r->create = r->phase == PH_BODY_CREATE ? create_kind(ca_buf_str(&r->url), r->url.len) : 0;
   if (r->phase == PH_BODY_CREATE) {
     ca_buf_reset(&r->pending);
+    if (r->hooks.ending && r->hooks.ending(r->hooks.ctx))
+      return refuse(r, 503, "Service Unavailable",
+                    "cleanup-agent: the session is ending: its Docker proxy creates nothing more, so that what the "
+                    "session's end removes is all it made",
+                    to_client, err);
     if (r->upgrade_header || r->p.upgrade)
       return refuse(r, 400, "Bad Request",
                     "cleanup-agent: a create request with Upgrade or Connection: upgrade headers: a create never "
@@ -406,11 +504,18 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
       return refuse_too_large(r, to_client, err);
     return 0;
   }
+  int b = rewrite_build(r, to_client, err);
+  if (b != 0)
+    return b < 0 ? -ENOMEM : 0;
   r->hijack = r->upgrade_header || r->p.upgrade || is_hijack(ca_buf_str(&r->url), r->url.len);
   if (!push_inflight(r, r->p.method == HTTP_HEAD, r->hijack))
     return refuse_pipelined(r, to_client, err);
   int k = ca_buf_append(to_engine, r->pending.data, r->pending.len, err);
   ca_buf_reset(&r->pending);
+  if (r->pending.max != HEAD_MAX) { /* a rewritten build head's: back to the cap of the heads a client sends */
+    ca_buf_free(&r->pending);
+    ca_buf_init(&r->pending, HEAD_MAX);
+  }
   return k < 0 ? -ENOMEM : 0;
 }
 
@@ -514,6 +619,8 @@ static int on_resp_headers(http_parser *p) {
   if (r->resp_informational || !r->inflight)
     return 0;
   uint64_t bit = 1ULL << r->first;
+  r->resp_create = r->kinds[r->first] && p->status_code >= 200 && p->status_code < 300;
+  ca_buf_reset(&r->resp_body);
   bool unframed = !(p->flags & F_CHUNKED) && p->content_length == ULLONG_MAX;
   if (p->status_code == 101 || ((r->hijack_bits & bit) && p->status_code == 200 && unframed)) {
     r->raw = true;
@@ -523,11 +630,31 @@ static int on_resp_headers(http_parser *p) {
   return (r->head_bits & bit) ? 1 : 0;
 }
 
+static int on_resp_body(http_parser *p, const char *at, size_t len) {
+  struct ag_proxy_req *r = req_of(p);
+  if (r->resp_create && ca_buf_append(&r->resp_body, at, len, NULL) < 0)
+    r->resp_create = false; /* not a create's answer: those are a few dozen bytes */
+  return 0;
+}
+
+/* The id of a create the engine answered with success goes to the server (created hook). */
+static void record_created(struct ag_proxy_req *r) {
+  if (!r->resp_create || !r->hooks.created)
+    return;
+  char kind = r->kinds[r->first];
+  _cleanup_json_ cJSON *j = cJSON_ParseWithLength(r->resp_body.data ? r->resp_body.data : "", r->resp_body.len);
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, kind == 'v' ? "Name" : "Id");
+  if (cJSON_IsString(id) && id->valuestring[0])
+    r->hooks.created(r->hooks.ctx, kind, id->valuestring);
+}
+
 static int on_resp_complete(http_parser *p) {
   struct ag_proxy_req *r = req_of(p);
   r->resp_in_message = false;
   if (r->resp_informational || !r->inflight)
     return 0;
+  record_created(r);
+  r->resp_create = false;
   r->first = (r->first + 1) % INFLIGHT_MAX;
   if (--r->inflight == 0 && r->waiting) {
     /* The request that could have taken the connection over was answered as HTTP: parsing goes on afresh. */
@@ -541,6 +668,7 @@ static int on_resp_complete(http_parser *p) {
 static const http_parser_settings resp_settings = {
     .on_message_begin = on_resp_begin,
     .on_headers_complete = on_resp_headers,
+    .on_body = on_resp_body,
     .on_message_complete = on_resp_complete,
 };
 
@@ -592,7 +720,36 @@ struct ag_proxy {
   unsigned n_conns, max_conns;
   struct conn *conns;
   bool stopping;
+  char **created; /* "c:<id>", "n:<id>", "v:<name>" of what the engine created through the proxy */
+  size_t n_created;
 };
+
+#define CREATED_MAX 65536 /* ids recorded; beyond, the listing by label alone finds what a session made */
+
+/* The created hook of every connection: records what the session's end removes even when a listing missed it. */
+static void record_id(void *ctx, char kind, const char *id) {
+  struct ag_proxy *px = ctx;
+  char *entry = NULL;
+  pthread_mutex_lock(&px->mu);
+  if (px->n_created < CREATED_MAX && asprintf(&entry, "%c:%s", kind, id) >= 0) {
+    char **v = realloc(px->created, (px->n_created + 2) * sizeof(char *));
+    if (v) {
+      v[px->n_created++] = TAKE_PTR(entry);
+      v[px->n_created] = NULL;
+      px->created = v;
+    }
+  }
+  pthread_mutex_unlock(&px->mu);
+  free(entry); /* out of memory: the listing by label still finds it */
+}
+
+static bool session_ending(void *ctx) {
+  struct ag_proxy *px = ctx;
+  pthread_mutex_lock(&px->mu);
+  bool ending = px->stopping;
+  pthread_mutex_unlock(&px->mu);
+  return ending;
+}
 
 const char *ag_proxy_engine_socket(const char *docker_host) {
   if (!docker_host)
@@ -647,6 +804,7 @@ static void *engine_to_client(void *arg) {
   struct conn *c = arg;
   char *buf = malloc(IO_CHUNK);
   ca_buf out = CA_BUF_INIT(2 * IO_CHUNK + 64 * 1024);
+  bool client_gone = false;
   for (;;) {
     ssize_t n = buf ? read(c->engine, buf, IO_CHUNK) : -1;
     if (n < 0 && errno == EINTR)
@@ -656,12 +814,19 @@ static void *engine_to_client(void *arg) {
     if (n >= 0)
       fed = ag_proxy_resp_feed(c->req, buf, (size_t)n, &out, NULL);
     if (fed >= 0)
-      k = out.len ? ca_write_all(c->client, out.data, out.len) : 0;
+      k = out.len && !client_gone ? ca_write_all(c->client, out.data, out.len) : 0;
+    /* A client gone before a create's answer: the answer is still read, for the id the session's end removes. */
+    if (k < 0 && n > 0 && ag_proxy_req_create_in_flight(c->req)) {
+      client_gone = true;
+      k = 0;
+    }
     if (n <= 0)
       c->engine_done = true;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->mu);
     ca_buf_reset(&out);
+    if (client_gone && !ag_proxy_req_create_in_flight(c->req))
+      k = -1; /* the answers the session needed are in */
     if (n == 0 && k == 0 && fed == AG_PROXY_GO) {
       (void)shutdown(c->client, SHUT_WR); /* the client sees the engine's close as it would directly */
       break;
@@ -688,6 +853,67 @@ static void refuse_connection(struct conn *c, const char *why) {
   if (answer(&out, 502, "Bad Gateway", why, NULL) == 0)
     (void)ca_write_all(c->client, out.data, out.len); /* a client that is gone needs no answer */
   ca_buf_free(&out);
+}
+
+/* One request of the proxy's own to the engine on a connection of its own (HTTP/1.0: the engine closes after the
+ * answer); the status code, or negative with err saying why. */
+static int engine_call(struct ag_proxy *px, const char *method, const char *target, const char *body, ca_error **err) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
+  _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {.tv_sec = 10};
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+      connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+    return ca_error_set_errno(err, errno, "connect to the engine at %s", px->engine_socket);
+  ca_buf req = CA_BUF_INIT(64 * 1024);
+  int r = ca_buf_appendf(&req, err,
+                         "%s %s HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         method, target, body ? strlen(body) : 0, body ? body : "");
+  if (r == 0 && ca_write_all(fd, req.data, req.len) < 0)
+    r = ca_error_set_errno(err, errno, "%s %s", method, target);
+  ca_buf_free(&req);
+  char head[64] = "";
+  size_t got = 0;
+  while (r == 0 && got < sizeof(head) - 1) {
+    ssize_t n = read(fd, head + got, sizeof(head) - 1 - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  head[got] = '\0';
+  int status = 0;
+  if (r == 0 && sscanf(head, "HTTP/1.%*d %d", &status) != 1)
+    r = ca_error_set(err, EPROTO, "%s %s: the engine's answer is not HTTP", method, target);
+  return r < 0 ? r : status;
+}
+
+/* ag_proxy_volume_fn of the server: a missing volume is created with the session's labels. */
+static int ensure_volume(void *ctx, const char *name, ca_error **err) {
+  struct ag_proxy *px = ctx;
+  char target[512];
+  snprintf(target, sizeof(target), "/volumes/%s", name); /* a volume name needs no escaping */
+  int status = engine_call(px, "GET", target, NULL, err);
+  if (status != 404)
+    return status == 200 ? 0
+           : status < 0  ? status
+                         : ca_error_set(err, EIO, "GET %s: the engine said %d", target, status);
+  _cleanup_json_ cJSON *j = cJSON_CreateObject();
+  _cleanup_free_ char *spec = j && cJSON_AddStringToObject(j, "Name", name) ? cJSON_PrintUnformatted(j) : NULL;
+  _cleanup_free_ char *body = NULL;
+  size_t len;
+  if (!spec ||
+      ag_proxy_rewrite_body(px->session_id, (const char *const *)px->labels, spec, strlen(spec), &body, &len, err) < 0)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  status = engine_call(px, "POST", "/volumes/create", body, err);
+  if (status < 0)
+    return status;
+  if (status != 201 && status != 200)
+    return ca_error_set(err, EIO, "POST /volumes/create: the engine said %d", status);
+  record_id(px, 'v', name); /* or another client created it in between, through the proxy: labeled as well */
+  return 0;
 }
 
 /* Connects the connection's engine side; on failure the client gets a refusal saying why. */
@@ -730,6 +956,15 @@ static bool start_engine_reader(struct conn *c) {
   return running;
 }
 
+/* Before the engine side of a connection whose client is gone is shut: the answers to its creates are read first
+ * (their ids), for as long as the engine takes or until the proxy stops (which shuts the engine side itself). */
+static void wait_creates_answered(struct conn *c) {
+  pthread_mutex_lock(&c->mu);
+  while (ag_proxy_req_create_in_flight(c->req) && !c->engine_done)
+    pthread_cond_wait(&c->cond, &c->mu);
+  pthread_mutex_unlock(&c->mu);
+}
+
 /* The client closed its writing side: the engine sees the half-close as it would directly. A half-closed client
  * (stdin ended) still reads the engine's answer; one that is gone entirely (POLLHUP) ends the connection even when
  * the engine keeps its side open and silent. */
@@ -739,6 +974,7 @@ static void client_half_closed(struct conn *c) {
   while (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
     if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
       break;
+  wait_creates_answered(c);
   (void)shutdown(c->engine, SHUT_RDWR);
   (void)shutdown(c->client, SHUT_RDWR);
 }
@@ -802,6 +1038,7 @@ static void *client_to_engine(void *arg) {
       break;
     if (k < 0) {
       (void)shutdown(c->client, SHUT_RDWR);
+      wait_creates_answered(c);
       (void)shutdown(c->engine, SHUT_RDWR);
       break;
     }
@@ -875,6 +1112,8 @@ static void *accept_loop(void *arg) {
       free(c);
       continue;
     }
+    ag_proxy_req_set_volume_fn(c->req, ensure_volume, px);
+    ag_proxy_req_set_hooks(c->req, &(struct ag_proxy_hooks){.created = record_id, .ending = session_ending, .ctx = px});
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_lock(&px->mu);
@@ -904,6 +1143,7 @@ static void proxy_free(struct ag_proxy *px) {
   free(px->engine_socket);
   free(px->session_id);
   ca_strv_free(px->labels);
+  ca_strv_free(px->created);
   free(px);
 }
 
@@ -993,6 +1233,12 @@ static void wait_conns_until(struct ag_proxy *px, uint64_t deadline_usec) {
 }
 
 void ag_proxy_stop(struct ag_proxy *px, uint64_t drain_usec) {
+  ag_proxy_stop_recorded(px, drain_usec, NULL);
+}
+
+void ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***ret_created) {
+  if (ret_created)
+    *ret_created = NULL;
   if (!px)
     return;
   pthread_mutex_lock(&px->mu);
@@ -1016,6 +1262,10 @@ void ag_proxy_stop(struct ag_proxy *px, uint64_t drain_usec) {
   }
   wait_conns_until(px, ca_now_monotonic_usec() + FORCE_CLOSE_WAIT_USEC);
   bool left = px->n_conns > 0;
+  if (ret_created) {
+    *ret_created = TAKE_PTR(px->created);
+    px->n_created = 0;
+  }
   pthread_mutex_unlock(&px->mu);
   if (left)
     return; /* a thread stuck past a shutdown would use freed memory: leak the little that is left instead */

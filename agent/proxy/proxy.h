@@ -55,6 +55,37 @@ bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r);
 int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *body, size_t len,
                           char **ret_body, size_t *ret_len, ca_error **err);
 
+/* The named volumes of a container create body's HostConfig.Binds ("name:/path[:mode]"), each once, as a
+ * NULL-terminated list (caller frees); an empty list when there are none or the body does not parse. */
+int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **err);
+
+/* Makes sure the named volume exists before a container create that binds it is forwarded: a missing one is created
+ * with the session's labels, an existing one is not ours and stays as it is. 0, or negative with err saying why (the
+ * create is then refused). */
+typedef int (*ag_proxy_volume_fn)(void *ctx, const char *name, ca_error **err);
+void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx);
+
+/* What the server learns from a connection: created is called with the kind ('c'ontainer, 'n'etwork, 'v'olume) and
+ * the id (a volume's name) of every create the engine answered with success, also when the client is gone; ending
+ * says whether the session is ending, when creates are answered 503. Either may be NULL. */
+struct ag_proxy_hooks {
+  void (*created)(void *ctx, char kind, const char *id);
+  bool (*ending)(void *ctx);
+  void *ctx;
+};
+void ag_proxy_req_set_hooks(struct ag_proxy_req *r, const struct ag_proxy_hooks *hooks);
+/* True while a create sent to the engine waits for its answer (the server keeps reading the engine for its id). */
+bool ag_proxy_req_create_in_flight(const struct ag_proxy_req *r);
+
+/* True when a create body sets io.cleanup-agent.keep=true: what it makes is not removed by id at the end. */
+bool ag_proxy_body_keeps(const char *body, size_t len);
+
+/* The target of a POST /build with the session's labels merged into its labels parameter (added when absent; the
+ * same refusals as a create body's) and forcerm=1 added to a classic build (not version=2) that does not set
+ * forcerm. 0 with *ret_url (caller frees), -EINVAL or -EPERM with err saying why, -ENOMEM. */
+int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
+                               char **ret_url, ca_error **err);
+
 /* True for POST [/vX.Y]/{containers,networks,volumes}/create[?query]. */
 bool ag_proxy_is_create(const char *method, const char *url, size_t url_len);
 
@@ -72,9 +103,13 @@ struct ag_proxy_config {
 
 /* Binds the socket and starts serving in a thread of the calling process. */
 int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_error **err);
-/* Stops accepting, lets requests in flight finish for at most drain_usec, closes every connection, unlinks the socket
- * and frees. NULL is fine. */
+/* Stops accepting, answers creates 503 (the session is ending), lets requests in flight finish for at most
+ * drain_usec, closes every connection, unlinks the socket and frees. NULL is fine. */
 void ag_proxy_stop(struct ag_proxy *p, uint64_t drain_usec);
+/* As ag_proxy_stop, handing out what the engine created through the proxy: "c:<id>", "n:<id>", "v:<name>" (NULL-
+ * terminated, caller frees; NULL when out of memory), so that the end removes them even when a listing by label
+ * missed them. */
+void ag_proxy_stop_recorded(struct ag_proxy *p, uint64_t drain_usec, char ***ret_created);
 
 struct ag_state;
 struct ag_registry;

@@ -6,8 +6,10 @@
  * lets a later repeated key override an earlier one and resets a map on null: the merge follows the same rules, and the
  * session's labels come last in the object, so nothing the client wrote can override them. */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy.h"
 #include "nesting.h" /* label names only: this file links without the session code (the fuzz target) */
@@ -222,6 +224,117 @@ static int append_session_labels(const char *const *labels, ca_buf *merged, ca_e
   return 0;
 }
 
+/* ---- volumes a container create implies: HostConfig.Mounts[] of type volume get the session labels in
+ * VolumeOptions.Labels (the engine creates a missing volume with them, and leaves an existing one as it is). Each
+ * value is rewritten where it stands, every other byte kept. ---- */
+
+struct labeling {
+  const char *session_id;
+  const char *const *labels;
+};
+
+/* Appends to out the value at s[vs, ve) rewritten; s[vs] is the value's first byte. */
+typedef int (*value_fn)(const struct labeling *l, const char *s, size_t vs, size_t ve, ca_buf *out, ca_error **err);
+
+/* Appends the object at s[os, oe) with the value of every member named name (case-insensitive, as the engine
+ * matches) rewritten by fn; when none is there and missing is set, adds "name":missing before the closing brace. */
+static int rewrite_members(const struct labeling *l, const char *s, size_t os, size_t oe, const char *name, value_fn fn,
+                           const char *missing, ca_buf *out, ca_error **err) {
+  struct object_scan o;
+  struct member m;
+  if (!scan_open(&o, s, os, oe))
+    return ca_buf_append(out, s + os, oe - os, err); /* not an object (null, say): the engine reads it as before */
+  size_t from = os;
+  bool found = false, any = false;
+  int k;
+  while ((k = scan_next(&o, &m)) > 0) {
+    any = true;
+    _cleanup_free_ char *key = token_string(s, m.key, m.key_end);
+    if (!key || strcasecmp(key, name) != 0)
+      continue;
+    found = true;
+    int r = ca_buf_append(out, s + from, m.val - from, err);
+    if (r < 0 || (r = fn(l, s, m.val, m.val_end, out, err)) < 0)
+      return r;
+    from = m.val_end;
+  }
+  if (k < 0)
+    return ca_error_set(err, EINVAL, "cleanup-agent: the create request's %s is not a JSON object", name);
+  if (ca_buf_append(out, s + from, o.close - from, err) < 0)
+    return -ENOMEM;
+  if (!found && missing) {
+    int r = ca_buf_appendf(out, err, "%s\"%s\":", any ? "," : "", name);
+    if (r < 0 || (r = fn(l, missing, 0, strlen(missing), out, err)) < 0)
+      return r;
+  }
+  return ca_buf_append(out, s + o.close, oe - o.close, err);
+}
+
+/* VolumeOptions: its Labels merged with the session's (null or absent: the session's alone). */
+static int volume_options(const struct labeling *l, const char *s, size_t vs, size_t ve, ca_buf *out, ca_error **err) {
+  bool null = ve - vs == 4 && memcmp(s + vs, "null", 4) == 0;
+  _cleanup_free_ char *body = NULL;
+  size_t len = 0;
+  int r = null ? ag_proxy_rewrite_body(l->session_id, l->labels, "{}", 2, &body, &len, err)
+               : ag_proxy_rewrite_body(l->session_id, l->labels, s + vs, ve - vs, &body, &len, err);
+  return r < 0 ? r : ca_buf_append(out, body, len, err);
+}
+
+/* The string value of member name of the object at s[os, oe) (the last one, as the engine reads it), or NULL. */
+static char *member_string(const char *s, size_t os, size_t oe, const char *name) {
+  struct object_scan o;
+  struct member m;
+  char *value = NULL;
+  if (!scan_open(&o, s, os, oe))
+    return NULL;
+  while (scan_next(&o, &m) > 0) {
+    _cleanup_free_ char *key = token_string(s, m.key, m.key_end);
+    if (key && strcasecmp(key, name) == 0) {
+      free(value);
+      value = token_string(s, m.val, m.val_end);
+    }
+  }
+  return value;
+}
+
+/* Mounts: each element of type volume gets the session labels in VolumeOptions.Labels. */
+static int mounts(const struct labeling *l, const char *s, size_t vs, size_t ve, ca_buf *out, ca_error **err) {
+  if (s[vs] != '[')
+    return ca_buf_append(out, s + vs, ve - vs, err);
+  size_t i = skip_ws(s, vs + 1, ve), from = vs;
+  while (i < ve && s[i] != ']') {
+    size_t end = value_end(s, i, ve);
+    if (!end)
+      return ca_error_set(err, EINVAL, "cleanup-agent: the create request's HostConfig.Mounts is not a JSON array");
+    _cleanup_free_ char *type = member_string(s, i, end, "Type");
+    if (type && streq(type, "volume")) {
+      int r = ca_buf_append(out, s + from, i - from, err);
+      if (r < 0 || (r = rewrite_members(l, s, i, end, "VolumeOptions", volume_options, "null", out, err)) < 0)
+        return r;
+      from = end;
+    }
+    i = skip_ws(s, end, ve);
+    if (i < ve && s[i] == ',')
+      i = skip_ws(s, i + 1, ve);
+  }
+  return ca_buf_append(out, s + from, ve - from, err);
+}
+
+static int host_config(const struct labeling *l, const char *s, size_t vs, size_t ve, ca_buf *out, ca_error **err) {
+  return rewrite_members(l, s, vs, ve, "Mounts", mounts, NULL, out, err);
+}
+
+/* Appends a top-level member other than Labels: as it was, but for a HostConfig's volume mounts (a nested session's
+ * create carries its own session's labels there). */
+static int copy_member(const struct labeling *l, bool nested, const char *key, const char *s, const struct member *m,
+                       ca_buf *out, ca_error **err) {
+  if (nested || !key || strcasecmp(key, "HostConfig") != 0)
+    return ca_buf_append(out, s + m->seg, m->val_end - m->seg, err);
+  if (ca_buf_append(out, s + m->seg, m->val - m->seg, err) < 0)
+    return -ENOMEM;
+  return host_config(l, s, m->val, m->val_end, out, err);
+}
+
 int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *s, size_t n, char **ret_body,
                           size_t *ret_len, ca_error **err) {
   /* cJSON reads it first: a body it cannot read (not JSON, or nested deeper than it goes) is refused, not guessed at.
@@ -235,6 +348,7 @@ int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, con
                         "read (%s), so it cannot add the session labels: the request is refused",
                         root ? "not an object" : "invalid JSON, or nested deeper than 1000 levels");
   bool nested = nested_create(root, session_id, labels);
+  const struct labeling l = {session_id, labels};
   ca_buf out = CA_BUF_INIT(2 * n + 64 * 1024), merged = CA_BUF_INIT(n + 64 * 1024);
   int r = ca_buf_append(&out, s, o.i, err); /* up to and with the opening brace */
   size_t last = o.i;
@@ -248,8 +362,7 @@ int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, con
       r = merge_labels(session_id, labels, nested, s, n, m.val, &merged, err);
       continue;
     }
-    r = (kept ? ca_buf_append(&out, ",", 1, err) : 0) < 0 ? -ENOMEM
-                                                          : ca_buf_append(&out, s + m.seg, m.val_end - m.seg, err);
+    r = (kept ? ca_buf_append(&out, ",", 1, err) : 0) < 0 ? -ENOMEM : copy_member(&l, nested, key, s, &m, &out, err);
     kept = true;
   }
   if (r >= 0 && (k < 0 || skip_ws(s, o.close + 1, n) != n))
@@ -266,5 +379,154 @@ int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, con
     return r == -EPERM || r == -EINVAL ? r : -ENOMEM;
   }
   *ret_body = ca_buf_steal(&out, ret_len);
+  return 0;
+}
+
+/* A volume name as the engine accepts one in a bind: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */
+static bool volume_name(const char *s, size_t n) {
+  if (n < 2 || !isalnum((unsigned char)s[0]))
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+      return false;
+  return true;
+}
+
+/* The last member named name (case-insensitive, as the engine matches) of obj. */
+static const cJSON *member_of(const cJSON *obj, const char *name) {
+  const cJSON *found = NULL;
+  for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next)
+    if (it->string && strcasecmp(it->string, name) == 0)
+      found = it;
+  return found;
+}
+
+int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **err) {
+  _cleanup_json_ cJSON *root = cJSON_ParseWithLength(body, len);
+  const cJSON *binds = member_of(member_of(root, "HostConfig"), "Binds");
+  if (!cJSON_IsArray(binds))
+    binds = NULL;
+  size_t n = 0, max = binds ? (size_t)cJSON_GetArraySize(binds) : 0;
+  _cleanup_strv_free_ char **names = calloc(max + 1, sizeof(char *));
+  if (!names)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  const cJSON *b;
+  cJSON_ArrayForEach(b, binds) {
+    const char *colon = cJSON_IsString(b) ? strchr(b->valuestring, ':') : NULL;
+    /* A source that is not a volume name is a host path (or an error the engine reports itself). */
+    if (!colon || !volume_name(b->valuestring, (size_t)(colon - b->valuestring)))
+      continue;
+    bool seen = false;
+    for (size_t i = 0; i < n && !seen; i++)
+      seen = strncmp(names[i], b->valuestring, (size_t)(colon - b->valuestring)) == 0 &&
+             names[i][colon - b->valuestring] == '\0';
+    if (!seen && !(names[n++] = strndup(b->valuestring, (size_t)(colon - b->valuestring))))
+      return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  *ret = TAKE_PTR(names);
+  return 0;
+}
+
+bool ag_proxy_body_keeps(const char *body, size_t len) {
+  _cleanup_json_ cJSON *root = cJSON_ParseWithLength(body, len);
+  const cJSON *keep = NULL;
+  for (const cJSON *it = root ? root->child : NULL; it; it = it->next) {
+    const cJSON *k =
+        it->string && is_labels_name(it->string) ? cJSON_GetObjectItemCaseSensitive(it, AG_LABEL_KEEP) : NULL;
+    if (it->string && is_labels_name(it->string) && cJSON_IsNull(it))
+      keep = NULL; /* a null Labels resets the map, as the engine reads it */
+    else if (k)
+      keep = k;
+  }
+  return cJSON_IsString(keep) && streq(keep->valuestring, "true");
+}
+
+/* ---- images the session builds: POST /build's labels query parameter ---- */
+
+static int url_decode(const char *s, size_t n, ca_buf *out, ca_error **err) {
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i] == '+' ? ' ' : s[i];
+    if (s[i] == '%' && i + 2 < n + 0 && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2])) {
+      char hex[3] = {s[i + 1], s[i + 2], 0};
+      c = (char)strtol(hex, NULL, 16);
+      i += 2;
+    }
+    if (ca_buf_append(out, &c, 1, err) < 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+static int url_encode(const char *s, size_t n, ca_buf *out, ca_error **err) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    int r = isalnum(c) || strchr("-._~", c) ? ca_buf_append(out, s + i, 1, err) : ca_buf_appendf(out, err, "%%%02X", c);
+    if (r < 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+/* The labels parameter's JSON (NULL: none) merged with the session's, URL-encoded, appended to out. */
+static int build_labels(const char *session_id, const char *const *labels, const char *json, ca_buf *out,
+                        ca_error **err) {
+  ca_buf wrapped = CA_BUF_INIT(AG_PROXY_BODY_MAX);
+  int r = ca_buf_appendf(&wrapped, err, "{\"Labels\":%s}", json && *json ? json : "{}");
+  _cleanup_free_ char *merged = NULL;
+  size_t len = 0;
+  if (r >= 0)
+    r = ag_proxy_rewrite_body(session_id, labels, wrapped.data, wrapped.len, &merged, &len, err);
+  ca_buf_free(&wrapped);
+  if (r < 0)
+    return r;
+  /* merged is {"Labels":{...}}: the object alone goes into the parameter. */
+  static const char prefix[] = "{\"Labels\":";
+  if (len < sizeof(prefix) || memcmp(merged, prefix, sizeof(prefix) - 1) != 0)
+    return ca_error_set(err, EINVAL, "cleanup-agent: the build's labels parameter is not a JSON object");
+  return url_encode(merged + sizeof(prefix) - 1, len - sizeof(prefix), out, err);
+}
+
+int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
+                               char **ret_url, ca_error **err) {
+  const char *q = memchr(url, '?', len);
+  size_t path_len = q ? (size_t)(q - url) : len;
+  ca_buf out = CA_BUF_INIT(2 * len + 64 * 1024), value = CA_BUF_INIT(len + 1);
+  int r = ca_buf_append(&out, url, path_len, err);
+  bool has_labels = false, has_forcerm = false, buildkit = false;
+  char sep = '?';
+  for (size_t i = path_len + 1; q && r >= 0 && i <= len;) {
+    const char *p = url + i, *amp = memchr(p, '&', len - i);
+    size_t n = amp ? (size_t)(amp - p) : len - i, key = strcspn(p, "=&");
+    key = key < n ? key : n;
+    i += n + 1;
+    if (n == 0)
+      continue;
+    ca_buf_reset(&value);
+    if (key == 6 && memcmp(p, "labels", 6) == 0) {
+      has_labels = true;
+      r = key < n ? url_decode(p + 7, n - 7, &value, err) : 0;
+      if (r >= 0 && (r = ca_buf_appendf(&out, err, "%clabels=", sep)) >= 0)
+        r = build_labels(session_id, labels, ca_buf_str(&value), &out, err);
+    } else {
+      has_forcerm |= key == 7 && memcmp(p, "forcerm", 7) == 0;
+      buildkit |= n == 9 && memcmp(p, "version=2", 9) == 0;
+      if ((r = ca_buf_append(&out, &sep, 1, err)) >= 0)
+        r = ca_buf_append(&out, p, n, err);
+    }
+    sep = '&';
+  }
+  if (r >= 0 && !has_labels && (r = ca_buf_appendf(&out, err, "%clabels=", sep)) >= 0) {
+    r = build_labels(session_id, labels, NULL, &out, err);
+    sep = '&';
+  }
+  /* The classic builder's step containers carry no label: removed by the engine even when a step fails. */
+  if (r >= 0 && !has_forcerm && !buildkit)
+    r = ca_buf_appendf(&out, err, "%cforcerm=1", sep);
+  ca_buf_free(&value);
+  if (r < 0) {
+    ca_buf_free(&out);
+    return r == -EPERM || r == -EINVAL ? r : -ENOMEM;
+  }
+  *ret_url = ca_buf_steal(&out, NULL);
   return 0;
 }

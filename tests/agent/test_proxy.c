@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proxy.h"
+#include "nesting.h"
 #include "session.h"
 
 #define SESSION "0123456789abcdef0123456789abcdef"
@@ -665,4 +666,310 @@ Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
   close(lfd);
   unlink(engine);
   rmdir(dir);
+}
+
+/* ---- volumes a container create implies ---- */
+
+static const cJSON *mount_labels(const cJSON *body, int i) {
+  const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(body, "HostConfig"), "Mounts"), i);
+  return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(m, "VolumeOptions"), "Labels");
+}
+
+static const char *mount_label(const cJSON *body, int i, const char *key) {
+  const cJSON *l = cJSON_GetObjectItemCaseSensitive(mount_labels(body, i), key);
+  return cJSON_IsString(l) ? l->valuestring : NULL;
+}
+
+Test(proxy, volume_mounts_get_the_session_labels_and_nothing_else_changes) {
+  static const char bind[] = "{\"Type\":\"bind\",\"Source\":\"/tmp\",\"Target\":\"/y\"}";
+  const char *body_text =
+      "{\"Image\":\"busybox\",\"hostconfig\":{\"PidsLimit\":9007199254740993,\"Mounts\":["
+      "{\"Type\":\"volume\",\"Source\":\"data\",\"Target\":\"/x\"}, "
+      "{\"Type\":\"bind\",\"Source\":\"/tmp\",\"Target\":\"/y\"},"
+      "{\"Target\":\"/z\",\"VolumeOptions\":{\"NoCopy\":true,\"Labels\":{\"a\":\"b\"}},\"type\":\"volume\"},"
+      "{\"Type\":\"volume\",\"Target\":\"/w\",\"VolumeOptions\":null}],\"Memory\":1e400}}";
+  char req[2048], head[1024];
+  request(req, sizeof(req), "/v1.41/containers/create", body_text);
+  for (size_t step = 0; step < 3; step++) {
+    struct out o;
+    feed(req, strlen(req), step * 13, &o);
+    cJSON *body = parse_request(&o.engine, head, sizeof(head));
+    cr_assert_not_null(body, "%s", ca_buf_str(&o.engine));
+    cr_assert_str_eq(label(body, AG_LABEL_SESSION), SESSION);
+    cr_assert_str_eq(mount_label(body, 0, AG_LABEL_SESSION), SESSION, "%s", ca_buf_str(&o.engine));
+    cr_assert_str_eq(mount_label(body, 0, AG_LABEL_MODE), "run");
+    cr_assert_null(mount_labels(body, 1), "a bind mount has no volume to label");
+    cr_assert_str_eq(mount_label(body, 2, AG_LABEL_SESSION), SESSION, "%s", ca_buf_str(&o.engine));
+    cr_assert_str_eq(mount_label(body, 2, "a"), "b");
+    cr_assert_str_eq(mount_label(body, 3, AG_LABEL_SESSION), SESSION, "%s", ca_buf_str(&o.engine));
+    const char *e = ca_buf_str(&o.engine);
+    cr_assert_not_null(strstr(e, "\"NoCopy\":true"), "%s", e);
+    cr_assert_not_null(strstr(e, "9007199254740993"), "%s", e);
+    cr_assert_not_null(strstr(e, "\"Memory\":1e400"), "%s", e);
+    cr_assert_not_null(strstr(e, bind), "the bind mount must stay as sent: %s", e);
+    cJSON_Delete(body);
+    out_free(&o);
+  }
+}
+
+Test(proxy, volume_mount_labels_of_the_agent_namespace_are_refused) {
+  char req[1024];
+  request(req, sizeof(req), "/containers/create",
+          "{\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"d\",\"Target\":\"/x\","
+          "\"VolumeOptions\":{\"Labels\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\"}}}]}}");
+  struct out o;
+  feed(req, strlen(req), 0, &o);
+  assert_refused(&o, "names another session", "a foreign session label on a volume mount");
+  out_free(&o);
+}
+
+Test(proxy, bind_volumes_are_the_named_sources) {
+  const char *body = "{\"HostConfig\":{\"Binds\":[\"data:/x\",\"/host:/y\",\"data:/z:ro\",\"x:/a\",\"v.2_b-c:/b:rw\","
+                     "\"no-target\",5]}}";
+  char **names = NULL;
+  cr_assert_eq(ag_proxy_bind_volumes(body, strlen(body), &names, NULL), 0);
+  cr_assert_str_eq(names[0], "data");
+  cr_assert_str_eq(names[1], "v.2_b-c");
+  cr_assert_null(names[2]);
+  ca_strv_free(names);
+  cr_assert_eq(ag_proxy_bind_volumes("{}", 2, &names, NULL), 0);
+  cr_assert_null(names[0]);
+  ca_strv_free(names);
+}
+
+struct volumes_seen {
+  char names[4][64];
+  int n, fail;
+  size_t engine_len; /* what had reached the engine when the volume was asked for */
+  const ca_buf *engine;
+};
+
+static int see_volume(void *ctx, const char *name, ca_error **err) {
+  struct volumes_seen *v = ctx;
+  if (v->n < 4)
+    snprintf(v->names[v->n++], sizeof(v->names[0]), "%s", name);
+  v->engine_len = v->engine->len;
+  return v->fail ? ca_error_set(err, EIO, "the engine said 500") : 0;
+}
+
+Test(proxy, bind_volumes_exist_before_the_create_is_forwarded) {
+  char req[1024];
+  request(req, sizeof(req), "/v1.41/containers/create",
+          "{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"data:/x\",\"/h:/y\"]}}");
+  for (int fail = 0; fail < 2; fail++) {
+    struct conn_sim c;
+    sim_new(&c);
+    struct volumes_seen v = {.fail = fail, .engine = &c.engine};
+    ag_proxy_req_set_volume_fn(c.r, see_volume, &v);
+    int k = sim_client(&c, req);
+    cr_assert_eq(v.n, 1);
+    cr_assert_str_eq(v.names[0], "data");
+    cr_assert_eq(v.engine_len, 0, "the create went out before its volume was made");
+    if (!fail) {
+      cr_assert_eq(k, AG_PROXY_GO);
+      cr_assert_not_null(strstr(ca_buf_str(&c.engine), SESSION));
+    } else {
+      cr_assert_eq(k, AG_PROXY_CLOSE);
+      cr_assert_eq(c.engine.len, 0);
+      cr_assert(strncmp(ca_buf_str(&c.client), "HTTP/1.1 502 ", 13) == 0, "%s", ca_buf_str(&c.client));
+      cr_assert_not_null(strstr(ca_buf_str(&c.client), "could not create volume data"), "%s", ca_buf_str(&c.client));
+    }
+    sim_free(&c);
+  }
+  /* Network and volume creates bind nothing. */
+  request(req, sizeof(req), "/networks/create", "{\"Name\":\"n\",\"HostConfig\":{\"Binds\":[\"data:/x\"]}}");
+  struct conn_sim c;
+  sim_new(&c);
+  struct volumes_seen v = {.engine = &c.engine};
+  ag_proxy_req_set_volume_fn(c.r, see_volume, &v);
+  sim_client(&c, req);
+  cr_assert_eq(v.n, 0);
+  sim_free(&c);
+}
+
+/* A session nested in ours labeled its create, volume mounts included: both stay its own (nesting.h). */
+Test(proxy, nested_sessions_volume_mounts_keep_their_labels) {
+  char req[1024], head[1024];
+  request(req, sizeof(req), "/containers/create",
+          "{\"Labels\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\",\"" AG_LABEL_OUTER "\":\"" SESSION "\"},"
+          "\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"d\",\"Target\":\"/x\",\"VolumeOptions\":"
+          "{\"Labels\":{\"" AG_LABEL_SESSION "\":\"" OTHER "\",\"" AG_LABEL_OUTER "\":\"" SESSION "\"}}}]}}");
+  struct out o;
+  feed(req, strlen(req), 0, &o);
+  cJSON *body = parse_request(&o.engine, head, sizeof(head));
+  cr_assert_not_null(body, "%s", ca_buf_str(&o.engine));
+  cr_assert_str_eq(label(body, AG_LABEL_SESSION), OTHER);
+  cr_assert_str_eq(mount_label(body, 0, AG_LABEL_SESSION), OTHER);
+  cr_assert_null(mount_label(body, 0, AG_LABEL_MODE), "the outer proxy added its labels to a nested create's volume");
+  cJSON_Delete(body);
+  out_free(&o);
+}
+
+/* ---- what the engine created, and the session's end ---- */
+
+struct recorded {
+  char ids[8][80];
+  int n;
+  bool ending;
+};
+
+static void note_created(void *ctx, char kind, const char *id) {
+  struct recorded *rec = ctx;
+  if (rec->n < 8)
+    snprintf(rec->ids[rec->n++], sizeof(rec->ids[0]), "%c:%s", kind, id);
+}
+
+static bool is_ending(void *ctx) {
+  return ((struct recorded *)ctx)->ending;
+}
+
+static void sim_hooked(struct conn_sim *c, struct recorded *rec) {
+  sim_new(c);
+  ag_proxy_req_set_hooks(c->r, &(struct ag_proxy_hooks){.created = note_created, .ending = is_ending, .ctx = rec});
+}
+
+static void create_answered(struct conn_sim *c, const char *target, const char *body, const char *answer) {
+  char req[1024];
+  request(req, sizeof(req), target, body);
+  cr_assert_eq(sim_client(c, req), AG_PROXY_GO);
+  cr_assert(ag_proxy_req_create_in_flight(c->r) || strstr(body, AG_LABEL_KEEP), "%s", body);
+  /* In two pieces, as an engine may send it. */
+  size_t half = strlen(answer) / 2;
+  char first[512];
+  snprintf(first, sizeof(first), "%.*s", (int)half, answer);
+  sim_engine(c, first);
+  sim_engine(c, answer + half);
+  cr_assert_not(ag_proxy_req_create_in_flight(c->r));
+}
+
+Test(proxy, ids_of_what_the_engine_created_are_recorded) {
+  struct recorded rec = {0};
+  struct conn_sim c;
+  sim_hooked(&c, &rec);
+  static const char cid[] = "{\"Id\":\"c0ffee\",\"Warnings\":[]}", vol[] = "{\"Name\":\"v1\",\"Driver\":\"local\"}",
+                    net[] = "{\"Id\":\"beef\",\"Warning\":\"\"}", conflict[] = "{\"message\":\"Conflict. in use\"}";
+  char answer[512];
+  snprintf(answer, sizeof(answer), "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\n\r\n%s", strlen(cid), cid);
+  create_answered(&c, "/v1.41/containers/create", "{}", answer);
+  snprintf(answer, sizeof(answer), "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\n\r\n%s", strlen(vol), vol);
+  create_answered(&c, "/volumes/create", "{\"Name\":\"v1\"}", answer);
+  snprintf(answer, sizeof(answer), "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+           strlen(net), net);
+  create_answered(&c, "/networks/create", "{\"Name\":\"n\"}", answer);
+  snprintf(answer, sizeof(answer), "HTTP/1.1 409 Conflict\r\nContent-Length: %zu\r\n\r\n%s", strlen(conflict),
+           conflict);
+  create_answered(&c, "/containers/create?name=x", "{}", answer);
+  /* Kept by its creator's wish: not the end's to remove. */
+  snprintf(answer, sizeof(answer), "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\n\r\n%s", strlen(cid), cid);
+  create_answered(&c, "/containers/create", "{\"Labels\":{\"" AG_LABEL_KEEP "\":\"true\"}}", answer);
+  /* Not a create. */
+  sim_client(&c, "GET /containers/json HTTP/1.1\r\nHost: d\r\n\r\n");
+  sim_engine(&c, "HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"Id\":\"nope\"}\r\n");
+  cr_assert_eq(rec.n, 3);
+  cr_assert_str_eq(rec.ids[0], "c:c0ffee");
+  cr_assert_str_eq(rec.ids[1], "v:v1");
+  cr_assert_str_eq(rec.ids[2], "n:beef");
+  sim_free(&c);
+}
+
+Test(proxy, creates_get_503_once_the_session_is_ending) {
+  struct recorded rec = {.ending = true};
+  struct conn_sim c;
+  sim_hooked(&c, &rec);
+  sim_client(&c, "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n");
+  cr_assert_not_null(strstr(ca_buf_str(&c.engine), "GET /_ping"), "other requests still pass");
+  ca_buf_reset(&c.engine);
+  sim_engine(&c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+  ca_buf_reset(&c.client);
+  char req[512];
+  request(req, sizeof(req), "/v1.41/containers/create", "{\"Image\":\"b\"}");
+  cr_assert_eq(sim_client(&c, req), AG_PROXY_CLOSE);
+  cr_assert_eq(c.engine.len, 0, "a create reached the engine while the session ends: %s", ca_buf_str(&c.engine));
+  cr_assert(strncmp(ca_buf_str(&c.client), "HTTP/1.1 503 ", 13) == 0, "%s", ca_buf_str(&c.client));
+  cr_assert_not_null(strstr(ca_buf_str(&c.client), "the session is ending"), "%s", ca_buf_str(&c.client));
+  sim_free(&c);
+}
+
+/* ---- images the session builds ---- */
+
+/* The labels parameter of a rewritten build target, decoded and parsed. */
+static cJSON *build_labels_of(const char *url) {
+  const char *l = strstr(url, "labels=");
+  cr_assert_not_null(l, "%s", url);
+  l += 7;
+  char text[4096];
+  size_t n = 0;
+  for (; *l && *l != '&' && n + 1 < sizeof(text); l++) {
+    if (*l == '%') {
+      char hex[3] = {l[1], l[2], 0};
+      text[n++] = (char)strtol(hex, NULL, 16);
+      l += 2;
+    } else
+      text[n++] = *l;
+  }
+  text[n] = '\0';
+  cJSON *j = cJSON_Parse(text);
+  cr_assert(cJSON_IsObject(j), "%s", text);
+  return j;
+}
+
+static const char *build_label(const cJSON *j, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+Test(proxy, builds_carry_the_session_labels_and_classic_ones_forcerm) {
+  char *url = NULL;
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/v1.41/build?t=x%3Ay&rm=1", 25, &url, NULL), 0);
+  cr_assert(strncmp(url, "/v1.41/build?t=x%3Ay&rm=1&labels=", 33) == 0, "%s", url);
+  cr_assert_not_null(strstr(url, "&forcerm=1"), "%s", url);
+  cJSON *j = build_labels_of(url);
+  cr_assert_str_eq(build_label(j, AG_LABEL_SESSION), SESSION);
+  cJSON_Delete(j);
+  free(url);
+  /* The client's labels kept, its forcerm=0 kept, BuildKit (version=2) gets no forcerm. */
+  static const char with[] = "/build?labels=%7B%22a%22%3A%22b%22%7D&forcerm=0";
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, with, strlen(with), &url, NULL), 0);
+  cr_assert_not_null(strstr(url, "&forcerm=0"), "%s", url);
+  cr_assert_null(strstr(url, "forcerm=1"), "%s", url);
+  j = build_labels_of(url);
+  cr_assert_str_eq(build_label(j, "a"), "b");
+  cr_assert_str_eq(build_label(j, AG_LABEL_SESSION), SESSION);
+  cJSON_Delete(j);
+  free(url);
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/build?version=2", 16, &url, NULL), 0);
+  cr_assert_null(strstr(url, "forcerm"), "%s", url);
+  cr_assert_not_null(strstr(url, "labels="), "%s", url);
+  free(url);
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/build", 6, &url, NULL), 0);
+  cr_assert(strncmp(url, "/build?labels=", 14) == 0, "%s", url);
+  free(url);
+  /* A foreign session label is refused as on a create. */
+  static const char foreign[] = "/build?labels=%7B%22io.cleanup-agent.session%22%3A%22x%22%7D";
+  ca_error *err = NULL;
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, foreign, strlen(foreign), &url, &err), -EPERM);
+  cr_assert_not_null(strstr(err->msg, "names another session"), "%s", err->msg);
+  ca_error_free(err);
+}
+
+Test(proxy, build_request_line_is_rewritten_and_the_body_passes) {
+  static const char req[] = "POST /v1.41/build?t=img HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                            "Content-Length: 5\r\n\r\nTAR!!";
+  for (size_t step = 0; step < 4; step++) {
+    struct out o;
+    feed(req, strlen(req), step * 5, &o);
+    const char *e = ca_buf_str(&o.engine);
+    cr_assert(strncmp(e, "POST /v1.41/build?t=img&labels=", 31) == 0, "%s", e);
+    cr_assert_not_null(strstr(e, "&forcerm=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                                 "Content-Length: 5\r\n\r\nTAR!!"),
+                       "%s", e);
+    cr_assert_eq(o.client.len, 0);
+    out_free(&o);
+  }
+  /* A refused build: a 400, nothing to the engine. */
+  static const char bad[] = "POST /build?labels=%7Bnot-json HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n";
+  struct out o;
+  feed(bad, strlen(bad), 0, &o);
+  assert_refused(&o, "", "a build with labels that are not JSON");
+  out_free(&o);
 }

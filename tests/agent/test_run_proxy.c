@@ -147,7 +147,7 @@ Test(run_proxy, docker_compose_up_and_down_are_labeled) {
   rc = scenario_run(&sc, (const char *[]){"run", "--timeout", "15s", "--grace", "1s", "--", script, NULL});
   cr_assert_eq(rc, 124, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("compose"));
   cr_assert(scenario_read_marker(&sc, "session", 0, id));
-  cr_assert_str_eq(out_file("label"), id);
+  cr_assert_str_eq(out_file("label"), id, "%s", out_file("compose"));
   scenario_assert_nothing_left(&sc, id);
   cr_assert_not_null(strstr(scenario_stderr(&sc), "removed 1 container, 1 network, 1 volume"), "%s",
                      scenario_stderr(&sc));
@@ -496,4 +496,132 @@ Test(run_proxy, own_answer_to_a_pipelined_request_comes_after_the_engines) {
                      own);
   close(fd);
   ag_proxy_stop(lp.px, 100000);
+}
+
+/* Named volumes a container create implies (issue 21): `docker run -v name:/x` and `--mount type=volume` create them
+ * with the session's labels, so the session's end removes them; a volume that existed already is not the session's
+ * and stays as it was. */
+Test(run_proxy, volumes_that_a_run_implies_are_labeled_and_removed) {
+  char pre[96];
+  snprintf(pre, sizeof(pre), "pre-%d-%ld", (int)getpid(), (long)time(NULL));
+  char *made = NULL;
+  cr_assert_eq(dk_volume_create(sc.dk, pre, (const char *[]){sc.test_label, NULL}, &made, NULL), 0);
+  free(made);
+  const char *script =
+      scenario_script(&sc, "volumes.sh",
+                      "T=\"--label $TEST_LABEL\"\n"
+                      "S=$CLEANUP_AGENT_SESSION\n"
+                      "echo $S > $OUT/session\n"
+                      "R=\"docker run --rm --network none $T\"\n"
+                      "$R -v b-$S:/x cleanup-test/busybox:latest true || exit 90\n"
+                      "$R --mount type=volume,src=m-$S,dst=/x cleanup-test/busybox:latest true || exit 91\n"
+                      "$R -v \"$1\":/x cleanup-test/busybox:latest true || exit 92\n"
+                      "F='{{index .Labels \"io.cleanup-agent.session\"}}'\n"
+                      "docker volume inspect -f \"$F\" b-$S m-$S \"$1\" > $OUT/vlabels || exit 93\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, pre, NULL});
+  char id[128] = "", name[160];
+  bool started = scenario_read_marker(&sc, "session", 0, id);
+  /* Whatever the outcome, nothing may stay on the shared engine: remove by name what a failure left unlabeled. */
+  int left_b = -1, left_m = -1;
+  if (started) {
+    snprintf(name, sizeof(name), "b-%s", id);
+    left_b = dk_remove(sc.dk, DK_VOLUME, name, NULL);
+    snprintf(name, sizeof(name), "m-%s", id);
+    left_m = dk_remove(sc.dk, DK_VOLUME, name, NULL);
+  }
+  int pre_there = dk_remove(sc.dk, DK_VOLUME, pre, NULL);
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  cr_assert(started);
+  char want[300];
+  snprintf(want, sizeof(want), "%s\n%s", id, id);
+  cr_assert_str_eq(out_file("vlabels"), want, "-v and --mount volumes carry the session label, the existing one none");
+  cr_assert_neq(left_b, 0, "the -v volume outlived the session");
+  cr_assert_neq(left_m, 0, "the --mount volume outlived the session");
+  cr_assert_eq(pre_there, 0, "the volume that existed before the session must stay");
+  scenario_assert_nothing_left(&sc, id);
+}
+
+/* The session's end (issue 21): a client still connected gets a 503 that says the session is ending for a create,
+ * instead of a container made while the end lists what to remove. */
+Test(run_proxy, a_create_while_the_session_ends_gets_503) {
+  const char *script = scenario_script(&sc, "ending.sh",
+                                       "echo ${DOCKER_HOST#unix://} > $OUT/socket\n"
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/session.tmp && mv $OUT/session.tmp "
+                                       "$OUT/session\n"
+                                       "sleep 1\n");
+  pid_t pid = scenario_start(&sc, (const char *[]){"run", "--", script, NULL});
+  char id[128], socket_path[256];
+  cr_assert(scenario_read_marker(&sc, "session", 60000, id), "the suite never got going: %s", scenario_stderr(&sc));
+  snprintf(socket_path, sizeof(socket_path), "%s", out_file("socket"));
+  int fd = unix_connect(socket_path);
+  const char *body;
+  cr_assert_eq(call(fd, "GET", "/_ping", NULL, &body), 200);
+  /* The socket goes when the end begins; the connection held open keeps the proxy draining. */
+  struct stat st;
+  for (int i = 0; i < 1000 && stat(socket_path, &st) == 0; i++)
+    usleep(10000);
+  cr_assert_neq(stat(socket_path, &st), 0, "the session did not end");
+  int status = call(fd, "POST", "/v1.41/containers/create", create_body(""), &body);
+  close(fd);
+  cr_assert_eq(scenario_wait(pid), 0, "%s", scenario_stderr(&sc));
+  cr_assert_eq(status, 503, "a create during the end was answered %d: %s", status, body);
+  cr_assert_not_null(strstr(body, "the session is ending"), "%s", body);
+  scenario_assert_nothing_left(&sc, id);
+}
+
+/* Images the session builds (issue 21) carry the session's labels, and a classic build through the proxy gets forcerm:
+ * a failed RUN leaves no step container (the engine creates those without any label). */
+Test(run_proxy, builds_are_labeled_and_a_failed_step_leaves_no_container) {
+  const char *script = scenario_script(
+      &sc, "build.sh",
+      "S=$CLEANUP_AGENT_SESSION\n"
+      "echo $S > $OUT/session\n"
+      "export DOCKER_BUILDKIT=0\n"
+      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo ok\\n' | "
+      "docker build -q -t cleanup-test/built-$S --label $TEST_LABEL - > $OUT/build 2>&1 || exit 90\n"
+      "docker image inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' cleanup-test/built-$S "
+      "> $OUT/ilabel || exit 91\n"
+      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-x-%s && false\\n' $S | "
+      "docker build --label $TEST_LABEL - > $OUT/failed 2>&1 && exit 92\n"
+      "docker ps -a --no-trunc --format '{{.Command}}' | grep -c \"step-x-$S\" > $OUT/steps\n"
+      "exit 0\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  char id[128] = "", cmd[512];
+  bool started = scenario_read_marker(&sc, "session", 0, id);
+  /* Images are not the session end's to remove (yet): the test removes its own, and a step container main left. */
+  snprintf(cmd, sizeof(cmd),
+           "docker rmi -f cleanup-test/built-%s >/dev/null 2>&1; docker ps -a --no-trunc --format '{{.ID}} "
+           "{{.Command}}' | grep 'step-x-%s' | cut -d' ' -f1 | xargs -r docker rm -f >/dev/null 2>&1",
+           id, id);
+  if (started)
+    cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("build"));
+  cr_assert_str_eq(out_file("steps"), "0", "the failed step's container was left: %s", out_file("failed"));
+  cr_assert_str_eq(out_file("ilabel"), id, "the built image carries the session label");
+  scenario_assert_nothing_left(&sc, id);
+}
+
+/* A client that goes away right after sending a create (issue 21): the engine makes the container anyway, and the
+ * proxy still reads the answer for its id, which the session's end removes. */
+Test(run_proxy, a_create_whose_client_went_away_is_recorded) {
+  struct live_proxy lp;
+  live_proxy_start(&lp);
+  int fd = unix_connect(lp.socket);
+  const char *body = create_body("");
+  char req[2048];
+  snprintf(req, sizeof(req),
+           "POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+           "Content-Length: %zu\r\n\r\n%s",
+           strlen(body), body);
+  cr_assert_eq(ca_write_all(fd, req, strlen(req)), 0);
+  close(fd);
+  /* The proxy took the connection and sent the create on (the ending refuses new ones); the engine's answer may
+   * still be on its way. */
+  usleep(200 * 1000);
+  char **made = NULL;
+  ag_proxy_stop_recorded(lp.px, 20 * 1000000ULL, &made);
+  cr_assert_not_null(made, "nothing recorded");
+  cr_assert(made[0] && strncmp(made[0], "c:", 2) == 0 && !made[1], "%s", made[0] ? made[0] : "(none)");
+  cr_assert_eq(dk_remove(sc.dk, DK_CONTAINER, made[0] + 2, NULL), 0, "the recorded container %s", made[0] + 2);
+  ca_strv_free(made);
 }

@@ -45,6 +45,18 @@ static bool feed_part(struct ag_proxy_req *r, bool client, const char *part, siz
   return true;
 }
 
+/* The server's hooks, as it sets them: bound volumes exist, ids are noted, the session is not ending. */
+static int volume_exists(void *ctx, const char *name, ca_error **err) {
+  (void)ctx, (void)err;
+  FUZZ_ASSERT(name[0] != '\0');
+  return 0;
+}
+
+static void created(void *ctx, char kind, const char *id) {
+  (void)ctx;
+  FUZZ_ASSERT((kind == 'c' || kind == 'n' || kind == 'v') && id[0] != '\0');
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0)
     return 0;
@@ -54,6 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct ag_proxy_req *r = ag_proxy_req_new("0123456789abcdef0123456789abcdef", labels);
   if (!r)
     abort();
+  ag_proxy_req_set_volume_fn(r, volume_exists, NULL);
+  ag_proxy_req_set_hooks(r, &(struct ag_proxy_hooks){.created = created});
   ca_buf to_engine = CA_BUF_INIT(AG_PROXY_BODY_MAX * 2);
   ca_buf to_client = CA_BUF_INIT(AG_PROXY_BODY_MAX * 2);
   bool client = true, open = true;
