@@ -78,9 +78,10 @@ void ag_proxy_stop(struct ag_proxy *p, uint64_t drain_usec);
 
 struct ag_state;
 struct ag_registry;
-/* Starts the proxy of session reg->id on <sessions dir>/<id>.sock, with the session's labels (ag_session_labels of
- * reg and extra), in front of docker_host's engine. -EPROTONOSUPPORT when docker_host is not a Unix socket (not
- * proxied), -ECONNREFUSED when nothing answers there; err says which. */
+/* Starts the proxy of session reg->id on <sessions dir>/<id>.sock, or on <short runtime dir>/<id>.sock when that path
+ * is too long for a Unix socket, with the session's labels (ag_session_labels of reg and extra), in front of
+ * docker_host's engine, which need not answer yet (it is connected per request). -EPROTONOSUPPORT when docker_host is
+ * not a Unix socket (not proxied), another error when the socket cannot be bound; err says which. */
 int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
                            const char *const *extra_labels, struct ag_proxy **ret, ca_error **err);
 /* The socket the proxy listens on. */

@@ -1,6 +1,7 @@
 /* run's Docker labeling proxy against the real engine, through the real docker CLI and docker-compose: a suite that
  * labels nothing leaves nothing, however the run ends. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,4 +497,76 @@ Test(run_proxy, own_answer_to_a_pipelined_request_comes_after_the_engines) {
                      own);
   close(fd);
   ag_proxy_stop(lp.px, 100000);
+}
+
+/* What a suite creates, labeled by nothing but the proxy: its session label goes to $OUT/label. */
+static const char labeled_suite[] =
+    "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+    "echo $DOCKER_HOST > $OUT/docker_host\n"
+    "c=$(docker run -d --network none --label $TEST_LABEL cleanup-test/busybox:latest sleep 1000) || exit 90\n"
+    "docker inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' $c > $OUT/label || exit 91\n";
+
+/* True when dir has no entry but . and .. */
+static bool dir_is_empty(const char *dir) {
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d, "%s", dir);
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d)))
+    n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+  closedir(d);
+  return n == 0;
+}
+
+/* A CI workspace's state dir is deeper than a Unix socket path allows (108 bytes): the command still gets a socket of
+ * the session, never the engine itself. */
+Test(run_proxy, a_state_dir_of_150_characters_still_gets_the_proxy) {
+  char state[256];
+  snprintf(state, sizeof(state), "%s/%s", sc.dir,
+           "ci-workspace-builds-0123456789abcdef-project-group-subgroup-repository-pipeline-4242-job-8484-"
+           "xxxxxxxxxxxxxxxxxxxxxx");
+  cr_assert_eq(mkdir(state, 0700), 0);
+  strcat(state, "/state");
+  cr_assert_geq(strlen(state), 150, "%zu", strlen(state));
+  const char *script = scenario_script(&sc, "long.sh", labeled_suite);
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd), "%s --state-dir %s --cgroup-root %s run -- %s 2> %s/long.err", AG_BINARY, state,
+           sc.cgroup_root, script, sc.dir);
+  int rc = system(cmd);
+  const char *err = out_file("long.err");
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, err);
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  char host[512];
+  snprintf(host, sizeof(host), "%s", out_file("docker_host"));
+  cr_assert_not_null(strstr(host, id), "the command got DOCKER_HOST=%s, not a socket of session %s: %s", host, id,
+                     out_file("long.err"));
+  cr_assert_str_eq(out_file("label"), id);
+  cr_assert_null(strstr(out_file("long.err"), "warning"), "%s", out_file("long.err"));
+  struct stat st;
+  cr_assert_neq(stat(host + strlen("unix://"), &st), 0, "the session's socket %s outlived it", host);
+  cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0);
+  strcat(state, "/sessions");
+  cr_assert(dir_is_empty(state), "state files are left in %s", state);
+}
+
+/* A dind service still booting: nothing answers at the engine's socket when the run starts. The proxy starts anyway
+ * and reaches the engine per request, so what the command creates once it is up is the session's. */
+Test(run_proxy, an_engine_that_appears_after_the_start_is_still_proxied) {
+  char late[96];
+  snprintf(late, sizeof(late), "%s/late.sock", sc.dir);
+  snprintf(sc.docker_host, sizeof(sc.docker_host), "unix://%s", late);
+  const char *h = getenv("DOCKER_HOST");
+  char script_text[2048];
+  snprintf(script_text, sizeof(script_text), "sleep 2\nln -s %s %s || exit 89\n%s",
+           h && strncmp(h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock", late, labeled_suite);
+  const char *script = scenario_script(&sc, "late.sh", script_text);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  cr_assert_str_neq(out_file("docker_host"), sc.docker_host, "the command got the engine itself: %s",
+                    scenario_stderr(&sc));
+  cr_assert_str_eq(out_file("label"), id);
+  scenario_assert_nothing_left(&sc, id);
 }
