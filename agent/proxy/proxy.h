@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common.h"
 
@@ -63,8 +64,15 @@ bool ag_proxy_is_create(const char *method, const char *url, size_t url_len);
 struct ag_proxy;
 
 struct ag_proxy_config {
-  const char *socket_path;   /* where to listen; created 0600, must not exist */
+  const char *socket_path;   /* where to listen; created 0600 (see share), must not exist */
   const char *engine_socket; /* the engine's Unix socket */
+  /* Whoever may use the engine's socket may use this one: with share, the socket gets the engine socket's owner, group
+   * and mode (as far as the agent may give them; else 0600) and the peer check admits the users they admit, besides
+   * the agent's user and root, who are always admitted. */
+  bool share;
+  uid_t uid;
+  gid_t gid;
+  mode_t mode;
   const char *session_id;    /* copied */
   const char *const *labels; /* copied; NULL-terminated "key=value" */
   unsigned max_connections;  /* 0: default */

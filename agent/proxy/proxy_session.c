@@ -28,12 +28,16 @@ static int ensure_short_dir(const char *dir, ca_error **err) {
   return 0;
 }
 
-/* <sessions dir>/<id>.sock when that fits a Unix socket address, else <short dir>/<id>.sock. */
-static int socket_path(struct ag_state *st, const char *id, char **ret, ca_error **err) {
+/* <sessions dir>/<id>.sock when that fits a Unix socket address and only we use it (the state dir is 0700), else
+ * <short dir>/<id>.sock (0711: others reach it by its name). *share is cleared when there is no short dir. */
+static int socket_path(struct ag_state *st, const char *id, bool *share, char **ret, ca_error **err) {
   _cleanup_free_ char *path = ag_session_socket_path(st, id);
   if (!path)
     return ca_error_set(err, ENOMEM, "out of memory");
-  if (strlen(path) <= SUN_PATH_MAX) {
+  _cleanup_free_ char *probe = ag_session_short_socket_path(id);
+  if (*share && (!probe || strlen(probe) > SUN_PATH_MAX))
+    *share = false; /* no short dir: the socket stays the agent's user's, as the engine's own is not reachable */
+  if (strlen(path) <= SUN_PATH_MAX && !*share) {
     *ret = TAKE_PTR(path);
     return 0;
   }
@@ -63,11 +67,20 @@ int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, c
   _cleanup_strv_free_ char **labels = ag_session_labels(reg, extra_labels);
   if (!labels)
     return ca_error_set(err, ENOMEM, "out of memory");
+  /* Whoever may use the engine's socket may use the session's (an engine not there yet: only the agent's user). */
+  struct stat es = {0};
+  bool share = stat(engine, &es) == 0 && S_ISSOCK(es.st_mode) && (es.st_uid != geteuid() || (es.st_mode & 0066));
   _cleanup_free_ char *path = NULL;
-  int r = socket_path(st, reg->id, &path, err);
+  int r = socket_path(st, reg->id, &share, &path, err);
   if (r < 0)
     return r;
-  struct ag_proxy_config cfg = {
-      .socket_path = path, .engine_socket = engine, .session_id = reg->id, .labels = (const char *const *)labels};
+  struct ag_proxy_config cfg = {.socket_path = path,
+                                .engine_socket = engine,
+                                .session_id = reg->id,
+                                .labels = (const char *const *)labels,
+                                .share = share,
+                                .uid = es.st_uid,
+                                .gid = es.st_gid,
+                                .mode = es.st_mode};
   return ag_proxy_start(&cfg, ret, err);
 }

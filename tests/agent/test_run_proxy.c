@@ -66,9 +66,20 @@ Test(run_proxy, plain_docker_cli_suite_is_labeled_and_leaves_nothing) {
   char id[128];
   cr_assert(scenario_read_marker(&sc, "session", 0, id));
   char want[256];
-  snprintf(want, sizeof(want), "unix://%s/sessions/%s.sock", sc.state, id);
+  /* An engine socket that others may use (root:docker 0660) gives the session's the same mode, in a dir they can
+   * reach; else it is the agent's user's alone, in the state dir. */
+  const char *h = getenv("DOCKER_HOST");
+  struct stat es;
+  cr_assert_eq(stat(h && strncmp(h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock", &es), 0);
+  char mode[16] = "600";
+  if (es.st_uid != geteuid() || (es.st_mode & 0066)) {
+    snprintf(want, sizeof(want), "unix:///run/cleanup-agent.sockets/%s.sock", id);
+    snprintf(mode, sizeof(mode), "%o", (unsigned)(es.st_mode & 0777));
+  } else {
+    snprintf(want, sizeof(want), "unix://%s/sessions/%s.sock", sc.state, id);
+  }
   cr_assert_str_eq(out_file("docker_host"), want);
-  cr_assert_str_eq(out_file("socket_mode"), "600");
+  cr_assert_str_eq(out_file("socket_mode"), mode);
   cr_assert_str_eq(out_file("exec"), "exec-ok");
   cr_assert_str_eq(out_file("logs"), "one\ntwo", "docker logs -f must stream and end with the container");
   cr_assert_str_eq(out_file("stdin"), "through-stdin");
@@ -183,7 +194,7 @@ Test(run_proxy, only_the_owner_can_connect) {
                                        "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
                                        "docker version -f '{{.Server.Version}}' > $OUT/root 2>&1 || exit 90\n"
                                        "d=$(dirname ${DOCKER_HOST#unix://})\n"
-                                       "chmod 0755 $d $d/.. $d/../.. || exit 91\n"
+                                       "case $d in $OUT/*) chmod 0755 $d $d/.. $d/../.. || exit 91;; esac\n"
                                        "HOME=/tmp setpriv --reuid=65534 --regid=65534 --clear-groups "
                                        "docker version -f '{{.Server.Version}}' > $OUT/nobody 2>&1 && exit 92\n"
                                        "exit 0\n");
@@ -569,4 +580,23 @@ Test(run_proxy, an_engine_that_appears_after_the_start_is_still_proxied) {
                     scenario_stderr(&sc));
   cr_assert_str_eq(out_file("label"), id);
   scenario_assert_nothing_left(&sc, id);
+}
+
+/* Whoever may use the engine's socket may use the session's: a root run whose command drops to a user of the engine
+ * socket's group (as su, runuser or a test container's user do) reaches the engine through the proxy. */
+Test(run_proxy, a_user_of_the_engine_sockets_group_can_use_the_session_socket) {
+  const char *script = scenario_script(&sc, "group.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+                                       "S=${DOCKER_HOST#unix://}\n"
+                                       "stat -L -c '%u %g %a' /var/run/docker.sock > $OUT/engine_mode\n"
+                                       "stat -c '%u %g %a' $S > $OUT/session_mode\n"
+                                       "G=$(stat -L -c %g /var/run/docker.sock)\n"
+                                       "HOME=/tmp setpriv --reuid=65534 --regid=65534 --groups=$G "
+                                       "docker version -f '{{.Server.Version}}' > $OUT/member 2>&1 || exit 90\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("member"));
+  char engine[64];
+  snprintf(engine, sizeof(engine), "%s", out_file("engine_mode"));
+  cr_assert_str_eq(out_file("session_mode"), engine);
+  cr_assert_neq(strlen(out_file("member")), 0);
 }
