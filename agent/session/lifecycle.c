@@ -74,7 +74,9 @@ static int open_engine(struct ag_session *s, ca_error **err) {
       *err = TAKE_PTR(e);
     return r;
   }
-  if (r < 0)
+  if (r < 0 && s->cfg->proxy != AG_SESSION_NO_PROXY && ag_proxy_engine_socket(s->docker_host) && err)
+    ca_log_notice("no Docker engine yet (%s): the command's proxy reaches it once it is up", e->msg);
+  else if (r < 0 && err)
     ca_log_notice("no Docker engine (%s): cleaning up processes only", e->msg);
   return 0;
 }
