@@ -1,18 +1,46 @@
 /* The Docker proxy of a session: its socket in the state dir and its labels (apart from proxy.c, which the fuzz target
  * links alone). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proxy.h"
 #include "session.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/* A socket of the short dir that nobody listens on any more and that is older than a minute (a proxy listens from
+ * its start to its end; the minute covers the instant between bind and listen) belonged to a session whose end and
+ * whose collection never came: a state dir removed whole, say. Removed, so that the dir does not fill up. */
+static void sweep_short_dir(const char *dir) {
+  _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+  if (!d)
+    return;
+  dfd = -1; /* the DIR owns it now */
+  struct dirent *de;
+  struct stat st;
+  time_t old = time(NULL) - 60;
+  while ((de = readdir(d))) {
+    char path[PATH_MAX];
+    size_t n = strlen(de->d_name);
+    if (n <= 5 || strcmp(de->d_name + n - 5, ".sock") != 0 ||
+        fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode) || st.st_mtime > old ||
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) < 0 || ag_proxy_engine_answers(path))
+      continue;
+    (void)unlinkat(dirfd(d), de->d_name, 0); /* best effort */
+  }
+  closedir(d);
+}
 
 /* The short dir exists, is ours and nobody else can put anything in it (0711: a socket is reached by its name, which
  * holds the session's random id; the dir is not listed). */
@@ -25,6 +53,7 @@ static int ensure_short_dir(const char *dir, ca_error **err) {
   if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0022))
     return ca_error_set(err, EPERM, "docker proxy: %s is not a directory that only uid %u can write", dir,
                         (unsigned)geteuid());
+  sweep_short_dir(dir);
   return 0;
 }
 
