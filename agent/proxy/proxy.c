@@ -710,6 +710,10 @@ struct conn {
 
 struct ag_proxy {
   char *socket_path, *engine_socket, *session_id;
+  bool share; /* the socket's owner, group and mode below are the engine socket's */
+  uid_t uid;
+  gid_t gid;
+  mode_t mode;
   char **labels;
   int listen_fd;
   int stop_pipe[2];
@@ -1064,6 +1068,40 @@ static void refuse_full(struct ag_proxy *px, int fd) {
   close(fd);
 }
 
+/* True when the peer's groups (SO_PEERGROUPS: the supplementary ones) hold gid. */
+static bool peer_in_group(int fd, gid_t gid) {
+  gid_t small[64], *groups = small;
+  socklen_t len = sizeof(small);
+  _cleanup_free_ gid_t *big = NULL;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+    if (errno != ERANGE || !(big = malloc(len)) || getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, big, &len) < 0)
+      return false;
+    groups = big;
+  }
+  for (size_t i = 0; i < len / sizeof(gid_t); i++)
+    if (groups[i] == gid)
+      return true;
+  return false;
+}
+
+/* Defence in depth behind the socket's mode: the agent's user and root, and with share whoever the engine socket's
+ * owner, group and mode let connect (write permission, as the kernel checks it: owner, else group, else others). */
+static bool peer_admitted(const struct ag_proxy *px, int fd) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    return false;
+  if (cred.uid == getuid() || cred.uid == 0)
+    return true;
+  if (!px->share)
+    return false;
+  if (cred.uid == px->uid)
+    return px->mode & 0200;
+  if (cred.gid == px->gid || peer_in_group(fd, px->gid))
+    return px->mode & 0020;
+  return px->mode & 0002;
+}
+
 static void *accept_loop(void *arg) {
   struct ag_proxy *px = arg;
   pthread_attr_t attr;
@@ -1086,10 +1124,7 @@ static void *accept_loop(void *arg) {
     int fd = accept4(px->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0)
       continue; /* the client gave up (ECONNABORTED) or fds ran out for a moment; the next one may work */
-    /* Defence in depth behind the socket's mode: only the agent's user (or root) is served. */
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || (cred.uid != getuid() && cred.uid != 0)) {
+    if (!peer_admitted(px, fd)) {
       close(fd);
       continue;
     }
@@ -1147,6 +1182,28 @@ static void proxy_free(struct ag_proxy *px) {
   free(px);
 }
 
+/* The socket's owner, group and mode: the engine socket's with share, else 0600. A bind gives the socket our umask's
+ * mode: its dir (the 0700 state dir, or the short runtime dir only we write) is what kept anybody from it until now. */
+static int share_socket(struct ag_proxy *px, const struct ag_proxy_config *cfg) {
+  if (chmod(cfg->socket_path, 0600) < 0)
+    return -errno;
+  if (!cfg->share)
+    return 0;
+  uid_t uid = cfg->uid;
+  if (chown(cfg->socket_path, uid, cfg->gid) < 0) {
+    uid = getuid(); /* not root: the engine's group at least, when we are in it */
+    if (chown(cfg->socket_path, (uid_t)-1, cfg->gid) < 0)
+      return 0;
+  }
+  if (chmod(cfg->socket_path, cfg->mode & 0777) < 0)
+    return -errno;
+  px->share = true;
+  px->uid = uid;
+  px->gid = cfg->gid;
+  px->mode = cfg->mode & 0777;
+  return 0;
+}
+
 int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_error **err) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
@@ -1186,8 +1243,7 @@ int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_
     proxy_free(px);
     return ca_error_set_errno(err, e, "docker proxy: bind %s", cfg->socket_path);
   }
-  /* The state dir is 0700, so nobody else could reach it before this chmod either. */
-  if (chmod(cfg->socket_path, 0600) < 0 || listen(px->listen_fd, 128) < 0) {
+  if (share_socket(px, cfg) < 0 || listen(px->listen_fd, 128) < 0) {
     int e = errno;
     (void)unlink(cfg->socket_path);
     proxy_free(px);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common.h"
 
@@ -94,8 +95,15 @@ bool ag_proxy_is_create(const char *method, const char *url, size_t url_len);
 struct ag_proxy;
 
 struct ag_proxy_config {
-  const char *socket_path;   /* where to listen; created 0600, must not exist */
+  const char *socket_path;   /* where to listen; created 0600 (see share), must not exist */
   const char *engine_socket; /* the engine's Unix socket */
+  /* Whoever may use the engine's socket may use this one: with share, the socket gets the engine socket's owner, group
+   * and mode (as far as the agent may give them; else 0600) and the peer check admits the users they admit, besides
+   * the agent's user and root, who are always admitted. */
+  bool share;
+  uid_t uid;
+  gid_t gid;
+  mode_t mode;
   const char *session_id;    /* copied */
   const char *const *labels; /* copied; NULL-terminated "key=value" */
   unsigned max_connections;  /* 0: default */
@@ -113,9 +121,10 @@ void ag_proxy_stop_recorded(struct ag_proxy *p, uint64_t drain_usec, char ***ret
 
 struct ag_state;
 struct ag_registry;
-/* Starts the proxy of session reg->id on <sessions dir>/<id>.sock, with the session's labels (ag_session_labels of
- * reg and extra), in front of docker_host's engine. -EPROTONOSUPPORT when docker_host is not a Unix socket (not
- * proxied), -ECONNREFUSED when nothing answers there; err says which. */
+/* Starts the proxy of session reg->id on <sessions dir>/<id>.sock, or on <short runtime dir>/<id>.sock when that path
+ * is too long for a Unix socket, with the session's labels (ag_session_labels of reg and extra), in front of
+ * docker_host's engine, which need not answer yet (it is connected per request). -EPROTONOSUPPORT when docker_host is
+ * not a Unix socket (not proxied), another error when the socket cannot be bound; err says which. */
 int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
                            const char *const *extra_labels, struct ag_proxy **ret, ca_error **err);
 /* The socket the proxy listens on. */

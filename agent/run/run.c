@@ -36,15 +36,15 @@ static char **child_environment(const struct run_state *s) {
   for (size_t i = 0; i < n; i++)
     if (strncmp(environ[i], AG_ENV_SESSION "=", sizeof(AG_ENV_SESSION)) != 0 &&
         strncmp(environ[i], AG_ENV_OUTER "=", sizeof(AG_ENV_OUTER)) != 0 &&
-        !(sess->env.dk && strncmp(environ[i], AG_ENV_ENGINE "=", sizeof(AG_ENV_ENGINE)) == 0) &&
-        !(sess->env.dk && strncmp(environ[i], "DOCKER_HOST=", 12) == 0))
+        !((sess->env.dk || sess->proxy_host) && strncmp(environ[i], AG_ENV_ENGINE "=", sizeof(AG_ENV_ENGINE)) == 0) &&
+        !((sess->env.dk || sess->proxy_host) && strncmp(environ[i], "DOCKER_HOST=", 12) == 0))
       env[k++] = environ[i];
   static char session_var[64], outer_var[64], host_var[4096], engine_var[4096];
   snprintf(session_var, sizeof(session_var), AG_ENV_SESSION "=%s", sess->id);
   snprintf(outer_var, sizeof(outer_var), AG_ENV_OUTER "=%s", ag_nesting_root(&sess->nest, sess->id));
   env[k++] = session_var;
   env[k++] = outer_var;
-  if (sess->env.dk) {
+  if (sess->env.dk || sess->proxy_host) { /* a proxy also in front of an engine that was not up yet */
     snprintf(host_var, sizeof(host_var), "DOCKER_HOST=%s", sess->proxy_host ? sess->proxy_host : sess->docker_host);
     snprintf(engine_var, sizeof(engine_var), AG_ENV_ENGINE "=%s", ag_nesting_engine(&sess->nest, sess->docker_host));
     env[k++] = host_var;

@@ -75,7 +75,9 @@ static int open_engine(struct ag_session *s, ca_error **err) {
       *err = TAKE_PTR(e);
     return r;
   }
-  if (r < 0)
+  if (r < 0 && s->cfg->proxy != AG_SESSION_NO_PROXY && ag_proxy_engine_socket(s->docker_host) && err)
+    ca_log_notice("no Docker engine yet (%s): the command's proxy reaches it once it is up", e->msg);
+  else if (r < 0 && err)
     ca_log_notice("no Docker engine (%s): cleaning up processes only", e->msg);
   return 0;
 }
@@ -280,37 +282,58 @@ static char **proxy_labels(const struct ag_session *s) {
 }
 
 /* Step 7. Without a proxy the session works as before unless it is required: then a failure is the session's. */
+static void warn_labels(struct ag_session *s, const char *why) {
+  const char *const *l = s->cfg->proxy_labels;
+  if (l && l[0])
+    ag_session_warn(s, "--label %s%s: not applied, no docker proxy: %s", l[0], l[1] ? " and the others" : "", why);
+}
+
+/* The proxy asked for (the default) is given to the command or the run does not start: never the engine itself
+ * without --no-docker-proxy. An engine that does not answer yet still gets it (connected per request); only an engine
+ * that is no Unix socket (TCP) goes without, and says so. */
 static int start_proxy(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
-  bool labels = cfg->proxy_labels && cfg->proxy_labels[0];
-  if (cfg->proxy != AG_SESSION_NO_PROXY && !s->env.dk && labels) /* never silent, as below */
-    ag_session_warn(s, "--label %s%s: not applied, no docker proxy: no Docker engine", cfg->proxy_labels[0],
-                    cfg->proxy_labels[1] ? " and the others" : "");
-  if (cfg->proxy == AG_SESSION_NO_PROXY || !s->env.dk)
+  if (cfg->proxy == AG_SESSION_NO_PROXY)
     return 0;
+  const char *pfx = cfg->proxy == AG_SESSION_PROXY_REQUIRED ? "--docker-proxy: " : "";
+  if (!s->env.dk && !ag_proxy_engine_socket(s->docker_host)) {
+    warn_labels(s, "no Docker engine"); /* never silent, as below */
+    return 0;
+  }
   _cleanup_error_ ca_error *e = NULL;
   _cleanup_strv_free_ char **extra = proxy_labels(s);
   if (!extra)
     return ca_error_set(err, ENOMEM, "out of memory");
   int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, (const char *const *)extra, &s->proxy, &e);
-  if (r < 0 && cfg->proxy == AG_SESSION_PROXY_REQUIRED)
-    return ca_error_set(err, -r, "--docker-proxy: %s", e->msg);
-  /* Never silent: a --label nothing applies is a warning, and so is a proxy that did not start. */
-  if (r < 0 && labels)
-    ag_session_warn(s, "--label %s%s: not applied, no docker proxy: %s", cfg->proxy_labels[0],
-                    cfg->proxy_labels[1] ? " and the others" : "", e->msg);
-  else if (r == -EPROTONOSUPPORT)
-    ca_log_notice("%s", e->msg);
-  else if (r < 0)
-    ag_session_warn(s, "%s; the command talks to the engine directly", e->msg);
-  else if (asprintf(&s->proxy_host, "unix://%s", ag_proxy_socket_path(s->proxy)) < 0) {
+  if (r == -EPROTONOSUPPORT && cfg->proxy != AG_SESSION_PROXY_REQUIRED) {
+    if (cfg->proxy_labels && cfg->proxy_labels[0])
+      warn_labels(s, e->msg);
+    else
+      ca_log_notice("%s", e->msg);
+    return 0;
+  }
+  if (r < 0)
+    return ca_error_set(err, -r,
+                        "%s%s; the command would talk to the engine unlabeled, so it does not start "
+                        "(--no-docker-proxy gives it the engine itself)",
+                        pfx, e->msg);
+  if (asprintf(&s->proxy_host, "unix://%s", ag_proxy_socket_path(s->proxy)) < 0) {
     s->proxy_host = NULL;
     ag_proxy_stop(TAKE_PTR(s->proxy), 0);
-    if (cfg->proxy == AG_SESSION_PROXY_REQUIRED)
-      return ca_error_set(err, ENOMEM, "--docker-proxy: out of memory");
-    ag_session_warn(s, "docker proxy: out of memory; the command talks to the engine directly");
+    return ca_error_set(err, ENOMEM, "%sout of memory", pfx);
   }
   return 0;
+}
+
+/* An engine that was not up at the start may have come since, and the command used it through the proxy: from now on
+ * the session records it, so that its end (and a later gc, if that end fails) collects there. */
+static void late_engine(struct ag_session *s) {
+  if (s->env.dk || !s->proxy_host || open_engine(s, NULL) < 0 || !s->env.dk)
+    return;
+  s->reg.docker_host = (char *)s->docker_host;
+  _cleanup_error_ ca_error *e = NULL;
+  if (ag_registry_write(s->env.state, &s->reg, &e) < 0)
+    ca_log_warning("%s", e->msg);
 }
 
 int ag_session_begin(struct ag_session *s, ca_error **err) {
@@ -368,6 +391,7 @@ int ag_session_end(struct ag_session *s) {
   _cleanup_strv_free_ char **made = NULL;
   ag_proxy_stop_recorded(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4), &made);
   _cleanup_error_ ca_error *err = NULL;
+  late_engine(s);
   if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {
     /* Not asked again below: the collection says the engine did not answer, and the registry stays. */
     ca_log_notice("no Docker engine (%s)", err->msg);

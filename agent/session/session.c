@@ -644,6 +644,9 @@ int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err) {
   snprintf(name, sizeof(name), "%s.sock", id);
   if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
+  _cleanup_free_ char *sock = ag_session_short_socket_path(id); /* where a state dir too deep put it */
+  if (sock)
+    (void)unlink(sock);
   snprintf(name, sizeof(name), "%s.json", id);
   if (unlinkat(s->sessions_fd, name, 0) < 0 && errno != ENOENT)
     return ca_error_set_errno(err, errno, "remove %s/%s", s->sessions, name);
@@ -695,6 +698,24 @@ char **ag_session_labels(const struct ag_registry *r, const char *const *extra) 
 char *ag_session_socket_path(const struct ag_state *s, const char *id) {
   char *p = NULL;
   if (asprintf(&p, "%s/%s.sock", s->sessions, id) < 0)
+    return NULL;
+  return p;
+}
+
+char *ag_session_short_socket_dir(void) {
+  char *d = NULL;
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  if (geteuid() == 0)
+    d = strdup("/run/cleanup-agent.sockets");
+  else if (xdg && xdg[0] == '/' && asprintf(&d, "%s/cleanup-agent.sockets", xdg) < 0)
+    d = NULL;
+  return d;
+}
+
+char *ag_session_short_socket_path(const char *id) {
+  _cleanup_free_ char *dir = ag_session_short_socket_dir();
+  char *p = NULL;
+  if (!dir || asprintf(&p, "%s/%s.sock", dir, id) < 0)
     return NULL;
   return p;
 }

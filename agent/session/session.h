@@ -130,5 +130,10 @@ int ag_state_remove_aside(struct ag_state *s, const char *name, ca_error **err);
 char **ag_session_labels(const struct ag_registry *r, const char *const *extra);
 /* <sessions dir>/<id>.sock, the session's Docker proxy socket (caller frees); NULL when out of memory. */
 char *ag_session_socket_path(const struct ag_state *s, const char *id);
+/* Where a session whose state dir is too deep for a Unix socket path has its proxy socket: the short runtime dir
+ * (/run/cleanup-agent.sockets as root, else $XDG_RUNTIME_DIR/cleanup-agent.sockets) and <it>/<id>.sock (caller
+ * frees; NULL without such a dir, or out of memory). ag_registry_remove removes that socket too. */
+char *ag_session_short_socket_dir(void);
+char *ag_session_short_socket_path(const char *id);
 /* Deletes the Docker proxy socket, the registry and then the lock file of a session whose lock the caller holds. */
 int ag_registry_remove(struct ag_state *s, const char *id, ca_error **err);

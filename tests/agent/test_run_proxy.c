@@ -1,6 +1,7 @@
 /* run's Docker labeling proxy against the real engine, through the real docker CLI and docker-compose: a suite that
  * labels nothing leaves nothing, however the run ends. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,9 +66,20 @@ Test(run_proxy, plain_docker_cli_suite_is_labeled_and_leaves_nothing) {
   char id[128];
   cr_assert(scenario_read_marker(&sc, "session", 0, id));
   char want[256];
-  snprintf(want, sizeof(want), "unix://%s/sessions/%s.sock", sc.state, id);
+  /* An engine socket that others may use (root:docker 0660) gives the session's the same mode, in a dir they can
+   * reach; else it is the agent's user's alone, in the state dir. */
+  const char *h = getenv("DOCKER_HOST");
+  struct stat es;
+  cr_assert_eq(stat(h && strncmp(h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock", &es), 0);
+  char mode[16] = "600";
+  if (es.st_uid != geteuid() || (es.st_mode & 0066)) {
+    snprintf(want, sizeof(want), "unix:///run/cleanup-agent.sockets/%s.sock", id);
+    snprintf(mode, sizeof(mode), "%o", (unsigned)(es.st_mode & 0777));
+  } else {
+    snprintf(want, sizeof(want), "unix://%s/sessions/%s.sock", sc.state, id);
+  }
   cr_assert_str_eq(out_file("docker_host"), want);
-  cr_assert_str_eq(out_file("socket_mode"), "600");
+  cr_assert_str_eq(out_file("socket_mode"), mode);
   cr_assert_str_eq(out_file("exec"), "exec-ok");
   cr_assert_str_eq(out_file("logs"), "one\ntwo", "docker logs -f must stream and end with the container");
   cr_assert_str_eq(out_file("stdin"), "through-stdin");
@@ -176,19 +188,32 @@ Test(run_proxy, sigkill_of_the_agent_the_guardian_removes_what_the_proxy_labeled
   cr_assert(scenario_wait_nothing_left(&sc, id, 5000), "the guardian did not clean session %s (socket included)", id);
 }
 
-Test(run_proxy, only_the_owner_can_connect) {
-  /* The state dir is open to all here, so that only the socket's own mode stands between nobody and the engine. */
+/* Whoever may use the engine's socket may use the session's, and nobody else: a root run whose command drops to a
+ * user of the engine socket's group (as su, runuser or a test container's user do) reaches the engine through the
+ * proxy; a user outside it does not. */
+Test(run_proxy, the_engine_sockets_users_and_only_they_can_connect) {
+  /* A state dir is opened to all here, so that only the socket's own mode stands between nobody and the engine. */
   const char *script = scenario_script(&sc, "nobody.sh",
                                        "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
                                        "docker version -f '{{.Server.Version}}' > $OUT/root 2>&1 || exit 90\n"
-                                       "d=$(dirname ${DOCKER_HOST#unix://})\n"
-                                       "chmod 0755 $d $d/.. $d/../.. || exit 91\n"
+                                       "S=${DOCKER_HOST#unix://}\n"
+                                       "d=$(dirname $S)\n"
+                                       "case $d in $OUT/*) chmod 0755 $d $d/.. $d/../.. || exit 91;; esac\n"
+                                       "stat -L -c '%u %g %a' /var/run/docker.sock > $OUT/engine_mode\n"
+                                       "stat -c '%u %g %a' $S > $OUT/session_mode\n"
+                                       "G=$(stat -L -c %g /var/run/docker.sock)\n"
+                                       "HOME=/tmp setpriv --reuid=65534 --regid=65534 --groups=$G "
+                                       "docker version -f '{{.Server.Version}}' > $OUT/member 2>&1 || exit 93\n"
                                        "HOME=/tmp setpriv --reuid=65534 --regid=65534 --clear-groups "
                                        "docker version -f '{{.Server.Version}}' > $OUT/nobody 2>&1 && exit 92\n"
                                        "exit 0\n");
   int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
-  cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("nobody"));
+  cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("member"));
   cr_assert_neq(strlen(out_file("root")), 0);
+  cr_assert_neq(strlen(out_file("member")), 0);
+  char engine[64];
+  snprintf(engine, sizeof(engine), "%s", out_file("engine_mode"));
+  cr_assert_str_eq(out_file("session_mode"), engine);
   cr_assert_not_null(strstr(out_file("nobody"), "permission denied"), "%s", out_file("nobody"));
 }
 
@@ -624,4 +649,76 @@ Test(run_proxy, a_create_whose_client_went_away_is_recorded) {
   cr_assert(made[0] && strncmp(made[0], "c:", 2) == 0 && !made[1], "%s", made[0] ? made[0] : "(none)");
   cr_assert_eq(dk_remove(sc.dk, DK_CONTAINER, made[0] + 2, NULL), 0, "the recorded container %s", made[0] + 2);
   ca_strv_free(made);
+}
+
+/* What a suite creates, labeled by nothing but the proxy: its session label goes to $OUT/label. */
+static const char labeled_suite[] =
+    "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+    "echo $DOCKER_HOST > $OUT/docker_host\n"
+    "c=$(docker run -d --network none --label $TEST_LABEL cleanup-test/busybox:latest sleep 1000) || exit 90\n"
+    "docker inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' $c > $OUT/label || exit 91\n";
+
+/* True when dir has no entry but . and .. */
+static bool dir_is_empty(const char *dir) {
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d, "%s", dir);
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d)))
+    n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+  closedir(d);
+  return n == 0;
+}
+
+/* A CI workspace's state dir is deeper than a Unix socket path allows (108 bytes): the command still gets a socket of
+ * the session, never the engine itself. */
+Test(run_proxy, a_state_dir_of_150_characters_still_gets_the_proxy) {
+  char state[256];
+  snprintf(state, sizeof(state), "%s/%s", sc.dir,
+           "ci-workspace-builds-0123456789abcdef-project-group-subgroup-repository-pipeline-4242-job-8484-"
+           "xxxxxxxxxxxxxxxxxxxxxx");
+  cr_assert_eq(mkdir(state, 0700), 0);
+  strcat(state, "/state");
+  cr_assert_geq(strlen(state), 150, "%zu", strlen(state));
+  const char *script = scenario_script(&sc, "long.sh", labeled_suite);
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd), "%s --state-dir %s --cgroup-root %s run -- %s 2> %s/long.err", AG_BINARY, state,
+           sc.cgroup_root, script, sc.dir);
+  int rc = system(cmd);
+  const char *err = out_file("long.err");
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, err);
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  char host[512];
+  snprintf(host, sizeof(host), "%s", out_file("docker_host"));
+  cr_assert_not_null(strstr(host, id), "the command got DOCKER_HOST=%s, not a socket of session %s: %s", host, id,
+                     out_file("long.err"));
+  cr_assert_str_eq(out_file("label"), id);
+  cr_assert_null(strstr(out_file("long.err"), "warning"), "%s", out_file("long.err"));
+  struct stat st;
+  cr_assert_neq(stat(host + strlen("unix://"), &st), 0, "the session's socket %s outlived it", host);
+  cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0);
+  strcat(state, "/sessions");
+  cr_assert(dir_is_empty(state), "state files are left in %s", state);
+}
+
+/* A dind service still booting: nothing answers at the engine's socket when the run starts. The proxy starts anyway
+ * and reaches the engine per request, so what the command creates once it is up is the session's. */
+Test(run_proxy, an_engine_that_appears_after_the_start_is_still_proxied) {
+  char late[96];
+  snprintf(late, sizeof(late), "%s/late.sock", sc.dir);
+  snprintf(sc.docker_host, sizeof(sc.docker_host), "unix://%s", late);
+  const char *h = getenv("DOCKER_HOST");
+  char script_text[2048];
+  snprintf(script_text, sizeof(script_text), "sleep 2\nln -s %s %s || exit 89\n%s",
+           h && strncmp(h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock", late, labeled_suite);
+  const char *script = scenario_script(&sc, "late.sh", script_text);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  cr_assert_str_neq(out_file("docker_host"), sc.docker_host, "the command got the engine itself: %s",
+                    scenario_stderr(&sc));
+  cr_assert_str_eq(out_file("label"), id);
+  scenario_assert_nothing_left(&sc, id);
 }
