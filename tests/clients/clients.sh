@@ -17,12 +17,14 @@ repo=$(cd -- "$here/../.." && pwd)
 # shellcheck source=tests/deploy/lib.sh
 source "$repo/tests/deploy/lib.sh"
 
-# Scenarios that assert what issue 21 asks and the proxy does not do yet: a failure of one of these is reported as
-# XFAIL and passes; a pass is XPASS and fails, so that the entry is removed when the fix lands.
+# Scenarios that assert what issue 21 asks and the proxy does not do yet (issue 21's labels part; the removal of
+# built images: the receipt issue). A failure of one of these is reported as XFAIL and passes; a pass is XPASS and
+# fails, so that the entry is removed when the fix lands.
 declare -A expected_to_fail=(
     [cli_volume_implied]="named volumes implied by run -v / --mount are not labeled (issue 21, labels part)"
-    [cli_build]="built images carry no session label, and the end of a session does not remove images"
-    [cli_build_buildkit]="BuildKit builds carry no session label, and the end of a session does not remove images"
+    [cli_build]="built images carry no session label"
+    [cli_build_buildkit]="BuildKit builds carry no session label"
+    [cli_build_image_removed]="the end of a session does not remove the images it built (the receipt issue's part)"
     [cli_build_failed_run]="a failed RUN leaves its step container (no forcerm=1 from the proxy yet)"
     [cli_build_no_rm]="a --rm=false build's step containers are not found and removed at the end"
 )
@@ -42,6 +44,9 @@ cg2=/sys/fs/cgroup/unified
 cgroot=$cg2/cleanup-agent-test-$P
 agent_pid=''
 scenario_keeps='' # ids check_run does not count as left (a scenario sets it)
+# Set by a scenario: the images it built are not counted as left. Which images the end of a session removes is the
+# receipt issue's business (issue 21 asks only that they carry the labels); cli_build_image_removed checks it apart.
+images_may_stay=''
 
 # d ARGS...: the docker CLI against the engine itself (not a session's proxy)
 d() { docker -H "$engine" "$@"; }
@@ -105,6 +110,7 @@ check_run() {
     else ok "all it created carried the session label while it ran"; fi
     left=''
     while read -r kind oid; do
+        [[ $kind == image && -n $images_may_stay ]] && continue
         d "$kind" inspect "$oid" >/dev/null 2>&1 && left+=" $kind $oid;"
     done < <(sort -u "$W/created" 2>/dev/null)
     for kind in container network volume; do
@@ -112,7 +118,9 @@ check_run() {
             left+=" $kind $oid (session label);"
         done
     done
-    for kind in container network volume image; do
+    local kinds=(container network volume image)
+    [[ -n $images_may_stay ]] && kinds=(container network volume)
+    for kind in "${kinds[@]}"; do
         for oid in $(ours "$kind"); do
             [[ ${scenario_keeps:-} == *" $oid "* ]] || left+=" $kind $oid (test label or name);"
         done
@@ -146,7 +154,7 @@ fi
 echo "$passed passed, $failed failed"
 if [[ -n ${expected_to_fail[$scenario]:-} ]]; then
     if ((failed > 0)); then
-        echo "XFAIL $scenario: expected until issue 21 lands: ${expected_to_fail[$scenario]}"
+        echo "XFAIL $scenario: expected for now: ${expected_to_fail[$scenario]}"
         [[ -s $W/agent.err ]] && sed 's/^/  agent: /' "$W/agent.err" | tail -n 5
         exit 0
     fi

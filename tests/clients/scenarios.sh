@@ -11,10 +11,12 @@ scenario_cli_volume_existing() {
     simple cli_volume_existing
     expect "the volume that existed before the run is still there" quiet d volume inspect "$P-pre"
 }
-scenario_cli_build() { simple cli_build; }
-scenario_cli_build_buildkit() { simple cli_build_buildkit; }
-scenario_cli_build_failed_run() { simple cli_build_failed_run; }
-scenario_cli_build_no_rm() { simple cli_build_no_rm; }
+# The builds: the images may stay (images_may_stay), except in cli_build_image_removed.
+scenario_cli_build() { images_may_stay=1 simple cli_build; }
+scenario_cli_build_image_removed() { simple cli_build; }
+scenario_cli_build_buildkit() { images_may_stay=1 simple cli_build_buildkit; }
+scenario_cli_build_failed_run() { images_may_stay=1 simple cli_build_failed_run; }
+scenario_cli_build_no_rm() { images_may_stay=1 simple cli_build_no_rm; }
 
 # ---- docker-compose ------------------------------------------------------------------------------------------------
 scenario_compose_up() { simple compose_up; }
