@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +55,29 @@ static void remove_cgroup_tree(const char *path) {
   rmdir(path);
 }
 
+/* The v1 parents of a hybrid host that bear root's name (under the mount, or under this process's own v1 cgroup, as
+ * the module makes them), with whatever leaves a killed session left in them: no test leaves a cgroup behind. */
+static void remove_v1_trees(const char *root) {
+  const char *base = strrchr(root, '/');
+  if (!base)
+    return;
+  static const char *const controllers[] = {"memory", "pids", "cpu"};
+  for (size_t c = 0; c < 3; c++)
+    for (int depth = 0; depth < 3; depth++) {
+      char pattern[256];
+      snprintf(pattern, sizeof(pattern), "/sys/fs/cgroup/%s%s%s", controllers[c],
+               depth == 0   ? ""
+               : depth == 1 ? "/*"
+                            : "/*/*",
+               base);
+      glob_t g;
+      if (glob(pattern, GLOB_ONLYDIR, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+          remove_cgroup_tree(g.gl_pathv[i]);
+      globfree(&g);
+    }
+}
+
 void scenario_teardown(struct scenario *s) {
   if (s->dk) {
     const struct dk_filter f[] = {{"label", s->test_label}, {NULL, NULL}};
@@ -69,6 +93,7 @@ void scenario_teardown(struct scenario *s) {
     dk_client_free(s->dk);
   }
   remove_cgroup_tree(s->cgroup_root);
+  remove_v1_trees(s->cgroup_root);
   /* The agent also made v1 parents of the same name on hybrid hosts: the module removes what it made. */
   cg_root_options o = {.root = s->cgroup_root};
   cg_root *root = NULL;
