@@ -179,19 +179,45 @@ static int refuse_change(const struct ag_state *s, const char *what, ca_error **
 
 /* Creates <id>.lock already locked: a temp file is locked first and then linked into place, so that no collector
  * can ever take the lock of a new session in the instant between creation and flock. */
-static int lock_create(struct ag_state *s, const char *id, const char *name, int *ret_fd, ca_error **err) {
+int ag_session_lock_new(struct ag_state *s, const char *id, int *ret_fd, ca_error **err) {
+  if (!ca_session_id_valid(id))
+    return ca_error_set(err, EINVAL, "'%s' is not a session id (32 lowercase hex characters)", id);
+  if (s->sessions_fd < 0 || s->read_only)
+    return refuse_change(s, "session lock", err);
   char tmp[80];
   snprintf(tmp, sizeof(tmp), ".%s.lock.%ld", id, (long)getpid());
   (void)unlinkat(s->sessions_fd, tmp, 0); /* a leftover of an earlier process with our pid */
   _cleanup_close_ int fd = openat(s->sessions_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return ca_error_set_errno(err, errno, "session %s: create lock in %s", id, s->sessions);
-  int r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
-  if (r == 0 && linkat(s->sessions_fd, tmp, s->sessions_fd, name, 0) < 0)
-    r = -errno;
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int r = ca_error_set_errno(err, errno, "session %s: lock %s/%s", id, s->sessions, tmp);
+    (void)unlinkat(s->sessions_fd, tmp, 0);
+    return r;
+  }
+  *ret_fd = TAKE_FD(fd);
+  return 0;
+}
+
+int ag_session_lock_publish(struct ag_state *s, const char *id, ca_error **err) {
+  char tmp[80], name[64];
+  snprintf(tmp, sizeof(tmp), ".%s.lock.%ld", id, (long)getpid());
+  snprintf(name, sizeof(name), "%s.lock", id);
+  int r = linkat(s->sessions_fd, tmp, s->sessions_fd, name, 0) < 0 ? -errno : 0;
   (void)unlinkat(s->sessions_fd, tmp, 0); /* the link (or the failure) is what counts */
   if (r < 0)
-    return r == -EEXIST ? r : ca_error_set_errno(err, -r, "session %s: create lock %s/%s", id, s->sessions, name);
+    return r == -EEXIST && !err ? r
+                                : ca_error_set_errno(err, -r, "session %s: create lock %s/%s", id, s->sessions, name);
+  return 0;
+}
+
+static int lock_create(struct ag_state *s, const char *id, int *ret_fd, ca_error **err) {
+  _cleanup_close_ int fd = -1;
+  int r = ag_session_lock_new(s, id, &fd, err);
+  if (r < 0)
+    return r;
+  if ((r = ag_session_lock_publish(s, id, NULL)) < 0)
+    return r == -EEXIST ? r : ca_error_set_errno(err, -r, "session %s: create lock in %s", id, s->sessions);
   *ret_fd = TAKE_FD(fd);
   return 0;
 }
@@ -213,7 +239,7 @@ static int lock_symlink(struct ag_state *s, const char *id, const char *name, in
                               s->sessions, name);
   ca_log_warning("session %s: lock %s/%s was a symbolic link; set aside as %s, not followed", id, s->sessions, name,
                  aside);
-  r = lock_create(s, id, name, ret_fd, err);
+  r = lock_create(s, id, ret_fd, err);
   return r == -EEXIST ? ca_error_set(err, EEXIST, "session %s: lock %s/%s came back", id, s->sessions, name) : r;
 }
 
@@ -225,7 +251,7 @@ int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd
   char name[64];
   snprintf(name, sizeof(name), "%s.lock", id);
   if (create) {
-    int r = lock_create(s, id, name, ret_fd, err);
+    int r = lock_create(s, id, ret_fd, err);
     if (r != -EEXIST)
       return r;
   }
