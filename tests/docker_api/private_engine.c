@@ -12,6 +12,12 @@ pid_t private_engine_start(const char *dir, const char *host) {
   return private_engine_start_with(dir, host, NULL);
 }
 
+/* The socket of each engine started here, by pid, for its stop (a test runs a few at most). */
+static struct {
+  pid_t pid;
+  char sock[256];
+} started[8];
+
 pid_t private_engine_start_with(const char *dir, const char *host, const char *const *extra) {
   char data[256], exec[256], pidfile[256], sock[256], log[256];
   snprintf(data, sizeof(data), "%s/data", dir);
@@ -53,6 +59,12 @@ pid_t private_engine_start_with(const char *dir, const char *host, const char *c
     struct dk_client *c = NULL;
     if (dk_client_new(&o, &c, NULL) == 0) {
       dk_client_free(c);
+      for (size_t k = 0; k < sizeof(started) / sizeof(started[0]); k++)
+        if (started[k].pid == 0) {
+          started[k].pid = pid;
+          snprintf(started[k].sock, sizeof(started[k].sock), "%s", sock);
+          break;
+        }
       return pid;
     }
     int status;
@@ -66,6 +78,16 @@ pid_t private_engine_start_with(const char *dir, const char *host, const char *c
 void private_engine_stop(pid_t *pid) {
   if (*pid <= 0)
     return;
+  /* Its networks first: a stopped dockerd leaves their bridges on the host, and ~30 of them exhaust every engine's
+   * address pools. Everything on this engine is the test's. */
+  for (size_t k = 0; k < sizeof(started) / sizeof(started[0]); k++)
+    if (started[k].pid == *pid) {
+      char cmd[320];
+      snprintf(cmd, sizeof(cmd), "docker -H '%s' network prune -f >/dev/null 2>&1", started[k].sock);
+      if (system(cmd) != 0)
+        fprintf(stderr, "private engine %d: could not remove its networks\n", (int)*pid);
+      started[k].pid = 0;
+    }
   kill(*pid, SIGTERM); /* our own child, by pid */
   int status;
   for (int i = 0; i < 300 && waitpid(*pid, &status, WNOHANG) == 0; i++)
