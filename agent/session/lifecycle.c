@@ -232,8 +232,8 @@ static int take_session(struct ag_session *s, ca_error **err) {
   struct ag_registry *reg = &s->reg;
   reg->created = time(NULL);
   int r;
-  /* The lock is published only once the guardian holds it too: an agent killed before that leaves a temp lock
-   * that its guardian, or without one the next start, removes (never a lock file that nobody collects). */
+  /* The lock is published only once the guardian holds it too: an agent killed before that leaves no file at all
+   * (or, without O_TMPFILE, a temp lock that its guardian or the next start removes), never a lock nobody collects. */
   if ((r = ag_session_id_new(s->id, err)) < 0 || (r = ag_owner_self(&reg->owner, err)) < 0 ||
       (r = ag_session_lock_new(s->env.state, s->id, &s->lock_fd, err)) < 0)
     return r;
@@ -257,7 +257,7 @@ static int take_session(struct ag_session *s, ca_error **err) {
   if (!(s->labels = ag_session_labels(reg, outer)))
     r = ca_error_set(err, ENOMEM, "out of memory");
   else if ((r = ag_guardian_start(&gcfg, &s->guardian, err)) == 0 &&
-           (r = ag_session_lock_publish(s->env.state, s->id, err)) < 0)
+           (r = ag_session_lock_publish(s->env.state, s->lock_fd, s->id, err)) < 0)
     ag_guardian_release(&s->guardian); /* told the session ended: it leaves */
   if (r < 0) {
     (void)ag_registry_remove(s->env.state, s->id, NULL); /* nothing was created yet but the lock file */

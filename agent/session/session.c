@@ -177,34 +177,59 @@ static int refuse_change(const struct ag_state *s, const char *what, ca_error **
   return 0;
 }
 
-/* Creates <id>.lock already locked: a temp file is locked first and then linked into place, so that no collector
- * can ever take the lock of a new session in the instant between creation and flock. */
+/* The temp name of a new session's lock where the file system has no O_TMPFILE. */
+static void temp_lock_name(const char *id, char *buf, size_t size) {
+  snprintf(buf, size, ".%s.lock.%ld", id, (long)getpid());
+}
+
+/* Creates <id>.lock's file already locked, before it has its name, so that no collector can ever take the lock of a
+ * new session in the instant between creation and flock: an unnamed file (O_TMPFILE), so that an agent killed
+ * before the publication leaves nothing at all; where the file system has none, a temp file .<id>.lock.<pid>. */
 int ag_session_lock_new(struct ag_state *s, const char *id, int *ret_fd, ca_error **err) {
   if (!ca_session_id_valid(id))
     return ca_error_set(err, EINVAL, "'%s' is not a session id (32 lowercase hex characters)", id);
   if (s->sessions_fd < 0 || s->read_only)
     return refuse_change(s, "session lock", err);
-  char tmp[80];
-  snprintf(tmp, sizeof(tmp), ".%s.lock.%ld", id, (long)getpid());
-  (void)unlinkat(s->sessions_fd, tmp, 0); /* a leftover of an earlier process with our pid */
-  _cleanup_close_ int fd = openat(s->sessions_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  char tmp[80] = "";
+  _cleanup_close_ int fd = openat(s->sessions_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    temp_lock_name(id, tmp, sizeof(tmp));
+    (void)unlinkat(s->sessions_fd, tmp, 0); /* a leftover of an earlier process with our pid */
+    fd = openat(s->sessions_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  }
   if (fd < 0)
     return ca_error_set_errno(err, errno, "session %s: create lock in %s", id, s->sessions);
   if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-    int r = ca_error_set_errno(err, errno, "session %s: lock %s/%s", id, s->sessions, tmp);
-    (void)unlinkat(s->sessions_fd, tmp, 0);
+    int r = ca_error_set_errno(err, errno, "session %s: lock a new file in %s", id, s->sessions);
+    if (tmp[0])
+      (void)unlinkat(s->sessions_fd, tmp, 0);
     return r;
   }
   *ret_fd = TAKE_FD(fd);
   return 0;
 }
 
-int ag_session_lock_publish(struct ag_state *s, const char *id, ca_error **err) {
-  char tmp[80], name[64];
-  snprintf(tmp, sizeof(tmp), ".%s.lock.%ld", id, (long)getpid());
-  snprintf(name, sizeof(name), "%s.lock", id);
+/* Links the unnamed file of fd (its only name /proc/self/fd/<fd>, linkable without privileges) or the temp file. */
+static int link_lock(struct ag_state *s, int fd, const char *id, const char *name) {
+  struct stat st;
+  if (fstat(fd, &st) < 0)
+    return -errno;
+  if (st.st_nlink == 0) {
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, self, s->sessions_fd, name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+  }
+  char tmp[80];
+  temp_lock_name(id, tmp, sizeof(tmp));
   int r = linkat(s->sessions_fd, tmp, s->sessions_fd, name, 0) < 0 ? -errno : 0;
   (void)unlinkat(s->sessions_fd, tmp, 0); /* the link (or the failure) is what counts */
+  return r;
+}
+
+int ag_session_lock_publish(struct ag_state *s, int fd, const char *id, ca_error **err) {
+  char name[64];
+  snprintf(name, sizeof(name), "%s.lock", id);
+  int r = link_lock(s, fd, id, name);
   if (r < 0)
     return r == -EEXIST && !err ? r
                                 : ca_error_set_errno(err, -r, "session %s: create lock %s/%s", id, s->sessions, name);
@@ -216,7 +241,7 @@ static int lock_create(struct ag_state *s, const char *id, int *ret_fd, ca_error
   int r = ag_session_lock_new(s, id, &fd, err);
   if (r < 0)
     return r;
-  if ((r = ag_session_lock_publish(s, id, NULL)) < 0)
+  if ((r = ag_session_lock_publish(s, fd, id, NULL)) < 0)
     return r == -EEXIST ? r : ca_error_set_errno(err, -r, "session %s: create lock in %s", id, s->sessions);
   *ret_fd = TAKE_FD(fd);
   return 0;

@@ -63,11 +63,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct ag_state *, ag_state_free)
 /* Takes the session's lease lock without waiting: 0 and *ret_fd (close-on-exec) when taken, -EWOULDBLOCK when a live
  * agent holds it, -ENOENT when there is no lock file and !create. */
 int ag_session_lock(struct ag_state *s, const char *id, bool create, int *ret_fd, ca_error **err);
-/* A new session's lock in two steps, so that a guardian can hold it before anyone sees the session: a locked temp
- * file .<id>.lock.<pid> (a dead session's leftover that the next start and the session's own collection remove),
- * then its publication as <id>.lock. */
+/* A new session's lock in two steps, so that a guardian can hold it before anyone sees the session: a locked file
+ * with no name (O_TMPFILE; where the file system has none, a temp file .<id>.lock.<pid>, a dead session's leftover
+ * that the next start and the session's own collection remove), then its publication as <id>.lock. */
 int ag_session_lock_new(struct ag_state *s, const char *id, int *ret_fd, ca_error **err);
-int ag_session_lock_publish(struct ag_state *s, const char *id, ca_error **err);
+int ag_session_lock_publish(struct ag_state *s, int fd, const char *id, ca_error **err);
 /* The session ids that have a registry or a lock file in the state dir, NULL-terminated; names that are not valid
  * ids are ignored. */
 int ag_state_list_sessions(struct ag_state *s, char ***ret_ids, ca_error **err);

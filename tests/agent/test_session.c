@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,48 @@ Test(session, lock_is_exclusive_and_released_on_close) {
   cr_assert_eq(ag_session_lock(s, id, false, &fd2, NULL), 0, "lock free once its holder is gone");
   close(fd2);
   cr_assert_eq(ag_session_lock(s, "../../etc/x", true, &fd2, NULL), -EINVAL);
+  ag_state_free(s);
+}
+
+/* The number of entries of the sessions dir, temp and hidden files included. */
+static int count_entries(const struct ag_state *s) {
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", s->sessions);
+  FILE *p = popen(cmd, "r");
+  int n = -1;
+  cr_assert_eq(fscanf(p, "%d", &n), 1);
+  pclose(p);
+  return n;
+}
+
+Test(session, a_new_lock_has_no_name_until_published) {
+  /* An agent SIGKILLed after creating its lock but before its guardian holds it has nobody to collect what it left
+   * (tests/chaos: 1 of 50 kills at 222 ms left a .<id>.lock.<pid>): until then, there must be nothing. */
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  char id[33];
+  cr_assert_eq(ag_session_id_new(id, NULL), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    int fd = -1;
+    if (ag_session_lock_new(s, id, &fd, NULL) < 0)
+      _exit(1);
+    raise(SIGKILL);
+  }
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFSIGNALED(st), "the creator failed (exit %d)", WEXITSTATUS(st));
+  cr_assert_eq(count_entries(s), 0, "a killed creator left a file in %s", s->sessions);
+  /* Published, it is the session's lock, held by its creator. */
+  int fd = -1, other = -1;
+  cr_assert_eq(ag_session_lock_new(s, id, &fd, NULL), 0);
+  cr_assert_eq(ag_session_lock_publish(s, fd, id, NULL), 0);
+  cr_assert_eq(count_entries(s), 1);
+  cr_assert_eq(ag_session_lock(s, id, false, &other, NULL), -EWOULDBLOCK);
+  close(fd);
+  cr_assert_eq(ag_session_lock(s, id, false, &other, NULL), 0);
+  close(other);
   ag_state_free(s);
 }
 
