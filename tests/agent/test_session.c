@@ -111,10 +111,10 @@ Test(session, lock_is_exclusive_and_released_on_close) {
   ag_state_free(s);
 }
 
-/* The number of entries of the sessions dir, temp and hidden files included. */
-static int count_entries(const struct ag_state *s) {
+/* The entries of the sessions dir whose name starts with prefix ("": all of them, hidden ones too). */
+static int count_prefixed(const struct ag_state *s, const char *prefix) {
   char cmd[256];
-  snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", s->sessions);
+  snprintf(cmd, sizeof(cmd), "ls -A '%s' | grep -c '^%s'", s->sessions, prefix);
   FILE *p = popen(cmd, "r");
   int n = -1;
   cr_assert_eq(fscanf(p, "%d", &n), 1);
@@ -140,12 +140,12 @@ Test(session, a_new_lock_has_no_name_until_published) {
   int st;
   cr_assert_eq(waitpid(pid, &st, 0), pid);
   cr_assert(WIFSIGNALED(st), "the creator failed (exit %d)", WEXITSTATUS(st));
-  cr_assert_eq(count_entries(s), 0, "a killed creator left a file in %s", s->sessions);
+  cr_assert_eq(count_prefixed(s, ""), 0, "a killed creator left a file in %s", s->sessions);
   /* Published, it is the session's lock, held by its creator. */
   int fd = -1, other = -1;
   cr_assert_eq(ag_session_lock_new(s, id, &fd, NULL), 0);
   cr_assert_eq(ag_session_lock_publish(s, fd, id, NULL), 0);
-  cr_assert_eq(count_entries(s), 1);
+  cr_assert_eq(count_prefixed(s, ""), 1);
   cr_assert_eq(ag_session_lock(s, id, false, &other, NULL), -EWOULDBLOCK);
   close(fd);
   cr_assert_eq(ag_session_lock(s, id, false, &other, NULL), 0);
@@ -553,15 +553,6 @@ static bool has(const struct ag_state *s, const char *name) {
 }
 
 /* Files of the sessions dir whose name starts with prefix. */
-static int count_prefixed(const struct ag_state *s, const char *prefix) {
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "ls -A '%s' | grep -c '^%s'", s->sessions, prefix);
-  FILE *p = popen(cmd, "r");
-  int n = -1;
-  cr_assert_eq(fscanf(p, "%d", &n), 1);
-  pclose(p);
-  return n;
-}
 
 Test(session, a_newer_agents_registry_is_kept_as_it_is) {
   struct ag_state *s = NULL;
