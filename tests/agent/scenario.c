@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <unistd.h>
 
 #include "cgroup.h"
 #include "cli_run.h"
@@ -306,6 +305,22 @@ void scenario_assert_nothing_left(struct scenario *s, const char *id) {
   cr_assert_eq(scenario_count_docker(s, DK_VOLUME, id), 0, "volumes of session %s are left", id);
   cr_assert_not(scenario_cgroup_exists(s, id), "the cgroup of session %s is left", id);
   cr_assert_eq(scenario_count_state_files(s), 0, "state files are left in %s", s->state);
+}
+
+void scenario_dead_session(struct scenario *s, const char *docker_host, char id[static 33]) {
+  struct ag_state *st = NULL;
+  cr_assert_eq(ag_state_open(s->state, &st, NULL), 0);
+  cr_assert_eq(ag_session_id_new(id, NULL), 0);
+  int lock = -1;
+  cr_assert_eq(ag_session_lock(st, id, true, &lock, NULL), 0);
+  struct ag_registry reg = {.created = time(NULL), .docker_host = (char *)docker_host, .cgroup_root = s->cgroup_root};
+  memcpy(reg.id, id, sizeof(reg.id));
+  strcpy(reg.mode, "run");
+  cr_assert_eq(ag_owner_self(&reg.owner, NULL), 0);
+  reg.owner.pid = 1; /* not us */
+  cr_assert_eq(ag_registry_write(st, &reg, NULL), 0);
+  close(lock);
+  ag_state_free(st);
 }
 
 bool scenario_wait_nothing_left(struct scenario *s, const char *id, int timeout_ms) {

@@ -53,6 +53,9 @@ int scenario_count_processes(const char *id);
 int scenario_count_docker(struct scenario *s, enum dk_kind kind, const char *id);
 bool scenario_cgroup_exists(struct scenario *s, const char *id);
 int scenario_count_state_files(struct scenario *s);
+/* A dead session of s's state dir (its lock free, its owner pid 1: not us) that recorded docker_host and s's cgroup
+ * root, as an agent killed with its guardian leaves it; its new id goes to id. */
+void scenario_dead_session(struct scenario *s, const char *docker_host, char id[static 33]);
 /* How many processes (the caller's own aside) hold a lock file of <state>/sessions open, by /proc/<pid>/fd: the
  * agents, guardians and watchers that keep sessions of this state dir. */
 int scenario_count_lock_holders(struct scenario *s);

@@ -60,23 +60,6 @@ static void engine_up(void) {
   cr_assert_eq(symlink(SHARED_SOCKET, engine_sock), 0);
 }
 
-/* A dead session of this state dir (its lock file free) that recorded engine_host and the scenario's cgroup root. */
-static void dead_session(char id[static 33]) {
-  struct ag_state *st = NULL;
-  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
-  cr_assert_eq(ag_session_id_new(id, NULL), 0);
-  int lock = -1;
-  cr_assert_eq(ag_session_lock(st, id, true, &lock, NULL), 0);
-  struct ag_registry reg = {.created = time(NULL), .docker_host = engine_host, .cgroup_root = sc.cgroup_root};
-  memcpy(reg.id, id, sizeof(reg.id));
-  strcpy(reg.mode, "run");
-  cr_assert_eq(ag_owner_self(&reg.owner, NULL), 0);
-  reg.owner.pid = 1; /* not us */
-  cr_assert_eq(ag_registry_write(st, &reg, NULL), 0);
-  close(lock);
-  ag_state_free(st);
-}
-
 /* A container on the shared engine that carries only the session's label (and the test's), made as a test would. */
 static void leave_container(const char *id) {
   char cmd[512];
@@ -115,7 +98,7 @@ static bool registry_gone(const char *id, int timeout_ms) {
 Test(registry_last, gc_keeps_the_registry_until_the_recorded_engine_answers) {
   char id[33];
   engine_down();
-  dead_session(id);
+  scenario_dead_session(&sc, engine_host, id);
   leave_container(id);
   int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
   cr_expect_eq(rc, 1, "gc said everything went while the session's engine was down: %s", scenario_stderr(&sc));
@@ -135,7 +118,7 @@ Test(registry_last, gc_keeps_the_registry_until_the_recorded_engine_answers) {
 Test(registry_last, the_next_start_keeps_the_registry_until_the_recorded_engine_answers) {
   char id[33];
   engine_down();
-  dead_session(id);
+  scenario_dead_session(&sc, engine_host, id);
   leave_container(id);
   int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
   cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
@@ -155,7 +138,7 @@ Test(registry_last, the_next_start_keeps_the_registry_until_the_recorded_engine_
 Test(registry_last, kill_keeps_the_registry_until_the_recorded_engine_answers) {
   char id[33];
   engine_down();
-  dead_session(id);
+  scenario_dead_session(&sc, engine_host, id);
   leave_container(id);
   int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "kill", id, NULL});
   cr_expect_eq(rc, 1, "kill said it collected a session whose engine was down: %s", scenario_stderr(&sc));
@@ -360,7 +343,7 @@ Test(registry_last, gc_asks_an_engine_that_does_not_answer_once_for_all_its_sess
   snprintf(engine_host, sizeof(engine_host), "%s", fake_host(fake));
   char ids[3][33];
   for (int i = 0; i < 3; i++)
-    dead_session(ids[i]);
+    scenario_dead_session(&sc, engine_host, ids[i]);
   int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "gc", NULL});
   cr_expect_eq(rc, 1, "gc: %s", scenario_stderr(&sc));
   for (int i = 0; i < 3; i++)
@@ -395,7 +378,7 @@ Test(registry_last, one_watcher_serves_every_dead_session_a_start_collects) {
   char ids[N][33];
   engine_up();
   for (int i = 0; i < N; i++)
-    dead_session(ids[i]);
+    scenario_dead_session(&sc, engine_host, ids[i]);
   int rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
   cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
   int holders = scenario_count_lock_holders(&sc);

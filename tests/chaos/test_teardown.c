@@ -156,21 +156,8 @@ Test(teardown, a_wedged_engine_at_the_end_holds_it_no_longer_than_the_teardown_t
  * collects them all with one watcher for late creates, which forgets every one after its watch. */
 Test(teardown, a_host_crash_leaves_many_dead_sessions_the_next_start_forks_one_watcher) {
   static char ids[CRASHED][33];
-  struct ag_state *st = NULL;
-  cr_assert_eq(ag_state_open(sc.state, &st, NULL), 0);
-  for (int i = 0; i < CRASHED; i++) {
-    cr_assert_eq(ag_session_id_new(ids[i], NULL), 0);
-    int lock = -1;
-    cr_assert_eq(ag_session_lock(st, ids[i], true, &lock, NULL), 0);
-    struct ag_registry reg = {.created = time(NULL), .docker_host = shared_engine, .cgroup_root = sc.cgroup_root};
-    memcpy(reg.id, ids[i], sizeof(reg.id));
-    strcpy(reg.mode, "run");
-    cr_assert_eq(ag_owner_self(&reg.owner, NULL), 0);
-    reg.owner.pid = 1; /* not us */
-    cr_assert_eq(ag_registry_write(st, &reg, NULL), 0);
-    close(lock);
-  }
-  ag_state_free(st);
+  for (int i = 0; i < CRASHED; i++)
+    scenario_dead_session(&sc, shared_engine, ids[i]);
   for (int i = 0; i < WITH_CONTAINER; i++) {
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
