@@ -11,6 +11,7 @@ int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv);
 int ag_cmd_kill(const struct ag_globals *g, int argc, char **argv);
 int ag_cmd_container_seq(const struct ag_globals *g, int argc, char **argv);
 int ag_cmd_gc(const struct ag_globals *g, int argc, char **argv);
+int ag_cmd_check(const struct ag_globals *g, int argc, char **argv);
 
 /* Checks a user's --label K=V: keys under io.cleanup-agent. are ours, except io.cleanup-agent.keep=true. */
 int ag_check_user_label(const char *kv, ca_error **err);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include "agent.h"
 #include "collect.h"
 #include "guardian.h"
+#include "process_name.h"
 
 /* Closes every fd from 3 up except the ones listed (sorted ascending). */
 static void close_all_but(const int *keep, size_t n) {
@@ -26,12 +26,15 @@ static void close_all_but(const int *keep, size_t n) {
   (void)close_range(lo, ~0U, 0);
 }
 
-/* Out of the job's way: its own session, deaf to the signals a job gets, no pipe of the job held open (stderr too
- * when quiet), no fd but keep (n of them, sorted ascending). */
-static void detach(const char *name, bool quiet, const int *keep, size_t n) {
+/* Out of the job's way: its own session, its own name in ps (comm short_name, command line name), none of the CI
+ * runners' tracking variables, deaf to the signals a job gets, no pipe of the job held open (stderr too when quiet),
+ * no fd but keep (n of them, sorted ascending). */
+static void detach(const char *short_name, const char *name, bool quiet, const int *keep, size_t n) {
   /* Its own session: a Ctrl-C or a signal to the job's process group is the agent's to handle, not ours. */
   (void)setsid();
-  (void)prctl(PR_SET_NAME, name);
+  ag_process_rename(short_name, name);
+  /* A runner that kills what carries its job's tracking id at the job's end would take us with the job. */
+  ag_process_drop_tracking_env();
   /* A CI runner's cancel sends SIGTERM (or SIGINT, SIGHUP) to every process of the job, then SIGKILL to the agent:
    * the guardian exists to outlive that and clean up. It still ends once its work is done, and SIGKILL ends it. */
   signal(SIGTERM, SIG_IGN);
@@ -143,7 +146,9 @@ static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env 
 
 static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd) {
   int keep[2] = {CA_MIN(fd, cfg->lock_fd), CA_MAX(fd, cfg->lock_fd)};
-  detach("ca-guardian", false, keep, 2);
+  char name[64];
+  snprintf(name, sizeof(name), "cleanup-agent: guardian of %s", cfg->session_id);
+  detach("ca-guardian", name, false, keep, 2);
   char c;
   ssize_t n;
   while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
@@ -267,7 +272,12 @@ static _noreturn_ void watcher_main(const char *state_dir, const struct ag_watch
   for (size_t i = 0; i < w->n; i++)
     keep[i] = w->items[i].lock_fd;
   qsort(keep, w->n, sizeof(int), cmp_int);
-  detach("ca-watcher", true, keep, w->n);
+  char name[96];
+  if (w->n == 1)
+    snprintf(name, sizeof(name), "cleanup-agent: late-create watcher of %s", w->items[0].id);
+  else
+    snprintf(name, sizeof(name), "cleanup-agent: late-create watcher of %zu sessions", w->n);
+  detach("ca-watcher", name, true, keep, w->n);
   struct ag_env env = {0};
   _cleanup_error_ ca_error *err = NULL;
   if (ag_state_open(state_dir, &env.state, &err) < 0)

@@ -1,0 +1,138 @@
+/* The agent's helpers as an operator and a CI runner see them (issue 24): the guardian and the watcher for late
+ * creates name themselves in ps (command line and comm), and drop the runners' tracking variables that would make a
+ * runner kill them at the job's end, while the agent and the command keep them. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_run.h"
+#include "scenario.h"
+
+static struct scenario sc;
+
+static void setup(void) {
+  scenario_setup(&sc);
+  /* What GitHub's runner, Jenkins and others put in a job's environment; the agent inherits it from here. */
+  setenv("RUNNER_TRACKING_ID", "github_0c4ec24", 1);
+  setenv("BUILD_ID", "jenkins-build-24", 1);
+  setenv("JENKINS_NODE_COOKIE", "cookie-24", 1);
+}
+
+static void teardown(void) {
+  scenario_teardown(&sc);
+}
+
+TestSuite(process_names, .init = setup, .fini = teardown, .timeout = 120);
+
+/* What `ps -o FIELD= -p PID` shows, trailing blanks cut (static buffer). */
+static const char *ps_field(pid_t pid, const char *field) {
+  static char out[512];
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "ps -o %s= -p %d", field, (int)pid);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  size_t n = fread(out, 1, sizeof(out) - 1, p);
+  pclose(p);
+  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+    n--;
+  out[n] = '\0';
+  return out;
+}
+
+/* Whether /proc/PID/environ holds an entry that starts with prefix ("NAME="). */
+static bool environ_has(pid_t pid, const char *prefix) {
+  char path[64], buf[65536];
+  snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f, "%s", path);
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+    if (strncmp(buf + i, prefix, strlen(prefix)) == 0)
+      return true;
+  return false;
+}
+
+static void assert_scrubbed(pid_t pid, const char *who) {
+  for (const char *const *v = (const char *const[]){"RUNNER_TRACKING_ID=", "BUILD_ID=", "JENKINS_NODE_COOKIE=", NULL};
+       *v; v++)
+    cr_assert_not(environ_has(pid, *v), "the %s (pid %d) still has %s in /proc/PID/environ", who, (int)pid, *v);
+}
+
+/* Starts run with a command that says its session and sleeps; its pid and session id. */
+static pid_t start_sleeper(char id[static 128]) {
+  char body[512];
+  snprintf(body, sizeof(body),
+           "echo \"$CLEANUP_AGENT_SESSION\" > %s/session.tmp && mv %s/session.tmp %s/session\n"
+           "exec sleep 60\n",
+           sc.dir, sc.dir, sc.dir);
+  const char *script = scenario_script(&sc, "sleeper.sh", body);
+  pid_t pid = scenario_start(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert(scenario_read_marker(&sc, "session", 30000, id), "the run never started: %s", scenario_stderr(&sc));
+  return pid;
+}
+
+Test(process_names, guardian_names_itself_and_drops_the_runners_tracking_variables) {
+  char id[128], want[200];
+  pid_t agent = start_sleeper(id);
+  pid_t guardian = scenario_guardian_of(&sc, id);
+  snprintf(want, sizeof(want), "cleanup-agent: guardian of %s", id);
+  cr_assert_str_eq(ps_field(guardian, "args"), want);
+  cr_assert_str_eq(ps_field(guardian, "comm"), "ca-guardian");
+  /* The agent's own command had them, and so has the command: only the guardian, which must outlive the job's end
+   * to clean up, gives them up. */
+  cr_assert(environ_has(agent, "RUNNER_TRACKING_ID=github_0c4ec24") && environ_has(agent, "BUILD_ID=") &&
+            environ_has(agent, "JENKINS_NODE_COOKIE="));
+  assert_scrubbed(guardian, "guardian");
+  char entry[160];
+  snprintf(entry, sizeof(entry), "CLEANUP_AGENT_SESSION=%s", id);
+  pid_t tree[4];
+  cr_assert_gt(cli_find_env_processes(entry, tree, 4), 0);
+  cr_assert(environ_has(tree[0], "RUNNER_TRACKING_ID=github_0c4ec24"), "the command lost the runner's tracking id");
+  cr_assert_eq(kill(agent, SIGTERM), 0);
+  cr_assert_eq(scenario_wait(agent), 143);
+  scenario_assert_nothing_left(&sc, id);
+}
+
+/* The pid of the process whose command line starts with prefix; 0 when there is none. */
+static pid_t find_by_args(const char *prefix) {
+  DIR *d = opendir("/proc");
+  cr_assert_not_null(d);
+  pid_t found = 0;
+  for (struct dirent *de; !found && (de = readdir(d));) {
+    char path[300], buf[256] = "";
+    snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (strncmp(buf, prefix, strlen(prefix)) == 0)
+      found = atoi(de->d_name);
+  }
+  closedir(d);
+  return found;
+}
+
+Test(process_names, late_create_watcher_names_itself_and_drops_the_variables) {
+  char id[128], want[200];
+  pid_t agent = start_sleeper(id);
+  /* The whole job killed: the next start collects the session and hands it to a watcher for late creates. */
+  cr_assert_eq(kill(scenario_guardian_of(&sc, id), SIGKILL), 0);
+  cr_assert_eq(kill(agent, SIGKILL), 0);
+  cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
+  cr_assert_eq(scenario_run(&sc, (const char *[]){"run", "--", "true", NULL}), 0, "%s", scenario_stderr(&sc));
+  snprintf(want, sizeof(want), "cleanup-agent: late-create watcher of %s", id);
+  pid_t watcher = find_by_args(want);
+  cr_assert_neq(watcher, 0, "no process shows '%s'", want);
+  cr_assert_str_eq(ps_field(watcher, "args"), want);
+  cr_assert_str_eq(ps_field(watcher, "comm"), "ca-watcher");
+  assert_scrubbed(watcher, "watcher");
+  cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "the watcher did not forget session %s", id);
+}
