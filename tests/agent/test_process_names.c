@@ -136,3 +136,50 @@ Test(process_names, late_create_watcher_names_itself_and_drops_the_variables) {
   assert_scrubbed(watcher, "watcher");
   cr_assert(scenario_wait_nothing_left(&sc, id, 20000), "the watcher did not forget session %s", id);
 }
+
+/* `cleanup-agent ps` of a session whose command is `sh -c '<script>'`: its stdout (static buffer). */
+static const char *ps_of_script(const char *script, char id[static 128]) {
+  char body[1024];
+  snprintf(body, sizeof(body),
+           ": start\necho \"$CLEANUP_AGENT_SESSION\" > %s/session.tmp && mv %s/session.tmp %s/session\n%s", sc.dir,
+           sc.dir, sc.dir, script);
+  pid_t agent = scenario_start(&sc, (const char *[]){"run", "--", "sh", "-c", body, NULL});
+  cr_assert(scenario_read_marker(&sc, "session", 30000, id), "the run never started: %s", scenario_stderr(&sc));
+  static char out[16384];
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "%s --state-dir %s ps", AG_BINARY, sc.state);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  size_t n = fread(out, 1, sizeof(out) - 1, p);
+  out[n] = '\0';
+  cr_assert_eq(pclose(p), 0);
+  cr_assert_eq(kill(agent, SIGTERM), 0);
+  cr_assert_eq(scenario_wait(agent), 143);
+  return out;
+}
+
+/* The line of session id in ps's table. */
+static const char *row_of(const char *table, const char *id) {
+  static char line[4096];
+  const char *p = strstr(table, id);
+  cr_assert_not_null(p, "ps does not list %s: %s", id, table);
+  snprintf(line, sizeof(line), "%.*s", (int)strcspn(p, "\n"), p);
+  return line;
+}
+
+Test(process_names, ps_shows_the_script_of_sh_c) {
+  char id[128];
+  /* A script longer than ps's column: what it starts with shows, quoted as a shell would take it, on one line. */
+  const char *table =
+      ps_of_script("exec sleep 60 # a comment long enough to make the script longer than any column "
+                   "of a table: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+                   id);
+  const char *row = row_of(table, id);
+  cr_assert_not_null(strstr(row, "sh -c $': start\\necho \"$CLEANUP_AGENT_SESSION\" > "), "ps shows: %s", row);
+  cr_assert_not_null(strstr(row, "..."), "a command cut to the column says so: %s", row);
+  cr_assert_lt(strlen(row), 400, "ps's row is longer than a screen's width allows: %zu", strlen(row));
+  /* One line per session: the script's newlines show as \n. */
+  cr_assert_not_null(strstr(row, "\\n"), "%s", row);
+  cr_assert_eq(cli_count_lines(table), 2, "a script with newlines broke the table into more lines: %s", table);
+}
