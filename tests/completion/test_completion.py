@@ -103,28 +103,21 @@ def main():
     open(os.path.join(state, "sessions", ID + ".lock"), "w").close()
     sh = Shell(home)
     try:
-        words, _ = sh.complete("cleanup-agent r")
-        check("command", words, ["cleanup-agent", "run"])
-        words, _ = sh.complete("cleanup-agent run --no-d")
-        check("run option", words, ["cleanup-agent", "run", "--no-docker-proxy"])
-        words, _ = sh.complete("cleanup-agent run --mem")
-        check("run value option", words, ["cleanup-agent", "run", "--memory"])
-        words, _ = sh.complete("cleanup-agent container-seq --self")
-        check("container-seq option", words, ["cleanup-agent", "container-seq", "--self-protect"])
-        words, _ = sh.complete("cleanup-agent gc --dr")
-        check("gc option", words, ["cleanup-agent", "gc", "--dry-run"])
-        words, _ = sh.complete("cleanup-agent check --format j")
-        check("--format value", words, ["cleanup-agent", "check", "--format", "json"])
-        words, _ = sh.complete("cleanup-agent ps --format=t")
-        check("--format=value", words, ["cleanup-agent", "ps", "--format=table"])
-        words, _ = sh.complete("cleanup-agent --cgroup-driver sy")
-        check("--cgroup-driver value", words, ["cleanup-agent", "--cgroup-driver", "systemd"])
-        words, _ = sh.complete("cleanup-agent --log-level deb")
-        check("--log-level value", words, ["cleanup-agent", "--log-level", "debug"])
-        words, _ = sh.complete("cleanup-agent --state-dir %s kill " % state)
-        check("kill's session id from ps", words, ["cleanup-agent", "--state-dir", state, "kill", ID])
-        words, _ = sh.complete("cleanup-agent run -- ech")
-        check("the wrapped command", words, ["cleanup-agent", "run", "--", "echo"])
+        for name, typed, want in (
+            ("command", "r", ["run"]),
+            ("run option", "run --no-d", ["run", "--no-docker-proxy"]),
+            ("run value option", "run --mem", ["run", "--memory"]),
+            ("container-seq option", "container-seq --self", ["container-seq", "--self-protect"]),
+            ("gc option", "gc --dr", ["gc", "--dry-run"]),
+            ("--format value", "check --format j", ["check", "--format", "json"]),
+            ("--format=value", "ps --format=t", ["ps", "--format=table"]),
+            ("--cgroup-driver value", "--cgroup-driver sy", ["--cgroup-driver", "systemd"]),
+            ("--log-level value", "--log-level deb", ["--log-level", "debug"]),
+            ("kill's session id from ps", "--state-dir %s kill " % state, ["--state-dir", state, "kill", ID]),
+            ("the wrapped command", "run -- ech", ["run", "--", "echo"]),
+        ):
+            words, _ = sh.complete("cleanup-agent " + typed)
+            check(name, words, ["cleanup-agent"] + want)
         # Two TABs on an ambiguous prefix list the candidates.
         words, shown = sh.complete("cleanup-agent c", tabs=2)
         check("ambiguous commands listed", sorted(w for w in ("check", "container-seq") if w in shown),
