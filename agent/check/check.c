@@ -100,10 +100,14 @@ static void check_cgroup(const struct ag_globals *g, struct check_report *rep) {
   } else {
     rep->mode = cg_mode_name(cg_root_mode(root));
     rep->tracking = cg_tracking_name(cg_root_tracking(root));
+    rep->mode_text = cg_root_tracking(root) == CG_TRACK_PROCESS ? "no writable cgroup: process-tracking mode"
+                     : cg_root_mode(root) == CG_MODE_HYBRID
+                         ? "hybrid: cgroup v2 for tracking, v1 controllers for limits"
+                     : cg_root_mode(root) == CG_MODE_UNIFIED ? "cgroup v2, writable root"
+                                                             : "cgroup v1 only";
     if (cg_root_tracking(root) == CG_TRACK_CGROUP && (rep->cgroup_root = strdup(cg_root_path(root))))
-      add(rep, "tracking", "session tracking", true, true, NULL, "a cgroup leaf per session under %s (%s cgroups%s)",
-          rep->cgroup_root, rep->mode,
-          cg_root_mode(root) == CG_MODE_HYBRID ? ": cgroup v2 for tracking, v1 controllers for limits" : "");
+      add(rep, "tracking", "session tracking", true, true, NULL, "a cgroup leaf per session under %s",
+          rep->cgroup_root);
     else
       add(rep, "tracking", "session tracking", true, true, NULL,
           "no writable cgroup (%s): process-tracking mode (process group, subreaper, /proc walk)",

@@ -24,6 +24,7 @@ struct check_report {
   uid_t uid;
   char user[64];
   const char *driver, *mode, *tracking; /* NULL when no cgroup root opened */
+  const char *mode_text;                /* the mode for people: "cgroup v2, writable root", ... */
   char *cgroup_root;                    /* NULL under process tracking */
   const char *engine, *engine_source;   /* engine_source: "DOCKER_HOST", "docker context 'x'", ..., "default" */
   bool engine_answers;

@@ -8,7 +8,7 @@
 void ag_check_print_table(const struct check_report *rep, FILE *f) {
   fprintf(f, "cleanup-agent check: this host, as %s (uid %u)\n\n", rep->user, (unsigned)rep->uid);
   fprintf(f, "  cgroup driver    %s\n", rep->driver ? rep->driver : "-");
-  fprintf(f, "  cgroup mode      %s, %s tracking\n", rep->mode ? rep->mode : "-", rep->tracking ? rep->tracking : "no");
+  fprintf(f, "  cgroup mode      %s\n", rep->mode_text ? rep->mode_text : "-");
   fprintf(f, "  engine           %s (found by: %s)\n", rep->engine ? rep->engine : "-",
           rep->engine_source ? rep->engine_source : "-");
   fprintf(f, "  state directory  %s\n\n", rep->state_dir ? rep->state_dir : "-");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,7 +145,13 @@ static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env 
   return r;
 }
 
-static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd) {
+/* Whether a create may land after the collection: one was in flight when the agent died, or the command could reach
+ * the engine some way that is not counted (no proxy: the engine itself), or nothing was counted at all. */
+static bool creates_may_land(const struct ag_creates *c) {
+  return !c || !atomic_load(&c->all_counted) || atomic_load(&c->in_flight) > 0;
+}
+
+static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd, const struct ag_creates *creates) {
   int keep[2] = {CA_MIN(fd, cfg->lock_fd), CA_MAX(fd, cfg->lock_fd)};
   char name[64];
   snprintf(name, sizeof(name), "cleanup-agent: guardian of %s", cfg->session_id);
@@ -162,7 +169,10 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
     _exit(1);
   _cleanup_error_ ca_error *err = NULL;
   int r = collect_died(cfg, &env);
-  if (r == 0 && env.dk && watch_late(cfg, &env, &err) < 0)
+  bool late = creates_may_land(creates); /* read once the agent is dead: nothing changes it any more */
+  if (r == 0 && env.dk && !late)
+    ca_log_info("guardian: session %s: no create was in flight: nothing lands later", cfg->session_id);
+  if (r == 0 && env.dk && late && watch_late(cfg, &env, &err) < 0)
     ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg); /* the registry went already */
   dk_client_free(env.dk);
   cg_root_free(env.cg);
@@ -174,21 +184,35 @@ int ag_guardian_start(const struct ag_guardian_config *cfg, struct ag_guardian *
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0)
     return ca_error_set_errno(err, errno, "guardian: pipe");
+  /* Shared with the guardian across the fork; without it, the guardian watches for late creates every time. */
+  struct ag_creates *creates =
+      mmap(NULL, sizeof(struct ag_creates), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (creates == MAP_FAILED)
+    creates = NULL;
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
     close(p[0]);
     close(p[1]);
+    if (creates)
+      (void)munmap(creates, sizeof(*creates));
     return ca_error_set_errno(err, e, "guardian: fork");
   }
   if (pid == 0) {
     close(p[1]);
-    guardian_main(cfg, p[0]);
+    guardian_main(cfg, p[0], creates);
   }
   close(p[0]);
   ret->pid = pid;
   ret->fd = p[1];
+  ret->creates = creates;
+  ag_creates_current = creates; /* the proxy and container-seq count into it from now on */
   return 0;
+}
+
+void ag_guardian_all_creates_counted(struct ag_guardian *g) {
+  if (g->creates)
+    atomic_store(&g->creates->all_counted, true);
 }
 
 void ag_guardian_release(struct ag_guardian *g) {

@@ -348,6 +348,8 @@ int ag_session_begin(struct ag_session *s, ca_error **err) {
   int r = take_session(s, err);
   if (r < 0 || (r = ag_registry_write(s->env.state, &s->reg, err)) < 0 || (r = start_proxy(s, err)) < 0)
     return r;
+  if (s->proxy_host) /* the command reaches the engine through the proxy, which counts its creates */
+    ag_guardian_all_creates_counted(&s->guardian);
   /* Only after the fork: the guardian must not inherit libcurl's initialisation half done by another thread. */
   dk_client_connect_start(s->env.dk);
   return 0;
