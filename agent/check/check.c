@@ -1,7 +1,6 @@
 /* check: what run can do on this host for this user, one verdict per promise, each "no" with the one thing that
  * would make it a "yes". Every verdict comes from the code run itself uses to decide (the session's cgroup root, the
  * engine as main found it, the state dir and its lock, the proxy's transport rule): nothing is probed twice. */
-#include <cjson/cJSON.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
