@@ -24,6 +24,7 @@ struct ag_globals {
   const char *docker_host;        /* always set by main: the engine as found (engine.c) */
   const char *docker_host_origin; /* how it was found ("docker context 'x'", ...); NULL for the default */
   const char *docker_host_source; /* how it was found whatever the URL ("DOCKER_HOST", ...); NULL: the default */
+  const char *docker_host_error;  /* check only: why no engine could be found (a context that does not exist) */
   const char *state_dir;
   const char *cgroup_root;
   uint64_t teardown_usec; /* how long the end of a session and its guardian may take; 0: AG_TEARDOWN_USEC */

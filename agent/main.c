@@ -200,7 +200,10 @@ int main(int argc, char **argv) {
       continue;
     _cleanup_(dk_host_done) struct dk_host engine = {0};
     _cleanup_error_ ca_error *err = NULL;
-    if (find_engine(&g, docker_host, &engine, &err) < 0 && !asks_for_help(argc - optind, argv + optind)) {
+    int found = find_engine(&g, docker_host, &engine, &err);
+    if (found < 0 && streq(name, "check")) {
+      g.docker_host_error = err ? err->msg : "out of memory"; /* check says it as its engine verdict */
+    } else if (found < 0 && !asks_for_help(argc - optind, argv + optind)) {
       fprintf(stderr, AG_PROGRAM ": %s\n", err ? err->msg : "out of memory");
       return streq(name, "run") || streq(name, "container-seq") ? AG_EXIT_AGENT_FAILED : AG_EXIT_USAGE;
     }

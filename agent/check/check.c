@@ -128,6 +128,13 @@ static void check_cgroup(const struct ag_globals *g, struct check_report *rep) {
 
 /* The engine as main found it (dk_host_find's order) and whether it answers. */
 static void check_engine(const struct ag_globals *g, struct check_report *rep) {
+  if (g->docker_host_error) { /* no engine to ask: the docker CLI's configuration names none that exists */
+    add(rep, "engine", "Docker engine", false, true,
+        "fix what the line names (docker context use default, or a readable config.json), or name the engine with "
+        "DOCKER_HOST or --docker-host",
+        "none found: %s", g->docker_host_error);
+    return;
+  }
   rep->engine = g->docker_host ? g->docker_host : AG_DEFAULT_DOCKER_HOST;
   rep->engine_source = g->docker_host_source ? g->docker_host_source : "default";
   struct dk_client_options o = {.host = rep->engine, .timeout_ms = CHECK_ENGINE_TIMEOUT_MS, .retries = -1};
@@ -197,7 +204,9 @@ static const char *fix_of(const struct check_report *rep, const char *name) {
  * state dir its socket lives in; an engine that does not answer yet still gets it. */
 static void check_proxy(struct check_report *rep) {
   const char *sock = ag_proxy_engine_socket(rep->engine);
-  if (!sock) /* run goes on without it and says so (DESIGN.md): not needed, but the containers go unlabeled */
+  if (!rep->engine)
+    add(rep, "proxy", "labeling Docker proxy", false, true, fix_of(rep, "engine"), "no engine to stand in front of");
+  else if (!sock) /* run goes on without it and says so (DESIGN.md): not needed, but the containers go unlabeled */
     add(rep, "proxy", "labeling Docker proxy", false, false,
         "reach the engine through a Unix socket (a local engine, or ssh -L /path/docker.sock:/var/run/docker.sock "
         "HOST), or run with --no-docker-proxy and label what the command creates with "

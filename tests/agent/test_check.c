@@ -173,6 +173,21 @@ Test(check, docker_host_without_an_engine_is_a_no_with_its_fix) {
   cJSON_Delete(j);
 }
 
+Test(check, a_docker_context_that_does_not_exist_is_a_no_with_its_fix) {
+  int code;
+  char env[256];
+  snprintf(env, sizeof(env), "env -u DOCKER_HOST DOCKER_CONFIG=%s DOCKER_CONTEXT=no-such-context", dir);
+  cJSON *j = check_json(env, "", &code);
+  cr_assert_eq(code, 3, "no engine found is exit 3, got %d", code);
+  cr_assert_not(ok(j, "engine"));
+  cr_assert_not_null(strstr(str(verdict(j, "engine"), "detail"), "'no-such-context'"), "%s",
+                     str(verdict(j, "engine"), "detail"));
+  cr_assert_not_null(strstr(fix(j, "engine"), "docker context use default"));
+  cr_assert_not(ok(j, "proxy"), "no engine to stand in front of");
+  cr_assert(ok(j, "state_dir") && ok(j, "tracking"), "the rest is still checked");
+  cJSON_Delete(j);
+}
+
 Test(check, nobody_gets_process_tracking_and_the_fixes) {
   char cmd[512], out[256];
   /* A state dir of nobody's own, so that the verdicts are about cgroups and the engine, not XDG_RUNTIME_DIR. */
