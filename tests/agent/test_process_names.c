@@ -183,3 +183,38 @@ Test(process_names, ps_shows_the_script_of_sh_c) {
   cr_assert_not_null(strstr(row, "\\n"), "%s", row);
   cr_assert_eq(cli_count_lines(table), 2, "a script with newlines broke the table into more lines: %s", table);
 }
+
+/* As a user without privileges (no PR_SET_MM), the name goes into the agent's own argv area, which the guardian
+ * overwrites: ps shows it all the same when that area is long enough, as a runner's command line is. */
+Test(process_names, guardian_of_a_user_without_privileges_names_itself) {
+  char state[160], cmd[512], out[256];
+  snprintf(state, sizeof(state), "%s/user-state", sc.dir);
+  snprintf(cmd, sizeof(cmd), "chmod 755 %s && install -d -m 700 -o nobody %s", sc.dir, state);
+  cr_assert_eq(system(cmd), 0);
+  pid_t agent = fork();
+  if (agent == 0) {
+    execlp("setpriv", "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "HOME=/",
+           "DOCKER_HOST=unix:///nonexistent/docker.sock", "RUNNER_TRACKING_ID=github_nobody", "BUILD_ID=b",
+           "JENKINS_NODE_COOKIE=j", AG_BINARY, "--state-dir", state, "run", "--no-docker-proxy", "--", "sleep", "30",
+           (char *)NULL);
+    _exit(127);
+  }
+  pid_t guardian = 0;
+  for (int waited = 0; !guardian && waited < 10000; waited += 100) {
+    FILE *p = popen("pgrep -u nobody -f '^cleanup-agent: guardian of [0-9a-f]{32}$'", "r");
+    if (p && fgets(out, sizeof(out), p))
+      guardian = atoi(out);
+    if (p)
+      pclose(p);
+    if (!guardian)
+      usleep(100 * 1000);
+  }
+  cr_assert_neq(guardian, 0, "no guardian of nobody's run shows its name");
+  cr_assert_eq(strncmp(ps_field(guardian, "args"), "cleanup-agent: guardian of ", 27), 0, "%s",
+               ps_field(guardian, "args"));
+  cr_assert_str_eq(ps_field(guardian, "comm"), "ca-guardian");
+  cr_assert(environ_has(agent, "RUNNER_TRACKING_ID=github_nobody"));
+  assert_scrubbed(guardian, "guardian of nobody's run");
+  cr_assert_eq(kill(agent, SIGTERM), 0);
+  cr_assert_eq(scenario_wait(agent), 143);
+}
