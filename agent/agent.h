@@ -7,7 +7,8 @@
 enum {
   AG_EXIT_OK = 0,
   AG_EXIT_FAILED = 1,         /* container-seq: a test failed; gc: something was left */
-  AG_EXIT_USAGE = 2,          /* usage error of gc, ps, kill and the global options */
+  AG_EXIT_USAGE = 2,          /* usage error of gc, ps, kill, check and the global options */
+  AG_EXIT_CHECK_FAILED = 3,   /* check: something run needs with its defaults does not work on this host */
   AG_EXIT_SELF_PROTECT = 42,  /* container-seq stopped to protect the host; resume with --resume */
   AG_EXIT_TIMEOUT = 124,      /* run: --timeout expired */
   AG_EXIT_AGENT_FAILED = 125, /* run / container-seq: the agent failed or was used wrongly */
@@ -22,6 +23,8 @@ enum {
 struct ag_globals {
   const char *docker_host;        /* always set by main: the engine as found (engine.c) */
   const char *docker_host_origin; /* how it was found ("docker context 'x'", ...); NULL for the default */
+  const char *docker_host_source; /* how it was found whatever the URL ("DOCKER_HOST", ...); NULL: the default */
+  const char *docker_host_error;  /* check only: why no engine could be found (a context that does not exist) */
   const char *state_dir;
   const char *cgroup_root;
   uint64_t teardown_usec; /* how long the end of a session and its guardian may take; 0: AG_TEARDOWN_USEC */

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "docker.h"
 #include "lifecycle.h"
+#include "process_name.h"
 
 struct ag_command {
   const char *name;
@@ -25,6 +26,7 @@ static const struct ag_command commands[] = {
     {"gc", "collect leftovers of dead and expired sessions", ag_cmd_gc},
     {"ps", "list this host's sessions", ag_cmd_ps},
     {"kill", "kill and clean up sessions of this host", ag_cmd_kill},
+    {"check", "say what this host and user can do: cgroups, limits, engine, state dir", ag_cmd_check},
 };
 
 static void print_help(FILE *f) {
@@ -95,6 +97,7 @@ static int find_engine(struct ag_globals *g, const char *flag, struct dk_host *r
     (void)unsetenv("DOCKER_CERT_PATH");
   }
   g->docker_host = ret->url;
+  g->docker_host_source = ret->origin;
   g->docker_host_origin = streq(ret->url, AG_DEFAULT_DOCKER_HOST) ? NULL : ret->origin;
   return 0;
 }
@@ -147,6 +150,7 @@ int main(int argc, char **argv) {
       {"version", no_argument, NULL, 'V'},
       {},
   };
+  ag_process_name_init(argc, argv); /* before anything parses or changes argv and the environment */
   struct ag_globals g = {0};
   const char *log_level = NULL, *docker_host = NULL, *teardown = NULL;
   int c;
@@ -196,7 +200,10 @@ int main(int argc, char **argv) {
       continue;
     _cleanup_(dk_host_done) struct dk_host engine = {0};
     _cleanup_error_ ca_error *err = NULL;
-    if (find_engine(&g, docker_host, &engine, &err) < 0 && !asks_for_help(argc - optind, argv + optind)) {
+    int found = find_engine(&g, docker_host, &engine, &err);
+    if (found < 0 && streq(name, "check")) {
+      g.docker_host_error = err ? err->msg : "out of memory"; /* check says it as its engine verdict */
+    } else if (found < 0 && !asks_for_help(argc - optind, argv + optind)) {
       fprintf(stderr, AG_PROGRAM ": %s\n", err ? err->msg : "out of memory");
       return streq(name, "run") || streq(name, "container-seq") ? AG_EXIT_AGENT_FAILED : AG_EXIT_USAGE;
     }

@@ -61,6 +61,50 @@ static void format_age(int64_t created, char buf[static 32]) {
     (void)ca_format_duration((uint64_t)age * 1000000u, buf);
 }
 
+/* Whether a shell takes arg as one word as it is. */
+static bool shell_plain(const char *arg) {
+  return arg[0] && arg[strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")] == '\0';
+}
+
+/* One argument as a shell would take it back: as it is, in '...', or, with a control character (a script's
+ * newlines), in $'...' with \n, \t and \xHH, so that a command stays on its line. */
+static void append_quoted(ca_buf *b, const char *arg) {
+  if (shell_plain(arg)) {
+    (void)ca_buf_appendf(b, NULL, "%s", arg); /* cut below at the cap on purpose */
+    return;
+  }
+  bool control = false;
+  for (const unsigned char *p = (const unsigned char *)arg; *p; p++)
+    control = control || *p < 0x20 || *p == 0x7f;
+  (void)ca_buf_appendf(b, NULL, "%s", control ? "$'" : "'");
+  for (const unsigned char *p = (const unsigned char *)arg; *p; p++) {
+    if (!control)
+      (void)ca_buf_appendf(b, NULL, "%s", *p == '\'' ? "'\\''" : (char[]){(char)*p, 0});
+    else if (*p == '\n' || *p == '\t')
+      (void)ca_buf_appendf(b, NULL, "%s", *p == '\n' ? "\\n" : "\\t");
+    else if (*p < 0x20 || *p == 0x7f)
+      (void)ca_buf_appendf(b, NULL, "\\x%02x", *p);
+    else
+      (void)ca_buf_appendf(b, NULL, "%s%c", *p == '\'' || *p == '\\' ? "\\" : "", *p);
+  }
+  (void)ca_buf_appendf(b, NULL, "'");
+}
+
+void ag_ps_command_line(const char *const *argv, size_t width, char *ret, size_t size) {
+  ca_buf b = CA_BUF_INIT(64 * 1024);
+  for (const char *const *a = argv; a && *a && b.len <= width; a++) {
+    if (a != argv)
+      (void)ca_buf_appendf(&b, NULL, " ");
+    append_quoted(&b, *a);
+  }
+  const char *s = ca_buf_str(&b);
+  if (b.len > width) /* cut where it does not fit, and say so */
+    snprintf(ret, size, "%.*s...", (int)(width > 3 ? width - 3 : 0), s);
+  else
+    snprintf(ret, size, "%s", s);
+  ca_buf_free(&b);
+}
+
 static void print_table(struct ps_row *rows, size_t n) {
   printf("%-32s  %-13s  %-7s  %-5s  %-8s  %5s  %-8s  %10s  %s\n", "SESSION", "MODE", "PID", "ALIVE", "AGE", "PROCS",
          "MEMORY", "CONTAINERS", "COMMAND");
@@ -75,12 +119,10 @@ static void print_table(struct ps_row *rows, size_t n) {
       if (r->stats.has_memory)
         ca_format_size(r->stats.memory_current, mem);
     }
-    ca_buf cmd = CA_BUF_INIT(256);
-    for (char **a = r->have_reg ? r->reg.command : NULL; a && *a; a++)
-      (void)ca_buf_appendf(&cmd, NULL, "%s%s", a == r->reg.command ? "" : " ", *a); /* cut at the cap on purpose */
+    char cmd[AG_PS_COMMAND_WIDTH + 1];
+    ag_ps_command_line(r->have_reg ? (const char *const *)r->reg.command : NULL, AG_PS_COMMAND_WIDTH, cmd, sizeof(cmd));
     printf("%-32s  %-13s  %-7s  %-5s  %-8s  %5s  %-8s  %10u  %s\n", r->id, r->have_reg ? r->reg.mode : "?", pid,
-           r->alive ? "yes" : "no", age, procs, mem, r->containers, ca_buf_str(&cmd));
-    ca_buf_free(&cmd);
+           r->alive ? "yes" : "no", age, procs, mem, r->containers, cmd);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "creates.h"
 #include "seq-internal.h"
 
 #define KILL_WAIT_USEC (30 * 1000000ULL) /* a killed container's wait must return within this */
@@ -80,7 +81,10 @@ int container_spec_create(struct seq *s, struct dk_client *dk, size_t file, int 
       .cpus = o->cpus,
       .pids_limit = (int64_t)o->pids,
   };
+  ag_creates_begin(); /* a guardian whose agent dies now watches for it (creates.h) */
   r = dk_container_create(dk, &spec, ret_cid, err);
+  if (r == 0 || dk_error_kind(*err) != DK_ERR_TRANSIENT)
+    ag_creates_end(); /* answered; a timeout may still create it */
   free(env);
   return r < 0 ? ca_error_wrap(err, "%s", test) : 0;
 }

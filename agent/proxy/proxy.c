@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "proxy.h"
+#include "creates.h" /* the guardian's count of creates in flight */
 #include "nesting.h" /* label names only: this file links without the session code (the fuzz target) */
 #include "session.h"
 
@@ -388,6 +389,8 @@ static bool push_inflight(struct ag_proxy_req *r, bool head, bool hijack) {
     return false;
   unsigned i = (r->first + r->inflight++) % INFLIGHT_MAX;
   r->kinds[i] = head || hijack ? 0 : r->create;
+  if (r->kinds[i])
+    ag_creates_begin();
   uint64_t bit = 1ULL << i;
   r->head_bits = head ? r->head_bits | bit : r->head_bits & ~bit;
   r->hijack_bits = hijack ? r->hijack_bits | bit : r->hijack_bits & ~bit;
@@ -654,6 +657,8 @@ static int on_resp_complete(http_parser *p) {
   if (r->resp_informational || !r->inflight)
     return 0;
   record_created(r);
+  if (r->kinds[r->first])
+    ag_creates_end();
   r->resp_create = false;
   r->first = (r->first + 1) % INFLIGHT_MAX;
   if (--r->inflight == 0 && r->waiting) {

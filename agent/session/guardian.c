@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include "agent.h"
 #include "collect.h"
 #include "guardian.h"
+#include "process_name.h"
 
 /* Closes every fd from 3 up except the ones listed (sorted ascending). */
 static void close_all_but(const int *keep, size_t n) {
@@ -26,12 +27,15 @@ static void close_all_but(const int *keep, size_t n) {
   (void)close_range(lo, ~0U, 0);
 }
 
-/* Out of the job's way: its own session, deaf to the signals a job gets, no pipe of the job held open (stderr too
- * when quiet), no fd but keep (n of them, sorted ascending). */
-static void detach(const char *name, bool quiet, const int *keep, size_t n) {
+/* Out of the job's way: its own session, its own name in ps (comm short_name, command line name), none of the CI
+ * runners' tracking variables, deaf to the signals a job gets, no pipe of the job held open (stderr too when quiet),
+ * no fd but keep (n of them, sorted ascending). */
+static void detach(const char *short_name, const char *name, bool quiet, const int *keep, size_t n) {
   /* Its own session: a Ctrl-C or a signal to the job's process group is the agent's to handle, not ours. */
   (void)setsid();
-  (void)prctl(PR_SET_NAME, name);
+  ag_process_rename(short_name, name);
+  /* A runner that kills what carries its job's tracking id at the job's end would take us with the job. */
+  ag_process_drop_tracking_env();
   /* A CI runner's cancel sends SIGTERM (or SIGINT, SIGHUP) to every process of the job, then SIGKILL to the agent:
    * the guardian exists to outlive that and clean up. It still ends once its work is done, and SIGKILL ends it. */
   signal(SIGTERM, SIG_IGN);
@@ -141,9 +145,17 @@ static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env 
   return r;
 }
 
-static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd) {
+/* Whether a create may land after the collection: one was in flight when the agent died, or the command could reach
+ * the engine some way that is not counted (no proxy: the engine itself), or nothing was counted at all. */
+static bool creates_may_land(const struct ag_creates *c) {
+  return !c || !atomic_load(&c->all_counted) || atomic_load(&c->in_flight) > 0;
+}
+
+static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int fd, const struct ag_creates *creates) {
   int keep[2] = {CA_MIN(fd, cfg->lock_fd), CA_MAX(fd, cfg->lock_fd)};
-  detach("ca-guardian", false, keep, 2);
+  char name[64];
+  snprintf(name, sizeof(name), "cleanup-agent: guardian of %s", cfg->session_id);
+  detach("ca-guardian", name, false, keep, 2);
   char c;
   ssize_t n;
   while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
@@ -157,7 +169,10 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
     _exit(1);
   _cleanup_error_ ca_error *err = NULL;
   int r = collect_died(cfg, &env);
-  if (r == 0 && env.dk && watch_late(cfg, &env, &err) < 0)
+  bool late = creates_may_land(creates); /* read once the agent is dead: nothing changes it any more */
+  if (r == 0 && env.dk && !late)
+    ca_log_info("guardian: session %s: no create was in flight: nothing lands later", cfg->session_id);
+  if (r == 0 && env.dk && late && watch_late(cfg, &env, &err) < 0)
     ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg); /* the registry went already */
   dk_client_free(env.dk);
   cg_root_free(env.cg);
@@ -169,21 +184,35 @@ int ag_guardian_start(const struct ag_guardian_config *cfg, struct ag_guardian *
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0)
     return ca_error_set_errno(err, errno, "guardian: pipe");
+  /* Shared with the guardian across the fork; without it, the guardian watches for late creates every time. */
+  struct ag_creates *creates =
+      mmap(NULL, sizeof(struct ag_creates), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (creates == MAP_FAILED)
+    creates = NULL;
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
     close(p[0]);
     close(p[1]);
+    if (creates)
+      (void)munmap(creates, sizeof(*creates));
     return ca_error_set_errno(err, e, "guardian: fork");
   }
   if (pid == 0) {
     close(p[1]);
-    guardian_main(cfg, p[0]);
+    guardian_main(cfg, p[0], creates);
   }
   close(p[0]);
   ret->pid = pid;
   ret->fd = p[1];
+  ret->creates = creates;
+  ag_creates_current = creates; /* the proxy and container-seq count into it from now on */
   return 0;
+}
+
+void ag_guardian_all_creates_counted(struct ag_guardian *g) {
+  if (g->creates)
+    atomic_store(&g->creates->all_counted, true);
 }
 
 void ag_guardian_release(struct ag_guardian *g) {
@@ -267,7 +296,12 @@ static _noreturn_ void watcher_main(const char *state_dir, const struct ag_watch
   for (size_t i = 0; i < w->n; i++)
     keep[i] = w->items[i].lock_fd;
   qsort(keep, w->n, sizeof(int), cmp_int);
-  detach("ca-watcher", true, keep, w->n);
+  char name[96];
+  if (w->n == 1)
+    snprintf(name, sizeof(name), "cleanup-agent: late-create watcher of %s", w->items[0].id);
+  else
+    snprintf(name, sizeof(name), "cleanup-agent: late-create watcher of %zu sessions", w->n);
+  detach("ca-watcher", name, true, keep, w->n);
   struct ag_env env = {0};
   _cleanup_error_ ca_error *err = NULL;
   if (ag_state_open(state_dir, &env.state, &err) < 0)

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "creates.h"
 #include "session.h"
 
 struct ag_guardian_config {
@@ -20,12 +21,16 @@ struct ag_guardian_config {
 
 struct ag_guardian {
   pid_t pid;
-  int fd; /* write end of the pipe the guardian watches; -1 when released */
+  int fd;                     /* write end of the pipe the guardian watches; -1 when released */
+  struct ag_creates *creates; /* the page it reads the creates in flight from (creates.h); NULL without one */
 };
 
 /* Forks the guardian. It watches a pipe to the agent: a byte means "finished normally, exit"; end-of-file without
  * one means the agent died, and it collects the session, says what it removed on stderr, and exits. */
 int ag_guardian_start(const struct ag_guardian_config *cfg, struct ag_guardian *ret, ca_error **err);
+/* Every way to the engine the session gave its command counts its creates (it has the session's proxy): a guardian
+ * whose agent died with no create in flight then exits once it collected, without watching for late creates. */
+void ag_guardian_all_creates_counted(struct ag_guardian *g);
 /* Tells the guardian the session ended normally and reaps it. */
 void ag_guardian_release(struct ag_guardian *g);
 

@@ -82,14 +82,18 @@ static int open_engine(struct ag_session *s, ca_error **err) {
   return 0;
 }
 
+int ag_session_cgroup_root_open(const struct ag_globals *g, const struct ag_nesting *nest, cg_root **ret,
+                                ca_error **err) {
+  /* Inside another session's leaf, our leaves go inside it: its kill is ours too (nesting.h). */
+  cg_root_options copts = {.root = nest->cgroup_dir ? nest->cgroup_dir : g->cgroup_root, .allow_process = true};
+  AG_CGROUP_NAMES(copts);
+  return cg_root_open(&copts, ret, err);
+}
+
 static int open_cgroup_root(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
-  /* Inside another session's leaf, our leaves go inside it: its kill is ours too (nesting.h). */
-  cg_root_options copts = {.root = s->nest.cgroup_dir ? s->nest.cgroup_dir : cfg->globals->cgroup_root,
-                           .allow_process = true};
-  AG_CGROUP_NAMES(copts);
   _cleanup_error_ ca_error *e = NULL;
-  int r = cg_root_open(&copts, &s->env.cg, &e);
+  int r = ag_session_cgroup_root_open(cfg->globals, &s->nest, &s->env.cg, &e);
   if (r < 0 && !cfg->cgroup_required) {
     ca_log_warning("not collecting dead sessions: %s", e->msg);
     return 0;
@@ -344,6 +348,8 @@ int ag_session_begin(struct ag_session *s, ca_error **err) {
   int r = take_session(s, err);
   if (r < 0 || (r = ag_registry_write(s->env.state, &s->reg, err)) < 0 || (r = start_proxy(s, err)) < 0)
     return r;
+  if (s->proxy_host) /* the command reaches the engine through the proxy, which counts its creates */
+    ag_guardian_all_creates_counted(&s->guardian);
   /* Only after the fork: the guardian must not inherit libcurl's initialisation half done by another thread. */
   dk_client_connect_start(s->env.dk);
   return 0;

@@ -60,6 +60,11 @@ struct ag_session {
 /* Opens the state dir, the engine client and the cgroup root. Nothing is collected or written yet, so a command may
  * still refuse to start (a bad checkpoint) without side effects. */
 int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret, ca_error **err);
+/* The cgroup root a session of this agent uses (run, container-seq, and check to tell which): the leaf of the
+ * session this one is nested in, else --cgroup-root, else a delegated subtree or <mount>/cleanup-agent.slice; process
+ * tracking when no cgroup is writable. Created as needed, as cg_root_open does. */
+int ag_session_cgroup_root_open(const struct ag_globals *g, const struct ag_nesting *nest, cg_root **ret,
+                                ca_error **err);
 /* Collects dead sessions, then brings the session up: id, lock, guardian, registry, proxy. On failure the caller
  * still calls ag_session_end (a no-op when nothing needs ending). */
 int ag_session_begin(struct ag_session *s, ca_error **err);
