@@ -11,6 +11,7 @@
 #include "config.h"
 #include "docker.h"
 #include "lifecycle.h"
+#include "version.h"
 
 struct ag_command {
   const char *name;
@@ -174,7 +175,7 @@ int main(int argc, char **argv) {
         print_help(stdout);
         return AG_EXIT_OK;
       case 'V':
-        printf(AG_PROGRAM " " AG_VERSION "\n");
+        ag_print_version(stdout);
         return AG_EXIT_OK;
       case ':':
         return usage_error("missing value for option", argv[optind - 1]);
