@@ -38,7 +38,7 @@ dpkg-deb --contents "$out/$deb" | awk '{print $1, $6, $7, $8}'
 start=$SECONDS
 rc=0
 # --fail-on error,warning: a warning without an override with its reason fails as an error does.
-lintian --fail-on error,warning --info --display-info --show-overrides --tag-display-limit 0 \
+lintian --fail-on error,warning --display-info --show-overrides --tag-display-limit 0 \
     "$out/cleanup-agent_${version}_${arch}.changes" >"$out/lintian.txt" 2>&1 || rc=$?
 cat "$out/lintian.txt"
 echo "$prog: lintian in $((SECONDS - start)) s: $(grep -c '^E: ' "$out/lintian.txt") errors," \
