@@ -12,6 +12,7 @@
 #include "docker.h"
 #include "lifecycle.h"
 #include "process_name.h"
+#include "version.h"
 
 struct ag_command {
   const char *name;
@@ -178,7 +179,7 @@ int main(int argc, char **argv) {
         print_help(stdout);
         return AG_EXIT_OK;
       case 'V':
-        printf(AG_PROGRAM " " AG_VERSION "\n");
+        ag_print_version(stdout);
         return AG_EXIT_OK;
       case ':':
         return usage_error("missing value for option", argv[optind - 1]);

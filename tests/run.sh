@@ -10,7 +10,8 @@
 #      last on build/, alone (-j1), after the other suites of build/; a label or a selection with no test in a build
 #      fails (tests/run-lib.sh), and a sentinel (a dead session's container without the test label, planted before
 #      the suites, removed at the end) must survive every suite: tests run gc only on what is their own,
-#   5. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 30 seconds, two at a
+#   5. builds the Debian package in a copy of the tree and runs lintian on it (tests/package/build-deb.sh),
+#   6. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 30 seconds, two at a
 #      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run.
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
 #
@@ -40,7 +41,8 @@ done
 say() { printf '\n==> %s\n' "$*"; }
 packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
     docker.io busybox-static qemu-system-x86 cpio libhttp-parser-dev clang libclang-rt-14-dev
-    systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap python3-docker podman)
+    systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap python3-docker podman
+    debhelper scdoc lintian man-db)
 # Testcontainers for Node (tests/clients): Debian's nodejs and npm, unless a node with its npm is there already
 # (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 command -v npm >/dev/null || packages+=(nodejs npm)
@@ -273,6 +275,8 @@ if ((!env_only)); then
     phase "build (build-asan/, AG_SANITIZE)" build_asan || true
     if [[ " ${configured[*]} " == *" build-asan "* ]]; then phase "tests (build-asan/)" test_asan || true; fi
     phase "sentinel kept (build-asan/)" sentinel_check "the suites of build-asan/" || true
+    # The Debian package, built in a copy of the tree and checked by lintian (build-deb/, see its header).
+    phase "package (dpkg-buildpackage, lintian)" tests/package/build-deb.sh || true
     if phase "build (build-fuzz/, clang libFuzzer)" build_fuzz; then
         phase "fuzz (${AG_FUZZ_TIME:-30} s per target)" run_fuzz || true
     fi

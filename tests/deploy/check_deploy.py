@@ -231,15 +231,19 @@ def check_dockerfile(path, binary=None):
     stages = re.split(r"(?m)^FROM ", logical)[1:]
     build_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[0] if stages else ""))
     run_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[1] if len(stages) > 1 else "")).split()
-    for pkg in ("cmake", "pkg-config", "dpkg-dev", "libcurl4-openssl-dev", "libcjson-dev", "libhttp-parser-dev"):
+    for pkg in ("build-essential", "debhelper", "scdoc", "cmake", "pkg-config", "dpkg-dev", "libcurl4-openssl-dev",
+                "libcjson-dev", "libhttp-parser-dev"):
         check(f"docker: build stage installs {pkg}", pkg in build_apt.split(), build_apt)
+    check("docker: the build stage builds the Debian package", "dpkg-buildpackage -us -uc -b" in logical)
     check("docker: the build downloads no source code (the system's libcurl is linked)",
           "fetch-curl-source" not in logical and "AG_CURL" not in logical)
     runtime = sorted(p for p in run_apt if not p.startswith("-"))
-    check("docker: runtime stage installs only libcurl4 libcjson1 libhttp-parser2.9",
-          runtime == ["libcjson1", "libcurl4", "libhttp-parser2.9"], run_apt)
-    # Every library the binary links itself (libc aside) comes from a package the runtime stage installs; theirs
-    # (libcurl4's OpenSSL, nghttp2, ...) come with them as their packages' dependencies.
+    check("docker: runtime stage installs only the package (its Depends bring the libraries)",
+          runtime == ["/tmp/deb/cleanup-agent_*.deb"], run_apt)
+    check("docker: runtime stage installs no recommends (docker.io)", "--no-install-recommends" in run_apt, run_apt)
+    # Every library the binary links itself (libc aside) comes from a package that the package's Depends
+    # (${shlibs:Depends}) name; theirs (libcurl4's OpenSSL, nghttp2, ...) come with them as their dependencies.
+    depends = ["libcjson1", "libcurl4", "libhttp-parser2.9"]
     if binary:
         import subprocess
         ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
@@ -253,11 +257,12 @@ def check_dockerfile(path, binary=None):
             if not owner:  # /lib is a symlink to /usr/lib on Debian 12: dpkg knows the other spelling
                 alt = lib[4:] if lib.startswith("/usr/") else "/usr" + lib
                 owner = subprocess.run(["dpkg", "-S", alt], capture_output=True, text=True).stdout.split(":")[0]
-            check(f"docker: {os.path.basename(lib)} of the binary comes from an installed package ({owner or '?'})",
-                  owner in ("libc6",) or owner in runtime, ldd)
-    check("docker: tests not built", "-DAG_TESTS=OFF" in logical)
-    check("docker: binary copied from the build stage", re.search(r"COPY --from=build \S+/cleanup-agent ", logical))
-    check("docker: entrypoint is the binary", '"/usr/local/bin/cleanup-agent"' in logical)
+            check(f"docker: {os.path.basename(lib)} of the binary comes from a package the .deb depends on ({owner or '?'})",
+                  owner in ("libc6",) or owner in depends, ldd)
+    rules = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "debian", "rules")).read()
+    check("docker: tests not built (debian/rules)", "-DAG_TESTS=OFF" in rules)
+    check("docker: the package copied from the build stage", re.search(r"COPY --from=build /out/ ", logical))
+    check("docker: entrypoint is the binary", '"/usr/bin/cleanup-agent"' in logical)
     # Every COPY source of the build stage must exist in the repository (the build context).
     repo = os.path.dirname(os.path.dirname(os.path.abspath(path)))
     for l in instr:

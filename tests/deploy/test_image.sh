@@ -1,7 +1,8 @@
 #!/bin/bash
 # deploy/Dockerfile, built and run as deploy/README.md says, against the test engine ($DOCKER_HOST):
 #   build   builds the image (its Debian 12 base images are made with debootstrap when the engine lacks them: Debian's
-#           archive is the only registry here) and runs `--version` in it
+#           archive is the only registry here; the image installs the Debian package its build stage makes) and runs
+#           `--version` in it
 #   gc      runs the image's gc with the engine socket mounted and nothing else (--network none, read-only, no
 #           capabilities): it removes the expired session's container (running and created), network and volume,
 #           and leaves a keep=true one, an unexpired one of another host and an unlabeled one. The engine is a private
@@ -77,9 +78,10 @@ do_build() {
         fail "docker build -f deploy/Dockerfile" "$(tail -n 15 "$log")"
         finish
     fi
+    # The first line, the version: the libcurl line names the image's own library, which may differ from the host's.
     local want got
-    want=$("$build/cleanup-agent" --version)
-    got=$(docker run --rm --network none "$image" --version 2>&1)
+    want=$("$build/cleanup-agent" --version | head -n 1)
+    got=$(docker run --rm --network none "$image" --version 2>&1 | head -n 1)
     [[ $got == "$want" ]] && ok "the image's cleanup-agent --version: $got" || fail "the image's --version" "$got (want $want)"
     finish
 }
