@@ -231,13 +231,14 @@ def check_dockerfile(path, binary=None):
     stages = re.split(r"(?m)^FROM ", logical)[1:]
     build_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[0] if stages else ""))
     run_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[1] if len(stages) > 1 else "")).split()
-    for pkg in ("cmake", "pkg-config", "dpkg-dev", "libcurl4-openssl-dev", "libcjson-dev", "libhttp-parser-dev"):
+    for pkg in ("cmake", "pkg-config", "dpkg-dev", "libcurl4-openssl-dev", "libcjson-dev", "libhttp-parser-dev",
+                "libsystemd-dev"):
         check(f"docker: build stage installs {pkg}", pkg in build_apt.split(), build_apt)
     check("docker: the build downloads no source code (the system's libcurl is linked)",
           "fetch-curl-source" not in logical and "AG_CURL" not in logical)
     runtime = sorted(p for p in run_apt if not p.startswith("-"))
-    check("docker: runtime stage installs only libcurl4 libcjson1 libhttp-parser2.9",
-          runtime == ["libcjson1", "libcurl4", "libhttp-parser2.9"], run_apt)
+    check("docker: runtime stage installs only libcurl4 libcjson1 libhttp-parser2.9 libsystemd0",
+          runtime == ["libcjson1", "libcurl4", "libhttp-parser2.9", "libsystemd0"], run_apt)
     # Every library the binary links itself (libc aside) comes from a package the runtime stage installs; theirs
     # (libcurl4's OpenSSL, nghttp2, ...) come with them as their packages' dependencies.
     if binary:
