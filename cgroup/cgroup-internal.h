@@ -86,7 +86,10 @@ bool cg_rel_is_inside(const char *rel, const char *leaf_rel);
 int cg_parse_procs(const char *text, const char *path, pid_t **pids, size_t *n, size_t *cap, ca_error **err);
 
 /* systemd.c: the systemd driver. A scope is asked for with a holder process (a scope needs a process to exist),
- * which cg_spawn releases once the command is in the scope. */
+ * which then waits in the scope's sub-cgroup CG_HOLDER_CGROUP until cg_leaf_remove: systemd removes a scope's cgroup
+ * as soon as it is empty, and the agent still reads the stats (the OOM report) and kills the rest of the tree after
+ * the command ended. Listing, signalling and waiting for the leaf leave the holder out. */
+#define CG_HOLDER_CGROUP "holder"
 /* One property of a transient unit; type is the D-Bus signature: 's', 'b', 't', or 'u' for PIDs (an "au" of one). */
 typedef struct cg_unit_prop {
   const char *name;
@@ -96,8 +99,8 @@ typedef struct cg_unit_prop {
 } cg_unit_prop;
 #define CG_SCOPE_PROPS_MAX 16
 /* The properties of a session scope for these limits: slice, Delegate, CollectMode, accounting, MemoryMax with
- * MemorySwapMax 0, TasksMax, CPUQuotaPerSecUSec, PIDs (holder). Returns how many it filled (at most
- * CG_SCOPE_PROPS_MAX). */
+ * MemorySwapMax 0, TasksMax (one more, for the holder), CPUQuotaPerSecUSec, PIDs (holder). Returns how many it filled
+ * (at most CG_SCOPE_PROPS_MAX). */
 size_t cg_scope_properties(const char *slice, const char *description, const cg_limits *limits, pid_t holder,
                            cg_unit_prop ret[static CG_SCOPE_PROPS_MAX]);
 /* Connects to the manager's bus and sets root->path to the slice's cgroup. 0, or 1 (no usable systemd: *err says

@@ -383,6 +383,7 @@ int cg_leaf_remove(cg_leaf *leaf, ca_error **err) {
   if (!leaf->path)
     return 0;
   /* A scope's own cgroup is systemd's to remove: we remove only what was made inside it, then stop the unit. */
+  cg_systemd_release_holder(leaf);
   int r = remove_tree(leaf->path, 0, leaf->unit != NULL, err);
   if (r == 0 && leaf->unit)
     r = cg_systemd_stop_scope(leaf, err);

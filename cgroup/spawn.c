@@ -407,8 +407,6 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
   }
   (void)setpgid(pid, pid); /* EACCES once the child has exec'ed: it did setpgid itself before that */
   r = await_exec(leaf, opts, program, pid, pidfd, pipefd[0], into, ret, err);
-  if (r == 0)
-    cg_systemd_release_holder(leaf); /* the command keeps the scope alive now */
 out:
   ca_close_keep_errno(pipefd[0]);
   close_ctx(&c);

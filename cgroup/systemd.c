@@ -3,9 +3,11 @@
  * slice of ours, with Delegate=yes and the limits as unit properties, and writes only inside that scope's cgroup
  * (cgroup.kill, cgroup.procs through CLONE_INTO_CGROUP, sub-cgroups of a nested session), as runc and crun do.
  *
- * A scope needs a process to exist: a holder, a child that only waits on a pipe, is put in it first, and cg_spawn
- * releases it once the command runs in the scope. When the scope is empty systemd stops it and removes its cgroup;
- * CollectMode=inactive-or-failed unloads it even after an OOM kill failed it. */
+ * A scope needs a process to exist: a holder, a child that only waits on a pipe (and dies with the agent), is put in
+ * it first and then moved to the scope's sub-cgroup "holder", where it keeps the scope until cg_leaf_remove: systemd
+ * stops a scope and removes its cgroup as soon as it is empty, and the agent still reads the stats (the OOM report)
+ * and kills the rest of the tree after the command ended. CollectMode=inactive-or-failed unloads the scope even
+ * after an OOM kill failed it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -76,12 +78,15 @@ bool cg_dir_delegated(const char *dir) {
   if (n == 1 && v[0] == '1')
     return true;
   /* trusted.* cannot be read without CAP_SYS_ADMIN: for an unprivileged caller, a cgroup it owns (directory and
-   * cgroup.procs, as systemd chowns a delegated one) is its to manage. For root ownership says nothing. */
+   * cgroup.procs, as systemd chowns a delegated one) is its to manage. For root ownership says nothing, and neither
+   * does it inside the caller's own user manager, which owns (and writes) every cgroup of its subtree. */
   uid_t uid = geteuid();
-  char procs[PATH_MAX];
+  char procs[PATH_MAX], manager[64];
   struct stat d, p;
   snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
-  return uid != 0 && stat(dir, &d) == 0 && stat(procs, &p) == 0 && d.st_uid == uid && p.st_uid == uid;
+  snprintf(manager, sizeof(manager), "/user@%u.service/", (unsigned)uid);
+  return uid != 0 && !strstr(dir, manager) && stat(dir, &d) == 0 && stat(procs, &p) == 0 && d.st_uid == uid &&
+         p.st_uid == uid;
 }
 
 size_t cg_scope_properties(const char *slice, const char *description, const cg_limits *limits, pid_t holder,
@@ -99,8 +104,8 @@ size_t cg_scope_properties(const char *slice, const char *description, const cg_
     ret[n++] = (cg_unit_prop){.name = "MemoryMax", .type = 't', .u = limits->memory_max};
     ret[n++] = (cg_unit_prop){.name = "MemorySwapMax", .type = 't', .u = 0}; /* swap off, as cgroupfs does */
   }
-  if (limits && limits->pids_max)
-    ret[n++] = (cg_unit_prop){.name = "TasksMax", .type = 't', .u = limits->pids_max};
+  if (limits && limits->pids_max) /* and one for the holder */
+    ret[n++] = (cg_unit_prop){.name = "TasksMax", .type = 't', .u = limits->pids_max + 1};
   if (limits && limits->cpus > 0) {
     /* CPUQuota= as the bus carries it: CPU time per second of wall time. At least 1 ms, as cgroupfs. */
     uint64_t usec = (uint64_t)llround(limits->cpus * 1000000.0);
@@ -348,6 +353,18 @@ static int read_scope_cgroup(cg_leaf *leaf, ca_error **err) {
   return 0;
 }
 
+/* Moves the holder out of the way of the session: into the scope's sub-cgroup CG_HOLDER_CGROUP (ours to make, the
+ * scope being delegated), which the leaf's listing, signalling and waiting leave out. */
+static int park_holder(cg_leaf *leaf, ca_error **err) {
+  char dir[PATH_MAX], pid[16];
+  snprintf(dir, sizeof(dir), "%s/" CG_HOLDER_CGROUP, leaf->path);
+  if (mkdir(dir, 0755) < 0)
+    return ca_error_set_errno(err, errno, "cannot create %s", dir);
+  strcat(dir, "/cgroup.procs");
+  snprintf(pid, sizeof(pid), "%d", (int)leaf->holder_pid);
+  return cg_write_path(dir, pid, err);
+}
+
 int cg_systemd_start_scope(cg_leaf *leaf, const cg_limits *limits, ca_error **err) {
   cg_root *root = leaf->root;
   if (limits->cpus > 0 && !(limits->cpus <= 100000))
@@ -361,6 +378,8 @@ int cg_systemd_start_scope(cg_leaf *leaf, const cg_limits *limits, ca_error **er
   int r = start_unit(root->bus, leaf->unit, props, n, err);
   if (r == 0)
     r = read_scope_cgroup(leaf, err);
+  if (r == 0)
+    r = park_holder(leaf, err);
   if (r < 0)
     cg_systemd_release_holder(leaf); /* the scope, if it started, goes with its last process */
   return r;

@@ -116,7 +116,7 @@ Test(cgroup_driver, scope_properties_for_limits) {
   cr_expect((q = find(p, n, "CollectMode")) && streq(q->s, "inactive-or-failed"));
   cr_expect((q = find(p, n, "MemoryMax")) && q->type == 't' && q->u == 100u << 20);
   cr_expect((q = find(p, n, "MemorySwapMax")) && q->type == 't' && q->u == 0);
-  cr_expect((q = find(p, n, "TasksMax")) && q->type == 't' && q->u == 50);
+  cr_expect((q = find(p, n, "TasksMax")) && q->type == 't' && q->u == 51, "50 and the scope's holder");
   cr_expect((q = find(p, n, "CPUQuotaPerSecUSec")) && q->type == 't' && q->u == 1500000);
   cr_expect((q = find(p, n, "PIDs")) && q->type == 'u' && q->u == 4242);
   cr_expect((q = find(p, n, "MemoryAccounting")) && q->u == 1, "the OOM report reads memory.events");
