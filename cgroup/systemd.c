@@ -122,17 +122,22 @@ static int bus_error(ca_error **err, int r, const sd_bus_error *e, const char *w
   return ca_error_set(err, -r, "%s: %s", what, strerror(-r));
 }
 
-/* The user manager's bus: $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus, else /run/user/<uid>/bus (a runner
- * service has no XDG_RUNTIME_DIR). */
-static void user_bus_address(char *buf, size_t size) {
+/* The user manager's bus ($DBUS_SESSION_BUS_ADDRESS, else <runtime dir>/bus) and its private socket (<runtime
+ * dir>/systemd/private, there without dbus-user-session); the runtime dir is $XDG_RUNTIME_DIR, else /run/user/<uid>
+ * (a runner service has no XDG_RUNTIME_DIR). */
+static void user_bus_addresses(char *bus, char *private, size_t size) {
   const char *env = getenv("DBUS_SESSION_BUS_ADDRESS");
   const char *xdg = getenv("XDG_RUNTIME_DIR");
-  if (env && *env)
-    snprintf(buf, size, "%s", env);
-  else if (xdg && *xdg)
-    snprintf(buf, size, "unix:path=%s/bus", xdg);
+  char dir[PATH_MAX / 2];
+  if (xdg && *xdg)
+    snprintf(dir, sizeof(dir), "%s", xdg);
   else
-    snprintf(buf, size, "unix:path=/run/user/%u/bus", (unsigned)geteuid());
+    snprintf(dir, sizeof(dir), "/run/user/%u", (unsigned)geteuid());
+  if (env && *env)
+    snprintf(bus, size, "%s", env);
+  else
+    snprintf(bus, size, "unix:path=%s/bus", dir);
+  snprintf(private, size, "unix:path=%s/systemd/private", dir);
 }
 
 static int bus_connect(const char *address, bool client, sd_bus **ret) {
@@ -147,22 +152,42 @@ static int bus_connect(const char *address, bool client, sd_bus **ret) {
   return r;
 }
 
-/* The system bus as root (else systemd's private socket, where no dbus-daemon runs), the user manager's otherwise. */
+/* The system bus as root, the user manager's otherwise; else the manager's private socket (a direct connection:
+ * a host without dbus-daemon, a user without dbus-user-session). */
 static int open_bus(const cg_root_options *opts, sd_bus **ret, ca_error **err) {
-  char address[PATH_MAX + 16];
+  char address[PATH_MAX], private[PATH_MAX] = "";
   if (opts->bus_address)
     snprintf(address, sizeof(address), "%s", opts->bus_address);
-  else if (geteuid() == 0)
+  else if (geteuid() == 0) {
     snprintf(address, sizeof(address), "unix:path=/run/dbus/system_bus_socket");
-  else
-    user_bus_address(address, sizeof(address));
+    snprintf(private, sizeof(private), "unix:path=/run/systemd/private");
+  } else
+    user_bus_addresses(address, private, sizeof(address));
   int r = bus_connect(address, true, ret);
-  if (r < 0 && !opts->bus_address && geteuid() == 0 && bus_connect("unix:path=/run/systemd/private", false, ret) == 0)
+  if (r < 0 && private[0] && bus_connect(private, false, ret) == 0)
     return 0;
   if (r < 0)
-    return ca_error_set(err, -r, "no systemd %s manager bus at %s (%s)", geteuid() == 0 ? "system" : "user", address,
-                        strerror(-r));
+    return ca_error_set(err, -r, "no systemd %s manager bus at %s%s%s (%s)", geteuid() == 0 ? "system" : "user",
+                        address, private[0] ? " or " : "", private + (private[0] ? 10 : 0), strerror(-r));
   return 0;
+}
+
+/* A user manager can take only processes of its own tree into a scope (the kernel asks for write access to the
+ * common ancestor's cgroup.procs): 1 with *err saying so when the caller runs outside manager (a login session's
+ * scope, a system service with User=), else 0. */
+static int check_inside_manager(const cg_root *root, const char *manager, ca_error **err) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/self/cgroup", root->proc);
+  _cleanup_free_ char *text = NULL;
+  _cleanup_(cg_proc_cgroup_done) cg_proc_cgroup own = {0};
+  if (geteuid() == 0 || ca_read_file(path, CG_SMALL_FILE_MAX * 4, &text, NULL, NULL) < 0 ||
+      cg_parse_proc_cgroup(text, &own, NULL) < 0 || !own.unified || cg_rel_is_inside(own.unified, manager))
+    return 0;
+  ca_error_set(err, EPERM,
+               "the agent runs in %s, outside the tree of its systemd user manager (%s), which cannot "
+               "take its processes",
+               own.unified, manager);
+  return 1;
 }
 
 int cg_systemd_open(cg_root *root, const cg_root_options *opts, ca_error **err) {
@@ -186,6 +211,8 @@ int cg_systemd_open(cg_root *root, const cg_root_options *opts, ca_error **err) 
     sd_bus_error_free(&e);
     return 1;
   }
+  if (check_inside_manager(root, mgr, err))
+    return 1;
   if (!(root->track_mount = strdup(root->mounts.unified)) ||
       asprintf(&root->path, "%s%s/%s", root->mounts.unified, streq(mgr, "/") ? "" : mgr, opts->slice) < 0) {
     root->path = NULL;
