@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "cgroup.h"
 #include "commands.h"
 #include "config.h"
 #include "docker.h"
@@ -45,6 +46,10 @@ static void print_help(FILE *f) {
           "  --state-dir DIR       session registry [CLEANUP_AGENT_STATE_DIR; default /run/cleanup-agent as root,\n"
           "                        else $XDG_RUNTIME_DIR/cleanup-agent]\n"
           "  --cgroup-root PATH    cgroup v2 directory for session cgroups [CLEANUP_AGENT_CGROUP_ROOT]\n"
+          "  --cgroup-driver auto|systemd|cgroupfs\n"
+          "                        systemd: a transient scope per session, asked of systemd; cgroupfs: the agent\n"
+          "                        writes the cgroups; auto: systemd where it is PID 1 [CLEANUP_AGENT_CGROUP_DRIVER;\n"
+          "                        default auto]\n"
           "  --log-level LEVEL     error, warning, notice, info or debug [CLEANUP_AGENT_LOG_LEVEL; default notice]\n"
           "  --teardown-timeout DUR\n"
           "                        how long the end of a session and its guardian may take; what is not removed\n"
@@ -119,10 +124,27 @@ static int parse_teardown(const char *value, uint64_t *ret) {
   return 0;
 }
 
+/* --cgroup-driver: every cgroup root the agent opens uses it (cg_driver_set_default); one line when it is bad. */
+static int parse_cgroup_driver(const char *value, const char *origin) {
+  _cleanup_error_ ca_error *err = NULL;
+  enum cg_driver driver;
+  if (cg_driver_parse(value, &driver, &err) < 0) {
+    fprintf(stderr, AG_PROGRAM ": %s: %s\n", origin, err->msg);
+    return -EINVAL;
+  }
+  cg_driver_set_default(driver);
+  return 0;
+}
+
 /* The global options' variables under the flags given (NULL: not given); -EINVAL after one line on a bad value. */
-static int globals_from_environment(struct ag_globals *g, const char *teardown, const char *log_level) {
+static int globals_from_environment(struct ag_globals *g, const char *teardown, const char *log_level,
+                                    const char *cgroup_driver) {
   g->state_dir = env_or(g->state_dir, "CLEANUP_AGENT_STATE_DIR");
   g->cgroup_root = env_or(g->cgroup_root, "CLEANUP_AGENT_CGROUP_ROOT");
+  const char *driver_origin = cgroup_driver ? "--cgroup-driver" : "CLEANUP_AGENT_CGROUP_DRIVER";
+  cgroup_driver = env_or(cgroup_driver, "CLEANUP_AGENT_CGROUP_DRIVER");
+  if (cgroup_driver && parse_cgroup_driver(cgroup_driver, driver_origin) < 0)
+    return -EINVAL;
   teardown = env_or(teardown, "CLEANUP_AGENT_TEARDOWN_TIMEOUT");
   if (teardown && parse_teardown(teardown, &g->teardown_usec) < 0)
     return -EINVAL;
@@ -140,11 +162,12 @@ static int globals_from_environment(struct ag_globals *g, const char *teardown, 
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_DOCKER_HOST = 0x100, OPT_STATE_DIR, OPT_CGROUP_ROOT, OPT_LOG_LEVEL, OPT_TEARDOWN };
+  enum { OPT_DOCKER_HOST = 0x100, OPT_STATE_DIR, OPT_CGROUP_ROOT, OPT_CGROUP_DRIVER, OPT_LOG_LEVEL, OPT_TEARDOWN };
   static const struct option options[] = {
       {"docker-host", required_argument, NULL, OPT_DOCKER_HOST},
       {"state-dir", required_argument, NULL, OPT_STATE_DIR},
       {"cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT},
+      {"cgroup-driver", required_argument, NULL, OPT_CGROUP_DRIVER},
       {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
       {"teardown-timeout", required_argument, NULL, OPT_TEARDOWN},
       {"help", no_argument, NULL, 'h'},
@@ -153,7 +176,7 @@ int main(int argc, char **argv) {
   };
   ag_process_name_init(argc, argv); /* before anything parses or changes argv and the environment */
   struct ag_globals g = {0};
-  const char *log_level = NULL, *docker_host = NULL, *teardown = NULL;
+  const char *log_level = NULL, *docker_host = NULL, *teardown = NULL, *cgroup_driver = NULL;
   int c;
 
   opterr = 0; /* our own one-line messages instead of getopt's */
@@ -168,6 +191,9 @@ int main(int argc, char **argv) {
         break;
       case OPT_CGROUP_ROOT:
         g.cgroup_root = optarg;
+        break;
+      case OPT_CGROUP_DRIVER:
+        cgroup_driver = optarg;
         break;
       case OPT_LOG_LEVEL:
         log_level = optarg;
@@ -188,7 +214,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  if (globals_from_environment(&g, teardown, log_level) < 0)
+  if (globals_from_environment(&g, teardown, log_level, cgroup_driver) < 0)
     return AG_EXIT_USAGE;
 
   if (optind >= argc) {

@@ -16,6 +16,7 @@ struct ps_row {
   bool have_reg, alive;
   bool have_stats;
   cg_stats stats;
+  char *unit; /* the session's systemd scope, NULL without one */
   unsigned containers;
 };
 
@@ -45,6 +46,8 @@ static void fill_row(struct ps_row *row, const struct ag_env *env, const struct 
     _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
     if (cg_leaf_open(env->cg, row->id, &leaf, NULL) == 0 && cg_leaf_stats(leaf, &row->stats, NULL) == 0)
       row->have_stats = true;
+    if (leaf && cg_leaf_unit(leaf))
+      row->unit = strdup(cg_leaf_unit(leaf)); /* NULL when out of memory: then not shown */
   }
   for (size_t i = 0; containers && i < containers->n; i++) {
     const char *s = dk_item_label(&containers->items[i], AG_LABEL_SESSION);
@@ -105,9 +108,22 @@ void ag_ps_command_line(const char *const *argv, size_t width, char *ret, size_t
   ca_buf_free(&b);
 }
 
+/* The UNIT column, only where some session has a systemd scope. */
+static int unit_width(const struct ps_row *rows, size_t n) {
+  int w = 0;
+  for (size_t i = 0; i < n; i++)
+    if (rows[i].unit)
+      w = CA_MAX(w, (int)strlen(rows[i].unit));
+  return w ? CA_MAX(w, 4) : 0;
+}
+
 static void print_table(struct ps_row *rows, size_t n) {
-  printf("%-32s  %-13s  %-7s  %-5s  %-8s  %5s  %-8s  %10s  %s\n", "SESSION", "MODE", "PID", "ALIVE", "AGE", "PROCS",
-         "MEMORY", "CONTAINERS", "COMMAND");
+  int uw = unit_width(rows, n);
+  printf("%-32s  %-13s  %-7s  %-5s  %-8s  %5s  %-8s  %10s  ", "SESSION", "MODE", "PID", "ALIVE", "AGE", "PROCS",
+         "MEMORY", "CONTAINERS");
+  if (uw)
+    printf("%-*s  ", uw, "UNIT");
+  printf("COMMAND\n");
   for (size_t i = 0; i < n; i++) {
     struct ps_row *r = &rows[i];
     char age[32], mem[32] = "-", pid[16] = "-", procs[16] = "-";
@@ -121,8 +137,11 @@ static void print_table(struct ps_row *rows, size_t n) {
     }
     char cmd[AG_PS_COMMAND_WIDTH + 1];
     ag_ps_command_line(r->have_reg ? (const char *const *)r->reg.command : NULL, AG_PS_COMMAND_WIDTH, cmd, sizeof(cmd));
-    printf("%-32s  %-13s  %-7s  %-5s  %-8s  %5s  %-8s  %10u  %s\n", r->id, r->have_reg ? r->reg.mode : "?", pid,
-           r->alive ? "yes" : "no", age, procs, mem, r->containers, cmd);
+    printf("%-32s  %-13s  %-7s  %-5s  %-8s  %5s  %-8s  %10u  ", r->id, r->have_reg ? r->reg.mode : "?", pid,
+           r->alive ? "yes" : "no", age, procs, mem, r->containers);
+    if (uw)
+      printf("%-*s  ", uw, r->unit ? r->unit : "-");
+    printf("%s\n", cmd);
   }
 }
 
@@ -135,6 +154,8 @@ static void print_json(struct ps_row *rows, size_t n) {
     cJSON_AddStringToObject(o, "session", r->id);
     cJSON_AddBoolToObject(o, "alive", r->alive);
     cJSON_AddNumberToObject(o, "containers", r->containers);
+    if (r->unit)
+      cJSON_AddStringToObject(o, "unit", r->unit);
     if (r->have_reg) {
       cJSON_AddStringToObject(o, "mode", r->reg.mode);
       cJSON_AddNumberToObject(o, "owner_pid", r->reg.owner.pid);
@@ -245,8 +266,10 @@ int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv) {
   name_aside(env.state);
   rc = AG_EXIT_OK;
 out:
-  for (size_t i = 0; rows && i < n; i++)
+  for (size_t i = 0; rows && i < n; i++) {
     ag_registry_done(&rows[i].reg);
+    free(rows[i].unit);
+  }
   free(rows);
   dk_client_free(env.dk);
   cg_root_free(env.cg);

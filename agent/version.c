@@ -8,11 +8,6 @@
 #include "config.h"
 #include "version.h"
 
-/* A build option that adds a feature defines its macro to 1 (target_compile_definitions) and adds its line below. */
-#ifndef AG_HAVE_SYSTEMD
-#define AG_HAVE_SYSTEMD 0
-#endif
-
 struct ag_feature {
   const char *name;
   bool built;
@@ -20,8 +15,8 @@ struct ag_feature {
 
 /* One line per feature, in the order --version prints them: "+name" when built in, "-name" when not. */
 static const struct ag_feature features[] = {
-    {"proxy", true}, /* the labeling Docker proxy of run and container-seq --docker-proxy */
-    {"systemd-driver", AG_HAVE_SYSTEMD},
+    {"proxy", true},          /* the labeling Docker proxy of run and container-seq --docker-proxy */
+    {"systemd-driver", true}, /* cgroup/systemd.c: sd-bus (libsystemd) is a build dependency */
 };
 
 void ag_print_version(FILE *f) {

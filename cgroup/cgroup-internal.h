@@ -21,8 +21,14 @@
 enum cg_v1_index { CG_V1_MEMORY = 0, CG_V1_PIDS, CG_V1_CPU, CG_V1_N };
 extern const char *const cg_v1_names[CG_V1_N];
 
+typedef struct sd_bus sd_bus;
+
 struct cg_root {
   enum cg_mode mode;
+  enum cg_driver driver; /* CGROUPFS or SYSTEMD */
+  sd_bus *bus;           /* systemd: the manager's bus */
+  char *slice;           /* systemd: cg_root_options.slice */
+  char *unit_prefix;     /* systemd: cg_root_options.unit_prefix */
   enum cg_tracking tracking;
   char *proc;
   char *fallback_reason;
@@ -43,9 +49,12 @@ struct cg_root {
 struct cg_leaf {
   cg_root *root; /* borrowed */
   char id[33];
-  char *path; /* absolute tracking leaf; NULL under process tracking */
-  char *rel;  /* the same, as it reads in /proc/<pid>/cgroup */
-  int dirfd;  /* O_PATH|O_DIRECTORY of path, -1 under process tracking */
+  char *unit;       /* the scope's name when the leaf is a systemd scope, else NULL */
+  pid_t holder_pid; /* systemd: the process that keeps the new scope alive until the command is in it; 0: none */
+  int holder_fd;    /* its pipe: closing it ends the holder */
+  char *path;       /* absolute tracking leaf; NULL under process tracking */
+  char *rel;        /* the same, as it reads in /proc/<pid>/cgroup */
+  int dirfd;        /* O_PATH|O_DIRECTORY of path, -1 under process tracking */
   char *v1_path[CG_V1_N];
   char *v1_rel[CG_V1_N];
   uint64_t oom_kill_base;
@@ -75,6 +84,43 @@ bool cg_rel_is_inside(const char *rel, const char *leaf_rel);
 /* parse.c: cgroup.procs (one pid a line) appended to *pids (n used, cap allocated, grown as needed); path names the
  * file in the message. */
 int cg_parse_procs(const char *text, const char *path, pid_t **pids, size_t *n, size_t *cap, ca_error **err);
+
+/* systemd.c: the systemd driver. A scope is asked for with a holder process (a scope needs a process to exist),
+ * which then waits in the scope's sub-cgroup CG_HOLDER_CGROUP until cg_leaf_remove: systemd removes a scope's cgroup
+ * as soon as it is empty, and the agent still reads the stats (the OOM report) and kills the rest of the tree after
+ * the command ended. Listing, signalling and waiting for the leaf leave the holder out. */
+#define CG_HOLDER_CGROUP "holder"
+/* One property of a transient unit; type is the D-Bus signature: 's', 'b', 't', or 'u' for PIDs (an "au" of one). */
+typedef struct cg_unit_prop {
+  const char *name;
+  char type;
+  const char *s;
+  uint64_t u;
+} cg_unit_prop;
+#define CG_SCOPE_PROPS_MAX 16
+/* The properties of a session scope for these limits: slice, Delegate, CollectMode, accounting, MemoryMax with
+ * MemorySwapMax 0, TasksMax (one more, for the holder), CPUQuotaPerSecUSec, PIDs (holder). Returns how many it filled
+ * (at most CG_SCOPE_PROPS_MAX). */
+size_t cg_scope_properties(const char *slice, const char *description, const cg_limits *limits, pid_t holder,
+                           cg_unit_prop ret[static CG_SCOPE_PROPS_MAX]);
+/* Connects to the manager's bus and sets root->path to the slice's cgroup. 0, or 1 (no usable systemd: *err says
+ * why), or a negative errno. */
+int cg_systemd_open(cg_root *root, const cg_root_options *opts, ca_error **err);
+void cg_systemd_close(cg_root *root);
+/* The scope of a new leaf (leaf->unit set): started with limits, its cgroup read back into leaf->path and rel. */
+int cg_systemd_start_scope(cg_leaf *leaf, const cg_limits *limits, ca_error **err);
+/* Ends the holder (if any) and reaps it. */
+void cg_systemd_release_holder(cg_leaf *leaf);
+/* Stops the scope (its processes are gone already) and waits until systemd removed its cgroup. */
+int cg_systemd_stop_scope(cg_leaf *leaf, ca_error **err);
+/* root.c: whether name is a session leaf, run-<id> (cgroupfs) or <prefix>-run-<id>.scope (systemd); *ret_id points
+ * at the 32 hex characters of the id in name. */
+bool cg_leaf_name_id(const char *name, const char **ret_id);
+
+/* driver, or the process's default when it is AUTO (which may be AUTO too). */
+enum cg_driver cg_driver_wanted(enum cg_driver driver);
+/* Whether our own v2 cgroup directory was delegated to us: systemd's xattr, or (unprivileged) owned by us. */
+bool cg_dir_delegated(const char *dir);
 
 /* kill.c */
 int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err);

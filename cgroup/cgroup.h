@@ -31,6 +31,26 @@ enum cg_tracking {
 };
 const char *cg_tracking_name(enum cg_tracking tracking);
 
+/* Who manages the session cgroups. */
+enum cg_driver {
+  CG_DRIVER_AUTO = 0, /* systemd where systemd is PID 1 on a pure cgroup v2 host and the caller is in no delegated
+                       * subtree; cgroupfs elsewhere */
+  CG_DRIVER_CGROUPFS, /* the module writes the leaves itself under its root; always so for a root given by path */
+  CG_DRIVER_SYSTEMD,  /* a transient scope per session, asked of systemd over D-Bus (Delegate=yes, limits as unit
+                       * properties); the module writes only inside the scope's cgroup */
+};
+const char *cg_driver_name(enum cg_driver driver);
+/* "auto", "systemd" or "cgroupfs"; EINVAL with a message naming the three otherwise. */
+int cg_driver_parse(const char *text, enum cg_driver *ret, ca_error **err);
+/* What AUTO resolves to for every root opened with driver AUTO in this process (the agent's --cgroup-driver). */
+void cg_driver_set_default(enum cg_driver driver);
+/* Whether systemd runs as PID 1, as sd_booted() tells: systemd_dir ("/run/systemd/system" when NULL) exists. */
+bool cg_systemd_booted(const char *systemd_dir);
+/* The driver `wanted` means on a host with these traits: AUTO resolved through the default, cgroupfs for a root
+ * given by path whatever was wanted, else what was asked. A pure function of its arguments and the default. */
+enum cg_driver cg_driver_resolve(enum cg_driver wanted, bool systemd_booted, bool unified, bool root_given,
+                                 bool in_delegated);
+
 /* Options of cg_root_open. Zero-initialise and set what you need; every path is a runtime parameter so tests can
  * point the module at temp dirs. */
 typedef struct cg_root_options {
@@ -49,6 +69,12 @@ typedef struct cg_root_options {
   bool open_existing;      /* take the root as it is, to look at or collect the leaves in it (ps, kill, gc): nothing
                             * is created, no controller enabled, no process moved; a root that does not exist yet is
                             * no cgroup (ENOENT, or process tracking with allow_process); no leaf can be created */
+  enum cg_driver driver;   /* AUTO: cg_driver_set_default's, itself AUTO unless set */
+  const char *slice;       /* systemd: the slice of the session scopes ("cleanup_agent.slice"); needed with systemd */
+  const char
+      *unit_prefix; /* systemd: scopes are <unit_prefix>run-<id>.scope (helpers <unit_prefix><what>-<id>.scope) */
+  const char *systemd_dir; /* "/run/systemd/system" when NULL (tests) */
+  const char *bus_address; /* systemd: D-Bus address; NULL: the system bus as root, else the user manager's bus */
 } cg_root_options;
 
 /* An opened root: the mounts, the chosen root directory and what its controllers can do. */
@@ -64,6 +90,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(cg_root *, cg_root_free)
 #define _cleanup_cg_root_ _cleanup_(cg_root_freep)
 
 enum cg_mode cg_root_mode(const cg_root *root);
+/* The driver in use: CGROUPFS or SYSTEMD (also under process tracking: the one that was tried). */
+enum cg_driver cg_root_driver(const cg_root *root);
+/* Moves pid, a helper of the caller (the guardian), out of the caller's cgroup into a scope of its own,
+ * <unit_prefix><what>-<session_id>.scope in the slice, so that a service stop that kills the caller's cgroup leaves it
+ * alone. A no-op (0) unless the systemd driver is in use. */
+int cg_root_adopt_helper(cg_root *root, const char *what, const char *session_id, pid_t pid, ca_error **err);
 enum cg_tracking cg_root_tracking(const cg_root *root);
 /* Why process tracking is in use ("cannot write /sys/fs/cgroup/...: permission denied"), NULL with cgroups. */
 const char *cg_root_fallback_reason(const cg_root *root);
@@ -110,6 +142,8 @@ int cg_leaf_ignore_pid(cg_leaf *leaf, pid_t pid, ca_error **err);
 
 /* Absolute path of the v2 (or tracking v1) leaf; NULL under process tracking. */
 const char *cg_leaf_path(const cg_leaf *leaf);
+/* The systemd unit of the leaf ("cleanup-agent-run-<id>.scope"), NULL when it is no scope. */
+const char *cg_leaf_unit(const cg_leaf *leaf);
 
 /* ---- spawn ------------------------------------------------------------------------------------------------- */
 

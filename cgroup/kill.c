@@ -17,7 +17,9 @@
 
 #include "cgroup-internal.h"
 
-static int append_pids(const char *dir, int depth, pid_t **pids, size_t *n, size_t *cap, ca_error **err) {
+/* skip: a sub-cgroup of dir (depth 0) that is no part of the session (the scope's holder), or NULL. */
+static int append_pids(const char *dir, int depth, const char *skip, pid_t **pids, size_t *n, size_t *cap,
+                       ca_error **err) {
   if (depth > 64)
     return ca_error_set(err, ELOOP, "cgroup tree below %s is deeper than 64", dir);
   char path[PATH_MAX];
@@ -39,10 +41,11 @@ static int append_pids(const char *dir, int depth, pid_t **pids, size_t *n, size
   struct dirent *de;
   int r = 0;
   while (r == 0 && (de = readdir(d)))
-    if (de->d_type == DT_DIR && !streq(de->d_name, ".") && !streq(de->d_name, "..")) {
+    if (de->d_type == DT_DIR && !streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+        !(depth == 0 && skip && streq(de->d_name, skip))) {
       char sub[PATH_MAX];
       snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
-      r = append_pids(sub, depth + 1, pids, n, cap, err);
+      r = append_pids(sub, depth + 1, NULL, pids, n, cap, err);
     }
   closedir(d);
   return r;
@@ -51,7 +54,12 @@ static int append_pids(const char *dir, int depth, pid_t **pids, size_t *n, size
 int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err) {
   pid_t *pids = NULL;
   size_t n = 0, cap = 0;
-  if (append_pids(leaf->path, 0, &pids, &n, &cap, err) < 0) {
+  int r = append_pids(leaf->path, 0, leaf->holder_pid > 0 ? CG_HOLDER_CGROUP : NULL, &pids, &n, &cap, err);
+  if (r == -ENOENT && leaf->unit) {
+    ca_error_free(err ? TAKE_PTR(*err) : NULL); /* systemd removed the scope: it was empty */
+    r = 0;
+  }
+  if (r < 0) {
     free(pids);
     return ca_error_wrap(err, "cgroup: processes of session %s", leaf->id);
   }
@@ -146,7 +154,8 @@ int cg_leaf_wait_empty(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
       usleep(2000);
     }
   }
-  _cleanup_close_ int fd = openat(leaf->dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+  /* A scope's holder keeps it populated until the end: its members are counted without it, as on v1. */
+  _cleanup_close_ int fd = leaf->holder_pid > 0 ? -1 : openat(leaf->dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC);
   for (;;) {
     bool populated;
     if (fd >= 0) {
@@ -160,7 +169,7 @@ int cg_leaf_wait_empty(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
         return ca_error_wrap(err, "%s", leaf->path);
       populated = ev.populated;
     } else {
-      /* v1 (legacy hosts): no cgroup.events; the process list is the truth. */
+      /* v1 (legacy hosts): no cgroup.events; the process list is the truth (a scope's too, its holder aside). */
       _cleanup_free_ pid_t *pids = NULL;
       size_t n = 0;
       if (cg_leaf_read_pids(leaf, &pids, &n, err) < 0)

@@ -13,6 +13,8 @@
 void cg_leaf_free(cg_leaf *leaf) {
   if (!leaf)
     return;
+  cg_systemd_release_holder(leaf);
+  free(leaf->unit);
   free(leaf->path);
   free(leaf->rel);
   if (leaf->dirfd >= 0)
@@ -27,6 +29,10 @@ void cg_leaf_free(cg_leaf *leaf) {
 
 const char *cg_leaf_path(const cg_leaf *leaf) {
   return leaf->path;
+}
+
+const char *cg_leaf_unit(const cg_leaf *leaf) {
+  return leaf->unit;
 }
 
 /* True when the machine has swap configured: then a memory limit without a swap limit would not bite. */
@@ -171,9 +177,17 @@ static int leaf_new(cg_root *root, const char *session_id, cg_leaf **ret, ca_err
     return ca_error_set(err, ENOMEM, "out of memory");
   leaf->root = root;
   leaf->dirfd = -1;
+  leaf->holder_fd = -1;
   memcpy(leaf->id, session_id, 33);
   if (root->tracking == CG_TRACK_CGROUP) {
-    if (asprintf(&leaf->path, "%s/run-%s", root->path, session_id) < 0) {
+    /* systemd names the scope's cgroup after the unit */
+    bool scope = root->driver == CG_DRIVER_SYSTEMD;
+    char name[NAME_MAX + 1];
+    if (scope)
+      snprintf(name, sizeof(name), "%srun-%s.scope", root->unit_prefix, session_id);
+    else
+      snprintf(name, sizeof(name), "run-%s", session_id);
+    if ((scope && !(leaf->unit = strdup(name))) || asprintf(&leaf->path, "%s/%s", root->path, name) < 0) {
       leaf->path = NULL;
       cg_leaf_free(leaf);
       return ca_error_set(err, ENOMEM, "out of memory");
@@ -194,6 +208,31 @@ static void remove_created(cg_leaf *leaf) {
       (void)rmdir(leaf->v1_path[i]); /* empty and just created: nothing to report on this error path */
   if (leaf->path)
     (void)rmdir(leaf->path);
+}
+
+/* The systemd driver's leaf: a scope with the limits as its properties. A limit whose controller the scope did not
+ * get (a user manager without it delegated) is an error, as with cgroupfs. */
+static int create_scope(cg_leaf *leaf, const cg_limits *limits, ca_error **err) {
+  if (cg_systemd_start_scope(leaf, limits, err) < 0)
+    return ca_error_wrap(err, "cgroup: session %s", leaf->id);
+  leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (leaf->dirfd < 0)
+    return ca_error_set_errno(err, errno, "cgroup: session %s: cannot open %s", leaf->id, leaf->path);
+  char avail[256] = "";
+  (void)ca_read_file_buf(leaf->dirfd, "cgroup.controllers", avail, sizeof(avail), NULL); /* empty: none */
+  cg_root *root = leaf->root;
+  root->v2_memory = cg_has_word(avail, "memory");
+  root->v2_pids = cg_has_word(avail, "pids");
+  root->v2_cpu = cg_has_word(avail, "cpu");
+  const char *missing = limits->memory_max && !root->v2_memory ? "memory"
+                        : limits->pids_max && !root->v2_pids   ? "pids"
+                        : limits->cpus > 0 && !root->v2_cpu    ? "cpu"
+                                                               : NULL;
+  if (missing)
+    return ca_error_set(err, ENOTSUP, "cgroup: session %s: cannot limit %s: systemd gave scope %s no %s controller",
+                        leaf->id, missing, leaf->unit, missing);
+  read_baselines(leaf);
+  return 0;
 }
 
 int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limits, cg_leaf **ret, ca_error **err) {
@@ -217,6 +256,12 @@ int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limit
                           root->fallback_reason);
     if (cg_track_start(leaf, err) < 0)
       return -EIO;
+    *ret = TAKE_PTR(leaf);
+    return 0;
+  }
+  if (root->driver == CG_DRIVER_SYSTEMD) {
+    if (create_scope(leaf, limits, err) < 0)
+      return -EIO; /* the scope goes with the holder, its only process */
     *ret = TAKE_PTR(leaf);
     return 0;
   }
@@ -248,6 +293,35 @@ fail:
   return ca_error_wrap(err, "cgroup: session %s", session_id);
 }
 
+/* A session scope under a root opened as a plain directory (a collector of a root that a systemd session recorded):
+ * the entry named *run-<id>.scope becomes the leaf. 0, or -ENOENT. */
+static int find_scope(cg_leaf *leaf) {
+  DIR *d = opendir(leaf->root->path);
+  if (!d)
+    return -ENOENT;
+  struct dirent *de;
+  const char *id;
+  int r = -ENOENT;
+  while (r == -ENOENT && (de = readdir(d))) {
+    char *path = NULL;
+    if (de->d_type != DT_DIR || !cg_leaf_name_id(de->d_name, &id) || strncmp(id, leaf->id, 32) != 0)
+      continue;
+    if (asprintf(&path, "%s/%s", leaf->root->path, de->d_name) < 0) {
+      r = -ENOMEM;
+      break;
+    }
+    free(leaf->path);
+    free(leaf->rel);
+    leaf->path = path;
+    leaf->rel = strdup(path + strlen(leaf->root->track_mount));
+    leaf->unit = strdup(de->d_name);
+    r = leaf->rel && leaf->unit ? 0 : -ENOMEM;
+  }
+  closedir(d);
+  errno = -r;
+  return r;
+}
+
 int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error **err) {
   _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
   if (leaf_new(root, session_id, &leaf, err) < 0)
@@ -256,6 +330,8 @@ int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error 
     return ca_error_set(err, ENOTSUP, "cannot open session %s: process tracking is in use (%s)", session_id,
                         root->fallback_reason);
   leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (leaf->dirfd < 0 && errno == ENOENT && root->driver == CG_DRIVER_CGROUPFS && find_scope(leaf) == 0)
+    leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (leaf->dirfd < 0)
     return ca_error_set_errno(err, errno, "cannot open %s", leaf->path);
   for (int i = 0; i < CG_V1_N; i++)
@@ -279,8 +355,8 @@ static int rmdir_backoff(const char *path, ca_error **err) {
   }
 }
 
-/* Removes the sub-cgroups below path (depth first), then path. */
-static int remove_tree(const char *path, int depth, ca_error **err) {
+/* Removes the sub-cgroups below path (depth first), then path itself unless it is keep_self. */
+static int remove_tree(const char *path, int depth, bool keep_self, ca_error **err) {
   if (depth > 64)
     return ca_error_set(err, ELOOP, "cgroup tree below %s is deeper than 64", path);
   DIR *d = opendir(path);
@@ -296,20 +372,24 @@ static int remove_tree(const char *path, int depth, ca_error **err) {
       r = ca_error_set(err, ENOMEM, "out of memory");
       break;
     }
-    r = remove_tree(sub, depth + 1, err);
+    r = remove_tree(sub, depth + 1, false, err);
     free(sub);
   }
   closedir(d);
-  return r < 0 ? r : rmdir_backoff(path, err);
+  return r < 0 || keep_self ? r : rmdir_backoff(path, err);
 }
 
 int cg_leaf_remove(cg_leaf *leaf, ca_error **err) {
   if (!leaf->path)
     return 0;
-  int r = remove_tree(leaf->path, 0, err);
+  /* A scope's own cgroup is systemd's to remove: we remove only what was made inside it, then stop the unit. */
+  cg_systemd_release_holder(leaf);
+  int r = remove_tree(leaf->path, 0, leaf->unit != NULL, err);
+  if (r == 0 && leaf->unit)
+    r = cg_systemd_stop_scope(leaf, err);
   for (int i = 0; i < CG_V1_N && r == 0; i++)
     if (leaf->v1_path[i])
-      r = remove_tree(leaf->v1_path[i], 0, err);
+      r = remove_tree(leaf->v1_path[i], 0, false, err);
   return r < 0 ? ca_error_wrap(err, "cgroup: remove session %s", leaf->id) : 0;
 }
 

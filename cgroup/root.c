@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <sys/xattr.h>
 
 #include "cgroup-internal.h"
 
@@ -43,6 +42,7 @@ const char *cg_tracking_name(enum cg_tracking tracking) {
 void cg_root_free(cg_root *root) {
   if (!root)
     return;
+  cg_systemd_close(root);
   free(root->proc);
   free(root->fallback_reason);
   free(root->root_option);
@@ -56,6 +56,9 @@ void cg_root_free(cg_root *root) {
 
 enum cg_mode cg_root_mode(const cg_root *root) {
   return root->mode;
+}
+enum cg_driver cg_root_driver(const cg_root *root) {
+  return root->driver;
 }
 enum cg_tracking cg_root_tracking(const cg_root *root) {
   return root->tracking;
@@ -113,16 +116,6 @@ static bool is_directory(const char *path) {
 static bool is_cgroup2(const char *path) {
   struct statfs sfs;
   return path && statfs(path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
-}
-
-/* Whether the directory carries systemd's delegation mark (Delegate=yes sets trusted.delegate, or user.delegate
- * for unprivileged managers). */
-static bool is_delegated(const char *path) {
-  char v[8];
-  ssize_t n = getxattr(path, "trusted.delegate", v, sizeof(v));
-  if (n <= 0)
-    n = getxattr(path, "user.delegate", v, sizeof(v));
-  return n == 1 && v[0] == '1';
 }
 
 /* Writes "+name" to subtree_control of dir, retrying EBUSY (processes leaving a cgroup make it transient). */
@@ -282,7 +275,7 @@ static int select_path(cg_root *root, const cg_root_options *opts, const char *o
     char own_dir[PATH_MAX] = "";
     if (root->track_is_v2 && own_track && !streq(own_track, "/"))
       snprintf(own_dir, sizeof(own_dir), "%s%s", track, own_track);
-    if (own_dir[0] && is_delegated(own_dir)) {
+    if (own_dir[0] && cg_dir_delegated(own_dir)) {
       /* Only an agent that makes leaves needs to leave room for them. */
       if (!opts->open_existing && leave_delegated(own_dir, err) < 0)
         return NO_CGROUP;
@@ -387,6 +380,38 @@ static int open_tracking(cg_root *root, const cg_root_options *opts, ca_error **
   return open_v1_parents(root, &own, own_track, err);
 }
 
+/* Whether the caller's own v2 cgroup is a subtree delegated to it. */
+static bool own_delegated(const cg_root *root) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/self/cgroup", root->proc);
+  _cleanup_free_ char *text = NULL;
+  _cleanup_(cg_proc_cgroup_done) cg_proc_cgroup own = {0};
+  if (!root->mounts.unified || ca_read_file(path, CG_SMALL_FILE_MAX * 4, &text, NULL, NULL) < 0 ||
+      cg_parse_proc_cgroup(text, &own, NULL) < 0 || !own.unified || streq(own.unified, "/"))
+    return false;
+  snprintf(path, sizeof(path), "%s%s", root->mounts.unified, own.unified);
+  return cg_dir_delegated(path);
+}
+
+/* The systemd driver's root: the slice's cgroup, as it is (open_existing) or to be made by systemd. Where systemd
+ * cannot be reached and the driver was picked by AUTO, root goes on with cgroupfs (it may write the tree); an
+ * unprivileged caller gets process tracking instead. 0, NO_CGROUP or a negative errno. */
+static int open_systemd(cg_root *root, const cg_root_options *opts, ca_error **err) {
+  int r = cg_systemd_open(root, opts, err);
+  if (r == NO_CGROUP && cg_driver_wanted(opts->driver) == CG_DRIVER_AUTO && geteuid() == 0) {
+    ca_error_free(TAKE_PTR(*err));
+    cg_systemd_close(root);
+    free(root->track_mount);
+    free(root->path);
+    root->track_mount = root->path = NULL;
+    root->driver = CG_DRIVER_CGROUPFS;
+    return open_tracking(root, opts, err);
+  }
+  if (r != 0 || !opts->open_existing)
+    return r;
+  return take_existing(root, err);
+}
+
 int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err) {
   _cleanup_error_ ca_error *local_err = NULL;
   if (!err)
@@ -403,13 +428,40 @@ int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err) {
   int r = detect_mounts(root, err);
   if (r < 0)
     return r;
-  r = opts->force_process ? NO_CGROUP : open_tracking(root, opts, err);
+  /* No driver but cgroupfs for a root given by path (a delegated subtree, a parent session's leaf) or a caller that
+   * named no slice (gc and kill look at the leaves of a recorded root). */
+  root->driver = cg_driver_resolve(opts->driver, cg_systemd_booted(opts->systemd_dir), root->mode == CG_MODE_UNIFIED,
+                                   opts->root || !opts->slice, !opts->root && own_delegated(root));
+  if (opts->force_process)
+    r = NO_CGROUP;
+  else
+    r = root->driver == CG_DRIVER_SYSTEMD ? open_systemd(root, opts, err) : open_tracking(root, opts, err);
   if (r < 0)
     return r;
   if (r == NO_CGROUP && fallback(root, opts, err) < 0)
     return ca_error_wrap(err, "cgroup");
   *ret = TAKE_PTR(root);
   return 0;
+}
+
+bool cg_leaf_name_id(const char *name, const char **ret_id) {
+  size_t len = strlen(name), id_len = 32;
+  const char *id = NULL;
+  if (len == 4 + id_len && strncmp(name, "run-", 4) == 0)
+    id = name + 4;
+  else if (len >= 4 + id_len + 6 && streq(name + len - 6, ".scope") &&
+           strncmp(name + len - 6 - id_len - 4, "run-", 4) == 0 &&
+           (len == 4 + id_len + 6 || name[len - 6 - id_len - 5] == '-'))
+    id = name + len - 6 - id_len;
+  char buf[33];
+  if (!id)
+    return false;
+  memcpy(buf, id, 32);
+  buf[32] = '\0';
+  if (!ca_session_id_valid(buf))
+    return false;
+  *ret_id = id;
+  return true;
 }
 
 int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {
@@ -423,7 +475,8 @@ int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {
       return ca_error_set_errno(err, errno, "cannot list %s", root->path);
     struct dirent *de;
     while ((de = readdir(d))) {
-      if (strncmp(de->d_name, "run-", 4) != 0 || !ca_session_id_valid(de->d_name + 4) || de->d_type != DT_DIR)
+      const char *id;
+      if (!cg_leaf_name_id(de->d_name, &id) || de->d_type != DT_DIR)
         continue;
       if (n == cap) {
         char **grown = realloc(ids, (cap * 2 + 1) * sizeof(char *));
@@ -434,7 +487,7 @@ int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {
         ids = grown;
         cap *= 2;
       }
-      if (!(ids[n] = strdup(de->d_name + 4))) {
+      if (!(ids[n] = strndup(id, 32))) {
         closedir(d);
         return ca_error_set(err, ENOMEM, "out of memory");
       }
@@ -447,8 +500,8 @@ int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {
 }
 
 int cg_root_remove(cg_root *root, ca_error **err) {
-  if (root->tracking != CG_TRACK_CGROUP)
-    return 0;
+  if (root->tracking != CG_TRACK_CGROUP || root->driver == CG_DRIVER_SYSTEMD)
+    return 0; /* systemd's slice: it unloads it once unused */
   for (int i = 0; i < CG_V1_N; i++)
     if (root->v1_parent[i] && rmdir(root->v1_parent[i]) < 0 && errno != ENOENT)
       return ca_error_set_errno(err, errno, "cannot remove %s", root->v1_parent[i]);

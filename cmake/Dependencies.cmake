@@ -14,6 +14,8 @@ endfunction()
 
 ag_require_pkg(CURL libcurl libcurl4-openssl-dev)
 ag_require_pkg(CJSON libcjson libcjson-dev)
+# sd-bus, for the systemd cgroup driver (cgroup/systemd.c)
+ag_require_pkg(SYSTEMD libsystemd libsystemd-dev)
 if(AG_TESTS)
   ag_require_pkg(CRITERION criterion libcriterion-dev)
 endif()

@@ -11,7 +11,7 @@ set -euo pipefail
 prog=quickstart
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libhttp-parser-dev docker.io
+packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libhttp-parser-dev libsystemd-dev docker.io
     busybox-static)
 work=$(mktemp -d "${TMPDIR:-/tmp}/cleanup-agent-quickstart.XXXXXX")
 # shellcheck source-path=SCRIPTDIR/.. source=deploy/env.sh

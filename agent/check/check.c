@@ -45,13 +45,6 @@ static void add_verdict(struct check_report *rep, const char *name, const char *
 #define add(rep, name, title, ok, required, fix, ...)                                                                  \
   add_verdict((rep), (name), (title), (ok), (required), (fix), format(__VA_ARGS__))
 
-/* The cgroup driver run uses. The one place of the choice: the systemd driver (--cgroup-driver auto|systemd|cgroupfs,
- * issue 22) answers here with its own verdicts once it exists; today every host gets cgroupfs. */
-static const char *cgroup_driver(const struct ag_globals *g) {
-  (void)g;
-  return "cgroupfs";
-}
-
 /* What makes a cgroup writable for this user, the fix of every cgroup verdict under process tracking. */
 static char *cgroup_fix(const struct check_report *rep) {
   if (rep->uid == 0)
@@ -91,12 +84,12 @@ static void check_cgroup(const struct ag_globals *g, struct check_report *rep) {
   _cleanup_cg_root_ cg_root *root = NULL;
   _cleanup_error_ ca_error *err = NULL;
   _cleanup_free_ char *fix = cgroup_fix(rep);
-  rep->driver = cgroup_driver(g);
   int r = ag_session_cgroup_root_open(g, &nest, &root, &err);
   ag_nesting_done(&nest);
   if (r < 0) {
     add(rep, "tracking", "session tracking", false, true, fix, "no cgroup root and no process tracking: %s", err->msg);
   } else {
+    rep->driver = cg_driver_name(cg_root_driver(root));
     rep->mode = cg_mode_name(cg_root_mode(root));
     rep->tracking = cg_tracking_name(cg_root_tracking(root));
     rep->mode_text = cg_root_tracking(root) == CG_TRACK_PROCESS ? "no writable cgroup: process-tracking mode"

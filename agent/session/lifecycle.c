@@ -230,6 +230,15 @@ static void collect_dead(struct ag_session *s) {
   }
 }
 
+/* With the systemd driver the guardian gets a scope of its own (it has its own session and process group anyway): a
+ * runner service stopped with KillMode=control-group kills the agent's cgroup, not the guardian that collects after
+ * it. */
+static void adopt_guardian(struct ag_session *s) {
+  _cleanup_error_ ca_error *e = NULL;
+  if (s->env.cg && cg_root_adopt_helper(s->env.cg, "guardian", s->id, s->guardian.pid, &e) < 0)
+    ag_session_warn(s, "the guardian stays in the agent's cgroup: %s", e->msg);
+}
+
 /* Steps 3 to 5: id, owner, lock, labels, guardian. Nothing but the lock file exists when it fails. */
 static int take_session(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
@@ -268,6 +277,7 @@ static int take_session(struct ag_session *s, ca_error **err) {
     return r;
   }
   reg->guardian_pid = s->guardian.pid;
+  adopt_guardian(s);
   s->registered = true;
   return 0;
 }

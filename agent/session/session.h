@@ -21,9 +21,11 @@
 #define AG_LABEL_EXPIRES AG_LABEL_PREFIX "expires"
 #define AG_LABEL_MODE AG_LABEL_PREFIX "mode"
 #define AG_LABEL_KEEP AG_LABEL_PREFIX "keep"
-/* The agent's names in cg_root_options (cgroup/ knows none of its own): the default root's, and the option that sets
- * it. */
-#define AG_CGROUP_NAMES(opts) ((opts).name = "cleanup-agent.slice", (opts).root_option = "--cgroup-root")
+/* The agent's names in cg_root_options (cgroup/ knows none of its own): the default root's, the option that sets
+ * it, and the systemd driver's slice and unit prefix (scopes cleanup-agent-run-<id>.scope). */
+#define AG_SYSTEMD_NAMES(opts) ((opts).slice = "cleanup_agent.slice", (opts).unit_prefix = "cleanup-agent-")
+#define AG_CGROUP_NAMES(opts)                                                                                          \
+  ((opts).name = "cleanup-agent.slice", (opts).root_option = "--cgroup-root", AG_SYSTEMD_NAMES(opts))
 
 /* A fresh session id from getrandom. */
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err);

@@ -232,7 +232,7 @@ def check_dockerfile(path, binary=None):
     build_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[0] if stages else ""))
     run_apt = " ".join(re.findall(r"apt-get install ([^&]*)", stages[1] if len(stages) > 1 else "")).split()
     for pkg in ("build-essential", "debhelper", "scdoc", "cmake", "pkg-config", "dpkg-dev", "libcurl4-openssl-dev",
-                "libcjson-dev", "libhttp-parser-dev"):
+                "libcjson-dev", "libhttp-parser-dev", "libsystemd-dev"):
         check(f"docker: build stage installs {pkg}", pkg in build_apt.split(), build_apt)
     check("docker: the build stage builds the Debian package", "dpkg-buildpackage -us -uc -b" in logical)
     check("docker: the build downloads no source code (the system's libcurl is linked)",
@@ -243,7 +243,7 @@ def check_dockerfile(path, binary=None):
     check("docker: runtime stage installs no recommends (docker.io)", "--no-install-recommends" in run_apt, run_apt)
     # Every library the binary links itself (libc aside) comes from a package that the package's Depends
     # (${shlibs:Depends}) name; theirs (libcurl4's OpenSSL, nghttp2, ...) come with them as their dependencies.
-    depends = ["libcjson1", "libcurl4", "libhttp-parser2.9"]
+    depends = ["libcjson1", "libcurl4", "libhttp-parser2.9", "libsystemd0"]
     if binary:
         import subprocess
         ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout

@@ -1,0 +1,150 @@
+/* Unit tests of the cgroup driver choice and the systemd driver's parts that need no systemd: which driver AUTO
+ * picks, the scope's unit properties for given limits, the names of session leaves, and one clear line when the
+ * manager's bus is not there. Nothing here writes to a cgroup. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup-internal.h"
+
+#define ID "0123456789abcdef0123456789abcdef"
+
+Test(cgroup_driver, parse_names_the_three) {
+  enum cg_driver d;
+  cr_assert(cg_driver_parse("auto", &d, NULL) == 0 && d == CG_DRIVER_AUTO);
+  cr_assert(cg_driver_parse("systemd", &d, NULL) == 0 && d == CG_DRIVER_SYSTEMD);
+  cr_assert(cg_driver_parse("cgroupfs", &d, NULL) == 0 && d == CG_DRIVER_CGROUPFS);
+  ca_error *err = NULL;
+  cr_assert(cg_driver_parse("Systemd", &d, &err) == -EINVAL);
+  cr_expect(strstr(err->msg, "'Systemd'") && strstr(err->msg, "auto, systemd or cgroupfs"), "%s", err->msg);
+  ca_error_free(err);
+}
+
+Test(cgroup_driver, auto_resolves_by_host) {
+  /* wanted, booted, unified, root given, delegated */
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_AUTO, true, true, false, false), CG_DRIVER_SYSTEMD);
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_AUTO, false, true, false, false), CG_DRIVER_CGROUPFS, "no systemd");
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_AUTO, true, false, false, false), CG_DRIVER_CGROUPFS, "hybrid");
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_AUTO, true, true, true, false), CG_DRIVER_CGROUPFS, "--cgroup-root");
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_AUTO, true, true, false, true), CG_DRIVER_CGROUPFS, "delegated to us");
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_SYSTEMD, false, false, false, false), CG_DRIVER_SYSTEMD, "asked for");
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_CGROUPFS, true, true, false, false), CG_DRIVER_CGROUPFS, "asked for");
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_SYSTEMD, true, true, true, false), CG_DRIVER_CGROUPFS, "a root by path");
+}
+
+Test(cgroup_driver, default_driver_applies_to_auto) {
+  cg_driver_set_default(CG_DRIVER_CGROUPFS);
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_AUTO, true, true, false, false), CG_DRIVER_CGROUPFS);
+  cg_driver_set_default(CG_DRIVER_AUTO);
+  cr_expect_eq(cg_driver_resolve(CG_DRIVER_AUTO, true, true, false, false), CG_DRIVER_SYSTEMD);
+}
+
+/* Opens the default root only to look at it (writes nothing), with the agent's names. */
+static cg_root *open_looking(enum cg_driver driver, const char *systemd_dir, const char *bus, ca_error **err) {
+  cg_root_options o = {.name = "cleanup-agent-test-driver.slice",
+                       .slice = "cleanup_agent_test.slice",
+                       .unit_prefix = "cleanup-agent-test-",
+                       .open_existing = true,
+                       .allow_process = true,
+                       .driver = driver,
+                       .systemd_dir = systemd_dir,
+                       .bus_address = bus};
+  cg_root *root = NULL;
+  return cg_root_open(&o, &root, err) == 0 ? root : NULL;
+}
+
+Test(cgroup_driver, auto_picks_cgroupfs_without_systemd) {
+  cg_root *root = open_looking(CG_DRIVER_AUTO, "/nonexistent/systemd/system", NULL, NULL);
+  cr_assert(root);
+  cr_expect_eq(cg_root_driver(root), CG_DRIVER_CGROUPFS);
+  cg_root_free(root);
+}
+
+Test(cgroup_driver, auto_picks_cgroupfs_on_this_host) {
+  if (cg_systemd_booted(NULL))
+    cr_skip_test("systemd is PID 1 here");
+  cr_expect_not(cg_systemd_booted(NULL));
+  cg_root *root = open_looking(CG_DRIVER_AUTO, NULL, NULL, NULL);
+  cr_assert(root);
+  cr_expect_eq(cg_root_driver(root), CG_DRIVER_CGROUPFS);
+  cg_root_free(root);
+}
+
+Test(cgroup_driver, missing_bus_is_one_clear_line) {
+  char dir[] = "/tmp/cg-driver-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  /* With process tracking allowed, it becomes the reason said once at start. */
+  cg_root *root = open_looking(CG_DRIVER_SYSTEMD, dir, "unix:path=/nonexistent/cg-test-bus", NULL);
+  cr_assert(root);
+  cr_expect_eq(cg_root_tracking(root), CG_TRACK_PROCESS);
+  const char *why = cg_root_fallback_reason(root);
+  cr_expect(strstr(why, "no systemd") && strstr(why, "/nonexistent/cg-test-bus") && !strchr(why, '\n'), "%s", why);
+  cg_root_free(root);
+  /* Without it, the error. */
+  cg_root_options o = {.slice = "x.slice",
+                       .unit_prefix = "x-",
+                       .driver = CG_DRIVER_SYSTEMD,
+                       .systemd_dir = dir,
+                       .bus_address = "unix:path=/nonexistent/cg-test-bus"};
+  ca_error *err = NULL;
+  root = NULL;
+  cr_expect(cg_root_open(&o, &root, &err) < 0 && !root);
+  cr_assert(err);
+  cr_expect(strstr(err->msg, "/nonexistent/cg-test-bus") && !strchr(err->msg, '\n'), "%s", err->msg);
+  ca_error_free(err);
+  rmdir(dir);
+}
+
+static const cg_unit_prop *find(const cg_unit_prop *p, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (streq(p[i].name, name))
+      return &p[i];
+  return NULL;
+}
+
+Test(cgroup_driver, scope_properties_for_limits) {
+  cg_unit_prop p[CG_SCOPE_PROPS_MAX];
+  cg_limits l = {.memory_max = 100 << 20, .pids_max = 50, .cpus = 1.5};
+  size_t n = cg_scope_properties("cleanup_agent.slice", "d", &l, 4242, p);
+  cr_assert(n <= CG_SCOPE_PROPS_MAX);
+  const cg_unit_prop *q;
+  cr_expect((q = find(p, n, "Slice")) && q->type == 's' && streq(q->s, "cleanup_agent.slice"));
+  cr_expect((q = find(p, n, "Delegate")) && q->type == 'b' && q->u == 1);
+  cr_expect((q = find(p, n, "CollectMode")) && streq(q->s, "inactive-or-failed"));
+  cr_expect((q = find(p, n, "MemoryMax")) && q->type == 't' && q->u == 100u << 20);
+  cr_expect((q = find(p, n, "MemorySwapMax")) && q->type == 't' && q->u == 0);
+  cr_expect((q = find(p, n, "TasksMax")) && q->type == 't' && q->u == 51, "50 and the scope's holder");
+  cr_expect((q = find(p, n, "CPUQuotaPerSecUSec")) && q->type == 't' && q->u == 1500000);
+  cr_expect((q = find(p, n, "PIDs")) && q->type == 'u' && q->u == 4242);
+  cr_expect((q = find(p, n, "MemoryAccounting")) && q->u == 1, "the OOM report reads memory.events");
+}
+
+Test(cgroup_driver, scope_properties_without_limits) {
+  cg_unit_prop p[CG_SCOPE_PROPS_MAX];
+  cg_limits none = {0};
+  size_t n = cg_scope_properties("s.slice", "d", &none, 1, p);
+  cr_expect_null(find(p, n, "MemoryMax"));
+  cr_expect_null(find(p, n, "MemorySwapMax"));
+  cr_expect_null(find(p, n, "TasksMax"));
+  cr_expect_null(find(p, n, "CPUQuotaPerSecUSec"));
+  cr_expect(find(p, n, "Delegate") && find(p, n, "PIDs"));
+  cg_limits tiny = {.cpus = 0.001};
+  n = cg_scope_properties("s.slice", "d", &tiny, 1, p);
+  const cg_unit_prop *q = find(p, n, "CPUQuotaPerSecUSec");
+  cr_expect(q && q->u == 10000, "1%% at least, as cpu.max's 1 ms per 100 ms");
+}
+
+Test(cgroup_driver, leaf_names) {
+  const char *id;
+  cr_expect(cg_leaf_name_id("run-" ID, &id) && strncmp(id, ID, 32) == 0);
+  cr_expect(cg_leaf_name_id("cleanup-agent-run-" ID ".scope", &id) && strncmp(id, ID, 32) == 0);
+  cr_expect(cg_leaf_name_id("run-" ID ".scope", &id));
+  cr_expect_not(cg_leaf_name_id("cleanup-agent-guardian-" ID ".scope", &id), "a helper's scope is no session");
+  cr_expect_not(cg_leaf_name_id("xrun-" ID ".scope", &id));
+  cr_expect_not(cg_leaf_name_id("run-" ID "0", &id));
+  cr_expect_not(cg_leaf_name_id("run-0123456789ABCDEF0123456789abcdef", &id));
+  cr_expect_not(cg_leaf_name_id("supervisor", &id));
+}
