@@ -6,6 +6,9 @@
 #        the first half), created through the session's proxy; timed from the command's last instruction to the
 #        agent's exit. Against, for the same population: `docker-compose down -v` of a compose project that declares
 #        it, and one-by-one removal through the API, one DELETE after the other (what Testcontainers' Ryuk does).
+#   fake for each N of -f: gc's own cost, without the engine's work: against a fake engine (python3, a unix socket)
+#        that lists N containers of dead sessions and answers each DELETE at once; wall time and peak RSS, before
+#        and after. For populations too large to create on a loaded machine.
 #   gc   for each N of -g: `cleanup-agent gc` with N containers of dead sessions (created, not running, labeled as a
 #        session of this machine before a reboot), its wall time and peak RSS (/usr/bin/time), for the agent of -B
 #        (before the streamed list) and of -b (after), each on a fresh population, and `gc --dry-run` on the same.
@@ -13,8 +16,8 @@
 # shared one it would take other suites' staged leftovers. Writes markdown tables to stdout, and with -o FILE into
 # FILE between the markers "<!-- bench_scale begin -->" and "<!-- bench_scale end -->" (appended when absent).
 #
-# Usage: tests/bench/bench_scale.sh [-b AGENT] [-B AGENT_BEFORE] [-e "10 100 300"] [-g "100 1000 5000"] [-j JOBS]
-#                                   [-o FILE]
+# Usage: tests/bench/bench_scale.sh [-b AGENT] [-B AGENT_BEFORE] [-e "10 100 300"] [-g "100 1000 5000"]
+#                                   [-f "5000 20000"] [-j JOBS] [-o FILE]
 # Needs root, dockerd, docker-compose, curl, GNU time, cleanup-test/busybox:latest on the host engine.
 set -euo pipefail
 
@@ -25,14 +28,16 @@ agent=$repo/build/cleanup-agent
 before=""
 end_sizes="10 100 300"
 gc_sizes="100 1000 5000"
+fake_sizes=""
 jobs=8
 out=""
-while getopts "b:B:e:g:j:o:h" o; do
+while getopts "b:B:e:g:f:j:o:h" o; do
     case $o in
     b) agent=$OPTARG ;;
     B) before=$OPTARG ;;
     e) end_sizes=$OPTARG ;;
     g) gc_sizes=$OPTARG ;;
+    f) fake_sizes=$OPTARG ;;
     j) jobs=$OPTARG ;;
     o) out=$OPTARG ;;
     h) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
@@ -55,6 +60,8 @@ cg_root=$cg_mount/cleanup-agent-bench.$run_id
 # shellcheck source=tests/bench/engine.sh
 . "$repo/tests/bench/engine.sh"
 cleanup() {
+    # running containers of a stopped engine would outlive it (their shims stay): they go first
+    [[ -z $engine_pid ]] || clear_all 2>/dev/null || true
     engine_stop
     [[ ! -d $cg_root ]] || find "$cg_root" -depth -type d -exec rmdir {} + 2>/dev/null || true
     rm -rf --one-file-system -- "$work"
@@ -114,18 +121,29 @@ end_session() {
         bash -c '"$0" "${DOCKER_HOST#unix://}" "$1" "s$2" && date +%s.%N >"$3"' \
         "$work/populate.sh" "$n" "$run_id" "$work/cmd_end" >"$work/run.out" 2>"$work/run.err" || rc=$?
     t1=$(now)
-    ((rc == 0)) || die "run failed ($rc): $(tail -3 "$work/run.err")"
+    if ((rc != 0)) || [[ ! -s $work/cmd_end ]]; then
+        echo "$prog: run failed ($rc): $(tail -3 "$work/run.err")" >&2
+        echo "failed $(left)"
+        return
+    fi
     echo "$(elapsed "$(cat "$work/cmd_end")" "$t1") $(left)"
+    rm -f "$work/cmd_end"
 }
 end_compose() {
     local n=$1 t0 i running=()
     compose_file "$n"
-    DOCKER_HOST=unix://$sock COMPOSE_HTTP_TIMEOUT=600 docker-compose -p "b$run_id" -f "$work/compose.yml" up --no-start >"$work/compose.log" 2>&1 ||
-        die "compose up failed: $(tail -3 "$work/compose.log")"
+    export DOCKER_HOST=unix://$sock COMPOSE_HTTP_TIMEOUT=900
+    if ! docker-compose -p "b$run_id" -f "$work/compose.yml" up --no-start >"$work/compose.log" 2>&1; then
+        echo "$prog: compose up failed: $(tail -3 "$work/compose.log")" >&2
+        echo "failed $(left)"
+        return
+    fi
     for ((i = 0; i < n; i += 2)); do running+=("c$i"); done
-    DOCKER_HOST=unix://$sock docker-compose -p "b$run_id" -f "$work/compose.yml" start "${running[@]}" >/dev/null 2>&1
+    docker-compose -p "b$run_id" -f "$work/compose.yml" start "${running[@]}" >"$work/compose.log" 2>&1 ||
+        echo "$prog: compose start: $(tail -3 "$work/compose.log")" >&2
     t0=$(now)
-    DOCKER_HOST=unix://$sock COMPOSE_HTTP_TIMEOUT=600 docker-compose -p "b$run_id" -f "$work/compose.yml" down -v >/dev/null 2>&1
+    docker-compose -p "b$run_id" -f "$work/compose.yml" down -v >"$work/compose.log" 2>&1 ||
+        echo "$prog: compose down -v: $(tail -3 "$work/compose.log")" >&2
     echo "$(elapsed "$t0" "$(now)") $(left)"
 }
 # one by one through the API, as Ryuk does: the containers (forced, with their anonymous volumes), then networks,
@@ -190,7 +208,7 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "<!-- bench_scale begin -->"
     echo "## Scaling: the end of a session and gc against the population (issue 19)"
     echo
-    echo "\`sudo $prog -e \"$end_sizes\" -g \"$gc_sizes\"$([[ -z $before ]] || echo " -B <agent before the streamed list>")\`, $(date -u +%Y-%m-%d), $cpus CPUs, a private engine"
+    echo "\`sudo $prog -e \"$end_sizes\" -g \"$gc_sizes\" -f \"$fake_sizes\"$([[ -z $before ]] || echo " -B <agent before the streamed list>")\`, $(date -u +%Y-%m-%d), $cpus CPUs, a private engine"
     echo "($($dk version --format '{{.Server.Version}}'), vfs). The machine was shared with five other helpers building and testing"
     echo "at the same time (load average $load at the start): absolute times are noisy; each row's methods ran one after"
     echo "another on the same machine, so the ratios within a row are the figures to read. One repetition each."
@@ -206,11 +224,11 @@ if [[ -n $end_sizes ]]; then
     } >>"$work/report"
     for n in $end_sizes; do
         t0=$(now)
-        read -r s_t s_l < <(end_session "$n"); clear_all
+        read -r s_t s_l < <(end_session "$n") || s_t=failed; clear_all
         echo "$prog: end N=$n: session $s_t s (left $s_l) [$(elapsed "$t0" "$(now)") s with the population]" >&2
-        read -r c_t c_l < <(end_compose "$n"); clear_all
+        read -r c_t c_l < <(end_compose "$n") || c_t=failed; clear_all
         echo "$prog: end N=$n: compose down -v $c_t s (left $c_l)" >&2
-        read -r o_t o_l < <(end_one "$n"); clear_all
+        read -r o_t o_l < <(end_one "$n") || o_t=failed; clear_all
         echo "$prog: end N=$n: one by one $o_t s (left $o_l)" >&2
         echo "| $n | $s_t | $s_l | $c_t | $c_l | $o_t | $o_l |" >>"$work/report"
     done
@@ -237,6 +255,79 @@ if [[ -n $gc_sizes ]]; then
             echo "| $n | $which | $g_t | $g_rss | $g_l | $d_t | $d_rss |" >>"$work/report"
             clear_all
         done
+    done
+    echo >>"$work/report"
+fi
+if [[ -n $fake_sizes ]]; then
+    cat >"$work/fake.py" <<'EOF'
+import socket, sys, threading
+path, n, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+item = ('{"Id":"%064x","Names":["/c%08d"],"Image":"cleanup-test/busybox:latest","Command":"sleep 3600",'
+        '"Created":1796460918,"Ports":[],"Labels":' + labels + ',"State":"created","Status":"Created",'
+        '"HostConfig":{"NetworkMode":"none"},"NetworkSettings":{"Networks":{}},"Mounts":[]}')
+body = ("[" + ",".join(item % (i + 1, i) for i in range(n)) + "]").encode()
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(64)
+def serve(c):
+    f = c.makefile("rb")
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        method, p = line.split()[0], line.split()[1].decode()
+        length = 0
+        while True:
+            h = f.readline()
+            if h in (b"\r\n", b""):
+                break
+            if h.lower().startswith(b"content-length:"):
+                length = int(h.split(b":")[1])
+        f.read(length)
+        if method == b"DELETE":
+            c.sendall(b"HTTP/1.1 204 No Content\r\nApi-Version: 1.41\r\n\r\n")
+            continue
+        b = b"OK" if p == "/_ping" else body if "/containers/json" in p else \
+            b'{"Volumes":[],"Warnings":null}' if "/volumes" in p else b"[]"
+        c.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(b) + b)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+    {
+        echo "### gc's own cost: a fake engine that lists N dead containers and answers each DELETE at once"
+        echo
+        echo "| N | agent | \`gc\` wall time (s) | \`gc\` peak RSS (KiB) | \`gc --dry-run\` wall time (s) | \`gc --dry-run\` peak RSS (KiB) |"
+        echo "| ---: | --- | ---: | ---: | ---: | ---: |"
+    } >>"$work/report"
+    fake_labels=$(printf '{"io.cleanup-agent.session":"%s","io.cleanup-agent.managed":"true","io.cleanup-agent.host":"%s","io.cleanup-agent.machine":"%s","io.cleanup-agent.boot-id":"%s","io.cleanup-agent.owner-pid":"1","io.cleanup-agent.owner-start":"1","io.cleanup-agent.created":"%s","io.cleanup-agent.mode":"run"}' \
+        "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" "$host" "$machine" "$other_boot" $(($(date +%s) - 3600)))
+    for n in $fake_sizes; do
+        rm -f "$work/fake.sock"
+        python3 "$work/fake.py" "$work/fake.sock" "$n" "$fake_labels" &
+        fake_pid=$!
+        for ((i = 0; i < 600; i++)); do [[ -S $work/fake.sock ]] && break; sleep 0.1; done
+        for which in before after; do
+            a=$agent
+            if [[ $which == before ]]; then [[ -n $before ]] || continue; a=$before; fi
+            row=()
+            for mode in "" --dry-run; do
+                rc=0
+                # shellcheck disable=SC2086 # mode is one word or none
+                /usr/bin/time -f "%e %M" -o "$work/time" "$a" --docker-host "unix://$work/fake.sock" \
+                    --state-dir "$work/state" --cgroup-root "$cg_root" --log-level error gc $mode >/dev/null \
+                    2>"$work/gc.err" || rc=$?
+                # 0: all collected, 1: something left; either way the whole work was done
+                ((rc <= 1)) || echo "$prog: fake N=$n $which gc $mode: exit $rc: $(tail -2 "$work/gc.err")" >&2
+                read -r t m < <(tail -1 "$work/time")
+                row+=("$t" "$m")
+            done
+            echo "$prog: fake N=$n $which: gc ${row[0]} s ${row[1]} KiB; dry run ${row[2]} s ${row[3]} KiB" >&2
+            echo "| $n | $which | ${row[0]} | ${row[1]} | ${row[2]} | ${row[3]} |" >>"$work/report"
+        done
+        kill "$fake_pid"
+        wait "$fake_pid" 2>/dev/null || true
     done
     echo >>"$work/report"
 fi
