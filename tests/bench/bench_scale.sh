@@ -70,7 +70,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 engine_start "$work/engine" "$image"
-dk="/usr/bin/docker -H unix://$sock"
+dk="/usr/bin/docker -H unix://${sock:?}"
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # left: containers, networks and volumes on the private engine (it holds nothing else)
@@ -116,6 +116,7 @@ compose_file() {
 # end_session N: seconds from the command's last instruction to the agent's exit, and what was left
 end_session() {
     local n=$1 t1 rc=0
+    # shellcheck disable=SC2016 # the command's shell expands them, inside the session
     CLEANUP_AGENT_STATE_DIR=$work/state CLEANUP_AGENT_CGROUP_ROOT=$cg_root \
         "$agent" --docker-host "unix://$sock" --log-level warning run -- \
         bash -c '"$0" "${DOCKER_HOST#unix://}" "$1" "s$2" && date +%s.%N >"$3"' \
@@ -167,6 +168,7 @@ end_one() {
 }
 
 # clear: whatever a method left goes before the next one (the private engine holds nothing else)
+# shellcheck disable=SC2086 # $dk is the docker command with its -H option: several words
 clear_all() {
     local ids
     ids=$($dk ps -aq); [[ -z $ids ]] || echo "$ids" | xargs -P "$jobs" -n 20 $dk rm -f -v >/dev/null

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/bench/engine.sh: sourced by the benchmark scripts that need a private engine. engine_start DIR IMAGE starts a
 # dockerd of their own (its own data root, exec root, socket and pid file under DIR; vfs, no default bridge, an
 # address pool of its own for the networks a benchmark creates), loads IMAGE into it from the host engine, and sets
