@@ -235,6 +235,9 @@ void cg_leaf_sample(cg_leaf *leaf);
 /* Removes the leaf bottom-up (sub-cgroups the command created first, v1 leaves too) with bounded backoff on EBUSY.
  * The leaf must be empty: call cg_leaf_kill_all first. The handle stays valid for cg_leaf_free. */
 int cg_leaf_remove(cg_leaf *leaf, ca_error **err);
+/* Hybrid hosts: removes the v1 leaves (memory, pids, cpu) of a session whose v2 leaf is gone (an end killed between
+ * the two removals), so that no collection forgets them. 1 when some were removed, 0 when there were none. */
+int cg_leaf_remove_v1_left(cg_root *root, const char *session_id, ca_error **err);
 
 /* ---- process identity -------------------------------------------------------------------------------------- */
 

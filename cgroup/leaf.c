@@ -393,6 +393,19 @@ int cg_leaf_remove(cg_leaf *leaf, ca_error **err) {
   return r < 0 ? ca_error_wrap(err, "cgroup: remove session %s", leaf->id) : 0;
 }
 
+int cg_leaf_remove_v1_left(cg_root *root, const char *session_id, ca_error **err) {
+  _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
+  if (leaf_new(root, session_id, &leaf, err) < 0)
+    return -EINVAL;
+  int r = 0, found = 0;
+  for (int i = 0; i < CG_V1_N && r == 0; i++)
+    if (root->v1_parent[i] && v1_leaf(leaf, i, false, NULL) == 0) {
+      found = 1;
+      r = remove_tree(leaf->v1_path[i], 0, err);
+    }
+  return r < 0 ? ca_error_wrap(err, "cgroup: remove the v1 leaves of session %s", session_id) : found;
+}
+
 /* memory.current (v2) or memory.usage_in_bytes (v1); false when the leaf has no memory accounting. */
 static bool memory_current(cg_leaf *leaf, uint64_t *ret) {
   char buf[64];

@@ -103,6 +103,48 @@ int dk_filters_encode(const struct dk_filter *f, char **ret, ca_error **err);
 /* URL-escapes a path segment or query value (caller frees). */
 char *dk_escape(const char *s);
 
+/* Splits a list answer into its elements as the bytes arrive (jsplit.c): the elements of a top-level array
+ * (containers, networks), or of the "Volumes" array of a top-level object (volumes; its other members are checked
+ * and dropped). Each element, an object, goes to fn whole, as bytes; a negative return stops the split with that
+ * error. An element over max_value bytes (EMSGSIZE), nesting beyond DK_SPLIT_MAX_DEPTH, anything that is not JSON of
+ * that shape and a truncated answer are errors. Memory: one element, whatever the answer's length. */
+#define DK_SPLIT_MAX_VALUE (4u << 20)
+#define DK_SPLIT_MAX_DEPTH 256u
+enum dk_split_mode { DK_SPLIT_ARRAY, DK_SPLIT_VOLUMES };
+typedef int (*dk_split_fn)(void *userdata, const char *json, size_t len, ca_error **err);
+struct dk_split {
+  enum dk_split_mode mode;
+  int state;      /* enum split_state of jsplit.c */
+  int capture;    /* what the value being captured is */
+  bool capturing; /* inside a value */
+  bool in_string, escape;
+  bool key_is_volumes, in_volumes, seen_volumes;
+  bool failed;
+  unsigned depth;
+  size_t offset;   /* bytes fed */
+  size_t elements; /* handed to fn */
+  ca_buf value;
+  dk_split_fn fn;
+  void *userdata;
+};
+/* max_value 0: DK_SPLIT_MAX_VALUE. */
+void dk_split_init(struct dk_split *s, enum dk_split_mode mode, size_t max_value, dk_split_fn fn, void *userdata);
+int dk_split_feed(struct dk_split *s, const char *data, size_t len, ca_error **err);
+/* Fails unless the whole answer arrived. */
+int dk_split_finish(struct dk_split *s, ca_error **err);
+void dk_split_done(struct dk_split *s);
+/* One listed element (an object's JSON text) into *ret, which the caller clears with dk_item_clear. */
+int dk_parse_item(enum dk_kind kind, const char *json, size_t len, struct dk_item *ret, ca_error **err);
+void dk_item_clear(struct dk_item *it);
+/* A list filled as the answer arrives: feed the answer to split, then take the list (NULL after an error). */
+struct dk_list_fill_ctx {
+  struct dk_split split;
+  void *fill;
+};
+int dk_list_fill_init(struct dk_list_fill_ctx *ctx, enum dk_kind kind, size_t max_value, ca_error **err);
+struct dk_list *dk_list_fill_take(struct dk_list_fill_ctx *ctx);
+void dk_list_fill_done(struct dk_list_fill_ctx *ctx);
+
 /* Parsers of engine answers (untrusted): type-checked, malformed input is an error. */
 int dk_parse_list(enum dk_kind kind, const char *json, size_t len, struct dk_list **ret, ca_error **err);
 int dk_parse_container_info(const char *json, size_t len, struct dk_container_info **ret, ca_error **err);

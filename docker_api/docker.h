@@ -150,6 +150,13 @@ const char *dk_item_label(const struct dk_item *item, const char *key);
 /* Lists objects of a kind matching filters (may be NULL). Containers of every state are listed. */
 int dk_list(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, struct dk_list **ret,
             ca_error **err);
+/* Receives one listed object; negative (with err set) stops the listing with that error. */
+typedef int (*dk_item_fn)(void *userdata, const struct dk_item *item, ca_error **err);
+/* Lists like dk_list, but hands each object to fn as the answer arrives and frees it when fn returns: memory holds one
+ * object, never the whole answer, whatever the engine's population (the engine does not page). A transient failure
+ * is retried only while fn has seen nothing. */
+int dk_list_each(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, dk_item_fn fn, void *userdata,
+                 ca_error **err);
 /* Lists n kinds with the same filters at once (one round trip instead of n); ret[i] for kinds[i]. No retries: on any
  * failure nothing is returned and the error names the first kind that failed (callers fall back to dk_list). */
 int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, const struct dk_filter *filters,

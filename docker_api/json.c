@@ -126,7 +126,7 @@ static int json_time(const cJSON *obj, const char *key, int64_t *ret_us, ca_erro
 
 /* ---- lists ------------------------------------------------------------------------------------------------- */
 
-static void item_clear(struct dk_item *it) {
+void dk_item_clear(struct dk_item *it) {
   free(it->id);
   ca_strv_free(it->names);
   free(it->state);
@@ -138,7 +138,7 @@ void dk_list_free(struct dk_list *l) {
   if (!l)
     return;
   for (size_t i = 0; i < l->n; i++)
-    item_clear(&l->items[i]);
+    dk_item_clear(&l->items[i]);
   free(l->items);
   free(l);
 }
@@ -207,37 +207,82 @@ static int parse_item(enum dk_kind kind, const cJSON *o, struct dk_item *it, ca_
   return dk_parse_labels(o, "Labels", &it->labels, err);
 }
 
+int dk_parse_item(enum dk_kind kind, const char *json, size_t len, struct dk_item *ret, ca_error **err) {
+  const char *end = NULL;
+  _cleanup_json_ cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, false);
+  if (!o || end != json + len)
+    return ca_error_set(err, EBADMSG, "not JSON");
+  struct dk_item it = {0};
+  int k = parse_item(kind, o, &it, err);
+  if (k < 0) {
+    dk_item_clear(&it);
+    return k;
+  }
+  *ret = it;
+  return 0;
+}
+
+/* A dk_list filled one element at a time: capacity doubles, so memory follows what is kept, never the answer. */
+struct list_fill {
+  enum dk_kind kind;
+  struct dk_list *l;
+  size_t cap;
+};
+
+static int list_fill_add(void *userdata, const char *json, size_t len, ca_error **err) {
+  struct list_fill *f = userdata;
+  if (f->l->n == f->cap) {
+    size_t cap = f->cap ? f->cap * 2 : 16;
+    struct dk_item *v = realloc(f->l->items, cap * sizeof(*v));
+    if (!v)
+      return ca_error_set(err, ENOMEM, "out of memory");
+    f->l->items = v;
+    f->cap = cap;
+  }
+  int k = dk_parse_item(f->kind, json, len, &f->l->items[f->l->n], err);
+  if (k < 0)
+    return ca_error_wrap(err, "list item %zu", f->l->n);
+  f->l->n++;
+  return 0;
+}
+
+int dk_list_fill_init(struct dk_list_fill_ctx *ctx, enum dk_kind kind, size_t max_value, ca_error **err) {
+  struct list_fill *f = calloc(1, sizeof(*f));
+  if (!f || !(f->l = calloc(1, sizeof(*f->l)))) {
+    free(f);
+    return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  f->kind = kind;
+  ctx->fill = f;
+  dk_split_init(&ctx->split, kind == DK_VOLUME ? DK_SPLIT_VOLUMES : DK_SPLIT_ARRAY, max_value, list_fill_add, f);
+  return 0;
+}
+
+struct dk_list *dk_list_fill_take(struct dk_list_fill_ctx *ctx) {
+  struct list_fill *f = ctx->fill;
+  struct dk_list *l = f ? TAKE_PTR(f->l) : NULL;
+  return l;
+}
+
+void dk_list_fill_done(struct dk_list_fill_ctx *ctx) {
+  struct list_fill *f = ctx->fill;
+  if (f) {
+    dk_list_free(f->l);
+    free(f);
+  }
+  ctx->fill = NULL;
+  dk_split_done(&ctx->split);
+}
+
 int dk_parse_list(enum dk_kind kind, const char *json, size_t len, struct dk_list **ret, ca_error **err) {
-  _cleanup_json_ cJSON *j = NULL;
-  int k = ca_json_parse(json, len, "list", &j, err);
+  struct dk_list_fill_ctx ctx = {0};
+  int k = dk_list_fill_init(&ctx, kind, 0, err);
   if (k < 0)
     return k;
-  const cJSON *arr = j;
-  if (kind == DK_VOLUME) {
-    if (!cJSON_IsObject(j))
-      return ca_error_set(err, EBADMSG, "volume list: expected an object, got %s", ca_json_type_name(j));
-    arr = NULL;
-    if ((k = ca_json_array(j, "Volumes", &arr, err)) < 0)
-      return ca_error_wrap(err, "volume list");
-  } else if (!cJSON_IsArray(j)) {
-    return ca_error_set(err, EBADMSG, "list: expected an array, got %s", ca_json_type_name(j));
-  }
-  _cleanup_(dk_list_freep) struct dk_list *l = calloc(1, sizeof(*l));
-  if (!l)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  size_t n = arr ? (size_t)cJSON_GetArraySize(arr) : 0;
-  l->items = calloc(n ? n : 1, sizeof(*l->items));
-  if (!l->items)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  const cJSON *o;
-  cJSON_ArrayForEach(o, arr) {
-    k = parse_item(kind, o, &l->items[l->n], err);
-    l->n++; /* a half-filled item is freed with the list */
-    if (k < 0)
-      return ca_error_wrap(err, "list item %zu", l->n - 1);
-  }
-  *ret = TAKE_PTR(l);
-  return 0;
+  if ((k = dk_split_feed(&ctx.split, json, len, err)) == 0 && (k = dk_split_finish(&ctx.split, err)) == 0)
+    *ret = dk_list_fill_take(&ctx);
+  dk_list_fill_done(&ctx);
+  return k;
 }
 
 /* ---- container inspect ------------------------------------------------------------------------------------- */

@@ -36,18 +36,112 @@ static char *list_path(enum dk_kind kind, const struct dk_filter *filters, ca_er
   return path;
 }
 
-int dk_list(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, struct dk_list **ret,
-            ca_error **err) {
+/* A streamed list holds one element at a time: the client's body cap bounds each element, not the answer. */
+#define SPLIT_MAX(c) CA_MIN((c)->max_body, (size_t)DK_SPLIT_MAX_VALUE)
+
+static int split_body(struct dk_req *r, const char *data, size_t len) {
+  return dk_split_feed(r->stream_ctx, data, len, &r->cb_err);
+}
+
+/* A list's answer goes to a split as it arrives (never held whole). begin gives a fresh split for each attempt: a
+ * transient failure is retried only while nothing reached the split's fn, which sees each element once. */
+struct list_sink {
+  struct dk_split *(*begin)(struct list_sink *k, ca_error **err);
+  enum dk_kind kind;
+};
+
+static int list_get(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, struct list_sink *sink,
+                    ca_error **err) {
   _cleanup_free_ char *path = list_path(kind, filters, err);
   if (!path)
     return ca_error_wrap(err, "list %ss", kind_name(kind));
-  _cleanup_(dk_req_done) struct dk_req r;
-  dk_req_init(&r, "GET", path, NULL, c->timeout_ms);
-  int k = dk_req_perform_retry(c, &r, true, err);
+  int k = dk_client_connect(c, err);
+  for (unsigned attempt = 0; k == 0; attempt++) {
+    _cleanup_error_ ca_error *e = NULL;
+    struct dk_split *split = sink->begin(sink, &e);
+    _cleanup_(dk_req_done) struct dk_req r;
+    dk_req_init(&r, "GET", path, NULL, c->timeout_ms);
+    r.on_body = split_body;
+    r.stream_ctx = split;
+    if (split && (k = dk_req_perform(c, &r, &e)) == 0 && (k = dk_split_finish(split, &e)) == 0)
+      return 0;
+    if (!split || split->elements > 0 || (int)attempt >= c->retries || !dk_error_retryable(e, true)) {
+      k = e ? -e->code : -EIO;
+      if (err) {
+        ca_error_free(*err);
+        *err = TAKE_PTR(e);
+      }
+      return ca_error_wrap(err, "list %ss", kind_name(kind));
+    }
+    dk_sleep_ms(dk_backoff_ms(attempt));
+    k = 0;
+  }
+  return k;
+}
+
+struct list_collect {
+  struct list_sink sink;
+  size_t max_value;
+  struct dk_list_fill_ctx fill;
+  bool started;
+};
+
+static struct dk_split *collect_begin(struct list_sink *sink, ca_error **err) {
+  struct list_collect *x = (struct list_collect *)sink;
+  if (x->started)
+    dk_list_fill_done(&x->fill);
+  x->started = true;
+  return dk_list_fill_init(&x->fill, sink->kind, x->max_value, err) < 0 ? NULL : &x->fill.split;
+}
+
+int dk_list(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, struct dk_list **ret,
+            ca_error **err) {
+  struct list_collect x = {.sink = {collect_begin, kind}, .max_value = SPLIT_MAX(c)};
+  int k = list_get(c, kind, filters, &x.sink, err);
+  if (k == 0)
+    *ret = dk_list_fill_take(&x.fill);
+  if (x.started)
+    dk_list_fill_done(&x.fill);
+  return k;
+}
+
+struct list_each {
+  struct list_sink sink;
+  size_t max_value;
+  struct dk_split split;
+  bool started;
+  dk_item_fn fn;
+  void *userdata;
+};
+
+static int each_element(void *userdata, const char *json, size_t len, ca_error **err) {
+  struct list_each *x = userdata;
+  struct dk_item it = {0};
+  int k = dk_parse_item(x->sink.kind, json, len, &it, err);
   if (k < 0)
-    return k;
-  k = dk_parse_list(kind, r.resp.data, r.resp.len, ret, err);
-  return k < 0 ? ca_error_wrap(err, "list %ss", kind_name(kind)) : 0;
+    return ca_error_wrap(err, "list item %zu", x->split.elements);
+  k = x->fn(x->userdata, &it, err);
+  dk_item_clear(&it);
+  return k;
+}
+
+static struct dk_split *each_begin(struct list_sink *sink, ca_error **err) {
+  struct list_each *x = (struct list_each *)sink;
+  (void)err;
+  if (x->started)
+    dk_split_done(&x->split);
+  x->started = true;
+  dk_split_init(&x->split, sink->kind == DK_VOLUME ? DK_SPLIT_VOLUMES : DK_SPLIT_ARRAY, x->max_value, each_element, x);
+  return &x->split;
+}
+
+int dk_list_each(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, dk_item_fn fn, void *userdata,
+                 ca_error **err) {
+  struct list_each x = {.sink = {each_begin, kind}, .max_value = SPLIT_MAX(c), .fn = fn, .userdata = userdata};
+  int k = list_get(c, kind, filters, &x.sink, err);
+  if (x.started)
+    dk_split_done(&x.split);
+  return k;
 }
 
 static int ensure_pool(struct dk_client *c, size_t n, ca_error **err);
@@ -62,6 +156,7 @@ int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, cons
   if (k < 0)
     return k;
   char *paths[LIST_KINDS_MAX] = {0};
+  struct dk_list_fill_ctx fill[LIST_KINDS_MAX] = {0};
   struct dk_req r[LIST_KINDS_MAX];
   CURLcode cc[LIST_KINDS_MAX];
   bool added[LIST_KINDS_MAX] = {0}, done[LIST_KINDS_MAX] = {0};
@@ -77,6 +172,10 @@ int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, cons
       break;
     }
     r[i].path = paths[i];
+    if ((k = dk_list_fill_init(&fill[i], kinds[i], SPLIT_MAX(c), err)) < 0)
+      break;
+    r[i].on_body = split_body;
+    r[i].stream_ctx = &fill[i].split;
     if ((k = dk_req_setup(c, c->pool[i], &r[i], err)) < 0)
       break;
     if (curl_multi_add_handle(c->multi, c->pool[i]) != CURLM_OK)
@@ -105,9 +204,11 @@ int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, cons
   for (size_t i = 0; i < n; i++) {
     if (added[i])
       (void)curl_multi_remove_handle(c->multi, c->pool[i]); /* it is in this multi */
-    if (k == 0 && (k = dk_req_result(c, &r[i], cc[i], err)) == 0 &&
-        (k = dk_parse_list(kinds[i], r[i].resp.data, r[i].resp.len, &ret[i], err)) < 0)
+    if (k == 0 && (k = dk_req_result(c, &r[i], cc[i], err)) == 0 && (k = dk_split_finish(&fill[i].split, err)) < 0)
       (void)ca_error_wrap(err, "list %ss", kind_name(kinds[i]));
+    if (k == 0)
+      ret[i] = dk_list_fill_take(&fill[i]);
+    dk_list_fill_done(&fill[i]);
     dk_req_done(&r[i]);
     free(paths[i]);
   }

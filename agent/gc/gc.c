@@ -53,6 +53,7 @@ struct gc_run {
   struct ag_rule_ctx ctx;
   struct gc_item *items;
   size_t n, cap;
+  struct dk_client *inspect_dk; /* --older-than's inspects while a list streams; NULL until the first */
   unsigned removed[GC_KINDS], failed[GC_KINDS];
   bool progress;
   size_t progress_done, progress_total;
@@ -93,49 +94,63 @@ static int64_t finished_time(struct gc_run *g, const struct dk_item *it) {
   if (!g->o.older_than_usec || !it->state || (!streq(it->state, "exited") && !streq(it->state, "dead")))
     return 0;
   _cleanup_(dk_container_info_freep) struct dk_container_info *info = NULL;
-  if (dk_container_inspect(g->env.dk, it->id, &info, NULL) < 0)
+  /* The list is still arriving on the client's connection (it is streamed): inspect through a clone of it. */
+  if (!g->inspect_dk && dk_client_clone(g->env.dk, &g->inspect_dk, NULL) < 0)
+    return 0;
+  if (dk_container_inspect(g->inspect_dk, it->id, &info, NULL) < 0)
     return 0;
   return info->finished_us > 0 ? info->finished_us / 1000000 : 0;
 }
 
+struct scan {
+  struct gc_run *g;
+  enum gc_kind kind;
+};
+
+/* One listed object, as the answer arrives: judged at once, and only what its removal and report need is kept. */
+static int scan_item(void *userdata, const struct dk_item *it, ca_error **err) {
+  struct gc_run *g = ((struct scan *)userdata)->g;
+  enum gc_kind kind = ((struct scan *)userdata)->kind;
+  struct ag_rule_input in = {
+      .session = dk_item_label(it, AG_LABEL_SESSION),
+      .keep = dk_item_label(it, AG_LABEL_KEEP),
+      .host = dk_item_label(it, AG_LABEL_HOST),
+      .machine = dk_item_label(it, AG_LABEL_MACHINE),
+      .boot_id = dk_item_label(it, AG_LABEL_BOOT_ID),
+      .pidns = dk_item_label(it, AG_LABEL_PIDNS),
+      .owner_pid = dk_item_label(it, AG_LABEL_OWNER_PID),
+      .owner_start = dk_item_label(it, AG_LABEL_OWNER_START),
+      .expires = dk_item_label(it, AG_LABEL_EXPIRES),
+      .created = it->created_us / 1000000,
+  };
+  enum ag_rule rule = ag_rule_match(&g->ctx, &in);
+  if (rule == AG_RULE_OLDER_THAN && kind == GC_CONTAINER) {
+    /* Created long ago: ask when it exited, the age that counts for stopped containers. */
+    in.finished = finished_time(g, it);
+    rule = ag_rule_match(&g->ctx, &in);
+  }
+  if (rule <= AG_RULE_NONE)
+    return 0;
+  struct gc_item *gi = add_item(g);
+  if (!gi || !(gi->id = strdup(it->id)))
+    return ca_error_set(err, ENOMEM, "gc: out of memory");
+  gi->kind = kind;
+  gi->rule = rule;
+  gi->name = it->names && it->names[0] ? strdup(it->names[0]) : NULL;
+  snprintf(gi->session, sizeof(gi->session), "%s", in.session);
+  gi->age = in.created ? g->ctx.now - in.created : 0;
+  gi->running =
+      it->state && (streq(it->state, "running") || streq(it->state, "paused") || streq(it->state, "restarting"));
+  return 0;
+}
+
+/* The engine's answer is streamed (dk_list_each): gc's memory follows what it collects, not the engine's
+ * population. */
 static int scan_docker(struct gc_run *g, enum gc_kind kind, ca_error **err) {
   const struct dk_filter f[] = {{"label", AG_LABEL_SESSION}, {NULL, NULL}};
-  _cleanup_(dk_list_freep) struct dk_list *list = NULL;
-  if (dk_list(g->env.dk, dk_kinds[kind], f, &list, err) < 0)
+  struct scan sc = {g, kind};
+  if (dk_list_each(g->env.dk, dk_kinds[kind], f, scan_item, &sc, err) < 0)
     return ca_error_wrap(err, "gc: list %ss", gc_kind_names[kind]);
-  for (size_t i = 0; i < list->n; i++) {
-    const struct dk_item *it = &list->items[i];
-    struct ag_rule_input in = {
-        .session = dk_item_label(it, AG_LABEL_SESSION),
-        .keep = dk_item_label(it, AG_LABEL_KEEP),
-        .host = dk_item_label(it, AG_LABEL_HOST),
-        .machine = dk_item_label(it, AG_LABEL_MACHINE),
-        .boot_id = dk_item_label(it, AG_LABEL_BOOT_ID),
-        .pidns = dk_item_label(it, AG_LABEL_PIDNS),
-        .owner_pid = dk_item_label(it, AG_LABEL_OWNER_PID),
-        .owner_start = dk_item_label(it, AG_LABEL_OWNER_START),
-        .expires = dk_item_label(it, AG_LABEL_EXPIRES),
-        .created = it->created_us / 1000000,
-    };
-    enum ag_rule rule = ag_rule_match(&g->ctx, &in);
-    if (rule == AG_RULE_OLDER_THAN && kind == GC_CONTAINER) {
-      /* Created long ago: ask when it exited, the age that counts for stopped containers. */
-      in.finished = finished_time(g, it);
-      rule = ag_rule_match(&g->ctx, &in);
-    }
-    if (rule <= AG_RULE_NONE)
-      continue;
-    struct gc_item *gi = add_item(g);
-    if (!gi || !(gi->id = strdup(it->id)))
-      return ca_error_set(err, ENOMEM, "gc: out of memory");
-    gi->kind = kind;
-    gi->rule = rule;
-    gi->name = it->names && it->names[0] ? strdup(it->names[0]) : NULL;
-    snprintf(gi->session, sizeof(gi->session), "%s", in.session);
-    gi->age = in.created ? g->ctx.now - in.created : 0;
-    gi->running =
-        it->state && (streq(it->state, "running") || streq(it->state, "paused") || streq(it->state, "restarting"));
-  }
   return 0;
 }
 
@@ -145,10 +160,11 @@ static void show_progress(struct gc_run *g, size_t done_now) {
     fprintf(stderr, "\rcleanup-agent: gc: removed %zu of %zu", g->progress_done, g->progress_total);
 }
 
-/* Deletes items with at most --parallel requests in flight: in one batch, or, when a progress line is shown, in batches
- * large enough to keep the engine busy between two updates. */
+/* Deletes items with at most --parallel requests in flight, in batches large enough to keep the engine busy between
+ * two updates of the progress line: a request's state is some hundred bytes, and one batch for every item made gc's
+ * memory grow with the number it removes (30 MB for 20,000 against 15 MB for listing them). */
 static void remove_items(struct gc_run *g, enum gc_kind kind, struct gc_item **items, size_t n) {
-  size_t batch = g->progress ? CA_MIN(n, CA_MAX((size_t)g->o.parallel * 8, (size_t)64)) : n;
+  size_t batch = CA_MIN(n, CA_MAX((size_t)g->o.parallel * 8, (size_t)1024));
   _cleanup_free_ const char **ids = calloc(batch, sizeof(char *));
   _cleanup_free_ ca_error **errors = calloc(batch, sizeof(ca_error *));
   if (!ids || !errors) {
@@ -620,6 +636,7 @@ static void gc_run_done(struct gc_run *g) {
     ca_error_free(g->items[i].error);
   }
   free(g->items);
+  dk_client_free(g->inspect_dk);
   ag_engines_down_done(&g->down);
   dk_client_free(g->env.dk);
   cg_root_free(g->env.cg);

@@ -193,6 +193,10 @@ static int collect_cgroup(cg_root *cg, const char *id, uint64_t timeout_usec, st
       ca_error_free(*err);
       *err = NULL;
     }
+    /* The v2 leaf went, maybe not its v1 leaves (an end killed in between): they go now, or the registry stays. */
+    if ((r = cg_leaf_remove_v1_left(cg, id, err)) < 0)
+      return ca_error_wrap(err, "remove cgroup of session %s", id);
+    st->cgroups += (unsigned)r;
     return 0;
   }
   if (r < 0)

@@ -4,7 +4,9 @@
 #include <glob.h>
 #include <limits.h>
 #include <signal.h>
+#include <sched.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -343,4 +345,15 @@ pid_t scenario_guardian_of(struct scenario *s, const char *id) {
   ag_registry_done(&reg);
   cr_assert_gt(reg.guardian_pid, 0);
   return reg.guardian_pid;
+}
+
+void scenario_without_cgroup(struct scenario *s) {
+  char mnt[128];
+  const char *slash = strrchr(s->cgroup_root, '/');
+  snprintf(mnt, sizeof(mnt), "%.*s", (int)(slash - s->cgroup_root), s->cgroup_root);
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+      mount(NULL, mnt, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+    dprintf(2, "test: cannot make %s read-only: %m\n", mnt);
+    _exit(98);
+  }
 }

@@ -32,6 +32,9 @@ pid_t scenario_start(struct scenario *s, const char *const *args);
 /* The same, with prepare (NULL: none) called in the child just before the agent is executed: a mount namespace of its
  * own, say. */
 pid_t scenario_start_in(struct scenario *s, const char *const *args, void (*prepare)(struct scenario *s));
+/* A prepare hook for scenario_start_in: a mount namespace of its own where the cgroup2 mount is read-only, as for a
+ * non-root runner without delegation: the agent can only track processes there (and so can its guardian). */
+void scenario_without_cgroup(struct scenario *s);
 /* The guardian pid session id's registry names (the test fails when there is none). */
 pid_t scenario_guardian_of(struct scenario *s, const char *id);
 /* Waits for it and returns its exit code (128+N for a signal). */

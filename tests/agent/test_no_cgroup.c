@@ -41,17 +41,9 @@ static void teardown(void) {
 
 TestSuite(no_cgroup, .init = setup, .fini = teardown, .timeout = 120);
 
-/* In the agent's child before exec: a mount namespace of its own where the cgroup2 mount is read-only. The agent can
- * only track processes there (it says so), and so can its guardian. */
+/* In the agent's child before exec: the cgroup2 mount read-only (scenario_without_cgroup). */
 static void without_cgroup(struct scenario *s) {
-  char mnt[128];
-  const char *slash = strrchr(s->cgroup_root, '/');
-  snprintf(mnt, sizeof(mnt), "%.*s", (int)(slash - s->cgroup_root), s->cgroup_root);
-  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-      mount(NULL, mnt, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
-    dprintf(2, "test: cannot make %s read-only: %m\n", mnt);
-    _exit(98);
-  }
+  scenario_without_cgroup(s);
 }
 
 static pid_t start_without_cgroup(const char *const *args) {

@@ -8,6 +8,7 @@
  * here scans the shared engine: what goes is listed by session id only. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -440,4 +441,69 @@ Test(registry_last, the_report_names_what_the_end_could_not_remove_in_time) {
   cJSON_Delete(j);
   expect_kept(id, "the end of run at its teardown timeout");
   fake_stop(fake);
+}
+
+/* A v1-only leftover on a hybrid host (issue 19): the agent and its guardian were SIGKILLed while the session's end
+ * had removed the v2 leaf and not yet the v1 leaves its limits made (memory, pids, cpu). The next start collects the
+ * dead session: it must remove those v1 leaves, or keep the registry that names them; it forgot the session and left
+ * them for good. */
+Test(registry_last, the_next_start_removes_a_v1_only_leftover) {
+  static const char *const ctl[] = {"memory", "pids", "cpu"};
+  char v1[3][400], probe[200];
+  for (int i = 0; i < 3; i++) {
+    snprintf(probe, sizeof(probe), "/sys/fs/cgroup/%s/cgroup.procs", ctl[i]);
+    if (access(probe, F_OK) != 0 || access("/sys/fs/cgroup/unified", F_OK) != 0)
+      cr_skip_test("needs a hybrid host with the v1 memory, pids and cpu controllers");
+  }
+  engine_up();
+  const char *script = scenario_script(&sc, "wait.sh",
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/started.tmp && mv $OUT/started.tmp "
+                                       "$OUT/started\nexec sleep 1000\n");
+  pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", engine_host, "run", "--memory", "256M", "--pids",
+                                                     "100", "--cpus", "1", "--", script, NULL});
+  char id[128], leaf[400];
+  started_session("started", id);
+  pid_t guardian = scenario_guardian_of(&sc, id);
+  kill(guardian, SIGKILL); /* the session's own guardian, by the pid its registry names */
+  kill(agent, SIGKILL);
+  scenario_wait(agent);
+  /* the end got as far as the v2 leaf: its tree killed, the leaf removed */
+  snprintf(leaf, sizeof(leaf), "%s/run-%s", sc.cgroup_root, id);
+  char kill_file[450];
+  snprintf(kill_file, sizeof(kill_file), "%s/cgroup.kill", leaf);
+  FILE *f = fopen(kill_file, "w");
+  cr_assert(f, "no cgroup.kill in %s", leaf);
+  fputs("1", f);
+  fclose(f);
+  for (int i = 0; i < 100 && rmdir(leaf) < 0 && errno == EBUSY; i++)
+    usleep(50 * 1000);
+  cr_assert(access(leaf, F_OK) != 0, "the v2 leaf %s did not go", leaf);
+  for (int i = 0; i < 3; i++) {
+    /* the v1 parent is under the mount, or under the agent's own v1 cgroup there */
+    char pattern[300];
+    glob_t g;
+    snprintf(pattern, sizeof(pattern), "/sys/fs/cgroup/%s{,/*,/*/*}%s/run-%s", ctl[i], strrchr(sc.cgroup_root, '/'),
+             id);
+    snprintf(v1[i], sizeof(v1[i]), "%s", pattern);
+    if (glob(pattern, GLOB_ONLYDIR | GLOB_BRACE, NULL, &g) == 0) {
+      snprintf(v1[i], sizeof(v1[i]), "%s", g.gl_pathv[0]);
+      globfree(&g);
+    }
+    cr_assert(access(v1[i], F_OK) == 0, "the v1 %s leaf %s was never made: the case this test stages did not happen",
+              ctl[i], v1[i]);
+  }
+  int rc = scenario_run(&sc, (const char *[]){"--docker-host", engine_host, "run", "--", "true", NULL});
+  cr_expect_eq(rc, 0, "the next start: %s", scenario_stderr(&sc));
+  /* the start hands the session to its watcher for late creates, which forgets it some 10 s later */
+  for (int i = 0; i < 300 && *registry_of(id) && !strstr(registry_of(id), "\"collect_error\""); i++)
+    usleep(100 * 1000);
+  bool forgotten = !*registry_of(id);
+  for (int i = 0; i < 3; i++) {
+    bool left = access(v1[i], F_OK) == 0;
+    cr_expect(!(left && forgotten), "the next start forgot session %s and left its v1 %s leaf %s: %s", id, ctl[i],
+              v1[i], scenario_stderr(&sc));
+    cr_expect(!left, "the v1 %s leaf %s is left: %s", ctl[i], v1[i], scenario_stderr(&sc));
+    (void)rmdir(v1[i]); /* empty: nothing ran in it since the kill */
+  }
+  cr_expect(forgotten, "the registry of session %s stayed: %s", id, scenario_stderr(&sc));
 }

@@ -74,17 +74,15 @@ cg_mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 # gc collects dead leaves of its cgroup root: give it an empty one of its own, never the shared default.
 cg_root=$cg_mount/cleanup-agent-bench.$run_id
 
-engine_pid=""
+# shellcheck source=tests/bench/engine.sh
+. "$repo/tests/bench/engine.sh"
 cleanup() {
     local ids i
     ids=$($docker ps -aq --filter "label=$bench_label" 2>/dev/null || true)
     # shellcheck disable=SC2086 # one id per word
     [[ -z $ids ]] || $docker rm -f $ids >/dev/null 2>&1 || true
     [[ ! -d $cg_root ]] || rmdir "$cg_root" 2>/dev/null || true
-    if [[ -n $engine_pid ]]; then
-        kill -TERM "$engine_pid" 2>/dev/null || true
-        for ((i = 0; i < 300; i++)); do kill -0 "$engine_pid" 2>/dev/null || break; sleep 0.1; done
-    fi
+    engine_stop
     rm -rf --one-file-system -- "$work"
 }
 trap cleanup EXIT
@@ -101,19 +99,7 @@ foreign_count() {
 }
 docker_host=unix:///var/run/docker.sock
 if ((!shared)); then
-    dockerd=$(command -v dockerd) || die "dockerd not found (apt-get install docker.io), or pass -s"
-    mkdir -p "$work/engine"
-    sock=$work/engine/docker.sock
-    setsid "$dockerd" --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs --data-root "$work/engine/data" \
-        --exec-root "$work/engine/exec" --pidfile "$work/engine/docker.pid" --host "unix://$sock" \
-        >"$work/engine/log" 2>&1 </dev/null &
-    engine_pid=$!
-    for ((i = 0; i < 300; i++)); do
-        /usr/bin/docker -H "unix://$sock" version >/dev/null 2>&1 && break
-        kill -0 "$engine_pid" 2>/dev/null || die "the private dockerd exited: $(tail -1 "$work/engine/log")"
-        sleep 0.1
-    done
-    /usr/bin/docker save "$image" | /usr/bin/docker -H "unix://$sock" load >/dev/null || die "cannot load $image"
+    engine_start "$work/engine" "$image"
     docker="/usr/bin/docker -H unix://$sock"
     docker_host=unix://$sock
 fi
