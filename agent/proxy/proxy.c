@@ -715,6 +715,9 @@ struct ag_proxy {
   gid_t gid;
   mode_t mode;
   char **labels;
+  int (*connect_engine)(void *ctx, ca_error **err); /* a TCP or TLS engine's streams; NULL: engine_socket */
+  void *engine_ctx;
+  void (*engine_ctx_free)(void *ctx);
   int listen_fd;
   int stop_pipe[2];
   pthread_t accept_thread;
@@ -859,15 +862,37 @@ static void refuse_connection(struct conn *c, const char *why) {
   ca_buf_free(&out);
 }
 
+/* A new stream to the engine: its Unix socket, or what connect_engine gives for a TCP or TLS engine. */
+static int engine_stream(struct ag_proxy *px, int *ret_fd, ca_error **err) {
+  if (px->connect_engine) {
+    int fd = px->connect_engine(px->engine_ctx, err);
+    if (fd < 0)
+      return fd;
+    *ret_fd = fd;
+    return 0;
+  }
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    return ca_error_set_errno(err, e, "connect to the engine at %s", px->engine_socket);
+  }
+  *ret_fd = fd;
+  return 0;
+}
+
 /* One request of the proxy's own to the engine on a connection of its own (HTTP/1.0: the engine closes after the
  * answer); the status code, or negative with err saying why. */
 static int engine_call(struct ag_proxy *px, const char *method, const char *target, const char *body, ca_error **err) {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
-  _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  _cleanup_close_ int fd = -1;
   struct timeval tv = {.tv_sec = 10};
-  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-      connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+  int k = engine_stream(px, &fd, err);
+  if (k < 0)
+    return k;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
     return ca_error_set_errno(err, errno, "connect to the engine at %s", px->engine_socket);
   ca_buf req = CA_BUF_INIT(64 * 1024);
   int r = ca_buf_appendf(&req, err,
@@ -923,17 +948,16 @@ static int ensure_volume(void *ctx, const char *name, ca_error **err) {
 /* Connects the connection's engine side; on failure the client gets a refusal saying why. */
 static bool connect_engine(struct conn *c) {
   struct ag_proxy *px = c->px;
-  int efd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int efd = -1;
+  _cleanup_error_ ca_error *e = NULL;
+  int r = engine_stream(px, &efd, &e);
   pthread_mutex_lock(&px->mu);
   c->engine = efd; /* ag_proxy_stop reads it under the lock */
   pthread_mutex_unlock(&px->mu);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
-  if (efd >= 0 && connect(efd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+  if (r == 0)
     return true;
-  char why[512];
-  snprintf(why, sizeof(why), "cleanup-agent: the session's Docker proxy cannot reach the engine at %s: %s",
-           px->engine_socket, strerror(errno));
+  char why[1024];
+  snprintf(why, sizeof(why), "cleanup-agent: the session's Docker proxy cannot reach the engine: %s", e->msg);
   refuse_connection(c, why);
   return false;
 }
@@ -1176,6 +1200,8 @@ static void proxy_free(struct ag_proxy *px) {
   pthread_cond_destroy(&px->changed);
   free(px->socket_path);
   free(px->engine_socket);
+  if (px->engine_ctx_free)
+    px->engine_ctx_free(px->engine_ctx);
   free(px->session_id);
   ca_strv_free(px->labels);
   ca_strv_free(px->created);
@@ -1206,16 +1232,22 @@ static int share_socket(struct ag_proxy *px, const struct ag_proxy_config *cfg) 
 
 int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_error **err) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
-    return ca_error_set(err, ENAMETOOLONG, "docker proxy: socket path %s is longer than a Unix socket allows (%zu)",
-                        cfg->socket_path, sizeof(sa.sun_path) - 1);
-  struct ag_proxy *px = calloc(1, sizeof(*px));
-  if (!px)
+  struct ag_proxy *px = strlen(cfg->socket_path) < sizeof(sa.sun_path) ? calloc(1, sizeof(*px)) : NULL;
+  if (!px) {
+    if (cfg->engine_ctx_free) /* the proxy owns it from the call on */
+      cfg->engine_ctx_free(cfg->engine_ctx);
+    if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
+      return ca_error_set(err, ENAMETOOLONG, "docker proxy: socket path %s is longer than a Unix socket allows (%zu)",
+                          cfg->socket_path, sizeof(sa.sun_path) - 1);
     return ca_error_set(err, ENOMEM, "out of memory");
+  }
   *px = (struct ag_proxy){.listen_fd = -1, .stop_pipe = {-1, -1}};
   pthread_mutex_init(&px->mu, NULL);
   pthread_cond_init(&px->changed, NULL);
   px->max_conns = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
+  px->connect_engine = cfg->connect_engine;
+  px->engine_ctx = cfg->engine_ctx;
+  px->engine_ctx_free = cfg->engine_ctx_free; /* from here the proxy frees the context, also on failure */
   size_t n = 0;
   while (cfg->labels[n])
     n++;

@@ -96,7 +96,13 @@ struct ag_proxy;
 
 struct ag_proxy_config {
   const char *socket_path;   /* where to listen; created 0600 (see share), must not exist */
-  const char *engine_socket; /* the engine's Unix socket */
+  const char *engine_socket; /* the engine's Unix socket; with connect_engine, the engine's name in messages */
+  /* A TCP or TLS engine: each connection (and each request of the proxy's own) gets a new stream to the engine from
+   * connect_engine (a descriptor, or negative with err saying why). The proxy owns engine_ctx from ag_proxy_start on,
+   * also when that fails, and gives it to engine_ctx_free (may be NULL) when it is freed. */
+  int (*connect_engine)(void *ctx, ca_error **err);
+  void *engine_ctx;
+  void (*engine_ctx_free)(void *ctx);
   /* Whoever may use the engine's socket may use this one: with share, the socket gets the engine socket's owner, group
    * and mode (as far as the agent may give them; else 0600) and the peer check admits the users they admit, besides
    * the agent's user and root, who are always admitted. */
@@ -121,12 +127,15 @@ void ag_proxy_stop_recorded(struct ag_proxy *p, uint64_t drain_usec, char ***ret
 
 struct ag_state;
 struct ag_registry;
+struct dk_client;
 /* Starts the proxy of session reg->id on <sessions dir>/<id>.sock, or on <short runtime dir>/<id>.sock when that path
  * is too long for a Unix socket, with the session's labels (ag_session_labels of reg and extra), in front of
- * docker_host's engine, which need not answer yet (it is connected per request). -EPROTONOSUPPORT when docker_host is
- * not a Unix socket (not proxied), another error when the socket cannot be bound; err says which. */
+ * docker_host's engine. A Unix socket need not answer yet (it is connected per request); a tcp:// engine is reached
+ * through dk (connected: its TLS files and checks, dk_client_stream), which the proxy clones. -EPROTONOSUPPORT for a
+ * tcp:// engine without dk, another error when the socket cannot be bound; err says which. */
 int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
-                           const char *const *extra_labels, struct ag_proxy **ret, ca_error **err);
+                           const struct dk_client *dk, const char *const *extra_labels, struct ag_proxy **ret,
+                           ca_error **err);
 /* The socket the proxy listens on. */
 const char *ag_proxy_socket_path(const struct ag_proxy *p);
 
