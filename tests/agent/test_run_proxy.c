@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli_run.h"
@@ -721,4 +722,36 @@ Test(run_proxy, an_engine_that_appears_after_the_start_is_still_proxied) {
                     scenario_stderr(&sc));
   cr_assert_str_eq(out_file("label"), id);
   scenario_assert_nothing_left(&sc, id);
+}
+
+/* The proxy asked for (the default) that cannot be started is a refusal (issue 21): one line, 125, and the command
+ * never runs, so it never talks to the engine unlabeled. Here the short socket dir, where a deep state dir's socket
+ * goes, is a read-only mount in a mount namespace of the agent's own. */
+Test(run_proxy, a_proxy_that_cannot_start_refuses_the_run) {
+  char state[256];
+  snprintf(state, sizeof(state), "%s/%s", sc.dir,
+           "ci-workspace-builds-0123456789abcdef-project-group-subgroup-repository-pipeline-4242-job-8484-"
+           "xxxxxxxxxxxxxxxxxxxxxx/state");
+  char *slash = strrchr(state, '/');
+  *slash = '\0';
+  cr_assert_eq(mkdir(state, 0700), 0);
+  *slash = '/';
+  const char *script = scenario_script(&sc, "ran.sh", "touch $OUT/ran\n");
+  char dir[128], cmd[2048];
+  snprintf(dir, sizeof(dir), "/run/cleanup-agent.sockets"); /* root's (session.h) */
+  (void)mkdir(dir, 0711);
+  snprintf(cmd, sizeof(cmd),
+           "unshare -m sh -c 'mount -t tmpfs -o ro,mode=0711 none %s && exec %s --state-dir %s --cgroup-root %s run "
+           "-- %s' 2> %s/refused.err",
+           dir, AG_BINARY, state, sc.cgroup_root, script, sc.dir);
+  int rc = system(cmd);
+  const char *err = out_file("refused.err");
+  cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 125, "run exited %d: %s", rc, err);
+  cr_assert(err[0] && !strchr(err, '\n'), "not one line: %s", err);
+  cr_assert_not_null(strstr(err, "does not start"), "%s", err);
+  char ran[256];
+  snprintf(ran, sizeof(ran), "%s/ran", sc.dir);
+  cr_assert_neq(access(ran, F_OK), 0, "the command ran without its proxy");
+  strcat(state, "/sessions");
+  cr_assert(dir_is_empty(state), "state files are left in %s", state);
 }
