@@ -47,6 +47,9 @@
 #define DEFAULT_MAX_CONNECTIONS 256
 #define THREAD_STACK (256 * 1024)
 #define FORCE_CLOSE_WAIT_USEC (5 * 1000000ULL)
+#define DEFAULT_IDLE_USEC (120 * 1000000ULL)
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
 
 /* ---- the request direction ------------------------------------------------------------------------------------ */
 
@@ -66,6 +69,8 @@ struct ag_proxy_req {
   enum phase phase, next_phase;
   bool message_done; /* set by on_message_complete, handled after the pause */
   bool oom, too_large;
+  bool over_budget; /* the server's budget for buffered bodies refused this create's next bytes */
+  size_t reserved;  /* bytes of body held against that budget */
   bool in_value;
   bool upgrade_header; /* the request has Upgrade, or Connection: upgrade */
   bool hijack;         /* the request is one the engine may answer by taking the connection over */
@@ -107,6 +112,13 @@ static int track(struct ag_proxy_req *r, ca_buf *b, const char *at, size_t len) 
   return 0;
 }
 
+/* The body's bytes go back to the server's budget for buffered bodies. */
+static void body_release(struct ag_proxy_req *r) {
+  if (r->reserved && r->hooks.release)
+    r->hooks.release(r->hooks.ctx, r->reserved);
+  r->reserved = 0;
+}
+
 static int on_message_begin(http_parser *p) {
   struct ag_proxy_req *r = req_of(p);
   ca_buf_reset(&r->url);
@@ -114,8 +126,10 @@ static int on_message_begin(http_parser *p) {
   ca_buf_reset(&r->field);
   ca_buf_reset(&r->value);
   ca_buf_reset(&r->body);
+  body_release(r);
   r->in_value = false;
   r->too_large = false;
+  r->over_budget = false;
   r->upgrade_header = false;
   return 0;
 }
@@ -172,15 +186,19 @@ static int on_headers_complete(http_parser *p) {
 
 static int on_body(http_parser *p, const char *at, size_t len) {
   struct ag_proxy_req *r = req_of(p);
-  if (r->phase != PH_BODY_CREATE || r->too_large)
+  if (r->phase != PH_BODY_CREATE || r->too_large || r->over_budget)
     return 0;
-  if (r->body.len + len > AG_PROXY_BODY_MAX) {
-    r->too_large = true; /* answered at once, not after the client sent all of it */
+  bool too_large = r->body.len + len > AG_PROXY_BODY_MAX;
+  if (too_large || (r->hooks.reserve && !r->hooks.reserve(r->hooks.ctx, len))) {
+    r->too_large = too_large; /* answered at once, not after the client sent all of it */
+    r->over_budget = !too_large;
     ca_buf_free(&r->body);
     ca_buf_init(&r->body, AG_PROXY_BODY_MAX);
+    body_release(r);
     http_parser_pause(p, 1);
     return 0;
   }
+  r->reserved += r->hooks.reserve ? len : 0;
   return track(r, &r->body, at, len);
 }
 
@@ -232,6 +250,7 @@ void ag_proxy_req_free(struct ag_proxy_req *r) {
   ca_buf_free(&r->field);
   ca_buf_free(&r->value);
   ca_buf_free(&r->body);
+  body_release(r);
   ca_buf_free(&r->hold);
   ca_buf_free(&r->deferred);
   ca_buf_free(&r->resp_body);
@@ -260,6 +279,10 @@ bool ag_proxy_req_is_raw(const struct ag_proxy_req *r) {
 
 bool ag_proxy_req_waiting(const struct ag_proxy_req *r) {
   return r->waiting && !r->raw && !r->closed;
+}
+
+bool ag_proxy_req_idle(const struct ag_proxy_req *r) {
+  return !r->raw && r->inflight == 0;
 }
 
 bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r) {
@@ -401,6 +424,13 @@ static int refuse_pipelined(struct ag_proxy_req *r, ca_buf *to_client, ca_error 
                 to_client, err);
 }
 
+static int refuse_over_budget(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  return refuse(r, 503, "Service Unavailable",
+                "cleanup-agent: the create bodies that the session's Docker proxy holds across all its connections "
+                "are at their limit: this one is refused; try again once the others were sent",
+                to_client, err);
+}
+
 static int refuse_too_large(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
   return refuse(r, 413, "Request Entity Too Large",
                 "cleanup-agent: the create request's body is larger than 1 MiB, the most the session's Docker proxy "
@@ -526,6 +556,7 @@ static int message_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cl
     return -ENOMEM;
   r->phase = PH_HEAD;
   ca_buf_reset(&r->body);
+  body_release(r);
   /* Only the engine's answer says whether the connection stays HTTP: what follows waits for it. */
   if (!create && r->hijack)
     r->waiting = true;
@@ -575,6 +606,8 @@ static int feed_bytes(struct ag_proxy_req *r, const char *data, size_t len, ca_b
     http_parser_pause(&r->p, 0);
     if (r->too_large)
       k = refuse_too_large(r, to_client, err);
+    else if (r->over_budget)
+      k = refuse_over_budget(r, to_client, err);
     else if (r->message_done)
       k = message_done(r, to_engine, to_client, err);
     else
@@ -704,7 +737,8 @@ struct conn {
   pthread_cond_t cond;
   struct ag_proxy_req *req;
   bool engine_done;
-  bool client_raw; /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
+  bool client_raw;      /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
+  uint64_t active_usec; /* when bytes last went either way (CLOCK_MONOTONIC), for the idle timeout */
   struct conn *prev, *next;
 };
 
@@ -725,6 +759,8 @@ struct ag_proxy {
   pthread_mutex_t mu;
   pthread_cond_t changed;
   unsigned n_conns, max_conns;
+  size_t body_budget, body_buffered; /* create bytes the connections may buffer together, and do now */
+  uint64_t idle_usec;
   struct conn *conns;
   bool stopping;
   char **created; /* "c:<id>", "n:<id>", "v:<name>" of what the engine created through the proxy */
@@ -748,6 +784,24 @@ static void record_id(void *ctx, char kind, const char *id) {
   }
   pthread_mutex_unlock(&px->mu);
   free(entry); /* out of memory: the listing by label still finds it */
+}
+
+/* The reserve and release hooks of every connection: one budget for the create bodies all of them buffer. */
+static bool budget_take(void *ctx, size_t n) {
+  struct ag_proxy *px = ctx;
+  pthread_mutex_lock(&px->mu);
+  bool ok = px->body_buffered + n <= px->body_budget;
+  if (ok)
+    px->body_buffered += n;
+  pthread_mutex_unlock(&px->mu);
+  return ok;
+}
+
+static void budget_give(void *ctx, size_t n) {
+  struct ag_proxy *px = ctx;
+  pthread_mutex_lock(&px->mu);
+  px->body_buffered -= CA_MIN(n, px->body_buffered);
+  pthread_mutex_unlock(&px->mu);
 }
 
 static bool session_ending(void *ctx) {
@@ -818,6 +872,7 @@ static void *engine_to_client(void *arg) {
       continue;
     int k = -1, fed = -1;
     pthread_mutex_lock(&c->mu);
+    c->active_usec = ca_now_monotonic_usec();
     if (n >= 0)
       fed = ag_proxy_resp_feed(c->req, buf, (size_t)n, &out, NULL);
     if (fed >= 0)
@@ -1023,6 +1078,7 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   if (c->client_raw)
     return ca_write_all(c->engine, data, len) < 0 ? -1 : AG_PROXY_GO;
   pthread_mutex_lock(&c->mu);
+  c->active_usec = ca_now_monotonic_usec();
   int fed = ag_proxy_req_feed(c->req, data, len, to_engine, to_client, NULL);
   int k = fed >= 0 && to_client->len ? ca_write_all(c->client, to_client->data, to_client->len) : 0;
   bool pending = ag_proxy_req_answer_pending(c->req);
@@ -1043,6 +1099,23 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   return fed == AG_PROXY_CLOSE ? -1 : fed;
 }
 
+/* Waits for the client's next bytes; false once the connection was idle (between requests, no byte stream: see
+ * ag_proxy_req_idle) for the idle timeout. A stream (logs -f, events, attach) is never idle, however quiet. */
+static bool client_sends(struct conn *c) {
+  for (;;) {
+    pthread_mutex_lock(&c->mu);
+    bool idle = ag_proxy_req_idle(c->req);
+    uint64_t now = ca_now_monotonic_usec(), quiet = now - CA_MIN(now, c->active_usec);
+    pthread_mutex_unlock(&c->mu);
+    if (idle && quiet >= c->px->idle_usec)
+      return false;
+    uint64_t wait_usec = idle ? c->px->idle_usec - quiet : c->px->idle_usec;
+    struct pollfd p = {.fd = c->client, .events = POLLIN};
+    if (poll(&p, 1, (int)CA_MIN(wait_usec / 1000 + 1, (uint64_t)INT_MAX)) != 0)
+      return true; /* bytes, an end, or an error: the read says which */
+  }
+}
+
 /* Client to engine, through the request parser. */
 static void *client_to_engine(void *arg) {
   struct conn *c = arg;
@@ -1052,6 +1125,11 @@ static void *client_to_engine(void *arg) {
 
   bool running = connect_engine(c) && start_engine_reader(c);
   while (running && buf) {
+    if (!c->client_raw && !client_sends(c)) {
+      (void)shutdown(c->client, SHUT_RDWR); /* as the engine closes a keep-alive connection: no answer */
+      (void)shutdown(c->engine, SHUT_RDWR);
+      break;
+    }
     ssize_t n = read(c->client, buf, IO_CHUNK);
     if (n < 0 && errno == EINTR)
       continue;
@@ -1126,8 +1204,17 @@ static bool peer_admitted(const struct ag_proxy *px, int fd) {
   return px->mode & 0002;
 }
 
+/* Waits before the next accept after one that found no descriptor: 10 ms, doubling up to 1 s, cut short by the stop. */
+static int accept_backoff(struct ag_proxy *px, int backoff_ms) {
+  int next = backoff_ms ? CA_MIN(backoff_ms * 2, ACCEPT_BACKOFF_MAX_MS) : ACCEPT_BACKOFF_MIN_MS;
+  struct pollfd p = {.fd = px->stop_pipe[0], .events = POLLIN};
+  (void)poll(&p, 1, next); /* the stop, or the time: the loop looks at which */
+  return next;
+}
+
 static void *accept_loop(void *arg) {
   struct ag_proxy *px = arg;
+  int backoff_ms = 0;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, THREAD_STACK);
@@ -1146,8 +1233,14 @@ static void *accept_loop(void *arg) {
     if (!(pfd[0].revents & POLLIN))
       continue;
     int fd = accept4(px->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0)
-      continue; /* the client gave up (ECONNABORTED) or fds ran out for a moment; the next one may work */
+    if (fd < 0) {
+      /* Out of descriptors or memory: the client stays in the backlog, which keeps the socket readable, so the next
+       * try waits (without, the loop spun at 100% CPU). A client that gave up (ECONNABORTED): the next one at once. */
+      bool short_of = errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
+      backoff_ms = short_of ? accept_backoff(px, backoff_ms) : 0;
+      continue;
+    }
+    backoff_ms = 0;
     if (!peer_admitted(px, fd)) {
       close(fd);
       continue;
@@ -1164,7 +1257,7 @@ static void *accept_loop(void *arg) {
       close(fd);
       continue;
     }
-    *c = (struct conn){.px = px, .client = fd, .engine = -1, .refs = 1};
+    *c = (struct conn){.px = px, .client = fd, .engine = -1, .refs = 1, .active_usec = ca_now_monotonic_usec()};
     c->req = ag_proxy_req_new(px->session_id, (const char *const *)px->labels);
     if (!c->req) {
       close(fd);
@@ -1172,7 +1265,10 @@ static void *accept_loop(void *arg) {
       continue;
     }
     ag_proxy_req_set_volume_fn(c->req, ensure_volume, px);
-    ag_proxy_req_set_hooks(c->req, &(struct ag_proxy_hooks){.created = record_id, .ending = session_ending, .ctx = px});
+    ag_proxy_req_set_hooks(
+        c->req,
+        &(struct ag_proxy_hooks){
+            .created = record_id, .ending = session_ending, .reserve = budget_take, .release = budget_give, .ctx = px});
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_lock(&px->mu);
@@ -1245,6 +1341,8 @@ int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_
   pthread_mutex_init(&px->mu, NULL);
   pthread_cond_init(&px->changed, NULL);
   px->max_conns = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
+  px->body_budget = cfg->body_budget ? cfg->body_budget : AG_PROXY_BODY_BUDGET;
+  px->idle_usec = cfg->idle_usec ? cfg->idle_usec : DEFAULT_IDLE_USEC;
   px->connect_engine = cfg->connect_engine;
   px->engine_ctx = cfg->engine_ctx;
   px->engine_ctx_free = cfg->engine_ctx_free; /* from here the proxy frees the context, also on failure */

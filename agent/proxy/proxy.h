@@ -11,6 +11,8 @@
 
 /* Create bodies are buffered to be rewritten; larger ones are refused with 413. Real ones are a few KiB. */
 #define AG_PROXY_BODY_MAX (1024u * 1024)
+/* What all connections together may buffer of create bodies; a create beyond it is refused with 503. */
+#define AG_PROXY_BODY_BUDGET (16u * 1024 * 1024)
 
 /* ---- the request direction as a pure function over buffers (unit tests and the fuzzer feed it literal text) ---- */
 
@@ -46,6 +48,8 @@ int ag_proxy_resp_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_
 bool ag_proxy_req_is_raw(const struct ag_proxy_req *r);
 /* True while what the client sends waits for the engine's answer to a request that may take the connection over. */
 bool ag_proxy_req_waiting(const struct ag_proxy_req *r);
+/* True between requests: none is in flight and the connection is no byte stream (the server's idle timeout applies). */
+bool ag_proxy_req_idle(const struct ag_proxy_req *r);
 /* True while the proxy's answer waits for the engine's answers in flight. */
 bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r);
 
@@ -72,6 +76,10 @@ void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, v
 struct ag_proxy_hooks {
   void (*created)(void *ctx, char kind, const char *id);
   bool (*ending)(void *ctx);
+  /* The server's budget for create bodies buffered across its connections: reserve takes n more bytes of it (false:
+   * over budget, the create is answered 503), release gives n back. Both or neither. */
+  bool (*reserve)(void *ctx, size_t n);
+  void (*release)(void *ctx, size_t n);
   void *ctx;
 };
 void ag_proxy_req_set_hooks(struct ag_proxy_req *r, const struct ag_proxy_hooks *hooks);
@@ -112,7 +120,9 @@ struct ag_proxy_config {
   mode_t mode;
   const char *session_id;    /* copied */
   const char *const *labels; /* copied; NULL-terminated "key=value" */
-  unsigned max_connections;  /* 0: default */
+  unsigned max_connections;  /* 0: default (256) */
+  size_t body_budget;        /* create bytes buffered across all connections; 0: default (AG_PROXY_BODY_BUDGET) */
+  uint64_t idle_usec;        /* a connection idle this long between requests is closed; 0: default (2 min) */
 };
 
 /* Binds the socket and starts serving in a thread of the calling process. */
