@@ -84,9 +84,11 @@ struct ag_proxy_req {
   ag_proxy_volume_fn volume_fn; /* named volumes of a container create's Binds are made sure of through it */
   void *volume_ctx;
   struct ag_proxy_hooks hooks;
-  char create;              /* the kind of the create being read (create_kind), 0 for other requests */
+  char create;              /* the kind of the create being read (create_kind), 'b' for a build that keeps its step
+                               containers, 0 for other requests */
   char kinds[INFLIGHT_MAX]; /* per request in flight, its create kind (or 0), at the same ring index */
-  ca_buf resp_body;         /* the answer to a create, read for its id */
+  ca_buf resp_body;         /* the answer to a create, read for its id; a build's current line */
+  bool line_lost;           /* the build's current line is longer than resp_body holds: skipped */
   bool resp_create;         /* the answer being parsed is a create's success */
   unsigned answer_after;    /* deferred goes out once no more than this many requests are in flight */
   /* The requests in flight, oldest first: a ring of INFLIGHT_MAX bits each, whether it is a HEAD (an answer without
@@ -508,6 +510,7 @@ static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **e
   if (k >= 0) {
     ca_buf_free(&r->pending);
     r->pending = head;
+    r->create = ag_proxy_build_keeps_steps(url, strlen(url)) ? 'b' : 0;
     return 0;
   }
   ca_buf_free(&head);
@@ -654,6 +657,7 @@ static int on_resp_headers(http_parser *p) {
   uint64_t bit = 1ULL << r->first;
   r->resp_create = r->kinds[r->first] && p->status_code >= 200 && p->status_code < 300;
   ca_buf_reset(&r->resp_body);
+  r->line_lost = false;
   bool unframed = !(p->flags & F_CHUNKED) && p->content_length == ULLONG_MAX;
   if (p->status_code == 101 || ((r->hijack_bits & bit) && p->status_code == 200 && unframed)) {
     r->raw = true;
@@ -663,8 +667,45 @@ static int on_resp_headers(http_parser *p) {
   return (r->head_bits & bit) ? 1 : 0;
 }
 
+/* One line of a build's progress stream: {"stream":" ---\u003e Running in 3f2a1b4c5d6e\n"} names a step container. */
+static void build_line(struct ag_proxy_req *r) {
+  const char *line = ca_buf_str(&r->resp_body), *at = strstr(line, "Running in ");
+  if (!at || !r->hooks.created)
+    return;
+  at += strlen("Running in ");
+  size_t n = strspn(at, "0123456789abcdef");
+  char id[65];
+  if (n >= 12 && n <= 64) {
+    snprintf(id, sizeof(id), "%.*s", (int)n, at);
+    r->hooks.created(r->hooks.ctx, 'c', id);
+  }
+}
+
+/* A build's answer, split into lines as they come. */
+static void build_progress(struct ag_proxy_req *r, const char *at, size_t len) {
+  while (len > 0) {
+    const char *nl = memchr(at, '\n', len);
+    size_t n = nl ? (size_t)(nl - at) : len;
+    if (!r->line_lost && ca_buf_append(&r->resp_body, at, n, NULL) < 0)
+      r->line_lost = true; /* not a step's line: those are a few dozen bytes */
+    if (nl) {
+      if (!r->line_lost)
+        build_line(r);
+      ca_buf_reset(&r->resp_body);
+      r->line_lost = false;
+      n++;
+    }
+    at += n;
+    len -= n;
+  }
+}
+
 static int on_resp_body(http_parser *p, const char *at, size_t len) {
   struct ag_proxy_req *r = req_of(p);
+  if (r->resp_create && r->kinds[r->first] == 'b') {
+    build_progress(r, at, len);
+    return 0;
+  }
   if (r->resp_create && ca_buf_append(&r->resp_body, at, len, NULL) < 0)
     r->resp_create = false; /* not a create's answer: those are a few dozen bytes */
   return 0;
@@ -672,9 +713,9 @@ static int on_resp_body(http_parser *p, const char *at, size_t len) {
 
 /* The id of a create the engine answered with success goes to the server (created hook). */
 static void record_created(struct ag_proxy_req *r) {
-  if (!r->resp_create || !r->hooks.created)
-    return;
   char kind = r->kinds[r->first];
+  if (!r->resp_create || !r->hooks.created || kind == 'b')
+    return;
   _cleanup_json_ cJSON *j = cJSON_ParseWithLength(r->resp_body.data ? r->resp_body.data : "", r->resp_body.len);
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, kind == 'v' ? "Name" : "Id");
   if (cJSON_IsString(id) && id->valuestring[0])

@@ -71,7 +71,8 @@ typedef int (*ag_proxy_volume_fn)(void *ctx, const char *name, ca_error **err);
 void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx);
 
 /* What the server learns from a connection: created is called with the kind ('c'ontainer, 'n'etwork, 'v'olume) and
- * the id (a volume's name) of every create the engine answered with success, also when the client is gone; ending
+ * the id (a volume's name) of every create the engine answered with success, and of every step container of a build
+ * that keeps them (ag_proxy_build_keeps_steps), also when the client is gone; ending
  * says whether the session is ending, when creates are answered 503. Either may be NULL. */
 struct ag_proxy_hooks {
   void (*created)(void *ctx, char kind, const char *id);
@@ -94,6 +95,11 @@ bool ag_proxy_body_keeps(const char *body, size_t len);
  * forcerm. 0 with *ret_url (caller frees), -EINVAL or -EPERM with err saying why, -ENOMEM. */
 int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
                                char **ret_url, ca_error **err);
+
+/* True when a POST /build target (as the proxy forwards it) asks a classic build to keep the step containers of failed
+ * steps: forcerm set to a false value ("0", "false", ...: docker-py sends forcerm=False). Their ids come from the
+ * build's "Running in <id>" lines and are recorded as the containers a create made. */
+bool ag_proxy_build_keeps_steps(const char *url, size_t len);
 
 /* True for POST [/vX.Y]/{containers,networks,volumes}/create[?query]. */
 bool ag_proxy_is_create(const char *method, const char *url, size_t url_len);

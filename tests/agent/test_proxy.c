@@ -1222,3 +1222,41 @@ Test(proxy, build_request_line_is_rewritten_and_the_body_passes) {
   assert_refused(&o, "", "a build with labels that are not JSON");
   out_free(&o);
 }
+
+Test(proxy, builds_that_keep_step_containers) {
+  const char *keep[] = {"/build?rm=0&forcerm=0", "/v1.41/build?forcerm=False&rm=False", "/build?forcerm=&t=x",
+                        "/build?forcerm=none&forcerm=1"};
+  const char *not_kept[] = {"/build?rm=0&forcerm=1", "/build?forcerm=0&version=2", "/build?forcerm=true&forcerm=0",
+                            "/build?t=x&forcermx=0"};
+  for (size_t i = 0; i < 4; i++) {
+    cr_assert(ag_proxy_build_keeps_steps(keep[i], strlen(keep[i])), "%s", keep[i]);
+    cr_assert_not(ag_proxy_build_keeps_steps(not_kept[i], strlen(not_kept[i])), "%s", not_kept[i]);
+  }
+}
+
+/* The step containers of a build that keeps them are recorded from its progress stream, lines split anywhere. */
+Test(proxy, step_containers_of_a_build_that_keeps_them_are_recorded) {
+  struct recorded rec = {0};
+  struct conn_sim c;
+  sim_hooked(&c, &rec);
+  cr_assert_eq(sim_client(&c, "POST /v1.41/build?rm=0&forcerm=0 HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n"),
+               AG_PROXY_GO);
+  cr_assert(ag_proxy_req_create_in_flight(c.r));
+  static const char stream[] = "{\"stream\":\"Step 1/2 : FROM busybox\\n\"}\r\n"
+                               "{\"stream\":\" ---\\u003e Running in 3f2a1b4c5d6e\\n\"}\r\n"
+                               "{\"stream\":\"Running in nothex\\n\"}\r\n"
+                               "{\"stream\":\" ---\\u003e Running in 0123456789abcdef0123\\n\"}\r\n";
+  char answer[1024];
+  snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+           strlen(stream), stream);
+  for (size_t i = 0; answer[i]; i += 7) { /* in pieces of 7 bytes */
+    char piece[8];
+    snprintf(piece, sizeof(piece), "%.7s", answer + i);
+    sim_engine(&c, piece);
+  }
+  cr_assert_eq(rec.n, 2);
+  cr_assert_str_eq(rec.ids[0], "c:3f2a1b4c5d6e");
+  cr_assert_str_eq(rec.ids[1], "c:0123456789abcdef0123");
+  cr_assert_not(ag_proxy_req_create_in_flight(c.r));
+  sim_free(&c);
+}

@@ -755,3 +755,38 @@ Test(run_proxy, a_proxy_that_cannot_start_refuses_the_run) {
   strcat(state, "/sessions");
   cr_assert(dir_is_empty(state), "state files are left in %s", state);
 }
+
+/* A classic build that keeps its step containers (issue 21): the docker CLI's --rm=false, and rm=0&forcerm=0 as
+ * docker-py sends it. The engine makes step containers without any label; the proxy records them from the build's
+ * "Running in <id>" lines and the session's end removes them. */
+Test(run_proxy, step_containers_of_builds_that_keep_them_are_removed) {
+  const char *script = scenario_script(
+      &sc, "keep_steps.sh",
+      "S=$CLEANUP_AGENT_SESSION\n"
+      "echo $S > $OUT/session\n"
+      "export DOCKER_BUILDKIT=0\n"
+      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s\\n' $S | "
+      "docker build --rm=false -q --label $TEST_LABEL - > $OUT/cli 2>&1 || exit 90\n"
+      "mkdir $OUT/ctx && printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s && false\\n' $S "
+      "> $OUT/ctx/Dockerfile\n"
+      "tar -C $OUT/ctx -c Dockerfile | curl -s --unix-socket ${DOCKER_HOST#unix://} -X POST "
+      "-H 'Content-Type: application/x-tar' --data-binary @- 'http://d/v1.41/build?rm=0&forcerm=0' > $OUT/api "
+      "|| exit 91\n"
+      "docker ps -a --no-trunc --format '{{.Command}}' | grep -c \"step-k-$S\" > $OUT/during\n"
+      "exit 0\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  char id[128] = "", cmd[1536];
+  bool started = scenario_read_marker(&sc, "session", 0, id);
+  /* What the run left, counted, then removed with the images the builds made (the session's end keeps images). */
+  snprintf(cmd, sizeof(cmd),
+           "docker ps -a --no-trunc --format '{{.ID}} {{.Command}}' | grep 'step-k-%s' > %s/left; "
+           "cut -d' ' -f1 %s/left | xargs -r docker rm -f >/dev/null 2>&1; "
+           "docker images -q --filter label=io.cleanup-agent.session=%s | xargs -r docker rmi -f >/dev/null 2>&1; true",
+           id, sc.dir, sc.dir, id);
+  if (started)
+    cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("cli"));
+  cr_assert_neq(atoi(out_file("during")), 0, "no step container was kept during the run: %s", out_file("api"));
+  cr_assert_str_eq(out_file("left"), "", "step containers outlived the run");
+  scenario_assert_nothing_left(&sc, id);
+}
