@@ -124,6 +124,8 @@ static void *relay_run(void *arg) {
       p[1].events |= POLLIN;
     if (r->up_again)
       p[1].events |= POLLOUT;
+    if (!p[1].events)
+      p[1].fd = -1; /* an engine that hung up while the caller reads slowly: not a reason to spin */
     if (poll(p, 2, -1) < 0 && errno != EINTR)
       break;
     /* The caller closed its end (or shut both sides: the proxy's stop): nobody reads what the engine sends. */

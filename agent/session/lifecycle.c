@@ -304,6 +304,12 @@ static int start_proxy(struct ag_session *s, ca_error **err) {
     warn_labels(s, "no Docker engine"); /* never silent, as below */
     return 0;
   }
+  /* container-seq mounts the socket into containers of the engine, which a TCP engine may run on another host. */
+  if (cfg->proxy == AG_SESSION_PROXY_REQUIRED && !ag_proxy_engine_socket(s->docker_host))
+    return ca_error_set(err, EPROTONOSUPPORT,
+                        "%s%s is a TCP engine, which may run its containers on another host: the session's socket "
+                        "cannot be mounted into them (run the tests without --docker-proxy)",
+                        pfx, s->docker_host);
   _cleanup_error_ ca_error *e = NULL;
   _cleanup_strv_free_ char **extra = proxy_labels(s);
   if (!extra)
