@@ -878,26 +878,28 @@ static void conn_unref(struct conn *c) {
   struct ag_proxy *px = c->px;
   pthread_mutex_lock(&px->mu);
   bool last = --c->refs == 0;
-  if (last) {
-    if (c->prev)
-      c->prev->next = c->next;
-    else
-      px->conns = c->next;
-    if (c->next)
-      c->next->prev = c->prev;
-    px->n_conns--;
-    close(c->client);
-    if (c->engine >= 0)
-      close(c->engine);
-    pthread_cond_broadcast(&px->changed);
-  }
   pthread_mutex_unlock(&px->mu);
-  if (last) {
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cond);
-    ag_proxy_req_free(c->req);
-    free(c);
-  }
+  if (!last)
+    return;
+  /* While the connection still counts: freeing the parser gives its bodies back to px's budget, and px lives until
+   * the last connection is gone (ag_proxy_stop). */
+  ag_proxy_req_free(TAKE_PTR(c->req));
+  pthread_mutex_lock(&px->mu);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    px->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  px->n_conns--;
+  close(c->client);
+  if (c->engine >= 0)
+    close(c->engine);
+  pthread_cond_broadcast(&px->changed);
+  pthread_mutex_unlock(&px->mu);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cond);
+  free(c);
 }
 
 /* Engine to client: a byte copy, parsed on the way to know where answers end. The engine's end of stream becomes the
