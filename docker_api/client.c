@@ -245,6 +245,30 @@ static curl_socket_t open_socket_cb(void *userdata, curlsocktype purpose, struct
   return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
+/* Sets an option of easy unless one before failed (cc). */
+#define SET(opt, val)                                                                                                  \
+  do {                                                                                                                 \
+    if (cc == CURLE_OK)                                                                                                \
+      cc = curl_easy_setopt(easy, opt, val);                                                                           \
+  } while (0)
+
+CURLcode dk_transport_setopt(const struct dk_client *c, CURL *easy) {
+  CURLcode cc = CURLE_OK;
+  if (c->socket_path)
+    SET(CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
+  if (c->tls_ca) {
+    SET(CURLOPT_CAINFO, c->tls_ca);
+    SET(CURLOPT_SSLCERT, c->tls_cert);
+    SET(CURLOPT_SSLKEY, c->tls_key);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+  }
+  SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, DK_CONNECT_TIMEOUT_MS);
+  return cc;
+}
+
 int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err) {
   req_reset_results(r);
   if (!c->easy)
@@ -276,24 +300,9 @@ int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **e
   r->headers = h;
 
   CURLcode cc = CURLE_OK;
-#define SET(opt, val)                                                                                                  \
-  do {                                                                                                                 \
-    if (cc == CURLE_OK)                                                                                                \
-      cc = curl_easy_setopt(easy, opt, val);                                                                           \
-  } while (0)
   SET(CURLOPT_URL, r->url);
-  if (c->socket_path)
-    SET(CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
-  if (c->tls_ca) {
-    SET(CURLOPT_CAINFO, c->tls_ca);
-    SET(CURLOPT_SSLCERT, c->tls_cert);
-    SET(CURLOPT_SSLKEY, c->tls_key);
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
-  }
-  SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
-  SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_CONNECTTIMEOUT_MS, DK_CONNECT_TIMEOUT_MS);
+  if (cc == CURLE_OK)
+    cc = dk_transport_setopt(c, easy);
   SET(CURLOPT_TIMEOUT_MS, r->timeout_ms);
   SET(CURLOPT_HTTPHEADER, r->headers);
   SET(CURLOPT_ERRORBUFFER, r->curl_errbuf);

@@ -69,6 +69,9 @@ struct dk_req {
 
 void dk_req_init(struct dk_req *r, const char *method, const char *path, const char *body, long timeout_ms);
 void dk_req_done(struct dk_req *r);
+/* The transport options every connection of c has: its Unix socket or TLS files and checks, close-on-exec sockets,
+ * no signals, the connect timeout. */
+CURLcode dk_transport_setopt(const struct dk_client *c, CURL *easy);
 /* Configures an easy handle for r. */
 int dk_req_setup(struct dk_client *c, CURL *easy, struct dk_req *r, ca_error **err);
 /* Turns the outcome of a finished transfer into 0 (2xx/304) or an error with context. */

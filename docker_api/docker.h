@@ -85,6 +85,11 @@ int dk_client_connect(struct dk_client *c, ca_error **err);
 int dk_client_clone(const struct dk_client *c, struct dk_client **ret, ca_error **err);
 void dk_client_free(struct dk_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dk_client *, dk_client_free)
+/* A new connection to c's engine as a raw byte stream (the caller speaks HTTP on it), in *ret_fd (close-on-exec, the
+ * caller's to close): the Unix socket itself, or for tcp:// one end of a socketpair that a thread of its own relays to
+ * a connection made with the client's TLS files and checks. Reads only what dk_client_clone copies: any thread may
+ * call it on a client no other thread frees. A TLS setup that is wrong has dk_error_is_tls. */
+int dk_client_stream(const struct dk_client *c, int *ret_fd, ca_error **err);
 /* The negotiated API version, e.g. "1.41". */
 const char *dk_client_api_version(const struct dk_client *c);
 

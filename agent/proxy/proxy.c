@@ -48,6 +48,9 @@
 #define DEFAULT_MAX_CONNECTIONS 256
 #define THREAD_STACK (256 * 1024)
 #define FORCE_CLOSE_WAIT_USEC (5 * 1000000ULL)
+#define DEFAULT_IDLE_USEC (120 * 1000000ULL)
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
 
 /* ---- the request direction ------------------------------------------------------------------------------------ */
 
@@ -67,6 +70,8 @@ struct ag_proxy_req {
   enum phase phase, next_phase;
   bool message_done; /* set by on_message_complete, handled after the pause */
   bool oom, too_large;
+  bool over_budget; /* the server's budget for buffered bodies refused this create's next bytes */
+  size_t reserved;  /* bytes of body held against that budget */
   bool in_value;
   bool upgrade_header; /* the request has Upgrade, or Connection: upgrade */
   bool hijack;         /* the request is one the engine may answer by taking the connection over */
@@ -80,9 +85,11 @@ struct ag_proxy_req {
   ag_proxy_volume_fn volume_fn; /* named volumes of a container create's Binds are made sure of through it */
   void *volume_ctx;
   struct ag_proxy_hooks hooks;
-  char create;              /* the kind of the create being read (create_kind), 0 for other requests */
+  char create;              /* the kind of the create being read (create_kind), 'b' for a build that keeps its step
+                               containers, 0 for other requests */
   char kinds[INFLIGHT_MAX]; /* per request in flight, its create kind (or 0), at the same ring index */
-  ca_buf resp_body;         /* the answer to a create, read for its id */
+  ca_buf resp_body;         /* the answer to a create, read for its id; a build's current line */
+  bool line_lost;           /* the build's current line is longer than resp_body holds: skipped */
   bool resp_create;         /* the answer being parsed is a create's success */
   unsigned answer_after;    /* deferred goes out once no more than this many requests are in flight */
   /* The requests in flight, oldest first: a ring of INFLIGHT_MAX bits each, whether it is a HEAD (an answer without
@@ -108,6 +115,13 @@ static int track(struct ag_proxy_req *r, ca_buf *b, const char *at, size_t len) 
   return 0;
 }
 
+/* The body's bytes go back to the server's budget for buffered bodies. */
+static void body_release(struct ag_proxy_req *r) {
+  if (r->reserved && r->hooks.release)
+    r->hooks.release(r->hooks.ctx, r->reserved);
+  r->reserved = 0;
+}
+
 static int on_message_begin(http_parser *p) {
   struct ag_proxy_req *r = req_of(p);
   ca_buf_reset(&r->url);
@@ -115,8 +129,10 @@ static int on_message_begin(http_parser *p) {
   ca_buf_reset(&r->field);
   ca_buf_reset(&r->value);
   ca_buf_reset(&r->body);
+  body_release(r);
   r->in_value = false;
   r->too_large = false;
+  r->over_budget = false;
   r->upgrade_header = false;
   return 0;
 }
@@ -173,15 +189,19 @@ static int on_headers_complete(http_parser *p) {
 
 static int on_body(http_parser *p, const char *at, size_t len) {
   struct ag_proxy_req *r = req_of(p);
-  if (r->phase != PH_BODY_CREATE || r->too_large)
+  if (r->phase != PH_BODY_CREATE || r->too_large || r->over_budget)
     return 0;
-  if (r->body.len + len > AG_PROXY_BODY_MAX) {
-    r->too_large = true; /* answered at once, not after the client sent all of it */
+  bool too_large = r->body.len + len > AG_PROXY_BODY_MAX;
+  if (too_large || (r->hooks.reserve && !r->hooks.reserve(r->hooks.ctx, len))) {
+    r->too_large = too_large; /* answered at once, not after the client sent all of it */
+    r->over_budget = !too_large;
     ca_buf_free(&r->body);
     ca_buf_init(&r->body, AG_PROXY_BODY_MAX);
+    body_release(r);
     http_parser_pause(p, 1);
     return 0;
   }
+  r->reserved += r->hooks.reserve ? len : 0;
   return track(r, &r->body, at, len);
 }
 
@@ -233,6 +253,7 @@ void ag_proxy_req_free(struct ag_proxy_req *r) {
   ca_buf_free(&r->field);
   ca_buf_free(&r->value);
   ca_buf_free(&r->body);
+  body_release(r);
   ca_buf_free(&r->hold);
   ca_buf_free(&r->deferred);
   ca_buf_free(&r->resp_body);
@@ -261,6 +282,10 @@ bool ag_proxy_req_is_raw(const struct ag_proxy_req *r) {
 
 bool ag_proxy_req_waiting(const struct ag_proxy_req *r) {
   return r->waiting && !r->raw && !r->closed;
+}
+
+bool ag_proxy_req_idle(const struct ag_proxy_req *r) {
+  return !r->raw && r->inflight == 0;
 }
 
 bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r) {
@@ -404,6 +429,13 @@ static int refuse_pipelined(struct ag_proxy_req *r, ca_buf *to_client, ca_error 
                 to_client, err);
 }
 
+static int refuse_over_budget(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  return refuse(r, 503, "Service Unavailable",
+                "cleanup-agent: the create bodies that the session's Docker proxy holds across all its connections "
+                "are at their limit: this one is refused; try again once the others were sent",
+                to_client, err);
+}
+
 static int refuse_too_large(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
   return refuse(r, 413, "Request Entity Too Large",
                 "cleanup-agent: the create request's body is larger than 1 MiB, the most the session's Docker proxy "
@@ -481,6 +513,7 @@ static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **e
   if (k >= 0) {
     ca_buf_free(&r->pending);
     r->pending = head;
+    r->create = ag_proxy_build_keeps_steps(url, strlen(url)) ? 'b' : 0;
     return 0;
   }
   ca_buf_free(&head);
@@ -529,6 +562,7 @@ static int message_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cl
     return -ENOMEM;
   r->phase = PH_HEAD;
   ca_buf_reset(&r->body);
+  body_release(r);
   /* Only the engine's answer says whether the connection stays HTTP: what follows waits for it. */
   if (!create && r->hijack)
     r->waiting = true;
@@ -578,6 +612,8 @@ static int feed_bytes(struct ag_proxy_req *r, const char *data, size_t len, ca_b
     http_parser_pause(&r->p, 0);
     if (r->too_large)
       k = refuse_too_large(r, to_client, err);
+    else if (r->over_budget)
+      k = refuse_over_budget(r, to_client, err);
     else if (r->message_done)
       k = message_done(r, to_engine, to_client, err);
     else
@@ -624,6 +660,7 @@ static int on_resp_headers(http_parser *p) {
   uint64_t bit = 1ULL << r->first;
   r->resp_create = r->kinds[r->first] && p->status_code >= 200 && p->status_code < 300;
   ca_buf_reset(&r->resp_body);
+  r->line_lost = false;
   bool unframed = !(p->flags & F_CHUNKED) && p->content_length == ULLONG_MAX;
   if (p->status_code == 101 || ((r->hijack_bits & bit) && p->status_code == 200 && unframed)) {
     r->raw = true;
@@ -633,8 +670,45 @@ static int on_resp_headers(http_parser *p) {
   return (r->head_bits & bit) ? 1 : 0;
 }
 
+/* One line of a build's progress stream: {"stream":" ---\u003e Running in 3f2a1b4c5d6e\n"} names a step container. */
+static void build_line(struct ag_proxy_req *r) {
+  const char *line = ca_buf_str(&r->resp_body), *at = strstr(line, "Running in ");
+  if (!at || !r->hooks.created)
+    return;
+  at += strlen("Running in ");
+  size_t n = strspn(at, "0123456789abcdef");
+  char id[65];
+  if (n >= 12 && n <= 64) {
+    snprintf(id, sizeof(id), "%.*s", (int)n, at);
+    r->hooks.created(r->hooks.ctx, 'c', id);
+  }
+}
+
+/* A build's answer, split into lines as they come. */
+static void build_progress(struct ag_proxy_req *r, const char *at, size_t len) {
+  while (len > 0) {
+    const char *nl = memchr(at, '\n', len);
+    size_t n = nl ? (size_t)(nl - at) : len;
+    if (!r->line_lost && ca_buf_append(&r->resp_body, at, n, NULL) < 0)
+      r->line_lost = true; /* not a step's line: those are a few dozen bytes */
+    if (nl) {
+      if (!r->line_lost)
+        build_line(r);
+      ca_buf_reset(&r->resp_body);
+      r->line_lost = false;
+      n++;
+    }
+    at += n;
+    len -= n;
+  }
+}
+
 static int on_resp_body(http_parser *p, const char *at, size_t len) {
   struct ag_proxy_req *r = req_of(p);
+  if (r->resp_create && r->kinds[r->first] == 'b') {
+    build_progress(r, at, len);
+    return 0;
+  }
   if (r->resp_create && ca_buf_append(&r->resp_body, at, len, NULL) < 0)
     r->resp_create = false; /* not a create's answer: those are a few dozen bytes */
   return 0;
@@ -642,9 +716,9 @@ static int on_resp_body(http_parser *p, const char *at, size_t len) {
 
 /* The id of a create the engine answered with success goes to the server (created hook). */
 static void record_created(struct ag_proxy_req *r) {
-  if (!r->resp_create || !r->hooks.created)
-    return;
   char kind = r->kinds[r->first];
+  if (!r->resp_create || !r->hooks.created || kind == 'b')
+    return;
   _cleanup_json_ cJSON *j = cJSON_ParseWithLength(r->resp_body.data ? r->resp_body.data : "", r->resp_body.len);
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, kind == 'v' ? "Name" : "Id");
   if (cJSON_IsString(id) && id->valuestring[0])
@@ -709,7 +783,8 @@ struct conn {
   pthread_cond_t cond;
   struct ag_proxy_req *req;
   bool engine_done;
-  bool client_raw; /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
+  bool client_raw;      /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
+  uint64_t active_usec; /* when bytes last went either way (CLOCK_MONOTONIC), for the idle timeout */
   struct conn *prev, *next;
 };
 
@@ -720,6 +795,9 @@ struct ag_proxy {
   gid_t gid;
   mode_t mode;
   char **labels;
+  int (*connect_engine)(void *ctx, ca_error **err); /* a TCP or TLS engine's streams; NULL: engine_socket */
+  void *engine_ctx;
+  void (*engine_ctx_free)(void *ctx);
   int listen_fd;
   int stop_pipe[2];
   pthread_t accept_thread;
@@ -727,6 +805,8 @@ struct ag_proxy {
   pthread_mutex_t mu;
   pthread_cond_t changed;
   unsigned n_conns, max_conns;
+  size_t body_budget, body_buffered; /* create bytes the connections may buffer together, and do now */
+  uint64_t idle_usec;
   struct conn *conns;
   bool stopping;
   char **created; /* "c:<id>", "n:<id>", "v:<name>" of what the engine created through the proxy */
@@ -750,6 +830,24 @@ static void record_id(void *ctx, char kind, const char *id) {
   }
   pthread_mutex_unlock(&px->mu);
   free(entry); /* out of memory: the listing by label still finds it */
+}
+
+/* The reserve and release hooks of every connection: one budget for the create bodies all of them buffer. */
+static bool budget_take(void *ctx, size_t n) {
+  struct ag_proxy *px = ctx;
+  pthread_mutex_lock(&px->mu);
+  bool ok = px->body_buffered + n <= px->body_budget;
+  if (ok)
+    px->body_buffered += n;
+  pthread_mutex_unlock(&px->mu);
+  return ok;
+}
+
+static void budget_give(void *ctx, size_t n) {
+  struct ag_proxy *px = ctx;
+  pthread_mutex_lock(&px->mu);
+  px->body_buffered -= CA_MIN(n, px->body_buffered);
+  pthread_mutex_unlock(&px->mu);
 }
 
 static bool session_ending(void *ctx) {
@@ -785,26 +883,28 @@ static void conn_unref(struct conn *c) {
   struct ag_proxy *px = c->px;
   pthread_mutex_lock(&px->mu);
   bool last = --c->refs == 0;
-  if (last) {
-    if (c->prev)
-      c->prev->next = c->next;
-    else
-      px->conns = c->next;
-    if (c->next)
-      c->next->prev = c->prev;
-    px->n_conns--;
-    close(c->client);
-    if (c->engine >= 0)
-      close(c->engine);
-    pthread_cond_broadcast(&px->changed);
-  }
   pthread_mutex_unlock(&px->mu);
-  if (last) {
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cond);
-    ag_proxy_req_free(c->req);
-    free(c);
-  }
+  if (!last)
+    return;
+  /* While the connection still counts: freeing the parser gives its bodies back to px's budget, and px lives until
+   * the last connection is gone (ag_proxy_stop). */
+  ag_proxy_req_free(TAKE_PTR(c->req));
+  pthread_mutex_lock(&px->mu);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    px->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  px->n_conns--;
+  close(c->client);
+  if (c->engine >= 0)
+    close(c->engine);
+  pthread_cond_broadcast(&px->changed);
+  pthread_mutex_unlock(&px->mu);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cond);
+  free(c);
 }
 
 /* Engine to client: a byte copy, parsed on the way to know where answers end. The engine's end of stream becomes the
@@ -820,6 +920,7 @@ static void *engine_to_client(void *arg) {
       continue;
     int k = -1, fed = -1;
     pthread_mutex_lock(&c->mu);
+    c->active_usec = ca_now_monotonic_usec();
     if (n >= 0)
       fed = ag_proxy_resp_feed(c->req, buf, (size_t)n, &out, NULL);
     if (fed >= 0)
@@ -864,15 +965,37 @@ static void refuse_connection(struct conn *c, const char *why) {
   ca_buf_free(&out);
 }
 
+/* A new stream to the engine: its Unix socket, or what connect_engine gives for a TCP or TLS engine. */
+static int engine_stream(struct ag_proxy *px, int *ret_fd, ca_error **err) {
+  if (px->connect_engine) {
+    int fd = px->connect_engine(px->engine_ctx, err);
+    if (fd < 0)
+      return fd;
+    *ret_fd = fd;
+    return 0;
+  }
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    return ca_error_set_errno(err, e, "connect to the engine at %s", px->engine_socket);
+  }
+  *ret_fd = fd;
+  return 0;
+}
+
 /* One request of the proxy's own to the engine on a connection of its own (HTTP/1.0: the engine closes after the
  * answer); the status code, or negative with err saying why. */
 static int engine_call(struct ag_proxy *px, const char *method, const char *target, const char *body, ca_error **err) {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
-  _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  _cleanup_close_ int fd = -1;
   struct timeval tv = {.tv_sec = 10};
-  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-      connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+  int k = engine_stream(px, &fd, err);
+  if (k < 0)
+    return k;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
     return ca_error_set_errno(err, errno, "connect to the engine at %s", px->engine_socket);
   ca_buf req = CA_BUF_INIT(64 * 1024);
   int r = ca_buf_appendf(&req, err,
@@ -928,17 +1051,16 @@ static int ensure_volume(void *ctx, const char *name, ca_error **err) {
 /* Connects the connection's engine side; on failure the client gets a refusal saying why. */
 static bool connect_engine(struct conn *c) {
   struct ag_proxy *px = c->px;
-  int efd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int efd = -1;
+  _cleanup_error_ ca_error *e = NULL;
+  int r = engine_stream(px, &efd, &e);
   pthread_mutex_lock(&px->mu);
   c->engine = efd; /* ag_proxy_stop reads it under the lock */
   pthread_mutex_unlock(&px->mu);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", px->engine_socket);
-  if (efd >= 0 && connect(efd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+  if (r == 0)
     return true;
-  char why[512];
-  snprintf(why, sizeof(why), "cleanup-agent: the session's Docker proxy cannot reach the engine at %s: %s",
-           px->engine_socket, strerror(errno));
+  char why[1024];
+  snprintf(why, sizeof(why), "cleanup-agent: the session's Docker proxy cannot reach the engine: %s", e->msg);
   refuse_connection(c, why);
   return false;
 }
@@ -1004,6 +1126,7 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   if (c->client_raw)
     return ca_write_all(c->engine, data, len) < 0 ? -1 : AG_PROXY_GO;
   pthread_mutex_lock(&c->mu);
+  c->active_usec = ca_now_monotonic_usec();
   int fed = ag_proxy_req_feed(c->req, data, len, to_engine, to_client, NULL);
   int k = fed >= 0 && to_client->len ? ca_write_all(c->client, to_client->data, to_client->len) : 0;
   bool pending = ag_proxy_req_answer_pending(c->req);
@@ -1024,6 +1147,23 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   return fed == AG_PROXY_CLOSE ? -1 : fed;
 }
 
+/* Waits for the client's next bytes; false once the connection was idle (between requests, no byte stream: see
+ * ag_proxy_req_idle) for the idle timeout. A stream (logs -f, events, attach) is never idle, however quiet. */
+static bool client_sends(struct conn *c) {
+  for (;;) {
+    pthread_mutex_lock(&c->mu);
+    bool idle = ag_proxy_req_idle(c->req);
+    uint64_t now = ca_now_monotonic_usec(), quiet = now - CA_MIN(now, c->active_usec);
+    pthread_mutex_unlock(&c->mu);
+    if (idle && quiet >= c->px->idle_usec)
+      return false;
+    uint64_t wait_usec = idle ? c->px->idle_usec - quiet : c->px->idle_usec;
+    struct pollfd p = {.fd = c->client, .events = POLLIN};
+    if (poll(&p, 1, (int)CA_MIN(wait_usec / 1000 + 1, (uint64_t)INT_MAX)) != 0)
+      return true; /* bytes, an end, or an error: the read says which */
+  }
+}
+
 /* Client to engine, through the request parser. */
 static void *client_to_engine(void *arg) {
   struct conn *c = arg;
@@ -1033,6 +1173,11 @@ static void *client_to_engine(void *arg) {
 
   bool running = connect_engine(c) && start_engine_reader(c);
   while (running && buf) {
+    if (!c->client_raw && !client_sends(c)) {
+      (void)shutdown(c->client, SHUT_RDWR); /* as the engine closes a keep-alive connection: no answer */
+      (void)shutdown(c->engine, SHUT_RDWR);
+      break;
+    }
     ssize_t n = read(c->client, buf, IO_CHUNK);
     if (n < 0 && errno == EINTR)
       continue;
@@ -1107,8 +1252,17 @@ static bool peer_admitted(const struct ag_proxy *px, int fd) {
   return px->mode & 0002;
 }
 
+/* Waits before the next accept after one that found no descriptor: 10 ms, doubling up to 1 s, cut short by the stop. */
+static int accept_backoff(struct ag_proxy *px, int backoff_ms) {
+  int next = backoff_ms ? CA_MIN(backoff_ms * 2, ACCEPT_BACKOFF_MAX_MS) : ACCEPT_BACKOFF_MIN_MS;
+  struct pollfd p = {.fd = px->stop_pipe[0], .events = POLLIN};
+  (void)poll(&p, 1, next); /* the stop, or the time: the loop looks at which */
+  return next;
+}
+
 static void *accept_loop(void *arg) {
   struct ag_proxy *px = arg;
+  int backoff_ms = 0;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, THREAD_STACK);
@@ -1127,8 +1281,14 @@ static void *accept_loop(void *arg) {
     if (!(pfd[0].revents & POLLIN))
       continue;
     int fd = accept4(px->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0)
-      continue; /* the client gave up (ECONNABORTED) or fds ran out for a moment; the next one may work */
+    if (fd < 0) {
+      /* Out of descriptors or memory: the client stays in the backlog, which keeps the socket readable, so the next
+       * try waits (without, the loop spun at 100% CPU). A client that gave up (ECONNABORTED): the next one at once. */
+      bool short_of = errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
+      backoff_ms = short_of ? accept_backoff(px, backoff_ms) : 0;
+      continue;
+    }
+    backoff_ms = 0;
     if (!peer_admitted(px, fd)) {
       close(fd);
       continue;
@@ -1145,7 +1305,7 @@ static void *accept_loop(void *arg) {
       close(fd);
       continue;
     }
-    *c = (struct conn){.px = px, .client = fd, .engine = -1, .refs = 1};
+    *c = (struct conn){.px = px, .client = fd, .engine = -1, .refs = 1, .active_usec = ca_now_monotonic_usec()};
     c->req = ag_proxy_req_new(px->session_id, (const char *const *)px->labels);
     if (!c->req) {
       close(fd);
@@ -1153,7 +1313,10 @@ static void *accept_loop(void *arg) {
       continue;
     }
     ag_proxy_req_set_volume_fn(c->req, ensure_volume, px);
-    ag_proxy_req_set_hooks(c->req, &(struct ag_proxy_hooks){.created = record_id, .ending = session_ending, .ctx = px});
+    ag_proxy_req_set_hooks(
+        c->req,
+        &(struct ag_proxy_hooks){
+            .created = record_id, .ending = session_ending, .reserve = budget_take, .release = budget_give, .ctx = px});
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_lock(&px->mu);
@@ -1181,6 +1344,8 @@ static void proxy_free(struct ag_proxy *px) {
   pthread_cond_destroy(&px->changed);
   free(px->socket_path);
   free(px->engine_socket);
+  if (px->engine_ctx_free)
+    px->engine_ctx_free(px->engine_ctx);
   free(px->session_id);
   ca_strv_free(px->labels);
   ca_strv_free(px->created);
@@ -1211,16 +1376,24 @@ static int share_socket(struct ag_proxy *px, const struct ag_proxy_config *cfg) 
 
 int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_error **err) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
-    return ca_error_set(err, ENAMETOOLONG, "docker proxy: socket path %s is longer than a Unix socket allows (%zu)",
-                        cfg->socket_path, sizeof(sa.sun_path) - 1);
-  struct ag_proxy *px = calloc(1, sizeof(*px));
-  if (!px)
+  struct ag_proxy *px = strlen(cfg->socket_path) < sizeof(sa.sun_path) ? calloc(1, sizeof(*px)) : NULL;
+  if (!px) {
+    if (cfg->engine_ctx_free) /* the proxy owns it from the call on */
+      cfg->engine_ctx_free(cfg->engine_ctx);
+    if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
+      return ca_error_set(err, ENAMETOOLONG, "docker proxy: socket path %s is longer than a Unix socket allows (%zu)",
+                          cfg->socket_path, sizeof(sa.sun_path) - 1);
     return ca_error_set(err, ENOMEM, "out of memory");
+  }
   *px = (struct ag_proxy){.listen_fd = -1, .stop_pipe = {-1, -1}};
   pthread_mutex_init(&px->mu, NULL);
   pthread_cond_init(&px->changed, NULL);
   px->max_conns = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
+  px->body_budget = cfg->body_budget ? cfg->body_budget : AG_PROXY_BODY_BUDGET;
+  px->idle_usec = cfg->idle_usec ? cfg->idle_usec : DEFAULT_IDLE_USEC;
+  px->connect_engine = cfg->connect_engine;
+  px->engine_ctx = cfg->engine_ctx;
+  px->engine_ctx_free = cfg->engine_ctx_free; /* from here the proxy frees the context, also on failure */
   size_t n = 0;
   while (cfg->labels[n])
     n++;

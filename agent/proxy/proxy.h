@@ -11,6 +11,8 @@
 
 /* Create bodies are buffered to be rewritten; larger ones are refused with 413. Real ones are a few KiB. */
 #define AG_PROXY_BODY_MAX (1024u * 1024)
+/* What all connections together may buffer of create bodies; a create beyond it is refused with 503. */
+#define AG_PROXY_BODY_BUDGET (16u * 1024 * 1024)
 
 /* ---- the request direction as a pure function over buffers (unit tests and the fuzzer feed it literal text) ---- */
 
@@ -46,6 +48,8 @@ int ag_proxy_resp_feed(struct ag_proxy_req *r, const char *data, size_t len, ca_
 bool ag_proxy_req_is_raw(const struct ag_proxy_req *r);
 /* True while what the client sends waits for the engine's answer to a request that may take the connection over. */
 bool ag_proxy_req_waiting(const struct ag_proxy_req *r);
+/* True between requests: none is in flight and the connection is no byte stream (the server's idle timeout applies). */
+bool ag_proxy_req_idle(const struct ag_proxy_req *r);
 /* True while the proxy's answer waits for the engine's answers in flight. */
 bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r);
 
@@ -67,11 +71,16 @@ typedef int (*ag_proxy_volume_fn)(void *ctx, const char *name, ca_error **err);
 void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx);
 
 /* What the server learns from a connection: created is called with the kind ('c'ontainer, 'n'etwork, 'v'olume) and
- * the id (a volume's name) of every create the engine answered with success, also when the client is gone; ending
+ * the id (a volume's name) of every create the engine answered with success, and of every step container of a build
+ * that keeps them (ag_proxy_build_keeps_steps), also when the client is gone; ending
  * says whether the session is ending, when creates are answered 503. Either may be NULL. */
 struct ag_proxy_hooks {
   void (*created)(void *ctx, char kind, const char *id);
   bool (*ending)(void *ctx);
+  /* The server's budget for create bodies buffered across its connections: reserve takes n more bytes of it (false:
+   * over budget, the create is answered 503), release gives n back. Both or neither. */
+  bool (*reserve)(void *ctx, size_t n);
+  void (*release)(void *ctx, size_t n);
   void *ctx;
 };
 void ag_proxy_req_set_hooks(struct ag_proxy_req *r, const struct ag_proxy_hooks *hooks);
@@ -87,6 +96,11 @@ bool ag_proxy_body_keeps(const char *body, size_t len);
 int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
                                char **ret_url, ca_error **err);
 
+/* True when a POST /build target (as the proxy forwards it) asks a classic build to keep the step containers of failed
+ * steps: forcerm set to a false value ("0", "false", ...: docker-py sends forcerm=False). Their ids come from the
+ * build's "Running in <id>" lines and are recorded as the containers a create made. */
+bool ag_proxy_build_keeps_steps(const char *url, size_t len);
+
 /* True for POST [/vX.Y]/{containers,networks,volumes}/create[?query]. */
 bool ag_proxy_is_create(const char *method, const char *url, size_t url_len);
 
@@ -96,7 +110,13 @@ struct ag_proxy;
 
 struct ag_proxy_config {
   const char *socket_path;   /* where to listen; created 0600 (see share), must not exist */
-  const char *engine_socket; /* the engine's Unix socket */
+  const char *engine_socket; /* the engine's Unix socket; with connect_engine, the engine's name in messages */
+  /* A TCP or TLS engine: each connection (and each request of the proxy's own) gets a new stream to the engine from
+   * connect_engine (a descriptor, or negative with err saying why). The proxy owns engine_ctx from ag_proxy_start on,
+   * also when that fails, and gives it to engine_ctx_free (may be NULL) when it is freed. */
+  int (*connect_engine)(void *ctx, ca_error **err);
+  void *engine_ctx;
+  void (*engine_ctx_free)(void *ctx);
   /* Whoever may use the engine's socket may use this one: with share, the socket gets the engine socket's owner, group
    * and mode (as far as the agent may give them; else 0600) and the peer check admits the users they admit, besides
    * the agent's user and root, who are always admitted. */
@@ -106,7 +126,9 @@ struct ag_proxy_config {
   mode_t mode;
   const char *session_id;    /* copied */
   const char *const *labels; /* copied; NULL-terminated "key=value" */
-  unsigned max_connections;  /* 0: default */
+  unsigned max_connections;  /* 0: default (256) */
+  size_t body_budget;        /* create bytes buffered across all connections; 0: default (AG_PROXY_BODY_BUDGET) */
+  uint64_t idle_usec;        /* a connection idle this long between requests is closed; 0: default (2 min) */
 };
 
 /* Binds the socket and starts serving in a thread of the calling process. */
@@ -121,12 +143,15 @@ void ag_proxy_stop_recorded(struct ag_proxy *p, uint64_t drain_usec, char ***ret
 
 struct ag_state;
 struct ag_registry;
+struct dk_client;
 /* Starts the proxy of session reg->id on <sessions dir>/<id>.sock, or on <short runtime dir>/<id>.sock when that path
  * is too long for a Unix socket, with the session's labels (ag_session_labels of reg and extra), in front of
- * docker_host's engine, which need not answer yet (it is connected per request). -EPROTONOSUPPORT when docker_host is
- * not a Unix socket (not proxied), another error when the socket cannot be bound; err says which. */
+ * docker_host's engine. A Unix socket need not answer yet (it is connected per request); a tcp:// engine is reached
+ * through dk (connected: its TLS files and checks, dk_client_stream), which the proxy clones. -EPROTONOSUPPORT for a
+ * tcp:// engine without dk, another error when the socket cannot be bound; err says which. */
 int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
-                           const char *const *extra_labels, struct ag_proxy **ret, ca_error **err);
+                           const struct dk_client *dk, const char *const *extra_labels, struct ag_proxy **ret,
+                           ca_error **err);
 /* The socket the proxy listens on. */
 const char *ag_proxy_socket_path(const struct ag_proxy *p);
 

@@ -530,3 +530,31 @@ int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels
   *ret_url = ca_buf_steal(&out, NULL);
   return 0;
 }
+
+/* The engine's reading of a boolean query value (httputils.BoolValue): false only for "", 0, no, false, none. */
+static bool query_false(const char *v, size_t n) {
+  static const char *const no[] = {"0", "no", "false", "none"};
+  if (n == 0)
+    return true;
+  for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+    if (strlen(no[i]) == n && strncasecmp(v, no[i], n) == 0)
+      return true;
+  return false;
+}
+
+bool ag_proxy_build_keeps_steps(const char *url, size_t len) {
+  const char *q = memchr(url, '?', len);
+  bool keeps = false, seen = false;
+  for (size_t i = q ? (size_t)(q - url) + 1 : len; i < len;) {
+    const char *p = url + i, *amp = memchr(p, '&', len - i);
+    size_t n = amp ? (size_t)(amp - p) : len - i;
+    i += n + 1;
+    if (n == 9 && memcmp(p, "version=2", 9) == 0)
+      return false; /* BuildKit makes no step containers */
+    if (!seen && n >= 7 && memcmp(p, "forcerm", 7) == 0 && (n == 7 || p[7] == '=')) {
+      seen = true; /* the engine reads the first */
+      keeps = query_false(n > 8 ? p + 8 : "", n > 8 ? n - 8 : 0);
+    }
+  }
+  return keeps;
+}

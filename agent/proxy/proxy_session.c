@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "docker.h"
 #include "proxy.h"
 #include "session.h"
 
@@ -83,22 +84,49 @@ static int socket_path(struct ag_state *st, const char *id, bool *share, char **
   return 0;
 }
 
+/* connect_engine of a TCP or TLS engine: a stream through the proxy's own clone of the session's client. */
+static int tcp_stream(void *ctx, ca_error **err) {
+  int fd = -1;
+  int r = dk_client_stream(ctx, &fd, err);
+  return r < 0 ? r : fd;
+}
+
+static void tcp_client_free(void *ctx) {
+  dk_client_free(ctx);
+}
+
+/* The proxy's config for a tcp:// engine: its streams come from a clone of dk (the proxy's to free). */
+static int tcp_engine(const char *docker_host, const struct dk_client *dk, struct ag_proxy_config *cfg,
+                      ca_error **err) {
+  if (!dk)
+    return ca_error_set(err, EPROTONOSUPPORT,
+                        "DOCKER_HOST %s does not answer: no Docker labeling proxy, so only what the command labels "
+                        "with CLEANUP_AGENT_SESSION itself is collected",
+                        docker_host);
+  struct dk_client *clone = NULL;
+  int r = dk_client_clone(dk, &clone, err);
+  if (r < 0)
+    return r;
+  cfg->engine_socket = docker_host;
+  cfg->connect_engine = tcp_stream;
+  cfg->engine_ctx = clone;
+  cfg->engine_ctx_free = tcp_client_free;
+  return 0;
+}
+
 int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
-                           const char *const *extra_labels, struct ag_proxy **ret, ca_error **err) {
+                           const struct dk_client *dk, const char *const *extra_labels, struct ag_proxy **ret,
+                           ca_error **err) {
   const char *engine = ag_proxy_engine_socket(docker_host);
-  if (!engine)
-    return ca_error_set(
-        err, EPROTONOSUPPORT,
-        "DOCKER_HOST %s is not a Unix socket: no Docker labeling proxy, so only what the command labels "
-        "with CLEANUP_AGENT_SESSION itself is collected",
-        docker_host);
   /* An engine that does not answer yet (a dind service still booting) is reached per request, once it is up. */
   _cleanup_strv_free_ char **labels = ag_session_labels(reg, extra_labels);
   if (!labels)
     return ca_error_set(err, ENOMEM, "out of memory");
-  /* Whoever may use the engine's socket may use the session's (an engine not there yet: only the agent's user). */
+  /* Whoever may use the engine's socket may use the session's (an engine not there yet, or a TCP one: only the
+   * agent's user). */
   struct stat es = {0};
-  bool share = stat(engine, &es) == 0 && S_ISSOCK(es.st_mode) && (es.st_uid != geteuid() || (es.st_mode & 0066));
+  bool share =
+      engine && stat(engine, &es) == 0 && S_ISSOCK(es.st_mode) && (es.st_uid != geteuid() || (es.st_mode & 0066));
   _cleanup_free_ char *path = NULL;
   int r = socket_path(st, reg->id, &share, &path, err);
   if (r < 0)
@@ -111,5 +139,7 @@ int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, c
                                 .uid = es.st_uid,
                                 .gid = es.st_gid,
                                 .mode = es.st_mode};
+  if (!engine && (r = tcp_engine(docker_host, dk, &cfg, err)) < 0)
+    return r;
   return ag_proxy_start(&cfg, ret, err);
 }

@@ -21,6 +21,13 @@
 
 extern char **environ;
 
+/* The docker CLI's TLS variables: a command talking to the proxy's plain Unix socket must not try TLS on it (the proxy
+ * speaks TLS to a TCP engine itself). */
+static bool docker_tls_variable(const char *kv) {
+  return strncmp(kv, "DOCKER_TLS_VERIFY=", 18) == 0 || strncmp(kv, "DOCKER_CERT_PATH=", 17) == 0 ||
+         strncmp(kv, "DOCKER_TLS=", 11) == 0;
+}
+
 /* environ without our variables, then CLEANUP_AGENT_SESSION, CLEANUP_AGENT_OUTER (the outermost session) and, with
  * an engine, DOCKER_HOST and CLEANUP_AGENT_ENGINE (the engine behind the proxy) for the child: what a session nested
  * in this one needs (nesting.h). */
@@ -37,7 +44,8 @@ static char **child_environment(const struct run_state *s) {
     if (strncmp(environ[i], AG_ENV_SESSION "=", sizeof(AG_ENV_SESSION)) != 0 &&
         strncmp(environ[i], AG_ENV_OUTER "=", sizeof(AG_ENV_OUTER)) != 0 &&
         !((sess->env.dk || sess->proxy_host) && strncmp(environ[i], AG_ENV_ENGINE "=", sizeof(AG_ENV_ENGINE)) == 0) &&
-        !((sess->env.dk || sess->proxy_host) && strncmp(environ[i], "DOCKER_HOST=", 12) == 0))
+        !((sess->env.dk || sess->proxy_host) && strncmp(environ[i], "DOCKER_HOST=", 12) == 0) &&
+        !(sess->proxy_host && docker_tls_variable(environ[i])))
       env[k++] = environ[i];
   static char session_var[64], outer_var[64], host_var[4096], engine_var[4096];
   snprintf(session_var, sizeof(session_var), AG_ENV_SESSION "=%s", sess->id);

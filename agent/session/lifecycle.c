@@ -306,8 +306,9 @@ static void warn_labels(struct ag_session *s, const char *why) {
 }
 
 /* The proxy asked for (the default) is given to the command or the run does not start: never the engine itself
- * without --no-docker-proxy. An engine that does not answer yet still gets it (connected per request); only an engine
- * that is no Unix socket (TCP) goes without, and says so. */
+ * without --no-docker-proxy. A Unix socket that does not answer yet still gets it (connected per request), a TCP or
+ * TLS engine gets it through the session's client (its certificates); only a TCP engine that did not answer at the
+ * start goes without, and says so. */
 static int start_proxy(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
   if (cfg->proxy == AG_SESSION_NO_PROXY)
@@ -317,11 +318,18 @@ static int start_proxy(struct ag_session *s, ca_error **err) {
     warn_labels(s, "no Docker engine"); /* never silent, as below */
     return 0;
   }
+  /* container-seq mounts the socket into containers of the engine, which a TCP engine may run on another host. */
+  if (cfg->proxy == AG_SESSION_PROXY_REQUIRED && !ag_proxy_engine_socket(s->docker_host))
+    return ca_error_set(err, EPROTONOSUPPORT,
+                        "%s%s is a TCP engine, which may run its containers on another host: the session's socket "
+                        "cannot be mounted into them (run the tests without --docker-proxy)",
+                        pfx, s->docker_host);
   _cleanup_error_ ca_error *e = NULL;
   _cleanup_strv_free_ char **extra = proxy_labels(s);
   if (!extra)
     return ca_error_set(err, ENOMEM, "out of memory");
-  int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, (const char *const *)extra, &s->proxy, &e);
+  int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, s->env.dk, (const char *const *)extra,
+                                 &s->proxy, &e);
   if (r == -EPROTONOSUPPORT && cfg->proxy != AG_SESSION_PROXY_REQUIRED) {
     if (cfg->proxy_labels && cfg->proxy_labels[0])
       warn_labels(s, e->msg);

@@ -583,6 +583,8 @@ Test(proxy, malformed_create_body_is_answered_and_closes) {
 
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -666,6 +668,253 @@ Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
   close(lfd);
   unlink(engine);
   rmdir(dir);
+}
+
+/* ---- bounded: idle connections, buffered bodies, accept without descriptors (issue 21) ---- */
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+/* An engine that speaks just enough HTTP: GET /events answers a chunked head and, 800 ms later, one chunk; an attach
+ * answers 101 and, 800 ms later, echoes what it reads; anything else gets "OK". One thread per connection. */
+static void *http_engine_conn(void *arg) {
+  int fd = (int)(intptr_t)arg;
+  char req[4096];
+  size_t got = 0;
+  while (got < sizeof(req) - 1 && !memmem(req, got, "\r\n\r\n", 4)) {
+    ssize_t n = read(fd, req + got, sizeof(req) - 1 - got);
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  req[got] = '\0';
+  if (strncmp(req, "GET /events", 11) == 0) {
+    (void)!write(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 47);
+    usleep(800 * 1000);
+    (void)!write(fd, "5\r\nhello\r\n", 10);
+  } else if (strstr(req, "/attach")) {
+    (void)!write(fd, "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", 60);
+    usleep(800 * 1000);
+    char b[64];
+    ssize_t n = read(fd, b, sizeof(b));
+    if (n > 0)
+      (void)!write(fd, b, (size_t)n);
+  } else {
+    (void)!write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK", 40);
+  }
+  char b[64];
+  while (read(fd, b, sizeof(b)) > 0) /* until the proxy closes its side */
+    ;
+  close(fd);
+  return NULL;
+}
+
+static void *http_engine(void *arg) {
+  int lfd = *(int *)arg, fd;
+  while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, http_engine_conn, (void *)(intptr_t)fd) == 0)
+      pthread_detach(t);
+  }
+  return NULL;
+}
+
+struct live {
+  char dir[32], engine[64], sock[64];
+  int lfd;
+  pthread_t t;
+  struct ag_proxy *px;
+};
+
+/* A temp dir with the fake engine's socket, served by engine in a thread; the proxy's socket path next to it. */
+static void engine_start(struct live *l, void *(*engine)(void *)) {
+  signal(SIGPIPE, SIG_IGN); /* the fake engine answers connections that the proxy closed */
+  snprintf(l->dir, sizeof(l->dir), "/tmp/ag-proxy-XXXXXX");
+  cr_assert_not_null(mkdtemp(l->dir));
+  snprintf(l->engine, sizeof(l->engine), "%s/engine.sock", l->dir);
+  snprintf(l->sock, sizeof(l->sock), "%s/proxy.sock", l->dir);
+  l->lfd = unix_socket(l->engine, true);
+  cr_assert_eq(pthread_create(&l->t, NULL, engine, &l->lfd), 0);
+}
+
+static void engine_stop(struct live *l) {
+  shutdown(l->lfd, SHUT_RDWR);
+  pthread_join(l->t, NULL);
+  close(l->lfd);
+  unlink(l->sock);
+  unlink(l->engine);
+  rmdir(l->dir);
+}
+
+static void live_start(struct live *l, void *(*engine)(void *), struct ag_proxy_config cfg) {
+  engine_start(l, engine);
+  cfg.socket_path = l->sock;
+  cfg.engine_socket = l->engine;
+  cfg.session_id = SESSION;
+  cfg.labels = labels;
+  ca_error *err = NULL;
+  cr_assert_eq(ag_proxy_start(&cfg, &l->px, &err), 0, "%s", err ? err->msg : "");
+}
+
+static void live_stop(struct live *l) {
+  ag_proxy_stop(l->px, 100000);
+  engine_stop(l);
+}
+
+/* What fd sends within timeout_ms, up to size - 1 bytes (stops early at want, when given); -1 for an end of stream
+ * before anything came, else the length. */
+static ssize_t read_within(int fd, char *buf, size_t size, int timeout_ms, const char *want) {
+  size_t got = 0;
+  uint64_t end = ca_now_monotonic_usec() + (uint64_t)timeout_ms * 1000;
+  buf[0] = '\0';
+  while (got < size - 1 && !(want && strstr(buf, want))) {
+    uint64_t now = ca_now_monotonic_usec();
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (now >= end || poll(&p, 1, (int)((end - now) / 1000) + 1) != 1)
+      break;
+    ssize_t n = read(fd, buf + got, size - 1 - got);
+    if (n <= 0)
+      return got ? (ssize_t)got : -1;
+    got += (size_t)n;
+    buf[got] = '\0';
+  }
+  return (ssize_t)got;
+}
+
+/* True when fd reaches its end of stream within timeout_ms (whatever came before it is skipped). */
+static bool closed_within(int fd, int timeout_ms) {
+  char buf[4096];
+  uint64_t end = ca_now_monotonic_usec() + (uint64_t)timeout_ms * 1000;
+  for (;;) {
+    uint64_t now = ca_now_monotonic_usec();
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (now >= end || poll(&p, 1, (int)((end - now) / 1000) + 1) != 1)
+      return false;
+    if (read(fd, buf, sizeof(buf)) <= 0)
+      return true;
+  }
+}
+
+Test(proxy_server, idle_connections_are_closed_and_streams_are_not) {
+  struct live l;
+  live_start(&l, http_engine, (struct ag_proxy_config){.idle_usec = 300 * 1000});
+  char buf[4096];
+  /* A client that connects and sends nothing, and one idle after its answer: both closed after the idle time. */
+  int silent = unix_socket(l.sock, false), pinged = unix_socket(l.sock, false);
+  const char ping[] = "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n";
+  cr_assert_eq(ca_write_all(pinged, ping, strlen(ping)), 0);
+  cr_assert_gt(read_within(pinged, buf, sizeof(buf), 2000, "OK"), 0);
+  cr_assert_not_null(strstr(buf, "\r\n\r\nOK"), "%s", buf);
+  uint64_t t0 = ca_now_monotonic_usec();
+  cr_assert(closed_within(silent, 3000), "a connection that sent nothing was not closed");
+  cr_assert(closed_within(pinged, 3000), "a connection idle after its answer was not closed");
+  cr_assert_lt(ca_now_monotonic_usec() - t0, 2000 * 1000ULL);
+  /* A stream quiet for longer than the idle time (events) and a hijacked connection (attach) are not cut. */
+  int events = unix_socket(l.sock, false), attach = unix_socket(l.sock, false);
+  const char ev[] = "GET /events HTTP/1.1\r\nHost: d\r\n\r\n";
+  const char at[] = "POST /containers/c1/attach?stream=1 HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\n"
+                    "Upgrade: tcp\r\nContent-Length: 0\r\n\r\n";
+  cr_assert_eq(ca_write_all(events, ev, strlen(ev)), 0);
+  cr_assert_eq(ca_write_all(attach, at, strlen(at)), 0);
+  cr_assert_gt(read_within(events, buf, sizeof(buf), 3000, "hello"), 0);
+  cr_assert_not_null(strstr(buf, "5\r\nhello"), "the events stream was cut after its quiet time: '%s'", buf);
+  cr_assert_gt(read_within(attach, buf, sizeof(buf), 2000, "\r\n\r\n"), 0);
+  cr_assert_not_null(strstr(buf, "101"), "%s", buf);
+  usleep(900 * 1000); /* quiet for three idle times, then the stream goes on */
+  cr_assert_eq(ca_write_all(attach, "ping", 4), 0);
+  cr_assert_eq(read_within(attach, buf, sizeof(buf), 2000, "ping"), 4, "the attach stream was cut: '%s'", buf);
+  close(silent);
+  close(pinged);
+  close(events);
+  close(attach);
+  live_stop(&l);
+}
+
+/* Sends a create head for a body of total bytes and the first part bytes of it. */
+static int partial_create(const char *sock, size_t total, size_t part) {
+  int fd = unix_socket(sock, false);
+  char head[256];
+  snprintf(head, sizeof(head), "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: %zu\r\n\r\n", total);
+  char *body = malloc(part);
+  cr_assert_not_null(body);
+  memset(body, ' ', part);
+  body[0] = '{';
+  cr_assert_eq(ca_write_all(fd, head, strlen(head)), 0);
+  for (size_t off = 0; off < part;) { /* a refused one is closed before all of it went */
+    ssize_t n = send(fd, body + off, part - off, MSG_NOSIGNAL);
+    if (n <= 0)
+      break;
+    off += (size_t)n;
+  }
+  free(body);
+  return fd;
+}
+
+Test(proxy_server, create_bodies_buffered_across_connections_are_bounded) {
+  struct live l;
+  live_start(&l, http_engine, (struct ag_proxy_config){.body_budget = 1024 * 1024});
+  char buf[4096];
+  int a = partial_create(l.sock, 1000000, 700000);
+  usleep(300 * 1000); /* the proxy holds a's 700 kB */
+  int b = partial_create(l.sock, 1000000, 700000);
+  cr_assert_gt(read_within(b, buf, sizeof(buf), 3000, "}"), 0, "a create beyond the budget got no answer");
+  cr_assert(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "%s", buf);
+  cr_assert_not_null(strstr(buf, "{\"message\":\"cleanup-agent: "), "%s", buf);
+  close(b);
+  /* a's bytes go back to the budget when it ends: the next create is held again, not refused. */
+  close(a);
+  usleep(300 * 1000);
+  int c = partial_create(l.sock, 1000000, 700000);
+  cr_assert_eq(read_within(c, buf, sizeof(buf), 500, NULL), 0, "a create within the budget was answered: %s", buf);
+  close(c);
+  live_stop(&l);
+}
+
+/* Out of descriptors, the proxy's accept fails while the client waits in the backlog: the proxy waits between tries
+ * instead of spinning, and serves the client once descriptors are back. The proxy runs in a child whose
+ * RLIMIT_NOFILE is cut to the descriptors it has. */
+Test(proxy_server, accept_without_descriptors_backs_off) {
+  struct live l;
+  engine_start(&l, fake_engine);
+  int go[2], cpu[2];
+  cr_assert(pipe(go) == 0 && pipe(cpu) == 0);
+  pid_t child = fork();
+  cr_assert_geq(child, 0);
+  if (child == 0) {
+    struct ag_proxy *px = NULL;
+    struct ag_proxy_config cfg = {
+        .socket_path = l.sock, .engine_socket = l.engine, .session_id = SESSION, .labels = labels};
+    if (ag_proxy_start(&cfg, &px, NULL) < 0)
+      _exit(2);
+    int next = dup(0); /* the lowest free descriptor: every one below is in use */
+    close(next);
+    struct rlimit old, cut;
+    getrlimit(RLIMIT_NOFILE, &old);
+    cut = (struct rlimit){.rlim_cur = (rlim_t)next, .rlim_max = old.rlim_max};
+    setrlimit(RLIMIT_NOFILE, &cut);
+    (void)!write(go[1], "x", 1);
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    sleep(1); /* a client waits in the backlog meanwhile */
+    getrusage(RUSAGE_SELF, &r1);
+    long used = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000000L +
+                (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) + (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
+    setrlimit(RLIMIT_NOFILE, &old);
+    (void)!write(cpu[1], &used, sizeof(used));
+    sleep(30); /* serves the waiting client until the test kills it */
+    _exit(0);
+  }
+  char x;
+  cr_assert_eq(read(go[0], &x, 1), 1);
+  int client = unix_socket(l.sock, false);
+  long used = -1;
+  cr_assert_eq(read(cpu[0], &used, sizeof(used)), (ssize_t)sizeof(used));
+  cr_assert_lt(used, 200000L, "the proxy used %ld us of CPU in one second of failed accepts", used);
+  cr_assert(greeted(client, 10000), "the waiting client was not served once descriptors were back");
+  close(client);
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  engine_stop(&l);
 }
 
 /* ---- volumes a container create implies ---- */
@@ -972,4 +1221,42 @@ Test(proxy, build_request_line_is_rewritten_and_the_body_passes) {
   feed(bad, strlen(bad), 0, &o);
   assert_refused(&o, "", "a build with labels that are not JSON");
   out_free(&o);
+}
+
+Test(proxy, builds_that_keep_step_containers) {
+  const char *keep[] = {"/build?rm=0&forcerm=0", "/v1.41/build?forcerm=False&rm=False", "/build?forcerm=&t=x",
+                        "/build?forcerm=none&forcerm=1"};
+  const char *not_kept[] = {"/build?rm=0&forcerm=1", "/build?forcerm=0&version=2", "/build?forcerm=true&forcerm=0",
+                            "/build?t=x&forcermx=0"};
+  for (size_t i = 0; i < 4; i++) {
+    cr_assert(ag_proxy_build_keeps_steps(keep[i], strlen(keep[i])), "%s", keep[i]);
+    cr_assert_not(ag_proxy_build_keeps_steps(not_kept[i], strlen(not_kept[i])), "%s", not_kept[i]);
+  }
+}
+
+/* The step containers of a build that keeps them are recorded from its progress stream, lines split anywhere. */
+Test(proxy, step_containers_of_a_build_that_keeps_them_are_recorded) {
+  struct recorded rec = {0};
+  struct conn_sim c;
+  sim_hooked(&c, &rec);
+  cr_assert_eq(sim_client(&c, "POST /v1.41/build?rm=0&forcerm=0 HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n"),
+               AG_PROXY_GO);
+  cr_assert(ag_proxy_req_create_in_flight(c.r));
+  static const char stream[] = "{\"stream\":\"Step 1/2 : FROM busybox\\n\"}\r\n"
+                               "{\"stream\":\" ---\\u003e Running in 3f2a1b4c5d6e\\n\"}\r\n"
+                               "{\"stream\":\"Running in nothex\\n\"}\r\n"
+                               "{\"stream\":\" ---\\u003e Running in 0123456789abcdef0123\\n\"}\r\n";
+  char answer[1024];
+  snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+           strlen(stream), stream);
+  for (size_t i = 0; answer[i]; i += 7) { /* in pieces of 7 bytes */
+    char piece[8];
+    snprintf(piece, sizeof(piece), "%.7s", answer + i);
+    sim_engine(&c, piece);
+  }
+  cr_assert_eq(rec.n, 2);
+  cr_assert_str_eq(rec.ids[0], "c:3f2a1b4c5d6e");
+  cr_assert_str_eq(rec.ids[1], "c:0123456789abcdef0123");
+  cr_assert_not(ag_proxy_req_create_in_flight(c.r));
+  sim_free(&c);
 }

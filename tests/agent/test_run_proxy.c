@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli_run.h"
@@ -596,12 +597,29 @@ Test(run_proxy, a_create_while_the_session_ends_gets_503) {
 
 /* Images the session builds (issue 21) carry the session's labels, and a classic build through the proxy gets forcerm:
  * a failed RUN leaves no step container (the engine creates those without any label). */
+/* Runs a classic-build suite (steps after the session id went to $OUT/session and DOCKER_BUILDKIT=0) under run, then
+ * removes what the run left of step containers whose command holds <marker>-<id> (listed in $OUT/left first) and the
+ * images of the session (the end keeps images). The run's exit code; the session id in id. */
+static int run_build_suite(const char *name, const char *steps, const char *marker, char id[static 128]) {
+  char text[4096], cmd[1536];
+  snprintf(text, sizeof(text), "S=$CLEANUP_AGENT_SESSION\necho $S > $OUT/session\nexport DOCKER_BUILDKIT=0\n%s", steps);
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", scenario_script(&sc, name, text), NULL});
+  id[0] = '\0';
+  if (!scenario_read_marker(&sc, "session", 0, id))
+    return rc;
+  snprintf(cmd, sizeof(cmd),
+           "docker ps -a --no-trunc --format '{{.ID}} {{.Command}}' | grep '%s-%s' > %s/left; "
+           "cut -d' ' -f1 %s/left | xargs -r docker rm -f >/dev/null 2>&1; "
+           "docker images -q --filter label=io.cleanup-agent.session=%s | xargs -r docker rmi -f >/dev/null 2>&1; true",
+           marker, id, sc.dir, sc.dir, id);
+  cr_assert_eq(system(cmd), 0);
+  return rc;
+}
+
 Test(run_proxy, builds_are_labeled_and_a_failed_step_leaves_no_container) {
-  const char *script = scenario_script(
-      &sc, "build.sh",
-      "S=$CLEANUP_AGENT_SESSION\n"
-      "echo $S > $OUT/session\n"
-      "export DOCKER_BUILDKIT=0\n"
+  char id[128];
+  int rc = run_build_suite(
+      "build.sh",
       "printf 'FROM cleanup-test/busybox:latest\\nRUN echo ok\\n' | "
       "docker build -q -t cleanup-test/built-$S --label $TEST_LABEL - > $OUT/build 2>&1 || exit 90\n"
       "docker image inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' cleanup-test/built-$S "
@@ -609,17 +627,8 @@ Test(run_proxy, builds_are_labeled_and_a_failed_step_leaves_no_container) {
       "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-x-%s && false\\n' $S | "
       "docker build --label $TEST_LABEL - > $OUT/failed 2>&1 && exit 92\n"
       "docker ps -a --no-trunc --format '{{.Command}}' | grep -c \"step-x-$S\" > $OUT/steps\n"
-      "exit 0\n");
-  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
-  char id[128] = "", cmd[512];
-  bool started = scenario_read_marker(&sc, "session", 0, id);
-  /* Images are not the session end's to remove (yet): the test removes its own, and a step container main left. */
-  snprintf(cmd, sizeof(cmd),
-           "docker rmi -f cleanup-test/built-%s >/dev/null 2>&1; docker ps -a --no-trunc --format '{{.ID}} "
-           "{{.Command}}' | grep 'step-x-%s' | cut -d' ' -f1 | xargs -r docker rm -f >/dev/null 2>&1",
-           id, id);
-  if (started)
-    cr_assert_eq(system(cmd), 0);
+      "exit 0\n",
+      "step-x", id);
   cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("build"));
   cr_assert_str_eq(out_file("steps"), "0", "the failed step's container was left: %s", out_file("failed"));
   cr_assert_str_eq(out_file("ilabel"), id, "the built image carries the session label");
@@ -720,5 +729,60 @@ Test(run_proxy, an_engine_that_appears_after_the_start_is_still_proxied) {
   cr_assert_str_neq(out_file("docker_host"), sc.docker_host, "the command got the engine itself: %s",
                     scenario_stderr(&sc));
   cr_assert_str_eq(out_file("label"), id);
+  scenario_assert_nothing_left(&sc, id);
+}
+
+/* The proxy asked for (the default) that cannot be started is a refusal (issue 21): one line, 125, and the command
+ * never runs, so it never talks to the engine unlabeled. Here the short socket dir, where a deep state dir's socket
+ * goes, is a read-only mount in a mount namespace of the agent's own. */
+Test(run_proxy, a_proxy_that_cannot_start_refuses_the_run) {
+  char state[256];
+  snprintf(state, sizeof(state), "%s/%s", sc.dir,
+           "ci-workspace-builds-0123456789abcdef-project-group-subgroup-repository-pipeline-4242-job-8484-"
+           "xxxxxxxxxxxxxxxxxxxxxx/state");
+  char *slash = strrchr(state, '/');
+  *slash = '\0';
+  cr_assert_eq(mkdir(state, 0700), 0);
+  *slash = '/';
+  const char *script = scenario_script(&sc, "ran.sh", "touch $OUT/ran\n");
+  char dir[128], cmd[2048];
+  snprintf(dir, sizeof(dir), "/run/cleanup-agent.sockets"); /* root's (session.h) */
+  (void)mkdir(dir, 0711);
+  snprintf(cmd, sizeof(cmd),
+           "unshare -m sh -c 'mount -t tmpfs -o ro,mode=0711 none %s && exec %s --state-dir %s --cgroup-root %s run "
+           "-- %s' 2> %s/refused.err",
+           dir, AG_BINARY, state, sc.cgroup_root, script, sc.dir);
+  int rc = system(cmd);
+  const char *err = out_file("refused.err");
+  cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 125, "run exited %d: %s", rc, err);
+  cr_assert(err[0] && !strchr(err, '\n'), "not one line: %s", err);
+  cr_assert_not_null(strstr(err, "does not start"), "%s", err);
+  char ran[256];
+  snprintf(ran, sizeof(ran), "%s/ran", sc.dir);
+  cr_assert_neq(access(ran, F_OK), 0, "the command ran without its proxy");
+  strcat(state, "/sessions");
+  cr_assert(dir_is_empty(state), "state files are left in %s", state);
+}
+
+/* A classic build that keeps its step containers (issue 21): the docker CLI's --rm=false, and rm=0&forcerm=0 as
+ * docker-py sends it. The engine makes step containers without any label; the proxy records them from the build's
+ * "Running in <id>" lines and the session's end removes them. */
+Test(run_proxy, step_containers_of_builds_that_keep_them_are_removed) {
+  char id[128];
+  int rc = run_build_suite(
+      "keep_steps.sh",
+      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s\\n' $S | "
+      "docker build --rm=false -q --label $TEST_LABEL - > $OUT/cli 2>&1 || exit 90\n"
+      "mkdir $OUT/ctx && printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s && false\\n' $S "
+      "> $OUT/ctx/Dockerfile\n"
+      "tar -C $OUT/ctx -c Dockerfile | curl -s --unix-socket ${DOCKER_HOST#unix://} -X POST "
+      "-H 'Content-Type: application/x-tar' --data-binary @- 'http://d/v1.41/build?rm=0&forcerm=0' > $OUT/api "
+      "|| exit 91\n"
+      "docker ps -a --no-trunc --format '{{.Command}}' | grep -c \"step-k-$S\" > $OUT/during\n"
+      "exit 0\n",
+      "step-k", id);
+  cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("cli"));
+  cr_assert_neq(atoi(out_file("during")), 0, "no step container was kept during the run: %s", out_file("api"));
+  cr_assert_str_eq(out_file("left"), "", "step containers outlived the run");
   scenario_assert_nothing_left(&sc, id);
 }

@@ -110,7 +110,7 @@ static const char *docker_tls(const char *args) {
 }
 
 Test(tls_engine, run_gc_and_container_seq_work_over_tls) {
-  /* run --ttl: the command's container (labeled by itself: a TCP engine has no proxy yet) goes with the session. */
+  /* run --ttl: the command's container (labeled by itself, which the proxy lets through) goes with the session. */
   const char *script = scenario_script(
       &sc, "leak.sh",
       "docker run -d --label io.cleanup-agent.session=$CLEANUP_AGENT_SESSION --label \"$TEST_LABEL\" " IMAGE
@@ -179,4 +179,37 @@ Test(tls_engine, a_wrong_ca_or_an_expired_certificate_is_refused_with_one_line) 
   assert_refused("wrongca");
   sleep(1); /* the expired set was valid for 0 days: expired one second after it was made */
   assert_refused("expired");
+}
+
+/* Issue 21: a TLS engine (GitLab's docker-in-docker) gets the labeling proxy too. The command gets the session's Unix
+ * socket without TLS variables, and what it creates through it, unlabeled, carries the session label and is gone after
+ * the run; an attached run streams its output back through the proxy's TLS connection. */
+Test(tls_engine, a_tls_engine_gets_the_labeling_proxy) {
+  const char *script = scenario_script(
+      &sc, "proxied.sh",
+      "echo $CLEANUP_AGENT_SESSION >\"$OUT/session\"\n"
+      "echo \"$DOCKER_HOST ${DOCKER_TLS_VERIFY:-no-tls}\" >\"$OUT/host\"\n"
+      "c=$(docker run -d --label \"$TEST_LABEL\" " IMAGE " sleep 600) || exit 90\n"
+      "echo $c >\"$OUT/cid\"\n"
+      "docker inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' $c >\"$OUT/label\" || exit 91\n"
+      "docker run --rm --label \"$TEST_LABEL\" " IMAGE " echo through-tls >\"$OUT/attached\" || exit 92\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", "sh", script, NULL});
+  cr_assert_eq(rc, 0, "run over TLS exited %d:\n%s", rc, scenario_stderr(&sc));
+  char path[200], id[128] = "", host[256], cid[80];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  snprintf(path, sizeof(path), "%s/host", sc.dir);
+  snprintf(host, sizeof(host), "%s", scenario_read_text(path));
+  cr_assert(strncmp(host, "unix://", 7) == 0 && strstr(host, id) && strstr(host, " no-tls"),
+            "the command got %s, not the session's socket without TLS:\n%s", host, scenario_stderr(&sc));
+  snprintf(path, sizeof(path), "%s/label", sc.dir);
+  cr_assert_eq(strncmp(scenario_read_text(path), id, 32), 0, "the container's session label: '%s'",
+               scenario_read_text(path));
+  snprintf(path, sizeof(path), "%s/attached", sc.dir);
+  cr_assert_str_eq(scenario_read_text(path), "through-tls\n");
+  snprintf(path, sizeof(path), "%s/cid", sc.dir);
+  snprintf(cid, sizeof(cid), "%.64s", scenario_read_text(path));
+  char args[512];
+  snprintf(args, sizeof(args), "ps -aq --no-trunc --filter id=%s", cid);
+  cr_assert_str_eq(docker_tls(args), "", "the session's container outlived the run on the TLS engine");
+  cr_assert_str_eq(docker_tls("ps -aq"), "", "the run left containers on the TLS engine");
 }

@@ -5,11 +5,14 @@
  * Starts the proxy in this process (agent/proxy/proxy.c, the code run uses) in front of the engine of $DOCKER_HOST and
  * times, interleaved, direct against through the proxy: `docker ps`, `docker run --rm --network none
  * cleanup-test/busybox true` (the docker CLI, $DOCKER_CLI or /usr/bin/docker), and raw GET /_ping round trips on a
- * fresh connection and on a kept-alive one (the proxy's own cost without the CLI's start-up noise). Medians. */
+ * fresh connection and on a kept-alive one (the proxy's own cost without the CLI's start-up noise). Medians. Then the
+ * throughput of 50 `docker run --rm` started at once, direct against through the proxy, and the memory (RSS of this
+ * process, which runs the proxy as the agent does) and threads with 256 idle connections open (the connection cap). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -88,6 +91,78 @@ static uint64_t ping_fresh(const char *path) {
   return ok ? t : 0;
 }
 
+#define PARALLEL 50
+#define IDLE_CONNS 256
+
+/* A figure of /proc/self/status ("VmRSS", "Threads"), or -1. */
+static long self_status(const char *key) {
+  FILE *f = fopen("/proc/self/status", "re");
+  char line[256];
+  long v = -1;
+  size_t n = strlen(key);
+  while (f && fgets(line, sizeof(line), f))
+    if (strncmp(line, key, n) == 0 && line[n] == ':')
+      v = strtol(line + n + 1, NULL, 10);
+  if (f)
+    fclose(f);
+  return v;
+}
+
+struct parallel_run {
+  const char *host;
+  uint64_t ns;
+};
+
+static void *one_run(void *arg) {
+  struct parallel_run *p = arg;
+  static const char *const run[] = {
+      "run",  "--rm", "--network", "none", "--label", AG_TEST_LABEL_KEY "=bench-proxy", "cleanup-test/busybox",
+      "true", NULL};
+  p->ns = run_docker(p->host, run);
+  return NULL;
+}
+
+/* PARALLEL `docker run --rm` started at once against host: wall ns until the last ended, 0 when one failed. */
+static uint64_t parallel_runs(const char *host) {
+  struct parallel_run runs[PARALLEL];
+  pthread_t t[PARALLEL];
+  uint64_t t0 = bench_now_ns();
+  size_t started = 0;
+  for (; started < PARALLEL; started++) {
+    runs[started] = (struct parallel_run){.host = host};
+    if (pthread_create(&t[started], NULL, one_run, &runs[started]) != 0)
+      break;
+  }
+  bool ok = started == PARALLEL;
+  for (size_t i = 0; i < started; i++) {
+    pthread_join(t[i], NULL);
+    ok = ok && runs[i].ns;
+  }
+  return ok ? bench_now_ns() - t0 : 0;
+}
+
+/* The RSS (KiB) and threads of this process before and with IDLE_CONNS idle connections open on the proxy's socket. */
+struct idle_memory {
+  long rss_before, rss_idle, threads_before, threads_idle;
+  unsigned open;
+};
+
+static void idle_connections(const char *sock, struct idle_memory *m) {
+  int fds[IDLE_CONNS];
+  m->rss_before = self_status("VmRSS");
+  m->threads_before = self_status("Threads");
+  m->open = 0;
+  for (unsigned i = 0; i < IDLE_CONNS; i++)
+    if ((fds[m->open] = connect_unix(sock)) >= 0)
+      m->open++;
+  usleep(1000 * 1000); /* the proxy accepts each and connects it to the engine */
+  m->rss_idle = self_status("VmRSS");
+  m->threads_idle = self_status("Threads");
+  for (unsigned i = 0; i < m->open; i++)
+    close(fds[i]);
+  usleep(500 * 1000);
+}
+
 struct row {
   const char *what;
   uint64_t *direct, *proxied;
@@ -135,12 +210,13 @@ int main(int argc, char **argv) {
 
   static const char *const ps[] = {"ps", NULL};
   static const char *const run[] = {"run", "--rm", "--network", "none", "cleanup-test/busybox", "true", NULL};
-  size_t n_ping = reps * 100;
+  size_t n_ping = reps * 100, par_reps = reps >= 10 ? 3 : 1; /* 100 containers a pair */
   struct row rows[] = {
       {"GET /_ping, fresh connection (us)", calloc(n_ping, 8), calloc(n_ping, 8), n_ping},
       {"GET /_ping, kept-alive connection (us)", calloc(n_ping, 8), calloc(n_ping, 8), n_ping},
       {"docker ps (ms)", calloc(reps, 8), calloc(reps, 8), reps},
       {"docker run --rm busybox true (ms)", calloc(reps, 8), calloc(reps, 8), reps},
+      {"50 parallel docker run --rm, all done (ms)", calloc(par_reps, 8), calloc(par_reps, 8), par_reps},
   };
   int failed = 0;
   int keep_direct = connect_unix(engine), keep_proxied = connect_unix(sock);
@@ -163,13 +239,17 @@ int main(int argc, char **argv) {
       const char *h = via ? proxy_host : host;
       uint64_t t = run_docker(h, ps);
       (via ? rows[2].proxied : rows[2].direct)[i] = t;
-      uint64_t t2 = run_docker(h, run);
+      uint64_t t2 = run_docker(h, run), t3 = i < par_reps ? parallel_runs(h) : 1;
       (via ? rows[3].proxied : rows[3].direct)[i] = t2;
-      failed += !t || !t2;
+      if (i < par_reps)
+        (via ? rows[4].proxied : rows[4].direct)[i] = t3;
+      failed += !t || !t2 || !t3;
     }
   }
   close(keep_direct);
   close(keep_proxied);
+  struct idle_memory mem;
+  idle_connections(sock, &mem);
   ag_proxy_stop(px, 1000000);
   rmdir(dir);
 
@@ -181,6 +261,16 @@ int main(int argc, char **argv) {
   print_row(&rows[1], "us", 1e3);
   print_row(&rows[2], "ms", 1e6);
   print_row(&rows[3], "ms", 1e6);
+  print_row(&rows[4], "ms", 1e6);
+  printf("\nMemory of this process (the proxy in it, as in the agent), %d idle connections open (%u accepted):\n\n",
+         IDLE_CONNS, mem.open);
+  printf("| %-44s | %10s | %10s | %10s |\n", "what", "none", "idle", "added");
+  printf("|%.46s|%.12s|%.12s|%.12s|\n", "----------------------------------------------------", "-------------",
+         "-------------", "-------------");
+  printf("| %-44s | %10ld | %10ld | %+10ld |\n", "RSS, 256 idle connections (KiB)", mem.rss_before, mem.rss_idle,
+         mem.rss_idle - mem.rss_before);
+  printf("| %-44s | %10ld | %10ld | %+10ld |\n", "threads, 256 idle connections", mem.threads_before, mem.threads_idle,
+         mem.threads_idle - mem.threads_before);
   printf("\nTargets: docker ps under 1 ms added; docker run --rm under 5%% added.%s\n",
          failed ? " SOME RUNS FAILED: numbers are not valid." : "");
   for (size_t i = 0; i < ELEMENTSOF(rows); i++) {

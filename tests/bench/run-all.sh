@@ -432,6 +432,20 @@ bench_proxy() {
     row "\`docker run --rm\` direct (the limit)" "$run_d ms" "" "" "limit"
     row "\`docker run --rm\` through the proxy" "$run_p ms" "$run_a ms, $run_pct% over direct" "< 5% added" \
         "$(verdict "$run_pct" lt 5)"
+    local par_d par_p par_pct rss_0 rss_i rss_a thr_a
+    par_d=$(num "$(cell "$f" '50 parallel' 3)")
+    par_p=$(num "$(cell "$f" '50 parallel' 4)")
+    par_pct=$(calc "$(calc "$(calc "$par_p" - "$par_d")" / "$par_d" %.6f)" '*' 100 %+.2f)
+    rss_0=$(cell "$f" 'RSS, 256 idle' 2)
+    rss_i=$(cell "$f" 'RSS, 256 idle' 3)
+    rss_a=$(num "$(cell "$f" 'RSS, 256 idle' 4)")
+    thr_a=$(num "$(cell "$f" 'threads, 256 idle' 4)")
+    row "50 parallel \`docker run --rm\` direct, until the last ended (the limit)" "$par_d ms" "" "" "limit"
+    row "50 parallel \`docker run --rm\` through the proxy" "$par_p ms" "$par_pct% over direct" "< 5% added" \
+        "$(verdict "$par_pct" lt 5)"
+    row "RSS of the process running the proxy, 256 idle connections" "$rss_i KiB" \
+        "$rss_a KiB over none ($rss_0 KiB), $(calc "$rss_a" / 256 %.1f) KiB and $(calc "$thr_a" / 256 %.0f) threads per connection" \
+        "< 32768 KiB added" "$(verdict "$rss_a" lt 32768)"
 }
 
 # --- the machine ---------------------------------------------------------------------------------------------
