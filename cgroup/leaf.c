@@ -401,7 +401,7 @@ int cg_leaf_remove_v1_left(cg_root *root, const char *session_id, ca_error **err
   for (int i = 0; i < CG_V1_N && r == 0; i++)
     if (root->v1_parent[i] && v1_leaf(leaf, i, false, NULL) == 0) {
       found = 1;
-      r = remove_tree(leaf->v1_path[i], 0, err);
+      r = remove_tree(leaf->v1_path[i], 0, false, err);
     }
   return r < 0 ? ca_error_wrap(err, "cgroup: remove the v1 leaves of session %s", session_id) : found;
 }
