@@ -47,6 +47,8 @@ check() {
         case_failed=1
     fi
 }
+# lacks FILE TEXT: FILE does not say TEXT.
+lacks() { ! grep -qF -- "$2" "$1"; }
 # check_rc WANT GOT: the exit status of the last run.
 check_rc() { check "exit status $1 (got $2)" test "$2" -eq "$1"; }
 # check_err TEXT: run's stderr says TEXT.
@@ -81,7 +83,7 @@ listed() { "$agent" ps 2>/dev/null | grep -q "^$1 "; }
 not_listed() { ! listed "$1"; }
 # registry_field ID FIELD: a number from the session's registry (root's state dir).
 registry_field() {
-    sed -n "s/.*\"$2\": *\([0-9][0-9]*\).*/\1/p" "${STATE_DIR:-/run/cleanup-agent}/sessions/$1.json" | head -n 1
+    sed -n "s/.*\"$2\":[[:space:]]*\([0-9][0-9]*\).*/\1/p" "${STATE_DIR:-/run/cleanup-agent}/sessions/$1.json" | head -n 1
 }
 
 # The leaky suite: a network and a volume through the session's socket, a double-forked sleeper that ignores
@@ -95,8 +97,9 @@ echo \$CLEANUP_AGENT_SESSION > $1
 $2
 SH
 }
-# wait_marker FILE: the session id the script wrote, once it is there (60 s: docker.socket starts dockerd).
+# wait_marker FILE: the session id the script wrote, once it is there (180 s: docker.socket starts dockerd, and
+# TCG on a loaded machine is slow).
 wait_marker() {
-    wait_for 60 test -s "$1" || return 1
+    wait_for 180 test -s "$1" || return 1
     cat "$1"
 }

@@ -19,7 +19,7 @@ case_begin "a leaky suite exits with its status and leaves nothing"
 agent_run run -- bash -c "$(leaky_script "$work/id" 'exit 3')"
 rc=$?
 check_rc 3 "$rc"
-check_err "processes outlived the command"
+check_err "outlived the command"
 check_err "removed 1 network, 1 volume"
 nothing_left "$(cat "$work/id")"
 
@@ -53,7 +53,7 @@ agent_run run --pids 16 -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
     echo all 40 started'
 rc=$?
 check "the command's cgroup says pids.max 16 (stdout: $(head -c 200 "$out"))" grep -qx 16 "$out"
-check "the 40 sleepers did not all start" ! grep -q "all 40 started" "$out"
+check "the 40 sleepers did not all start" lacks "$out" "all 40 started"
 check "the command failed (status $rc)" test "$rc" -ne 0
 nothing_left "$(cat "$work/id")"
 

@@ -173,7 +173,7 @@ cmd_image() {
 # --- the running VM ---------------------------------------------------------------------------------------------
 ssh_opts() {
     echo -i "$image_dir/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-        -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=8 \
+        -o BatchMode=yes -o ConnectTimeout=60 -o ServerAliveInterval=15 -o ServerAliveCountMax=8 \
         -p "$(cat "$state/port" 2>/dev/null || echo 0)"
 }
 # vssh USER CMD...: one command in the VM (CMD is a shell command line there).
@@ -252,7 +252,7 @@ cmd_stop_locked() {
         for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         kill -KILL "$pid" 2>/dev/null || true
     fi
-    rm -f "$state/pid" "$state/port" "$state/agent.sha256"
+    rm -f "$state/pid" "$state/port"
 }
 
 cmd_stop() {
@@ -268,11 +268,11 @@ install_agent() {
     local agent=$1 sum
     [[ -x $agent ]] || die "the agent '$agent' is missing (build it first, or --agent PATH)"
     sum=$(sha256sum <"$agent" | cut -d' ' -f1)
-    [[ $(cat "$state/agent.sha256" 2>/dev/null) == "$sum" ]] && return 0
+    # Asked of the VM, not remembered here: another user of the VM may have installed another build.
+    [[ $(vssh root 'sha256sum </usr/local/bin/cleanup-agent' </dev/null 2>/dev/null) == "$sum  -" ]] && return 0
     # shellcheck disable=SC2046 # options are words
     vssh root 'cat >/usr/local/bin/.cleanup-agent.new && chmod 755 /usr/local/bin/.cleanup-agent.new &&
         mv /usr/local/bin/.cleanup-agent.new /usr/local/bin/cleanup-agent' <"$agent" || die "could not copy the agent in"
-    echo "$sum" >"$state/agent.sha256"
 }
 
 # ensure_user NAME: a non-root user with lingering on (its user manager runs without a login).
