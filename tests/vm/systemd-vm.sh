@@ -164,8 +164,11 @@ cmd_image() {
         say "building the image (empty cache: $image_dir)"
         build_image "$image_dir" || die "the image could not be built (see above)"
     fi
-    # Older recipes' images are dead weight (3 GB sparse each).
-    find "$cache/systemd-vm" -mindepth 1 -maxdepth 1 -type d ! -path "$image_dir" -exec rm -rf -- {} + 2>/dev/null || true
+    # Older recipes' images are dead weight (3 GB sparse each), once nobody built or booted them for a week (another
+    # checkout may still use its recipe's image).
+    touch "$image_dir"
+    find "$cache/systemd-vm" -mindepth 1 -maxdepth 1 -type d -mtime +7 ! -path "$image_dir" -exec rm -rf -- {} + \
+        2>/dev/null || true
     exec 8>&-
     echo "$image_dir"
 }
