@@ -305,8 +305,9 @@ cmd_run() {
     cmd_boot
     install_agent "$agent"
     [[ $user == root ]] || ensure_user "$user"
+    # POSIX single quotes: the user's login shell may be sh (a user created before, by someone else).
     local line="" a
-    for a in "$@"; do line+=" $(printf '%q' "$a")"; done
+    for a in "$@"; do line+=" '${a//\'/\'\\\'\'}'"; done
     local rc=0
     vssh "$user" "$line" || rc=$?
     exit "$rc"
