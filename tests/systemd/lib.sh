@@ -1,3 +1,4 @@
+# shellcheck shell=bash # sent to bash -c in the VM, before a suite
 # tests/systemd/lib.sh: what every suite of the systemd label shares. tests/systemd/in-vm.sh sends it, then the
 # suite, to `bash -s` inside the Debian 12 VM (tests/vm/systemd-vm.sh); the agent is /usr/local/bin/cleanup-agent.
 # A suite is a list of cases (case_begin NAME ... ); a failed check fails its case and the suite goes on with the

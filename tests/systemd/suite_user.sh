@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM; single quotes are meant
 # tests/systemd/suite_user.sh: `cleanup-agent run` as a non-root user with lingering on (a systemd user manager), in an
 # ssh login session (tests/vm/systemd-vm.sh run --user ci), as a CI runner service's user would run it.
 # Today the agent has no writable cgroup there (the login session's scope belongs to root): it tracks processes by
