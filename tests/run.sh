@@ -4,9 +4,12 @@
 #   2. brings up the real things: a Docker engine (started here only when none answers, stopped at the end only
 #      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots (its kernel
 #      is unpacked from linux-image-cloud-amd64 into a cache, never installed: tests/vm/vm-kernel.sh),
+#   2b. builds (or takes from its cache) the Debian 12 systemd image and boots it in the background from the start
+#      (tests/vm/systemd-vm.sh), so that it overlaps the builds,
 #   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both linking the
 #      system's libcurl (libcurl4-openssl-dev),
-#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the chaos label runs
+#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the systemd label runs
+#      first on build/, in that VM, which is stopped after it (one VM at a time); the chaos label runs
 #      last on build/, alone (-j1), after the other suites of build/; a label or a selection with no test in a build
 #      fails (tests/run-lib.sh), and a sentinel (a dead session's container without the test label, planted before
 #      the suites, removed at the end) must survive every suite: tests run gc only on what is their own,
@@ -43,7 +46,7 @@ packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl
     libsystemd-dev
     docker.io busybox-static qemu-system-x86 cpio libhttp-parser-dev clang libclang-rt-14-dev
     systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap python3-docker podman
-    debhelper scdoc lintian man-db)
+    openssh-client e2fsprogs debhelper scdoc lintian man-db)
 # Testcontainers for Node (tests/clients): Debian's nodejs and npm, unless a node with its npm is there already
 # (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 command -v npm >/dev/null || packages+=(nodejs npm)
@@ -65,6 +68,7 @@ failed_total=0
 run_on_exit() {
     local rc=$?
     sentinel_remove
+    systemd_vm_stop
     (exit "$rc")
     env_on_exit
 }
@@ -126,6 +130,40 @@ check_vm() {
     local rc=0
     tests/vm/run-in-vm.sh /bin/true 2>&1 | tee "$work/vm-check.log" || rc=$?
     vm_timing=$(sed -n 's/^run-in-vm: PASS true (\(.*\))$/\1/p' "$work/vm-check.log")
+    return "$rc"
+}
+
+# The Debian 12 systemd VM (tests/vm/systemd-vm.sh): the image built or taken from the cache, then booted, in the
+# background from the start; systemd_vm_wait says how that went. An image that cannot be built or a VM that does
+# not boot fails the run, never a skip.
+systemd_vm_pid=""
+systemd_vm_start() {
+    tests/vm/systemd-vm.sh boot >"$work/systemd-vm.log" 2>&1 &
+    systemd_vm_pid=$!
+}
+systemd_vm_wait() {
+    local rc=0
+    wait "$systemd_vm_pid" || rc=$?
+    systemd_vm_pid=""
+    cat "$work/systemd-vm.log"
+    if ((rc != 0)); then
+        echo "$prog: the Debian 12 systemd VM could not be built or booted (above)" >&2
+        return 1
+    fi
+    systemd_timing=$(grep -a '^boot: ' "$work/systemd-vm.log" | tail -n 1 || true)
+}
+systemd_vm_stop() {
+    if [[ -n $systemd_vm_pid ]]; then wait "$systemd_vm_pid" 2>/dev/null || true; fi
+    tests/vm/systemd-vm.sh stop 2>/dev/null || true
+}
+
+# The systemd label in the VM booted above, one suite at a time; the fixture stops the VM after the last.
+test_systemd() {
+    local rc=0
+    require_label build systemd || return 1
+    echo "--- build/: systemd (-j1, in the Debian 12 VM)"
+    ctest_group build 1 systemd -L '^systemd$' || rc=1
+    grep -ah -e '^  cleanup-agent run -- true: ' -e '^boot: ' build/Testing/Temporary/LastTest.log 2>/dev/null || true
     return "$rc"
 }
 
@@ -192,7 +230,7 @@ test_normal() {
     require_label build vm || rc=1
     # Host cgroup and VM suites one at a time (the VM tests are RUN_SERIAL too); the rest two at a time.
     echo "--- build/: all labels but cgroup, vm and chaos (-j2)"
-    ctest_group build 2 "all but cgroup, vm and chaos" -LE '^(cgroup|vm|chaos)$' || rc=1
+    ctest_group build 2 "all but cgroup, vm, systemd and chaos" -LE '^(cgroup|vm|systemd|chaos)$' || rc=1
     echo "--- build/: cgroup (-j1)"
     ctest_group build 1 cgroup -L '^cgroup$' || rc=1
     echo "--- build/: vm (-j1)"
@@ -262,6 +300,11 @@ engine_ready=0
 phase "docker engine" start_engine && phase "test image" check_image && engine_ready=1 || true
 if ((check_containers_gone)); then remove_check_containers; fi
 phase "vm boot" check_vm || true
+systemd_vm_start
+if ((env_only)); then
+    phase "systemd vm (image and boot)" systemd_vm_wait || true
+    systemd_vm_stop
+fi
 
 if ((!env_only)); then
     # Tests run after a failed build too, when this run configured it: a test whose binary is missing counts as
@@ -269,6 +312,12 @@ if ((!env_only)); then
     configured=()
     if ((engine_ready)); then phase "sentinel planted" sentinel_plant || true; fi
     phase "build (build/, AG_WERROR)" build_normal || true
+    systemd_ok=0
+    phase "systemd vm (image and boot)" systemd_vm_wait && systemd_ok=1 || true
+    if ((systemd_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then
+        phase "tests (build/, systemd)" test_systemd || true
+    fi
+    systemd_vm_stop # the VM suites below boot their own VMs: one at a time
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
     phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "chaos (build/)" test_chaos || true; fi
@@ -298,6 +347,7 @@ for i in "${!phase_names[@]}"; do
 done
 printf '  %-36s %6s s\n' "total" $((SECONDS - run_start))
 if [[ -n ${vm_timing:-} ]]; then echo "  VM: $vm_timing"; fi
+if [[ -n ${systemd_timing:-} ]]; then echo "  systemd VM: $systemd_timing"; fi
 if ((${#failures[@]})); then
     note "FAIL: ${failures[*]}"
 else
