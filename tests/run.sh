@@ -4,17 +4,17 @@
 #   2. brings up the real things: a Docker engine (started here only when none answers, stopped at the end only
 #      if started here), the cleanup-test/busybox:latest image, and a check that the cgroup v2 VM boots (its kernel
 #      is unpacked from linux-image-cloud-amd64 into a cache, never installed: tests/vm/vm-kernel.sh),
-#   2b. builds (or takes from its cache) the Debian 12 systemd image and boots it in the background from the start
-#      (tests/vm/systemd-vm.sh), so that it overlaps the builds,
+#   2b. builds (or takes from its cache) the Debian 12 systemd image in the background from the start
+#      (tests/vm/systemd-vm.sh), so that it overlaps the builds and the suites of build/,
 #   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both linking the
 #      system's libcurl (libcurl4-openssl-dev),
 #   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the systemd label runs
-#      first on build/, in that VM, which is stopped after it (one VM at a time); the chaos label runs
+#      after the other suites of build/, in that VM, which is stopped after it (one VM at a time); the chaos label runs
 #      last on build/, alone (-j1), after the other suites of build/; a label or a selection with no test in a build
 #      fails (tests/run-lib.sh), and a sentinel (a dead session's container without the test label, planted before
 #      the suites, removed at the end) must survive every suite: tests run gc only on what is their own,
 #   5. builds the Debian package in a copy of the tree and runs lintian on it (tests/package/build-deb.sh),
-#   6. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 30 seconds, two at a
+#   6. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 20 seconds, two at a
 #      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run.
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
 #
@@ -24,7 +24,7 @@
 #   AG_ENGINE_ROOT=DIR         start a private engine under DIR (its own data root, exec root and pid file) when
 #                              none answers; for testing this script next to a host engine
 #   AG_ENGINE_WAIT=SEC         how long to wait for a started engine to answer (default 60)
-#   AG_FUZZ_TIME=SEC           seconds per fuzz target (default 30)
+#   AG_FUZZ_TIME=SEC           seconds per fuzz target (default 20)
 #   ASAN_OPTIONS, UBSAN_OPTIONS override the defaults used for build-asan/
 set -euo pipefail
 
@@ -133,18 +133,20 @@ check_vm() {
     return "$rc"
 }
 
-# The Debian 12 systemd VM (tests/vm/systemd-vm.sh): the image built or taken from the cache, then booted, in the
-# background from the start; systemd_vm_wait says how that went. An image that cannot be built or a VM that does
-# not boot fails the run, never a skip.
+# The Debian 12 systemd VM (tests/vm/systemd-vm.sh): the image built or taken from the cache in the background from
+# the start (on a fresh machine, debootstrap and apt take minutes: they overlap the builds and the suites of build/),
+# then booted once those are done (one VM at a time: the vm label boots its own); systemd_vm_wait says how that went.
+# An image that cannot be built or a VM that does not boot fails the run, never a skip.
 systemd_vm_pid=""
 systemd_vm_start() {
-    tests/vm/systemd-vm.sh boot >"$work/systemd-vm.log" 2>&1 &
+    tests/vm/systemd-vm.sh image >"$work/systemd-vm.log" 2>&1 &
     systemd_vm_pid=$!
 }
 systemd_vm_wait() {
     local rc=0
     wait "$systemd_vm_pid" || rc=$?
     systemd_vm_pid=""
+    if ((rc == 0)); then tests/vm/systemd-vm.sh boot >>"$work/systemd-vm.log" 2>&1 || rc=$?; fi
     cat "$work/systemd-vm.log"
     if ((rc != 0)); then
         echo "$prog: the Debian 12 systemd VM could not be built or booted (above)" >&2
@@ -282,7 +284,7 @@ build_fuzz() {
 }
 
 run_fuzz() {
-    tests/fuzz/run-fuzzers.sh --build-dir build-fuzz --time "${AG_FUZZ_TIME:-30}" --jobs 2
+    tests/fuzz/run-fuzzers.sh --build-dir build-fuzz --time "${AG_FUZZ_TIME:-20}" --jobs 2
 }
 
 # --- main ----------------------------------------------------------------------------------------------------
@@ -312,13 +314,13 @@ if ((!env_only)); then
     configured=()
     if ((engine_ready)); then phase "sentinel planted" sentinel_plant || true; fi
     phase "build (build/, AG_WERROR)" build_normal || true
+    if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
     systemd_ok=0
     phase "systemd vm (image and boot)" systemd_vm_wait && systemd_ok=1 || true
     if ((systemd_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then
         phase "tests (build/, systemd)" test_systemd || true
     fi
-    systemd_vm_stop # the VM suites below boot their own VMs: one at a time
-    if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
+    systemd_vm_stop
     phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "chaos (build/)" test_chaos || true; fi
     phase "sentinel kept (chaos)" sentinel_check "the chaos suites" || true
@@ -328,7 +330,7 @@ if ((!env_only)); then
     # The Debian package, built in a copy of the tree and checked by lintian (build-deb/, see its header).
     phase "package (dpkg-buildpackage, lintian)" tests/package/build-deb.sh || true
     if phase "build (build-fuzz/, clang libFuzzer)" build_fuzz; then
-        phase "fuzz (${AG_FUZZ_TIME:-30} s per target)" run_fuzz || true
+        phase "fuzz (${AG_FUZZ_TIME:-20} s per target)" run_fuzz || true
     fi
 fi
 
