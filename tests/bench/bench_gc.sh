@@ -81,7 +81,11 @@ cleanup() {
     ids=$($docker ps -aq --filter "label=$bench_label" 2>/dev/null || true)
     # shellcheck disable=SC2086 # one id per word
     [[ -z $ids ]] || $docker rm -f $ids >/dev/null 2>&1 || true
-    [[ ! -d $cg_root ]] || rmdir "$cg_root" 2>/dev/null || true
+    # The root and, on a hybrid host, the v1 parents of the same name the agent made next to it.
+    local d
+    for d in "$cg_root" /sys/fs/cgroup/*/"${cg_root##*/}"; do
+        [[ ! -d $d ]] || find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
     engine_stop
     rm -rf --one-file-system -- "$work"
 }

@@ -5,6 +5,7 @@
  *   bench_run soak [CYCLES]     CYCLES runs of a leaky command; leaks and growth across them
  *
  * The agent binary comes from AG_BINARY (compiled in) or $CLEANUP_AGENT. Run as root on a host with an engine. */
+#include <glob.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -274,6 +275,18 @@ static int soak(size_t cycles) {
   return failures || procs || cgroups || registry || shm || containers ? 1 : 0;
 }
 
+/* On a hybrid host the agent made v1 parents named as cgroup_root next to it (memory, pids, cpu): empty by now. */
+static void remove_v1_parents(void) {
+  glob_t g;
+  char pattern[256];
+  snprintf(pattern, sizeof(pattern), "/sys/fs/cgroup/*/%s", strrchr(cgroup_root, '/') + 1);
+  if (glob(pattern, GLOB_ONLYDIR, NULL, &g) != 0)
+    return;
+  for (size_t i = 0; i < g.gl_pathc; i++)
+    (void)rmdir(g.gl_pathv[i]);
+  globfree(&g);
+}
+
 int main(int argc, char **argv) {
   agent = getenv("CLEANUP_AGENT") ? getenv("CLEANUP_AGENT") : AG_BINARY;
   if (argc < 2 || (strcmp(argv[1], "overhead") != 0 && strcmp(argv[1], "soak") != 0)) {
@@ -289,6 +302,7 @@ int main(int argc, char **argv) {
   int r = strcmp(argv[1], "overhead") == 0 ? overhead(argc > 2 ? (size_t)atoi(argv[2]) : 200)
                                            : soak(argc > 2 ? (size_t)atoi(argv[2]) : 1000);
   rmdir(cgroup_root);
+  remove_v1_parents();
   remove_dir(state_dir);
   remove_dir(tmpfs_dir);
   return r;

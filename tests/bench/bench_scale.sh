@@ -63,7 +63,11 @@ cleanup() {
     # running containers of a stopped engine would outlive it (their shims stay): they go first
     [[ -z $engine_pid ]] || clear_all 2>/dev/null || true
     engine_stop
-    [[ ! -d $cg_root ]] || find "$cg_root" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    # The root and, on a hybrid host, the v1 parents of the same name the agent made next to it.
+    local d
+    for d in "$cg_root" /sys/fs/cgroup/*/"${cg_root##*/}"; do
+        [[ ! -d $d ]] || find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
     rm -rf --one-file-system -- "$work"
 }
 trap cleanup EXIT

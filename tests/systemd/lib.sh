@@ -79,6 +79,8 @@ wait_for() {
     done
 }
 no_session_procs() { test "$(session_procs "$1")" -eq 0; }
+# scope_gone UNIT: systemd no longer knows the unit (or only as inactive).
+scope_gone() { [[ $(systemctl show -p ActiveState --value "$1" 2>/dev/null) == inactive ]]; }
 # docker_left ID: the networks and volumes labeled with the session, as `docker ... ls` shows them.
 docker_left() {
     docker network ls -q --filter "label=io.cleanup-agent.session=$1"

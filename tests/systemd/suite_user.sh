@@ -1,8 +1,8 @@
 # shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM; single quotes are meant
 # tests/systemd/suite_user.sh: `cleanup-agent run` as a non-root user with lingering on (a systemd user manager), in an
 # ssh login session (tests/vm/systemd-vm.sh run --user ci), as a CI runner service's user would run it.
-# Today the agent has no writable cgroup there (the login session's scope belongs to root): it tracks processes by
-# process group instead, and refuses limits. The systemd driver (issue 22) changes both through the user manager.
+# From the login session the agent has no writable cgroup (the session's scope belongs to root): it tracks processes
+# by process group, and refuses limits. From inside the user manager, the systemd driver gives the session a scope.
 
 case_begin "the user has a user manager and a runtime dir"
 check "XDG_RUNTIME_DIR is set (${XDG_RUNTIME_DIR:-unset})" test -d "${XDG_RUNTIME_DIR:-/nonexistent}"
@@ -19,11 +19,42 @@ id=$(cat "$work/id")
 check "no process of session $id left" wait_for 5 no_session_procs "$id"
 check "ps does not list session $id" wait_for 20 not_listed "$id"
 
-# The systemd driver will change this case: limits through the user manager's delegated scope, exit 0.
-case_begin "limits without a writable cgroup are refused: 125 and one line"
+# A login session's scope is root's: limits need a cgroup the user may write. Asked from there, the run refuses.
+case_begin "limits from a login session (no writable cgroup) are refused: 125 and one line"
 agent_run run --no-docker-proxy --memory 64M -- true
 rc=$?
 check_rc 125 "$rc"
 check_err "limits need a writable cgroup"
+
+job_done() { ! systemctl --user is-active --quiet ca-job.service; }
+
+# From inside the user manager (a CI runner as a user service), the systemd driver asks the user manager for the
+# session's scope: the limits apply. The job is a user service started with systemctl --user --wait.
+case_begin "limits from a user service: a scope of the user's cleanup_agent.slice with memory.max"
+mkdir -p ~/.config/systemd/user
+cat >"$work/job.sh" <<'SH'
+cat "/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max"
+cut -d: -f3 /proc/self/cgroup
+SH
+cat >~/.config/systemd/user/ca-job.service <<UNIT
+[Service]
+Type=exec
+ExecStart=$(command -v "$agent") run --no-docker-proxy --memory 64M -- /bin/sh $work/job.sh
+StandardOutput=file:$out
+StandardError=file:$err
+UNIT
+rm -f "$out" "$err"
+# No user bus in this image (no dbus-user-session): systemctl --user talks to the manager's private socket, which
+# has no --wait; the job's end is polled.
+systemctl --user daemon-reload
+systemctl --user start ca-job.service
+wait_for 120 job_done
+rc=$(systemctl --user show -p ExecMainStatus --value ca-job.service)
+check_rc 0 "${rc:-255}"
+check "the command's cgroup had memory.max 64M or less (stdout: $(tr '\n' ' ' <"$out"))" \
+    awk 'NR == 1 { exit !($1 ~ /^[0-9]+$/ && $1 <= 67108864) }' "$out"
+check "the command ran in a scope of the user's cleanup_agent.slice" grep -q "cleanup_agent.slice/cleanup-agent-run-" "$out"
+rm -f ~/.config/systemd/user/ca-job.service
+systemctl --user daemon-reload
 
 suite_end
