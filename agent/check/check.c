@@ -251,7 +251,7 @@ void ag_check_collect(const struct ag_globals *g, struct check_report *rep) {
 
 int ag_cmd_check(const struct ag_globals *g, int argc, char **argv) {
   const char *fmt = "table";
-  const struct ag_option options[] = {AG_OPT_VALUE("format", "CLEANUP_AGENT_FORMAT", &fmt), {NULL}};
+  const struct ag_option options[] = {AG_OPT_VALUE("format", "CLEANUP_AGENT_FORMAT", &fmt), {}};
   const struct ag_options spec = {.command = "check", .options = options, .usage_exit = AG_EXIT_USAGE};
   bool json = false;
   int next, r = ag_options_parse(&spec, argc, argv, &next);
