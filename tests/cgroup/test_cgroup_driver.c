@@ -66,7 +66,6 @@ Test(cgroup_driver, auto_picks_cgroupfs_without_systemd) {
 Test(cgroup_driver, auto_picks_cgroupfs_on_this_host) {
   if (cg_systemd_booted(NULL))
     cr_skip_test("systemd is PID 1 here");
-  cr_expect_not(cg_systemd_booted(NULL));
   cg_root *root = open_looking(CG_DRIVER_AUTO, NULL, NULL, NULL);
   cr_assert(root);
   cr_expect_eq(cg_root_driver(root), CG_DRIVER_CGROUPFS);
