@@ -17,7 +17,7 @@
 #include "session.h"
 
 #define SLOTS 10
-#define TRIALS_DEFAULT 50
+#define TRIALS_DEFAULT 30
 #define IMAGE "cleanup-test/busybox:latest"
 
 enum mode { MODE_RUN, MODE_SEQ };

@@ -5,7 +5,7 @@
  * same mode). The command is a tree that outlives its parents: a double-forked TERM-ignoring daemon and its child, a
  * background sleeper, the main process. A trial "left something" when any process carrying its CHAOS_TAG, or any file
  * of its state dir's sessions/, is still there once the guardian exited (or the next start's watch ended). Trials
- * run one after another; CHAOS_TRIALS sets how many (default 30 per variant). */
+ * run one after another; CHAOS_TRIALS sets how many (default 20 per variant). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <sched.h>
@@ -18,7 +18,7 @@
 
 #include "chaos.h"
 
-#define TRIALS_DEFAULT 30
+#define TRIALS_DEFAULT 20
 #define MAX_DELAY_MS 1500
 
 static struct scenario sc;
