@@ -174,10 +174,15 @@ void ag_receipt_processes_killed(const cg_proc_info *procs, size_t n, const char
     struct ag_receipt_process *p = &receipt.processes[i];
     bool alive = false;
     for (size_t k = 0; k < n && !alive; k++)
-      alive = procs[k].pid == p->pid && procs[k].start_time == p->start_time;
-    if (alive)
+      if ((alive = procs[k].pid == p->pid && procs[k].start_time == p->start_time))
+        snprintf(p->comm, sizeof(p->comm), "%s", procs[k].comm);
+    if (alive) { /* what it runs now: a child seen between its fork and its exec has its own name by now */
+      free(TAKE_PTR(p->exe));
+      free(TAKE_PTR(p->cmdline));
+      p->cmdline_len = 0;
+      read_process(p);
       p->killed_by = how;
-    else if (p->term_signal && !p->killed_by)
+    } else if (p->term_signal && !p->killed_by)
       p->killed_by = p->term_signal == SIGINT ? "SIGINT" : p->term_signal == SIGHUP ? "SIGHUP" : "SIGTERM";
   }
   pthread_mutex_unlock(&mu);
