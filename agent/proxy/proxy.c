@@ -1422,6 +1422,21 @@ static int accept_backoff(struct ag_proxy *px, int backoff_ms) {
   return next;
 }
 
+/* A new connection's hooks: the server's, and the receipt's with the client read now (it may exit any time). */
+static void set_hooks(struct ag_proxy *px, struct ag_proxy_req *req, int fd) {
+  ag_proxy_req_set_volume_fn(req, ensure_volume, px);
+  struct ag_proxy_hooks hooks = {
+      .created = record_id, .ending = session_ending, .reserve = budget_take, .release = budget_give, .ctx = px};
+  if (px->observer.created) {
+    struct ag_proxy_peer peer;
+    if (ag_proxy_peer_read(fd, &peer))
+      ag_proxy_req_set_peer(req, &peer);
+    hooks.created_info = observe_created;
+    hooks.removed = observe_removed;
+  }
+  ag_proxy_req_set_hooks(req, &hooks);
+}
+
 static void *accept_loop(void *arg) {
   struct ag_proxy *px = arg;
   int backoff_ms = 0;
@@ -1474,17 +1489,7 @@ static void *accept_loop(void *arg) {
       free(c);
       continue;
     }
-    ag_proxy_req_set_volume_fn(c->req, ensure_volume, px);
-    struct ag_proxy_hooks hooks = {
-        .created = record_id, .ending = session_ending, .reserve = budget_take, .release = budget_give, .ctx = px};
-    if (px->observer.created) {
-      struct ag_proxy_peer peer;
-      if (ag_proxy_peer_read(fd, &peer))
-        ag_proxy_req_set_peer(c->req, &peer);
-      hooks.created_info = observe_created;
-      hooks.removed = observe_removed;
-    }
-    ag_proxy_req_set_hooks(c->req, &hooks);
+    set_hooks(px, c->req, fd);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_lock(&px->mu);
