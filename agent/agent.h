@@ -10,6 +10,7 @@ enum {
   AG_EXIT_USAGE = 2,          /* usage error of gc, ps, kill, check and the global options */
   AG_EXIT_CHECK_FAILED = 3,   /* check: something run needs with its defaults does not work on this host */
   AG_EXIT_SELF_PROTECT = 42,  /* container-seq stopped to protect the host; resume with --resume */
+  AG_EXIT_LEFT_BEHIND = 43,   /* run --on-leak=fail: the command succeeded but left something behind */
   AG_EXIT_TIMEOUT = 124,      /* run: --timeout expired */
   AG_EXIT_AGENT_FAILED = 125, /* run / container-seq: the agent failed or was used wrongly */
   AG_EXIT_NOT_EXECUTABLE = 126,

@@ -198,6 +198,8 @@ int cg_leaf_signal_all(cg_leaf *leaf, int sig, ca_error **err);
  * signals + thaw, repeated) and waits until it is empty or timeout_usec passed (ETIMEDOUT names how many processes
  * are left). */
 int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
+/* How cg_leaf_kill_all kills now: "cgroup.kill" where the kernel has it (and the root may use it), else "SIGKILL". */
+const char *cg_leaf_kill_method(cg_leaf *leaf);
 /* Waits until the leaf holds no process (cgroup.events "populated 0"), ETIMEDOUT after timeout_usec. */
 int cg_leaf_wait_empty(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
 

@@ -197,6 +197,15 @@ int cg_leaf_wait_empty(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
   }
 }
 
+static bool has_cgroup_kill(cg_leaf *leaf) {
+  return leaf->path && leaf->root->track_is_v2 && !leaf->root->avoid_cgroup_kill &&
+         faccessat(leaf->dirfd, "cgroup.kill", W_OK, 0) == 0;
+}
+
+const char *cg_leaf_kill_method(cg_leaf *leaf) {
+  return has_cgroup_kill(leaf) ? "cgroup.kill" : "SIGKILL";
+}
+
 int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
   _cleanup_error_ ca_error *local_err = NULL;
   if (!err)
@@ -204,8 +213,7 @@ int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
   if (!leaf->path)
     return cg_track_kill_all(leaf, timeout_usec, err);
   uint64_t deadline = cg_now_usec() + timeout_usec;
-  if (leaf->root->track_is_v2 && !leaf->root->avoid_cgroup_kill &&
-      faccessat(leaf->dirfd, "cgroup.kill", W_OK, 0) == 0) {
+  if (has_cgroup_kill(leaf)) {
     if (cg_write_at(leaf->dirfd, leaf->path, "cgroup.kill", "1", err) < 0)
       return ca_error_wrap(err, "cgroup: kill session %s", leaf->id);
     return cg_leaf_wait_empty(leaf, timeout_usec, err) < 0 ? ca_error_wrap(err, "cgroup: kill session %s", leaf->id)

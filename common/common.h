@@ -98,6 +98,9 @@ bool ca_session_id_valid(const char *s);
 /* Length (1 to 4) of the UTF-8 sequence at s, which has len bytes left; 0 when it is not one: strict, so
  * overlongs, surrogates and values above U+10FFFF are refused. */
 size_t ca_utf8_seq(const char *s, size_t len);
+/* Appends s as XML character data or attribute text: markup characters become entities, control characters that
+ * XML 1.0 cannot carry and invalid UTF-8 become visible escapes ("\x1b"). */
+int ca_xml_escape(ca_buf *b, const char *s, size_t len, ca_error **err);
 
 /* Human-readable forms for messages: "512M", "1.5G", "30s", "1h30m", "250ms". buf must hold 32 bytes. */
 const char *ca_format_size(uint64_t bytes, char buf[static 32]);

@@ -31,6 +31,7 @@ _cleanup_agent_value() {
     --cgroup-driver) _cleanup_agent_words "auto systemd cgroupfs" "$cur" ;;
     --log-level) _cleanup_agent_words "error warning notice info debug" "$cur" ;;
     --network) _cleanup_agent_words "none host bridge" "$cur" ;;
+    --on-leak) _cleanup_agent_words "ignore warn fail" "$cur" ;;
     --state-dir | --cgroup-root | --workdir | --log-dir)
       _cleanup_agent_files -d "$cur"
       ;;
@@ -109,7 +110,7 @@ _cleanup_agent() {
   fi
   local opts
   case $command in
-    run) opts="--memory --pids --cpus --timeout --grace --ttl --label --private-tmp --report --no-docker-proxy --help --" ;;
+    run) opts="--memory --pids --cpus --timeout --grace --ttl --label --private-tmp --report --junit --on-leak --no-docker-proxy --help --" ;;
     container-seq)
       opts="--image --memory --cpus --pids --timeout --workdir --network --checkpoint --resume --self-protect
             --cpu-limit --mem-limit --junit --log-dir --docker-proxy --mount --env --help --"

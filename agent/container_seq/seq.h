@@ -83,9 +83,6 @@ int seq_load_sample(struct seq_load *l, const struct seq_own *own, ca_error **er
 
 /* ---- JUnit ------------------------------------------------------------------------------------------------- */
 
-/* Appends s as XML character data or attribute text: markup characters become entities, control characters that
- * XML 1.0 cannot carry and invalid UTF-8 become visible escapes ("\x1b"). */
-int seq_xml_escape(ca_buf *b, const char *s, size_t len, ca_error **err);
 /* Writes a JUnit report: one testsuite, a testcase per file (PENDING ones as skipped), a failure element with the
  * reason and the tail of the output. Written atomically. */
 int seq_junit_write(const char *path, const char *suite_name, const char *const *files, size_t n,

@@ -99,7 +99,30 @@ struct ag_proxy_req {
   /* The engine direction. */
   http_parser rp;
   bool resp_in_message, resp_informational, resp_lost;
+  /* The receipt's view (hooks.created_info, hooks.removed): who the client is, the headers of the request being read,
+   * and per request in flight what its create made or which object its DELETE names. */
+  struct ag_proxy_peer peer;
+  char user_agent[256], tc_session[128];
+  uint64_t keep_bits; /* creates with keep=true: not recorded for removal */
+  struct request_meta *meta[INFLIGHT_MAX];
 };
+
+/* What the receipt needs of one request in flight: a create's name, image and labels, or a DELETE's target. */
+struct request_meta {
+  char *name, *image, *compose_project, *user_agent, *tc_session;
+  bool keep, auto_remove;
+  char deletes; /* the kind a DELETE names, or 0 */
+  char *target;
+};
+
+static void request_meta_free(struct request_meta *m) {
+  if (!m)
+    return;
+  char *strings[] = {m->name, m->image, m->compose_project, m->user_agent, m->tc_session, m->target};
+  for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+    free(strings[i]);
+  free(m);
+}
 
 static struct ag_proxy_req *req_of(http_parser *p) {
   return p->data;
@@ -134,6 +157,7 @@ static int on_message_begin(http_parser *p) {
   r->too_large = false;
   r->over_budget = false;
   r->upgrade_header = false;
+  r->user_agent[0] = r->tc_session[0] = '\0';
   return 0;
 }
 
@@ -154,6 +178,10 @@ static int commit_header(struct ag_proxy_req *r) {
   if (strcasecmp(name, "upgrade") == 0 ||
       (strcasecmp(name, "connection") == 0 && strcasestr(ca_buf_str(&r->value), "upgrade")))
     r->upgrade_header = true;
+  if (strcasecmp(name, "user-agent") == 0)
+    snprintf(r->user_agent, sizeof(r->user_agent), "%s", ca_buf_str(&r->value));
+  else if (strcasecmp(name, "x-tc-sid") == 0)
+    snprintf(r->tc_session, sizeof(r->tc_session), "%s", ca_buf_str(&r->value));
   if (r->field.len && !framing_header(name))
     k = ca_buf_appendf(&r->headers, NULL, "%s: %s\r\n", name, ca_buf_str(&r->value));
   if (k < 0)
@@ -257,6 +285,8 @@ void ag_proxy_req_free(struct ag_proxy_req *r) {
   ca_buf_free(&r->hold);
   ca_buf_free(&r->deferred);
   ca_buf_free(&r->resp_body);
+  for (size_t i = 0; i < INFLIGHT_MAX; i++)
+    request_meta_free(r->meta[i]);
   free(r);
 }
 
@@ -267,6 +297,10 @@ void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, v
 
 void ag_proxy_req_set_hooks(struct ag_proxy_req *r, const struct ag_proxy_hooks *hooks) {
   r->hooks = *hooks;
+}
+
+void ag_proxy_req_set_peer(struct ag_proxy_req *r, const struct ag_proxy_peer *peer) {
+  r->peer = *peer;
 }
 
 bool ag_proxy_req_create_in_flight(const struct ag_proxy_req *r) {
@@ -292,6 +326,24 @@ bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r) {
   return r->deferred.len > 0 && !r->answered;
 }
 
+/* Percent-decodes s[0, len) up to the first of the characters stop into out; false when it does not fit. */
+static bool decode_until(const char *s, size_t len, const char *stop, char *out, size_t size) {
+  size_t n = 0;
+  for (size_t i = 0; i < len && !memchr(stop, s[i], strlen(stop)); i++) {
+    char c = s[i];
+    if (c == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2])) {
+      char hex[3] = {s[i + 1], s[i + 2], 0};
+      c = (char)strtol(hex, NULL, 16);
+      i += 2;
+    }
+    if (n + 1 >= size)
+      return false;
+    out[n++] = c;
+  }
+  out[n] = '\0';
+  return true;
+}
+
 /* Strips "scheme://host" of an absolute-form target and percent-decodes the path (the engine's router matches the
  * decoded path) into out; false when it does not fit. */
 static bool request_path(const char *url, size_t len, char *out, size_t size) {
@@ -302,20 +354,7 @@ static bool request_path(const char *url, size_t len, char *out, size_t size) {
     while (i < len && url[i] != '/')
       i++;
   }
-  size_t n = 0;
-  for (; i < len && url[i] != '?' && url[i] != '#'; i++) {
-    char c = url[i];
-    if (c == '%' && i + 2 < len && isxdigit((unsigned char)url[i + 1]) && isxdigit((unsigned char)url[i + 2])) {
-      char hex[3] = {url[i + 1], url[i + 2], 0};
-      c = (char)strtol(hex, NULL, 16);
-      i += 2;
-    }
-    if (n + 1 >= size)
-      return false;
-    out[n++] = c;
-  }
-  out[n] = '\0';
-  return true;
+  return decode_until(url + i, len - i, "?#", out, size);
 }
 
 /* The path without a "/v1.41" API version prefix. */
@@ -419,7 +458,78 @@ static bool push_inflight(struct ag_proxy_req *r, bool head, bool hijack) {
   uint64_t bit = 1ULL << i;
   r->head_bits = head ? r->head_bits | bit : r->head_bits & ~bit;
   r->hijack_bits = hijack ? r->hijack_bits | bit : r->hijack_bits & ~bit;
+  r->keep_bits &= ~bit;
+  request_meta_free(TAKE_PTR(r->meta[i]));
   return true;
+}
+
+/* The ring index of the request pushed last. */
+static unsigned last_slot(const struct ag_proxy_req *r) {
+  return (r->first + r->inflight - 1) % INFLIGHT_MAX;
+}
+
+/* The value of query parameter key in a request target, percent-decoded into out; false when absent or too long. */
+static bool query_param(const char *url, const char *key, char *out, size_t size) {
+  const char *q = strchr(url, '?');
+  size_t klen = strlen(key);
+  for (const char *p = q; p && *p; p = strchr(p, '&')) {
+    p++;
+    if (strncmp(p, key, klen) == 0 && p[klen] == '=')
+      return decode_until(p + klen + 1, strlen(p + klen + 1), "&#", out, size);
+  }
+  return false;
+}
+
+static char *json_string_dup(const cJSON *j) {
+  return cJSON_IsString(j) && j->valuestring[0] ? strdup(j->valuestring) : NULL;
+}
+
+/* What the receipt keeps of a create: its name (the ?name= of a container, the Name of a network or volume), image,
+ * compose project and AutoRemove, and the request's headers. NULL when out of memory (the receipt then misses it). */
+static struct request_meta *create_meta(const struct ag_proxy_req *r, bool keep) {
+  struct request_meta *m = calloc(1, sizeof(*m));
+  if (!m)
+    return NULL;
+  _cleanup_json_ cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+  char name[256];
+  if (r->create == 'c' && query_param(ca_buf_str(&r->url), "name", name, sizeof(name)))
+    m->name = strdup(name);
+  else if (r->create != 'c')
+    m->name = json_string_dup(cJSON_GetObjectItemCaseSensitive(j, "Name"));
+  m->image = json_string_dup(cJSON_GetObjectItemCaseSensitive(j, "Image"));
+  m->compose_project = json_string_dup(
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "Labels"), "com.docker.compose.project"));
+  m->auto_remove =
+      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "HostConfig"), "AutoRemove"));
+  m->user_agent = r->user_agent[0] ? strdup(r->user_agent) : NULL;
+  m->tc_session = r->tc_session[0] ? strdup(r->tc_session) : NULL;
+  m->keep = keep;
+  return m;
+}
+
+/* A DELETE of /containers/X, /networks/X or /volumes/X: what the receipt marks removed by its creator once the engine
+ * answered 2xx. NULL for any other request. */
+static struct request_meta *delete_meta(const struct ag_proxy_req *r) {
+  char path[512];
+  if (r->p.method != HTTP_DELETE || !request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)))
+    return NULL;
+  static const struct {
+    const char *prefix;
+    char kind;
+  } kinds[] = {{"/containers/", 'c'}, {"/networks/", 'n'}, {"/volumes/", 'v'}};
+  const char *p = unversioned(path);
+  for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+    size_t n = strlen(kinds[i].prefix);
+    if (strncmp(p, kinds[i].prefix, n) != 0 || !p[n] || strchr(p + n, '/'))
+      continue;
+    struct request_meta *m = calloc(1, sizeof(*m));
+    if (m && !(m->target = strdup(p + n)))
+      m = (free(m), NULL);
+    if (m)
+      m->deletes = kinds[i].kind;
+    return m;
+  }
+  return NULL;
 }
 
 static int refuse_pipelined(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
@@ -477,10 +587,15 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
     return ca_error_set(err, ENOMEM, "out of memory");
   if ((k = ensure_bind_volumes(r, to_client, err)) != 0)
     return k < 0 ? k : 0;
-  if (ag_proxy_body_keeps(r->body.data ? r->body.data : "", r->body.len))
+  bool keep = ag_proxy_body_keeps(r->body.data ? r->body.data : "", r->body.len);
+  if (keep && !r->hooks.created_info)
     r->create = 0; /* kept by its creator's wish: not recorded for removal */
   if (!push_inflight(r, false, false))
     return refuse_pipelined(r, to_client, err);
+  if (keep)
+    r->keep_bits |= 1ULL << last_slot(r); /* the receipt lists it, the end does not remove it */
+  if (r->hooks.created_info && r->create)
+    r->meta[last_slot(r)] = create_meta(r, keep);
   if (ca_buf_appendf(to_engine, err, "%s %s HTTP/%u.%u\r\n%sContent-Length: %zu\r\n\r\n",
                      http_method_str((enum http_method)r->p.method), ca_buf_str(&r->url), r->p.http_major,
                      r->p.http_minor, ca_buf_str(&r->headers), len) < 0)
@@ -546,6 +661,8 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
   r->hijack = r->upgrade_header || r->p.upgrade || is_hijack(ca_buf_str(&r->url), r->url.len);
   if (!push_inflight(r, r->p.method == HTTP_HEAD, r->hijack))
     return refuse_pipelined(r, to_client, err);
+  if (r->hooks.removed)
+    r->meta[last_slot(r)] = delete_meta(r);
   int k = ca_buf_append(to_engine, r->pending.data, r->pending.len, err);
   ca_buf_reset(&r->pending);
   if (r->pending.max != HEAD_MAX) { /* a rewritten build head's: back to the cap of the heads a client sends */
@@ -659,6 +776,9 @@ static int on_resp_headers(http_parser *p) {
     return 0;
   uint64_t bit = 1ULL << r->first;
   r->resp_create = r->kinds[r->first] && p->status_code >= 200 && p->status_code < 300;
+  const struct request_meta *m = r->meta[r->first];
+  if (m && m->deletes && p->status_code >= 200 && p->status_code < 300 && r->hooks.removed)
+    r->hooks.removed(r->hooks.ctx, m->deletes, m->target);
   ca_buf_reset(&r->resp_body);
   r->line_lost = false;
   bool unframed = !(p->flags & F_CHUNKED) && p->content_length == ULLONG_MAX;
@@ -717,12 +837,21 @@ static int on_resp_body(http_parser *p, const char *at, size_t len) {
 /* The id of a create the engine answered with success goes to the server (created hook). */
 static void record_created(struct ag_proxy_req *r) {
   char kind = r->kinds[r->first];
-  if (!r->resp_create || !r->hooks.created || kind == 'b')
+  if (!r->resp_create || kind == 'b')
     return;
   _cleanup_json_ cJSON *j = cJSON_ParseWithLength(r->resp_body.data ? r->resp_body.data : "", r->resp_body.len);
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, kind == 'v' ? "Name" : "Id");
-  if (cJSON_IsString(id) && id->valuestring[0])
+  if (!cJSON_IsString(id) || !id->valuestring[0])
+    return;
+  bool keep = r->keep_bits & (1ULL << r->first);
+  if (r->hooks.created && !keep)
     r->hooks.created(r->hooks.ctx, kind, id->valuestring);
+  const struct request_meta *m = r->meta[r->first];
+  if (!r->hooks.created_info || !m)
+    return;
+  const struct ag_proxy_create_info info = {kind,          id->valuestring,    m->name, m->image,       m->user_agent,
+                                            m->tc_session, m->compose_project, m->keep, m->auto_remove, &r->peer};
+  r->hooks.created_info(r->hooks.ctx, &info);
 }
 
 static int on_resp_complete(http_parser *p) {
@@ -734,6 +863,7 @@ static int on_resp_complete(http_parser *p) {
   if (r->kinds[r->first])
     ag_creates_end();
   r->resp_create = false;
+  request_meta_free(TAKE_PTR(r->meta[r->first]));
   r->first = (r->first + 1) % INFLIGHT_MAX;
   if (--r->inflight == 0 && r->waiting) {
     /* The request that could have taken the connection over was answered as HTTP: parsing goes on afresh. */
@@ -811,6 +941,7 @@ struct ag_proxy {
   bool stopping;
   char **created; /* "c:<id>", "n:<id>", "v:<name>" of what the engine created through the proxy */
   size_t n_created;
+  struct ag_proxy_observer observer; /* the receipt's; observer.created NULL: none */
 };
 
 #define CREATED_MAX 65536 /* ids recorded; beyond, the listing by label alone finds what a session made */
@@ -848,6 +979,37 @@ static void budget_give(void *ctx, size_t n) {
   pthread_mutex_lock(&px->mu);
   px->body_buffered -= CA_MIN(n, px->body_buffered);
   pthread_mutex_unlock(&px->mu);
+}
+
+/* The receipt's hooks of every connection. */
+static void observe_created(void *ctx, const struct ag_proxy_create_info *info) {
+  struct ag_proxy *px = ctx;
+  px->observer.created(px->observer.ctx, info);
+}
+
+static void observe_removed(void *ctx, char kind, const char *target) {
+  struct ag_proxy *px = ctx;
+  if (px->observer.removed)
+    px->observer.removed(px->observer.ctx, kind, target);
+}
+
+bool ag_proxy_peer_read(int fd, struct ag_proxy_peer *peer) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  *peer = (struct ag_proxy_peer){0};
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0)
+    return false;
+  peer->pid = cred.pid;
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/exe", (int)cred.pid);
+  ssize_t n = readlink(path, peer->exe, sizeof(peer->exe) - 1);
+  peer->exe[n > 0 ? n : 0] = '\0'; /* another user's process, or gone already: no name */
+  snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)cred.pid);
+  _cleanup_close_ int cfd = open(path, O_RDONLY | O_CLOEXEC);
+  n = cfd < 0 ? -1 : read(cfd, peer->cmdline, sizeof(peer->cmdline) - 1);
+  peer->cmdline_len = n > 0 ? (size_t)n : 0; /* a longer command line is cut at the buffer's size */
+  peer->cmdline[peer->cmdline_len] = '\0';
+  return true;
 }
 
 static bool session_ending(void *ctx) {
@@ -1260,6 +1422,21 @@ static int accept_backoff(struct ag_proxy *px, int backoff_ms) {
   return next;
 }
 
+/* A new connection's hooks: the server's, and the receipt's with the client read now (it may exit any time). */
+static void set_hooks(struct ag_proxy *px, struct ag_proxy_req *req, int fd) {
+  ag_proxy_req_set_volume_fn(req, ensure_volume, px);
+  struct ag_proxy_hooks hooks = {
+      .created = record_id, .ending = session_ending, .reserve = budget_take, .release = budget_give, .ctx = px};
+  if (px->observer.created) {
+    struct ag_proxy_peer peer;
+    if (ag_proxy_peer_read(fd, &peer))
+      ag_proxy_req_set_peer(req, &peer);
+    hooks.created_info = observe_created;
+    hooks.removed = observe_removed;
+  }
+  ag_proxy_req_set_hooks(req, &hooks);
+}
+
 static void *accept_loop(void *arg) {
   struct ag_proxy *px = arg;
   int backoff_ms = 0;
@@ -1312,11 +1489,7 @@ static void *accept_loop(void *arg) {
       free(c);
       continue;
     }
-    ag_proxy_req_set_volume_fn(c->req, ensure_volume, px);
-    ag_proxy_req_set_hooks(
-        c->req,
-        &(struct ag_proxy_hooks){
-            .created = record_id, .ending = session_ending, .reserve = budget_take, .release = budget_give, .ctx = px});
+    set_hooks(px, c->req, fd);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_lock(&px->mu);
@@ -1394,6 +1567,8 @@ int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_
   px->connect_engine = cfg->connect_engine;
   px->engine_ctx = cfg->engine_ctx;
   px->engine_ctx_free = cfg->engine_ctx_free; /* from here the proxy frees the context, also on failure */
+  if (cfg->observer)
+    px->observer = *cfg->observer;
   size_t n = 0;
   while (cfg->labels[n])
     n++;

@@ -74,8 +74,40 @@ void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, v
  * the id (a volume's name) of every create the engine answered with success, and of every step container of a build
  * that keeps them (ag_proxy_build_keeps_steps), also when the client is gone; ending
  * says whether the session is ending, when creates are answered 503. Either may be NULL. */
+/* The client of a connection, read once at accept (SO_PEERCRED, then /proc/<pid>/exe and cmdline, bounded): who
+ * made what the receipt lists. pid 0 when unknown; cmdline holds the arguments NUL-separated. */
+struct ag_proxy_peer {
+  pid_t pid;
+  char exe[512];
+  char cmdline[2048];
+  size_t cmdline_len;
+};
+
+/* What the receipt learns of a create the engine answered with success: the resource and who asked for it. The
+ * strings are NULL when the request did not carry them and live only for the call. */
+struct ag_proxy_create_info {
+  char kind; /* 'c'ontainer, 'n'etwork, 'v'olume */
+  const char *id, *name, *image;
+  const char *user_agent, *tc_session; /* the User-Agent and x-tc-sid headers */
+  const char *compose_project;         /* the com.docker.compose.project label of the body */
+  bool keep, auto_remove;              /* keep=true; a container's HostConfig.AutoRemove */
+  const struct ag_proxy_peer *peer;
+};
+
+/* Who watches the proxy for the receipt: created for each create answered with success (kept ones too), removed for
+ * each DELETE of /containers/X, /networks/X or /volumes/X the engine answered 2xx (target as the client named it: an
+ * id, a prefix of one, or a name). Both are called from the connections' threads. */
+struct ag_proxy_observer {
+  void (*created)(void *ctx, const struct ag_proxy_create_info *info);
+  void (*removed)(void *ctx, char kind, const char *target);
+  void *ctx;
+};
+
 struct ag_proxy_hooks {
   void (*created)(void *ctx, char kind, const char *id);
+  /* The receipt's view (may be NULL): as ag_proxy_observer's, with the server's ctx. */
+  void (*created_info)(void *ctx, const struct ag_proxy_create_info *info);
+  void (*removed)(void *ctx, char kind, const char *target);
   bool (*ending)(void *ctx);
   /* The server's budget for create bodies buffered across its connections: reserve takes n more bytes of it (false:
    * over budget, the create is answered 503), release gives n back. Both or neither. */
@@ -84,6 +116,10 @@ struct ag_proxy_hooks {
   void *ctx;
 };
 void ag_proxy_req_set_hooks(struct ag_proxy_req *r, const struct ag_proxy_hooks *hooks);
+/* The connection's client, for created_info (copied). */
+void ag_proxy_req_set_peer(struct ag_proxy_req *r, const struct ag_proxy_peer *peer);
+/* Fills peer from a connected Unix socket's SO_PEERCRED and /proc; false when the kernel did not say who it is. */
+bool ag_proxy_peer_read(int fd, struct ag_proxy_peer *peer);
 /* True while a create sent to the engine waits for its answer (the server keeps reading the engine for its id). */
 bool ag_proxy_req_create_in_flight(const struct ag_proxy_req *r);
 
@@ -129,6 +165,7 @@ struct ag_proxy_config {
   unsigned max_connections;  /* 0: default (256) */
   size_t body_budget;        /* create bytes buffered across all connections; 0: default (AG_PROXY_BODY_BUDGET) */
   uint64_t idle_usec;        /* a connection idle this long between requests is closed; 0: default (2 min) */
+  const struct ag_proxy_observer *observer; /* copied; NULL: nobody keeps a receipt */
 };
 
 /* Binds the socket and starts serving in a thread of the calling process. */

@@ -15,6 +15,7 @@
 
 #include "docker.h"
 #include "proxy.h"
+#include "receipt.h"
 #include "session.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
@@ -138,7 +139,8 @@ int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, c
                                 .share = share,
                                 .uid = es.st_uid,
                                 .gid = es.st_gid,
-                                .mode = es.st_mode};
+                                .mode = es.st_mode,
+                                .observer = ag_receipt_observer()};
   if (!engine && (r = tcp_engine(docker_host, dk, &cfg, err)) < 0)
     return r;
   return ag_proxy_start(&cfg, ret, err);

@@ -28,7 +28,11 @@ static void run_usage(FILE *f) {
           "  --label K=V        extra label the docker proxy puts on what CMD creates (io.cleanup-agent.keep=true\n"
           "                     allowed); not with --no-docker-proxy\n"
           "  --private-tmp      a private /tmp and /dev/shm that die with the run\n"
-          "  --report FILE      write a JSON report of the run\n"
+          "  --report FILE      write a JSON report of the run with its leak receipt (docs/RECEIPT.md)\n"
+          "  --junit FILE       write the leaks as JUnit XML: one failing testcase per resource or process left\n"
+          "                     behind, named by its creator\n"
+          "  --on-leak MODE     ignore, warn (default: the summary names the worst offender) or fail (exit 43\n"
+          "                     when the command succeeded but left anything behind)\n"
           "  --no-docker-proxy  give CMD the engine's DOCKER_HOST itself; by default it gets a socket of the session\n"
           "                     that adds the session labels to every container, network and volume it creates\n");
 }
@@ -57,9 +61,20 @@ static int add_label(void *userdata, const char *kv, ca_error **err) {
   return 0;
 }
 
+static int parse_on_leak(const char *s, enum ag_on_leak *ret) {
+  static const char *const names[] = {
+      [AG_ON_LEAK_WARN] = "warn", [AG_ON_LEAK_IGNORE] = "ignore", [AG_ON_LEAK_FAIL] = "fail"};
+  for (size_t i = 0; i < ELEMENTSOF(names); i++)
+    if (streq(s, names[i])) {
+      *ret = (enum ag_on_leak)i;
+      return 0;
+    }
+  return -EINVAL;
+}
+
 int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
   struct {
-    const char *memory, *pids, *cpus, *timeout, *grace, *ttl;
+    const char *memory, *pids, *cpus, *timeout, *grace, *ttl, *on_leak;
   } v = {0};
   const struct ag_option table[] = {
       AG_OPT_VALUE("memory", "CLEANUP_AGENT_MEMORY", &v.memory),
@@ -71,6 +86,8 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
       AG_OPT_EACH("label", NULL, add_label),
       AG_OPT_FLAG("private-tmp", "CLEANUP_AGENT_PRIVATE_TMP", &o->private_tmp),
       AG_OPT_VALUE("report", "CLEANUP_AGENT_REPORT", &o->report),
+      AG_OPT_VALUE("junit", "CLEANUP_AGENT_JUNIT", &o->junit),
+      AG_OPT_VALUE("on-leak", "CLEANUP_AGENT_ON_LEAK", &v.on_leak),
       AG_OPT_FLAG("no-docker-proxy", "CLEANUP_AGENT_NO_DOCKER_PROXY", &o->no_docker_proxy),
       {},
   };
@@ -101,6 +118,8 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
     return run_usage_error("%s", err->msg);
   if (v.pids)
     o->limits.pids_max = pids;
+  if (v.on_leak && parse_on_leak(v.on_leak, &o->on_leak) < 0)
+    return run_usage_error("--on-leak '%s': expected ignore, warn or fail", v.on_leak);
   if (v.timeout && o->timeout_usec == 0)
     return run_usage_error("--timeout '%s': must be longer than zero", v.timeout);
   return 0;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "receipt.h"
 #include "run.h"
 
 int ag_run_exit_code(struct run_state *s, const struct run_opts *o) {
@@ -54,6 +55,7 @@ void ag_run_write_report(const struct run_state *s, const struct run_opts *o) {
   cJSON *j = cJSON_CreateObject();
   if (!j)
     return;
+  cJSON_AddNumberToObject(j, "schema", 1); /* docs/RECEIPT.md */
   cJSON_AddStringToObject(j, "session", s->session->id);
   cJSON_AddNumberToObject(j, "status", s->exit_code);
   cJSON_AddBoolToObject(j, "timed_out", s->timed_out);
@@ -83,6 +85,7 @@ void ag_run_write_report(const struct run_state *s, const struct run_opts *o) {
   cJSON_AddNumberToObject(j, "volumes_removed", s->session->collected.volumes);
   cJSON_AddNumberToObject(j, "resources_failed", s->session->collected.failed);
   add_left_behind(j, s->session);
+  (void)ag_receipt_json_add(ag_receipt_get(), j); /* out of memory: the report without the receipt */
   cJSON *w = cJSON_AddArrayToObject(j, "warnings");
   for (size_t i = 0; i < s->session->n_warnings; i++)
     cJSON_AddItemToArray(w, cJSON_CreateString(s->session->warnings[i]));
@@ -94,12 +97,29 @@ void ag_run_write_report(const struct run_state *s, const struct run_opts *o) {
   free(text);
 }
 
+void ag_run_write_junit(const struct run_state *s, const struct run_opts *o) {
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_receipt_junit_write(ag_receipt_get(), s->session->id, o->junit, &err) < 0)
+    ca_log_error("%s", err->msg);
+}
+
+int ag_run_leak_exit_code(const struct run_state *s, const struct run_opts *o) {
+  size_t leaked = ag_receipt_count_leaked(ag_receipt_get());
+  if (o->on_leak != AG_ON_LEAK_FAIL || s->exit_code != 0 || leaked == 0)
+    return s->exit_code;
+  ca_log_error("--on-leak=fail: the command succeeded but left %zu resource%s or process%s behind (exit %d)", leaked,
+               leaked == 1 ? "" : "s", leaked == 1 ? "" : "es", AG_EXIT_LEFT_BEHIND);
+  return AG_EXIT_LEFT_BEHIND;
+}
+
 void ag_run_print_summary(const struct run_state *s, const struct run_opts *o) {
   struct ag_collect_stats st = s->session->collected;
   st.processes = s->survivors;
-  char what[256], mem[96] = "";
+  char what[256], mem[96] = "", worst[320] = "";
   ag_collect_stats_format(&st, what, sizeof(what));
   bool limited = o->limits.memory_max || o->limits.pids_max || o->limits.cpus > 0;
+  if (o->on_leak != AG_ON_LEAK_IGNORE && ag_receipt_worst_offender(ag_receipt_get(), worst + 2, sizeof(worst) - 2))
+    memcpy(worst, "; ", 2);
   if (!*what && !limited)
     return;
   if (s->have_stats && s->stats.has_memory && s->stats.memory_peak) {
@@ -107,5 +127,6 @@ void ag_run_print_summary(const struct run_state *s, const struct run_opts *o) {
     snprintf(mem, sizeof(mem), "peak memory %s%s%s", ca_format_size(s->stats.memory_peak, peak),
              o->limits.memory_max ? " of " : "", o->limits.memory_max ? ca_format_size(o->limits.memory_max, lim) : "");
   }
-  ca_log_notice("session %.8s: %s%s%s", s->session->id, *what ? what : "nothing left behind", *mem ? "; " : "", mem);
+  ca_log_notice("session %.8s: %s%s%s%s", s->session->id, *what ? what : "nothing left behind", worst, *mem ? "; " : "",
+                mem);
 }

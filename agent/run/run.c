@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "receipt.h"
 #include "run.h"
 
 extern char **environ;
@@ -205,14 +206,16 @@ static void finish_session(struct run_state *s) {
   if (s->leaf) {
     if (cg_leaf_stats(s->leaf, &s->stats, NULL) == 0)
       s->have_stats = true;
-    if (cg_leaf_kill_all(s->leaf, 10000000, &err) < 0)
+    if (ag_run_kill_tree(s, 10000000, &err) < 0)
       ag_session_left(s->session, "kill the command's tree: %s", err->msg);
     else if (cg_leaf_remove(s->leaf, &err) < 0)
       ag_session_left(s->session, "remove the session cgroup: %s", err->msg);
     bool main_exited = s->pid == 0;
     (void)ag_run_reap(s, &main_exited); /* the killed orphans are our zombies now */
   }
-  (void)ag_session_end(s->session); /* a failure is a warning of the session's, in the report */
+  int r = ag_session_end(s->session); /* a failure is a warning of the session's, in the report */
+  ag_receipt_finish(&s->session->not_removed,
+                    r < 0 ? "the session's end did not finish: it stays registered for the next start or gc" : NULL);
 }
 
 int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
@@ -247,6 +250,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   };
   _cleanup_(ag_session_freep) struct ag_session *session = NULL;
   _cleanup_error_ ca_error *err = NULL;
+  ag_receipt_enable(); /* before the proxy starts: it feeds the receipt */
   if ((r = ag_session_open(&cfg, &session, &err)) == 0)
     r = ag_session_begin(session, &err);
   if (r < 0) {
@@ -266,8 +270,11 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   s.exit_code = ag_run_exit_code(&s, &o);
   if (s.timed_out)
     ca_log_notice("timed out; the command's tree was killed");
+  s.exit_code = ag_run_leak_exit_code(&s, &o);
   ag_run_print_summary(&s, &o);
   if (o.report)
     ag_run_write_report(&s, &o);
+  if (o.junit)
+    ag_run_write_junit(&s, &o);
   return s.exit_code;
 }

@@ -15,7 +15,8 @@ struct run_opts {
   const char **labels; /* --label K=V, NULL-terminated */
   size_t n_labels;
   bool private_tmp, no_docker_proxy;
-  const char *report;
+  const char *report, *junit;
+  enum ag_on_leak { AG_ON_LEAK_WARN = 0, AG_ON_LEAK_IGNORE, AG_ON_LEAK_FAIL } on_leak;
   char **argv;
 };
 
@@ -45,6 +46,9 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o);
 void ag_run_supervise(struct run_state *s, const struct run_opts *o, int sfd);
 /* Reaps children without blocking; records the main process's status. Returns true once it has exited. */
 bool ag_run_reap(struct run_state *s, bool *main_exited);
+/* The graceful signal to the command's tree, and its kill, each recorded in the receipt first. */
+void ag_run_signal_tree(struct run_state *s, int sig);
+int ag_run_kill_tree(struct run_state *s, uint64_t timeout_usec, ca_error **err);
 /* "3 processes outlived the command: sleep (pid 123), ..." for what is left in the leaf after the main process. */
 void ag_run_report_survivors(struct run_state *s);
 
@@ -59,5 +63,10 @@ void ag_run_command_stopped(struct run_state *s, int sig);
 int ag_run_exit_code(struct run_state *s, const struct run_opts *o);
 /* --report FILE: the JSON report of the run. */
 void ag_run_write_report(const struct run_state *s, const struct run_opts *o);
-/* The one-line summary, printed when anything was cleaned or limited. */
+/* The one-line summary, printed when anything was cleaned or limited; it names the worst offender unless
+ * --on-leak=ignore. */
 void ag_run_print_summary(const struct run_state *s, const struct run_opts *o);
+/* --junit FILE: the receipt's leaks as JUnit XML. */
+void ag_run_write_junit(const struct run_state *s, const struct run_opts *o);
+/* --on-leak=fail: the exit code of a command that succeeded but left something behind (AG_EXIT_LEFT_BEHIND). */
+int ag_run_leak_exit_code(const struct run_state *s, const struct run_opts *o);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "receipt.h"
 #include "run.h"
 
 #define MAX_NAMED_SURVIVORS 10
@@ -21,6 +22,7 @@ void ag_run_report_survivors(struct run_state *s) {
     return;
   }
   s->survivors = (unsigned)n;
+  ag_receipt_processes_seen(procs, n, s->pid, 0);
   if (n == 0) {
     free(procs);
     return;
@@ -33,6 +35,29 @@ void ag_run_report_survivors(struct run_state *s) {
   ca_log_notice("%zu process%s outlived the command: %s", n, n == 1 ? "" : "es", ca_buf_str(&b));
   ca_buf_free(&b);
   free(procs);
+}
+
+/* The receipt records what is in the leaf before a signal or kill reaches it (sig: the graceful signal; 0: the kill,
+ * whose way the receipt names). */
+static void record_tree(struct run_state *s, int sig) {
+  cg_proc_info *procs = NULL;
+  size_t n = 0;
+  if (cg_leaf_list_processes(s->leaf, &procs, &n, NULL) < 0)
+    return; /* the receipt misses them; the kill below does not */
+  ag_receipt_processes_seen(procs, n, s->pid, sig);
+  if (!sig)
+    ag_receipt_processes_killed(procs, n, cg_leaf_kill_method(s->leaf));
+  free(procs);
+}
+
+void ag_run_signal_tree(struct run_state *s, int sig) {
+  record_tree(s, sig);
+  (void)cg_leaf_signal_all(s->leaf, sig, NULL); /* the kill that follows is what guarantees the end */
+}
+
+int ag_run_kill_tree(struct run_state *s, uint64_t timeout_usec, ca_error **err) {
+  record_tree(s, 0);
+  return cg_leaf_kill_all(s->leaf, timeout_usec, err);
 }
 
 bool ag_run_reap(struct run_state *s, bool *main_exited) {
@@ -68,7 +93,7 @@ void ag_run_supervise(struct run_state *s, const struct run_opts *o, int sfd) {
       now = ca_now_monotonic_usec();
       uint64_t left = grace_deadline > now ? grace_deadline - now : 0;
       if (cg_leaf_wait_empty(s->leaf, left, NULL) < 0) {
-        (void)cg_leaf_kill_all(s->leaf, 5000000, NULL); /* errors surface in the final kill */
+        (void)ag_run_kill_tree(s, 5000000, NULL); /* errors surface in the final kill */
         s->survivors++;
       }
       break;
@@ -98,11 +123,11 @@ void ag_run_supervise(struct run_state *s, const struct run_opts *o, int sfd) {
           char grace[32];
           ca_log_notice("got SIG%s: forwarding it to the command's tree, killing it after %s",
                         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", ca_format_duration(o->grace_usec, grace));
-          (void)cg_leaf_signal_all(s->leaf, sig, NULL); /* the kill below is what guarantees the end */
+          ag_run_signal_tree(s, sig);
           grace_deadline = ca_now_monotonic_usec() + o->grace_usec;
         } else if (!killed) {
           /* A second signal: the user wants it over now. */
-          (void)cg_leaf_kill_all(s->leaf, 5000000, NULL);
+          (void)ag_run_kill_tree(s, 5000000, NULL);
           killed = true;
         }
       }
@@ -113,11 +138,11 @@ void ag_run_supervise(struct run_state *s, const struct run_opts *o, int sfd) {
       s->timed_out = true;
       ca_log_notice("--timeout %s expired: sending SIGTERM to the command's tree",
                     ca_format_duration(o->timeout_usec, buf));
-      (void)cg_leaf_signal_all(s->leaf, SIGTERM, NULL);
+      ag_run_signal_tree(s, SIGTERM);
       grace_deadline = now + o->grace_usec;
     }
     if (grace_deadline && !killed && now >= grace_deadline) {
-      (void)cg_leaf_kill_all(s->leaf, 5000000, NULL);
+      (void)ag_run_kill_tree(s, 5000000, NULL);
       killed = true;
     }
   }

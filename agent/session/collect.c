@@ -8,6 +8,7 @@
 
 #include "collect.h"
 #include "nesting.h"
+#include "receipt.h"
 
 /* Time given to a cgroup kill of a leftover tree before it is reported as stuck. */
 #define COLLECT_KILL_TIMEOUT_USEC (10 * 1000000ULL)
@@ -117,6 +118,7 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *lab
         not_removed_add(st->not_removed, kind, ids[i], errors[i]->msg);
     } else {
       (*removed)++;
+      ag_receipt_removed_at_end(kind, ids[i]); /* run's receipt (a no-op elsewhere) */
     }
     ca_error_free(errors[i]);
   }

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "lifecycle.h"
+#include "receipt.h"
 
 void ag_session_warn(struct ag_session *s, const char *fmt, ...) {
   va_list ap;
@@ -399,9 +400,10 @@ static void remove_recorded(struct ag_session *s, char **made) {
         continue;
       _cleanup_error_ ca_error *e = NULL;
       int k = dk_remove(s->env.dk, (enum dk_kind[]){DK_CONTAINER, DK_NETWORK, DK_VOLUME}[i], *m + 2, &e);
-      if (k == 0)
+      if (k == 0) {
         (*counts[i])++;
-      else if (k < 0) /* the registry stays, with the reason: the next start or gc tries again by label */
+        ag_receipt_removed_at_end((enum dk_kind[]){DK_CONTAINER, DK_NETWORK, DK_VOLUME}[i], *m + 2); /* run's receipt */
+      } else if (k < 0) /* the registry stays, with the reason: the next start or gc tries again by label */
         ag_session_left(s, "docker proxy: remove %s: %s", *m + 2, e->msg);
     }
 }

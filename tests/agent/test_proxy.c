@@ -1260,3 +1260,70 @@ Test(proxy, step_containers_of_a_build_that_keeps_them_are_recorded) {
   cr_assert_not(ag_proxy_req_create_in_flight(c.r));
   sim_free(&c);
 }
+
+/* ---- what the receipt learns: who created what, and which DELETEs the engine accepted ---- */
+
+struct observed {
+  struct recorded rec;
+  char info[4][512];
+  int n_info;
+  char removed[4][80];
+  int n_removed;
+};
+
+static void note_info(void *ctx, const struct ag_proxy_create_info *i) {
+  struct observed *o = ctx;
+  if (o->n_info < 4)
+    snprintf(o->info[o->n_info++], sizeof(o->info[0]), "%c id=%s name=%s image=%s ua=%s tc=%s project=%s keep=%d",
+             i->kind, i->id, i->name ? i->name : "-", i->image ? i->image : "-", i->user_agent ? i->user_agent : "-",
+             i->tc_session ? i->tc_session : "-", i->compose_project ? i->compose_project : "-", i->keep);
+}
+
+static void note_created_obs(void *ctx, char kind, const char *id) {
+  note_created(&((struct observed *)ctx)->rec, kind, id);
+}
+
+static void note_removed(void *ctx, char kind, const char *target) {
+  struct observed *o = ctx;
+  if (o->n_removed < 4)
+    snprintf(o->removed[o->n_removed++], sizeof(o->removed[0]), "%c:%s", kind, target);
+}
+
+static void exchange(struct conn_sim *c, const char *req, const char *answer) {
+  cr_assert_eq(sim_client(c, req), AG_PROXY_GO);
+  sim_engine(c, answer);
+}
+
+Test(proxy, the_receipt_learns_each_creates_creator_and_the_deletes_the_engine_accepted) {
+  struct observed o = {0};
+  struct conn_sim c;
+  sim_new(&c);
+  ag_proxy_req_set_hooks(
+      c.r, &(struct ag_proxy_hooks){
+               .created = note_created_obs, .created_info = note_info, .removed = note_removed, .ctx = &o});
+  static const char created[] = "HTTP/1.1 201 Created\r\nContent-Length: 15\r\n\r\n{\"Id\":\"c0ffee\"}";
+  static const char body[] = "{\"Image\":\"busybox\",\"Labels\":{\"com.docker.compose.project\":\"e2e\"}}";
+  char req[1024];
+  snprintf(req, sizeof(req),
+           "POST /v1.41/containers/create?name=db%%2D1 HTTP/1.1\r\nHost: d\r\nUser-Agent: compose/2\r\n"
+           "X-Tc-Sid: tc-1\r\nContent-Length: %zu\r\n\r\n%s",
+           strlen(body), body);
+  exchange(&c, req, created);
+  /* Kept: the receipt lists it, the end's list of ids does not. */
+  request(req, sizeof(req), "/containers/create", "{\"Labels\":{\"" AG_LABEL_KEEP "\":\"true\"}}");
+  exchange(&c, req, created);
+  exchange(&c, "DELETE /v1.41/containers/c0ffee?force=1 HTTP/1.1\r\nHost: d\r\n\r\n",
+           "HTTP/1.1 204 No Content\r\n\r\n");
+  exchange(&c, "DELETE /networks/n1 HTTP/1.1\r\nHost: d\r\n\r\n",
+           "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}");
+  exchange(&c, "DELETE /volumes/v1 HTTP/1.1\r\nHost: d\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n");
+  exchange(&c, "DELETE /containers/c0ffee/x HTTP/1.1\r\nHost: d\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n");
+  cr_assert_eq(o.n_info, 2);
+  cr_assert_str_eq(o.info[0], "c id=c0ffee name=db-1 image=busybox ua=compose/2 tc=tc-1 project=e2e keep=0");
+  cr_assert_str_eq(o.info[1], "c id=c0ffee name=- image=- ua=test tc=- project=- keep=1");
+  cr_assert_eq(o.rec.n, 1, "the kept one is not the end's to remove");
+  cr_assert_eq(o.n_removed, 2, "only the DELETEs the engine answered 2xx");
+  cr_assert_str_eq(o.removed[0], "c:c0ffee");
+  cr_assert_str_eq(o.removed[1], "v:v1");
+  sim_free(&c);
+}

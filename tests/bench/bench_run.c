@@ -3,6 +3,9 @@
  *   bench_run overhead [N]      run -- true against bare true, with and without a reachable engine, state dir on a
  *                               tmpfs (as the default is) and on the disk (medians of N)
  *   bench_run soak [CYCLES]     CYCLES runs of a leaky command; leaks and growth across them
+ *   bench_run receipt [N]       the leak receipt's cost (issue 23): run -- true and a suite that creates 20 containers
+ *                               through the proxy and leaves them, each with and without --report and --junit,
+ *                               interleaved (medians of N)
  *
  * The agent binary comes from AG_BINARY (compiled in) or $CLEANUP_AGENT. Run as root on a host with an engine. */
 #include <glob.h>
@@ -287,10 +290,58 @@ static void remove_v1_parents(void) {
   globfree(&g);
 }
 
+/* A suite of 20 containers created through the session's proxy with the docker CLI and left for the end. */
+static const char suite20[] = "#!/bin/sh\n"
+                              "for i in $(seq 20); do\n"
+                              "  docker create --label io.cleanup-agent-tests.id=bench-receipt "
+                              "cleanup-test/busybox:latest true > /dev/null || exit 1\n"
+                              "done\n";
+
+/* Medians of runs of command without (with[0]) and with --report and --junit (with[1]), alternated so that a shared
+ * machine's load falls on both alike. */
+static void measure_pair(const char *command, size_t n, double ret[2]) {
+  char report[128], junit[128];
+  snprintf(report, sizeof(report), "%s/report.json", state_dir);
+  snprintf(junit, sizeof(junit), "%s/junit.xml", state_dir);
+  const char *plain[] = {agent, "--state-dir", tmpfs_dir, "--cgroup-root", cgroup_root, "run", "--", command, NULL};
+  const char *with[] = {agent,     "--state-dir", tmpfs_dir, "--cgroup-root", cgroup_root, "run", "--report", report,
+                        "--junit", junit,         "--",      command,         NULL};
+  uint64_t *v[2] = {calloc(n, sizeof(uint64_t)), calloc(n, sizeof(uint64_t))};
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < 2; k++) {
+      int code;
+      v[k][i] = bench_run_quiet(k ? with : plain, NULL, &code, NULL);
+      if (code != 0)
+        fprintf(stderr, "bench_run: %s exited %d\n", command, code);
+    }
+  for (size_t k = 0; k < 2; k++) {
+    ret[k] = median_ms(v[k], n);
+    free(v[k]);
+  }
+}
+
+static int receipt_cost(size_t n) {
+  char suite[128];
+  snprintf(suite, sizeof(suite), "%s/suite20.sh", state_dir);
+  FILE *f = fopen(suite, "w");
+  if (!f || fputs(suite20, f) < 0 || fclose(f) != 0 || chmod(suite, 0755) < 0)
+    return 1;
+  double t[2], s20[2];
+  measure_pair("/bin/true", n, t);
+  measure_pair(suite, n, s20);
+  printf("| what | without --report | with --report and --junit | added |\n|---|---|---|---|\n");
+  printf("| `run -- true` | %.2f ms | %.2f ms | %+.2f ms |\n", t[0], t[1], t[1] - t[0]);
+  printf("| `run --` 20 `docker create` through the proxy, left for the end | %.1f ms | %.1f ms | %+.1f ms |\n", s20[0],
+         s20[1], s20[1] - s20[0]);
+  printf("\nReproduce: `build/tests/bench/bench_run receipt %zu` (as root, engine running).\n", n);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   agent = getenv("CLEANUP_AGENT") ? getenv("CLEANUP_AGENT") : AG_BINARY;
-  if (argc < 2 || (strcmp(argv[1], "overhead") != 0 && strcmp(argv[1], "soak") != 0)) {
-    fprintf(stderr, "usage: bench_run overhead [N] | soak [CYCLES]\n");
+  if (argc < 2 ||
+      (strcmp(argv[1], "overhead") != 0 && strcmp(argv[1], "soak") != 0 && strcmp(argv[1], "receipt") != 0)) {
+    fprintf(stderr, "usage: bench_run overhead [N] | soak [CYCLES] | receipt [N]\n");
     return 2;
   }
   strcpy(state_dir, "/var/tmp/bench-run-XXXXXX"); /* not /tmp: --private-tmp hides it from the command */
@@ -299,8 +350,9 @@ int main(int argc, char **argv) {
   const char *cg2 =
       access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) == 0 ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
   snprintf(cgroup_root, sizeof(cgroup_root), "%s/cleanup-agent-bench-%d", cg2, (int)getpid());
-  int r = strcmp(argv[1], "overhead") == 0 ? overhead(argc > 2 ? (size_t)atoi(argv[2]) : 200)
-                                           : soak(argc > 2 ? (size_t)atoi(argv[2]) : 1000);
+  int r = strcmp(argv[1], "overhead") == 0  ? overhead(argc > 2 ? (size_t)atoi(argv[2]) : 200)
+          : strcmp(argv[1], "receipt") == 0 ? receipt_cost(argc > 2 ? (size_t)atoi(argv[2]) : 20)
+                                            : soak(argc > 2 ? (size_t)atoi(argv[2]) : 1000);
   rmdir(cgroup_root);
   remove_v1_parents();
   remove_dir(state_dir);

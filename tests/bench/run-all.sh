@@ -34,7 +34,7 @@ cd "$repo"
 # The benchmarks, in report order. Each id has a function bench_<id>. gc goes last: its populations of 500 containers
 # load both CPUs for minutes and its private engine's teardown goes on after it, which the latency figures of a
 # benchmark run after it would show (the proxy's `docker ps` read +1.35 ms after gc, +0.43 ms on a quiet machine).
-BENCHES=(run_overhead run_soak cgroup_kill docker_api container_seq proxy gc)
+BENCHES=(run_overhead run_soak cgroup_kill docker_api container_seq proxy receipt gc)
 
 # The targets judged here (from the issues; issue 18 revised run's and gc's). tests/bench/check_report.sh checks that
 # a report states them.
@@ -402,6 +402,19 @@ bench_gc() {
         "not comparable: prune removes only stopped containers and leaves the running half"
     row "gc peak RSS (/usr/bin/time)" "$rss KiB" "\`cleanup-agent --version\`: $floor KiB" "< $gc_rss_kib_max KiB" \
         "$(verdict "$rss" lt "$gc_rss_kib_max")"
+}
+
+# Issue 23: the leak receipt's cost: run with and without --report and --junit, interleaved.
+bench_receipt() {
+    local n
+    n=$(pick 3 20)
+    section receipt "The leak receipt's cost: \`run\` with and without \`--report\` (issue 23)"
+    run_bench receipt "$bench/bench_run" receipt "$n" || return 1
+    echo "Medians of $n interleaved pairs. The receipt's records are always kept (the summary names the worst offender"
+    echo "from them); \`--report\` and \`--junit\` add writing them out. The suite creates 20 containers with the docker CLI"
+    echo "through the session's proxy and leaves them for the end to remove."
+    echo
+    include_tables "$work/receipt.out"
 }
 
 # Issue 8: the Docker proxy: the same requests direct and through a proxy on a session socket, interleaved.
