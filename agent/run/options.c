@@ -30,7 +30,11 @@ static void run_usage(FILE *f) {
           "  --private-tmp      a private /tmp and /dev/shm that die with the run\n"
           "  --report FILE      write a JSON report of the run\n"
           "  --no-docker-proxy  give CMD the engine's DOCKER_HOST itself; by default it gets a socket of the session\n"
-          "                     that adds the session labels to every container, network and volume it creates\n");
+          "                     that adds the session labels to every container, network and volume it creates\n"
+          "  --contain-containers\n"
+          "                     start the containers CMD creates in the session's cgroup, so that --memory, --pids\n"
+          "                     and --cpus bound CMD and its containers together and the session's kill stops them\n"
+          "                     (the engine's cgroupfs driver, on this host)\n");
 }
 
 #define run_usage_error(...) ag_usage_error("run", AG_EXIT_AGENT_FAILED, __VA_ARGS__)
@@ -72,6 +76,7 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
       AG_OPT_FLAG("private-tmp", "CLEANUP_AGENT_PRIVATE_TMP", &o->private_tmp),
       AG_OPT_VALUE("report", "CLEANUP_AGENT_REPORT", &o->report),
       AG_OPT_FLAG("no-docker-proxy", "CLEANUP_AGENT_NO_DOCKER_PROXY", &o->no_docker_proxy),
+      AG_OPT_FLAG("contain-containers", "CLEANUP_AGENT_CONTAIN_CONTAINERS", &o->contain_containers),
       {},
   };
   const struct ag_options spec = {
