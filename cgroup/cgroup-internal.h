@@ -39,6 +39,7 @@ struct cg_root {
   bool track_is_v2;
   bool avoid_cgroup_kill;
   bool open_existing; /* cg_root_options.open_existing: no leaf is created under this root */
+  bool one_path;      /* cg_root_options.one_path on a host with v1 hierarchies: leaves at one path in each */
   char *path;         /* absolute root of the run-* leaves in the tracking hierarchy */
   /* v2 controllers usable in leaves under path (enabled in path's subtree_control). */
   bool v2_memory, v2_pids, v2_cpu;
@@ -58,6 +59,8 @@ struct cg_leaf {
   char *v1_path[CG_V1_N];
   char *v1_rel[CG_V1_N];
   uint64_t oom_kill_base;
+  int oom_efd;         /* v1: an eventfd the kernel signals on each OOM of the memory leaf, its subtree's included */
+  uint64_t oom_events; /* what it counted so far */
   uint64_t pids_max_base;
   uint64_t memory_sampled_peak;
   /* Process tracking. */

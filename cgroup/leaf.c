@@ -6,7 +6,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "cgroup-internal.h"
 
@@ -19,6 +21,8 @@ void cg_leaf_free(cg_leaf *leaf) {
   free(leaf->rel);
   if (leaf->dirfd >= 0)
     ca_close_keep_errno(leaf->dirfd);
+  if (leaf->oom_efd >= 0)
+    ca_close_keep_errno(leaf->oom_efd);
   for (int i = 0; i < CG_V1_N; i++) {
     free(leaf->v1_path[i]);
     free(leaf->v1_rel[i]);
@@ -88,6 +92,30 @@ static int v1_leaf(cg_leaf *leaf, int i, bool create, ca_error **err) {
   return 0;
 }
 
+/* v1 counts an OOM kill only in the victim's own memory cgroup (a container's below the leaf, gone with it), while the
+ * kernel signals an OOM of the leaf, its limit hit, to the eventfds registered on it: one per OOM, whoever in the
+ * subtree is killed. Best effort: without it the leaf's own counter is all the stats have. */
+static void watch_v1_oom(cg_leaf *leaf) {
+  const char *dir = leaf->v1_path[CG_V1_MEMORY];
+  char path[PATH_MAX], line[64];
+  snprintf(path, sizeof(path), "%s/memory.oom_control", dir);
+  _cleanup_close_ int ofd = open(path, O_RDONLY | O_CLOEXEC);
+  int efd = ofd < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  snprintf(line, sizeof(line), "%d %d", efd, ofd);
+  if (efd >= 0 && write_in(dir, "cgroup.event_control", line, NULL) == 0)
+    leaf->oom_efd = efd;
+  else if (efd >= 0)
+    close(efd);
+}
+
+/* The OOMs the eventfd counted since the last read, added up. */
+static uint64_t v1_oom_events(cg_leaf *leaf) {
+  eventfd_t v;
+  if (leaf->oom_efd >= 0 && eventfd_read(leaf->oom_efd, &v) == 0)
+    leaf->oom_events += v;
+  return leaf->oom_events;
+}
+
 static int apply_memory(cg_leaf *leaf, uint64_t bytes, ca_error **err) {
   char v[32];
   snprintf(v, sizeof(v), "%" PRIu64, bytes);
@@ -108,6 +136,7 @@ static int apply_memory(cg_leaf *leaf, uint64_t bytes, ca_error **err) {
   const char *dir = leaf->v1_path[CG_V1_MEMORY];
   if (write_in(dir, "memory.limit_in_bytes", v, err) < 0)
     return -EIO;
+  watch_v1_oom(leaf);
   /* memsw (memory + swap) equal to the limit means no swap; it must be written after limit_in_bytes. */
   int r = write_in(dir, "memory.memsw.limit_in_bytes", v, err);
   if (r == -ENOENT && !swap) {
@@ -178,6 +207,7 @@ static int leaf_new(cg_root *root, const char *session_id, cg_leaf **ret, ca_err
   leaf->root = root;
   leaf->dirfd = -1;
   leaf->holder_fd = -1;
+  leaf->oom_efd = -1;
   memcpy(leaf->id, session_id, 33);
   if (root->tracking == CG_TRACK_CGROUP) {
     /* systemd names the scope's cgroup after the unit */
@@ -379,6 +409,57 @@ static int remove_tree(const char *path, int depth, bool keep_self, ca_error **e
   return r < 0 || keep_self ? r : rmdir_backoff(path, err);
 }
 
+int cg_leaf_engine_parent(const cg_leaf *leaf, const char *engine_driver, char **ret_parent, ca_error **err) {
+  const cg_root *root = leaf->root;
+  if (!leaf->path)
+    return ca_error_set(err, ENOTSUP, "process tracking is in use (%s): there is no session cgroup to put them in",
+                        root->fallback_reason);
+  if (!streq(engine_driver, "cgroupfs"))
+    return ca_error_set(err, ENOTSUP, "the engine's cgroup driver is %s: only its cgroupfs driver is supported yet",
+                        engine_driver);
+  if (root->driver == CG_DRIVER_SYSTEMD)
+    return ca_error_set(err, ENOTSUP, "the session is a systemd scope (the systemd cgroup driver): not yet supported");
+  if (root->mode == CG_MODE_UNIFIED)
+    return ca_error_set(err, ENOTSUP,
+                        "not yet supported on a pure cgroup v2 host (the command must first move to a leaf of its "
+                        "own below the session's cgroup, next to the containers)");
+  for (int i = 0; i < CG_V1_N; i++)
+    if (leaf->v1_rel[i] && !streq(leaf->v1_rel[i], leaf->rel))
+      return ca_error_set(err, ENOTSUP,
+                          "the session's cgroup is %s in the %s hierarchy but %s in the tracking one, and the engine "
+                          "takes one cgroup parent for all (a --cgroup-root or a parent session's cgroup elsewhere?)",
+                          leaf->v1_rel[i], cg_v1_names[i], leaf->rel);
+  if (!(*ret_parent = strdup(leaf->rel)))
+    return ca_error_set(err, ENOMEM, "out of memory");
+  return 0;
+}
+
+/* With one_path, the engine made the leaf's path in the v1 hierarchies we set no limit in (blkio, devices, ...) for
+ * its containers: removed with the leaf. Each mount next to the memory one that is a v1 cgroup hierarchy. */
+static int remove_engine_dirs(cg_leaf *leaf, ca_error **err) {
+  const char *mem = leaf->root->mounts.v1_memory;
+  const char *slash = mem ? strrchr(mem, '/') : NULL;
+  if (!leaf->root->one_path || !slash || slash == mem)
+    return 0;
+  _cleanup_free_ char *top = strndup(mem, (size_t)(slash - mem));
+  DIR *d = top ? opendir(top) : NULL;
+  if (!d)
+    return 0; /* nothing to find: the leaf's own hierarchies went already */
+  struct dirent *de;
+  struct statfs sfs;
+  int r = 0;
+  while (r == 0 && (de = readdir(d))) {
+    char *dir = NULL;
+    if (de->d_name[0] == '.' || asprintf(&dir, "%s/%s%s", top, de->d_name, leaf->rel) < 0)
+      continue;
+    if (statfs(dir, &sfs) == 0 && sfs.f_type == CGROUP_SUPER_MAGIC)
+      r = remove_tree(dir, 0, false, err);
+    free(dir);
+  }
+  closedir(d);
+  return r;
+}
+
 int cg_leaf_remove(cg_leaf *leaf, ca_error **err) {
   if (!leaf->path)
     return 0;
@@ -390,6 +471,8 @@ int cg_leaf_remove(cg_leaf *leaf, ca_error **err) {
   for (int i = 0; i < CG_V1_N && r == 0; i++)
     if (leaf->v1_path[i])
       r = remove_tree(leaf->v1_path[i], 0, false, err);
+  if (r == 0)
+    r = remove_engine_dirs(leaf, err);
   return r < 0 ? ca_error_wrap(err, "cgroup: remove session %s", leaf->id) : 0;
 }
 
@@ -468,7 +551,7 @@ int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err) {
       return ca_error_wrap(err, "cgroup: stats of %s", dir);
     s.has_memory = true;
     s.memory_peak = CA_MAX(peak, leaf->memory_sampled_peak);
-    s.oom_kills = me.oom_kill - CA_MIN(me.oom_kill, leaf->oom_kill_base);
+    s.oom_kills = CA_MAX(me.oom_kill - CA_MIN(me.oom_kill, leaf->oom_kill_base), v1_oom_events(leaf));
   }
   uint64_t v;
   int r = -1;

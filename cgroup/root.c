@@ -230,6 +230,33 @@ static int detect_mounts(cg_root *root, ca_error **err) {
   return 0;
 }
 
+/* Whether cgroup path p is dir or below it ("/" is above everything). */
+static bool path_below(const char *p, const char *dir) {
+  size_t n = dir ? strlen(dir) : 0;
+  return dir && (streq(dir, "/") || (strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/')));
+}
+
+/* one_path on a host with v1 hierarchies: the deepest of the caller's own cgroups in the tracking and v1 hierarchies,
+ * which every other must contain, so that a root below it is below the caller's own cgroup in each (a limit the job
+ * has stays over the session). ENOTSUP when they are not nested. */
+static int one_path_own(const cg_root *root, const cg_proc_cgroup *own, const char *own_track, const char **ret,
+                        ca_error **err) {
+  const char *owns[] = {own_track, root->mounts.v1_memory ? own->v1_memory : NULL,
+                        root->mounts.v1_pids ? own->v1_pids : NULL, root->mounts.v1_cpu ? own->v1_cpu : NULL};
+  const char *deepest = "/";
+  for (size_t i = 0; i < 4; i++)
+    if (owns[i] && strlen(owns[i]) > strlen(deepest))
+      deepest = owns[i];
+  for (size_t i = 0; i < 4; i++)
+    if (owns[i] && !path_below(deepest, owns[i]))
+      return ca_error_set(err, ENOTSUP,
+                          "the session's cgroups need one path in every hierarchy (the container engine takes one "
+                          "cgroup parent for all), and this process is in unrelated ones: %s and %s",
+                          owns[i], deepest);
+  *ret = deepest;
+  return 0;
+}
+
 /* Results of the steps of cg_root_open besides 0 and a negative errno (a usage or memory error, which no fallback
  * hides): no cgroup is usable, *err says why, and process tracking may take over. */
 #define NO_CGROUP 1
@@ -245,8 +272,9 @@ static int leave_delegated(const char *own_dir, ca_error **err) {
   return cg_write_path(sup, "0", err);
 }
 
-/* The default root: <mount>[<own v1 cgroup>]/<name>. */
-static char *named_path(const cg_root *root, const cg_root_options *opts, const char *own_track, ca_error **err) {
+/* The default root: <mount>[<own>]/<name>, own being the caller's v1 cgroup on legacy hosts, or with one_path the
+ * deepest of its cgroups (one_path_own). */
+static char *named_path(const cg_root *root, const cg_root_options *opts, const char *own, ca_error **err) {
   const char *name = opts->name;
   if (!name || !name[0] || strchr(name, '/') || streq(name, ".") || streq(name, "..")) {
     ca_error_set(err, EINVAL, "cgroup: no root was given and \"%s\" is no name for a default one", name ? name : "");
@@ -254,7 +282,7 @@ static char *named_path(const cg_root *root, const cg_root_options *opts, const 
   }
   char rel[PATH_MAX];
   snprintf(rel, sizeof(rel), "/%s", name);
-  char *p = join_path(root->track_mount, root->track_is_v2 ? NULL : own_track, rel);
+  char *p = join_path(root->track_mount, own, rel);
   if (!p)
     ca_error_set(err, ENOMEM, "out of memory");
   return p;
@@ -262,7 +290,8 @@ static char *named_path(const cg_root *root, const cg_root_options *opts, const 
 
 /* Sets root->path: opts->root checked to lie inside the tracking mount, else the delegated subtree the caller runs
  * in, else the named default. 0, NO_CGROUP or a negative errno. */
-static int select_path(cg_root *root, const cg_root_options *opts, const char *own_track, ca_error **err) {
+static int select_path(cg_root *root, const cg_root_options *opts, const char *own_track, const char *own_named,
+                       ca_error **err) {
   const char *track = root->track_mount;
   if (opts->root) {
     size_t ml = strlen(track);
@@ -280,7 +309,7 @@ static int select_path(cg_root *root, const cg_root_options *opts, const char *o
       if (!opts->open_existing && leave_delegated(own_dir, err) < 0)
         return NO_CGROUP;
       root->path = strdup(own_dir);
-    } else if (!(root->path = named_path(root, opts, own_track, err))) {
+    } else if (!(root->path = named_path(root, opts, own_named, err))) {
       return -(*err)->code;
     }
   }
@@ -295,9 +324,11 @@ static int select_path(cg_root *root, const cg_root_options *opts, const char *o
 /* The v1 parents of the leaves, for limits and stats on hybrid and legacy hosts: under the caller's OWN cgroup of
  * each hierarchy (see the top of the file). A hierarchy that is not writable only costs its limits. */
 static int open_v1_parents(cg_root *root, const cg_proc_cgroup *own, const char *own_track, ca_error **err) {
+  /* A root below the caller's own cgroup of a hierarchy already (one_path's, or one it recorded) is taken as it is. */
   const char *rel = root->path + strlen(root->track_mount);
   /* legacy: rel is relative to the tracking hierarchy, which already includes the caller's own cgroup */
-  if (!root->track_is_v2 && own_track && !streq(own_track, "/") && strncmp(rel, own_track, strlen(own_track)) == 0)
+  if (!root->one_path && !root->track_is_v2 && own_track && !streq(own_track, "/") &&
+      strncmp(rel, own_track, strlen(own_track)) == 0)
     rel += strlen(own_track);
   const char *mounts[CG_V1_N] = {root->mounts.v1_memory, root->mounts.v1_pids, root->mounts.v1_cpu};
   const char *owns[CG_V1_N] = {own->v1_memory, own->v1_pids, own->v1_cpu};
@@ -305,7 +336,8 @@ static int open_v1_parents(cg_root *root, const cg_proc_cgroup *own, const char 
   for (int i = 0; i < CG_V1_N; i++) {
     if (!mounts[i] || v2_has[i])
       continue;
-    _cleanup_free_ char *parent = join_path(mounts[i], owns[i], rel);
+    _cleanup_free_ char *parent =
+        join_path(mounts[i], root->one_path || path_below(rel, owns[i]) ? NULL : owns[i], rel);
     if (!parent)
       return ca_error_set(err, ENOMEM, "out of memory");
     /* asking for a limit there later gives the error */
@@ -371,7 +403,11 @@ static int open_tracking(cg_root *root, const cg_root_options *opts, ca_error **
   }
   if (!(root->track_mount = strdup(track)))
     return ca_error_set(err, ENOMEM, "out of memory");
-  int r = select_path(root, opts, own_track, err);
+  const char *own_named = root->track_is_v2 ? NULL : own_track;
+  root->one_path = opts->one_path && root->mode != CG_MODE_UNIFIED;
+  if (root->one_path && one_path_own(root, &own, own_track, &own_named, err) < 0)
+    return -ENOTSUP;
+  int r = select_path(root, opts, own_track, own_named, err);
   if (r != 0)
     return r;
   r = opts->open_existing ? take_existing(root, err) : make_writable(root, err);

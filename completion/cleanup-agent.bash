@@ -110,7 +110,7 @@ _cleanup_agent() {
   fi
   local opts
   case $command in
-    run) opts="--memory --pids --cpus --timeout --grace --ttl --label --private-tmp --report --junit --on-leak --no-docker-proxy --help --" ;;
+    run) opts="--memory --pids --cpus --timeout --grace --ttl --label --private-tmp --report --junit --on-leak --no-docker-proxy --contain-containers --help --" ;;
     container-seq)
       opts="--image --memory --cpus --pids --timeout --workdir --network --checkpoint --resume --self-protect
             --cpu-limit --mem-limit --junit --log-dir --docker-proxy --mount --env --help --"

@@ -761,3 +761,25 @@ int dk_engine_version(struct dk_client *c, char **ret_version, char **ret_os, ca
     return k;
   return dk_parse_version(r.resp.data, r.resp.len, ret_version, ret_os, err);
 }
+
+int dk_engine_cgroup(struct dk_client *c, char **ret_driver, char **ret_version, ca_error **err) {
+  _cleanup_(dk_req_done) struct dk_req r;
+  dk_req_init(&r, "GET", "/info", NULL, c->timeout_ms);
+  int k = dk_req_perform_retry(c, &r, true, err);
+  if (k < 0)
+    return k;
+  _cleanup_json_ cJSON *j = cJSON_ParseWithLength(r.resp.data, r.resp.len);
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "CgroupDriver");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "CgroupVersion");
+  if (!cJSON_IsString(d) || !d->valuestring[0])
+    return ca_error_set(err, EPROTO, "GET /info: the engine's answer names no CgroupDriver");
+  _cleanup_free_ char *driver = strdup(d->valuestring);
+  char *version = strdup(cJSON_IsString(v) ? v->valuestring : "1"); /* engines before API 1.40 knew v1 only */
+  if (!driver || !version) {
+    free(version);
+    return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  *ret_driver = TAKE_PTR(driver);
+  *ret_version = version;
+  return 0;
+}

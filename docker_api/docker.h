@@ -95,6 +95,9 @@ const char *dk_client_api_version(const struct dk_client *c);
 
 /* Engine version ("20.10.24") and OS ("linux") from /version; the caller frees both strings. */
 int dk_engine_version(struct dk_client *c, char **ret_version, char **ret_os, ca_error **err);
+/* The engine's cgroup driver ("cgroupfs", "systemd") and cgroup version ("1", "2") from /info; the caller frees both.
+ */
+int dk_engine_cgroup(struct dk_client *c, char **ret_driver, char **ret_version, ca_error **err);
 
 /* ---- cancellation of long calls ---------------------------------------------------------------------------- */
 

@@ -83,6 +83,7 @@ struct ag_proxy_req {
   ca_buf hold;                  /* client bytes that came while waiting */
   ca_buf deferred;              /* the proxy's own answer, until the engine answered everything sent before it */
   ag_proxy_volume_fn volume_fn; /* named volumes of a container create's Binds are made sure of through it */
+  const char *cgroup_parent;    /* --contain-containers: every container's cgroup parent; NULL: as sent */
   void *volume_ctx;
   struct ag_proxy_hooks hooks;
   char create;              /* the kind of the create being read (create_kind), 'b' for a build that keeps its step
@@ -293,6 +294,10 @@ void ag_proxy_req_free(struct ag_proxy_req *r) {
 void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx) {
   r->volume_fn = fn;
   r->volume_ctx = ctx;
+}
+
+void ag_proxy_req_set_cgroup_parent(struct ag_proxy_req *r, const char *parent) {
+  r->cgroup_parent = parent;
 }
 
 void ag_proxy_req_set_hooks(struct ag_proxy_req *r, const struct ag_proxy_hooks *hooks) {
@@ -579,8 +584,11 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
   _cleanup_free_ char *rewritten = NULL;
   size_t len = 0;
   _cleanup_error_ ca_error *refusal = NULL;
-  int k = ag_proxy_rewrite_body(r->session_id, r->labels, r->body.data ? r->body.data : "", r->body.len, &rewritten,
-                                &len, &refusal);
+  const char *body = r->body.data ? r->body.data : "";
+  int k = r->cgroup_parent && create_kind(ca_buf_str(&r->url), r->url.len) == 'c'
+              ? ag_proxy_rewrite_container_body(r->session_id, r->labels, r->cgroup_parent, body, r->body.len,
+                                                &rewritten, &len, &refusal)
+              : ag_proxy_rewrite_body(r->session_id, r->labels, body, r->body.len, &rewritten, &len, &refusal);
   if (k == -EPERM || k == -EINVAL)
     return refuse(r, 400, "Bad Request", refusal->msg, to_client, err);
   if (k < 0)
@@ -925,6 +933,7 @@ struct ag_proxy {
   gid_t gid;
   mode_t mode;
   char **labels;
+  char *cgroup_parent; /* ag_proxy_set_cgroup_parent's, under mu; kept until the proxy is freed */
   int (*connect_engine)(void *ctx, ca_error **err); /* a TCP or TLS engine's streams; NULL: engine_socket */
   void *engine_ctx;
   void (*engine_ctx_free)(void *ctx);
@@ -1490,6 +1499,9 @@ static void *accept_loop(void *arg) {
       continue;
     }
     set_hooks(px, c->req, fd);
+    pthread_mutex_lock(&px->mu);
+    ag_proxy_req_set_cgroup_parent(c->req, px->cgroup_parent);
+    pthread_mutex_unlock(&px->mu);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_lock(&px->mu);
@@ -1522,6 +1534,7 @@ static void proxy_free(struct ag_proxy *px) {
   free(px->session_id);
   ca_strv_free(px->labels);
   ca_strv_free(px->created);
+  free(px->cgroup_parent);
   free(px);
 }
 
@@ -1620,6 +1633,19 @@ int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_
   }
   *ret = px;
   return 0;
+}
+
+int ag_proxy_set_cgroup_parent(struct ag_proxy *px, const char *parent, ca_error **err) {
+  char *copy = strdup(parent);
+  if (!copy)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  pthread_mutex_lock(&px->mu);
+  char *old = px->cgroup_parent;
+  px->cgroup_parent = old ? old : copy; /* set once: connections keep pointing at it */
+  pthread_mutex_unlock(&px->mu);
+  if (old)
+    free(copy);
+  return old ? ca_error_set(err, EBUSY, "docker proxy: the cgroup parent is set already") : 0;
 }
 
 const char *ag_proxy_socket_path(const struct ag_proxy *px) {

@@ -60,6 +60,12 @@ bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r);
 int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *body, size_t len,
                           char **ret_body, size_t *ret_len, ca_error **err);
 
+/* As ag_proxy_rewrite_body for a container create, and with cgroup_parent (not NULL or empty: --contain-containers)
+ * every HostConfig.CgroupParent set to it (HostConfig added when absent), so that the container's cgroup is inside the
+ * session's: one the client set inside it stays, a non-empty one outside is refused with -EPERM and err saying why. */
+int ag_proxy_rewrite_container_body(const char *session_id, const char *const *labels, const char *cgroup_parent,
+                                    const char *body, size_t len, char **ret_body, size_t *ret_len, ca_error **err);
+
 /* The named volumes of a container create body's HostConfig.Binds ("name:/path[:mode]"), each once, as a
  * NULL-terminated list (caller frees); an empty list when there are none or the body does not parse. */
 int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **err);
@@ -69,6 +75,9 @@ int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **
  * create is then refused). */
 typedef int (*ag_proxy_volume_fn)(void *ctx, const char *name, ca_error **err);
 void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx);
+/* --contain-containers: container creates get HostConfig.CgroupParent = parent (ag_proxy_rewrite_container_body);
+ * parent must outlive r. NULL: as the client sent it. */
+void ag_proxy_req_set_cgroup_parent(struct ag_proxy_req *r, const char *parent);
 
 /* What the server learns from a connection: created is called with the kind ('c'ontainer, 'n'etwork, 'v'olume) and
  * the id (a volume's name) of every create the engine answered with success, and of every step container of a build
@@ -189,6 +198,9 @@ struct dk_client;
 int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
                            const struct dk_client *dk, const char *const *extra_labels, struct ag_proxy **ret,
                            ca_error **err);
+/* --contain-containers: the connections accepted from now on give every container they create the cgroup parent
+ * parent (copied); set it before the command that uses the proxy starts. */
+int ag_proxy_set_cgroup_parent(struct ag_proxy *p, const char *parent, ca_error **err);
 /* The socket the proxy listens on. */
 const char *ag_proxy_socket_path(const struct ag_proxy *p);
 

@@ -114,19 +114,25 @@ static char *token_string(const char *s, size_t start, size_t end) {
   return cJSON_IsString(j) ? strdup(j->valuestring) : NULL;
 }
 
-/* The engine's match of a field name against "Labels": case-insensitive, with Unicode simple folding, under which
- * U+017F (LATIN SMALL LETTER LONG S) is an s. */
-static bool is_labels_name(const char *key) {
-  const char *want = "labels";
+/* The engine's match of a field name against want (lowercase ASCII letters): case-insensitive, with Unicode simple
+ * folding, under which U+017F (LATIN SMALL LETTER LONG S) is an s and U+212A (KELVIN SIGN) a k. */
+static bool engine_name_is(const char *key, const char *want) {
   for (; *want; want++) {
+    const unsigned char *k = (const unsigned char *)key;
     if ((*key | 0x20) == *want && *key)
       key++;
-    else if (*want == 's' && (unsigned char)key[0] == 0xc5 && (unsigned char)key[1] == 0xbf)
+    else if (*want == 's' && k[0] == 0xc5 && k[1] == 0xbf)
       key += 2;
+    else if (*want == 'k' && k[0] == 0xe2 && k[1] == 0x84 && k[2] == 0xaa)
+      key += 3;
     else
       return false;
   }
   return *key == '\0';
+}
+
+static bool is_labels_name(const char *key) {
+  return engine_name_is(key, "labels");
 }
 
 /* The outermost session of this proxy's: the outer label among ours (a nested session's proxy), else our own id. */
@@ -231,6 +237,8 @@ static int append_session_labels(const char *const *labels, ca_buf *merged, ca_e
 struct labeling {
   const char *session_id;
   const char *const *labels;
+  const char *cgroup_parent; /* --contain-containers: every container's HostConfig.CgroupParent; NULL: as sent */
+  bool nested;               /* a nested session's create: its labels stay as they are */
 };
 
 /* Appends to out the value at s[vs, ve) rewritten; s[vs] is the value's first byte. */
@@ -320,23 +328,64 @@ static int mounts(const struct labeling *l, const char *s, size_t vs, size_t ve,
   return ca_buf_append(out, s + from, ve - from, err);
 }
 
+/* Whether the engine puts a container with cgroup parent value inside the session's cgroup parent: the same path or
+ * one below it (a session nested in this one that contains its containers too). */
+static bool parent_inside(const char *value, const char *parent) {
+  size_t n = strlen(parent);
+  return strncmp(value, parent, n) == 0 && (value[n] == '\0' || value[n] == '/' || parent[n - 1] == '/');
+}
+
+/* CgroupParent: the session's, unless the client's already lies inside it; a non-empty one outside is refused. */
+static int cgroup_parent(const struct labeling *l, const char *s, size_t vs, size_t ve, ca_buf *out, ca_error **err) {
+  _cleanup_free_ char *value = token_string(s, vs, ve);
+  if (value && value[0] && parent_inside(value, l->cgroup_parent))
+    return ca_buf_append(out, s + vs, ve - vs, err);
+  if (value && value[0])
+    return ca_error_set(err, EPERM,
+                        "cleanup-agent: this session runs with --contain-containers, which puts every container it "
+                        "creates in the session's cgroup (%s) so that the session's --memory, --pids and --cpus bound "
+                        "it; the create asks for its own cgroup parent (HostConfig.CgroupParent \"%.200s\"): the "
+                        "request is refused; drop --cgroup-parent (CgroupParent) from the create, or run the session "
+                        "without --contain-containers",
+                        l->cgroup_parent, value);
+  _cleanup_json_ cJSON *j = cJSON_CreateString(l->cgroup_parent);
+  _cleanup_free_ char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+  return text ? ca_buf_append(out, text, strlen(text), err) : ca_error_set(err, ENOMEM, "out of memory");
+}
+
+/* A container's HostConfig: volume mounts labeled (not a nested session's: it labeled them itself), and with a cgroup
+ * parent to set, every CgroupParent member set (added when none is there; a null HostConfig becomes one). */
 static int host_config(const struct labeling *l, const char *s, size_t vs, size_t ve, ca_buf *out, ca_error **err) {
-  return rewrite_members(l, s, vs, ve, "Mounts", mounts, NULL, out, err);
+  if (!l->cgroup_parent)
+    return rewrite_members(l, s, vs, ve, "Mounts", mounts, NULL, out, err);
+  ca_buf tmp = CA_BUF_INIT(2 * (ve - vs) + 64 * 1024);
+  bool null = ve - vs == 4 && memcmp(s + vs, "null", 4) == 0;
+  int r = null ? ca_buf_append(&tmp, "{}", 2, err)
+          : s[vs] != '{'
+              ? ca_error_set(err, EINVAL, "cleanup-agent: the create request's HostConfig is not a JSON object")
+          : l->nested ? ca_buf_append(&tmp, s + vs, ve - vs, err)
+                      : rewrite_members(l, s, vs, ve, "Mounts", mounts, NULL, &tmp, err);
+  if (r >= 0)
+    r = rewrite_members(l, tmp.data, 0, tmp.len, "CgroupParent", cgroup_parent, "\"\"", out, err);
+  ca_buf_free(&tmp);
+  return r;
 }
 
 /* Appends a top-level member other than Labels: as it was, but for a HostConfig's volume mounts (a nested session's
- * create carries its own session's labels there). */
-static int copy_member(const struct labeling *l, bool nested, const char *key, const char *s, const struct member *m,
-                       ca_buf *out, ca_error **err) {
-  if (nested || !key || strcasecmp(key, "HostConfig") != 0)
+ * create carries its own session's labels there) and cgroup parent. */
+static int copy_member(const struct labeling *l, const char *key, const char *s, const struct member *m, ca_buf *out,
+                       ca_error **err) {
+  if ((l->nested && !l->cgroup_parent) || !key || !engine_name_is(key, "hostconfig"))
     return ca_buf_append(out, s + m->seg, m->val_end - m->seg, err);
   if (ca_buf_append(out, s + m->seg, m->val - m->seg, err) < 0)
     return -ENOMEM;
   return host_config(l, s, m->val, m->val_end, out, err);
 }
 
-int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *s, size_t n, char **ret_body,
-                          size_t *ret_len, ca_error **err) {
+/* ag_proxy_rewrite_body, and with l->cgroup_parent the container's cgroup parent (ag_proxy_rewrite_container_body). */
+static int rewrite_body(struct labeling *l, const char *s, size_t n, char **ret_body, size_t *ret_len, ca_error **err) {
+  const char *session_id = l->session_id;
+  const char *const *labels = l->labels;
   /* cJSON reads it first: a body it cannot read (not JSON, or nested deeper than it goes) is refused, not guessed at.
    */
   _cleanup_json_ cJSON *root = cJSON_ParseWithLength(s, n);
@@ -347,12 +396,11 @@ int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, con
                         "cleanup-agent: the create request's body is not a JSON object the session's Docker proxy can "
                         "read (%s), so it cannot add the session labels: the request is refused",
                         root ? "not an object" : "invalid JSON, or nested deeper than 1000 levels");
-  bool nested = nested_create(root, session_id, labels);
-  const struct labeling l = {session_id, labels};
+  bool nested = l->nested = nested_create(root, session_id, labels);
   ca_buf out = CA_BUF_INIT(2 * n + 64 * 1024), merged = CA_BUF_INIT(n + 64 * 1024);
   int r = ca_buf_append(&out, s, o.i, err); /* up to and with the opening brace */
   size_t last = o.i;
-  bool kept = false;
+  bool kept = false, host_config_seen = false;
   struct member m;
   int k = 0;
   while (r >= 0 && (k = scan_next(&o, &m)) > 0) {
@@ -362,13 +410,20 @@ int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, con
       r = merge_labels(session_id, labels, nested, s, n, m.val, &merged, err);
       continue;
     }
-    r = (kept ? ca_buf_append(&out, ",", 1, err) : 0) < 0 ? -ENOMEM : copy_member(&l, nested, key, s, &m, &out, err);
+    host_config_seen |= key && engine_name_is(key, "hostconfig");
+    r = (kept ? ca_buf_append(&out, ",", 1, err) : 0) < 0 ? -ENOMEM : copy_member(l, key, s, &m, &out, err);
     kept = true;
   }
   if (r >= 0 && (k < 0 || skip_ws(s, o.close + 1, n) != n))
     r = ca_error_set(err, EINVAL, "cleanup-agent: the create request's body is not one JSON object");
   if (r >= 0 && !nested)
     r = append_session_labels(labels, &merged, err);
+  if (r >= 0 && l->cgroup_parent && !host_config_seen) {
+    r = ca_buf_appendf(&out, err, "%s\"HostConfig\":", kept ? "," : "");
+    if (r >= 0)
+      r = host_config(l, "{}", 0, 2, &out, err);
+    kept = true;
+  }
   if (r >= 0)
     r = ca_buf_appendf(&out, err, "%s\"Labels\":{%s}", kept ? "," : "", ca_buf_str(&merged));
   if (r >= 0)
@@ -380,6 +435,20 @@ int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, con
   }
   *ret_body = ca_buf_steal(&out, ret_len);
   return 0;
+}
+
+int ag_proxy_rewrite_body(const char *session_id, const char *const *labels, const char *s, size_t n, char **ret_body,
+                          size_t *ret_len, ca_error **err) {
+  struct labeling l = {.session_id = session_id, .labels = labels};
+  return rewrite_body(&l, s, n, ret_body, ret_len, err);
+}
+
+int ag_proxy_rewrite_container_body(const char *session_id, const char *const *labels, const char *cgroup_parent,
+                                    const char *s, size_t n, char **ret_body, size_t *ret_len, ca_error **err) {
+  struct labeling l = {.session_id = session_id, .labels = labels, .cgroup_parent = cgroup_parent};
+  if (cgroup_parent && !cgroup_parent[0])
+    l.cgroup_parent = NULL;
+  return rewrite_body(&l, s, n, ret_body, ret_len, err);
 }
 
 /* A volume name as the engine accepts one in a bind: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */

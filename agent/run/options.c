@@ -34,7 +34,11 @@ static void run_usage(FILE *f) {
           "  --on-leak MODE     ignore, warn (default: the summary names the worst offender) or fail (exit 43\n"
           "                     when the command succeeded but left anything behind)\n"
           "  --no-docker-proxy  give CMD the engine's DOCKER_HOST itself; by default it gets a socket of the session\n"
-          "                     that adds the session labels to every container, network and volume it creates\n");
+          "                     that adds the session labels to every container, network and volume it creates\n"
+          "  --contain-containers\n"
+          "                     start the containers CMD creates in the session's cgroup, so that --memory, --pids\n"
+          "                     and --cpus bound CMD and its containers together and the session's kill stops them\n"
+          "                     (the engine's cgroupfs driver, on this host)\n");
 }
 
 #define run_usage_error(...) ag_usage_error("run", AG_EXIT_AGENT_FAILED, __VA_ARGS__)
@@ -89,6 +93,7 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
       AG_OPT_VALUE("junit", "CLEANUP_AGENT_JUNIT", &o->junit),
       AG_OPT_VALUE("on-leak", "CLEANUP_AGENT_ON_LEAK", &v.on_leak),
       AG_OPT_FLAG("no-docker-proxy", "CLEANUP_AGENT_NO_DOCKER_PROXY", &o->no_docker_proxy),
+      AG_OPT_FLAG("contain-containers", "CLEANUP_AGENT_CONTAIN_CONTAINERS", &o->contain_containers),
       {},
   };
   const struct ag_options spec = {

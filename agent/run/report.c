@@ -11,6 +11,7 @@
 #include "run.h"
 
 int ag_run_exit_code(struct run_state *s, const struct run_opts *o) {
+  ag_run_report_oom_inside(s, o);
   if (s->timed_out)
     return AG_EXIT_TIMEOUT;
   if (s->signal)

@@ -182,6 +182,9 @@ static int run_command(struct run_state *s, const struct run_opts *o) {
     ca_log_error("run: %s", err->msg);
     return AG_EXIT_AGENT_FAILED;
   }
+  int failed = o->contain_containers ? ag_run_contain_start(s, o) : 0;
+  if (failed)
+    return failed;
   /* Orphans of the tree are re-parented to us, not to an init that may reap them late: no zombie outlives the run. */
   (void)prctl(PR_SET_CHILD_SUBREAPER, 1); /* best effort: without it the kernel's init reaps them */
   _cleanup_close_ int sfd = signal_fd();
@@ -231,6 +234,8 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
                           "--label %s: only the docker proxy applies it, and --no-docker-proxy (or "
                           "CLEANUP_AGENT_NO_DOCKER_PROXY) turns it off: drop one of them",
                           o.labels[0]);
+  if ((r = ag_run_contain_check(g, &o)) != 0)
+    return r;
   /* First, before the agent opens anything: the fds our caller passed on, the only ones the command inherits. */
   _cleanup_free_ int *keep_fds = NULL;
   size_t n_keep_fds = 0;
@@ -245,6 +250,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
       .engine = {.timeout_ms = AG_DOCKER_TIMEOUT_MS, .retries = AG_DOCKER_RETRIES, .lazy = true},
       .cgroup_required = true,
       .cgroup_limits = o.limits.memory_max || o.limits.pids_max || o.limits.cpus > 0,
+      .cgroup_one_path = o.contain_containers,
       .proxy = o.no_docker_proxy ? AG_SESSION_NO_PROXY : AG_SESSION_PROXY,
       .proxy_labels = o.labels,
   };

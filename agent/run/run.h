@@ -14,7 +14,7 @@ struct run_opts {
   uint64_t timeout_usec, grace_usec, ttl_usec;
   const char **labels; /* --label K=V, NULL-terminated */
   size_t n_labels;
-  bool private_tmp, no_docker_proxy;
+  bool private_tmp, no_docker_proxy, contain_containers;
   const char *report, *junit;
   enum ag_on_leak { AG_ON_LEAK_WARN = 0, AG_ON_LEAK_IGNORE, AG_ON_LEAK_FAIL } on_leak;
   char **argv;
@@ -51,6 +51,17 @@ void ag_run_signal_tree(struct run_state *s, int sig);
 int ag_run_kill_tree(struct run_state *s, uint64_t timeout_usec, ca_error **err);
 /* "3 processes outlived the command: sleep (pid 123), ..." for what is left in the leaf after the main process. */
 void ag_run_report_survivors(struct run_state *s);
+
+/* contain.c: --contain-containers refused before anything starts when it cannot work (no proxy, an engine on another
+ * host): the exit code (message printed), or 0. */
+int ag_run_contain_check(const struct ag_globals *g, const struct run_opts *o);
+/* Once the leaf exists: the engine's cgroup parent for it, given to the proxy. 0, or the exit code (message printed).
+ */
+int ag_run_contain_start(struct run_state *s, const struct run_opts *o);
+
+/* The OOM kills inside the session whose victim was not the main process (a process of its tree, a container with
+ * --contain-containers), in one line; the main process's own is said with the exit code. */
+void ag_run_report_oom_inside(const struct run_state *s, const struct run_opts *o);
 
 /* terminal.c: whether stdin is a terminal whose foreground is the agent's process group. */
 bool ag_run_terminal_is_ours(void);

@@ -86,7 +86,13 @@ static int open_engine(struct ag_session *s, ca_error **err) {
 int ag_session_cgroup_root_open(const struct ag_globals *g, const struct ag_nesting *nest, cg_root **ret,
                                 ca_error **err) {
   /* Inside another session's leaf, our leaves go inside it: its kill is ours too (nesting.h). */
-  cg_root_options copts = {.root = nest->cgroup_dir ? nest->cgroup_dir : g->cgroup_root, .allow_process = true};
+  return ag_session_cgroup_root_open_for(g, nest, false, ret, err);
+}
+
+int ag_session_cgroup_root_open_for(const struct ag_globals *g, const struct ag_nesting *nest, bool one_path,
+                                    cg_root **ret, ca_error **err) {
+  cg_root_options copts = {
+      .root = nest->cgroup_dir ? nest->cgroup_dir : g->cgroup_root, .allow_process = true, .one_path = one_path};
   AG_CGROUP_NAMES(copts);
   return cg_root_open(&copts, ret, err);
 }
@@ -94,7 +100,7 @@ int ag_session_cgroup_root_open(const struct ag_globals *g, const struct ag_nest
 static int open_cgroup_root(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
   _cleanup_error_ ca_error *e = NULL;
-  int r = ag_session_cgroup_root_open(cfg->globals, &s->nest, &s->env.cg, &e);
+  int r = ag_session_cgroup_root_open_for(cfg->globals, &s->nest, cfg->cgroup_one_path, &s->env.cg, &e);
   if (r < 0 && !cfg->cgroup_required) {
     ca_log_warning("not collecting dead sessions: %s", e->msg);
     return 0;

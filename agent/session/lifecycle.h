@@ -30,6 +30,7 @@ struct ag_session_config {
   bool engine_required;            /* false: without an engine the session cleans up processes only */
   bool cgroup_required;            /* the command runs in a cgroup leaf (run): no cgroup root is an error */
   bool cgroup_limits;              /* ... with limits: tracking by process group will not do */
+  bool cgroup_one_path;            /* the leaf at one path in every hierarchy (run --contain-containers) */
   enum ag_session_proxy proxy;
   const char *const *proxy_labels; /* extra labels the proxy adds (run's --label); NULL-terminated or NULL */
 };
@@ -65,6 +66,9 @@ int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret
  * tracking when no cgroup is writable. Created as needed, as cg_root_open does. */
 int ag_session_cgroup_root_open(const struct ag_globals *g, const struct ag_nesting *nest, cg_root **ret,
                                 ca_error **err);
+/* The same, with cg_root_options.one_path (run --contain-containers). */
+int ag_session_cgroup_root_open_for(const struct ag_globals *g, const struct ag_nesting *nest, bool one_path,
+                                    cg_root **ret, ca_error **err);
 /* Collects dead sessions, then brings the session up: id, lock, guardian, registry, proxy. On failure the caller
  * still calls ag_session_end (a no-op when nothing needs ending). */
 int ag_session_begin(struct ag_session *s, ca_error **err);

@@ -357,3 +357,13 @@ void scenario_without_cgroup(struct scenario *s) {
     _exit(98);
   }
 }
+
+const char *scenario_out(struct scenario *s, const char *name) {
+  static char path[256], text[8192];
+  snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+  snprintf(text, sizeof(text), "%s", scenario_read_text(path));
+  size_t n = strlen(text);
+  while (n && text[n - 1] == '\n')
+    text[--n] = '\0';
+  return text;
+}

@@ -43,6 +43,8 @@ int scenario_wait(pid_t pid);
 int scenario_run(struct scenario *s, const char *const *args);
 /* The contents of a text file, "" when it cannot be read (static buffer, valid until the next call). */
 const char *scenario_read_text(const char *path);
+/* The contents of <dir>/<name> (a script's $OUT/<name>) without trailing newlines (static buffer). */
+const char *scenario_out(struct scenario *s, const char *name);
 /* The agent's stderr (static buffer). */
 const char *scenario_stderr(struct scenario *s);
 

@@ -25,15 +25,8 @@ static void teardown(void) {
 
 TestSuite(run_proxy, .init = setup, .fini = teardown, .timeout = 180);
 
-/* The contents of <dir>/<name> without the trailing newline (static buffer). */
 static const char *out_file(const char *name) {
-  static char path[256], text[8192];
-  snprintf(path, sizeof(path), "%s/%s", sc.dir, name);
-  snprintf(text, sizeof(text), "%s", scenario_read_text(path));
-  size_t n = strlen(text);
-  while (n && text[n - 1] == '\n')
-    text[--n] = '\0';
-  return text;
+  return scenario_out(&sc, name);
 }
 
 /* What a plain suite does with the docker CLI, with no session label anywhere ($TEST_LABEL only lets the teardown

@@ -2,7 +2,8 @@
  * bytes a client sends through its request parsing and the create body rewrite, and the engine's answers through the
  * tracking that decides where the proxy's own answers go and when the connection turns into a byte stream.
  *
- * Input: the first byte picks the size of the pieces everything is fed in, as reads would cut it. The rest is split
+ * Input: the first byte picks the size of the pieces everything is fed in, as reads would cut it, and when odd
+ * sets a cgroup parent (--contain-containers). The rest is split
  * at every "\0\xff": the first part is what the client sends, the next what the engine answers, and so on, in turn;
  * the engine closes at the end. Links the two proxy sources with common, cJSON and libhttp_parser. */
 #include <stddef.h>
@@ -67,6 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!r)
     abort();
   ag_proxy_req_set_volume_fn(r, volume_exists, NULL);
+  if (data[0] & 1) /* --contain-containers: container creates get the session's cgroup parent */
+    ag_proxy_req_set_cgroup_parent(r, "/cleanup-agent.slice/run-0123456789abcdef0123456789abcdef");
   ag_proxy_req_set_hooks(r, &(struct ag_proxy_hooks){.created = created});
   ca_buf to_engine = CA_BUF_INIT(AG_PROXY_BODY_MAX * 2);
   ca_buf to_client = CA_BUF_INIT(AG_PROXY_BODY_MAX * 2);
