@@ -30,7 +30,12 @@ static void run_usage(FILE *f) {
           "  --private-tmp      a private /tmp and /dev/shm that die with the run\n"
           "  --report FILE      write a JSON report of the run\n"
           "  --no-docker-proxy  give CMD the engine's DOCKER_HOST itself; by default it gets a socket of the session\n"
-          "                     that adds the session labels to every container, network and volume it creates\n");
+          "                     that adds the session labels to every container, network and volume it creates\n"
+          "  --images keep|remove  images CMD builds (labeled by the proxy): kept as build cache (default), or\n"
+          "                     removed at the end unless a container uses them\n"
+          "  --disk-high PCT    before CMD, when the engine's disk is above PCT (default 85%%) or its networks hold\n"
+          "                     all but 3 of the 31 default address pools, collect dead sessions first, as gc does\n"
+          "  --disk-low PCT     ... and remove session images down to PCT (default 80%%)\n");
 }
 
 #define run_usage_error(...) ag_usage_error("run", AG_EXIT_AGENT_FAILED, __VA_ARGS__)
@@ -59,7 +64,7 @@ static int add_label(void *userdata, const char *kv, ca_error **err) {
 
 int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
   struct {
-    const char *memory, *pids, *cpus, *timeout, *grace, *ttl;
+    const char *memory, *pids, *cpus, *timeout, *grace, *ttl, *images, *high, *low;
   } v = {0};
   const struct ag_option table[] = {
       AG_OPT_VALUE("memory", "CLEANUP_AGENT_MEMORY", &v.memory),
@@ -72,6 +77,9 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
       AG_OPT_FLAG("private-tmp", "CLEANUP_AGENT_PRIVATE_TMP", &o->private_tmp),
       AG_OPT_VALUE("report", "CLEANUP_AGENT_REPORT", &o->report),
       AG_OPT_FLAG("no-docker-proxy", "CLEANUP_AGENT_NO_DOCKER_PROXY", &o->no_docker_proxy),
+      AG_OPT_VALUE("images", "CLEANUP_AGENT_IMAGES", &v.images),
+      AG_OPT_VALUE("disk-high", "CLEANUP_AGENT_DISK_HIGH", &v.high),
+      AG_OPT_VALUE("disk-low", "CLEANUP_AGENT_DISK_LOW", &v.low),
       {},
   };
   const struct ag_options spec = {
@@ -97,8 +105,12 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
       (v.cpus && ca_parse_positive_double(v.cpus, "--cpus", 4096, &o->limits.cpus, &err) < 0) ||
       (v.timeout && ca_parse_duration(v.timeout, &o->timeout_usec, &err) < 0) ||
       (v.grace && ca_parse_duration(v.grace, &o->grace_usec, &err) < 0) ||
-      (v.ttl && ca_parse_duration(v.ttl, &o->ttl_usec, &err) < 0))
+      (v.ttl && ca_parse_duration(v.ttl, &o->ttl_usec, &err) < 0) ||
+      ag_disk_marks_parse(v.high, v.low, &o->disk, &err) < 0)
     return run_usage_error("%s", err->msg);
+  if (v.images && !streq(v.images, "keep") && !streq(v.images, "remove"))
+    return run_usage_error("--images '%s': expected keep or remove", v.images);
+  o->images_remove = v.images && streq(v.images, "remove");
   if (v.pids)
     o->limits.pids_max = pids;
   if (v.timeout && o->timeout_usec == 0)

@@ -32,6 +32,7 @@ struct ag_session_config {
   bool cgroup_limits;              /* ... with limits: tracking by process group will not do */
   enum ag_session_proxy proxy;
   const char *const *proxy_labels; /* extra labels the proxy adds (run's --label); NULL-terminated or NULL */
+  bool images_remove;              /* run --images=remove: recorded in the registry, applied by every collection */
 };
 
 /* A session of this agent. The fields are for reading; the functions below change them. */
