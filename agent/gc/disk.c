@@ -1,6 +1,7 @@
 /* gc's disk budget: how full the engine's data root is, and which session images go, least recently used first. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,8 @@ static int measure(const char *root, struct ag_disk_usage *u, ca_error **err) {
   return 0;
 }
 
-int ag_disk_usage(struct dk_client *dk, const char *host, struct ag_disk_usage *ret, ca_error **err) {
+static int disk_usage(struct dk_client *dk, const char *host, struct ag_disk_usage *ret, char **ret_driver,
+                      ca_error **err) {
   if (!host || strncmp(host, "unix://", 7) != 0)
     return ca_error_set(err, EREMOTE, "the engine %s is remote: its data root is not visible here",
                         host ? host : "(none)");
@@ -66,7 +68,51 @@ int ag_disk_usage(struct dk_client *dk, const char *host, struct ag_disk_usage *
   if (!*driver || stat(probe, &st) < 0 || !S_ISDIR(st.st_mode))
     return ca_error_set(err, EREMOTE, "the engine's data root %s is not visible here (no %s)", root, probe);
   snprintf(ret->root, sizeof(ret->root), "%s", root);
+  if (ret_driver)
+    *ret_driver = TAKE_PTR(driver);
   return measure(root, ret, err);
+}
+
+int ag_disk_usage(struct dk_client *dk, const char *host, struct ag_disk_usage *ret, ca_error **err) {
+  return disk_usage(dk, host, ret, NULL, err);
+}
+
+/* <state>/disk-root: "<engine URL>\n<data root>\n<driver>\n", what /info said last, so that run's pressure check
+ * can measure without asking /info (a slow call). Only a trigger reads it: the disk pass asks /info again. */
+static bool root_remembered(const struct ag_env *env, struct ag_disk_usage *ret) {
+  char path[4096], buf[2048], driver[256], probe[PATH_MAX];
+  struct stat st;
+  snprintf(path, sizeof(path), "%s/disk-root", env->state->dir);
+  if (ca_read_file_buf(AT_FDCWD, path, buf, sizeof(buf), NULL) < 0)
+    return false;
+  char *host = strtok(buf, "\n"), *root = strtok(NULL, "\n"), *drv = strtok(NULL, "\n");
+  if (!host || !root || !drv || root[0] != '/' || !streq(host, env->docker_host) || strlen(root) >= sizeof(ret->root))
+    return false;
+  snprintf(driver, sizeof(driver), "%s", drv);
+  snprintf(probe, sizeof(probe), "%s/image/%s", root, driver);
+  if (stat(probe, &st) < 0 || !S_ISDIR(st.st_mode))
+    return false;
+  snprintf(ret->root, sizeof(ret->root), "%s", root);
+  return true;
+}
+
+static void remember_root(const struct ag_env *env, const char *root, const char *driver) {
+  char path[4096];
+  _cleanup_free_ char *text = NULL;
+  snprintf(path, sizeof(path), "%s/disk-root", env->state->dir);
+  if (env->state->read_only || asprintf(&text, "%s\n%s\n%s\n", env->docker_host, root, driver) < 0)
+    return;
+  (void)ca_write_file_atomic_flags(path, text, strlen(text), 0600, CA_WRITE_NO_DIR_SYNC, NULL); /* a cache */
+}
+
+int ag_disk_usage_quick(const struct ag_env *env, struct ag_disk_usage *ret, ca_error **err) {
+  if (env->docker_host && strncmp(env->docker_host, "unix://", 7) == 0 && root_remembered(env, ret))
+    return measure(ret->root, ret, err);
+  _cleanup_free_ char *driver = NULL;
+  int r = disk_usage(env->dk, env->docker_host, ret, &driver, err);
+  if (r == 0)
+    remember_root(env, ret->root, driver);
+  return r;
 }
 
 static double pct_of(const struct ag_disk_usage *u, uint64_t used) {

@@ -36,6 +36,9 @@ struct ag_disk_usage {
 /* Measures the data root of the engine dk (host: its URL): only when the agent sees it, i.e. the engine is on a Unix
  * socket and <root>/image/<driver> is a directory here; else -EREMOTE or the error, with a message saying why. */
 int ag_disk_usage(struct dk_client *dk, const char *host, struct ag_disk_usage *ret, ca_error **err);
+/* The same for run's pressure check, without /info when <state>/disk-root remembers this engine's data root (written
+ * here after each /info; a remembered root that is no longer a data root here is asked again). */
+int ag_disk_usage_quick(const struct ag_env *env, struct ag_disk_usage *ret, ca_error **err);
 
 /* Removes the images of session id (labeled with it, not keep=true) that no container uses; an image the engine
  * refuses stays, and one line says which and why. Never fails the collection. *ret_removed counts what went. */

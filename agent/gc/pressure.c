@@ -1,5 +1,6 @@
-/* run's pressure check: before the command, a look at the engine's disk and address pools (one /info, one network
- * list); under pressure, gc's collection and disk pass run first, and one line says so. */
+/* run's pressure check: before the command, a look at the engine's disk (statvfs of the data root that /info named,
+ * remembered in the state dir after the first run) and address pools (one network list); under pressure, gc's
+ * collection and disk pass run first, and one line says so. */
 #include <stdio.h>
 
 #include "disk.h"
@@ -21,7 +22,7 @@ void ag_pressure_check(const struct ag_env *env, const struct ag_disk_marks *m) 
   struct ag_disk_usage u = {0};
   unsigned pools = 0;
   /* A remote engine's disk is not visible here: only its pools are looked at, and nothing is said every run. */
-  bool disk_over = ag_disk_usage(env->dk, env->docker_host, &u, NULL) == 0 && u.pct > m->high;
+  bool disk_over = ag_disk_usage_quick(env, &u, NULL) == 0 && u.pct > m->high;
   bool pools_close = dk_network_pools_used(env->dk, &pools, NULL) == 0 && pools + AG_POOLS_MARGIN >= AG_DEFAULT_POOLS;
   if (!disk_over && !pools_close)
     return;
@@ -34,7 +35,7 @@ void ag_pressure_check(const struct ag_env *env, const struct ag_disk_marks *m) 
   }
   struct ag_disk_usage after = u;
   char now[64] = "";
-  if (disk_over && ag_disk_usage(env->dk, env->docker_host, &after, NULL) == 0)
+  if (disk_over && ag_disk_usage_quick(env, &after, NULL) == 0)
     snprintf(now, sizeof(now), "; disk now %.1f%%", after.pct);
   ca_log_notice("engine under pressure (%s): collected dead sessions first: removed %u (%u image%s)%s%s", why,
                 t.removed + t.images, t.images, t.images == 1 ? "" : "s",
