@@ -32,6 +32,7 @@ _cleanup_agent_value() {
     --log-level) _cleanup_agent_words "error warning notice info debug" "$cur" ;;
     --network) _cleanup_agent_words "none host bridge" "$cur" ;;
     --on-leak) _cleanup_agent_words "ignore warn fail" "$cur" ;;
+    --images) _cleanup_agent_words "keep remove" "$cur" ;;
     --state-dir | --cgroup-root | --workdir | --log-dir)
       _cleanup_agent_files -d "$cur"
       ;;
@@ -40,7 +41,7 @@ _cleanup_agent_value() {
       ;;
     --docker-host) _cleanup_agent_words "unix:///var/run/docker.sock unix://${XDG_RUNTIME_DIR:-/run/user/$UID}/docker.sock tcp://" "$cur" ;;
     --memory | --pids | --cpus | --timeout | --grace | --ttl | --label | --teardown-timeout | --image | --cpu-limit | \
-      --mem-limit | --mount | --env | --older-than | --parallel)
+      --mem-limit | --mount | --env | --older-than | --parallel | --disk-high | --disk-low | --build-cache-keep)
       COMPREPLY=() ;; # free text: nothing to offer
     *) return 1 ;;
   esac
@@ -110,12 +111,12 @@ _cleanup_agent() {
   fi
   local opts
   case $command in
-    run) opts="--memory --pids --cpus --timeout --grace --ttl --label --private-tmp --report --junit --on-leak --no-docker-proxy --contain-containers --help --" ;;
+    run) opts="--memory --pids --cpus --timeout --grace --ttl --label --private-tmp --report --junit --on-leak --no-docker-proxy --contain-containers --images --disk-high --disk-low --help --" ;;
     container-seq)
       opts="--image --memory --cpus --pids --timeout --workdir --network --checkpoint --resume --self-protect
             --cpu-limit --mem-limit --junit --log-dir --docker-proxy --mount --env --help --"
       ;;
-    gc) opts="--older-than --dry-run --format --metrics-file --parallel --help" ;;
+    gc) opts="--older-than --dry-run --format --metrics-file --parallel --disk-high --disk-low --build-cache-keep --help" ;;
     ps | check) opts="--format --help" ;;
     kill) opts="--help" ;;
     *) return 0 ;;

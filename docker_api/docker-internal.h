@@ -183,3 +183,10 @@ void dk_demux_done(struct dk_demux *d);
 /* Adds "Labels": {key: value} from "key=value" strings, each checked by dk_label_validate; a repeated key keeps its
  * last value, as docker --label does. */
 int dk_json_add_labels(cJSON *obj, const char *const *labels, ca_error **err);
+
+/* The images of a list answer (/images/json, /system/df's Images; null is none). */
+int dk_parse_images(const cJSON *arr, struct dk_images **ret, ca_error **err);
+/* The answer of GET /system/df. */
+int dk_parse_df(const char *json, size_t len, struct dk_df **ret, ca_error **err);
+/* How many networks of a GET /networks answer hold an address pool (IPAM.Config non-empty). */
+int dk_parse_network_pools(const char *json, size_t len, unsigned *ret, ca_error **err);

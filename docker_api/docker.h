@@ -296,3 +296,53 @@ struct dk_events_options {
 };
 /* Subscribes to events and calls on_event for each until it asks to stop, cancel fires, or the stream fails. */
 int dk_events(struct dk_client *c, const struct dk_events_options *o, const struct dk_cancel *cancel, ca_error **err);
+
+/* ---- images, disk usage, build cache (images.c, system.c) --------------------------------------------------- */
+
+/* One image as /images/json and /system/df list it. */
+struct dk_image {
+  char *id;            /* sha256:... */
+  int64_t created;     /* unix seconds */
+  int64_t size;        /* bytes, its parents' layers included */
+  int64_t shared_size; /* bytes it shares with other images; -1 when the engine did not say */
+  int64_t containers;  /* containers that use it (/system/df); -1 when the engine did not say */
+  struct dk_labels labels;
+};
+struct dk_images {
+  size_t n;
+  struct dk_image *v;
+};
+void dk_images_free(struct dk_images *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct dk_images *, dk_images_free)
+/* Lists the images matching filters (may be NULL), intermediate ones left out. */
+int dk_image_list(struct dk_client *c, const struct dk_filter *filters, struct dk_images **ret, ca_error **err);
+/* Removes an image by id without force: an image a container uses, or one with several tags, is refused by the engine
+ * (DK_ERR_CONFLICT, its message kept). 0 when removed, 1 when it was already gone. */
+int dk_image_remove(struct dk_client *c, const char *id, ca_error **err);
+/* When the image was last tagged (Metadata.LastTagTime), else created: unix seconds, the image's "last used". */
+int dk_image_last_used(struct dk_client *c, const char *id, int64_t *ret, ca_error **err);
+
+/* The engine's data root (DockerRootDir) and storage driver from GET /info; the caller frees both. */
+int dk_system_info(struct dk_client *c, char **ret_root, char **ret_driver, ca_error **err);
+/* One container of /system/df: what its writable layer takes, and which image it uses. */
+struct dk_df_container {
+  char *id;
+  char *image_id;
+  char *state;
+  int64_t size_rw; /* -1 when the engine did not say */
+  struct dk_labels labels;
+};
+/* GET /system/df: images (with sizes and users), containers and the build cache's total. */
+struct dk_df {
+  struct dk_images *images; /* never NULL once parsed */
+  struct dk_df_container *containers;
+  size_t n_containers;
+  int64_t layers_size, build_cache_size;
+};
+int dk_system_df(struct dk_client *c, struct dk_df **ret, ca_error **err);
+void dk_df_free(struct dk_df *df);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct dk_df *, dk_df_free)
+/* POST /build/prune?keep-storage=keep: the build cache beyond keep bytes goes; *ret_reclaimed bytes were freed. */
+int dk_build_prune(struct dk_client *c, uint64_t keep, uint64_t *ret_reclaimed, ca_error **err);
+/* How many networks hold an address pool (an IPAM config: a subnet), the predefined bridge included. */
+int dk_network_pools_used(struct dk_client *c, unsigned *ret, ca_error **err);

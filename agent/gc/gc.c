@@ -1,7 +1,8 @@
 /* gc: collects what is provably ours and provably dead or expired, says why for each item, and touches nothing else.
  * Order: containers, networks, volumes (each listed by label, re-checked client-side, deleted by id), then the cgroup
  * leaves of dead sessions, then each dead session of the state dir against what its registry recorded (its engine
- * and cgroup root, which may not be gc's), its registry last and only when all of it went. Images never. */
+ * and cgroup root, which may not be gc's), its registry last and only when all of it went. Images only in the disk
+ * pass (--disk-high, --disk-low, --build-cache-keep: disk.c), after the collection. */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +15,7 @@
 
 #include "collect.h"
 #include "commands.h"
+#include "disk.h"
 #include "rules.h"
 
 #define GC_LOCK_WAIT_USEC (5 * 1000000ULL)
@@ -43,6 +45,7 @@ struct gc_opts {
   bool dry_run, json;
   const char *metrics;
   unsigned parallel;
+  struct ag_disk_marks disk;
 };
 
 struct gc_run {
@@ -57,6 +60,8 @@ struct gc_run {
   unsigned removed[GC_KINDS], failed[GC_KINDS];
   bool progress;
   size_t progress_done, progress_total;
+  struct ag_disk_pass disk;
+  bool borrowed; /* env is the caller's (run's pressure check): not freed here */
 };
 
 static enum ag_session_state state_of(void *ud, const char *id) {
@@ -405,6 +410,8 @@ static void print_json(const struct gc_run *g, double duration) {
     cJSON_AddNumberToObject(removed, gc_kind_names[k], g->removed[k]);
     cJSON_AddNumberToObject(failed, gc_kind_names[k], g->failed[k]);
   }
+  if (g->o.disk.disk_set || g->o.disk.build_cache_set)
+    ag_disk_pass_json(&g->disk, &g->o.disk, g->o.dry_run, j);
   cJSON_AddNumberToObject(j, "duration_seconds", duration);
   char *text = cJSON_Print(j);
   if (text)
@@ -451,8 +458,9 @@ static void write_metrics(const struct gc_run *g, double duration, bool success)
   ca_buf_free(&b);
 }
 
-/* Two gcs never run at once: the second waits a little, then says who holds the lock. */
-static int take_gc_lock(struct ag_state *state, int *ret_fd) {
+/* Two gcs never run at once: the second waits up to wait_usec, then says who holds the lock (quietly without a
+ * wait: run's pressure check leaves the collection to the gc that runs). */
+static int take_gc_lock(struct ag_state *state, uint64_t wait_usec, int *ret_fd) {
   char path[4096];
   snprintf(path, sizeof(path), "%s/gc.lock", state->dir);
   _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -460,8 +468,10 @@ static int take_gc_lock(struct ag_state *state, int *ret_fd) {
     ca_log_error("gc: open %s: %s", path, strerror(errno));
     return -errno;
   }
-  uint64_t deadline = ca_now_monotonic_usec() + GC_LOCK_WAIT_USEC;
+  uint64_t deadline = ca_now_monotonic_usec() + wait_usec;
   while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    if (!wait_usec)
+      return -EWOULDBLOCK;
     if (errno != EWOULDBLOCK || ca_now_monotonic_usec() >= deadline) {
       char holder[64] = "";
       ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
@@ -480,14 +490,23 @@ static int take_gc_lock(struct ag_state *state, int *ret_fd) {
   return 0;
 }
 
+/* A variable that is set and not empty (an empty one counts as unset, as for every command). */
+static const char *env_set(const char *name) {
+  const char *v = getenv(name);
+  return v && *v ? v : NULL;
+}
+
 static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
-  enum { OPT_OLDER = 0x100, OPT_DRY, OPT_FORMAT, OPT_METRICS, OPT_PARALLEL };
+  enum { OPT_OLDER = 0x100, OPT_DRY, OPT_FORMAT, OPT_METRICS, OPT_PARALLEL, OPT_HIGH, OPT_LOW, OPT_CACHE };
   static const struct option options[] = {
       {"older-than", required_argument, NULL, OPT_OLDER},
       {"dry-run", no_argument, NULL, OPT_DRY},
       {"format", required_argument, NULL, OPT_FORMAT},
       {"metrics-file", required_argument, NULL, OPT_METRICS},
       {"parallel", required_argument, NULL, OPT_PARALLEL},
+      {"disk-high", required_argument, NULL, OPT_HIGH},
+      {"disk-low", required_argument, NULL, OPT_LOW},
+      {"build-cache-keep", required_argument, NULL, OPT_CACHE},
       {"help", no_argument, NULL, 'h'},
       {},
   };
@@ -495,6 +514,8 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
   uint64_t parallel = DEFAULT_PARALLEL;
   const char *older = getenv("CLEANUP_AGENT_OLDER_THAN"), *par = getenv("CLEANUP_AGENT_PARALLEL");
   o->metrics = getenv("CLEANUP_AGENT_METRICS_FILE");
+  const char *high = env_set("CLEANUP_AGENT_DISK_HIGH"), *low = env_set("CLEANUP_AGENT_DISK_LOW"),
+             *cache = env_set("CLEANUP_AGENT_BUILD_CACHE_KEEP");
   int c;
   optind = 1;
   opterr = 0;
@@ -516,15 +537,31 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
       case OPT_PARALLEL:
         par = optarg;
         break;
+      case OPT_HIGH:
+        high = optarg;
+        break;
+      case OPT_LOW:
+        low = optarg;
+        break;
+      case OPT_CACHE:
+        cache = optarg;
+        break;
       case 'h':
         printf("Usage: cleanup-agent gc [--older-than DUR] [--dry-run] [--format table|json] [--metrics-file PATH]\n"
-               "                        [--parallel N]\n\n"
+               "                        [--parallel N] [--disk-high PCT] [--disk-low PCT] [--build-cache-keep SIZE]\n\n"
                "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
-               "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; never images,\n"
-               "never anything without a valid io.cleanup-agent.session label, never io.cleanup-agent.keep=true.\n"
+               "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; images only\n"
+               "under --disk-high; never anything without a valid io.cleanup-agent.session label, never\n"
+               "io.cleanup-agent.keep=true.\n"
                "Registry files set aside as corrupt go once 7 days old (or older than --older-than).\n"
                "--parallel N: deletes in flight (1 to 64, default 32). Running containers are removed with a forced\n"
                "DELETE: the engine kills them.\n"
+               "--disk-high PCT, --disk-low PCT (85%% and 80%% when only one is given): when the file system of the\n"
+               "engine's data root is above the high mark, images built in sessions go, least recently used first,\n"
+               "until it is under the low mark: never one a container uses, never keep=true, never an unlabeled one.\n"
+               "Only where the data root is visible (a local engine); else one line says so and nothing goes.\n"
+               "--build-cache-keep SIZE: prunes the engine's build cache down to SIZE (10G).\n"
+               "--dry-run shows the plan: what would go, with sizes, and the usage expected after.\n"
                "Exit 0 when everything collectable went, 1 when something is left.\n");
         return -1;
       case ':':
@@ -540,11 +577,14 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
     return AG_EXIT_USAGE;
   }
   if ((older && ca_parse_duration(older, &o->older_than_usec, &err) < 0) ||
-      (par && ca_parse_uint(par, "--parallel", 1, 64, &parallel, &err) < 0)) {
+      (par && ca_parse_uint(par, "--parallel", 1, 64, &parallel, &err) < 0) ||
+      ag_disk_marks_parse(high, low, &o->disk, &err) < 0 ||
+      (cache && !streq(cache, "0") && ca_parse_size(cache, &o->disk.build_cache_keep, &err) < 0)) {
     fprintf(stderr, "cleanup-agent: gc: %s\n", err->msg);
     return AG_EXIT_USAGE;
   }
   o->parallel = (unsigned)parallel;
+  o->disk.build_cache_set = cache != NULL;
   return 0;
 }
 
@@ -608,7 +648,10 @@ static int report(const struct gc_run *g, double duration, bool scan_ok) {
     print_json(g, duration);
   else
     print_table(g);
-  unsigned removed = 0, failed = 0;
+  bool disk = g->o.disk.disk_set || g->o.disk.build_cache_set;
+  if (disk && !g->o.json)
+    ag_disk_pass_print(&g->disk, &g->o.disk, g->o.dry_run);
+  unsigned removed = 0, failed = disk ? g->disk.failed + (g->disk.prune_error != NULL) : 0;
   for (int k = 0; k < GC_KINDS; k++) {
     removed += g->removed[k];
     failed += g->failed[k];
@@ -629,6 +672,32 @@ static int report(const struct gc_run *g, double duration, bool scan_ok) {
   return success ? AG_EXIT_OK : AG_EXIT_FAILED;
 }
 
+static void init_ctx(struct gc_run *g) {
+  g->ctx = (struct ag_rule_ctx){
+      .host = g->self.host,
+      .machine = g->self.machine[0] ? g->self.machine : NULL,
+      .boot_id = g->self.boot_id,
+      .pidns = g->self.pidns,
+      .now = time(NULL),
+      .scan_started = time(NULL),
+      .older_than = g->o.older_than_usec / 1000000,
+      .session_state = state_of,
+      .process_alive = process_alive,
+      .userdata = g,
+  };
+}
+
+/* The disk pass, after the collection; a dry run's plan counts the containers the collection would remove as gone. */
+static void disk_pass(struct gc_run *g) {
+  if (!g->o.disk.disk_set && !g->o.disk.build_cache_set)
+    return;
+  _cleanup_free_ const char **going = g->o.dry_run ? calloc(g->n + 1, sizeof(char *)) : NULL;
+  for (size_t i = 0, k = 0; going && i < g->n; i++)
+    if (g->items[i].kind == GC_CONTAINER)
+      going[k++] = g->items[i].id;
+  ag_disk_pass_run(&g->env, &g->o.disk, g->o.dry_run, going, &g->disk);
+}
+
 static void gc_run_done(struct gc_run *g) {
   for (size_t i = 0; i < g->n; i++) {
     free(g->items[i].id);
@@ -638,6 +707,9 @@ static void gc_run_done(struct gc_run *g) {
   free(g->items);
   dk_client_free(g->inspect_dk);
   ag_engines_down_done(&g->down);
+  ag_disk_pass_done(&g->disk);
+  if (g->borrowed)
+    return;
   dk_client_free(g->env.dk);
   cg_root_free(g->env.cg);
   ag_state_free(g->env.state);
@@ -659,20 +731,9 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
     ca_log_error("gc: %s", err->msg);
     goto out;
   }
-  if (!g.o.dry_run && take_gc_lock(g.env.state, &lock) < 0)
+  if (!g.o.dry_run && take_gc_lock(g.env.state, GC_LOCK_WAIT_USEC, &lock) < 0)
     goto out;
-  g.ctx = (struct ag_rule_ctx){
-      .host = g.self.host,
-      .machine = g.self.machine[0] ? g.self.machine : NULL,
-      .boot_id = g.self.boot_id,
-      .pidns = g.self.pidns,
-      .now = time(NULL),
-      .scan_started = time(NULL),
-      .older_than = g.o.older_than_usec / 1000000,
-      .session_state = state_of,
-      .process_alive = process_alive,
-      .userdata = &g,
-  };
+  init_ctx(&g);
   if (open_backends(&g, gl) < 0) {
     rc = AG_EXIT_USAGE;
     goto out;
@@ -680,8 +741,30 @@ int ag_cmd_gc(const struct ag_globals *gl, int argc, char **argv) {
   bool scan_ok = scan_all(&g);
   if (!g.o.dry_run)
     remove_all(&g);
+  disk_pass(&g);
   rc = report(&g, (double)(ca_now_monotonic_usec() - t0) / 1e6, scan_ok);
 out:
   gc_run_done(&g);
   return rc;
+}
+
+int ag_gc_collect(const struct ag_env *env, const struct ag_disk_marks *m, struct ag_gc_totals *ret) {
+  struct gc_run g = {.env = *env, .borrowed = true, .o = {.parallel = DEFAULT_PARALLEL, .disk = *m}};
+  g.env.down = &g.down;
+  g.o.disk.disk_set = true;
+  _cleanup_close_ int lock = -1;
+  int r = take_gc_lock(g.env.state, 0, &lock);
+  if (r == 0 && (r = ag_owner_self(&g.self, NULL)) == 0) {
+    init_ctx(&g);
+    (void)scan_all(&g); /* what a listing missed waits for the next gc */
+    remove_all(&g);
+    disk_pass(&g);
+    *ret = (struct ag_gc_totals){.images = g.disk.removed, .failed = g.disk.failed};
+    for (int k = 0; k < GC_KINDS; k++) {
+      ret->removed += g.removed[k];
+      ret->failed += g.failed[k];
+    }
+  }
+  gc_run_done(&g);
+  return r;
 }

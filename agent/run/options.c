@@ -38,7 +38,12 @@ static void run_usage(FILE *f) {
           "  --contain-containers\n"
           "                     start the containers CMD creates in the session's cgroup, so that --memory, --pids\n"
           "                     and --cpus bound CMD and its containers together and the session's kill stops them\n"
-          "                     (the engine's cgroupfs driver, on this host)\n");
+          "                     (the engine's cgroupfs driver, on this host)\n"
+          "  --images keep|remove  images CMD builds (labeled by the proxy): kept as build cache (default), or\n"
+          "                     removed at the end unless a container uses them\n"
+          "  --disk-high PCT    before CMD, when the engine's disk is above PCT (default 85%%) or its networks hold\n"
+          "                     all but 3 of the 31 default address pools, collect dead sessions first, as gc does\n"
+          "  --disk-low PCT     ... and remove session images down to PCT (default 80%%)\n");
 }
 
 #define run_usage_error(...) ag_usage_error("run", AG_EXIT_AGENT_FAILED, __VA_ARGS__)
@@ -78,7 +83,7 @@ static int parse_on_leak(const char *s, enum ag_on_leak *ret) {
 
 int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
   struct {
-    const char *memory, *pids, *cpus, *timeout, *grace, *ttl, *on_leak;
+    const char *memory, *pids, *cpus, *timeout, *grace, *ttl, *on_leak, *images, *high, *low;
   } v = {0};
   const struct ag_option table[] = {
       AG_OPT_VALUE("memory", "CLEANUP_AGENT_MEMORY", &v.memory),
@@ -94,6 +99,9 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
       AG_OPT_VALUE("on-leak", "CLEANUP_AGENT_ON_LEAK", &v.on_leak),
       AG_OPT_FLAG("no-docker-proxy", "CLEANUP_AGENT_NO_DOCKER_PROXY", &o->no_docker_proxy),
       AG_OPT_FLAG("contain-containers", "CLEANUP_AGENT_CONTAIN_CONTAINERS", &o->contain_containers),
+      AG_OPT_VALUE("images", "CLEANUP_AGENT_IMAGES", &v.images),
+      AG_OPT_VALUE("disk-high", "CLEANUP_AGENT_DISK_HIGH", &v.high),
+      AG_OPT_VALUE("disk-low", "CLEANUP_AGENT_DISK_LOW", &v.low),
       {},
   };
   const struct ag_options spec = {
@@ -119,8 +127,12 @@ int ag_run_parse_opts(int argc, char **argv, struct run_opts *o) {
       (v.cpus && ca_parse_positive_double(v.cpus, "--cpus", 4096, &o->limits.cpus, &err) < 0) ||
       (v.timeout && ca_parse_duration(v.timeout, &o->timeout_usec, &err) < 0) ||
       (v.grace && ca_parse_duration(v.grace, &o->grace_usec, &err) < 0) ||
-      (v.ttl && ca_parse_duration(v.ttl, &o->ttl_usec, &err) < 0))
+      (v.ttl && ca_parse_duration(v.ttl, &o->ttl_usec, &err) < 0) ||
+      ag_disk_marks_parse(v.high, v.low, &o->disk, &err) < 0)
     return run_usage_error("%s", err->msg);
+  if (v.images && !streq(v.images, "keep") && !streq(v.images, "remove"))
+    return run_usage_error("--images '%s': expected keep or remove", v.images);
+  o->images_remove = v.images && streq(v.images, "remove");
   if (v.pids)
     o->limits.pids_max = pids;
   if (v.on_leak && parse_on_leak(v.on_leak, &o->on_leak) < 0)

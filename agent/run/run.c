@@ -253,6 +253,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
       .cgroup_one_path = o.contain_containers,
       .proxy = o.no_docker_proxy ? AG_SESSION_NO_PROXY : AG_SESSION_PROXY,
       .proxy_labels = o.labels,
+      .images_remove = o.images_remove,
   };
   _cleanup_(ag_session_freep) struct ag_session *session = NULL;
   _cleanup_error_ ca_error *err = NULL;
@@ -266,6 +267,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   /* The start line, once the session is up (a run refused says only why): the engine, when not the default. */
   if (g->docker_host_origin)
     ca_log_notice("engine %s (%s)", g->docker_host, g->docker_host_origin);
+  ag_pressure_check(&session->env, &o.disk); /* disk or address pools near full: collect first (gc/pressure.c) */
   struct run_state s = {
       .session = session, .started_usec = ca_now_monotonic_usec(), .keep_fds = keep_fds, .n_keep_fds = n_keep_fds};
   int failed = run_command(&s, &o);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "disk.h"
 #include "lifecycle.h"
 
 struct run_opts {
@@ -15,6 +16,8 @@ struct run_opts {
   const char **labels; /* --label K=V, NULL-terminated */
   size_t n_labels;
   bool private_tmp, no_docker_proxy, contain_containers;
+  bool images_remove;        /* --images=remove */
+  struct ag_disk_marks disk; /* the pressure check's marks: --disk-high, --disk-low */
   const char *report, *junit;
   enum ag_on_leak { AG_ON_LEAK_WARN = 0, AG_ON_LEAK_IGNORE, AG_ON_LEAK_FAIL } on_leak;
   char **argv;

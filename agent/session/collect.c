@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "collect.h"
+#include "disk.h"
 #include "nesting.h"
 #include "receipt.h"
 
@@ -362,6 +363,8 @@ int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec,
     first = first < 0 ? first : r;
   if (dk && (r = collect_engine(dk, id, env->deadline_usec, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
+  if (dk && rec && rec->images_remove) /* after its containers; an image kept is said, not a failure */
+    ag_images_remove_session(dk, id, &st->images);
   if (own_dk)
     dk_client_free(dk);
   if (own_cg)
@@ -413,7 +416,8 @@ const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf
   const struct {
     unsigned count;
     const char *name;
-  } parts[] = {{st->containers, "container"}, {st->networks, "network"}, {st->volumes, "volume"}};
+  } parts[] = {
+      {st->containers, "container"}, {st->networks, "network"}, {st->volumes, "volume"}, {st->images, "image"}};
   bool first = true;
   for (size_t i = 0; i < ELEMENTSOF(parts) && n < len; i++) {
     if (!parts[i].count)

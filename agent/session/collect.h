@@ -23,6 +23,7 @@ void ag_not_removed_done(struct ag_not_removed *l);
 struct ag_collect_stats {
   unsigned processes; /* processes killed */
   unsigned containers, networks, volumes;
+  unsigned images; /* --images=remove */
   unsigned cgroups;
   unsigned kept;                      /* resources spared by io.cleanup-agent.keep=true */
   unsigned failed;                    /* resources that could not be removed */

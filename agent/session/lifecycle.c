@@ -265,6 +265,7 @@ static int take_session(struct ag_session *s, ca_error **err) {
   /* Nested, the engine is the one behind the parent's proxy: that proxy goes with the parent (nesting.h). */
   reg->docker_host = s->env.dk ? (char *)ag_nesting_engine(&s->nest, s->docker_host) : NULL;
   reg->command = cfg->command;
+  reg->images_remove = cfg->images_remove;
   struct ag_guardian_config gcfg = {
       .session_id = s->id,
       .state_dir = s->env.state->dir,

@@ -33,6 +33,7 @@ struct ag_session_config {
   bool cgroup_one_path;            /* the leaf at one path in every hierarchy (run --contain-containers) */
   enum ag_session_proxy proxy;
   const char *const *proxy_labels; /* extra labels the proxy adds (run's --label); NULL-terminated or NULL */
+  bool images_remove;              /* run --images=remove: recorded in the registry, applied by every collection */
 };
 
 /* A session of this agent. The fields are for reading; the functions below change them. */

@@ -420,6 +420,8 @@ char *ag_registry_format(const struct ag_registry *r) {
     cJSON_AddStringToObject(o, "collect_error", r->collect_error);
     ca_json_add_int(o, "collect_error_at", r->collect_error_at);
   }
+  if (r->images_remove)
+    cJSON_AddStringToObject(o, "images", "remove");
   return cJSON_Print(o);
 }
 
@@ -498,6 +500,18 @@ static int parse_group(const cJSON *o, struct ag_registry *r, ca_error **err) {
   return 0;
 }
 
+/* "images": the session's image policy, "keep" (also when absent) or "remove". */
+static int parse_images(const cJSON *o, struct ag_registry *r, ca_error **err) {
+  const char *v = NULL;
+  int rc = ca_json_string(o, "images", &v, err);
+  if (rc < 0 || !v)
+    return rc;
+  if (!streq(v, "keep") && !streq(v, "remove"))
+    return ca_error_set(err, EBADMSG, "field images is neither keep nor remove");
+  r->images_remove = streq(v, "remove");
+  return 0;
+}
+
 /* The "version" field: required; newer than AG_REGISTRY_VERSION is EPROTONOSUPPORT, whatever the rest says. */
 static int check_version(const cJSON *o, ca_error **err) {
   if (!cJSON_IsObject(o))
@@ -526,7 +540,8 @@ int ag_registry_parse(const char *text, size_t len, struct ag_registry *ret, ca_
       (rc = ca_json_strdup(o, "docker_host", &r.docker_host, err)) < 0 ||
       (rc = ca_json_strv(o, "command", &r.command, err)) < 0 ||
       (rc = ca_json_strdup(o, "collect_error", &r.collect_error, err)) < 0 ||
-      (rc = ca_json_int(o, "collect_error_at", 0, INT64_C(1) << 53, &r.collect_error_at, err)) < 0) {
+      (rc = ca_json_int(o, "collect_error_at", 0, INT64_C(1) << 53, &r.collect_error_at, err)) < 0 ||
+      (rc = parse_images(o, &r, err)) < 0) {
     ag_registry_done(&r);
     return rc;
   }

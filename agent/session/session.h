@@ -99,6 +99,8 @@ struct ag_registry {
   /* Why the last collection kept the session registered, and when (unix seconds); NULL and 0 when none did. */
   char *collect_error;
   int64_t collect_error_at;
+  /* run --images=remove: the images the session built go with it ("images": "remove"; absent: keep). */
+  bool images_remove;
 };
 void ag_registry_done(struct ag_registry *r);
 /* Serialises r as JSON (caller frees). */

@@ -1,0 +1,221 @@
+/* Images and disk (issue 23) against a private engine whose data root is a small ext4 file system of the test's own
+ * (a loop-mounted image under the test's temp dir), filled with images built FROM the test image with a layer of
+ * random data: gc --disk-high removes the least recently used session images until under --disk-low and nothing
+ * else, --dry-run only says so, --build-cache-keep prunes, run --images=remove removes what its command built unless
+ * a container uses it, and run's pressure check collects first when the disk is over its mark. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "private_engine.h"
+#include "scenario.h"
+#include "scenario_engine.h"
+#include "test_label.h"
+
+#define IMAGE "cleanup-test/busybox:latest"
+#define DEAD "dddddddddddddddddddddddddddddddd"
+#define BLOB_MB 20
+
+static struct scenario sc;
+static char data[128];
+static bool mounted;
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...) {
+  char cmd[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof(cmd), fmt, ap);
+  va_end(ap);
+  cr_assert_eq(system(cmd), 0, "failed: %s", cmd);
+}
+
+/* A private engine on a file system of size_mb (0: the temp dir's own). */
+static void engine_on_disk(unsigned size_mb) {
+  char dir[96];
+  snprintf(dir, sizeof(dir), "%s/engine", sc.dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  snprintf(data, sizeof(data), "%s/data", dir);
+  if (size_mb) {
+    cr_assert_eq(mkdir(data, 0700), 0);
+    sh("truncate -s %uM %s/disk.img && mkfs.ext4 -q -F %s/disk.img && mount -o loop %s/disk.img %s", size_mb, sc.dir,
+       sc.dir, sc.dir, data);
+    mounted = true;
+  }
+  snprintf(sc.docker_host, sizeof(sc.docker_host), "unix://%s/docker.sock", dir);
+  sc.dockerd = private_engine_start(dir, sc.docker_host);
+  sh("docker save " IMAGE " | docker -H %s load -q >/dev/null", sc.docker_host);
+  dk_client_free(sc.dk);
+  sc.dk = NULL;
+  struct dk_client_options o = {.host = sc.docker_host};
+  cr_assert_eq(dk_client_new(&o, &sc.dk, NULL), 0);
+}
+
+static void setup(void) {
+  scenario_setup(&sc);
+  mounted = false;
+}
+
+static void teardown(void) {
+  dk_client_free(sc.dk);
+  sc.dk = NULL;
+  if (sc.dockerd > 0) {
+    (void)!system("true"); /* nothing: private_engine_stop removes the engine's networks */
+    private_engine_stop(&sc.dockerd);
+  }
+  if (mounted)
+    (void)umount2(data, MNT_DETACH);
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s/engine' '%s/disk.img'", sc.dir, sc.dir);
+  (void)!system(cmd);
+  scenario_teardown(&sc);
+}
+
+TestSuite(disk, .init = setup, .fini = teardown, .timeout = 600);
+
+/* df's Use% of the data root's file system. */
+static double usage(void) {
+  struct statvfs v;
+  cr_assert_eq(statvfs(data, &v), 0);
+  double used = (double)(v.f_blocks - v.f_bfree), avail = (double)v.f_bavail;
+  return 100.0 * used / (used + avail);
+}
+
+/* Builds an image FROM the test image with mb MB of random data and the labels (" --label k=v ..."); its id. */
+static void build(const char *tag, unsigned mb, const char *labels, char id[static 80]) {
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd),
+           "printf 'FROM " IMAGE "\\nRUN dd if=/dev/urandom of=/blob bs=1048576 count=%u 2>/dev/null\\n' | "
+           "DOCKER_BUILDKIT=0 docker -H %s build --no-cache -q --network none --label %s -t %s %s - 2>/dev/null",
+           mb, sc.docker_host, sc.test_label, tag, labels);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  cr_assert_not_null(fgets(id, 80, p), "build %s failed", tag);
+  cr_assert_eq(pclose(p), 0, "build %s failed", tag);
+  id[strcspn(id, "\n")] = '\0';
+  sleep(1); /* last use has a resolution of a second: the order must be clear */
+}
+
+static bool image_exists(const char *id) {
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "docker -H %s image inspect %s >/dev/null 2>&1", sc.docker_host, id);
+  return system(cmd) == 0;
+}
+
+static int run_agent(const char *const *args) {
+  return scenario_run(&sc, args);
+}
+
+Test(disk, gc_removes_the_least_recently_used_session_images_until_under_the_low_mark) {
+  engine_on_disk(512);
+  char a[80], b[80], c[80], d[80], unlabeled[80], kept[80], used[80];
+  const char *s = "--label io.cleanup-agent.session=" DEAD;
+  double before = usage();
+  build("s-a", BLOB_MB, s, a);
+  double one = usage() - before; /* what one image takes on this file system */
+  build("s-b", BLOB_MB, s, b);
+  build("s-c", BLOB_MB, s, c);
+  build("s-d", BLOB_MB, s, d);
+  build("unlabeled", BLOB_MB, "", unlabeled);
+  build("kept", BLOB_MB, "--label io.cleanup-agent.session=" DEAD " --label io.cleanup-agent.keep=true", kept);
+  build("used", BLOB_MB, s, used);
+  sh("docker -H %s create --network none --label %s %s true >/dev/null", sc.docker_host, sc.test_label, used);
+  double full = usage();
+  char high[16], low[16];
+  snprintf(high, sizeof(high), "%d%%", (int)full - 1);
+  snprintf(low, sizeof(low), "%d", (int)(full - 1.5 * one) + 1); /* two images must go, not one */
+  cr_log_info("usage %.1f%%, one image %.1f%%: --disk-high %s --disk-low %s", full, one, high, low);
+
+  int rc = run_agent((const char *[]){"gc", "--dry-run", "--disk-high", high, "--disk-low", low, NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  const char *out = scenario_read_text(strcat(strcpy((char[160]){0}, sc.dir), "/out"));
+  char a12[16];
+  snprintf(a12, sizeof(a12), "%.12s", a + 7);
+  cr_assert(strstr(out, a12) && strstr(out, "would-remove"), "the plan names the oldest image: %s", out);
+  cr_assert(strstr(scenario_stderr(&sc), "would remove") && strstr(scenario_stderr(&sc), "expected"), "%s",
+            scenario_stderr(&sc));
+  const char *all[] = {a, b, c, d, unlabeled, kept, used};
+  for (size_t i = 0; i < 7; i++)
+    cr_assert(image_exists(all[i]), "the dry run removed %s", all[i]);
+
+  rc = run_agent((const char *[]){"gc", "--disk-high", high, "--disk-low", low, NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert(!image_exists(a) && !image_exists(b), "the two least recently used went: %s", scenario_stderr(&sc));
+  cr_assert(image_exists(c) && image_exists(d), "only as many as needed went: %s", scenario_stderr(&sc));
+  cr_assert(image_exists(unlabeled) && image_exists(kept) && image_exists(used), "never unlabeled, keep or used");
+  cr_assert_lt(usage(), atof(low), "under the low mark after: %.1f%%", usage());
+}
+
+/* This host's docker CLI has no buildx, so no BuildKit build makes a cache here (the legacy builder keeps none): the
+ * prune is asked for and said; the sum of a cache's records is tested on the parser (tests/docker_api). */
+Test(disk, gc_build_cache_keep_prunes_the_build_cache) {
+  engine_on_disk(0);
+  int rc = run_agent((const char *[]){"gc", "--build-cache-keep", "1M", "--dry-run", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert(strstr(scenario_stderr(&sc), "build cache: would prune 0B beyond 1M"), "%s", scenario_stderr(&sc));
+  rc = run_agent((const char *[]){"gc", "--build-cache-keep", "0", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert(strstr(scenario_stderr(&sc), "build cache: pruned 0B beyond 0B"), "%s", scenario_stderr(&sc));
+  rc = run_agent((const char *[]){"gc", "--build-cache-keep", "lots", NULL});
+  cr_assert_eq(rc, 2, "a size that is not one is a usage error: %s", scenario_stderr(&sc));
+}
+
+Test(disk, run_images_remove_removes_what_it_built_unless_a_container_uses_it) {
+  engine_on_disk(0);
+  const char *script = scenario_script(
+      &sc, "build.sh",
+      "set -e\n"
+      "for t in gone kept; do\n"
+      "  printf 'FROM " IMAGE "\\nRUN echo %s > /f\\n' $t | DOCKER_BUILDKIT=0 docker build -q --network none -t $t - \n"
+      "done\n"
+      /* A container of a session's image inherits the image's labels, the session's among them: only keep=true
+       * spares it from the session's end, and then it holds its image. */
+      "docker -H \"$CLEANUP_AGENT_ENGINE\" create --network none --label io.cleanup-agent.keep=true --name user kept "
+      "true >/dev/null\n");
+  int rc = run_agent((const char *[]){"run", "--images=remove", "--", "sh", script, NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert(!image_exists("gone"), "the image the run built went at its end: %s", scenario_stderr(&sc));
+  cr_assert(image_exists("kept"), "the one a container uses stays");
+  cr_assert(strstr(scenario_stderr(&sc), "kept 1 image"), "one line says so: %s", scenario_stderr(&sc));
+  sh("docker -H %s rm -f user >/dev/null", sc.docker_host);
+  /* keep (the default) leaves them labeled, as build cache */
+  rc =
+      run_agent((const char *[]){"run", "--", "sh", "-c",
+                                 "printf 'FROM " IMAGE "\\nRUN echo cache > /f\\n' | DOCKER_BUILDKIT=0 docker build -q "
+                                 "--network none -t cache - >/dev/null",
+                                 NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert(image_exists("cache"), "--images=keep is the default");
+}
+
+Test(disk, run_collects_first_when_the_disk_is_over_the_high_mark) {
+  engine_on_disk(512);
+  char a[80], b[80];
+  build("s-a", BLOB_MB, "--label io.cleanup-agent.session=" DEAD, a);
+  build("s-b", BLOB_MB, "--label io.cleanup-agent.session=" DEAD, b);
+  /* A leftover of an expired session, which no start collects by itself (it has no registry here). */
+  sh("docker -H %s create --network none --label %s --label io.cleanup-agent.session=" DEAD
+     " --label io.cleanup-agent.expires=1 --name leftover " IMAGE " true >/dev/null",
+     sc.docker_host, sc.test_label);
+  char high[16];
+  snprintf(high, sizeof(high), "%d", (int)usage() - 1);
+  int rc = run_agent((const char *[]){"run", "--disk-high", high, "--disk-low", "1", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  const char *err = scenario_stderr(&sc);
+  cr_assert(strstr(err, "engine under pressure") && strstr(err, "collected dead sessions first"), "%s", err);
+  cr_assert_eq(strchr(strstr(err, "engine under pressure"), '\n') != NULL, true);
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "docker -H %s container inspect leftover >/dev/null 2>&1", sc.docker_host);
+  cr_assert_neq(system(cmd), 0, "the expired session's container went first");
+  cr_assert(!image_exists(a) && !image_exists(b), "the session images went to get under the low mark");
+  /* Under the mark: nothing is said. */
+  rc = run_agent((const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0);
+  cr_assert_null(strstr(scenario_stderr(&sc), "under pressure"), "%s", scenario_stderr(&sc));
+}
