@@ -141,6 +141,6 @@ for k in sorted(set(d) | set(p)):
     why = intended.get(k)
     if d.get(k) == "passed" and why is None:
         bad += 1
-    print(f"{'intended' if why else 'DIFFERENT'}: {k}: direct {d.get(k)}, proxy {p.get(k)}" + (f" ({why})" if why else ""))
+    print(f"{'explained' if why else 'DIFFERENT'}: {k}: direct {d.get(k)}, proxy {p.get(k)}" + (f" ({why})" if why else ""))
 sys.exit(1 if bad else 0)
 EOF
