@@ -41,7 +41,7 @@ selection=(tests/integration -k "${K:-not pull}")
 for f in api_swarm api_service api_secret api_config api_plugin models_services models_swarm models_nodes; do
     selection+=("--ignore=tests/integration/${f}_test.py")
 done
-# Tests that pass directly and fail through the proxy on purpose (docs/RELIABILITY.md, docker-py): name -> reason.
+# Differences explained in docs/RELIABILITY.md (docker-py): name -> reason (the session labels, or a race of the test).
 declare -A intended=(
     [BuildTest::test_build_labels]="the image carries the session labels next to the test's own"
     [TestNetworks::test_create_network_with_labels]="the network carries the session labels next to the test's own"
