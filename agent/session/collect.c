@@ -24,7 +24,7 @@ static bool past(uint64_t deadline) {
  * end of a session or the guardian, which keep this many slots busy until the deadline (docker rm -f sends all its
  * DELETEs at once, compose down 64). */
 #define COLLECT_PARALLEL 8u
-#define TEARDOWN_PARALLEL 32u
+#define TEARDOWN_PARALLEL 64u
 
 /* Removes ids; under a deadline no request starts after it, the ones not tried failing with ETIMEDOUT. */
 static int remove_until(struct dk_client *dk, enum dk_kind kind, const char **ids, size_t n, uint64_t deadline,
