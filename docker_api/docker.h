@@ -181,6 +181,11 @@ int dk_remove(struct dk_client *c, enum dk_kind kind, const char *id, ca_error *
  * when every item is gone, else -code of the first failure with *err summarising how many failed. */
 int dk_remove_many(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
                    ca_error **ret_errors, ca_error **err);
+/* dk_remove_many where no request starts at or after not_after_usec (CLOCK_MONOTONIC, 0: none): a slot that comes
+ * free takes the next item at once, and the items not tried by then fail with ETIMEDOUT. ret_gone (n slots, or
+ * NULL) says which were already gone (404 to the first try: nothing was removed). */
+int dk_remove_many_until(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
+                         uint64_t not_after_usec, ca_error **ret_errors, bool *ret_gone, ca_error **err);
 
 /* ---- containers -------------------------------------------------------------------------------------------- */
 

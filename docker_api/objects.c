@@ -356,6 +356,7 @@ struct rm_run {
   ca_error **errors;
   bool *busy;
   size_t slots, running;
+  uint64_t not_after_us; /* nothing starts from then on (CLOCK_MONOTONIC, 0: no limit) */
 };
 
 /* Gives every item its request; an empty id is settled at once with its own error. */
@@ -385,6 +386,13 @@ static int rm_start_due(struct rm_run *x, uint64_t now, uint64_t *wake, bool *re
     struct rm_item *it = &x->items[i];
     if (it->phase != ITEM_PENDING)
       continue;
+    if (x->not_after_us && now >= x->not_after_us) {
+      /* a slot never waits behind a slow batch: the deadline alone says what is not tried */
+      (void)ca_error_set(&x->errors[i], ETIMEDOUT, "the deadline passed before it was %s",
+                         it->attempt ? "tried again" : "tried");
+      it->phase = ITEM_DONE;
+      continue;
+    }
     *ret_left = true;
     if (it->not_before_us > now) {
       *wake = CA_MIN(*wake, it->not_before_us);
@@ -493,14 +501,14 @@ static void rm_run_done(struct rm_run *x) {
 
 /* Removes ids with at most parallel requests in flight; fills errors[i] (may be NULL) and gone_before[i]. */
 static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
-                      ca_error **errors, bool *gone_before, ca_error **err) {
+                      uint64_t not_after_us, ca_error **errors, bool *gone_before, ca_error **err) {
   if (n == 0)
     return 0;
   size_t slots = CA_MIN((size_t)(parallel ? CA_MIN(parallel, MAX_PARALLEL) : DEFAULT_PARALLEL), n);
   int k = ensure_pool(c, slots, err);
   if (k < 0)
     return k;
-  struct rm_run x = {.c = c, .kind = kind, .n = n, .errors = errors, .slots = slots};
+  struct rm_run x = {.c = c, .kind = kind, .n = n, .errors = errors, .slots = slots, .not_after_us = not_after_us};
   x.items = calloc(n, sizeof(*x.items));
   x.busy = calloc(slots, sizeof(*x.busy));
   if (!x.items || !x.busy) {
@@ -517,9 +525,9 @@ static int remove_run(struct dk_client *c, enum dk_kind kind, const char *const 
   return k;
 }
 
-int dk_remove_many(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
-                   ca_error **ret_errors, ca_error **err) {
-  int k = remove_run(c, kind, ids, n, parallel, ret_errors, NULL, err);
+int dk_remove_many_until(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
+                         uint64_t not_after_usec, ca_error **ret_errors, bool *ret_gone, ca_error **err) {
+  int k = remove_run(c, kind, ids, n, parallel, not_after_usec, ret_errors, ret_gone, err);
   if (k < 0)
     return ca_error_wrap(err, "remove %zu %ss", n, kind_name(kind));
   size_t failed = 0, first = n;
@@ -538,11 +546,16 @@ int dk_remove_many(struct dk_client *c, enum dk_kind kind, const char *const *id
   return k;
 }
 
+int dk_remove_many(struct dk_client *c, enum dk_kind kind, const char *const *ids, size_t n, unsigned parallel,
+                   ca_error **ret_errors, ca_error **err) {
+  return dk_remove_many_until(c, kind, ids, n, parallel, 0, ret_errors, NULL, err);
+}
+
 int dk_remove(struct dk_client *c, enum dk_kind kind, const char *id, ca_error **err) {
   ca_error *e = NULL;
   bool gone = false;
   const char *ids[] = {id};
-  int k = remove_run(c, kind, ids, 1, 1, &e, &gone, err);
+  int k = remove_run(c, kind, ids, 1, 1, 0, &e, &gone, err);
   if (k < 0)
     return ca_error_wrap(err, "remove %s %s", kind_name(kind), id ? id : "");
   if (e) {

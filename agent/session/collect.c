@@ -22,24 +22,17 @@ static bool past(uint64_t deadline) {
   return deadline && ca_now_monotonic_usec() >= deadline;
 }
 
-/* Removes ids, 8 requests in flight; under a deadline all of a chunk of 32 at once (the client's timeout bounds
- * each chunk) and no chunk after it, the ones not tried failing with ETIMEDOUT. */
+/* Requests in flight while removing one kind: a collection without a deadline (gc has its own --parallel), and the
+ * end of a session or the guardian, which keep this many slots busy until the deadline (docker rm -f sends all its
+ * DELETEs at once, compose down 64). */
+#define COLLECT_PARALLEL 8u
+#define TEARDOWN_PARALLEL 64u
+
+/* Removes ids; under a deadline no request starts after it, the ones not tried failing with ETIMEDOUT. */
 static int remove_until(struct dk_client *dk, enum dk_kind kind, const char **ids, size_t n, uint64_t deadline,
-                        ca_error **errors, ca_error **err) {
-  if (!deadline)
-    return dk_remove_many(dk, kind, ids, n, 8, errors, err);
-  int first = 0;
-  for (size_t at = 0; at < n; at += 32) {
-    if (past(deadline)) {
-      for (size_t i = at; i < n; i++)
-        (void)ca_error_set(&errors[i], ETIMEDOUT, "the teardown timeout passed before it was tried");
-      return first < 0 ? first : ca_error_set(err, ETIMEDOUT, "the teardown timeout passed");
-    }
-    int r = dk_remove_many(dk, kind, ids + at, CA_MIN(n - at, (size_t)32), 32, errors + at, first < 0 ? NULL : err);
-    if (r < 0 && first == 0)
-      first = r;
-  }
-  return first;
+                        ca_error **errors, bool *gone, ca_error **err) {
+  return dk_remove_many_until(dk, kind, ids, n, deadline ? TEARDOWN_PARALLEL : COLLECT_PARALLEL, deadline, errors, gone,
+                              err);
 }
 
 /* Names one resource not removed in l; past the cap (or out of memory) it is only counted. */
@@ -74,27 +67,23 @@ void ag_not_removed_done(struct ag_not_removed *l) {
 /* The two labels that make an object session id's: its own, and the outer label of the sessions nested in it. */
 static const char *const session_labels[] = {AG_LABEL_SESSION, AG_LABEL_OUTER};
 
-/* Removes what list (of kind, listed by label=id; NULL: list it now) holds of session id; frees list. */
-static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *label, const char *id,
-                        struct dk_list *listed, uint64_t deadline, unsigned *removed, struct ag_collect_stats *st,
-                        ca_error **err) {
-  _cleanup_(dk_list_freep) struct dk_list *list = listed;
-  int r;
-  if (!list) {
-    char filter[128];
-    snprintf(filter, sizeof(filter), "%s=%s", label, id);
-    const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
-    if ((r = dk_list(dk, kind, filters, &list, err)) < 0)
-      return ca_error_wrap(err, "list %ss of session %s", kind_names[kind], id);
-  }
+/* True when list (NULL: none) holds id. */
+static bool listed_has(const struct dk_list *list, const char *id) {
+  for (size_t i = 0; list && i < list->n; i++)
+    if (streq(list->items[i].id, id))
+      return true;
+  return false;
+}
 
-  _cleanup_free_ const char **ids = calloc(list->n + 1, sizeof(char *));
-  if (!ids)
-    return ca_error_set(err, ENOMEM, "out of memory");
+/* Into ids (room for list's items and recorded's): what list holds of session id, by its label (the engine's filter
+ * is not trusted alone) and not keep=true; then what recorded names of kind that the listing missed (a label the
+ * engine dropped), but a volume only while it carries the session label: a name, unlike an id, may be taken again
+ * once the suite removed the session's volume. Returns how many. */
+static size_t ids_to_remove(const struct dk_list *list, enum dk_kind kind, const char *label, const char *id,
+                            const char *const *recorded, const char **ids, struct ag_collect_stats *st) {
   size_t n = 0;
-  for (size_t i = 0; i < list->n; i++) {
+  for (size_t i = 0; list && i < list->n; i++) {
     const struct dk_item *it = &list->items[i];
-    /* The engine's filter is not trusted alone: the label must say exactly this session. */
     const char *sess = dk_item_label(it, label);
     if (!sess || !streq(sess, id))
       continue;
@@ -105,24 +94,56 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *lab
     }
     ids[n++] = it->id;
   }
+  static const char prefixes[] = {[DK_CONTAINER] = 'c', [DK_NETWORK] = 'n', [DK_VOLUME] = 'v'};
+  for (const char *const *m = recorded; kind != DK_VOLUME && m && *m; m++)
+    if ((*m)[0] == prefixes[kind] && (*m)[1] == ':' && (*m)[2] && !listed_has(list, *m + 2))
+      ids[n++] = *m + 2;
+  return n;
+}
+
+/* Removes what list (of kind, listed by label=id; NULL: list it now) holds of session id, and what recorded (NULL:
+ * nothing) says the session's proxy saw the engine create of kind (ids_to_remove); frees list. A failed listing
+ * still removes what was recorded. */
+static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *label, const char *id,
+                        struct dk_list *listed, const char *const *recorded, uint64_t deadline, unsigned *removed,
+                        struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_(dk_list_freep) struct dk_list *list = listed;
+  int listing = 0, r;
+  if (!list) {
+    char filter[128];
+    snprintf(filter, sizeof(filter), "%s=%s", label, id);
+    const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
+    if ((listing = dk_list(dk, kind, filters, &list, err)) < 0)
+      (void)ca_error_wrap(err, "list %ss of session %s", kind_names[kind], id);
+  }
+  size_t room = (list ? list->n : 0) + 1;
+  for (const char *const *m = recorded; m && *m; m++)
+    room++;
+  _cleanup_free_ const char **ids = calloc(room, sizeof(char *));
+  if (!ids)
+    return listing < 0 ? listing : ca_error_set(err, ENOMEM, "out of memory");
+  size_t n = ids_to_remove(list, kind, label, id, recorded, ids, st);
   if (n == 0)
-    return 0;
+    return listing;
   _cleanup_free_ ca_error **errors = calloc(n, sizeof(ca_error *));
-  if (!errors)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  r = remove_until(dk, kind, ids, n, deadline, errors, err);
+  _cleanup_free_ bool *gone = calloc(n, sizeof(bool)); /* an --rm container the engine removed itself */
+  if (!errors || !gone)
+    return listing < 0 ? listing : ca_error_set(err, ENOMEM, "out of memory");
+  r = remove_until(dk, kind, ids, n, deadline, errors, gone, listing < 0 ? NULL : err);
   for (size_t i = 0; i < n; i++) {
     if (errors[i]) {
       st->failed++;
       ca_log_warning("session %s: %s %.12s not removed: %s", id, kind_names[kind], ids[i], errors[i]->msg);
       if (st->not_removed)
         not_removed_add(st->not_removed, kind, ids[i], errors[i]->msg);
-    } else {
+    } else if (!gone[i]) {
       (*removed)++;
       ag_receipt_removed_at_end(kind, ids[i]); /* run's receipt (a no-op elsewhere) */
     }
     ca_error_free(errors[i]);
   }
+  if (listing < 0)
+    return listing;
   if (r < 0)
     return ca_error_wrap(err, "remove %ss of session %s", kind_names[kind], id);
   return 0;
@@ -150,8 +171,8 @@ static int list_by(struct dk_client *dk, const char *label, const char *id, stru
 
 /* ag_collect_docker under a teardown deadline (0: none): no kind is started after it. What carries the session's id
  * in either label goes (nesting.h). */
-static int collect_docker(struct dk_client *dk, const char *id, uint64_t deadline, struct ag_collect_stats *st,
-                          ca_error **err) {
+static int collect_docker(struct dk_client *dk, const char *id, const char *const *recorded, uint64_t deadline,
+                          struct ag_collect_stats *st, ca_error **err) {
   static const char *const rest[] = {"", "the networks and volumes", "the volumes"};
   struct dk_list *lists[2][3] = {{0}}; /* by session_labels, then by kind */
   int first = list_by(dk, session_labels[0], id, lists[0], err);
@@ -169,8 +190,8 @@ static int collect_docker(struct dk_client *dk, const char *id, uint64_t deadlin
         dk_list_free(lists[l][k]);
         continue;
       }
-      int r = collect_kind(dk, (enum dk_kind)k, session_labels[l], id, lists[l][k], deadline, counts[k], st,
-                           first < 0 ? NULL : err);
+      int r = collect_kind(dk, (enum dk_kind)k, session_labels[l], id, lists[l][k], l == 0 ? recorded : NULL, deadline,
+                           counts[k], st, first < 0 ? NULL : err);
       if (r < 0 && first == 0)
         first = r;
     }
@@ -183,7 +204,7 @@ static int collect_docker(struct dk_client *dk, const char *id, uint64_t deadlin
 }
 
 int ag_collect_docker(struct dk_client *dk, const char *id, struct ag_collect_stats *st, ca_error **err) {
-  return collect_docker(dk, id, 0, st, err);
+  return collect_docker(dk, id, NULL, 0, st, err);
 }
 
 /* ag_collect_cgroup whose kill waits at most timeout_usec. */
@@ -306,10 +327,10 @@ static int recorded_cgroup(const struct ag_env *env, const char *id, const char 
 }
 
 /* The engine's part of ag_collect_recorded: a resource that could not be removed is an error (EBUSY). */
-static int collect_engine(struct dk_client *dk, const char *id, uint64_t deadline, struct ag_collect_stats *st,
+static int collect_engine(struct dk_client *dk, const char *id, const struct ag_env *env, struct ag_collect_stats *st,
                           ca_error **err) {
   unsigned failed = st->failed;
-  int r = collect_docker(dk, id, deadline, st, err);
+  int r = collect_docker(dk, id, (const char *const *)env->recorded, env->deadline_usec, st, err);
   if (r == 0 && st->failed > failed)
     r = ca_error_set(err, EBUSY, "%u resource%s of session %s could not be removed", st->failed - failed,
                      st->failed - failed == 1 ? "" : "s", id);
@@ -361,7 +382,7 @@ int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec,
     first = first < 0 ? first : r;
   if (host && (r = recorded_engine(env, id, host, &dk, &own_dk, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
-  if (dk && (r = collect_engine(dk, id, env->deadline_usec, st, first < 0 ? NULL : err)) < 0)
+  if (dk && (r = collect_engine(dk, id, env, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
   if (dk && rec && rec->images_remove) /* after its containers; an image kept is said, not a failure */
     ag_images_remove_session(dk, id, &st->images);

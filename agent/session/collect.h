@@ -58,6 +58,9 @@ struct ag_env {
    * what is left and are not retried, no phase starts after it, and what is left then stays registered. */
   uint64_t deadline_usec;
   struct ag_engines_down *down; /* NULL: each session's collection asks its engine itself */
+  /* The end of a session: what its proxy saw the engine create ("c:<id>", "n:<id>", "v:<name>"; NULL: nothing),
+   * removed by id with what the listing by label finds, in the same requests (collect.c: ids_to_remove). */
+  char **recorded;
 };
 
 /* Removes the containers (force, anonymous volumes), then networks, then volumes labeled with the session id,

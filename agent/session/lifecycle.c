@@ -19,8 +19,9 @@
  * End: the command first kills what it ran itself (run: its tree, after reading its stats; container-seq: its
  * threads), then ag_session_end:
  *   1. The proxy stops, so that a create racing the end is either collected below or never made: creates get a
- *      503, those in flight are answered and their ids recorded, removed by id before step 2. (It stops after the tree
- *      died: a client of the tree holding a request open would otherwise hold the drain.)
+ *      503, those in flight are answered and their ids recorded, removed by id in step 2 with what the listing by
+ *      label finds. (It stops after the tree died: a client of the tree holding a request open would otherwise hold
+ *      the drain.)
  *   2. ag_collect_session, the code the guardian, kill and gc run: the session's cgroup, then its containers,
  *      networks and volumes, then the registry, which goes last and only when everything else went (an engine that
  *      did not answer included): it is what tells the next start and gc that the session still has something left,
@@ -36,7 +37,6 @@
 #include <unistd.h>
 
 #include "lifecycle.h"
-#include "receipt.h"
 
 void ag_session_warn(struct ag_session *s, const char *fmt, ...) {
   va_list ap;
@@ -381,40 +381,6 @@ int ag_session_begin(struct ag_session *s, ca_error **err) {
   return 0;
 }
 
-/* What the proxy saw the engine create goes by id before the collection by label (which counts on), so that what a
- * listing would miss (a label the engine dropped) goes too; one that cannot be removed keeps the registry. */
-/* A recorded volume goes only while it carries the session label: a name, unlike an id, may be taken again by someone
- * else once the suite removed the session's volume. */
-static bool volume_still_ours(struct ag_session *s, const char *name) {
-  char label[sizeof(AG_LABEL_SESSION) + AG_SESSION_ID_LEN + 2];
-  snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", s->id);
-  const struct dk_filter filters[] = {{"label", label}, {"name", name}, {NULL, NULL}};
-  _cleanup_(dk_list_freep) struct dk_list *l = NULL;
-  if (dk_list(s->env.dk, DK_VOLUME, filters, &l, NULL) < 0)
-    return false;
-  for (size_t i = 0; i < l->n; i++)
-    if (streq(l->items[i].id, name))
-      return true;
-  return false;
-}
-
-static void remove_recorded(struct ag_session *s, char **made) {
-  static const char order[] = "cnv"; /* containers first: they hold the networks and volumes */
-  unsigned *counts[] = {&s->collected.containers, &s->collected.networks, &s->collected.volumes};
-  for (size_t i = 0; i < 3; i++)
-    for (char **m = made; m && *m && s->env.dk; m++) {
-      if ((*m)[0] != order[i] || (order[i] == 'v' && !volume_still_ours(s, *m + 2)))
-        continue;
-      _cleanup_error_ ca_error *e = NULL;
-      int k = dk_remove(s->env.dk, (enum dk_kind[]){DK_CONTAINER, DK_NETWORK, DK_VOLUME}[i], *m + 2, &e);
-      if (k == 0) {
-        (*counts[i])++;
-        ag_receipt_removed_at_end((enum dk_kind[]){DK_CONTAINER, DK_NETWORK, DK_VOLUME}[i], *m + 2); /* run's receipt */
-      } else if (k < 0) /* the registry stays, with the reason: the next start or gc tries again by label */
-        ag_session_left(s, "docker proxy: remove %s: %s", *m + 2, e->msg);
-    }
-}
-
 int ag_session_end(struct ag_session *s) {
   if (!s->registered)
     return 0;
@@ -435,8 +401,11 @@ int ag_session_end(struct ag_session *s) {
     dk_client_free(TAKE_PTR(s->env.dk));
   }
   s->collected.not_removed = &s->not_removed;
-  remove_recorded(s, made);
+  /* What the proxy saw the engine create goes by id with what the listing by label finds (which a label the engine
+   * dropped would miss), in the same parallel removals; one that cannot be removed keeps the registry. */
+  s->env.recorded = made;
   int r = ag_collect_session(&s->env, &s->reg, s->id, s->left, &s->collected, &err);
+  s->env.recorded = NULL;
   s->collected.not_removed = NULL;
   s->kept = r < 0;
   if (r < 0)

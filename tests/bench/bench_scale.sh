@@ -4,20 +4,26 @@
 #   end  for each N of -e: the end of a `cleanup-agent run` session whose command left N containers (the even half
 #        running `sleep`), max(1, N/10) networks (each container on one) and N/2 named volumes (one per container of
 #        the first half), created through the session's proxy; timed from the command's last instruction to the
-#        agent's exit. Against, for the same population: `docker-compose down -v` of a compose project that declares
-#        it, and one-by-one removal through the API, one DELETE after the other (what Testcontainers' Ryuk does).
+#        agent's exit (with --teardown-timeout 30m, so that the whole removal is timed, not the default deadline's
+#        part of it). Against, for the same population: `docker-compose down -v` of a compose project that declares
+#        it, `docker rm -f -v $(docker ps -aq --filter label=...)` then `docker network rm` and `docker volume rm` of
+#        the same, and one-by-one removal through the API, one DELETE after the other (what Testcontainers' Ryuk
+#        does). -m names the methods (default "session compose rmf one"); -r repeats each N, the methods alternating
+#        within a repetition, and the tables give medians.
 #   fake for each N of -f: gc's own cost, without the engine's work: against a fake engine (python3, a unix socket)
 #        that lists N containers of dead sessions and answers each DELETE at once; wall time and peak RSS, before
 #        and after. For populations too large to create on a loaded machine.
 #   gc   for each N of -g: `cleanup-agent gc` with N containers of dead sessions (created, not running, labeled as a
 #        session of this machine before a reboot), its wall time and peak RSS (/usr/bin/time), for the agent of -B
-#        (before the streamed list) and of -b (after), each on a fresh population, and `gc --dry-run` on the same.
+#        (before the streamed list) and of -b (after), each on a fresh population, and `gc --dry-run` on the same;
+#        against, each on a fresh population of its own, the CLI methods of -G (default "prune rmf"):
+#        `docker container prune -f --filter label=...` and `docker rm -f $(docker ps -aq --filter label=...)`.
 # Everything runs on a private engine (tests/bench/engine.sh): gc collects every dead session of its engine, and on the
 # shared one it would take other suites' staged leftovers. Writes markdown tables to stdout, and with -o FILE into
 # FILE between the markers "<!-- bench_scale begin -->" and "<!-- bench_scale end -->" (appended when absent).
 #
-# Usage: tests/bench/bench_scale.sh [-b AGENT] [-B AGENT_BEFORE] [-e "10 100 300"] [-g "100 1000 5000"]
-#                                   [-f "5000 20000"] [-j JOBS] [-o FILE]
+# Usage: tests/bench/bench_scale.sh [-b AGENT] [-B AGENT_BEFORE] [-e "10 100 300"] [-m METHODS] [-r REPS]
+#                                   [-g "100 1000 5000"] [-G "prune rmf"] [-f "5000 20000"] [-j JOBS] [-o FILE]
 # Needs root, dockerd, docker-compose, curl, GNU time, cleanup-test/busybox:latest on the host engine.
 set -euo pipefail
 
@@ -29,13 +35,19 @@ before=""
 end_sizes="10 100 300"
 gc_sizes="100 1000 5000"
 fake_sizes=""
+methods="session compose rmf one"
+gc_cli="prune rmf"
+reps=1
 jobs=8
 out=""
-while getopts "b:B:e:g:f:j:o:h" o; do
+while getopts "b:B:e:m:r:g:G:f:j:o:h" o; do
     case $o in
     b) agent=$OPTARG ;;
     B) before=$OPTARG ;;
     e) end_sizes=$OPTARG ;;
+    m) methods=$OPTARG ;;
+    r) reps=$OPTARG ;;
+    G) gc_cli=$OPTARG ;;
     g) gc_sizes=$OPTARG ;;
     f) fake_sizes=$OPTARG ;;
     j) jobs=$OPTARG ;;
@@ -122,7 +134,7 @@ end_session() {
     local n=$1 t1 rc=0
     # shellcheck disable=SC2016 # the command's shell expands them, inside the session
     CLEANUP_AGENT_STATE_DIR=$work/state CLEANUP_AGENT_CGROUP_ROOT=$cg_root \
-        "$agent" --docker-host "unix://$sock" --log-level warning run -- \
+        "$agent" --docker-host "unix://$sock" --log-level warning --teardown-timeout 30m run -- \
         bash -c '"$0" "${DOCKER_HOST#unix://}" "$1" "s$2" && date +%s.%N >"$3"' \
         "$work/populate.sh" "$n" "$run_id" "$work/cmd_end" >"$work/run.out" 2>"$work/run.err" || rc=$?
     t1=$(now)
@@ -171,6 +183,19 @@ end_one() {
     echo "$(elapsed "$t0" "$(now)") $(left)"
 }
 
+# docker rm -f of the containers by the benchmark's label, then docker network rm and docker volume rm of the same
+# shellcheck disable=SC2046,SC2086 # the ids are words; $dk is the docker command with its -H option
+end_rmf() {
+    local n=$1 t0
+    "$work/populate.sh" "$sock" "$n" "r$run_id"
+    t0=$(now)
+    $dk rm -f -v $($dk ps -aq --filter "label=$bench_label") >/dev/null
+    $dk network rm $($dk network ls -q --filter "label=$bench_label") >/dev/null
+    $dk volume rm $($dk volume ls -q --filter "label=$bench_label") >/dev/null
+    echo "$(elapsed "$t0" "$(now)") $(left)"
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 # clear: whatever a method left goes before the next one (the private engine holds nothing else)
 # shellcheck disable=SC2086 # $dk is the docker command with its -H option: several words
 clear_all() {
@@ -214,29 +239,47 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "<!-- bench_scale begin -->"
     echo "## Scaling: the end of a session and gc against the population (issue 19)"
     echo
-    echo "\`sudo $prog -e \"$end_sizes\" -g \"$gc_sizes\" -f \"$fake_sizes\"$([[ -z $before ]] || echo " -B <agent before the streamed list>")\`, $(date -u +%Y-%m-%d), $cpus CPUs, a private engine"
+    echo "\`sudo $prog -e \"$end_sizes\" -m \"$methods\" -r $reps -g \"$gc_sizes\" -G \"$gc_cli\" -f \"$fake_sizes\"$([[ -z $before ]] || echo " -B <agent before the streamed list>")\`, $(date -u +%Y-%m-%d), $cpus CPUs, a private engine"
     echo "($($dk version --format '{{.Server.Version}}'), vfs). The machine was shared with five other helpers building and testing"
     echo "at the same time (load average $load at the start): absolute times are noisy; each row's methods ran one after"
-    echo "another on the same machine, so the ratios within a row are the figures to read. One repetition each."
+    echo "another on the same machine, alternating, so the ratios within a row are the figures to read. Medians of $reps."
     echo
 } >"$work/report"
 
+declare -A method_title=([session]="\`cleanup-agent run\` end (s)" [compose]="\`docker-compose down -v\` (s)"
+    [rmf]="\`docker rm -f\`, \`network rm\`, \`volume rm\` (s)" [one]="one by one, as Ryuk (s)")
 if [[ -n $end_sizes ]]; then
     {
         echo "### The end of a session: N containers (half running), N/10 networks, N/2 volumes"
         echo
-        echo "| N | \`cleanup-agent run\`: command end to agent exit (s) | left | \`docker-compose down -v\` (s) | left | one by one through the API, as Ryuk (s) | left |"
-        echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        head="| N | reps |"; rule="| ---: | ---: |"
+        for m in $methods; do head+=" ${method_title[$m]} | left |"; rule+=" ---: | ---: |"; done
+        echo "$head"; echo "$rule"
     } >>"$work/report"
     for n in $end_sizes; do
-        t0=$(now)
-        read -r s_t s_l < <(end_session "$n") || s_t=failed; clear_all
-        echo "$prog: end N=$n: session $s_t s (left $s_l) [$(elapsed "$t0" "$(now)") s with the population]" >&2
-        read -r c_t c_l < <(end_compose "$n") || c_t=failed; clear_all
-        echo "$prog: end N=$n: compose down -v $c_t s (left $c_l)" >&2
-        read -r o_t o_l < <(end_one "$n") || o_t=failed; clear_all
-        echo "$prog: end N=$n: one by one $o_t s (left $o_l)" >&2
-        echo "| $n | $s_t | $s_l | $c_t | $c_l | $o_t | $o_l |" >>"$work/report"
+        declare -A times=() lefts=()
+        for ((r = 1; r <= reps; r++)); do
+            for m in $methods; do
+                t0=$(now)
+                case $m in
+                session) read -r t l < <(end_session "$n") || t=failed ;;
+                compose) read -r t l < <(end_compose "$n") || t=failed ;;
+                rmf) read -r t l < <(end_rmf "$n") || t=failed ;;
+                one) read -r t l < <(end_one "$n") || t=failed ;;
+                *) die "unknown method $m" ;;
+                esac
+                clear_all
+                echo "$prog: end N=$n rep $r: $m $t s (left $l) [$(elapsed "$t0" "$(now)") s with the population]" >&2
+                times[$m]+=" $t"; lefts[$m]+=" $l"
+            done
+        done
+        row="| $n | $reps |"
+        for m in $methods; do
+            row+=" $(echo "${times[$m]}" | median) | $(echo "${lefts[$m]}" | tr ' ' '\n' | sort -g | tail -1) |"
+        done
+        echo "$row" >>"$work/report"
+        echo "$prog: end N=$n: ${row}" >&2
+        unset times lefts
     done
     echo >>"$work/report"
 fi
@@ -245,7 +288,7 @@ if [[ -n $gc_sizes ]]; then
     {
         echo "### gc: N dead containers (created, not running)"
         echo
-        echo "| N | agent | \`gc\` wall time (s) | \`gc\` peak RSS (KiB) | left | \`gc --dry-run\` wall time (s) | \`gc --dry-run\` peak RSS (KiB) |"
+        echo "| N | method | wall time (s) | peak RSS (KiB) | left | \`gc --dry-run\` wall time (s) | \`gc --dry-run\` peak RSS (KiB) |"
         echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
     } >>"$work/report"
     for n in $gc_sizes; do
@@ -258,7 +301,24 @@ if [[ -n $gc_sizes ]]; then
             read -r d_t d_rss _ < <(gc_measure "$a" --dry-run)
             read -r g_t g_rss g_l < <(gc_measure "$a")
             echo "$prog: gc N=$n $which: $g_t s, $g_rss KiB, left $g_l; dry run $d_t s, $d_rss KiB" >&2
-            echo "| $n | $which | $g_t | $g_rss | $g_l | $d_t | $d_rss |" >>"$work/report"
+            echo "| $n | \`cleanup-agent gc\` ($which) | $g_t | $g_rss | $g_l | $d_t | $d_rss |" >>"$work/report"
+            clear_all
+        done
+        for m in $gc_cli; do
+            t0=$(now)
+            populate_dead "$n"
+            echo "$prog: gc N=$n: population made in $(elapsed "$t0" "$(now)") s" >&2
+            case $m in
+            prune) cmd="$dk container prune -f --filter label=$bench_label" ;;
+            rmf) cmd="$dk rm -f \$($dk ps -aq --filter label=$bench_label)" ;;
+            *) die "unknown gc method $m" ;;
+            esac
+            /usr/bin/time -f "%e %M" -o "$work/time" bash -c "$cmd" >/dev/null 2>"$work/gc.err" ||
+                echo "$prog: $cmd: $(tail -3 "$work/gc.err")" >&2
+            read -r c_t c_rss < <(tail -1 "$work/time")
+            c_l=$($dk ps -aq | wc -l)
+            echo "$prog: gc N=$n $m: $c_t s, $c_rss KiB, left $c_l" >&2
+            echo "| $n | \`${cmd//$dk/docker}\` | $c_t | $c_rss | $c_l | | |" >>"$work/report"
             clear_all
         done
     done

@@ -794,3 +794,29 @@ Test(engine, bulk_reports_each_failure) {
   cr_assert(strstr(be->msg, "1 of 3 failed"), "%s", be->msg);
   ca_error_free(errs[1]);
 }
+
+Test(engine, bulk_starts_nothing_after_its_deadline) {
+  /* a deadline already passed: every item fails with ETIMEDOUT, untried, and is still there */
+  const char *labels[] = {label, NULL};
+  _cleanup_free_ char *v1 = NULL, *v2 = NULL;
+  ca_error *e = NULL;
+  must(dk_volume_create(cl, NULL, labels, &v1, &e), &e, "volume");
+  must(dk_volume_create(cl, NULL, labels, &v2, &e), &e, "volume");
+  const char *ids[] = {v1, v2};
+  ca_error *errs[2] = {0};
+  _cleanup_error_ ca_error *be = NULL;
+  cr_assert_lt(dk_remove_many_until(cl, DK_VOLUME, ids, 2, 8, ca_now_monotonic_usec(), errs, NULL, &be), 0);
+  for (int i = 0; i < 2; i++) {
+    cr_assert_not_null(errs[i], "item %d was removed after the deadline", i);
+    cr_expect_eq(errs[i]->code, ETIMEDOUT, "%s", errs[i]->msg);
+    cr_expect(strstr(errs[i]->msg, "before it was tried"), "%s", errs[i]->msg);
+    ca_error_free(errs[i]);
+  }
+  cr_assert(strstr(be->msg, "2 of 2 failed"), "%s", be->msg);
+  /* without a deadline the same removal goes through; an id asked twice was gone the second time */
+  const char *again[] = {v1, v2, v1};
+  ca_error *errs3[3] = {0};
+  bool gone[3] = {0};
+  cr_assert_eq(dk_remove_many_until(cl, DK_VOLUME, again, 3, 1, 0, errs3, gone, &e), 0, "%s", e ? e->msg : "");
+  cr_expect(!gone[0] && !gone[1] && gone[2], "gone: %d %d %d", gone[0], gone[1], gone[2]);
+}
