@@ -307,6 +307,7 @@ int dk_events(struct dk_client *c, const struct dk_events_options *o, const stru
 /* One image as /images/json and /system/df list it. */
 struct dk_image {
   char *id;            /* sha256:... */
+  char **tags;         /* RepoTags, NULL-terminated (empty: untagged) */
   int64_t created;     /* unix seconds */
   int64_t size;        /* bytes, its parents' layers included */
   int64_t shared_size; /* bytes it shares with other images; -1 when the engine did not say */

@@ -10,6 +10,7 @@ void dk_images_free(struct dk_images *l) {
     return;
   for (size_t i = 0; i < l->n; i++) {
     free(l->v[i].id);
+    ca_strv_free(l->v[i].tags);
     dk_labels_clear(&l->v[i].labels);
   }
   free(l->v);
@@ -31,8 +32,9 @@ static int parse_image(const cJSON *o, struct dk_image *ret, ca_error **err) {
     return ca_error_set(err, EBADMSG, "image: no Id");
   if (!(im.id = strdup(id)))
     return ca_error_set(err, ENOMEM, "out of memory");
-  if ((k = dk_parse_labels(o, "Labels", &im.labels, err)) < 0) {
+  if ((k = ca_json_strv(o, "RepoTags", &im.tags, err)) < 0 || (k = dk_parse_labels(o, "Labels", &im.labels, err)) < 0) {
     free(im.id);
+    ca_strv_free(im.tags);
     return ca_error_wrap(err, "image %s", id);
   }
   *ret = im;

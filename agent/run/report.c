@@ -52,6 +52,25 @@ static void add_left_behind(cJSON *j, const struct ag_session *session) {
   cJSON_AddBoolToObject(j, "stays_registered", session->kept);
 }
 
+void ag_run_receipt_images(struct run_state *s) {
+  if (!s->session->env.dk)
+    return;
+  char label[sizeof(AG_LABEL_SESSION) + AG_SESSION_ID_LEN + 2];
+  snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", s->session->id);
+  const struct dk_filter f[] = {{"label", label}, {NULL, NULL}};
+  _cleanup_(dk_images_freep) struct dk_images *l = NULL;
+  _cleanup_error_ ca_error *err = NULL;
+  if (dk_image_list(s->session->env.dk, f, &l, &err) < 0) {
+    ca_log_warning("the receipt lists no images: %s", err->msg);
+    return;
+  }
+  for (size_t i = 0; i < l->n; i++) {
+    char **t = l->v[i].tags;
+    bool untagged = !t || !t[0] || (streq(t[0], "<none>:<none>") && !t[1]);
+    ag_receipt_image_add(l->v[i].id, untagged ? NULL : (const char *const *)t, (uint64_t)l->v[i].size);
+  }
+}
+
 void ag_run_write_report(const struct run_state *s, const struct run_opts *o) {
   cJSON *j = cJSON_CreateObject();
   if (!j)

@@ -204,7 +204,7 @@ static int run_command(struct run_state *s, const struct run_opts *o) {
 
 /* Kills what is left of the tree after measuring it and removes the leaf (the session core cannot: it has no stats
  * to take, and without a writable cgroup only this leaf knows the tree), then ends the session. */
-static void finish_session(struct run_state *s) {
+static void finish_session(struct run_state *s, bool list_images) {
   _cleanup_error_ ca_error *err = NULL;
   if (s->leaf) {
     if (cg_leaf_stats(s->leaf, &s->stats, NULL) == 0)
@@ -216,6 +216,8 @@ static void finish_session(struct run_state *s) {
     bool main_exited = s->pid == 0;
     (void)ag_run_reap(s, &main_exited); /* the killed orphans are our zombies now */
   }
+  if (list_images)
+    ag_run_receipt_images(s); /* before the end, which may remove them (--images=remove) */
   int r = ag_session_end(s->session); /* a failure is a warning of the session's, in the report */
   ag_receipt_finish(&s->session->not_removed,
                     r < 0 ? "the session's end did not finish: it stays registered for the next start or gc" : NULL);
@@ -271,7 +273,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   struct run_state s = {
       .session = session, .started_usec = ca_now_monotonic_usec(), .keep_fds = keep_fds, .n_keep_fds = n_keep_fds};
   int failed = run_command(&s, &o);
-  finish_session(&s);
+  finish_session(&s, o.report || o.junit);
   cg_leaf_free(s.leaf);
   if (failed)
     return failed;

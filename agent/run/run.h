@@ -52,6 +52,8 @@ bool ag_run_reap(struct run_state *s, bool *main_exited);
 /* The graceful signal to the command's tree, and its kill, each recorded in the receipt first. */
 void ag_run_signal_tree(struct run_state *s, int sig);
 int ag_run_kill_tree(struct run_state *s, uint64_t timeout_usec, ca_error **err);
+/* report.c: the images the session built (its label), with their size, into the receipt. */
+void ag_run_receipt_images(struct run_state *s);
 /* "3 processes outlived the command: sleep (pid 123), ..." for what is left in the leaf after the main process. */
 void ag_run_report_survivors(struct run_state *s);
 
