@@ -99,7 +99,14 @@ cancelled_job() {
     install -o "$runner" -m 644 "$work/cancelled.sh" "$rhome/cancelled.sh"
     sed -i "s/^exit 0\$/sleep 1000/" "$rhome/bin/make"
     user_job gha-cancelled "$rhome/cancelled.sh" "$env_line"
-    id=$(wait_marker "$job.id") || { check "the cancelled job started" false; id=none; return; }
+    # 400 s: under TCG on a loaded host the second such job was seen taking over 180 s to reach the engine.
+    wait_for 400 test -s "$job.id" || {
+        check "the cancelled job started ($(as_runner systemctl --user is-active gha-cancelled.service 2>&1); stderr: $(
+            tail -n 3 "$job.err" 2>/dev/null | tr '\n' ' '))" false
+        id=none
+        return
+    }
+    id=$(cat "$job.id")
     check "its container runs" wait_for 30 test -n "$(docker ps -q --filter "label=io.cleanup-agent.session=$id")"
     local guardian
     guardian=$(sed -n 's/.*"guardian_pid":[[:space:]]*\([0-9]*\).*/\1/p' /run/user/"$ruid"/cleanup-agent/sessions/"$id".json)
