@@ -27,6 +27,8 @@ unit_gone() { [[ $(systemctl show -p ActiveState --value "$1") =~ ^(inactive|fai
 runner_job() {
     local unit=ca-runner-$1.service
     rm -f "$work/id"
+    # A failed unit of the same name (an earlier run of this suite in the same VM) would refuse the new one.
+    systemctl reset-failed "$unit" 2>/dev/null
     systemd-run --quiet --unit "$unit" -p KillMode=control-group -p KillSignal="$1" -p TimeoutStopSec=30 \
         "$(command -v "$agent")" run -- bash -c "docker run -d --network none --security-opt apparmor=unconfined ca-sleep:latest /usr/bin/sleep 1000 \
             >/dev/null || exit 92
