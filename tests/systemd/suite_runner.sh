@@ -29,10 +29,14 @@ runner_job() {
     rm -f "$work/id"
     # A failed unit of the same name (an earlier run of this suite in the same VM) would refuse the new one.
     systemctl reset-failed "$unit" 2>/dev/null
+    # The job is a file: systemd expands $ in a transient unit's command line ($$ became $, an invalid volume name).
+    {
+        echo "docker run -d --network none --security-opt apparmor=unconfined ca-sleep:latest /usr/bin/sleep 1000 \
+            >/dev/null || exit 92"
+        leaky_script "$work/id" 'sleep 1000'
+    } >"$work/job.sh"
     systemd-run --quiet --unit "$unit" -p KillMode=control-group -p KillSignal="$1" -p TimeoutStopSec=30 \
-        "$(command -v "$agent")" run -- bash -c "docker run -d --network none --security-opt apparmor=unconfined ca-sleep:latest /usr/bin/sleep 1000 \
-            >/dev/null || exit 92
-            $(leaky_script "$work/id" 'sleep 1000')"
+        "$(command -v "$agent")" run -- bash "$work/job.sh"
     id=$(wait_marker "$work/id") || { check "the job started (journal: $(journalctl -u "$unit" -o cat | tail -n 3))" false; id=none; }
     check "the job's container runs" test -n "$(docker ps -q --filter "label=io.cleanup-agent.session=$id")"
     check "the job's processes run ($(session_procs "$id"))" test "$(session_procs "$id")" -gt 0
