@@ -28,7 +28,8 @@ struct ag_globals {
   const char *docker_host_error;  /* check only: why no engine could be found (a context that does not exist) */
   const char *state_dir;
   const char *cgroup_root;
-  uint64_t teardown_usec; /* how long the end of a session and its guardian may take; 0: AG_TEARDOWN_USEC */
+  const char *systemd_driver_origin; /* "--cgroup-driver" or its variable when it named systemd; else NULL */
+  uint64_t teardown_usec;            /* how long the end of a session and its guardian may take; 0: AG_TEARDOWN_USEC */
 };
 
 /* A command handler gets its own argv (argv[0] is the command name) and returns the exit code. */

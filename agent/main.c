@@ -125,7 +125,7 @@ static int parse_teardown(const char *value, uint64_t *ret) {
 }
 
 /* --cgroup-driver: every cgroup root the agent opens uses it (cg_driver_set_default); one line when it is bad. */
-static int parse_cgroup_driver(const char *value, const char *origin) {
+static int parse_cgroup_driver(struct ag_globals *g, const char *value, const char *origin) {
   _cleanup_error_ ca_error *err = NULL;
   enum cg_driver driver;
   if (cg_driver_parse(value, &driver, &err) < 0) {
@@ -133,6 +133,7 @@ static int parse_cgroup_driver(const char *value, const char *origin) {
     return -EINVAL;
   }
   cg_driver_set_default(driver);
+  g->systemd_driver_origin = driver == CG_DRIVER_SYSTEMD ? origin : NULL;
   return 0;
 }
 
@@ -143,7 +144,7 @@ static int globals_from_environment(struct ag_globals *g, const char *teardown, 
   g->cgroup_root = env_or(g->cgroup_root, "CLEANUP_AGENT_CGROUP_ROOT");
   const char *driver_origin = cgroup_driver ? "--cgroup-driver" : "CLEANUP_AGENT_CGROUP_DRIVER";
   cgroup_driver = env_or(cgroup_driver, "CLEANUP_AGENT_CGROUP_DRIVER");
-  if (cgroup_driver && parse_cgroup_driver(cgroup_driver, driver_origin) < 0)
+  if (cgroup_driver && parse_cgroup_driver(g, cgroup_driver, driver_origin) < 0)
     return -EINVAL;
   teardown = env_or(teardown, "CLEANUP_AGENT_TEARDOWN_TIMEOUT");
   if (teardown && parse_teardown(teardown, &g->teardown_usec) < 0)

@@ -466,8 +466,15 @@ int cg_root_open(const cg_root_options *opts, cg_root **ret, ca_error **err) {
     return r;
   /* No driver but cgroupfs for a root given by path (a delegated subtree, a parent session's leaf) or a caller that
    * named no slice (gc and kill look at the leaves of a recorded root). */
-  root->driver = cg_driver_resolve(opts->driver, cg_systemd_booted(opts->systemd_dir), root->mode == CG_MODE_UNIFIED,
-                                   opts->root || !opts->slice, !opts->root && own_delegated(root));
+  bool booted = cg_systemd_booted(opts->systemd_dir);
+  root->driver = cg_driver_resolve(opts->driver, booted, root->mode == CG_MODE_UNIFIED, opts->root || !opts->slice,
+                                   !opts->root && own_delegated(root));
+  /* Only a caller that named systemd gets it without systemd: an error, not another driver behind its back. */
+  if (root->driver == CG_DRIVER_SYSTEMD && !booted)
+    return ca_error_set(err, ENOTSUP,
+                        "the systemd cgroup driver needs systemd as PID 1, and systemd is not PID 1 here (no %s): use "
+                        "the auto or cgroupfs driver",
+                        opts->systemd_dir ? opts->systemd_dir : "/run/systemd/system");
   if (opts->force_process)
     r = NO_CGROUP;
   else

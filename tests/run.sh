@@ -13,7 +13,9 @@
 #      last on build/, alone (-j1), after the other suites of build/; a label or a selection with no test in a build
 #      fails (tests/run-lib.sh), and a sentinel (a dead session's container without the test label, planted before
 #      the suites, removed at the end) must survive every suite: tests run gc only on what is their own,
-#   5. builds the Debian package in a copy of the tree and runs lintian on it (tests/package/build-deb.sh),
+#   5. builds the Debian package in a copy of the tree and runs lintian on it (tests/package/build-deb.sh), in the
+#      background of the host suites of build/, so that the systemd label installs it in the VM and runs its suites
+#      against the installed /usr/bin/cleanup-agent,
 #   6. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 20 seconds, two at a
 #      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run.
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
@@ -68,6 +70,7 @@ failed_total=0
 run_on_exit() {
     local rc=$?
     sentinel_remove
+    if [[ -n $deb_pid ]]; then wait "$deb_pid" 2>/dev/null || true; fi
     systemd_vm_stop
     (exit "$rc")
     env_on_exit
@@ -157,6 +160,22 @@ systemd_vm_wait() {
 systemd_vm_stop() {
     if [[ -n $systemd_vm_pid ]]; then wait "$systemd_vm_pid" 2>/dev/null || true; fi
     tests/vm/systemd-vm.sh stop 2>/dev/null || true
+}
+
+# The package (tests/package/build-deb.sh) builds in the background of the host suites of build/ (they wait on the
+# engine and the VM more than on the CPU); the systemd label installs it, so it is waited for before that label.
+deb_pid=""
+deb_start() {
+    tests/package/build-deb.sh >"$work/build-deb.log" 2>&1 &
+    deb_pid=$!
+}
+deb_wait() {
+    [[ -n $deb_pid ]] || return 1
+    local rc=0
+    wait "$deb_pid" || rc=$?
+    deb_pid=""
+    cat "$work/build-deb.log"
+    return "$rc"
 }
 
 # The systemd label in the VM booted above, one suite at a time; the fixture stops the VM after the last.
@@ -314,10 +333,16 @@ if ((!env_only)); then
     configured=()
     if ((engine_ready)); then phase "sentinel planted" sentinel_plant || true; fi
     phase "build (build/, AG_WERROR)" build_normal || true
+    deb_start
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
+    # The Debian package, built in a copy of the tree and checked by lintian (build-deb/, see its header); the phase's
+    # time is the wait after the host suites, its own times are in its lines ("built ... in", "lintian in").
+    deb_ok=0
+    phase "package (dpkg-buildpackage, lintian; waited for)" deb_wait && deb_ok=1 || true
     systemd_ok=0
     phase "systemd vm (image and boot)" systemd_vm_wait && systemd_ok=1 || true
-    if ((systemd_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then
+    # Without the package the systemd suites have nothing to install (their fixture would only build it again).
+    if ((systemd_ok && deb_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then
         phase "tests (build/, systemd)" test_systemd || true
     fi
     systemd_vm_stop
@@ -327,8 +352,6 @@ if ((!env_only)); then
     phase "build (build-asan/, AG_SANITIZE)" build_asan || true
     if [[ " ${configured[*]} " == *" build-asan "* ]]; then phase "tests (build-asan/)" test_asan || true; fi
     phase "sentinel kept (build-asan/)" sentinel_check "the suites of build-asan/" || true
-    # The Debian package, built in a copy of the tree and checked by lintian (build-deb/, see its header).
-    phase "package (dpkg-buildpackage, lintian)" tests/package/build-deb.sh || true
     if phase "build (build-fuzz/, clang libFuzzer)" build_fuzz; then
         phase "fuzz (${AG_FUZZ_TIME:-20} s per target)" run_fuzz || true
     fi
@@ -350,6 +373,7 @@ done
 printf '  %-36s %6s s\n' "total" $((SECONDS - run_start))
 if [[ -n ${vm_timing:-} ]]; then echo "  VM: $vm_timing"; fi
 if [[ -n ${systemd_timing:-} ]]; then echo "  systemd VM: $systemd_timing"; fi
+grep -h -e '^build-deb.sh: built ' -e '^build-deb.sh: lintian in ' "$work/build-deb.log" 2>/dev/null | sed 's/^/  /' || true
 if ((${#failures[@]})); then
     note "FAIL: ${failures[*]}"
 else

@@ -94,7 +94,11 @@ int ag_session_cgroup_root_open_for(const struct ag_globals *g, const struct ag_
   cg_root_options copts = {
       .root = nest->cgroup_dir ? nest->cgroup_dir : g->cgroup_root, .allow_process = true, .one_path = one_path};
   AG_CGROUP_NAMES(copts);
-  return cg_root_open(&copts, ret, err);
+  int r = cg_root_open(&copts, ret, err);
+  if (r < 0 && g->systemd_driver_origin)
+    ca_error_wrap(err, "%s%ssystemd", g->systemd_driver_origin, /* the user named it: say where */
+                  g->systemd_driver_origin[0] == '-' ? " " : "=");
+  return r;
 }
 
 static int open_cgroup_root(struct ag_session *s, ca_error **err) {

@@ -1,7 +1,9 @@
 /* The CLI contract of DESIGN.md for the global options and the command table. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_run.h"
 #include "config.h"
@@ -102,4 +104,24 @@ Test(cli, help_states_how_the_engine_is_found) {
     cr_assert_not_null(p, "--help does not name %s after %s:\n%s", order[i], i ? order[i - 1] : "the start", r.out);
     at = p + strlen(order[i]);
   }
+}
+
+/* --cgroup-driver systemd, or its variable, where systemd is not PID 1: run refuses with one line and 125 before it
+ * starts anything, instead of quietly using another driver (auto does: tests/cgroup/test_cgroup_driver.c). */
+Test(cli, systemd_driver_without_systemd_is_one_line_125) {
+  if (access("/run/systemd/system", F_OK) == 0)
+    cr_skip_test("systemd is PID 1 here");
+  char dir[] = "/tmp/cli-driver-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  cli_run(&r, (const char *[]){"--cgroup-driver", "systemd", "--state-dir", dir, "run", "--", "true", NULL}, NULL);
+  cr_expect_eq(r.status, 125, "exited %d: %s", r.status, r.err);
+  cr_expect_eq(cli_count_lines(r.err), 1, "%s", r.err);
+  cr_expect_not_null(strstr(r.err, "systemd is not PID 1"), "%s", r.err);
+  cli_run(&r, (const char *[]){"--state-dir", dir, "run", "--", "true", NULL},
+          (const char *[]){"CLEANUP_AGENT_CGROUP_DRIVER=systemd", NULL});
+  cr_expect_eq(r.status, 125, "exited %d: %s", r.status, r.err);
+  cr_expect_not_null(strstr(r.err, "CLEANUP_AGENT_CGROUP_DRIVER"), "%s", r.err);
+  char cmd[64];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  cr_expect_eq(system(cmd), 0);
 }

@@ -97,6 +97,17 @@ Test(cgroup_driver, missing_bus_is_one_clear_line) {
   rmdir(dir);
 }
 
+/* Asked for by name where systemd is not PID 1: an error of one line, never a quiet fallback (auto falls back). */
+Test(cgroup_driver, systemd_asked_for_without_systemd_is_an_error) {
+  ca_error *err = NULL;
+  cg_root *root = open_looking(CG_DRIVER_SYSTEMD, "/nonexistent/systemd/system", NULL, &err);
+  cr_expect_null(root, "driver %s", root ? cg_driver_name(cg_root_driver(root)) : "");
+  cr_assert(err);
+  cr_expect(strstr(err->msg, "systemd is not PID 1") && !strchr(err->msg, '\n'), "%s", err->msg);
+  ca_error_free(err);
+  cg_root_free(root);
+}
+
 static const cg_unit_prop *find(const cg_unit_prop *p, size_t n, const char *name) {
   for (size_t i = 0; i < n; i++)
     if (streq(p[i].name, name))

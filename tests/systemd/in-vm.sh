@@ -12,6 +12,15 @@ if [[ ${1:-} == --user ]]; then
 fi
 suite=${1:?usage: in-vm.sh [--user NAME] SUITE}
 [[ $suite == */* ]] || suite=$here/$suite
-script=$(cat "$here/lib.sh" "$suite")
+# Files of the tree a suite runs as written (a line "# needs: PATH" per file, PATH from the repository's top): each
+# goes along as $files/PATH in the VM (a temp dir), written before lib.sh runs.
+repo=$(cd -- "$here/../.." && pwd)
+prologue='files=$(mktemp -d /tmp/ag-files.XXXXXX)'$'\n'
+while read -r need; do
+    [[ -f $repo/$need ]] || { echo "in-vm.sh: $suite needs $need, which is not in $repo" >&2; exit 255; }
+    prologue+="mkdir -p \"\$files/$(dirname -- "$need")\"; printf '%s\\n' $(printf %q "$(cat "$repo/$need")") >\"\$files/$need\""$'\n'
+    if [[ -x $repo/$need ]]; then prologue+="chmod +x \"\$files/$need\""$'\n'; fi
+done < <(sed -n 's/^# needs: //p' "$suite")
+script=$prologue$(cat "$here/lib.sh" "$suite")
 # The script goes as an argument, not on stdin: a command of the suite must not read the suite's own text.
 exec "$here/../vm/systemd-vm.sh" run "${user[@]}" -- bash -c "$script" "$(basename -- "$suite")" </dev/null

@@ -19,6 +19,9 @@ if ((EUID == 0)); then
 fi
 out=$work/out
 err=$work/err
+# Which agent the suite runs: the package's /usr/bin/cleanup-agent (systemd-vm.sh --deb), else a copied build.
+echo "agent: $(command -v "$agent") ($(dpkg-query -W -f '${Package} ${Version}' cleanup-agent 2>/dev/null ||
+    echo 'no package installed'))"
 
 case_end() {
     [[ -n $case_name ]] || return 0
@@ -111,4 +114,23 @@ SH
 wait_marker() {
     wait_for 180 test -s "$1" || return 1
     cat "$1"
+}
+
+# user_service NAME EXECSTART: runs EXECSTART as the user service NAME of this user's manager (a CI runner as a user
+# service), its stdout in $out and stderr in $err; waits up to 240 s for its end and prints its exit status. The
+# image has no user bus (no dbus-user-session): systemctl --user talks to the manager's private socket, which has no
+# --wait, so the end is polled.
+user_service_done() { ! systemctl --user is-active --quiet "$1.service"; }
+user_service() {
+    local name=$1 exec=$2
+    mkdir -p ~/.config/systemd/user
+    printf '[Service]\nType=exec\nExecStart=%s\nStandardOutput=file:%s\nStandardError=file:%s\n' "$exec" "$out" "$err" \
+        >~/.config/systemd/user/"$name".service
+    rm -f "$out" "$err"
+    systemctl --user daemon-reload
+    systemctl --user start "$name.service"
+    wait_for 240 user_service_done "$name"
+    systemctl --user show -p ExecMainStatus --value "$name.service"
+    rm -f ~/.config/systemd/user/"$name".service
+    systemctl --user daemon-reload
 }

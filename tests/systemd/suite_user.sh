@@ -26,35 +26,17 @@ rc=$?
 check_rc 125 "$rc"
 check_err "limits need a writable cgroup"
 
-job_done() { ! systemctl --user is-active --quiet ca-job.service; }
-
 # From inside the user manager (a CI runner as a user service), the systemd driver asks the user manager for the
-# session's scope: the limits apply. The job is a user service started with systemctl --user --wait.
+# session's scope: the limits apply. The job is a user service (lib.sh's user_service).
 case_begin "limits from a user service: a scope of the user's cleanup_agent.slice with memory.max"
-mkdir -p ~/.config/systemd/user
 cat >"$work/job.sh" <<'SH'
 cat "/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max"
 cut -d: -f3 /proc/self/cgroup
 SH
-cat >~/.config/systemd/user/ca-job.service <<UNIT
-[Service]
-Type=exec
-ExecStart=$(command -v "$agent") run --no-docker-proxy --memory 64M -- /bin/sh $work/job.sh
-StandardOutput=file:$out
-StandardError=file:$err
-UNIT
-rm -f "$out" "$err"
-# No user bus in this image (no dbus-user-session): systemctl --user talks to the manager's private socket, which
-# has no --wait; the job's end is polled.
-systemctl --user daemon-reload
-systemctl --user start ca-job.service
-wait_for 120 job_done
-rc=$(systemctl --user show -p ExecMainStatus --value ca-job.service)
+rc=$(user_service ca-job "$(command -v "$agent") run --no-docker-proxy --memory 64M -- /bin/sh $work/job.sh")
 check_rc 0 "${rc:-255}"
 check "the command's cgroup had memory.max 64M or less (stdout: $(tr '\n' ' ' <"$out"))" \
     awk 'NR == 1 { exit !($1 ~ /^[0-9]+$/ && $1 <= 67108864) }' "$out"
 check "the command ran in a scope of the user's cleanup_agent.slice" grep -q "cleanup_agent.slice/cleanup-agent-run-" "$out"
-rm -f ~/.config/systemd/user/ca-job.service
-systemctl --user daemon-reload
 
 suite_end

@@ -7,7 +7,7 @@
 # Usage:
 #   systemd-vm.sh image                 build the image unless the cache has it (prints its directory)
 #   systemd-vm.sh boot                  build if needed, boot the VM unless one is running (prints the boot time)
-#   systemd-vm.sh run [--user NAME] [--agent PATH] -- CMD [ARG...]
+#   systemd-vm.sh run [--user NAME] [--agent PATH | --deb PATH] -- CMD [ARG...]
 #                                       boot if needed, install the agent, run CMD inside as root (or as the
 #                                       non-root NAME, created if missing, with `loginctl enable-linger`, through
 #                                       an ssh login: a logind session with its user manager), pass stdin, stdout,
@@ -16,7 +16,10 @@
 #   systemd-vm.sh status                exit 0 when a VM answers
 #
 # The agent (--agent PATH, else $AG_SYSTEMD_VM_AGENT, else build/cleanup-agent of this tree) is copied to
-# /usr/local/bin/cleanup-agent in the VM (scp, only when it changed) before CMD runs.
+# /usr/local/bin/cleanup-agent in the VM (over ssh, only when it changed) before CMD runs. With --deb PATH (or
+# $AG_SYSTEMD_VM_DEB; a directory: the cleanup-agent_*.deb in it) the package is installed instead, as an admin
+# does: `apt-get install ./cleanup-agent_<version>_amd64.deb`, offline (its dependencies are in the image), and
+# /usr/local/bin/cleanup-agent removed, so CMD finds /usr/bin/cleanup-agent (only when the package changed).
 # The image's disk is never written: qemu's snapshot mode keeps each boot's writes in a temporary file of its own.
 #
 # Environment (all optional):
@@ -278,6 +281,30 @@ install_agent() {
         mv /usr/local/bin/.cleanup-agent.new /usr/local/bin/cleanup-agent' <"$agent" || die "could not copy the agent in"
 }
 
+# install_deb PATH: installs the package (a file, or the directory holding one) unless the VM has this one already.
+install_deb() {
+    local deb=$1 sum
+    if [[ -d $deb ]]; then
+        local found=("$deb"/cleanup-agent_*_amd64.deb)
+        [[ -f ${found[0]} ]] || die "no cleanup-agent_*_amd64.deb in $deb (tests/package/build-deb.sh builds it)"
+        deb=${found[0]}
+    fi
+    [[ -f $deb ]] || die "the package '$deb' is missing (tests/package/build-deb.sh builds it)"
+    sum=$(sha256sum <"$deb" | cut -d' ' -f1)
+    [[ $(vssh root 'cat /var/lib/cleanup-agent-vm.deb.sha256 2>/dev/null' </dev/null) == "$sum" ]] && return 0
+    local t0 name
+    t0=$(now)
+    name=$(basename -- "$deb")
+    # The image has no network and no package lists: every dependency must already be installed, so apt resolves
+    # them from dpkg's status and downloads nothing (a missing one fails here, saying which).
+    vssh root "set -e; rm -f /usr/local/bin/cleanup-agent; d=\$(mktemp -d); cat >\$d/$name
+        DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends \$d/$name >\$d/apt.log 2>&1 ||
+            { cat \$d/apt.log; exit 1; }
+        rm -rf \$d; echo $sum >/var/lib/cleanup-agent-vm.deb.sha256" <"$deb" >&2 ||
+        die "could not install $name in the VM (apt-get's output above)"
+    say "installed $name in $(secs "$t0" "$(now)") s"
+}
+
 # ensure_user NAME: a non-root user with lingering on (its user manager runs without a login).
 ensure_user() {
     local u=$1
@@ -292,18 +319,20 @@ ensure_user() {
 }
 
 cmd_run() {
-    local user=root agent=${AG_SYSTEMD_VM_AGENT:-$repo/build/cleanup-agent}
+    local user=root agent=${AG_SYSTEMD_VM_AGENT:-$repo/build/cleanup-agent} deb=${AG_SYSTEMD_VM_DEB:-}
+    local usage="usage: run [--user NAME] [--agent PATH | --deb PATH] -- CMD [ARG...]"
     while (($#)); do
         case $1 in
         --user) user=${2:?--user NAME}; shift 2 ;;
-        --agent) agent=${2:?--agent PATH}; shift 2 ;;
+        --agent) agent=${2:?--agent PATH}; deb=""; shift 2 ;;
+        --deb) deb=${2:?--deb PATH}; shift 2 ;;
         --) shift; break ;;
-        *) die "run: unknown option '$1' (usage: run [--user NAME] [--agent PATH] -- CMD [ARG...])" ;;
+        *) die "run: unknown option '$1' ($usage)" ;;
         esac
     done
-    (($#)) || die "run: no command (usage: run [--user NAME] [--agent PATH] -- CMD [ARG...])"
+    (($#)) || die "run: no command ($usage)"
     cmd_boot
-    install_agent "$agent"
+    if [[ -n $deb ]]; then install_deb "$deb"; else install_agent "$agent"; fi
     [[ $user == root ]] || ensure_user "$user"
     # POSIX single quotes: the user's login shell may be sh (a user created before, by someone else).
     local line="" a

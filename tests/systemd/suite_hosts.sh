@@ -1,0 +1,21 @@
+# shellcheck shell=bash # sourced after lib.sh by bash -c in the VM
+# tests/systemd/suite_hosts.sh: tests/hosts/observe.sh on a stock Debian 12 host, for docs/HOSTS.md
+# (tests/hosts/measure.sh runs it): as root, and as a non-root user both from its ssh login session and from a
+# service of its user manager. Its HOSTS-CELL lines are the result; the suite fails only when it could not observe.
+# needs: tests/hosts/observe.sh
+
+observe=$files/tests/hosts/observe.sh
+if ((EUID == 0)); then
+    case_begin "observe as root"
+    bash "$observe" "systemd + cgroup v2, root" | tee "$work/cells"
+    check "every promise observed" test "$(grep -c '^HOSTS-CELL|' "$work/cells")" -ge 7
+    suite_end
+fi
+case_begin "observe as $(id -un) from the login session"
+bash "$observe" "systemd + cgroup v2, user (login session)" | tee "$work/cells"
+check "observed" test "$(grep -c '^HOSTS-CELL|' "$work/cells")" -ge 6
+case_begin "observe as $(id -un) from a user service"
+rc=$(user_service ca-observe "/bin/bash $observe 'systemd + cgroup v2, user (user manager)'")
+cat "$out"
+check "observed (exit $rc)" test "$(grep -c '^HOSTS-CELL|' "$out")" -ge 6
+suite_end
