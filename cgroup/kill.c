@@ -248,7 +248,8 @@ int cg_leaf_list_processes(cg_leaf *leaf, cg_proc_info **ret_procs, size_t *ret_
     cg_proc_info *copy = calloc(leaf->n_tracked ? leaf->n_tracked : 1, sizeof(*copy));
     if (!copy)
       return ca_error_set(err, ENOMEM, "out of memory");
-    memcpy(copy, leaf->tracked, leaf->n_tracked * sizeof(*copy));
+    if (leaf->n_tracked) /* tracked is NULL while nothing is tracked: memcpy's source may not be NULL */
+      memcpy(copy, leaf->tracked, leaf->n_tracked * sizeof(*copy));
     *ret_procs = copy;
     *ret_count = leaf->n_tracked;
     return 0;
