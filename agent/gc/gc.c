@@ -496,6 +496,27 @@ static const char *env_set(const char *name) {
   return v && *v ? v : NULL;
 }
 
+/* gc --help. */
+static void gc_usage(void) {
+  fputs("Usage: cleanup-agent gc [--older-than DUR] [--dry-run] [--format table|json] [--metrics-file PATH]\n"
+        "                        [--parallel N] [--disk-high PCT] [--disk-low PCT] [--build-cache-keep SIZE]\n\n"
+        "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
+        "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; images only\n"
+        "under --disk-high; never anything without a valid io.cleanup-agent.session label, never\n"
+        "io.cleanup-agent.keep=true.\n"
+        "Registry files set aside as corrupt go once 7 days old (or older than --older-than).\n"
+        "--parallel N: deletes in flight (1 to 64, default 32). Running containers are removed with a forced\n"
+        "DELETE: the engine kills them.\n"
+        "--disk-high PCT, --disk-low PCT (85% and 80% when only one is given): when the file system of the\n"
+        "engine's data root is above the high mark, images built in sessions go, least recently used first,\n"
+        "until it is under the low mark: never one a container uses, never keep=true, never an unlabeled one.\n"
+        "Only where the data root is visible (a local engine); else one line says so and nothing goes.\n"
+        "--build-cache-keep SIZE: prunes the engine's build cache down to SIZE (10G).\n"
+        "--dry-run shows the plan: what would go, with sizes, and the usage expected after.\n"
+        "Exit 0 when everything collectable went, 1 when something is left.\n",
+        stdout);
+}
+
 static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
   enum { OPT_OLDER = 0x100, OPT_DRY, OPT_FORMAT, OPT_METRICS, OPT_PARALLEL, OPT_HIGH, OPT_LOW, OPT_CACHE };
   static const struct option options[] = {
@@ -547,22 +568,7 @@ static int parse_gc_opts(int argc, char **argv, struct gc_opts *o) {
         cache = optarg;
         break;
       case 'h':
-        printf("Usage: cleanup-agent gc [--older-than DUR] [--dry-run] [--format table|json] [--metrics-file PATH]\n"
-               "                        [--parallel N] [--disk-high PCT] [--disk-low PCT] [--build-cache-keep SIZE]\n\n"
-               "Removes the containers, networks, volumes, cgroups and registry files of sessions that are provably\n"
-               "dead (this host), rebooted away, expired (--ttl, any host) or older than --older-than; images only\n"
-               "under --disk-high; never anything without a valid io.cleanup-agent.session label, never\n"
-               "io.cleanup-agent.keep=true.\n"
-               "Registry files set aside as corrupt go once 7 days old (or older than --older-than).\n"
-               "--parallel N: deletes in flight (1 to 64, default 32). Running containers are removed with a forced\n"
-               "DELETE: the engine kills them.\n"
-               "--disk-high PCT, --disk-low PCT (85%% and 80%% when only one is given): when the file system of the\n"
-               "engine's data root is above the high mark, images built in sessions go, least recently used first,\n"
-               "until it is under the low mark: never one a container uses, never keep=true, never an unlabeled one.\n"
-               "Only where the data root is visible (a local engine); else one line says so and nothing goes.\n"
-               "--build-cache-keep SIZE: prunes the engine's build cache down to SIZE (10G).\n"
-               "--dry-run shows the plan: what would go, with sizes, and the usage expected after.\n"
-               "Exit 0 when everything collectable went, 1 when something is left.\n");
+        gc_usage();
         return -1;
       case ':':
         fprintf(stderr, "cleanup-agent: gc: option '%s' needs a value\n", argv[optind - 1]);

@@ -217,7 +217,7 @@ static void finish_session(struct run_state *s, bool list_images) {
     (void)ag_run_reap(s, &main_exited); /* the killed orphans are our zombies now */
   }
   if (list_images)
-    ag_run_receipt_images(s); /* before the end, which may remove them (--images=remove) */
+    ag_run_receipt_images(s);         /* before the end, which may remove them (--images=remove) */
   int r = ag_session_end(s->session); /* a failure is a warning of the session's, in the report */
   ag_receipt_finish(&s->session->not_removed,
                     r < 0 ? "the session's end did not finish: it stays registered for the next start or gc" : NULL);
