@@ -51,7 +51,9 @@ Test(run_contain, a_hog_container_is_oom_killed_inside_the_sessions_memory_and_r
   cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
   cr_assert_str_eq(out_file("status"), "137", "the container was not OOM-killed: %s", scenario_stderr(&sc));
   cr_assert_not_null(strstr(scenario_stderr(&sc), "the OOM killer killed"), "no OOM line: %s", scenario_stderr(&sc));
-  cr_assert_not_null(strstr(scenario_read_text(report), "\"oom_kills\":\t1"), "%s", scenario_read_text(report));
+  /* At least one: the hog's tmpfs pages stay charged after dd is killed, so the shell may be the second. */
+  const char *kills = strstr(scenario_read_text(report), "\"oom_kills\":\t");
+  cr_assert(kills && atoi(kills + strlen("\"oom_kills\":\t")) >= 1, "%s", scenario_read_text(report));
 
   /* The contrast: without it the container is outside the session's memory limit and writes its 200 MiB. */
   rc = scenario_run(&sc, (const char *[]){"run", "--memory", "128M", "--", script, NULL});
