@@ -16,8 +16,9 @@
 #   5. builds the Debian package in a copy of the tree and runs lintian on it (tests/package/build-deb.sh), in the
 #      background of the host suites of build/, so that the systemd label installs it in the VM and runs its suites
 #      against the installed /usr/bin/cleanup-agent,
-#   6. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 20 seconds, two at a
-#      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run.
+#   6. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 10 seconds, two at a
+#      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run. The
+#      build-asan/ and build-fuzz/ builds run in the background of the chaos suites, at a lower priority.
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
 #
 # Options:  --env-only   steps 1 and 2 only (bring the environment up, check it, tear down what was started)
@@ -26,7 +27,7 @@
 #   AG_ENGINE_ROOT=DIR         start a private engine under DIR (its own data root, exec root and pid file) when
 #                              none answers; for testing this script next to a host engine
 #   AG_ENGINE_WAIT=SEC         how long to wait for a started engine to answer (default 60)
-#   AG_FUZZ_TIME=SEC           seconds per fuzz target (default 20)
+#   AG_FUZZ_TIME=SEC           seconds per fuzz target (default 10)
 #   ASAN_OPTIONS, UBSAN_OPTIONS override the defaults used for build-asan/
 set -euo pipefail
 
@@ -71,6 +72,7 @@ run_on_exit() {
     local rc=$?
     sentinel_remove
     if [[ -n $deb_pid ]]; then wait "$deb_pid" 2>/dev/null || true; fi
+    if [[ -n $side_pid ]]; then wait "$side_pid" 2>/dev/null || true; fi
     systemd_vm_stop
     (exit "$rc")
     env_on_exit
@@ -303,7 +305,32 @@ build_fuzz() {
 }
 
 run_fuzz() {
-    tests/fuzz/run-fuzzers.sh --build-dir build-fuzz --time "${AG_FUZZ_TIME:-20}" --jobs 2
+    tests/fuzz/run-fuzzers.sh --build-dir build-fuzz --time "${AG_FUZZ_TIME:-10}" --jobs 2
+}
+
+# The sanitizer and fuzz builds run in the background of the chaos suites (which mostly wait for the engine and for
+# their kills), at a lower priority, as the package does in the background of the host suites. Each build's log and
+# status go to $work/side-<name>.{log,rc}; side_builds_wait NAME prints the log and returns the status.
+side_pid=""
+side_builds_start() {
+    (
+        renice -n 10 -p "$BASHPID" >/dev/null || true
+        local rc=0
+        build_asan >"$work/side-asan.log" 2>&1 || rc=$?
+        echo "$rc" >"$work/side-asan.rc"
+        [[ " ${configured[*]} " != *" build-asan "* ]] || touch "$work/side-asan.configured"
+        rc=0
+        build_fuzz >"$work/side-fuzz.log" 2>&1 || rc=$?
+        echo "$rc" >"$work/side-fuzz.rc"
+    ) &
+    side_pid=$!
+}
+side_builds_wait() {
+    local name=$1
+    [[ -z $side_pid ]] || wait "$side_pid" || true
+    side_pid=""
+    cat "$work/side-$name.log" 2>/dev/null
+    [[ $(cat "$work/side-$name.rc" 2>/dev/null) == 0 ]]
 }
 
 # --- main ----------------------------------------------------------------------------------------------------
@@ -347,13 +374,16 @@ if ((!env_only)); then
     fi
     systemd_vm_stop
     phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
+    side_builds_start
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "chaos (build/)" test_chaos || true; fi
     phase "sentinel kept (chaos)" sentinel_check "the chaos suites" || true
-    phase "build (build-asan/, AG_SANITIZE)" build_asan || true
+    # The phases' times below are the waits after chaos; the builds' own times are in their logs.
+    phase "build (build-asan/, AG_SANITIZE; waited for)" side_builds_wait asan || true
+    [[ ! -e $work/side-asan.configured ]] || configured+=(build-asan)
     if [[ " ${configured[*]} " == *" build-asan "* ]]; then phase "tests (build-asan/)" test_asan || true; fi
     phase "sentinel kept (build-asan/)" sentinel_check "the suites of build-asan/" || true
-    if phase "build (build-fuzz/, clang libFuzzer)" build_fuzz; then
-        phase "fuzz (${AG_FUZZ_TIME:-20} s per target)" run_fuzz || true
+    if phase "build (build-fuzz/, clang libFuzzer; waited for)" side_builds_wait fuzz; then
+        phase "fuzz (${AG_FUZZ_TIME:-10} s per target)" run_fuzz || true
     fi
 fi
 

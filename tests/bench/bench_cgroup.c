@@ -126,12 +126,13 @@ static double bare_kill(cg_leaf *leaf) {
   return t;
 }
 
-enum { REPS = 5 };
+enum { REPS_MAX = 5 };
+static int reps = REPS_MAX; /* --reps N: fewer for run-all.sh --quick */
 
 static void kill_row(int n) {
-  double bare[REPS], ours[REPS], walk[REPS];
-  size_t pg_survivors[REPS], timeout_survivors[REPS];
-  for (int i = 0; i < REPS; i++) {
+  double bare[REPS_MAX], ours[REPS_MAX], walk[REPS_MAX];
+  size_t pg_survivors[REPS_MAX], timeout_survivors[REPS_MAX];
+  for (int i = 0; i < reps; i++) {
     cg_process p;
     cg_leaf *leaf = make_tree(root, n, NULL, &p);
     bare[i] = bare_kill(leaf);
@@ -171,14 +172,14 @@ static void kill_row(int n) {
     p.pid = -1;
     finish(leaf, &p);
   }
-  double pg[REPS], to[REPS];
-  for (int i = 0; i < REPS; i++) {
+  double pg[REPS_MAX], to[REPS_MAX];
+  for (int i = 0; i < reps; i++) {
     pg[i] = (double)pg_survivors[i];
     to[i] = (double)timeout_survivors[i];
   }
-  double b = median(bare, REPS), o = median(ours, REPS), w = median(walk, REPS);
+  double b = median(bare, reps), o = median(ours, reps), w = median(walk, reps);
   printf("| %5d | %8.2f | %8.2f (%.2fx) | %8.2f (%.2fx) | %4.0f of %d | %4.0f of %d |\n", n, b, o, o / b, w, w / b,
-         median(pg, REPS), n + 2, median(to, REPS), n + 2);
+         median(pg, reps), n + 2, median(to, reps), n + 2);
   fflush(stdout);
 }
 
@@ -206,14 +207,20 @@ static double spawn_once(cg_leaf *leaf, int how) {
   return now_ms() - t0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   char path[512], msg[512];
+  if (argc == 3 && strcmp(argv[1], "--reps") == 0)
+    reps = atoi(argv[2]);
+  if (argc != 1 && (argc != 3 || reps < 1 || reps > REPS_MAX)) {
+    fprintf(stderr, "usage: bench_cgroup [--reps 1-%d]\n", REPS_MAX);
+    return 2;
+  }
   if (!live_root_open(false, &root, path, sizeof(path), msg, sizeof(msg)) ||
       !live_root_open(true, &walk_root, path, sizeof(path), msg, sizeof(msg))) {
     fprintf(stderr, "bench_cgroup: %s\n", msg);
     return 1;
   }
-  printf("cgroup mode %s, %d repetitions, medians\n\n", cg_mode_name(cg_root_mode(root)), REPS);
+  printf("cgroup mode %s, %d repetitions, medians\n\n", cg_mode_name(cg_root_mode(root)), reps);
   printf("Kill to empty (ms); survivors counted in the leaf 200 ms after the kill\n\n");
   printf("| procs | bare cgroup.kill | cg_leaf_kill_all | walk (freeze+pidfd) | kill -- -PGID survivors | timeout -s "
          "KILL survivors |\n");

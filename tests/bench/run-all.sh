@@ -264,7 +264,7 @@ bench_run_soak() {
 # Issue 4: kill to empty, and the spawn overhead.
 bench_cgroup_kill() {
     section cgroup_kill "cgroup: kill a whole tree to empty (issue 4)"
-    run_bench cgroup_kill "$bench/bench_cgroup" || return 1
+    run_bench cgroup_kill "$bench/bench_cgroup" --reps "$(pick 1 5)" || return 1
     local f=$work/cgroup_kill.out procs b o w pg to
     head -n 1 "$f" | sed 's/^/Run: /'
     echo
@@ -420,7 +420,7 @@ bench_receipt() {
 # Issue 8: the Docker proxy: the same requests direct and through a proxy on a session socket, interleaved.
 bench_proxy() {
     local reps
-    reps=$(pick 3 30)
+    reps=$(pick 1 30)
     section proxy "Docker proxy: latency through the proxy against direct (issue 8)"
     run_bench proxy "$bench/bench_proxy" --reps "$reps" || return 1
     local f=$work/proxy.out
