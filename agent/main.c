@@ -82,7 +82,7 @@ static bool asks_for_help(int argc, char **argv) {
 
 /* The engine of every command, found once: --docker-host, CLEANUP_AGENT_DOCKER_HOST, then the docker CLI's order
  * (dk_host_find). A TCP context's TLS files become DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, the docker CLI's own
- * variables, so that the agent's clients, its guardian and the command (there is no proxy for TCP) all use them. A
+ * variables, so that the agent's clients, its guardian and a command run with --no-docker-proxy all use them. A
  * context without them clears the variables, as the docker CLI ignores them for a context: a command talking to the
  * session's proxy socket must not try TLS on it. */
 static int find_engine(struct ag_globals *g, const char *flag, struct dk_host *ret, ca_error **err) {

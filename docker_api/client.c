@@ -704,7 +704,7 @@ int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, 
       return k;
     }
   }
-  if (o.lazy && c->socket_path) {
+  if (o.lazy) {
     c->conn = DK_CONN_PENDING;
   } else if ((k = client_connect_now(c, err)) < 0) {
     return k;

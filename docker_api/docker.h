@@ -67,9 +67,10 @@ struct dk_client_options {
   unsigned remove_timeout_ms; /* kill, delete, and stop on top of its grace period; 0: 60 s */
   int retries;                /* transient failures of idempotent calls are retried this often; <0: never; 0: 4 */
   size_t max_body;            /* cap on one response body or log/event line; 0: 64 MiB */
-  bool lazy; /* for a unix socket, dk_client_new only checks that it exists and is accessible; initialising libcurl
-              * and negotiating wait for the first call, dk_client_connect or dk_client_connect_start. A TCP engine
-              * is always connected at once: TLS refused is an error to say before anything runs. */
+  bool lazy; /* dk_client_new only checks a unix socket exists and is accessible (and a TLS setup's files are there);
+              * initialising libcurl and negotiating wait for the first call, dk_client_connect or
+              * dk_client_connect_start. A TLS engine that refuses the client's certificates then says so only at that
+              * first call: a caller that must say it before anything runs connects at once. */
 };
 
 /* Connects to the engine named by opts (NULL: defaults), negotiates the API version through /_ping and refuses

@@ -96,21 +96,19 @@ static void tcp_client_free(void *ctx) {
   dk_client_free(ctx);
 }
 
-/* The proxy's config for a tcp:// engine: its streams come from a clone of dk (the proxy's to free). */
+/* The proxy's config for a tcp:// engine: its streams come from a clone of dk (the proxy's to free), or, when the
+ * engine did not answer at the start (a docker-in-docker service still booting), from a client made for it that
+ * connects per stream once it is up. */
 static int tcp_engine(const char *docker_host, const struct dk_client *dk, struct ag_proxy_config *cfg,
                       ca_error **err) {
-  if (!dk)
-    return ca_error_set(err, EPROTONOSUPPORT,
-                        "DOCKER_HOST %s does not answer: no Docker labeling proxy, so only what the command labels "
-                        "with CLEANUP_AGENT_SESSION itself is collected",
-                        docker_host);
-  struct dk_client *clone = NULL;
-  int r = dk_client_clone(dk, &clone, err);
+  struct dk_client *c = NULL;
+  struct dk_client_options o = {.host = docker_host, .lazy = true};
+  int r = dk ? dk_client_clone(dk, &c, err) : dk_client_new(&o, &c, err);
   if (r < 0)
     return r;
   cfg->engine_socket = docker_host;
   cfg->connect_engine = tcp_stream;
-  cfg->engine_ctx = clone;
+  cfg->engine_ctx = c;
   cfg->engine_ctx_free = tcp_client_free;
   return 0;
 }

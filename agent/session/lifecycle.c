@@ -65,10 +65,12 @@ void ag_session_left(struct ag_session *s, const char *fmt, ...) {
 }
 
 /* The engine is optional unless the config says otherwise: without one the session cleans processes only, and says
- * so once. A lazy client only checks the socket here. */
+ * so once. A lazy client only checks the socket here; a TCP engine is connected at once, so that a TLS setup it
+ * refuses stops the session before anything runs. */
 static int open_engine(struct ag_session *s, ca_error **err) {
   struct dk_client_options o = s->cfg->engine;
   o.host = s->docker_host;
+  o.lazy = o.lazy && ag_proxy_engine_socket(s->docker_host);
   _cleanup_error_ ca_error *e = NULL;
   int r = dk_client_new(&o, &s->env.dk, &e);
   if (r < 0 && (s->cfg->engine_required || dk_error_is_tls(e))) { /* a TLS setup that is wrong is the user's to fix */
@@ -76,7 +78,7 @@ static int open_engine(struct ag_session *s, ca_error **err) {
       *err = TAKE_PTR(e);
     return r;
   }
-  if (r < 0 && s->cfg->proxy != AG_SESSION_NO_PROXY && ag_proxy_engine_socket(s->docker_host) && err)
+  if (r < 0 && s->cfg->proxy != AG_SESSION_NO_PROXY && err)
     ca_log_notice("no Docker engine yet (%s): the command's proxy reaches it once it is up", e->msg);
   else if (r < 0 && err)
     ca_log_notice("no Docker engine (%s): cleaning up processes only", e->msg);
@@ -310,26 +312,15 @@ static char **proxy_labels(const struct ag_session *s) {
   return v;
 }
 
-/* Step 7. Without a proxy the session works as before unless it is required: then a failure is the session's. */
-static void warn_labels(struct ag_session *s, const char *why) {
-  const char *const *l = s->cfg->proxy_labels;
-  if (l && l[0])
-    ag_session_warn(s, "--label %s%s: not applied, no docker proxy: %s", l[0], l[1] ? " and the others" : "", why);
-}
-
-/* The proxy asked for (the default) is given to the command or the run does not start: never the engine itself
- * without --no-docker-proxy. A Unix socket that does not answer yet still gets it (connected per request), a TCP or
- * TLS engine gets it through the session's client (its certificates); only a TCP engine that did not answer at the
- * start goes without, and says so. */
+/* Step 7. The proxy asked for (the default) is given to the command or the run does not start: never the engine itself
+ * without --no-docker-proxy. An engine that does not answer yet still gets it (connected per request: a Unix socket,
+ * or a TCP engine through a client made for it), a TCP or TLS engine gets it through the session's client (its
+ * certificates). */
 static int start_proxy(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
   if (cfg->proxy == AG_SESSION_NO_PROXY)
     return 0;
   const char *pfx = cfg->proxy == AG_SESSION_PROXY_REQUIRED ? "--docker-proxy: " : "";
-  if (!s->env.dk && !ag_proxy_engine_socket(s->docker_host)) {
-    warn_labels(s, "no Docker engine"); /* never silent, as below */
-    return 0;
-  }
   /* container-seq mounts the socket into containers of the engine, which a TCP engine may run on another host. */
   if (cfg->proxy == AG_SESSION_PROXY_REQUIRED && !ag_proxy_engine_socket(s->docker_host))
     return ca_error_set(err, EPROTONOSUPPORT,
@@ -342,13 +333,6 @@ static int start_proxy(struct ag_session *s, ca_error **err) {
     return ca_error_set(err, ENOMEM, "out of memory");
   int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, s->env.dk, (const char *const *)extra,
                                  &s->proxy, &e);
-  if (r == -EPROTONOSUPPORT && cfg->proxy != AG_SESSION_PROXY_REQUIRED) {
-    if (cfg->proxy_labels && cfg->proxy_labels[0])
-      warn_labels(s, e->msg);
-    else
-      ca_log_notice("%s", e->msg);
-    return 0;
-  }
   if (r < 0)
     return ca_error_set(err, -r,
                         "%s%s; the command would talk to the engine unlabeled, so it does not start "

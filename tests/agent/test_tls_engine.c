@@ -19,6 +19,7 @@
 static struct scenario sc;
 static pid_t engine = -1;
 static char tls_dir[160], engine_dir[160], tcp_host[64], unix_host[200], mount_arg[200];
+static char tls_ca[200], tls_cert[200], tls_key[200];
 
 /* Certificates: a CA, the engine's (for IP 127.0.0.1), a client's; a second CA unrelated to the first; a client
  * certificate that has expired (valid for 0 days). Client sets live in good/, wrongca/ and expired/. */
@@ -58,6 +59,12 @@ static void use_client_set(const char *set) {
   setenv("DOCKER_CERT_PATH", path, 1);
 }
 
+/* The TLS engine on tcp_host (and its own unix socket, for loading the image). */
+static void start_engine(void) {
+  const char *extra[] = {"-H", tcp_host, "--tlsverify", tls_ca, tls_cert, tls_key, NULL};
+  engine = private_engine_start_with(engine_dir, tcp_host, extra);
+}
+
 static void setup(void) {
   scenario_setup(&sc);
   snprintf(tls_dir, sizeof(tls_dir), "%s/tls", sc.dir);
@@ -71,13 +78,11 @@ static void setup(void) {
   cr_assert_eq(pclose(p), 0, "openssl could not make the certificates");
   snprintf(tcp_host, sizeof(tcp_host), "tcp://127.0.0.1:%d", free_port());
   snprintf(unix_host, sizeof(unix_host), "unix://%s/docker.sock", engine_dir);
-  char ca[200], cert[200], key[200];
-  snprintf(ca, sizeof(ca), "--tlscacert=%s/ca.pem", tls_dir);
-  snprintf(cert, sizeof(cert), "--tlscert=%s/server-cert.pem", tls_dir);
-  snprintf(key, sizeof(key), "--tlskey=%s/server-key.pem", tls_dir);
-  const char *extra[] = {"-H", tcp_host, "--tlsverify", ca, cert, key, NULL};
+  snprintf(tls_ca, sizeof(tls_ca), "--tlscacert=%s/ca.pem", tls_dir);
+  snprintf(tls_cert, sizeof(tls_cert), "--tlscert=%s/server-cert.pem", tls_dir);
+  snprintf(tls_key, sizeof(tls_key), "--tlskey=%s/server-key.pem", tls_dir);
   use_client_set("good");
-  engine = private_engine_start_with(engine_dir, tcp_host, extra);
+  start_engine();
   /* The test image, from the shared engine (its socket, not TLS) into the private one (its own unix socket). */
   snprintf(cmd, sizeof(cmd), "docker -H unix:///var/run/docker.sock save %s | docker -H %s load -q >/dev/null", IMAGE,
            unix_host);
@@ -212,4 +217,37 @@ Test(tls_engine, a_tls_engine_gets_the_labeling_proxy) {
   snprintf(args, sizeof(args), "ps -aq --no-trunc --filter id=%s", cid);
   cr_assert_str_eq(docker_tls(args), "", "the session's container outlived the run on the TLS engine");
   cr_assert_str_eq(docker_tls("ps -aq"), "", "the run left containers on the TLS engine");
+}
+
+/* Issue 21: a TCP engine that does not answer yet when the run starts (GitLab's docker-in-docker service still
+ * booting) gets the proxy all the same. The command waits for the engine through the session's socket; what it creates
+ * once the engine is up carries the session label, and the run's end removes it. */
+Test(tls_engine, a_tls_engine_that_comes_up_during_the_run_gets_the_proxy) {
+  private_engine_stop(&engine);
+  const char *script = scenario_script(
+      &sc, "late.sh",
+      "echo \"$DOCKER_HOST ${DOCKER_TLS_VERIFY:-no-tls}\" >\"$OUT/host.tmp\" && mv \"$OUT/host.tmp\" \"$OUT/host\"\n"
+      "i=0; until docker version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 240 ] || exit 93; sleep 0.5; done\n"
+      "c=$(docker run -d --label \"$TEST_LABEL\" " IMAGE " sleep 600) || exit 90\n"
+      "echo $c >\"$OUT/cid\"\n"
+      "docker inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' $c >\"$OUT/label\" || exit 91\n");
+  pid_t agent = scenario_start(&sc, (const char *[]){"run", "--", "sh", script, NULL});
+  char host[256] = "";
+  cr_assert(scenario_read_marker(&sc, "host", 30000, host), "the command did not start: %s", scenario_stderr(&sc));
+  start_engine();
+  int rc = scenario_wait_bounded(agent, 150000);
+  cr_assert_eq(rc, 0, "run exited %d:\n%s", rc, scenario_stderr(&sc));
+  cr_assert(strncmp(host, "unix://", 7) == 0 && strstr(host, " no-tls"),
+            "the command got %s, not the session's socket:\n%s", host, scenario_stderr(&sc));
+  char path[200], cid[80];
+  snprintf(path, sizeof(path), "%s/label", sc.dir);
+  char label[40];
+  snprintf(label, sizeof(label), "%.32s", scenario_read_text(path));
+  cr_assert(strlen(label) == 32 && strstr(host, label), "the container's session label '%s', the command's socket %s",
+            label, host);
+  snprintf(path, sizeof(path), "%s/cid", sc.dir);
+  snprintf(cid, sizeof(cid), "%.64s", scenario_read_text(path));
+  char args[512];
+  snprintf(args, sizeof(args), "ps -aq --no-trunc --filter id=%s", cid);
+  cr_assert_str_eq(docker_tls(args), "", "the session's container outlived the run on the TLS engine");
 }
