@@ -1,17 +1,12 @@
-/* gc's options, each also from a CLEANUP_AGENT_* variable, and its usage. */
-#include <getopt.h>
+/* gc's options (each but --dry-run and --format also from a CLEANUP_AGENT_* variable, bound by name through
+ * options.h) and its usage. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
+#include "config.h"
 #include "gc.h"
-
-/* A variable that is set and not empty (an empty one counts as unset, as for every command). */
-static const char *env_set(const char *name) {
-  const char *v = getenv(name);
-  return v && *v ? v : NULL;
-}
+#include "options.h"
 
 /* gc --help. */
 static void gc_usage(void) {
@@ -34,79 +29,53 @@ static void gc_usage(void) {
         stdout);
 }
 
-int ag_gc_parse_opts(int argc, char **argv, struct gc_opts *o) {
-  enum { OPT_OLDER = 0x100, OPT_DRY, OPT_FORMAT, OPT_METRICS, OPT_PARALLEL, OPT_HIGH, OPT_LOW, OPT_CACHE };
-  static const struct option options[] = {
-      {"older-than", required_argument, NULL, OPT_OLDER},
-      {"dry-run", no_argument, NULL, OPT_DRY},
-      {"format", required_argument, NULL, OPT_FORMAT},
-      {"metrics-file", required_argument, NULL, OPT_METRICS},
-      {"parallel", required_argument, NULL, OPT_PARALLEL},
-      {"disk-high", required_argument, NULL, OPT_HIGH},
-      {"disk-low", required_argument, NULL, OPT_LOW},
-      {"build-cache-keep", required_argument, NULL, OPT_CACHE},
-      {"help", no_argument, NULL, 'h'},
-      {},
-  };
+#define gc_usage_error(...) ag_usage_error("gc", AG_EXIT_USAGE, __VA_ARGS__)
+
+/* The options that need a conversion or a check, as given (the variable's, then the flag's). */
+struct gc_raw {
+  const char *older, *format, *parallel, *high, *low, *cache;
+};
+
+/* Converts and checks what the table left as text. */
+static int check_values(struct gc_opts *o, const struct gc_raw *v) {
   _cleanup_error_ ca_error *err = NULL;
   uint64_t parallel = AG_GC_DEFAULT_PARALLEL;
-  const char *older = getenv("CLEANUP_AGENT_OLDER_THAN"), *par = getenv("CLEANUP_AGENT_PARALLEL");
-  o->metrics = getenv("CLEANUP_AGENT_METRICS_FILE");
-  const char *high = env_set("CLEANUP_AGENT_DISK_HIGH"), *low = env_set("CLEANUP_AGENT_DISK_LOW"),
-             *cache = env_set("CLEANUP_AGENT_BUILD_CACHE_KEEP");
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-    switch (c) {
-      case OPT_OLDER:
-        older = optarg;
-        break;
-      case OPT_DRY:
-        o->dry_run = true;
-        break;
-      case OPT_FORMAT:
-        if (ag_parse_format("gc", optarg, &o->json) < 0)
-          return AG_EXIT_USAGE;
-        break;
-      case OPT_METRICS:
-        o->metrics = optarg;
-        break;
-      case OPT_PARALLEL:
-        par = optarg;
-        break;
-      case OPT_HIGH:
-        high = optarg;
-        break;
-      case OPT_LOW:
-        low = optarg;
-        break;
-      case OPT_CACHE:
-        cache = optarg;
-        break;
-      case 'h':
-        gc_usage();
-        return -1;
-      case ':':
-        fprintf(stderr, "cleanup-agent: gc: option '%s' needs a value\n", argv[optind - 1]);
-        return AG_EXIT_USAGE;
-      default:
-        fprintf(stderr, "cleanup-agent: gc: unknown option '%s'; see 'cleanup-agent gc --help'\n", argv[optind - 1]);
-        return AG_EXIT_USAGE;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "cleanup-agent: gc: unexpected argument '%s'\n", argv[optind]);
+  if (v->format && ag_parse_format("gc", v->format, &o->json) < 0)
     return AG_EXIT_USAGE;
-  }
-  if ((older && ca_parse_duration(older, &o->older_than_usec, &err) < 0) ||
-      (par && ca_parse_uint(par, "--parallel", 1, 64, &parallel, &err) < 0) ||
-      ag_disk_marks_parse(high, low, &o->disk, &err) < 0 ||
-      (cache && !streq(cache, "0") && ca_parse_size(cache, &o->disk.build_cache_keep, &err) < 0)) {
-    fprintf(stderr, "cleanup-agent: gc: %s\n", err->msg);
-    return AG_EXIT_USAGE;
-  }
+  if ((v->older && ca_parse_duration(v->older, &o->older_than_usec, &err) < 0) ||
+      (v->parallel && ca_parse_uint(v->parallel, "--parallel", 1, 64, &parallel, &err) < 0) ||
+      ag_disk_marks_parse(v->high, v->low, &o->disk, &err) < 0 ||
+      (v->cache && !streq(v->cache, "0") && ca_parse_size(v->cache, &o->disk.build_cache_keep, &err) < 0))
+    return gc_usage_error("%s", err->msg);
   o->parallel = (unsigned)parallel;
-  o->disk.build_cache_set = cache != NULL;
+  o->disk.build_cache_set = v->cache != NULL;
   return 0;
+}
+
+int ag_gc_parse_opts(int argc, char **argv, struct gc_opts *o) {
+  struct gc_raw v = {0};
+  /* --dry-run and --format have no variable (cleanup-agent-gc(1)). */
+  const struct ag_option table[] = {
+      AG_OPT_VALUE("older-than", "CLEANUP_AGENT_OLDER_THAN", &v.older),
+      AG_OPT_FLAG("dry-run", NULL, &o->dry_run),
+      AG_OPT_VALUE("format", NULL, &v.format),
+      AG_OPT_VALUE("metrics-file", "CLEANUP_AGENT_METRICS_FILE", &o->metrics),
+      AG_OPT_VALUE("parallel", "CLEANUP_AGENT_PARALLEL", &v.parallel),
+      AG_OPT_VALUE("disk-high", "CLEANUP_AGENT_DISK_HIGH", &v.high),
+      AG_OPT_VALUE("disk-low", "CLEANUP_AGENT_DISK_LOW", &v.low),
+      AG_OPT_VALUE("build-cache-keep", "CLEANUP_AGENT_BUILD_CACHE_KEEP", &v.cache),
+      {},
+  };
+  const struct ag_options spec = {.command = "gc", .options = table, .usage_exit = AG_EXIT_USAGE};
+  int next;
+  int r = ag_options_parse(&spec, argc, argv, &next);
+  if (r == AG_OPTIONS_HELP) {
+    gc_usage();
+    return -1;
+  }
+  if (r != 0)
+    return r;
+  if (next < argc)
+    return gc_usage_error("unexpected argument '%s'; see '" AG_PROGRAM " gc --help'", argv[next]);
+  return check_values(o, &v);
 }
