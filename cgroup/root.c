@@ -133,6 +133,33 @@ static int enable_controllers(const char *dir, const char *value, ca_error **err
   return r;
 }
 
+/* A cgroup namespace's root that holds processes (a container's: its init, this agent) cannot give its children
+ * controllers (cgroup v2's "no internal processes": EBUSY). Its processes move into its leaf "init", as docker's
+ * hack/dind does; the host's real root never gets here (it is exempt). 0 once the root holds none. */
+static int evacuate_namespace_root(const char *dir) {
+  _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || (mkdirat(dfd, "init", 0755) < 0 && errno != EEXIST))
+    return -errno;
+  char procs[PATH_MAX];
+  snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+  for (int round = 0; round < 10; round++) { /* a process forked meanwhile is there in the next round */
+    _cleanup_free_ char *text = NULL;
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t n = 0, cap = 0;
+    if (ca_read_file(procs, CG_PROCS_FILE_MAX, &text, NULL, NULL) < 0 ||
+        cg_parse_procs(text, procs, &pids, &n, &cap, NULL) < 0)
+      return -EIO;
+    if (n == 0)
+      return 0;
+    for (size_t i = 0; i < n; i++) {
+      char pid[24];
+      snprintf(pid, sizeof(pid), "%d", (int)pids[i]);
+      (void)cg_write_at(dfd, dir, "init/cgroup.procs", pid, NULL); /* one that exited meanwhile: ESRCH */
+    }
+  }
+  return -EBUSY;
+}
+
 /* Enables the memory, pids and cpu controllers on the path from the mount down to root->path (so the leaves get
  * them), combined first, then one at a time. What cannot be enabled stays off and limits on it fail later. */
 static void enable_v2_controllers(cg_root *root) {
@@ -165,7 +192,10 @@ static void enable_v2_controllers(cg_root *root) {
         strcat(all, all[0] ? " +" : "+");
         strcat(all, names[i]);
       }
-    if (all[0] && enable_controllers(walk, all, NULL) < 0)
+    int r = all[0] ? enable_controllers(walk, all, NULL) : 0;
+    if (r == -EBUSY && s == walk + mlen && evacuate_namespace_root(walk) == 0)
+      r = enable_controllers(walk, all, NULL);
+    if (r < 0)
       for (int i = 0; i < 3; i++)
         if (want[i] && !cg_has_word(cur, names[i])) {
           char one[16];

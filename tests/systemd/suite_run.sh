@@ -114,4 +114,24 @@ check "the guardian removed the network and volume within 5 s" wait_for 5 no_doc
 check_err "guardian: the agent died"
 nothing_left "$id"
 
+# Issue 22: inside a container with its own cgroup namespace and a writable cgroup (a privileged CI job container),
+# the namespace's root holds the container's processes, so no controller can be enabled for its children (EBUSY):
+# the agent moves them into init/ first, as docker's hack/dind does, and the limits work.
+case_begin "in a privileged container with its own cgroup namespace: --memory and --pids work"
+if ! docker image inspect ca-usr:latest >/dev/null 2>&1; then
+    # An image the VM can run without a registry: an empty root whose /usr is the VM's (bind-mounted below).
+    (r=$(mktemp -d) && cd "$r" && mkdir usr proc sys dev etc tmp run && ln -s usr/bin bin && ln -s usr/lib lib &&
+        ln -s usr/lib64 lib64 && ln -s usr/sbin sbin && tar -c . | docker import - ca-usr:latest >/dev/null && rm -rf "$r")
+fi
+docker run --rm --privileged --network none --cgroupns private --tmpfs /run --tmpfs /tmp -v /usr:/usr:ro \
+    -v /etc/passwd:/etc/passwd:ro -v "$(command -v "$agent"):/ca:ro" ca-usr:latest /bin/bash -c \
+    '/ca run --memory 64M --pids 20 -- sh -c "c=\$(cut -d: -f3 /proc/self/cgroup); echo \$c; cat /sys/fs/cgroup\$c/memory.max /sys/fs/cgroup\$c/pids.max"
+     echo "exit $?"; echo "root: $(cat /sys/fs/cgroup/cgroup.procs | wc -l)"' >"$out" 2>"$err"
+cat "$out"
+check "run exited 0 in the container" grep -qx "exit 0" "$out"
+check "the command ran in a session leaf of the namespace" grep -q "^/cleanup-agent.slice/run-" "$out"
+check "its memory.max is 64M" grep -qx 67108864 "$out"
+check "its pids.max is 20" grep -qx 20 "$out"
+check "the namespace's root holds no process (they moved to init/)" grep -qx "root: 0" "$out"
+
 suite_end

@@ -6,8 +6,7 @@
 # service's cgroup the agent dies at once, and its guardian (in a scope of its own, outside the service's cgroup)
 # must still remove the session: its processes, containers, network and volume, its scopes and its state files.
 
-# The image's kernel has AppArmor on and the image no apparmor_parser (docker.io only recommends apparmor): the
-# containers run unconfined. An image the VM can run without a registry (it has no network): sleep and the libraries it needs.
+# An image the VM can run without a registry (it has no network): sleep and the libraries it needs.
 if ! docker image inspect ca-sleep:latest >/dev/null 2>&1; then
     tar -C / -chf - usr/bin/sleep lib64/ld-linux-x86-64.so.2 usr/lib/x86_64-linux-gnu/libc.so.6 |
         docker import - ca-sleep:latest >/dev/null
@@ -31,14 +30,19 @@ runner_job() {
     systemctl reset-failed "$unit" 2>/dev/null
     # The job is a file: systemd expands $ in a transient unit's command line ($$ became $, an invalid volume name).
     {
-        echo "docker run -d --network none --security-opt apparmor=unconfined ca-sleep:latest /usr/bin/sleep 1000 \
+        echo "docker run -d --network none ca-sleep:latest /usr/bin/sleep 1000 \
             >/dev/null || exit 92"
         leaky_script "$work/id" 'sleep 1000'
     } >"$work/job.sh"
     systemd-run --quiet --unit "$unit" -p KillMode=control-group -p KillSignal="$1" -p TimeoutStopSec=30 \
         "$(command -v "$agent")" run -- bash "$work/job.sh"
     id=$(wait_marker "$work/id") || { check "the job started (journal: $(journalctl -u "$unit" -o cat | tail -n 3))" false; id=none; }
-    check "the job's container runs" test -n "$(docker ps -q --filter "label=io.cleanup-agent.session=$id")"
+    local cid
+    cid=$(docker ps -q --filter "label=io.cleanup-agent.session=$id")
+    check "the job's container runs" test -n "$cid"
+    # A stock host: docker.io with the apparmor it recommends, so the container is confined as on such a host.
+    check "the job's container runs confined by AppArmor ($(docker inspect -f '{{.AppArmorProfile}}' "$cid" 2>&1))" \
+        test "$(docker inspect -f '{{.AppArmorProfile}}' "$cid" 2>/dev/null)" = docker-default
     check "the job's processes run ($(session_procs "$id"))" test "$(session_procs "$id")" -gt 0
     guardian=$(registry_field "$id" guardian_pid)
     check "the guardian ($guardian) is outside the service's cgroup: $(cut -d: -f3 "/proc/$guardian/cgroup" 2>/dev/null)" \

@@ -47,9 +47,10 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 # --- the image recipe (its text is the cache key) ---------------------------------------------------------------
-# Packages on top of minbase: what a CI host runs (systemd, dbus, logind sessions, docker.io), the control channel,
-# the kernel (its modules stay inside, docker needs them), the agent's libraries, and procps for the suites.
-image_packages=(systemd systemd-sysv dbus libpam-systemd docker.io openssh-server linux-image-cloud-amd64
+# Packages on top of minbase: what a CI host runs (systemd, dbus, logind sessions, docker.io with apparmor, which it
+# recommends and a stock install brings: its containers run confined by docker-default), the control channel, the
+# kernel (its modules stay inside, docker needs them), the agent's libraries, and procps for the suites.
+image_packages=(systemd systemd-sysv dbus libpam-systemd docker.io apparmor openssh-server linux-image-cloud-amd64
     initramfs-tools libcurl4 libcjson1 libhttp-parser2.9 libsystemd0 procps psmisc)
 
 mirror() {
