@@ -304,3 +304,30 @@ Test(disk, a_container_made_outside_the_session_from_its_built_image_is_not_the_
   cr_assert(strstr(scenario_read_text(report), image_id), "the receipt lists the image: %s",
             scenario_read_text(report));
 }
+
+/* A session nested in another builds through both proxies: the inner proxy adds built-by and the outer label, the
+ * outer one lets the build through and drops the outer label, so the image names the inner session alone, and the
+ * inner run's --images=remove finds it. */
+Test(disk, a_nested_session_builds_through_both_proxies_and_its_image_names_it_alone) {
+  engine_on_disk(0);
+  for (int remove = 0; remove < 2; remove++) {
+    char body[2048];
+    snprintf(body, sizeof(body),
+             "export OUT\n"
+             "%s --state-dir %s run --images=%s -- sh -c 'echo $CLEANUP_AGENT_SESSION >$OUT/inner && printf "
+             "\"FROM " IMAGE "\\nRUN echo nested > /f\\n\" | DOCKER_BUILDKIT=0 docker build -q --network none -t "
+             "nested - >$OUT/build.log 2>&1'\n"
+             "echo $? >$OUT/inner_rc\n",
+             AG_BINARY, sc.state, remove ? "remove" : "keep");
+    const char *script = scenario_script(&sc, "outer.sh", body);
+    int rc = run_agent((const char *[]){"run", "--", "sh", script, NULL});
+    cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+    cr_assert_str_eq(scenario_out(&sc, "inner_rc"), "0", "the nested build: %s", scenario_out(&sc, "build.log"));
+    char want[128];
+    snprintf(want, sizeof(want), "io.cleanup-agent.built-by=%s;", scenario_out(&sc, "inner"));
+    if (!remove)
+      cr_assert_str_eq(agent_labels_of("image", "nested"), want, "the image names the inner session alone");
+    else
+      cr_assert(!image_exists("nested"), "the inner run's --images=remove removed it: %s", scenario_stderr(&sc));
+  }
+}
