@@ -1,4 +1,5 @@
-/* gc's disk budget: how full the engine's data root is, and which session images go, least recently used first. */
+/* gc's disk budget: how full the engine's data root is, and which session images go (built-by a session not alive
+ * here), least recently used first. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -140,13 +141,12 @@ static bool session_alive_here(struct ag_state *state, const char *id) {
   return state && ag_session_lock(state, id, false, &fd, NULL) == -EWOULDBLOCK;
 }
 
-/* A session image that may go: labeled with a valid session id that is not alive here, not keep=true, used by no
- * container that stays. */
+/* A session image that may go: built by a session (a valid built-by label) that is not alive here, not keep=true,
+ * used by no container that stays. */
 static bool candidate(const struct ag_env *env, const struct dk_df *df, const struct dk_image *im,
                       const char *const *going) {
-  const char *s = dk_labels_get(&im->labels, AG_LABEL_SESSION), *keep = dk_labels_get(&im->labels, AG_LABEL_KEEP);
-  if (!s || !ca_session_id_valid(s) || (keep && streq(keep, "true")) || image_in_use(df, im, going) ||
-      session_alive_here(env->state, s))
+  const char *s = ag_image_built_by(im), *keep = dk_labels_get(&im->labels, AG_LABEL_KEEP);
+  if (!s || (keep && streq(keep, "true")) || image_in_use(df, im, going) || session_alive_here(env->state, s))
     return false;
   return going || im->containers <= 0; /* in a dry run the engine's count includes the containers that go */
 }
@@ -168,7 +168,7 @@ static int collect_candidates(const struct ag_env *env, const struct dk_df *df, 
     if (!(it->id = strdup(im->id)))
       return -ENOMEM;
     p->n++;
-    snprintf(it->session, sizeof(it->session), "%s", dk_labels_get(&im->labels, AG_LABEL_SESSION));
+    snprintf(it->session, sizeof(it->session), "%s", ag_image_built_by(im));
     it->size = (uint64_t)(im->size - CA_MAX(im->shared_size, (int64_t)0));
     it->last = im->created;
     (void)dk_image_last_used(env->dk, im->id, &it->last, NULL); /* without it, its creation */

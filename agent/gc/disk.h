@@ -40,7 +40,13 @@ int ag_disk_usage(struct dk_client *dk, const char *host, struct ag_disk_usage *
  * here after each /info; a remembered root that is no longer a data root here is asked again). */
 int ag_disk_usage_quick(const struct ag_env *env, struct ag_disk_usage *ret, ca_error **err);
 
-/* Removes the images of session id (labeled with it, not keep=true) that no container uses; an image the engine
+/* The session that built image im through its proxy: its io.cleanup-agent.built-by label when that is a valid session
+ * id, else NULL. Images carry no session label of the agent's (a container made from one inherits its labels). */
+const char *ag_image_built_by(const struct dk_image *im);
+/* The images the engine lists with built-by=<id> (*ret: dk_images_free); the caller re-checks each (ag_image_built_by):
+ * the filter is the engine's, the decision ours. */
+int ag_images_list_built_by(struct dk_client *dk, const char *id, struct dk_images **ret, ca_error **err);
+/* Removes the images session id built (built-by=<id>, not keep=true) that no container uses; an image the engine
  * refuses stays, and one line says which and why. Never fails the collection. *ret_removed counts what went. */
 void ag_images_remove_session(struct dk_client *dk, const char *id, unsigned *ret_removed);
 
@@ -65,10 +71,10 @@ struct ag_disk_pass {
   uint64_t pruned; /* build cache bytes reclaimed */
   char *prune_error;
 };
-/* Runs the disk pass with env's engine: above m->high, session images (any session; never keep=true, never one a
- * container uses) least recently used first until under m->low; then the build cache beyond m->build_cache_keep.
- * going_containers (NULL-terminated or NULL): in a dry run, the containers gc's collection would remove first: they
- * use no image then, and their writable layers count as freed. */
+/* Runs the disk pass with env's engine: above m->high, session images (built-by a session not alive here; never
+ * keep=true, never one a container uses) least recently used first until under m->low; then the build cache beyond
+ * m->build_cache_keep. going_containers (NULL-terminated or NULL): in a dry run, the containers gc's collection would
+ * remove first: they use no image then, and their writable layers count as freed. */
 void ag_disk_pass_run(const struct ag_env *env, const struct ag_disk_marks *m, bool dry_run,
                       const char *const *going_containers, struct ag_disk_pass *ret);
 void ag_disk_pass_done(struct ag_disk_pass *p);

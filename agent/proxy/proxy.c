@@ -611,7 +611,7 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
   return ca_buf_append(to_engine, rewritten, len, err);
 }
 
-/* POST /build: the image gets the session's labels and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
+/* POST /build: the image gets built-by=<session> and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
  * request line is rewritten, the rest of the head and the body go as they are. 1 when refused. */
 static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
   char path[256];

@@ -135,9 +135,11 @@ bool ag_proxy_req_create_in_flight(const struct ag_proxy_req *r);
 /* True when a create body sets io.cleanup-agent.keep=true: what it makes is not removed by id at the end. */
 bool ag_proxy_body_keeps(const char *body, size_t len);
 
-/* The target of a POST /build with the session's labels merged into its labels parameter (added when absent; the
- * same refusals as a create body's) and forcerm=1 added to a classic build (not version=2) that does not set
- * forcerm. 0 with *ret_url (caller frees), -EINVAL or -EPERM with err saying why, -ENOMEM. */
+/* The target of a POST /build with io.cleanup-agent.built-by=<session_id> merged into its labels parameter (added when
+ * absent), the one label of the agent's on an image: labels is the session's, for its outer label (a nested session)
+ * and nothing else; the client may set keep=true, any other label of the namespace is refused. forcerm=1 is added to
+ * a classic build (not version=2) that does not set forcerm. 0 with *ret_url (caller frees), -EINVAL or -EPERM with
+ * err saying why, -ENOMEM. */
 int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
                                char **ret_url, ca_error **err);
 

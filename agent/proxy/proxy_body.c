@@ -7,6 +7,7 @@
  * session's labels come last in the object, so nothing the client wrote can override them. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -135,25 +136,39 @@ static bool is_labels_name(const char *key) {
   return engine_name_is(key, "labels");
 }
 
-/* The outermost session of this proxy's: the outer label among ours (a nested session's proxy), else our own id. */
-static const char *root_of(const char *session_id, const char *const *labels) {
-  static const char key[] = AG_LABEL_OUTER "=";
+struct labeling {
+  const char *session_id;
+  const char *const *labels; /* the agent's labels of what this makes: the session's, or a build's (build_labels) */
+  const char *cgroup_parent; /* --contain-containers: every container's HostConfig.CgroupParent; NULL: as sent */
+  bool nested;               /* a nested session's create: its labels stay as they are */
+  bool build;                /* a build's labels: the session is named by built-by, not by the session label */
+};
+
+/* The outer label among ours ("io.cleanup-agent.outer=<id>": a nested session's proxy), or NULL. */
+static const char *outer_label_of(const char *const *labels) {
   for (const char *const *l = labels; *l; l++)
-    if (strncmp(*l, key, sizeof(key) - 1) == 0)
-      return *l + sizeof(key) - 1;
-  return session_id;
+    if (strncmp(*l, AG_LABEL_OUTER "=", sizeof(AG_LABEL_OUTER)) == 0)
+      return *l;
+  return NULL;
+}
+
+/* The outermost session of this proxy's: the outer label's (a nested session's proxy), else our own id. */
+static const char *root_of(const char *session_id, const char *const *labels) {
+  const char *outer = outer_label_of(labels);
+  return outer ? outer + sizeof(AG_LABEL_OUTER) : session_id;
 }
 
 /* Whether a session nested in ours made the create (nesting.h): a Labels object whose outer label names our outermost
- * session and whose session label names another. Its labels are that session's: they stay as they are, and anything
- * accepted so still carries our outermost session's id, whose end removes it. */
-static bool nested_create(const cJSON *root, const char *session_id, const char *const *labels) {
-  const char *want = root_of(session_id, labels);
+ * session and whose session label (a build's: built-by) names another. Its labels are that session's: they stay as
+ * they are, and anything accepted so still carries our outermost session's id, whose end removes it (but an image,
+ * whose outer label the outermost proxy drops: outer_of_build). */
+static bool nested_create(const cJSON *root, const struct labeling *l) {
+  const char *session_id = l->session_id, *want = root_of(session_id, l->labels);
   for (const cJSON *it = root->child; it; it = it->next) {
     if (!it->string || !is_labels_name(it->string) || !cJSON_IsObject(it))
       continue;
     const cJSON *outer = cJSON_GetObjectItemCaseSensitive(it, AG_LABEL_OUTER);
-    const cJSON *sess = cJSON_GetObjectItemCaseSensitive(it, AG_LABEL_SESSION);
+    const cJSON *sess = cJSON_GetObjectItemCaseSensitive(it, l->build ? AG_LABEL_BUILT_BY : AG_LABEL_SESSION);
     if (cJSON_IsString(outer) && streq(outer->valuestring, want) && cJSON_IsString(sess) &&
         !streq(sess->valuestring, session_id))
       return true;
@@ -188,9 +203,15 @@ static int check_label(const char *session_id, const char *const *labels, bool n
                       key, value ? value : "(not a string)");
 }
 
+/* Whether key is the outer label of a nested session's build that leaves the outermost proxy for the engine: dropped
+ * there, so that the image (and every container made from it, which inherits its labels) names no session but by
+ * built-by, and no session's end removes a container made from it outside the session. */
+static bool outer_of_build(const struct labeling *l, const char *key) {
+  return l->build && l->nested && streq(key, AG_LABEL_OUTER) && root_of(l->session_id, l->labels) == l->session_id;
+}
+
 /* Appends the members of the Labels object at s[vs] to merged (a null resets it, as the engine reads it). */
-static int merge_labels(const char *session_id, const char *const *labels, bool nested, const char *s, size_t n,
-                        size_t vs, ca_buf *merged, ca_error **err) {
+static int merge_labels(const struct labeling *l, const char *s, size_t n, size_t vs, ca_buf *merged, ca_error **err) {
   if (n - vs >= 4 && memcmp(s + vs, "null", 4) == 0) {
     ca_buf_reset(merged);
     return 0;
@@ -206,8 +227,10 @@ static int merge_labels(const char *session_id, const char *const *labels, bool 
     _cleanup_free_ char *key = token_string(s, m.key, m.key_end);
     if (!key)
       return ca_error_set(err, EINVAL, "cleanup-agent: a label name of the create request is not a JSON string");
-    if (check_label(session_id, labels, nested, key, s, m.val, m.val_end, err) < 0)
+    if (check_label(l->session_id, l->labels, l->nested, key, s, m.val, m.val_end, err) < 0)
       return -EPERM;
+    if (outer_of_build(l, key))
+      continue;
     if ((merged->len && ca_buf_append(merged, ",", 1, err) < 0) ||
         ca_buf_append(merged, s + m.key, m.val_end - m.key, err) < 0)
       return -ENOMEM;
@@ -233,13 +256,6 @@ static int append_session_labels(const char *const *labels, ca_buf *merged, ca_e
 /* ---- volumes a container create implies: HostConfig.Mounts[] of type volume get the session labels in
  * VolumeOptions.Labels (the engine creates a missing volume with them, and leaves an existing one as it is). Each
  * value is rewritten where it stands, every other byte kept. ---- */
-
-struct labeling {
-  const char *session_id;
-  const char *const *labels;
-  const char *cgroup_parent; /* --contain-containers: every container's HostConfig.CgroupParent; NULL: as sent */
-  bool nested;               /* a nested session's create: its labels stay as they are */
-};
 
 /* Appends to out the value at s[vs, ve) rewritten; s[vs] is the value's first byte. */
 typedef int (*value_fn)(const struct labeling *l, const char *s, size_t vs, size_t ve, ca_buf *out, ca_error **err);
@@ -384,8 +400,6 @@ static int copy_member(const struct labeling *l, const char *key, const char *s,
 
 /* ag_proxy_rewrite_body, and with l->cgroup_parent the container's cgroup parent (ag_proxy_rewrite_container_body). */
 static int rewrite_body(struct labeling *l, const char *s, size_t n, char **ret_body, size_t *ret_len, ca_error **err) {
-  const char *session_id = l->session_id;
-  const char *const *labels = l->labels;
   /* cJSON reads it first: a body it cannot read (not JSON, or nested deeper than it goes) is refused, not guessed at.
    */
   _cleanup_json_ cJSON *root = cJSON_ParseWithLength(s, n);
@@ -396,7 +410,7 @@ static int rewrite_body(struct labeling *l, const char *s, size_t n, char **ret_
                         "cleanup-agent: the create request's body is not a JSON object the session's Docker proxy can "
                         "read (%s), so it cannot add the session labels: the request is refused",
                         root ? "not an object" : "invalid JSON, or nested deeper than 1000 levels");
-  bool nested = l->nested = nested_create(root, session_id, labels);
+  bool nested = l->nested = nested_create(root, l);
   ca_buf out = CA_BUF_INIT(2 * n + 64 * 1024), merged = CA_BUF_INIT(n + 64 * 1024);
   int r = ca_buf_append(&out, s, o.i, err); /* up to and with the opening brace */
   size_t last = o.i;
@@ -407,7 +421,7 @@ static int rewrite_body(struct labeling *l, const char *s, size_t n, char **ret_
     last = m.val_end;
     _cleanup_free_ char *key = token_string(s, m.key, m.key_end);
     if (key && is_labels_name(key)) {
-      r = merge_labels(session_id, labels, nested, s, n, m.val, &merged, err);
+      r = merge_labels(l, s, n, m.val, &merged, err);
       continue;
     }
     host_config_seen |= key && engine_name_is(key, "hostconfig");
@@ -417,7 +431,7 @@ static int rewrite_body(struct labeling *l, const char *s, size_t n, char **ret_
   if (r >= 0 && (k < 0 || skip_ws(s, o.close + 1, n) != n))
     r = ca_error_set(err, EINVAL, "cleanup-agent: the create request's body is not one JSON object");
   if (r >= 0 && !nested)
-    r = append_session_labels(labels, &merged, err);
+    r = append_session_labels(l->labels, &merged, err);
   if (r >= 0 && l->cgroup_parent && !host_config_seen) {
     r = ca_buf_appendf(&out, err, "%s\"HostConfig\":", kept ? "," : "");
     if (r >= 0)
@@ -536,15 +550,23 @@ static int url_encode(const char *s, size_t n, ca_buf *out, ca_error **err) {
   return 0;
 }
 
-/* The labels parameter's JSON (NULL: none) merged with the session's, URL-encoded, appended to out. */
+/* The labels parameter's JSON (NULL: none) merged with the agent's label of a built image, built-by=<session>, alone
+ * of the session's labels: the engine copies an image's labels into every container made from it, also outside the
+ * session, and no session label may name a container the session did not create. A nested session's proxy adds the
+ * outer label too, for the proxies in front of it (nested_create), and the outermost one drops it (outer_of_build).
+ * URL-encoded, appended to out. */
 static int build_labels(const char *session_id, const char *const *labels, const char *json, ca_buf *out,
                         ca_error **err) {
+  char built_by[sizeof(AG_LABEL_BUILT_BY) + AG_SESSION_ID_LEN + 2];
+  snprintf(built_by, sizeof(built_by), AG_LABEL_BUILT_BY "=%s", session_id);
+  const char *own[] = {built_by, outer_label_of(labels), NULL};
+  struct labeling l = {.session_id = session_id, .labels = own, .build = true};
   ca_buf wrapped = CA_BUF_INIT(AG_PROXY_BODY_MAX);
   int r = ca_buf_appendf(&wrapped, err, "{\"Labels\":%s}", json && *json ? json : "{}");
   _cleanup_free_ char *merged = NULL;
   size_t len = 0;
   if (r >= 0)
-    r = ag_proxy_rewrite_body(session_id, labels, wrapped.data, wrapped.len, &merged, &len, err);
+    r = rewrite_body(&l, wrapped.data, wrapped.len, &merged, &len, err);
   ca_buf_free(&wrapped);
   if (r < 0)
     return r;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "disk.h"
 #include "receipt.h"
 #include "run.h"
 
@@ -55,16 +56,16 @@ static void add_left_behind(cJSON *j, const struct ag_session *session) {
 void ag_run_receipt_images(struct run_state *s) {
   if (!s->session->env.dk)
     return;
-  char label[sizeof(AG_LABEL_SESSION) + AG_SESSION_ID_LEN + 2];
-  snprintf(label, sizeof(label), AG_LABEL_SESSION "=%s", s->session->id);
-  const struct dk_filter f[] = {{"label", label}, {NULL, NULL}};
   _cleanup_(dk_images_freep) struct dk_images *l = NULL;
   _cleanup_error_ ca_error *err = NULL;
-  if (dk_image_list(s->session->env.dk, f, &l, &err) < 0) {
+  if (ag_images_list_built_by(s->session->env.dk, s->session->id, &l, &err) < 0) {
     ca_log_warning("the receipt lists no images: %s", err->msg);
     return;
   }
   for (size_t i = 0; i < l->n; i++) {
+    const char *by = ag_image_built_by(&l->v[i]);
+    if (!by || !streq(by, s->session->id))
+      continue;
     char **t = l->v[i].tags;
     bool untagged = !t || !t[0] || (streq(t[0], "<none>:<none>") && !t[1]);
     ag_receipt_image_add(l->v[i].id, untagged ? NULL : (const char *const *)t, (uint64_t)l->v[i].size);

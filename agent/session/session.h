@@ -21,6 +21,8 @@
 #define AG_LABEL_EXPIRES AG_LABEL_PREFIX "expires"
 #define AG_LABEL_MODE AG_LABEL_PREFIX "mode"
 #define AG_LABEL_KEEP AG_LABEL_PREFIX "keep"
+/* The one label of the agent's on an image built through a session's proxy: the session that built it. */
+#define AG_LABEL_BUILT_BY AG_LABEL_PREFIX "built-by"
 /* The agent's names in cg_root_options (cgroup/ knows none of its own): the default root's, the option that sets
  * it, and the systemd driver's slice and unit prefix (scopes cleanup-agent-run-<id>.scope). */
 #define AG_SYSTEMD_NAMES(opts) ((opts).slice = "cleanup_agent.slice", (opts).unit_prefix = "cleanup-agent-")

@@ -114,8 +114,8 @@ static int run_agent(const char *const *args) {
 
 Test(disk, gc_removes_the_least_recently_used_session_images_until_under_the_low_mark) {
   engine_on_disk(512);
-  char a[80], b[80], c[80], d[80], unlabeled[80], kept[80], used[80];
-  const char *s = "--label io.cleanup-agent.session=" DEAD;
+  char a[80], b[80], c[80], d[80], unlabeled[80], old[80], kept[80], used[80];
+  const char *s = "--label io.cleanup-agent.built-by=" DEAD;
   double before = usage();
   build("s-a", BLOB_MB, s, a);
   double one = usage() - before; /* what one image takes on this file system */
@@ -123,7 +123,9 @@ Test(disk, gc_removes_the_least_recently_used_session_images_until_under_the_low
   build("s-c", BLOB_MB, s, c);
   build("s-d", BLOB_MB, s, d);
   build("unlabeled", BLOB_MB, "", unlabeled);
-  build("kept", BLOB_MB, "--label io.cleanup-agent.session=" DEAD " --label io.cleanup-agent.keep=true", kept);
+  /* As the proxy labeled a build before built-by: the session label alone makes no session image. */
+  build("old", BLOB_MB, "--label io.cleanup-agent.session=" DEAD, old);
+  build("kept", BLOB_MB, "--label io.cleanup-agent.built-by=" DEAD " --label io.cleanup-agent.keep=true", kept);
   build("used", BLOB_MB, s, used);
   sh("docker -H %s create --network none --label %s %s true >/dev/null", sc.docker_host, sc.test_label, used);
   double full = usage();
@@ -140,15 +142,16 @@ Test(disk, gc_removes_the_least_recently_used_session_images_until_under_the_low
   cr_assert(strstr(out, a12) && strstr(out, "would-remove"), "the plan names the oldest image: %s", out);
   cr_assert(strstr(scenario_stderr(&sc), "would remove") && strstr(scenario_stderr(&sc), "expected"), "%s",
             scenario_stderr(&sc));
-  const char *all[] = {a, b, c, d, unlabeled, kept, used};
-  for (size_t i = 0; i < 7; i++)
+  const char *all[] = {a, b, c, d, unlabeled, old, kept, used};
+  for (size_t i = 0; i < 8; i++)
     cr_assert(image_exists(all[i]), "the dry run removed %s", all[i]);
 
   rc = run_agent((const char *[]){"gc", "--disk-high", high, "--disk-low", low, NULL});
   cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
   cr_assert(!image_exists(a) && !image_exists(b), "the two least recently used went: %s", scenario_stderr(&sc));
   cr_assert(image_exists(c) && image_exists(d), "only as many as needed went: %s", scenario_stderr(&sc));
-  cr_assert(image_exists(unlabeled) && image_exists(kept) && image_exists(used), "never unlabeled, keep or used");
+  cr_assert(image_exists(unlabeled) && image_exists(old) && image_exists(kept) && image_exists(used),
+            "never unlabeled (or labeled with a session alone), keep or used");
   cr_assert_lt(usage(), atof(low), "under the low mark after: %.1f%%", usage());
 }
 
@@ -174,12 +177,19 @@ Test(disk, run_images_remove_removes_what_it_built_unless_a_container_uses_it) {
       "for t in gone kept; do\n"
       "  printf 'FROM " IMAGE "\\nRUN echo %s > /f\\n' $t | DOCKER_BUILDKIT=0 docker build -q --network none -t $t - \n"
       "done\n"
-      /* A container of a session's image inherits the image's labels, the session's among them: only keep=true
-       * spares it from the session's end, and then it holds its image. */
-      "docker -H \"$CLEANUP_AGENT_ENGINE\" create --network none --label io.cleanup-agent.keep=true --name user kept "
+      /* The session's own container of its image goes at its end, before the image. */
+      "docker create --network none --name own gone true >/dev/null\n"
+      /* One made straight on the engine is not the session's (the image carries no session label to inherit): it
+       * stays, and holds its image. */
+      "docker -H \"$CLEANUP_AGENT_ENGINE\" create --network none --label \"$TEST_LABEL\" --name user kept "
       "true >/dev/null\n");
   int rc = run_agent((const char *[]){"run", "--images=remove", "--", "sh", script, NULL});
   cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "docker -H %s container inspect own >/dev/null 2>&1", sc.docker_host);
+  cr_assert_neq(system(cmd), 0, "the session's container of its image went at its end");
+  snprintf(cmd, sizeof(cmd), "docker -H %s container inspect user >/dev/null 2>&1", sc.docker_host);
+  cr_assert_eq(system(cmd), 0, "the container made outside the session stays");
   cr_assert(!image_exists("gone"), "the image the run built went at its end: %s", scenario_stderr(&sc));
   cr_assert(image_exists("kept"), "the one a container uses stays");
   cr_assert(strstr(scenario_stderr(&sc), "kept 1 image"), "one line says so: %s", scenario_stderr(&sc));
@@ -197,8 +207,8 @@ Test(disk, run_images_remove_removes_what_it_built_unless_a_container_uses_it) {
 Test(disk, run_collects_first_when_the_disk_is_over_the_high_mark) {
   engine_on_disk(512);
   char a[80], b[80];
-  build("s-a", BLOB_MB, "--label io.cleanup-agent.session=" DEAD, a);
-  build("s-b", BLOB_MB, "--label io.cleanup-agent.session=" DEAD, b);
+  build("s-a", BLOB_MB, "--label io.cleanup-agent.built-by=" DEAD, a);
+  build("s-b", BLOB_MB, "--label io.cleanup-agent.built-by=" DEAD, b);
   /* A leftover of an expired session, which no start collects by itself (it has no registry here). */
   sh("docker -H %s create --network none --label %s --label io.cleanup-agent.session=" DEAD
      " --label io.cleanup-agent.expires=1 --name leftover " IMAGE " true >/dev/null",
@@ -218,4 +228,106 @@ Test(disk, run_collects_first_when_the_disk_is_over_the_high_mark) {
   rc = run_agent((const char *[]){"run", "--", "true", NULL});
   cr_assert_eq(rc, 0);
   cr_assert_null(strstr(scenario_stderr(&sc), "under pressure"), "%s", scenario_stderr(&sc));
+}
+
+/* The labels of the agent's namespace on image ref of the private engine, as "k=v;" in key order (static buffer). */
+static const char *agent_labels_of(const char *kind, const char *ref) {
+  static char text[2048];
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd),
+           "docker -H %s %s inspect -f '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}' %s | tr ';' '\\n' | "
+           "grep '^io.cleanup-agent[.]' | tr '\\n' ';'",
+           sc.docker_host, kind, ref);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  text[0] = '\0';
+  (void)!fgets(text, sizeof(text), p);
+  pclose(p);
+  text[strcspn(text, "\n")] = '\0';
+  return text;
+}
+
+/* An image built through the session's proxy carries one label of the agent's, built-by=<session>: a container made
+ * from it outside the session (a deployment's `docker run` after CI built the image, --images=keep) is not the
+ * session's, and neither the next start's collection nor gc removes it. The session's own container from it still
+ * goes at its end, and the receipt lists the image. */
+Test(disk, a_container_made_outside_the_session_from_its_built_image_is_not_the_sessions) {
+  engine_on_disk(0);
+  const char *script = scenario_script(
+      &sc, "build.sh",
+      "set -e\n"
+      "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+      "printf 'FROM " IMAGE "\\nRUN echo app > /f\\n' | DOCKER_BUILDKIT=0 docker build --network none -t app - "
+      ">$OUT/build.log\n"
+      "docker create --network none --name own app true >/dev/null\n");
+  char report[128], id[64];
+  snprintf(report, sizeof(report), "%s/report.json", sc.dir);
+  int rc = run_agent((const char *[]){"run", "--report", report, "--", "sh", script, NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  snprintf(id, sizeof(id), "%s", scenario_out(&sc, "session"));
+  cr_assert_eq(strlen(id), 32, "the command saw its session: '%s'", id);
+  cr_assert(image_exists("app"), "--images=keep (the default) leaves the image");
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "docker -H %s container inspect own >/dev/null 2>&1", sc.docker_host);
+  cr_assert_neq(system(cmd), 0, "the session's own container from its image went at its end");
+
+  /* The deployment: straight on the engine, after the session. */
+  sh("docker -H %s create --network none --label %s --name deploy app true >/dev/null", sc.docker_host, sc.test_label);
+  rc = run_agent((const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  rc = run_agent((const char *[]){"gc", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  snprintf(cmd, sizeof(cmd), "docker -H %s container inspect deploy >/dev/null 2>&1", sc.docker_host);
+  cr_assert_eq(system(cmd), 0, "a container made outside the session survives its end, the next start and gc: %s",
+               scenario_stderr(&sc));
+  const char *on_deploy = agent_labels_of("container", "deploy");
+  cr_assert_null(strstr(on_deploy, "io.cleanup-agent.session="), "and carries no session label of the build's: %s",
+                 on_deploy);
+
+  char want[128];
+  snprintf(want, sizeof(want), "io.cleanup-agent.built-by=%s;", id);
+  cr_assert_str_eq(agent_labels_of("image", "app"), want, "the image carries built-by=<session> alone of the agent's");
+  snprintf(cmd, sizeof(cmd), "grep -c ': LABEL ' %s/build.log", sc.dir);
+  FILE *p = popen(cmd, "r");
+  char steps[16] = "";
+  (void)!fgets(steps, sizeof(steps), p);
+  pclose(p);
+  cr_assert_eq(atoi(steps), 1, "the build made one LABEL step for the agent's label: %s",
+               scenario_read_text(strcat(strcpy(cmd, sc.dir), "/build.log")));
+
+  char image_id[96];
+  snprintf(cmd, sizeof(cmd), "docker -H %s image inspect -f '{{.Id}}' app", sc.docker_host);
+  p = popen(cmd, "r");
+  cr_assert_not_null(fgets(image_id, sizeof(image_id), p));
+  pclose(p);
+  image_id[strcspn(image_id, "\n")] = '\0';
+  cr_assert(strstr(scenario_read_text(report), image_id), "the receipt lists the image: %s",
+            scenario_read_text(report));
+}
+
+/* A session nested in another builds through both proxies: the inner proxy adds built-by and the outer label, the
+ * outer one lets the build through and drops the outer label, so the image names the inner session alone, and the
+ * inner run's --images=remove finds it. */
+Test(disk, a_nested_session_builds_through_both_proxies_and_its_image_names_it_alone) {
+  engine_on_disk(0);
+  for (int remove = 0; remove < 2; remove++) {
+    char body[2048];
+    snprintf(body, sizeof(body),
+             "export OUT\n"
+             "%s --state-dir %s run --images=%s -- sh -c 'echo $CLEANUP_AGENT_SESSION >$OUT/inner && printf "
+             "\"FROM " IMAGE "\\nRUN echo nested > /f\\n\" | DOCKER_BUILDKIT=0 docker build -q --network none -t "
+             "nested - >$OUT/build.log 2>&1'\n"
+             "echo $? >$OUT/inner_rc\n",
+             AG_BINARY, sc.state, remove ? "remove" : "keep");
+    const char *script = scenario_script(&sc, "outer.sh", body);
+    int rc = run_agent((const char *[]){"run", "--", "sh", script, NULL});
+    cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+    cr_assert_str_eq(scenario_out(&sc, "inner_rc"), "0", "the nested build: %s", scenario_out(&sc, "build.log"));
+    char want[128];
+    snprintf(want, sizeof(want), "io.cleanup-agent.built-by=%s;", scenario_out(&sc, "inner"));
+    if (!remove)
+      cr_assert_str_eq(agent_labels_of("image", "nested"), want, "the image names the inner session alone");
+    else
+      cr_assert(!image_exists("nested"), "the inner run's --images=remove removed it: %s", scenario_stderr(&sc));
+  }
 }

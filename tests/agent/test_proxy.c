@@ -1176,23 +1176,37 @@ static const char *build_label(const cJSON *j, const char *key) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-Test(proxy, builds_carry_the_session_labels_and_classic_ones_forcerm) {
+/* The labels parameter's members in the agent's namespace, as "k=v;" in their order (static buffer). */
+static const char *agent_labels(const cJSON *j) {
+  static char text[1024];
+  size_t n = 0;
+  text[0] = '\0';
+  for (const cJSON *it = j->child; it; it = it->next)
+    if (strncmp(it->string, AG_LABEL_PREFIX, strlen(AG_LABEL_PREFIX)) == 0 && cJSON_IsString(it))
+      n += (size_t)snprintf(text + n, sizeof(text) - n, "%s=%s;", it->string, it->valuestring);
+  return text;
+}
+
+/* An image gets one label of the agent's, built-by=<session>: the engine copies an image's labels into every container
+ * made from it, also outside the session, and a session label there would make that container the session's. */
+Test(proxy, builds_carry_built_by_alone_and_classic_ones_forcerm) {
   char *url = NULL;
   cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/v1.41/build?t=x%3Ay&rm=1", 25, &url, NULL), 0);
   cr_assert(strncmp(url, "/v1.41/build?t=x%3Ay&rm=1&labels=", 33) == 0, "%s", url);
   cr_assert_not_null(strstr(url, "&forcerm=1"), "%s", url);
   cJSON *j = build_labels_of(url);
-  cr_assert_str_eq(build_label(j, AG_LABEL_SESSION), SESSION);
+  cr_assert_str_eq(agent_labels(j), AG_LABEL_BUILT_BY "=" SESSION ";");
   cJSON_Delete(j);
   free(url);
-  /* The client's labels kept, its forcerm=0 kept, BuildKit (version=2) gets no forcerm. */
-  static const char with[] = "/build?labels=%7B%22a%22%3A%22b%22%7D&forcerm=0";
+  /* The client's labels kept (keep=true among them), its forcerm=0 kept, BuildKit (version=2) gets no forcerm. */
+  static const char with[] =
+      "/build?labels=%7B%22a%22%3A%22b%22%2C%22io.cleanup-agent.keep%22%3A%22true%22%7D&forcerm=0";
   cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, with, strlen(with), &url, NULL), 0);
   cr_assert_not_null(strstr(url, "&forcerm=0"), "%s", url);
   cr_assert_null(strstr(url, "forcerm=1"), "%s", url);
   j = build_labels_of(url);
   cr_assert_str_eq(build_label(j, "a"), "b");
-  cr_assert_str_eq(build_label(j, AG_LABEL_SESSION), SESSION);
+  cr_assert_str_eq(agent_labels(j), AG_LABEL_KEEP "=true;" AG_LABEL_BUILT_BY "=" SESSION ";");
   cJSON_Delete(j);
   free(url);
   cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/build?version=2", 16, &url, NULL), 0);
@@ -1202,12 +1216,40 @@ Test(proxy, builds_carry_the_session_labels_and_classic_ones_forcerm) {
   cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, "/build", 6, &url, NULL), 0);
   cr_assert(strncmp(url, "/build?labels=", 14) == 0, "%s", url);
   free(url);
-  /* A foreign session label is refused as on a create. */
-  static const char foreign[] = "/build?labels=%7B%22io.cleanup-agent.session%22%3A%22x%22%7D";
-  ca_error *err = NULL;
-  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, foreign, strlen(foreign), &url, &err), -EPERM);
-  cr_assert_not_null(strstr(err->msg, "names another session"), "%s", err->msg);
-  ca_error_free(err);
+  /* A foreign session label is refused as on a create; so are the session's own labels (an image carries none) and a
+   * built-by that names another session. */
+  static const char *const refused[] = {
+      "/build?labels=%7B%22io.cleanup-agent.session%22%3A%22x%22%7D",
+      "/build?labels=%7B%22io.cleanup-agent.session%22%3A%22" SESSION "%22%7D",
+      "/build?labels=%7B%22io.cleanup-agent.managed%22%3A%22true%22%7D",
+      "/build?labels=%7B%22io.cleanup-agent.built-by%22%3A%22" OTHER "%22%7D",
+  };
+  for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    ca_error *err = NULL;
+    cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, refused[i], strlen(refused[i]), &url, &err), -EPERM, "%s",
+                 refused[i]);
+    cr_assert_not_null(strstr(err->msg, i ? "namespace" : "names another session"), "%s", err->msg);
+    ca_error_free(err);
+  }
+}
+
+/* A nested session's proxy adds built-by and the outer label (for the proxies in front of it); the outer proxy lets
+ * such a build through, and the outermost drops the outer label, so the image names the inner session by built-by
+ * alone. */
+Test(proxy, nested_builds_carry_the_inner_built_by_alone) {
+  static const char *const inner[] = {AG_LABEL_SESSION "=" OTHER, AG_LABEL_OUTER "=" SESSION, NULL};
+  char *url = NULL;
+  cr_assert_eq(ag_proxy_rewrite_build_url(OTHER, inner, "/build", 6, &url, NULL), 0);
+  cJSON *j = build_labels_of(url);
+  cr_assert_str_eq(agent_labels(j), AG_LABEL_BUILT_BY "=" OTHER ";" AG_LABEL_OUTER "=" SESSION ";");
+  cJSON_Delete(j);
+  char *outer = NULL;
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, url, strlen(url), &outer, NULL), 0);
+  j = build_labels_of(outer);
+  cr_assert_str_eq(agent_labels(j), AG_LABEL_BUILT_BY "=" OTHER ";");
+  cJSON_Delete(j);
+  free(outer);
+  free(url);
 }
 
 Test(proxy, build_request_line_is_rewritten_and_the_body_passes) {

@@ -588,7 +588,7 @@ Test(run_proxy, a_create_while_the_session_ends_gets_503) {
   scenario_assert_nothing_left(&sc, id);
 }
 
-/* Images the session builds (issue 21) carry the session's labels, and a classic build through the proxy gets forcerm:
+/* Images the session builds (issue 21) carry built-by=<session>, and a classic build through the proxy gets forcerm:
  * a failed RUN leaves no step container (the engine creates those without any label). */
 /* Runs a classic-build suite (steps after the session id went to $OUT/session and DOCKER_BUILDKIT=0) under run, then
  * removes what the run left of step containers whose command holds <marker>-<id> (listed in $OUT/left first) and the
@@ -600,11 +600,12 @@ static int run_build_suite(const char *name, const char *steps, const char *mark
   id[0] = '\0';
   if (!scenario_read_marker(&sc, "session", 0, id))
     return rc;
-  snprintf(cmd, sizeof(cmd),
-           "docker ps -a --no-trunc --format '{{.ID}} {{.Command}}' | grep '%s-%s' > %s/left; "
-           "cut -d' ' -f1 %s/left | xargs -r docker rm -f >/dev/null 2>&1; "
-           "docker images -q --filter label=io.cleanup-agent.session=%s | xargs -r docker rmi -f >/dev/null 2>&1; true",
-           marker, id, sc.dir, sc.dir, id);
+  snprintf(
+      cmd, sizeof(cmd),
+      "docker ps -a --no-trunc --format '{{.ID}} {{.Command}}' | grep '%s-%s' > %s/left; "
+      "cut -d' ' -f1 %s/left | xargs -r docker rm -f >/dev/null 2>&1; "
+      "docker images -q --filter label=io.cleanup-agent.built-by=%s | xargs -r docker rmi -f >/dev/null 2>&1; true",
+      marker, id, sc.dir, sc.dir, id);
   cr_assert_eq(system(cmd), 0);
   return rc;
 }
@@ -615,8 +616,8 @@ Test(run_proxy, builds_are_labeled_and_a_failed_step_leaves_no_container) {
       "build.sh",
       "printf 'FROM cleanup-test/busybox:latest\\nRUN echo ok\\n' | "
       "docker build -q -t cleanup-test/built-$S --label $TEST_LABEL - > $OUT/build 2>&1 || exit 90\n"
-      "docker image inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' cleanup-test/built-$S "
-      "> $OUT/ilabel || exit 91\n"
+      "docker image inspect -f '{{index .Config.Labels \"io.cleanup-agent.built-by\"}}"
+      "{{index .Config.Labels \"io.cleanup-agent.session\"}}' cleanup-test/built-$S > $OUT/ilabel || exit 91\n"
       "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-x-%s && false\\n' $S | "
       "docker build --label $TEST_LABEL - > $OUT/failed 2>&1 && exit 92\n"
       "docker ps -a --no-trunc --format '{{.Command}}' | grep -c \"step-x-$S\" > $OUT/steps\n"
@@ -624,7 +625,7 @@ Test(run_proxy, builds_are_labeled_and_a_failed_step_leaves_no_container) {
       "step-x", id);
   cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("build"));
   cr_assert_str_eq(out_file("steps"), "0", "the failed step's container was left: %s", out_file("failed"));
-  cr_assert_str_eq(out_file("ilabel"), id, "the built image carries the session label");
+  cr_assert_str_eq(out_file("ilabel"), id, "the built image carries built-by=<session>, and no session label");
   scenario_assert_nothing_left(&sc, id);
 }
 

@@ -43,10 +43,10 @@ for f in api_swarm api_service api_secret api_config api_plugin models_services 
 done
 # Differences explained in docs/RELIABILITY.md (docker-py): name -> reason (the session labels, or a race of the test).
 declare -A intended=(
-    [BuildTest::test_build_labels]="the image carries the session labels next to the test's own"
+    [BuildTest::test_build_labels]="the image carries built-by=<session> next to the test's own"
     [TestNetworks::test_create_network_with_labels]="the network carries the session labels next to the test's own"
     [VolumesTest::test_create_get]="the volume carries the session labels next to the test's own"
-    [BuildTest::test_build_with_cache_from]="the engine makes one cached LABEL step per session label: 13 'Using cache', not 3"
+    [BuildTest::test_build_with_cache_from]="the engine makes one cached LABEL step for the built-by label: 4 'Using cache', not 3"
     [BuildTest::test_build_in_context_dockerfile]="reads the logs right after start without waiting: fails directly too, by chance"
 )
 
