@@ -19,6 +19,9 @@ int ag_check_user_label(const char *kv, ca_error **err);
 /* Parses --format: table or json; prints the one-line usage error itself. */
 int ag_parse_format(const char *cmd, const char *s, bool *ret_json);
 
+/* ps's options: 0 with *ret_json; AG_OPTIONS_HELP after the usage on stdout; or AG_EXIT_USAGE after one line. */
+int ag_ps_parse_opts(int argc, char **argv, bool *ret_json);
+
 /* How much of a session's command ps's table shows. */
 #define AG_PS_COMMAND_WIDTH 160
 /* argv as a shell would take it back, one line (a script's newlines as $'...\n'), cut to width characters with "..."

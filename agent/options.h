@@ -15,9 +15,11 @@ enum ag_option_kind {
 
 struct ag_option {
   const char *name; /* long name without "--"; NULL ends the table */
+  char letter;      /* its one-letter form ('V' for -V), or 0 */
   const char *env;  /* its CLEANUP_AGENT_* variable, or NULL */
   enum ag_option_kind kind;
   const char **value; /* AG_OPTION_VALUE; left alone when neither the variable nor the flag gives one */
+  const char **from;  /* AG_OPTION_VALUE, optional: env when *value came from the variable, NULL from the flag */
   bool *flag;         /* AG_OPTION_FLAG; left alone when neither gives one */
   /* AG_OPTION_EACH: takes one value; a failure is a usage error whose message is err's. */
   int (*each)(void *userdata, const char *value, ca_error **err);
@@ -25,13 +27,15 @@ struct ag_option {
 
 #define AG_OPT_VALUE(n, e, p)                                                                                          \
   { .name = (n), .env = (e), .kind = AG_OPTION_VALUE, .value = (p) }
+#define AG_OPT_VALUE_FROM(n, e, p, f)                                                                                  \
+  { .name = (n), .env = (e), .kind = AG_OPTION_VALUE, .value = (p), .from = (f) }
 #define AG_OPT_FLAG(n, e, p)                                                                                           \
   { .name = (n), .env = (e), .kind = AG_OPTION_FLAG, .flag = (p) }
 #define AG_OPT_EACH(n, e, f)                                                                                           \
   { .name = (n), .env = (e), .kind = AG_OPTION_EACH, .each = (f) }
 
 struct ag_options {
-  const char *command;             /* "run": names the command in messages */
+  const char *command;             /* "run": names the command in messages; NULL: the global options */
   const struct ag_option *options; /* ends with {NULL} */
   void *userdata;                  /* passed to each() */
   bool stop_at_operand;            /* options end at the first operand (run: the command's own options follow) */
@@ -42,8 +46,10 @@ struct ag_options {
 #define AG_OPTIONS_HELP (-1)
 
 /* Parses the options of argv[1..argc): 0 with *ret_next the index of the first operand; AG_OPTIONS_HELP; or, after
- * one line on stderr ("cleanup-agent: CMD: unknown option '--x'; see 'cleanup-agent CMD --help'"), usage_exit. */
+ * one line on stderr ("cleanup-agent: CMD: unknown option '--x'; see 'cleanup-agent CMD --help'"; without CMD for
+ * the global options), usage_exit. */
 int ag_options_parse(const struct ag_options *spec, int argc, char **argv, int *ret_next);
 
-/* One line on stderr, "cleanup-agent: COMMAND: <what>", and returns exit_code: a usage error. */
+/* One line on stderr, "cleanup-agent: COMMAND: <what>" ("cleanup-agent: <what>" when command is NULL), and returns
+ * exit_code: a usage error. */
 int ag_usage_error(const char *command, int exit_code, const char *fmt, ...) _printf_(3, 4);

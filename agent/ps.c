@@ -1,6 +1,5 @@
 /* ps: this host's sessions, from the state dir, the cgroup tree and the engine. */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,8 @@
 
 #include "collect.h"
 #include "commands.h"
+#include "config.h"
+#include "options.h"
 
 struct ps_row {
   char id[AG_SESSION_ID_LEN + 1];
@@ -198,31 +199,29 @@ static void name_aside(struct ag_state *state) {
   }
 }
 
-int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv) {
-  static const struct option options[] = {
-      {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
-  bool json = false;
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-    switch (c) {
-      case 'f':
-        if (ag_parse_format("ps", optarg, &json) < 0)
-          return AG_EXIT_USAGE;
-        break;
-      case 'h':
-        printf("Usage: cleanup-agent ps [--format table|json]\n\nLists this host's sessions.\n");
-        return 0;
-      default:
-        fprintf(stderr, "cleanup-agent: ps: bad option '%s'; see 'cleanup-agent ps --help'\n", argv[optind - 1]);
-        return AG_EXIT_USAGE;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "cleanup-agent: ps: unexpected argument '%s'\n", argv[optind]);
+int ag_ps_parse_opts(int argc, char **argv, bool *ret_json) {
+  const char *format = NULL;
+  /* --format has no variable (cleanup-agent-ps(1)): the output's reader chooses it, not the environment. */
+  const struct ag_option table[] = {AG_OPT_VALUE("format", NULL, &format), {}};
+  const struct ag_options spec = {.command = "ps", .options = table, .usage_exit = AG_EXIT_USAGE};
+  int next;
+  int r = ag_options_parse(&spec, argc, argv, &next);
+  if (r == AG_OPTIONS_HELP)
+    printf("Usage: " AG_PROGRAM " ps [--format table|json]\n\nLists this host's sessions.\n");
+  if (r != 0)
+    return r;
+  if (next < argc)
+    return ag_usage_error("ps", AG_EXIT_USAGE, "unexpected argument '%s'; see '" AG_PROGRAM " ps --help'", argv[next]);
+  if (format && ag_parse_format("ps", format, ret_json) < 0)
     return AG_EXIT_USAGE;
-  }
+  return 0;
+}
+
+int ag_cmd_ps(const struct ag_globals *g, int argc, char **argv) {
+  bool json = false;
+  int r = ag_ps_parse_opts(argc, argv, &json);
+  if (r != 0)
+    return r == AG_OPTIONS_HELP ? AG_EXIT_OK : r;
 
   _cleanup_error_ ca_error *err = NULL;
   struct ag_env env = {0};

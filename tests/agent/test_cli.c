@@ -125,3 +125,26 @@ Test(cli, systemd_driver_without_systemd_is_one_line_125) {
   snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
   cr_expect_eq(system(cmd), 0);
 }
+
+/* ps's usage errors say what was wrong and where to look, as every command's do (issue 18: ps on the shared table). */
+Test(cli, ps_usage_errors_say_what_to_do) {
+  static const char *const cases[][3] = {
+      {"--format", NULL, "cleanup-agent: ps: option '--format' needs a value; see 'cleanup-agent ps --help'\n"},
+      {"extra", NULL, "cleanup-agent: ps: unexpected argument 'extra'; see 'cleanup-agent ps --help'\n"},
+      {"--bogus", NULL, "cleanup-agent: ps: unknown option '--bogus'; see 'cleanup-agent ps --help'\n"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    cli_run(&r, (const char *[]){"ps", cases[i][0], NULL}, NULL);
+    cr_expect_eq(r.status, 2, "ps %s exited %d", cases[i][0], r.status);
+    cr_expect_str_eq(r.err, cases[i][2], "ps %s", cases[i][0]);
+    cr_expect_str_empty(r.out);
+  }
+}
+
+/* A bad global value names the variable it came from when no flag gave it. */
+Test(cli, bad_global_variable_names_the_variable) {
+  cli_run(&r, (const char *[]){"ps", NULL}, (const char *[]){"CLEANUP_AGENT_TEARDOWN_TIMEOUT=bad", NULL});
+  cr_expect_eq(r.status, 2, "exited %d", r.status);
+  cr_expect_eq(cli_count_lines(r.err), 1, "%s", r.err);
+  cr_expect_eq(strncmp(r.err, "cleanup-agent: CLEANUP_AGENT_TEARDOWN_TIMEOUT: ", 47), 0, "%s", r.err);
+}

@@ -9,19 +9,7 @@
 #include <unistd.h>
 
 #include "gc.h"
-
-/* A writable argv, as main gets it (getopt may permute it), from literals; argv[0] is "gc". */
-static char **argv_of(const char *const *a, int *ret_argc) {
-  int n = 0;
-  while (a[n])
-    n++;
-  char **v = calloc((size_t)n + 2, sizeof(char *));
-  v[0] = strdup("gc");
-  for (int i = 0; i < n; i++)
-    v[i + 1] = strdup(a[i]);
-  *ret_argc = n + 1;
-  return v; /* gc_opts points into it, and the test process exits soon: not freed */
-}
+#include "said.h"
 
 static const char *const vars[] = {
     "CLEANUP_AGENT_OLDER_THAN", "CLEANUP_AGENT_PARALLEL", "CLEANUP_AGENT_METRICS_FILE",
@@ -30,47 +18,24 @@ static const char *const vars[] = {
 };
 
 static void clear_vars(void) {
-  for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-    unsetenv(vars[i]);
+  said_env(vars, sizeof(vars) / sizeof(vars[0]), NULL);
 }
 
 /* Only these variables of gc's set: each "K=V" of the NULL-terminated list. */
 static void set_vars(const char *const *kv) {
-  clear_vars();
-  for (size_t i = 0; kv[i]; i++)
-    putenv((char *)kv[i]);
+  said_env(vars, sizeof(vars) / sizeof(vars[0]), kv);
 }
 #define SET_VARS(...) set_vars((const char *const[]){__VA_ARGS__, NULL})
-
-/* Everything fd's output since the start of f, as text (at most size - 1 bytes). */
-static void read_back(FILE *f, char *ret, size_t size) {
-  rewind(f);
-  size_t n = fread(ret, 1, size - 1, f);
-  ret[n] = '\0';
-  fclose(f);
-}
 
 /* Parses the options given (a NULL-terminated list, without "gc"), with what it says on stdout and stderr in out and
  * err; returns ag_gc_parse_opts's result. */
 static int parse_said(struct gc_opts *o, const char *const *args, char *out, char *err, size_t size) {
   int argc;
-  char **argv = argv_of(args, &argc);
-  FILE *fo = tmpfile(), *fe = tmpfile();
-  cr_assert(fo && fe);
-  fflush(stdout);
-  fflush(stderr);
-  int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
-  dup2(fileno(fo), STDOUT_FILENO);
-  dup2(fileno(fe), STDERR_FILENO);
+  char **argv = said_argv("gc", args, &argc);
+  struct said s;
+  said_begin(&s);
   int r = ag_gc_parse_opts(argc, argv, o);
-  fflush(stdout);
-  fflush(stderr);
-  dup2(saved_out, STDOUT_FILENO);
-  dup2(saved_err, STDERR_FILENO);
-  close(saved_out);
-  close(saved_err);
-  read_back(fo, out, size);
-  read_back(fe, err, size);
+  said_end(&s, out, err, size);
   return r;
 }
 
@@ -183,11 +148,7 @@ Test(gc_options, help_is_the_usage_on_stdout) {
 
 /* Each bad value, from a flag or a variable: exactly this one line on stderr, nothing on stdout, exit 2. */
 Test(gc_options, each_bad_value_is_one_line_and_exit_2) {
-  static const struct {
-    const char *env[3]; /* K=V, NULL-terminated */
-    const char *args[5];
-    const char *line;
-  } bad[] = {
+  static const struct said_bad bad[] = {
       {{0}, {"--older-than", "bad"}, "invalid duration 'bad': " DURATION_HINT},
       {{0}, {"--older-than", ""}, "empty duration: " DURATION_HINT},
       {{0}, {"--older-than", "-1h"}, "invalid duration '-1h': must not be negative"},
