@@ -7,7 +7,8 @@ set -euo pipefail
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 out=${AG_HOSTS_MD:-$repo/docs/HOSTS.md}
 kinds=("systemd + cgroup v2, root" "systemd + cgroup v2, user (user manager)" "systemd + cgroup v2, user (login session)"
-    "hybrid cgroups, no systemd, root" "no writable cgroup (user nobody, no systemd)" "inside a container (own cgroup namespace)")
+    "hybrid cgroups, no systemd, root" "no writable cgroup (user nobody, no systemd)" "inside a container (own cgroup namespace)"
+    "inside a privileged container (own cgroup namespace, cgroup v2)")
 promises=("tree kill (setsid escapee)" "memory limit" "pids limit" "cpu limit" "OOM report" "labeled containers"
     "guardian after SIGKILL" "collection at next start")
 cells=$(grep -h '^HOSTS-CELL|' "$@" | sort -u || true)
