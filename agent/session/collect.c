@@ -380,7 +380,10 @@ int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec,
   if (cg && cg_root_tracking(cg) == CG_TRACK_CGROUP &&
       (r = collect_cgroup(cg, id, kill_usec, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
-  if (host && (r = recorded_engine(env, id, host, &dk, &own_dk, first < 0 ? NULL : err)) < 0)
+  /* Without a registry (none yet, or one set aside: a planted link, a corrupt file) nothing records an engine: the
+   * collector's own is asked when it answers, and when it does not, the session does not stay for it (it would warn
+   * at every start and fail every gc, for an id whose resources gc's owner rules find by their labels anyway). */
+  if (host && (r = recorded_engine(env, id, host, &dk, &own_dk, first < 0 || !rec ? NULL : err)) < 0 && rec)
     first = first < 0 ? first : r;
   if (dk && (r = collect_engine(dk, id, env, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
