@@ -36,8 +36,8 @@ static const char leaky[] =
     "docker run -d --network none $L cleanup-test/busybox:latest sleep 1000 >/dev/null || exit 90\n"
     "docker network create $L net-$CLEANUP_AGENT_SESSION >/dev/null || exit 91\n"
     "docker volume create $L >/dev/null || exit 92\n"
-    "( trap '' TERM; ( trap '' TERM HUP; exec sleep 1000 ) & ) &\n"
-    "setsid sh -c 'trap \"\" TERM HUP; sleep 1000 & exec sleep 1000' &\n"
+    "( trap '' TERM INT; ( trap '' TERM HUP INT; exec sleep 1000 ) & ) &\n"
+    "setsid sh -c 'trap \"\" TERM HUP INT; sleep 1000 & exec sleep 1000' &\n"
     "i=0; while [ $i -lt 50 ]; do sleep 1000 & i=$((i+1)); done\n"
     "echo $CLEANUP_AGENT_SESSION > $OUT/session.tmp && mv $OUT/session.tmp $OUT/session\n";
 
@@ -426,9 +426,12 @@ static bool process_running(pid_t pid) {
 }
 
 /* A CI runner's cancel, as GitHub's runner does it: SIGTERM to every process of the job (the agent, its guardian,
- * the command's tree), then SIGKILL of the agent a second later, well within its --grace (10 s by default). The
- * guardian outlives the TERM and cleans up: the TERM-ignoring processes and the session's container are gone within
- * seconds, without any later start, and the guardian itself ends once its work is done. */
+ * the command's tree), then SIGKILL of the agent a second later, well within its --grace (10 s by default). Other
+ * runners add SIGHUP (GitLab's and Jenkins' agents when the job's terminal or session goes) and SIGINT (a Ctrl-C to
+ * the process group): the guardian and the tree get those too (the agent only its TERM: a second signal makes it
+ * kill the tree at once and finish before the SIGKILL, and then no guardian is needed). The guardian outlives them
+ * and cleans up: the TERM-ignoring processes and the session's container are gone within seconds, without any later
+ * start, and the guardian itself ends once its work is done. */
 Test(run, runner_cancel_sigterm_to_all_then_sigkill_the_guardian_cleans) {
   pid_t agent;
   char id[128];
@@ -441,11 +444,15 @@ Test(run, runner_cancel_sigterm_to_all_then_sigkill_the_guardian_cleans) {
   int n = cli_find_env_processes(entry, tree, 256);
   cr_assert_gt(n, 50, "the command's tree: %d processes", n);
 
+  const int all[] = {SIGHUP, SIGINT, SIGTERM};
+  for (size_t k = 0; k < ELEMENTSOF(all); k++) {
+    (void)kill(guardian, all[k]); /* checked below: one that ended on it is gone */
+    for (int i = 0; i < n && i < 256; i++)
+      (void)kill(tree[i], all[k]); /* some may be gone already */
+  }
   cr_assert_eq(kill(agent, SIGTERM), 0);
-  cr_assert_eq(kill(guardian, SIGTERM), 0);
-  for (int i = 0; i < n && i < 256; i++)
-    (void)kill(tree[i], SIGTERM); /* some may be gone already */
   usleep(1000 * 1000);
+  cr_assert(process_running(guardian), "SIGHUP, SIGINT or SIGTERM ended the guardian");
   cr_assert_eq(kill(agent, SIGKILL), 0, "the agent ended within its grace");
   cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
 
