@@ -159,17 +159,6 @@ static void hand_off(const struct ag_env *env, struct ag_watch_list *w) {
   ag_watch_clear(w);
 }
 
-/* Whether dead session rec ran nested in session `in` (NULL: none): its cgroup root is in in's leaf run-<in> (or
- * below, a session nested in a nested one), so its command reached the engine through in's proxy. */
-static bool nested_in(const struct ag_registry *rec, const char *in) {
-  if (!in || !rec || !rec->cgroup_root)
-    return false;
-  char leaf[AG_SESSION_ID_LEN + 6];
-  snprintf(leaf, sizeof(leaf), "/run-%s", in);
-  const char *at = strstr(rec->cgroup_root, leaf);
-  return at && (at[strlen(leaf)] == '\0' || at[strlen(leaf)] == '/');
-}
-
 /* Collects dead session id, whose lock the caller holds (*lock; taken over when the session goes to w), against
  * what its registry recorded: its cgroup, its Docker resources, then its registry (or the watcher for late creates
  * its engine gets, w, does). A session nested in `drained` (the ending session, whose proxy drained: nothing of
@@ -195,7 +184,7 @@ static int collect_dead_session(const struct ag_env *env, const char *id, const 
     ag_collect_keep(env->state, id, e->msg);
     if (err)
       *err = TAKE_PTR(e);
-  } else if (rec && rec->docker_host && !nested_in(rec, drained)) {
+  } else if (rec && rec->docker_host && !ag_collect_nested_in(rec, drained)) {
     if (w->n == AG_WATCH_MAX)
       hand_off(env, w); /* full: this one starts the next watcher's list */
     if (ag_watch_add(w, id, rec->docker_host, *lock) == 0)
