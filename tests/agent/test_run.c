@@ -444,15 +444,15 @@ Test(run, runner_cancel_sigterm_to_all_then_sigkill_the_guardian_cleans) {
   int n = cli_find_env_processes(entry, tree, 256);
   cr_assert_gt(n, 50, "the command's tree: %d processes", n);
 
+  cr_assert_eq(kill(agent, SIGTERM), 0); /* first: the command dying of the HUP is then the end of its grace */
   const int all[] = {SIGHUP, SIGINT, SIGTERM};
   for (size_t k = 0; k < ELEMENTSOF(all); k++) {
     (void)kill(guardian, all[k]); /* checked below: one that ended on it is gone */
     for (int i = 0; i < n && i < 256; i++)
       (void)kill(tree[i], all[k]); /* some may be gone already */
   }
-  cr_assert_eq(kill(agent, SIGTERM), 0);
   usleep(1000 * 1000);
-  cr_assert(process_running(guardian), "SIGHUP, SIGINT or SIGTERM ended the guardian");
+  cr_assert(process_running(guardian), "SIGHUP, SIGINT or SIGTERM ended the guardian: %s", scenario_stderr(&sc));
   cr_assert_eq(kill(agent, SIGKILL), 0, "the agent ended within its grace");
   cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
 
