@@ -380,7 +380,10 @@ int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec,
   if (cg && cg_root_tracking(cg) == CG_TRACK_CGROUP &&
       (r = collect_cgroup(cg, id, kill_usec, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
-  if (host && (r = recorded_engine(env, id, host, &dk, &own_dk, first < 0 ? NULL : err)) < 0)
+  /* Without a registry (none yet, or one set aside: a planted link, a corrupt file) nothing records an engine: the
+   * collector's own is asked when it answers, and when it does not, the session does not stay for it (it would warn
+   * at every start and fail every gc, for an id whose resources gc's owner rules find by their labels anyway). */
+  if (host && (r = recorded_engine(env, id, host, &dk, &own_dk, first < 0 || !rec ? NULL : err)) < 0 && rec)
     first = first < 0 ? first : r;
   if (dk && (r = collect_engine(dk, id, env, st, first < 0 ? NULL : err)) < 0)
     first = first < 0 ? first : r;
@@ -427,6 +430,48 @@ void ag_collect_keep(struct ag_state *state, const char *id, const char *why) {
 
 int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err) {
   return ag_registry_remove(env->state, id, err);
+}
+
+bool ag_collect_nested_in(const struct ag_registry *rec, const char *in) {
+  if (!in || !rec || !rec->cgroup_root)
+    return false;
+  char leaf[AG_SESSION_ID_LEN + 6];
+  snprintf(leaf, sizeof(leaf), "/run-%s", in);
+  const char *at = strstr(rec->cgroup_root, leaf);
+  return at && (at[strlen(leaf)] == '\0' || at[strlen(leaf)] == '/');
+}
+
+/* One session of ag_collect_nested: 1 when it was nested in `in` and collected, 0 when it was not nested there (or
+ * is alive), else a negative errno with err set. */
+static int collect_nested_one(const struct ag_env *env, const char *in, const char *id, struct ag_collect_stats *st,
+                              ca_error **err) {
+  _cleanup_close_ int lock = -1;
+  if (ag_session_lock(env->state, id, false, &lock, NULL) < 0)
+    return 0; /* alive, or no lock of its own: not one that in's collection killed */
+  struct ag_registry reg;
+  if (ag_registry_load(env->state, id, &reg, NULL) < 0)
+    return 0;
+  int r = 0;
+  if (ag_collect_nested_in(&reg, in))
+    r = ag_collect_session(env, &reg, id, NULL, st, err) < 0 ? -EBUSY : 1;
+  ag_registry_done(&reg);
+  return r;
+}
+
+int ag_collect_nested(const struct ag_env *env, const char *in, struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_strv_free_ char **ids = NULL;
+  int r = ag_state_list_sessions(env->state, &ids, err);
+  if (r < 0)
+    return r;
+  int n = 0;
+  for (char **id = ids; *id; id++) {
+    _cleanup_error_ ca_error *e = NULL;
+    if ((r = collect_nested_one(env, in, *id, st, &e)) < 0)
+      ca_log_warning("collect session %s nested in %s: %s", *id, in, e ? e->msg : strerror(-r));
+    else
+      n += r;
+  }
+  return n;
 }
 
 const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len) {

@@ -93,5 +93,15 @@ void ag_collect_keep(struct ag_state *state, const char *id, const char *why);
  * after ag_collect_session, or the late-create watcher's last look at the engine the session recorded. */
 int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err);
 
+/* Whether the session of registry rec ran nested in session `in` (NULL: none): its cgroup root is in's leaf run-<in>
+ * or below it (a session nested in a nested one), so its command reached the engine through in's proxy. */
+bool ag_collect_nested_in(const struct ag_registry *rec, const char *in);
+
+/* Collects the dead sessions nested in session `in` (ag_collect_nested_in) that in's collection killed: each is
+ * forgotten at once, since its creates went through in's proxy, which is gone. Returns how many, or a negative errno
+ * when the state dir could not be listed; a session that could not be collected stays registered (said in a
+ * warning). */
+int ag_collect_nested(const struct ag_env *env, const char *in, struct ag_collect_stats *st, ca_error **err);
+
 /* "killed 3 processes, removed 1 container, 1 network" or "" when nothing was done; buf of size len. */
 const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len);

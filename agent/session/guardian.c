@@ -112,6 +112,19 @@ static int collect_died(const struct ag_guardian_config *cfg, const struct ag_en
   return r;
 }
 
+/* The sessions nested in this one, which its collection killed (their agents and guardians ran in its leaf): their
+ * registries go too, without waiting for the next start. Their creates went through this session's proxy, which
+ * died with the agent; one in flight landed in time for watch_late, which looks by either label. */
+static void collect_nested(const struct ag_guardian_config *cfg, const struct ag_env *env) {
+  struct ag_collect_stats st = {0};
+  _cleanup_error_ ca_error *err = NULL;
+  int n = ag_collect_nested(env, cfg->session_id, &st, &err);
+  if (n < 0)
+    ca_log_warning("guardian: sessions nested in %s: %s", cfg->session_id, err->msg);
+  else if (n > 0)
+    ca_log_notice("guardian: collected %d session%s nested in %s", n, n == 1 ? "" : "s", cfg->session_id);
+}
+
 /* One look at the engine for creates of session id that landed after its collection: 0 when it listed and removed
  * everything. */
 static int look_late(struct dk_client *dk, const char *id, ca_error **err) {
@@ -174,6 +187,8 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
     ca_log_info("guardian: session %s: no create was in flight: nothing lands later", cfg->session_id);
   if (r == 0 && env.dk && late && watch_late(cfg, &env, &err) < 0)
     ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg); /* the registry went already */
+  if (r == 0)
+    collect_nested(cfg, &env);
   dk_client_free(env.dk);
   cg_root_free(env.cg);
   ag_state_free(env.state);

@@ -161,9 +161,11 @@ static void hand_off(const struct ag_env *env, struct ag_watch_list *w) {
 
 /* Collects dead session id, whose lock the caller holds (*lock; taken over when the session goes to w), against
  * what its registry recorded: its cgroup, its Docker resources, then its registry (or the watcher for late creates
- * its engine gets, w, does). What could not be collected stays registered, with the reason in the registry. */
-static int collect_dead_session(const struct ag_env *env, const char *id, int *lock, struct ag_watch_list *w,
-                                struct ag_collect_stats *st, ca_error **err) {
+ * its engine gets, w, does). A session nested in `drained` (the ending session, whose proxy drained: nothing of
+ * its nest lands later, and what was in flight was removed by id) is forgotten at once, without the watcher. What
+ * could not be collected stays registered, with the reason in the registry. */
+static int collect_dead_session(const struct ag_env *env, const char *id, const char *drained, int *lock,
+                                struct ag_watch_list *w, struct ag_collect_stats *st, ca_error **err) {
   struct ag_registry reg = {0};
   _cleanup_error_ ca_error *e = NULL;
   int r = ag_registry_load(env->state, id, &reg, &e);
@@ -182,7 +184,7 @@ static int collect_dead_session(const struct ag_env *env, const char *id, int *l
     ag_collect_keep(env->state, id, e->msg);
     if (err)
       *err = TAKE_PTR(e);
-  } else if (rec && rec->docker_host) {
+  } else if (rec && rec->docker_host && !ag_collect_nested_in(rec, drained)) {
     if (w->n == AG_WATCH_MAX)
       hand_off(env, w); /* full: this one starts the next watcher's list */
     if (ag_watch_add(w, id, rec->docker_host, *lock) == 0)
@@ -197,7 +199,8 @@ static int collect_dead_session(const struct ag_env *env, const char *id, int *l
 }
 
 /* Every session of this host's state dir whose lock is free (its agent and guardian are dead). Returns how many. */
-static int collect_dead_sessions(const struct ag_env *env, struct ag_collect_stats *st, ca_error **err) {
+static int collect_dead_sessions(const struct ag_env *env, const char *drained, struct ag_collect_stats *st,
+                                 ca_error **err) {
   _cleanup_strv_free_ char **ids = NULL;
   int r = ag_state_list_sessions(env->state, &ids, err);
   if (r < 0)
@@ -215,7 +218,7 @@ static int collect_dead_sessions(const struct ag_env *env, struct ag_collect_sta
       continue; /* alive */
     if (r < 0)
       ca_log_warning("%s", e->msg);
-    else if (collect_dead_session(env, *id, &lock, w, st, &e) < 0)
+    else if (collect_dead_session(env, *id, drained, &lock, w, st, &e) < 0)
       ca_log_warning("collect dead session %s: %s", *id, e->msg);
     else
       collected++;
@@ -224,14 +227,15 @@ static int collect_dead_sessions(const struct ag_env *env, struct ag_collect_sta
   return collected;
 }
 
-/* Layer 4: whatever a dead session of this host left. Costs one directory read when there is nothing. */
-static void collect_dead(struct ag_session *s) {
+/* Layer 4: whatever a dead session of this host left. Costs one directory read when there is nothing. drained: the
+ * ending session, when its proxy drained (collect_dead_session). */
+static void collect_dead(struct ag_session *s, const char *drained) {
   if (!s->env.cg)
     return; /* said so when the cgroup root did not open */
   _cleanup_error_ ca_error *err = NULL;
   struct ag_engines_down down = {0};
   s->env.down = &down; /* one wait for an engine that many dead sessions recorded */
-  int n = collect_dead_sessions(&s->env, &s->startup, &err);
+  int n = collect_dead_sessions(&s->env, drained, &s->startup, &err);
   s->env.down = NULL;
   ag_engines_down_done(&down);
   if (n > 0) {
@@ -358,7 +362,7 @@ static void late_engine(struct ag_session *s) {
 }
 
 int ag_session_begin(struct ag_session *s, ca_error **err) {
-  collect_dead(s);
+  collect_dead(s, NULL);
   int r = take_session(s, err);
   if (r < 0 || (r = ag_registry_write(s->env.state, &s->reg, err)) < 0 || (r = start_proxy(s, err)) < 0)
     return r;
@@ -379,6 +383,7 @@ int ag_session_end(struct ag_session *s) {
   s->env.deadline_usec = ca_now_monotonic_usec() + teardown;
   /* Creates get a 503 from here; those in flight are answered and their ids recorded (proxy.h). */
   _cleanup_strv_free_ char **made = NULL;
+  bool had_proxy = s->proxy != NULL;
   ag_proxy_stop_recorded(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4), &made);
   _cleanup_error_ ca_error *err = NULL;
   late_engine(s);
@@ -399,8 +404,10 @@ int ag_session_end(struct ag_session *s) {
   if (r < 0)
     ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
   s->env.deadline_usec = 0;
+  /* Sessions nested in this one that its end killed (nesting.h): their registries go too, before the end returns,
+   * when every create of theirs went through this session's proxy, which drained above. */
   if (r == 0)
-    collect_dead(s); /* sessions nested in this one that its end killed (nesting.h): their registries go too */
+    collect_dead(s, had_proxy ? s->id : NULL);
   ag_guardian_release(&s->guardian);
   return r;
 }

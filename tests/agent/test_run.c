@@ -36,8 +36,8 @@ static const char leaky[] =
     "docker run -d --network none $L cleanup-test/busybox:latest sleep 1000 >/dev/null || exit 90\n"
     "docker network create $L net-$CLEANUP_AGENT_SESSION >/dev/null || exit 91\n"
     "docker volume create $L >/dev/null || exit 92\n"
-    "( trap '' TERM; ( trap '' TERM HUP; exec sleep 1000 ) & ) &\n"
-    "setsid sh -c 'trap \"\" TERM HUP; sleep 1000 & exec sleep 1000' &\n"
+    "( trap '' TERM INT; ( trap '' TERM HUP INT; exec sleep 1000 ) & ) &\n"
+    "setsid sh -c 'trap \"\" TERM HUP INT; sleep 1000 & exec sleep 1000' &\n"
     "i=0; while [ $i -lt 50 ]; do sleep 1000 & i=$((i+1)); done\n"
     "echo $CLEANUP_AGENT_SESSION > $OUT/session.tmp && mv $OUT/session.tmp $OUT/session\n";
 
@@ -355,7 +355,9 @@ Test(run, corrupt_registry_is_moved_aside_and_its_session_still_collected) {
 /* A lock or registry file planted as a symbolic link (here to /etc/passwd) is set aside once, with a warning, and
  * never followed: its target is untouched, and later runs and ps neither warn nor fail (ps names what was set aside).
  */
-Test(run, symlink_in_the_state_dir_is_set_aside_once) {
+/* Plants a lock and a registry that are symbolic links, runs twice and checks they were set aside once. engine:
+ * whether one answers (without one, nothing records where the planted ids' resources would be: they go anyway). */
+static void symlinks_set_aside_once(bool engine) {
   const char *lock_id = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f", *reg_id = "5e1f00005e1f00005e1f00005e1f0000";
   char dir[160], cmd[1024];
   snprintf(dir, sizeof(dir), "%s/sessions", sc.state);
@@ -383,7 +385,16 @@ Test(run, symlink_in_the_state_dir_is_set_aside_once) {
 
   rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
   cr_assert_eq(rc, 0, "the second run exited %d: %s", rc, scenario_stderr(&sc));
-  cr_assert_str_empty(scenario_stderr(&sc), "the second run still warns");
+  if (engine)
+    cr_assert_str_empty(scenario_stderr(&sc), "the second run still warns");
+  else /* only the notices that there is no engine and which one it is */
+    cr_assert_null(strstr(scenario_stderr(&sc), "warning"), "the second run still warns: %s", scenario_stderr(&sc));
+  if (!engine) { /* gc only without an engine: never unrestricted against the shared one */
+    rc = scenario_run(&sc, (const char *[]){"gc", NULL});
+    cr_assert_eq(rc, 0, "gc exited %d: %s", rc, scenario_stderr(&sc));
+    cr_assert_null(strstr(scenario_stderr(&sc), "error"), "gc: %s", scenario_stderr(&sc));
+    cr_assert_null(strstr(scenario_stderr(&sc), "warning"), "gc: %s", scenario_stderr(&sc));
+  }
   rc = scenario_run(&sc, (const char *[]){"ps", NULL});
   cr_assert_eq(rc, 0, "ps exited %d: %s", rc, scenario_stderr(&sc));
   /* No warning: ps names the two files set aside (issue 19), one line each, for gc to remove once old. */
@@ -396,6 +407,15 @@ Test(run, symlink_in_the_state_dir_is_set_aside_once) {
   cr_assert_null(strstr(scenario_read_text(out), lock_id), "ps still lists the planted lock's session");
 }
 
+Test(run, symlink_in_the_state_dir_is_set_aside_once) {
+  symlinks_set_aside_once(true);
+}
+
+Test(run, symlink_in_the_state_dir_is_set_aside_once_without_an_engine) {
+  snprintf(sc.docker_host, sizeof(sc.docker_host), "unix://%s/no-engine.sock", sc.dir);
+  symlinks_set_aside_once(false);
+}
+
 /* False when process pid is gone or a zombie. */
 static bool process_running(pid_t pid) {
   char path[64];
@@ -406,9 +426,12 @@ static bool process_running(pid_t pid) {
 }
 
 /* A CI runner's cancel, as GitHub's runner does it: SIGTERM to every process of the job (the agent, its guardian,
- * the command's tree), then SIGKILL of the agent a second later, well within its --grace (10 s by default). The
- * guardian outlives the TERM and cleans up: the TERM-ignoring processes and the session's container are gone within
- * seconds, without any later start, and the guardian itself ends once its work is done. */
+ * the command's tree), then SIGKILL of the agent a second later, well within its --grace (10 s by default). Other
+ * runners add SIGHUP (GitLab's and Jenkins' agents when the job's terminal or session goes) and SIGINT (a Ctrl-C to
+ * the process group): the guardian and the tree get those too (the agent only its TERM: a second signal makes it
+ * kill the tree at once and finish before the SIGKILL, and then no guardian is needed). The guardian outlives them
+ * and cleans up: the TERM-ignoring processes and the session's container are gone within seconds, without any later
+ * start, and the guardian itself ends once its work is done. */
 Test(run, runner_cancel_sigterm_to_all_then_sigkill_the_guardian_cleans) {
   pid_t agent;
   char id[128];
@@ -421,11 +444,15 @@ Test(run, runner_cancel_sigterm_to_all_then_sigkill_the_guardian_cleans) {
   int n = cli_find_env_processes(entry, tree, 256);
   cr_assert_gt(n, 50, "the command's tree: %d processes", n);
 
-  cr_assert_eq(kill(agent, SIGTERM), 0);
-  cr_assert_eq(kill(guardian, SIGTERM), 0);
-  for (int i = 0; i < n && i < 256; i++)
-    (void)kill(tree[i], SIGTERM); /* some may be gone already */
+  cr_assert_eq(kill(agent, SIGTERM), 0); /* first: the command dying of the HUP is then the end of its grace */
+  const int all[] = {SIGHUP, SIGINT, SIGTERM};
+  for (size_t k = 0; k < ELEMENTSOF(all); k++) {
+    (void)kill(guardian, all[k]); /* checked below: one that ended on it is gone */
+    for (int i = 0; i < n && i < 256; i++)
+      (void)kill(tree[i], all[k]); /* some may be gone already */
+  }
   usleep(1000 * 1000);
+  cr_assert(process_running(guardian), "SIGHUP, SIGINT or SIGTERM ended the guardian: %s", scenario_stderr(&sc));
   cr_assert_eq(kill(agent, SIGKILL), 0, "the agent ended within its grace");
   cr_assert_eq(scenario_wait(agent), 128 + SIGKILL);
 
