@@ -8,9 +8,10 @@
 #      (tests/vm/systemd-vm.sh), so that it overlaps the builds and the suites of build/,
 #   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both linking the
 #      system's libcurl (libcurl4-openssl-dev),
-#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the systemd label runs
-#      after the other suites of build/, in that VM, which is stopped after it (one VM at a time); the chaos label runs
-#      last on build/, alone (-j1), after the other suites of build/; a label or a selection with no test in a build
+#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the chaos label runs
+#      last on build/, alone on the engine (-j1), after the other suites of build/, and the systemd label runs in that
+#      VM at the same time (its suites use the VM's own engine; both mostly wait), the VM stopped after it (one VM at
+#      a time); a label or a selection with no test in a build
 #      fails (tests/run-lib.sh), and a sentinel (a dead session's container without the test label, planted before
 #      the suites, removed at the end) must survive every suite: tests run gc only on what is their own,
 #   5. builds the Debian package in a copy of the tree and runs lintian on it (tests/package/build-deb.sh), in the
@@ -73,6 +74,7 @@ run_on_exit() {
     sentinel_remove
     if [[ -n $deb_pid ]]; then wait "$deb_pid" 2>/dev/null || true; fi
     if [[ -n $side_pid ]]; then wait "$side_pid" 2>/dev/null || true; fi
+    if [[ -n $systemd_tests_pid ]]; then wait "$systemd_tests_pid" 2>/dev/null || true; fi
     systemd_vm_stop
     (exit "$rc")
     env_on_exit
@@ -180,13 +182,36 @@ deb_wait() {
     return "$rc"
 }
 
-# The systemd label in the VM booted above, one suite at a time; the fixture stops the VM after the last.
+# The systemd label in the VM booted above, one suite at a time; the fixture stops the VM after the last. It runs
+# in the background of the chaos suites (systemd_tests_start), from build/tests/systemd/ so that the two ctest runs
+# keep their Testing/ files apart; systemd_tests_wait prints its output and adds its counts to the totals.
+systemd_tests_pid=""
 test_systemd() {
-    local rc=0
+    local rc=0 dir=build/tests/systemd
     require_label build systemd || return 1
     echo "--- build/: systemd (-j1, in the Debian 12 VM)"
-    ctest_group build 1 systemd -L '^systemd$' || rc=1
-    grep -ah -e '^  cleanup-agent run -- true: ' -e '^boot: ' build/Testing/Temporary/LastTest.log 2>/dev/null || true
+    ctest_group "$dir" 1 systemd -L '^systemd$' || rc=1
+    grep -ah -e '^  cleanup-agent run -- true: ' -e '^boot: ' "$dir/Testing/Temporary/LastTest.log" 2>/dev/null || true
+    return "$rc"
+}
+systemd_tests_start() {
+    (
+        # shellcheck disable=SC2030 # counted here from 0; systemd_tests_wait adds them to the run's
+        passed_total=0 failed_total=0 rc=0
+        test_systemd >"$work/systemd-tests.log" 2>&1 || rc=$?
+        echo "$rc $passed_total $failed_total" >"$work/systemd-tests.result"
+    ) &
+    systemd_tests_pid=$!
+}
+systemd_tests_wait() {
+    [[ -n $systemd_tests_pid ]] || return 1
+    wait "$systemd_tests_pid" || true
+    systemd_tests_pid=""
+    cat "$work/systemd-tests.log"
+    local rc=1 passed=0 failed=1
+    read -r rc passed failed <"$work/systemd-tests.result" || true
+    # shellcheck disable=SC2031 # the run's own counts, which the subshell above did not touch
+    passed_total=$((passed_total + passed)) failed_total=$((failed_total + failed))
     return "$rc"
 }
 
@@ -225,7 +250,7 @@ build_asan() {
 ctest_group() {
     local dir=$1 jobs=$2 what=$3
     shift 3
-    local log=$work/ctest.log rc=0
+    local log=$work/ctest.$BASHPID.log rc=0 # one per process: the systemd group runs beside chaos
     if ! require_selection "$dir" "$what" "$@"; then
         failed_total=$((failed_total + 1))
         return 1
@@ -368,15 +393,17 @@ if ((!env_only)); then
     phase "package (dpkg-buildpackage, lintian; waited for)" deb_wait && deb_ok=1 || true
     systemd_ok=0
     phase "systemd vm (image and boot)" systemd_vm_wait && systemd_ok=1 || true
-    # Without the package the systemd suites have nothing to install (their fixture would only build it again).
-    if ((systemd_ok && deb_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then
-        phase "tests (build/, systemd)" test_systemd || true
-    fi
-    systemd_vm_stop
     phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
+    # Without the package the systemd suites have nothing to install (their fixture would only build it again).
+    if ((systemd_ok && deb_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then systemd_tests_start; fi
     side_builds_start
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "chaos (build/)" test_chaos || true; fi
     phase "sentinel kept (chaos)" sentinel_check "the chaos suites" || true
+    # The phase's time is the wait after chaos; the suites' own times are in their lines.
+    if [[ -n $systemd_tests_pid ]]; then
+        phase "tests (build/, systemd; beside chaos, waited for)" systemd_tests_wait || true
+    fi
+    systemd_vm_stop
     # The phases' times below are the waits after chaos; the builds' own times are in their logs.
     phase "build (build-asan/, AG_SANITIZE; waited for)" side_builds_wait asan || true
     [[ ! -e $work/side-asan.configured ]] || configured+=(build-asan)
