@@ -344,12 +344,16 @@ struct dk_df {
   struct dk_images *images; /* never NULL once parsed */
   struct dk_df_container *containers;
   size_t n_containers;
-  int64_t layers_size, build_cache_size;
+  int64_t layers_size;
+  /* The build cache as a prune's keep-storage counts it: its records that no image shares (an image's layers are
+   * records too, Shared, which a prune leaves). Of those, reclaimable: not in use, not the builder's own. */
+  int64_t build_cache_size, build_cache_reclaimable;
 };
 int dk_system_df(struct dk_client *c, struct dk_df **ret, ca_error **err);
 void dk_df_free(struct dk_df *df);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dk_df *, dk_df_free)
-/* POST /build/prune?keep-storage=keep: the build cache beyond keep bytes goes; *ret_reclaimed bytes were freed. */
+/* POST /build/prune?keep-storage=keep: reclaimable records go, whole and the least used first, until the build
+ * cache (build_cache_size) is at most keep bytes (0: all of them); *ret_reclaimed bytes were freed. */
 int dk_build_prune(struct dk_client *c, uint64_t keep, uint64_t *ret_reclaimed, ca_error **err);
 /* How many networks hold an address pool (an IPAM config: a subnet), the predefined bridge included. */
 int dk_network_pools_used(struct dk_client *c, unsigned *ret, ca_error **err);

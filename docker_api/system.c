@@ -82,9 +82,15 @@ static int parse_df_containers(const cJSON *arr, struct dk_df *df, ca_error **er
   return 0;
 }
 
-/* The build cache's total: the sum of its records' sizes. */
-static int build_cache_size(const cJSON *arr, int64_t *ret, ca_error **err) {
-  *ret = 0;
+static int64_t add_capped(int64_t sum, int64_t size) {
+  return size > INT64_MAX - sum ? INT64_MAX : sum + size;
+}
+
+/* The build cache as a prune counts it (BuildKit's keep-storage, `docker system df`): the records no image shares. A
+ * layer of an image built here is a record too, Shared, which a prune without all=true leaves and whose disk the image
+ * holds anyway. Of those, a prune may take the ones not in use and not the builder's own (internal, frontend). */
+static int build_cache_size(const cJSON *arr, struct dk_df *df, ca_error **err) {
+  df->build_cache_size = df->build_cache_reclaimable = 0;
   if (!arr || cJSON_IsNull(arr))
     return 0;
   if (!cJSON_IsArray(arr))
@@ -92,10 +98,16 @@ static int build_cache_size(const cJSON *arr, int64_t *ret, ca_error **err) {
   const cJSON *e;
   cJSON_ArrayForEach(e, arr) {
     int64_t size = 0;
-    int k = ca_json_int(e, "Size", 0, INT64_MAX, &size, err);
-    if (k < 0)
+    bool shared = false, in_use = false;
+    const char *type = "regular";
+    if (ca_json_int(e, "Size", 0, INT64_MAX, &size, err) < 0 || ca_json_bool(e, "Shared", &shared, err) < 0 ||
+        ca_json_bool(e, "InUse", &in_use, err) < 0 || ca_json_string(e, "Type", &type, err) < 0)
       return ca_error_wrap(err, "BuildCache");
-    *ret += size;
+    if (shared)
+      continue;
+    df->build_cache_size = add_capped(df->build_cache_size, size);
+    if (!in_use && !streq(type, "internal") && !streq(type, "frontend"))
+      df->build_cache_reclaimable = add_capped(df->build_cache_reclaimable, size);
   }
   return 0;
 }
@@ -120,7 +132,7 @@ int dk_parse_df(const char *json, size_t len, struct dk_df **ret, ca_error **err
   if ((k = ca_json_int(o, "LayersSize", 0, INT64_MAX, &df->layers_size, err)) < 0 ||
       (k = dk_parse_images(ca_json_field(o, "Images"), &df->images, err)) < 0 ||
       (k = parse_df_containers(ca_json_field(o, "Containers"), df, err)) < 0 ||
-      (k = build_cache_size(ca_json_field(o, "BuildCache"), &df->build_cache_size, err)) < 0)
+      (k = build_cache_size(ca_json_field(o, "BuildCache"), df, err)) < 0)
     return ca_error_wrap(err, "GET /system/df");
   *ret = TAKE_PTR(df);
   return 0;

@@ -232,13 +232,16 @@ static void disk_budget(const struct ag_env *env, const struct ag_disk_marks *m,
   shed(env->dk, m, dry_run, used, p);
 }
 
+/* A dry run plans what the engine's prune would take at the least: the cache beyond the keep, as far as it is
+ * reclaimable (the prune takes whole records, so it may take more). Records an image shares are no build cache. */
 static void build_cache(const struct ag_env *env, const struct ag_disk_marks *m, bool dry_run, struct ag_disk_pass *p) {
   _cleanup_error_ ca_error *err = NULL;
   _cleanup_(dk_df_freep) struct dk_df *df = NULL;
-  if (dry_run && dk_system_df(env->dk, &df, &err) == 0)
-    p->pruned =
-        df->build_cache_size > (int64_t)m->build_cache_keep ? (uint64_t)df->build_cache_size - m->build_cache_keep : 0;
-  else if (!dry_run && dk_build_prune(env->dk, m->build_cache_keep, &p->pruned, &err) == 0)
+  if (dry_run && dk_system_df(env->dk, &df, &err) == 0) {
+    uint64_t size = (uint64_t)df->build_cache_size, reclaimable = (uint64_t)df->build_cache_reclaimable;
+    p->build_cache = size;
+    p->pruned = size > m->build_cache_keep ? CA_MIN(size - m->build_cache_keep, reclaimable) : 0;
+  } else if (!dry_run && dk_build_prune(env->dk, m->build_cache_keep, &p->pruned, &err) == 0)
     return;
   if (err)
     p->prune_error = strdup(err->msg);

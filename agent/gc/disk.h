@@ -68,7 +68,8 @@ struct ag_disk_pass {
   struct ag_disk_item *items;
   size_t n;
   unsigned removed, failed;
-  uint64_t pruned; /* build cache bytes reclaimed */
+  uint64_t pruned;      /* build cache bytes reclaimed (a dry run: at least this many would be) */
+  uint64_t build_cache; /* a dry run: the build cache as the engine counts it, before */
   char *prune_error;
 };
 /* Runs the disk pass with env's engine: above m->high, session images (built-by a session not alive here; never

@@ -52,9 +52,13 @@ void ag_disk_pass_print(const struct ag_disk_pass *p, const struct ag_disk_marks
   }
   if (m->build_cache_set && p->prune_error)
     ca_log_error("gc: build cache: %s", p->prune_error);
+  else if (m->build_cache_set && dry_run)
+    ca_log_notice("gc: build cache: %s, would prune %s%s beyond %s", ca_format_size(p->build_cache, (char[32]){0}),
+                  p->pruned ? "at least " : "", ca_format_size(p->pruned, size),
+                  ca_format_size(m->build_cache_keep, (char[32]){0}));
   else if (m->build_cache_set)
-    ca_log_notice("gc: build cache: %s %s beyond %s", dry_run ? "would prune" : "pruned",
-                  ca_format_size(p->pruned, size), ca_format_size(m->build_cache_keep, (char[32]){0}));
+    ca_log_notice("gc: build cache: pruned %s beyond %s", ca_format_size(p->pruned, size),
+                  ca_format_size(m->build_cache_keep, (char[32]){0}));
 }
 
 void ag_disk_pass_json(const struct ag_disk_pass *p, const struct ag_disk_marks *m, bool dry_run, void *json_object) {
@@ -85,4 +89,6 @@ void ag_disk_pass_json(const struct ag_disk_pass *p, const struct ag_disk_marks 
   }
   if (m->build_cache_set)
     cJSON_AddNumberToObject(d, "build_cache_pruned_bytes", (double)p->pruned);
+  if (m->build_cache_set && dry_run && !p->prune_error)
+    cJSON_AddNumberToObject(d, "build_cache_bytes", (double)p->build_cache);
 }

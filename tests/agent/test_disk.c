@@ -3,6 +3,7 @@
  * random data: gc --disk-high removes the least recently used session images until under --disk-low and nothing
  * else, --dry-run only says so, --build-cache-keep prunes, run --images=remove removes what its command built unless
  * a container uses it, and run's pressure check collects first when the disk is over its mark. */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -155,16 +156,121 @@ Test(disk, gc_removes_the_least_recently_used_session_images_until_under_the_low
   cr_assert_lt(usage(), atof(low), "under the low mark after: %.1f%%", usage());
 }
 
-/* This host's docker CLI has no buildx, so no BuildKit build makes a cache here (the legacy builder keeps none): the
- * prune is asked for and said; the sum of a cache's records is tested on the parser (tests/docker_api). */
+/* Builds an image FROM the test image with mb MB of random data with BuildKit, whose records are the engine's build
+ * cache (the legacy builder keeps none): POST /build?version=2 with the context as a tar, as this host's docker CLI
+ * has no buildx. */
+static void build_kit(const char *tag, unsigned mb) {
+  char log[128];
+  snprintf(log, sizeof(log), "%s/build-%s.log", sc.dir, tag);
+  sh("d=%s/ctx-%s && mkdir $d && printf 'FROM " IMAGE "\\nRUN dd if=/dev/urandom of=/blob bs=1048576 count=%u "
+     "2>/dev/null\\n' >$d/Dockerfile && tar -C $d -cf - Dockerfile | curl -sS --unix-socket %s -X POST -H "
+     "'Content-Type: application/x-tar' --data-binary @- 'http://engine/v1.41/build?version=2&networkmode=none&t=%s' "
+     ">%s; grep -q '\"Successfully tagged %s:latest' %s || { cat %s; false; }",
+     sc.dir, tag, mb, sc.docker_host + strlen("unix://"), tag, log, tag, log, log);
+}
+
+/* The build cache as the engine counts it for a prune's keep-storage and as `docker system df` shows it: the sizes of
+ * its records that no image shares; and those an image shares (its layers, which a prune leaves). Read from
+ * /system/df here, not through the agent's parser. */
+struct cache {
+  int64_t own, shared;
+};
+static struct cache cache_now(void) {
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "curl -sS --unix-socket %s http://engine/v1.41/system/df",
+           sc.docker_host + strlen("unix://"));
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  static char text[1 << 20];
+  size_t n = fread(text, 1, sizeof(text) - 1, p);
+  cr_assert_eq(pclose(p), 0, "GET /system/df");
+  text[n] = '\0';
+  cJSON *df = cJSON_Parse(text), *rec;
+  cr_assert_not_null(df, "GET /system/df: %s", text);
+  struct cache c = {0};
+  cJSON_ArrayForEach(rec, cJSON_GetObjectItem(df, "BuildCache")) {
+    int64_t size = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(rec, "Size"));
+    *(cJSON_IsTrue(cJSON_GetObjectItem(rec, "Shared")) ? &c.shared : &c.own) += size;
+  }
+  cJSON_Delete(df);
+  return c;
+}
+
+static const char *size_text(int64_t bytes) {
+  static char buf[4][32];
+  static unsigned i;
+  return ca_format_size((uint64_t)bytes, buf[i++ % 4]);
+}
+
+/* A BuildKit build cache of images removed since (as run --images=remove leaves it) next to an image that stays, whose
+ * layers are records too, shared: they are no build cache to keep or prune. gc --build-cache-keep plans and prunes
+ * the cache down to SIZE as the engine counts it, and never the image. */
 Test(disk, gc_build_cache_keep_prunes_the_build_cache) {
   engine_on_disk(0);
-  int rc = run_agent((const char *[]){"gc", "--build-cache-keep", "1M", "--dry-run", NULL});
+  build_kit("kept", 4);
+  build_kit("gone-a", 6);
+  build_kit("gone-b", 3);
+  sh("docker -H %s rmi gone-a gone-b >/dev/null", sc.docker_host);
+  struct cache before = cache_now();
+  cr_log_info("build cache %s, shared with images %s", size_text(before.own), size_text(before.shared));
+  cr_assert_geq(before.own, 9 << 20, "the removed images' layers are build cache: %s", size_text(before.own));
+  cr_assert_geq(before.shared, 4 << 20, "the kept image's layers are records it shares: %s", size_text(before.shared));
+
+  /* The plan: at least what goes beyond 1M (the engine prunes whole records, least recently used first). */
+  int rc = run_agent((const char *[]){"gc", "--build-cache-keep", "1M", "--dry-run", "--format", "json", NULL});
   cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
-  cr_assert(strstr(scenario_stderr(&sc), "build cache: would prune 0B beyond 1M"), "%s", scenario_stderr(&sc));
+  const char *out = scenario_read_text(strcat(strcpy((char[160]){0}, sc.dir), "/out"));
+  cJSON *j = cJSON_Parse(out), *disk = cJSON_GetObjectItem(j, "disk");
+  cr_assert_not_null(disk, "%s", out);
+  cr_assert_eq((int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(disk, "build_cache_pruned_bytes")),
+               before.own - (1 << 20), "%s", out);
+  cr_assert_eq((int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(disk, "build_cache_bytes")), before.own, "%s", out);
+  cJSON_Delete(j);
+
+  rc = run_agent((const char *[]){"gc", "--build-cache-keep", "1M", "--dry-run", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  char want[160];
+  snprintf(want, sizeof(want), "gc: build cache: %s, would prune at least %s beyond 1M", size_text(before.own),
+           size_text(before.own - (1 << 20)));
+  cr_assert(strstr(scenario_stderr(&sc), want), "want '%s': %s", want, scenario_stderr(&sc));
+  cr_assert_eq(cache_now().own, before.own, "the dry run pruned nothing");
+
+  /* A keep above the cache (though below the cache and the image's layers): nothing to prune, and nothing goes. */
+  char keep[32];
+  snprintf(keep, sizeof(keep), "%dM", (int)(before.own >> 20) + 2);
+  cr_assert_lt((int64_t)atoi(keep) << 20, before.own + before.shared);
+  rc = run_agent((const char *[]){"gc", "--build-cache-keep", keep, "--dry-run", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  snprintf(want, sizeof(want), "gc: build cache: %s, would prune 0B beyond %s", size_text(before.own), keep);
+  cr_assert(strstr(scenario_stderr(&sc), want), "want '%s': %s", want, scenario_stderr(&sc));
+  rc = run_agent((const char *[]){"gc", "--build-cache-keep", keep, NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  snprintf(want, sizeof(want), "gc: build cache: pruned 0B beyond %s", keep);
+  cr_assert(strstr(scenario_stderr(&sc), want), "want '%s': %s", want, scenario_stderr(&sc));
+  cr_assert_eq(cache_now().own, before.own, "a keep above the cache pruned nothing");
+
+  /* Down to 4M: what goes is said, and the cache is under it after. */
+  rc = run_agent((const char *[]){"gc", "--build-cache-keep", "4M", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  struct cache after = cache_now();
+  cr_assert_leq(after.own, 4 << 20, "the cache is under the keep after: %s", size_text(after.own));
+  snprintf(want, sizeof(want), "gc: build cache: pruned %s beyond 4M", size_text(before.own - after.own));
+  cr_assert(strstr(scenario_stderr(&sc), want), "want '%s': %s", want, scenario_stderr(&sc));
+
+  /* 0 prunes it all; another removed image makes sure there is some to prune. */
+  build_kit("gone-c", 2);
+  sh("docker -H %s rmi gone-c >/dev/null", sc.docker_host);
+  before = cache_now();
   rc = run_agent((const char *[]){"gc", "--build-cache-keep", "0", NULL});
   cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
-  cr_assert(strstr(scenario_stderr(&sc), "build cache: pruned 0B beyond 0B"), "%s", scenario_stderr(&sc));
+  after = cache_now();
+  cr_assert_eq(after.own, 0, "keep 0 prunes the whole cache: %s left", size_text(after.own));
+  snprintf(want, sizeof(want), "gc: build cache: pruned %s beyond 0B", size_text(before.own));
+  cr_assert_geq(before.own, 2 << 20);
+  cr_assert(strstr(scenario_stderr(&sc), want), "want '%s': %s", want, scenario_stderr(&sc));
+  cr_assert(image_exists("kept"), "an image's layers are no build cache to prune");
+  cr_assert_geq(after.shared, 4 << 20, "the kept image's records stay: %s", size_text(after.shared));
+
   rc = run_agent((const char *[]){"gc", "--build-cache-keep", "lots", NULL});
   cr_assert_eq(rc, 2, "a size that is not one is a usage error: %s", scenario_stderr(&sc));
 }
