@@ -162,6 +162,7 @@ const char *cg_leaf_unit(const cg_leaf *leaf);
  * found): code is ENOENT for "not found" (exit 127) and EACCES, ENOEXEC, ... for "not executable" (exit 126). */
 #define CG_ERROR_DETAIL_EXEC 1
 
+struct cg_process;
 typedef struct cg_spawn_options {
   char *const *argv;    /* argv[0] is looked up in PATH (from envp, else the agent's) when it holds no '/' */
   char *const *envp;    /* NULL: the agent's environment */
@@ -179,6 +180,11 @@ typedef struct cg_spawn_options {
   /* The command's new process group becomes the foreground of the terminal on stdin before exec (a command that
    * reads the terminal), as a shell does for a foreground job. */
   bool take_terminal;
+  /* Runs in the agent once the child exists, in its own process group, and before it execs (to record the group, say):
+   * the command runs only after it returned. An agent that dies before takes the child with it: the command never
+   * runs unrecorded. */
+  void (*started)(void *data, const struct cg_process *proc);
+  void *started_data;
 } cg_spawn_options;
 
 typedef struct cg_process {

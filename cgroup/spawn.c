@@ -37,7 +37,8 @@ struct child_report {
 
 struct child_ctx {
   int report_fd;
-  int v2_procs_fd; /* -1 when CLONE_INTO_CGROUP placed the child already */
+  int go_fd, go_write_fd; /* with opts->started: the child execs once a byte came; -1 without */
+  int v2_procs_fd;        /* -1 when CLONE_INTO_CGROUP placed the child already */
   int v1_procs_fd[CG_V1_N];
   const char *path;
   char *const *argv;
@@ -119,6 +120,20 @@ static _noreturn_ void child_fail(const struct child_ctx *c, int stage) {
   _exit(127);
 }
 
+/* With a started hook: waits for the agent's byte; end of file (the agent died first) ends the child unexec'd. */
+static void child_wait_go(const struct child_ctx *c) {
+  if (c->go_fd < 0)
+    return;
+  close(c->go_write_fd); /* else this copy would keep the pipe open after the agent died */
+  char b;
+  ssize_t n;
+  do
+    n = read(c->go_fd, &b, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    _exit(127);
+}
+
 static _noreturn_ void child_run(const struct child_ctx *c) {
   if (c->v2_procs_fd >= 0 && write(c->v2_procs_fd, "0", 1) != 1)
     child_fail(c, STAGE_JOIN_V2);
@@ -155,6 +170,7 @@ static _noreturn_ void child_run(const struct child_ctx *c) {
     errno = -r;
     child_fail(c, STAGE_FDS);
   }
+  child_wait_go(c);
   execve(c->path, c->argv, c->envp);
   child_fail(c, STAGE_EXEC);
 }
@@ -358,6 +374,14 @@ static int await_exec(cg_leaf *leaf, const cg_spawn_options *opts, const char *p
   return 0;
 }
 
+/* Tells opts->started about the child, which waits before exec, then lets it go. */
+static void release_child(cg_leaf *leaf, const cg_spawn_options *opts, pid_t pid, int go_fd) {
+  cg_proc_stat st = {0};
+  (void)cg_proc_read_stat(leaf->root->proc, pid, &st, NULL); /* the unreaped child cannot vanish: always works */
+  opts->started(opts->started_data, &(cg_process){.pid = pid, .pidfd = -1, .start_time = st.start_time});
+  (void)!write(go_fd, "x", 1); /* a child that failed before its wait reports that; await_exec reads it */
+}
+
 static bool fds_ascending(const int *fds, size_t n) {
   for (size_t i = 1; i < n; i++)
     if (fds[i] <= fds[i - 1])
@@ -379,6 +403,8 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
     return -(*err)->code;
 
   struct child_ctx c = {.v2_procs_fd = -1,
+                        .go_fd = -1,
+                        .go_write_fd = -1,
                         .path = program,
                         .argv = opts->argv,
                         .envp = envp,
@@ -391,14 +417,16 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
   for (int i = 0; i < CG_V1_N; i++)
     c.v1_procs_fd[i] = -1;
   bool into = leaf->path && leaf->root->track_is_v2 && !opts->join_after_fork;
-  int pipefd[2] = {-1, -1}, pidfd = -1, r;
+  int pipefd[2] = {-1, -1}, go[2] = {-1, -1}, pidfd = -1, r;
   if ((r = open_procs_files(leaf, into, &c, err)) < 0)
     goto out;
-  if (pipe2(pipefd, O_CLOEXEC) < 0) {
+  if (pipe2(pipefd, O_CLOEXEC) < 0 || (opts->started && pipe2(go, O_CLOEXEC) < 0)) {
     r = ca_error_set_errno(err, errno, "pipe");
     goto out;
   }
   c.report_fd = pipefd[1];
+  c.go_fd = go[0];
+  c.go_write_fd = go[1];
   pid_t pid = start_child(leaf, &into, &c, &pidfd, err);
   ca_close_keep_errno(pipefd[1]);
   if (pid < 0) {
@@ -406,9 +434,13 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
     goto out;
   }
   (void)setpgid(pid, pid); /* EACCES once the child has exec'ed: it did setpgid itself before that */
+  if (opts->started)
+    release_child(leaf, opts, pid, go[1]);
   r = await_exec(leaf, opts, program, pid, pidfd, pipefd[0], into, ret, err);
 out:
   ca_close_keep_errno(pipefd[0]);
+  ca_close_keep_errno(go[0]);
+  ca_close_keep_errno(go[1]);
   close_ctx(&c);
   return r;
 }

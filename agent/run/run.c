@@ -129,8 +129,10 @@ static void report_exec_failure(const char *command, int code) {
 }
 
 /* Under process tracking, the registry records the command's process group (its main process leads one of its own),
- * for the guardian, the next start, kill and gc to kill when the agent cannot: no later layer finds the tree else. */
-static void record_group(struct run_state *s, const cg_process *proc) {
+ * for the guardian, the next start, kill and gc to kill when the agent cannot: no later layer finds the tree else.
+ * cg_spawn's started hook: the command execs only after this, so no agent dies with the command running unrecorded. */
+static void record_group(void *data, const cg_process *proc) {
+  struct run_state *s = data;
   struct ag_registry *reg = &s->session->reg;
   reg->main_pid = reg->pgrp = proc->pid;
   reg->main_start = reg->pgrp_start = proc->start_time;
@@ -155,6 +157,10 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
       .n_keep_fds = s->n_keep_fds,
       .take_terminal = ag_run_terminal_is_ours(),
   };
+  if (s->session->env.cg && cg_root_tracking(s->session->env.cg) == CG_TRACK_PROCESS) {
+    sopts.started = record_group;
+    sopts.started_data = s;
+  }
   cg_process proc;
   _cleanup_error_ ca_error *err = NULL;
   if (cg_spawn(s->leaf, &sopts, &proc, &err) < 0) {
@@ -168,8 +174,6 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
   if (proc.pidfd >= 0)
     close(proc.pidfd); /* SIGCHLD and waitpid tell us about the main process */
   s->pid = proc.pid;
-  if (s->session->env.cg && cg_root_tracking(s->session->env.cg) == CG_TRACK_PROCESS)
-    record_group(s, &proc);
   s->gave_terminal = sopts.take_terminal;
   return 0;
 }

@@ -64,7 +64,7 @@ static pid_t start_tree(char id[static 128]) {
   cr_assert(scenario_read_marker(&sc, "session", 60000, id), "the command never got going: %s", scenario_stderr(&sc));
   snprintf(last_id, sizeof(last_id), "%s", id);
   int procs = 0;
-  for (int i = 0; i < 100 && (procs = scenario_count_processes(id)) < 4; i++)
+  for (int i = 0; i < 100 && (procs = scenario_count_processes(id)) != 4; i++) /* the double fork passes 5 */
     usleep(20000);
   cr_assert_eq(procs, 4, "the tree should have 4 processes, has %d", procs);
   const char *err = scenario_stderr(&sc);
@@ -131,4 +131,23 @@ Test(no_cgroup, sigkill_of_agent_and_guardian_kill_of_the_session_kills_the_tree
 Test(no_cgroup, sigkill_of_agent_and_guardian_gc_kills_the_tree) {
   scenario_private_engine_start(&sc); /* gc takes every dead session of its engine: never the shared one */
   tree_outlives_both_until((const char *[]){"gc", NULL}, "gc");
+}
+
+/* The command runs only once the registry records its process group: an agent SIGKILLed at any moment leaves no tree
+ * that the later layers cannot find (before, the command ran for a few system calls with its group unrecorded). */
+Test(no_cgroup, the_command_starts_with_its_group_recorded) {
+  char body[512], seen[128], marker[300];
+  snprintf(body, sizeof(body),
+           "if grep -Eq '\"pgrp\":[[:space:]]*'$$'[^0-9]' '%s/sessions/'$CLEANUP_AGENT_SESSION.json; then r=recorded; "
+           "else r=missing; fi\necho $r > $OUT/seen.tmp && mv $OUT/seen.tmp $OUT/seen\n",
+           sc.state);
+  const char *script = scenario_script(&sc, "check.sh", body);
+  snprintf(marker, sizeof(marker), "%s/seen", sc.dir);
+  for (int i = 0; i < 20; i++) {
+    unlink(marker);
+    int rc = scenario_wait(start_without_cgroup((const char *[]){"run", "--", script, NULL}));
+    cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+    cr_assert(scenario_read_marker(&sc, "seen", 5000, seen), "the command did not run: %s", scenario_stderr(&sc));
+    cr_assert_str_eq(seen, "recorded", "run %d: the command started before the registry named its group", i);
+  }
 }
