@@ -8,6 +8,7 @@
 
 #include "collect.h"
 #include "disk.h"
+#include "guardian.h"
 #include "nesting.h"
 #include "receipt.h"
 
@@ -441,37 +442,95 @@ bool ag_collect_nested_in(const struct ag_registry *rec, const char *in) {
   return at && (at[strlen(leaf)] == '\0' || at[strlen(leaf)] == '/');
 }
 
-/* One session of ag_collect_nested: 1 when it was nested in `in` and collected, 0 when it was not nested there (or
- * is alive), else a negative errno with err set. */
-static int collect_nested_one(const struct ag_env *env, const char *in, const char *id, struct ag_collect_stats *st,
-                              ca_error **err) {
-  _cleanup_close_ int lock = -1;
-  if (ag_session_lock(env->state, id, false, &lock, NULL) < 0)
-    return 0; /* alive, or no lock of its own: not one that in's collection killed */
-  struct ag_registry reg;
-  if (ag_registry_load(env->state, id, &reg, NULL) < 0)
-    return 0;
-  int r = 0;
-  if (ag_collect_nested_in(&reg, in))
-    r = ag_collect_session(env, &reg, id, NULL, st, err) < 0 ? -EBUSY : 1;
-  ag_registry_done(&reg);
-  return r;
+/* Hands the sessions of w to one watcher for late creates (which then forgets them), or forgets them now when it
+ * could not start. Empties w. */
+static void hand_off(const struct ag_env *env, struct ag_watch_list *w) {
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_watcher_start(env->state->dir, w, &err) < 0) {
+    ca_log_warning("%s; forgetting %zu dead session%s without watching for late creates", err->msg, w->n,
+                   w->n == 1 ? "" : "s");
+    for (size_t i = 0; i < w->n; i++)
+      if (ag_collect_forget(env, w->items[i].id, &err) < 0)
+        ca_log_warning("%s", err->msg);
+  }
+  ag_watch_clear(w);
 }
 
-int ag_collect_nested(const struct ag_env *env, const char *in, struct ag_collect_stats *st, ca_error **err) {
+/* Collects dead session id against rec, its registry (NULL: none), then forgets it, or hands it with its lock (*lock,
+ * taken over) to w when a create may still land (not when nested: ag_collect_dead). What could not be collected
+ * stays registered, with the reason in the registry. */
+static int collect_dead_recorded(const struct ag_env *env, const struct ag_registry *rec, const char *id, bool nested,
+                                 int *lock, struct ag_watch_list *w, struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_error_ ca_error *e = NULL;
+  int r = ag_collect_recorded(env, rec, id, st, &e);
+  if (r < 0) {
+    ag_collect_keep(env->state, id, e->msg);
+    if (err)
+      *err = TAKE_PTR(e);
+    return r;
+  }
+  /* A session that used an engine may have had a create in flight when it died (a test's `docker run`,
+   * container-seq's next container) that lands after our listing, even when nothing was there yet. One watcher
+   * for all of them looks for it, then forgets the session; without an engine (or a registry: the agent died
+   * before it ran anything), the registry goes now. */
+  if (rec && rec->docker_host && !nested) {
+    if (w->n == AG_WATCH_MAX)
+      hand_off(env, w); /* full: this one starts the next watcher's list */
+    if (ag_watch_add(w, id, rec->docker_host, *lock) == 0) {
+      *lock = -1;
+      return 0;
+    }
+  }
+  return ag_collect_forget(env, id, err);
+}
+
+/* One session of ag_collect_dead, whose lock the caller holds: 1 when it was collected, 0 when only_nested left it
+ * (not nested, or no registry says it is), else a negative errno with err set. */
+static int collect_dead_one(const struct ag_env *env, const char *id, const char *nest, bool only_nested, int *lock,
+                            struct ag_watch_list *w, struct ag_collect_stats *st, ca_error **err) {
+  _cleanup_(ag_registry_done) struct ag_registry reg = {0};
+  _cleanup_error_ ca_error *e = NULL;
+  int r = ag_registry_load(env->state, id, &reg, &e);
+  const struct ag_registry *rec = r == 0 ? &reg : NULL;
+  bool nested = ag_collect_nested_in(rec, nest);
+  if (only_nested && !nested)
+    return 0;
+  if (r < 0 && r != -ENOENT && r != -EINVAL) /* unreadable, or a newer agent's: kept for a later try or that agent */
+    return ca_error_set(err, -r, "%s", e->msg);
+  if (r < 0 && r != -ENOENT)
+    ca_log_warning("%s; collecting session %s with this start's engine and cgroup root", e->msg, id);
+  r = collect_dead_recorded(env, rec, id, nested, lock, w, st, err);
+  return r < 0 ? r : 1;
+}
+
+int ag_collect_dead(const struct ag_env *env, const char *nest, bool only_nested, struct ag_collect_stats *st,
+                    ca_error **err) {
   _cleanup_strv_free_ char **ids = NULL;
   int r = ag_state_list_sessions(env->state, &ids, err);
   if (r < 0)
     return r;
-  int n = 0;
+  _cleanup_free_ struct ag_watch_list *w = calloc(1, sizeof(*w));
+  if (!w)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  int collected = 0;
   for (char **id = ids; *id; id++) {
+    _cleanup_close_ int lock = -1;
     _cleanup_error_ ca_error *e = NULL;
-    if ((r = collect_nested_one(env, in, *id, st, &e)) < 0)
-      ca_log_warning("collect session %s nested in %s: %s", *id, in, e ? e->msg : strerror(-r));
-    else
-      n += r;
+    /* Create the lock file if only the registry is left: taking it is what makes the collection exclusive. Not when
+     * only the nest is collected: a session that turns out not to be in it would be left a new lock file. */
+    if ((r = ag_session_lock(env->state, *id, !only_nested, &lock, &e)) < 0) {
+      if (r != -EWOULDBLOCK && !only_nested) /* EWOULDBLOCK: alive */
+        ca_log_warning("%s", e->msg);
+    } else if ((r = collect_dead_one(env, *id, nest, only_nested, &lock, w, st, &e)) > 0) {
+      collected++;
+    } else if (r < 0 && only_nested) {
+      ca_log_warning("collect session %s nested in %s: %s", *id, nest, e->msg);
+    } else if (r < 0) {
+      ca_log_warning("collect dead session %s: %s", *id, e->msg);
+    }
   }
-  return n;
+  hand_off(env, w);
+  return collected;
 }
 
 const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len) {

@@ -113,12 +113,12 @@ static int collect_died(const struct ag_guardian_config *cfg, const struct ag_en
 }
 
 /* The sessions nested in this one, which its collection killed (their agents and guardians ran in its leaf): their
- * registries go too, without waiting for the next start. Their creates went through this session's proxy, which
- * died with the agent; one in flight landed in time for watch_late, which looks by either label. */
+ * registries go too, without waiting for the next start or a watcher. Their creates went through this session's
+ * proxy, which died with the agent; one in flight landed in time for watch_late, which looks by either label. */
 static void collect_nested(const struct ag_guardian_config *cfg, const struct ag_env *env) {
   struct ag_collect_stats st = {0};
   _cleanup_error_ ca_error *err = NULL;
-  int n = ag_collect_nested(env, cfg->session_id, &st, &err);
+  int n = ag_collect_dead(env, cfg->session_id, true, &st, &err);
   if (n < 0)
     ca_log_warning("guardian: sessions nested in %s: %s", cfg->session_id, err->msg);
   else if (n > 0)

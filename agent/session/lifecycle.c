@@ -145,97 +145,15 @@ int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret
   return 0;
 }
 
-/* Hands the sessions of w to one watcher for late creates (which then forgets them), or forgets them now when it
- * could not start. Empties w. */
-static void hand_off(const struct ag_env *env, struct ag_watch_list *w) {
-  _cleanup_error_ ca_error *err = NULL;
-  if (ag_watcher_start(env->state->dir, w, &err) < 0) {
-    ca_log_warning("%s; forgetting %zu dead session%s without watching for late creates", err->msg, w->n,
-                   w->n == 1 ? "" : "s");
-    for (size_t i = 0; i < w->n; i++)
-      if (ag_collect_forget(env, w->items[i].id, &err) < 0)
-        ca_log_warning("%s", err->msg);
-  }
-  ag_watch_clear(w);
-}
-
-/* Collects dead session id, whose lock the caller holds (*lock; taken over when the session goes to w), against
- * what its registry recorded: its cgroup, its Docker resources, then its registry (or the watcher for late creates
- * its engine gets, w, does). A session nested in `drained` (the ending session, whose proxy drained: nothing of
- * its nest lands later, and what was in flight was removed by id) is forgotten at once, without the watcher. What
- * could not be collected stays registered, with the reason in the registry. */
-static int collect_dead_session(const struct ag_env *env, const char *id, const char *drained, int *lock,
-                                struct ag_watch_list *w, struct ag_collect_stats *st, ca_error **err) {
-  struct ag_registry reg = {0};
-  _cleanup_error_ ca_error *e = NULL;
-  int r = ag_registry_load(env->state, id, &reg, &e);
-  if (r < 0 && r != -ENOENT && r != -EINVAL) /* unreadable, or a newer agent's: kept for a later try or that agent */
-    return ca_error_set(err, -r, "%s", e->msg);
-  if (r < 0 && r != -ENOENT)
-    ca_log_warning("%s; collecting session %s with this start's engine and cgroup root", e->msg, id);
-  const struct ag_registry *rec = r == 0 ? &reg : NULL;
-  ca_error_free(TAKE_PTR(e));
-  r = ag_collect_recorded(env, rec, id, st, &e);
-  /* A session that used an engine may have had a create in flight when it died (a test's `docker run`,
-   * container-seq's next container) that lands after our listing, even when nothing was there yet. One watcher
-   * for all of them looks for it, then forgets the session; without an engine (or a registry: the agent died
-   * before it ran anything), the registry goes now. */
-  if (r < 0) {
-    ag_collect_keep(env->state, id, e->msg);
-    if (err)
-      *err = TAKE_PTR(e);
-  } else if (rec && rec->docker_host && !ag_collect_nested_in(rec, drained)) {
-    if (w->n == AG_WATCH_MAX)
-      hand_off(env, w); /* full: this one starts the next watcher's list */
-    if (ag_watch_add(w, id, rec->docker_host, *lock) == 0)
-      *lock = -1;
-    else
-      r = ag_collect_forget(env, id, err);
-  } else {
-    r = ag_collect_forget(env, id, err);
-  }
-  ag_registry_done(&reg);
-  return r;
-}
-
-/* Every session of this host's state dir whose lock is free (its agent and guardian are dead). Returns how many. */
-static int collect_dead_sessions(const struct ag_env *env, const char *drained, struct ag_collect_stats *st,
-                                 ca_error **err) {
-  _cleanup_strv_free_ char **ids = NULL;
-  int r = ag_state_list_sessions(env->state, &ids, err);
-  if (r < 0)
-    return r;
-  int collected = 0;
-  _cleanup_free_ struct ag_watch_list *w = calloc(1, sizeof(*w));
-  if (!w)
-    return ca_error_set(err, ENOMEM, "out of memory");
-  for (char **id = ids; *id; id++) {
-    _cleanup_close_ int lock = -1;
-    _cleanup_error_ ca_error *e = NULL;
-    /* Create the lock file if only the registry is left: taking it is what makes the collection exclusive. */
-    r = ag_session_lock(env->state, *id, true, &lock, &e);
-    if (r == -EWOULDBLOCK)
-      continue; /* alive */
-    if (r < 0)
-      ca_log_warning("%s", e->msg);
-    else if (collect_dead_session(env, *id, drained, &lock, w, st, &e) < 0)
-      ca_log_warning("collect dead session %s: %s", *id, e->msg);
-    else
-      collected++;
-  }
-  hand_off(env, w);
-  return collected;
-}
-
 /* Layer 4: whatever a dead session of this host left. Costs one directory read when there is nothing. drained: the
- * ending session, when its proxy drained (collect_dead_session). */
+ * ending session, when its proxy drained: the sessions nested in it are forgotten at once (ag_collect_dead). */
 static void collect_dead(struct ag_session *s, const char *drained) {
   if (!s->env.cg)
     return; /* said so when the cgroup root did not open */
   _cleanup_error_ ca_error *err = NULL;
   struct ag_engines_down down = {0};
   s->env.down = &down; /* one wait for an engine that many dead sessions recorded */
-  int n = collect_dead_sessions(&s->env, drained, &s->startup, &err);
+  int n = ag_collect_dead(&s->env, drained, false, &s->startup, &err);
   s->env.down = NULL;
   ag_engines_down_done(&down);
   if (n > 0) {
