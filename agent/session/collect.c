@@ -8,7 +8,6 @@
 
 #include "collect.h"
 #include "disk.h"
-#include "guardian.h"
 #include "nesting.h"
 #include "receipt.h"
 
@@ -442,25 +441,12 @@ bool ag_collect_nested_in(const struct ag_registry *rec, const char *in) {
   return at && (at[strlen(leaf)] == '\0' || at[strlen(leaf)] == '/');
 }
 
-/* Hands the sessions of w to one watcher for late creates (which then forgets them), or forgets them now when it
- * could not start. Empties w. */
-static void hand_off(const struct ag_env *env, struct ag_watch_list *w) {
-  _cleanup_error_ ca_error *err = NULL;
-  if (ag_watcher_start(env->state->dir, w, &err) < 0) {
-    ca_log_warning("%s; forgetting %zu dead session%s without watching for late creates", err->msg, w->n,
-                   w->n == 1 ? "" : "s");
-    for (size_t i = 0; i < w->n; i++)
-      if (ag_collect_forget(env, w->items[i].id, &err) < 0)
-        ca_log_warning("%s", err->msg);
-  }
-  ag_watch_clear(w);
-}
-
-/* Collects dead session id against rec, its registry (NULL: none), then forgets it, or hands it with its lock (*lock,
- * taken over) to w when a create may still land (not when nested: ag_collect_dead). What could not be collected
- * stays registered, with the reason in the registry. */
+/* Collects dead session id against rec, its registry (NULL: none), then forgets it, or hands it with its lock (*lock)
+ * to late when a create may still land (not when nested: ag_collect_dead). What could not be collected stays
+ * registered, with the reason in the registry. */
 static int collect_dead_recorded(const struct ag_env *env, const struct ag_registry *rec, const char *id, bool nested,
-                                 int *lock, struct ag_watch_list *w, struct ag_collect_stats *st, ca_error **err) {
+                                 int *lock, const struct ag_collect_late *late, struct ag_collect_stats *st,
+                                 ca_error **err) {
   _cleanup_error_ ca_error *e = NULL;
   int r = ag_collect_recorded(env, rec, id, st, &e);
   if (r < 0) {
@@ -473,21 +459,15 @@ static int collect_dead_recorded(const struct ag_env *env, const struct ag_regis
    * container-seq's next container) that lands after our listing, even when nothing was there yet. One watcher
    * for all of them looks for it, then forgets the session; without an engine (or a registry: the agent died
    * before it ran anything), the registry goes now. */
-  if (rec && rec->docker_host && !nested) {
-    if (w->n == AG_WATCH_MAX)
-      hand_off(env, w); /* full: this one starts the next watcher's list */
-    if (ag_watch_add(w, id, rec->docker_host, *lock) == 0) {
-      *lock = -1;
-      return 0;
-    }
-  }
+  if (late && rec && rec->docker_host && !nested && late->take(late->ctx, id, rec->docker_host, lock) == 0)
+    return 0;
   return ag_collect_forget(env, id, err);
 }
 
 /* One session of ag_collect_dead, whose lock the caller holds: 1 when it was collected, 0 when only_nested left it
  * (not nested, or no registry says it is), else a negative errno with err set. */
 static int collect_dead_one(const struct ag_env *env, const char *id, const char *nest, bool only_nested, int *lock,
-                            struct ag_watch_list *w, struct ag_collect_stats *st, ca_error **err) {
+                            const struct ag_collect_late *late, struct ag_collect_stats *st, ca_error **err) {
   _cleanup_(ag_registry_done) struct ag_registry reg = {0};
   _cleanup_error_ ca_error *e = NULL;
   int r = ag_registry_load(env->state, id, &reg, &e);
@@ -499,19 +479,16 @@ static int collect_dead_one(const struct ag_env *env, const char *id, const char
     return ca_error_set(err, -r, "%s", e->msg);
   if (r < 0 && r != -ENOENT)
     ca_log_warning("%s; collecting session %s with this start's engine and cgroup root", e->msg, id);
-  r = collect_dead_recorded(env, rec, id, nested, lock, w, st, err);
+  r = collect_dead_recorded(env, rec, id, nested, lock, late, st, err);
   return r < 0 ? r : 1;
 }
 
-int ag_collect_dead(const struct ag_env *env, const char *nest, bool only_nested, struct ag_collect_stats *st,
-                    ca_error **err) {
+int ag_collect_dead(const struct ag_env *env, const char *nest, bool only_nested, const struct ag_collect_late *late,
+                    struct ag_collect_stats *st, ca_error **err) {
   _cleanup_strv_free_ char **ids = NULL;
   int r = ag_state_list_sessions(env->state, &ids, err);
   if (r < 0)
     return r;
-  _cleanup_free_ struct ag_watch_list *w = calloc(1, sizeof(*w));
-  if (!w)
-    return ca_error_set(err, ENOMEM, "out of memory");
   int collected = 0;
   for (char **id = ids; *id; id++) {
     _cleanup_close_ int lock = -1;
@@ -521,7 +498,7 @@ int ag_collect_dead(const struct ag_env *env, const char *nest, bool only_nested
     if ((r = ag_session_lock(env->state, *id, !only_nested, &lock, &e)) < 0) {
       if (r != -EWOULDBLOCK && !only_nested) /* EWOULDBLOCK: alive */
         ca_log_warning("%s", e->msg);
-    } else if ((r = collect_dead_one(env, *id, nest, only_nested, &lock, w, st, &e)) > 0) {
+    } else if ((r = collect_dead_one(env, *id, nest, only_nested, &lock, late, st, &e)) > 0) {
       collected++;
     } else if (r < 0 && only_nested) {
       ca_log_warning("collect session %s nested in %s: %s", *id, nest, e->msg);
@@ -529,7 +506,6 @@ int ag_collect_dead(const struct ag_env *env, const char *nest, bool only_nested
       ca_log_warning("collect dead session %s: %s", *id, e->msg);
     }
   }
-  hand_off(env, w);
   return collected;
 }
 

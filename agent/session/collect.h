@@ -97,14 +97,21 @@ int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err);
  * or below it (a session nested in a nested one), so its command reached the engine through in's proxy. */
 bool ag_collect_nested_in(const struct ag_registry *rec, const char *in);
 
+/* Where ag_collect_dead hands a collected session that recorded an engine, to be watched for creates that land late
+ * (the lifecycle's watcher): take returns 0 when it took the session over, with its lock (then *lock is -1). */
+struct ag_collect_late {
+  int (*take)(void *ctx, const char *id, const char *docker_host, int *lock);
+  void *ctx;
+};
+
 /* Collects the dead sessions of env's state dir (their lock free), or with only_nested those nested in session nest
  * alone (ag_collect_nested_in), each against what its registry recorded: its cgroup, its Docker resources, then its
  * registry. One nested in nest (NULL: none) is forgotten at once, since its creates went through nest's proxy:
  * drained at nest's end (those in flight were removed by id), or dead with nest's agent, whose guardian watched for
- * them. Another that recorded an engine goes to one watcher for late creates, which forgets it. Returns how many, or
- * a negative errno when the state dir could not be listed; one not collected stays registered, with the reason. */
-int ag_collect_dead(const struct ag_env *env, const char *nest, bool only_nested, struct ag_collect_stats *st,
-                    ca_error **err);
+ * them. Another that recorded an engine goes to late (NULL: forgotten at once too). Returns how many, or a negative
+ * errno when the state dir could not be listed; one not collected stays registered, with the reason. */
+int ag_collect_dead(const struct ag_env *env, const char *nest, bool only_nested, const struct ag_collect_late *late,
+                    struct ag_collect_stats *st, ca_error **err);
 
 /* "killed 3 processes, removed 1 container, 1 network" or "" when nothing was done; buf of size len. */
 const char *ag_collect_stats_format(const struct ag_collect_stats *st, char *buf, size_t len);

@@ -118,7 +118,7 @@ static int collect_died(const struct ag_guardian_config *cfg, const struct ag_en
 static void collect_nested(const struct ag_guardian_config *cfg, const struct ag_env *env) {
   struct ag_collect_stats st = {0};
   _cleanup_error_ ca_error *err = NULL;
-  int n = ag_collect_dead(env, cfg->session_id, true, &st, &err);
+  int n = ag_collect_dead(env, cfg->session_id, true, NULL, &st, &err);
   if (n < 0)
     ca_log_warning("guardian: sessions nested in %s: %s", cfg->session_id, err->msg);
   else if (n > 0)

@@ -145,15 +145,53 @@ int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret
   return 0;
 }
 
+/* The dead sessions collected by one pass, handed to watchers for late creates (ag_watcher_start). */
+struct late_watch {
+  const struct ag_env *env;
+  struct ag_watch_list list;
+};
+
+/* Hands the sessions of w to one watcher for late creates (which then forgets them), or forgets them now when it
+ * could not start. Empties the list. */
+static void hand_off(struct late_watch *w) {
+  _cleanup_error_ ca_error *err = NULL;
+  if (ag_watcher_start(w->env->state->dir, &w->list, &err) < 0) {
+    ca_log_warning("%s; forgetting %zu dead session%s without watching for late creates", err->msg, w->list.n,
+                   w->list.n == 1 ? "" : "s");
+    for (size_t i = 0; i < w->list.n; i++)
+      if (ag_collect_forget(w->env, w->list.items[i].id, &err) < 0)
+        ca_log_warning("%s", err->msg);
+  }
+  ag_watch_clear(&w->list);
+}
+
+/* ag_collect_late's take: a full list goes to its watcher first, and this session starts the next list. */
+static int watch_late(void *ctx, const char *id, const char *docker_host, int *lock) {
+  struct late_watch *w = ctx;
+  if (w->list.n == AG_WATCH_MAX)
+    hand_off(w);
+  if (ag_watch_add(&w->list, id, docker_host, *lock) < 0)
+    return -1;
+  *lock = -1;
+  return 0;
+}
+
 /* Layer 4: whatever a dead session of this host left. Costs one directory read when there is nothing. drained: the
  * ending session, when its proxy drained: the sessions nested in it are forgotten at once (ag_collect_dead). */
 static void collect_dead(struct ag_session *s, const char *drained) {
   if (!s->env.cg)
     return; /* said so when the cgroup root did not open */
   _cleanup_error_ ca_error *err = NULL;
+  _cleanup_free_ struct late_watch *w = calloc(1, sizeof(*w));
+  if (!w) {
+    ag_session_warn(s, "collect dead sessions: out of memory");
+    return;
+  }
+  w->env = &s->env;
   struct ag_engines_down down = {0};
   s->env.down = &down; /* one wait for an engine that many dead sessions recorded */
-  int n = ag_collect_dead(&s->env, drained, false, &s->startup, &err);
+  int n = ag_collect_dead(&s->env, drained, false, &(struct ag_collect_late){watch_late, w}, &s->startup, &err);
+  hand_off(w);
   s->env.down = NULL;
   ag_engines_down_done(&down);
   if (n > 0) {
