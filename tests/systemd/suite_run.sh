@@ -110,7 +110,9 @@ wait "$agent_pid"
 rc=$?
 check_rc 137 "$rc"
 check "the guardian removed the tree within 5 s ($(session_procs "$id") left)" wait_for 5 no_session_procs "$id"
-check "the guardian removed the network and volume within 5 s" wait_for 5 no_docker_left "$id"
+# The engine's removals in this TCG VM take seconds when the host is busy (CI runs the chaos suites beside it): 20 s
+# here; the 3 s promise on a real machine is run_host's (tests/agent/test_run.c).
+check "the guardian removed the network and volume within 20 s" wait_for 20 no_docker_left "$id"
 check_err "guardian: the agent died"
 nothing_left "$id"
 
