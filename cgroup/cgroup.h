@@ -182,7 +182,7 @@ typedef struct cg_spawn_options {
   bool take_terminal;
   /* Runs in the agent once the child exists, in its own process group, and before it execs (to record the group, say):
    * the command runs only after it returned. An agent that dies before takes the child with it: the command never
-   * runs unrecorded. */
+   * runs unrecorded. proc->pidfd stays cg_spawn's (-1 until exec where clone3 gave none). */
   void (*started)(void *data, const struct cg_process *proc);
   void *started_data;
 } cg_spawn_options;

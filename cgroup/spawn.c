@@ -348,8 +348,10 @@ static void close_ctx(struct child_ctx *c) {
 
 /* Waits for the child's exec (end of file on the report pipe) and fills *ret; on a reported failure the child is
  * reaped and the error returned. */
-static int await_exec(cg_leaf *leaf, const cg_spawn_options *opts, const char *program, pid_t pid, int pidfd,
-                      int report_fd, bool into, cg_process *ret, ca_error **err) {
+static int await_exec(cg_leaf *leaf, const cg_spawn_options *opts, const char *program, const cg_process *child,
+                      int report_fd, cg_process *ret, ca_error **err) {
+  pid_t pid = child->pid;
+  int pidfd = child->pidfd;
   struct child_report rep;
   ssize_t n;
   do
@@ -364,22 +366,21 @@ static int await_exec(cg_leaf *leaf, const cg_spawn_options *opts, const char *p
   }
   if (pidfd < 0)
     pidfd = cg_pidfd_open(pid); /* -1 on kernels before 5.3: callers fall back to the pid */
-  cg_proc_stat st = {0};
-  (void)cg_proc_read_stat(leaf->root->proc, pid, &st, NULL); /* the unreaped child cannot vanish: always works */
-  *ret = (cg_process){.pid = pid, .pidfd = pidfd, .start_time = st.start_time, .clone_into_cgroup = into};
+  *ret = *child;
+  ret->pidfd = pidfd;
   if (!leaf->path) {
     leaf->main_pid = pid;
-    leaf->main_start = st.start_time;
+    leaf->main_start = child->start_time;
   }
   return 0;
 }
 
 /* Tells opts->started about the child, which waits before exec, then lets it go. */
-static void release_child(cg_leaf *leaf, const cg_spawn_options *opts, pid_t pid, int go_fd) {
-  cg_proc_stat st = {0};
-  (void)cg_proc_read_stat(leaf->root->proc, pid, &st, NULL); /* the unreaped child cannot vanish: always works */
-  opts->started(opts->started_data, &(cg_process){.pid = pid, .pidfd = -1, .start_time = st.start_time});
-  (void)!write(go_fd, "x", 1); /* a child that failed before its wait reports that; await_exec reads it */
+static void release_child(const cg_spawn_options *opts, const cg_process *child, int go_fd) {
+  opts->started(opts->started_data, child);
+  /* A child that failed before its wait reports that, and await_exec reads it. The write meets no closed pipe (no
+   * SIGPIPE, whatever the caller's disposition): cg_spawn holds the read end until the child exec'ed or failed. */
+  (void)!write(go_fd, "x", 1);
 }
 
 static bool fds_ascending(const int *fds, size_t n) {
@@ -434,9 +435,12 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
     goto out;
   }
   (void)setpgid(pid, pid); /* EACCES once the child has exec'ed: it did setpgid itself before that */
+  cg_proc_stat st = {0};
+  (void)cg_proc_read_stat(leaf->root->proc, pid, &st, NULL); /* the unreaped child cannot vanish: always works */
+  cg_process child = {.pid = pid, .pidfd = pidfd, .start_time = st.start_time, .clone_into_cgroup = into};
   if (opts->started)
-    release_child(leaf, opts, pid, go[1]);
-  r = await_exec(leaf, opts, program, pid, pidfd, pipefd[0], into, ret, err);
+    release_child(opts, &child, go[1]);
+  r = await_exec(leaf, opts, program, &child, pipefd[0], ret, err);
 out:
   ca_close_keep_errno(pipefd[0]);
   ca_close_keep_errno(go[0]);

@@ -310,3 +310,55 @@ Test(cgroup_track, the_group_adopts_no_new_member_once_the_main_process_is_reape
   snprintf(cmd, sizeof(cmd), "rm -rf %s", proc);
   (void)!system(cmd);
 }
+
+/* The started hook of cg_spawn: a child that fails before it waits for the agent's go (a missing directory) is
+ * reported as such, and the caller, which left SIGPIPE at its default, is not killed by the go that finds no reader. */
+static char true_name[] = "true";
+static char *const true_argv[] = {true_name, NULL};
+
+static void note_started(void *data, const cg_process *proc) {
+  *(pid_t *)data = proc->pid;
+  usleep(200000); /* the child fails its chdir and exits meanwhile */
+}
+
+Test(cgroup_track, a_child_that_fails_before_its_go_is_reported_without_sigpipe) {
+  cr_assert_eq(signal(SIGPIPE, SIG_DFL) != SIG_ERR, 1);
+  char id[33];
+  live_session_id(id);
+  ca_error *err = NULL;
+  cr_assert(cg_leaf_create(root, id, NULL, &leaf, &err) == 0, "%s", err ? err->msg : "");
+  pid_t seen = 0;
+  cg_process p;
+  int r = cg_spawn(
+      leaf,
+      &(cg_spawn_options){
+          .argv = true_argv, .cwd = "/nonexistent/cleanup-agent-test", .started = note_started, .started_data = &seen},
+      &p, &err);
+  cr_expect_eq(r, -ENOENT, "cg_spawn returned %d", r);
+  cr_expect(err && strstr(err->msg, "cannot change directory to /nonexistent/cleanup-agent-test"), "%s",
+            err ? err->msg : "");
+  cr_expect_gt(seen, 0, "the hook was not told about the child");
+  ca_error_free(err);
+}
+
+static void check_started(void *data, const cg_process *proc) {
+  *(uint64_t *)data = proc->start_time;
+}
+
+Test(cgroup_track, the_started_hook_sees_the_start_time_the_caller_gets) {
+  char id[33];
+  live_session_id(id);
+  ca_error *err = NULL;
+  cr_assert(cg_leaf_create(root, id, NULL, &leaf, &err) == 0, "%s", err ? err->msg : "");
+  uint64_t hooked = 0;
+  cg_process p;
+  cr_assert(cg_spawn(leaf, &(cg_spawn_options){.argv = true_argv, .started = check_started, .started_data = &hooked},
+                     &p, &err) == 0,
+            "%s", err ? err->msg : "");
+  cr_expect_gt(p.start_time, 0);
+  cr_expect_eq(hooked, p.start_time, "the hook saw %" PRIu64 ", the caller %" PRIu64, hooked, p.start_time);
+  int status;
+  cr_expect_eq(waitpid(p.pid, &status, 0), p.pid);
+  if (p.pidfd >= 0)
+    close(p.pidfd);
+}
