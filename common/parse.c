@@ -247,7 +247,8 @@ const char *ca_format_size(uint64_t bytes, char buf[static 32]) {
   static const char units[] = "KMGT";
   int u = -1;
   uint64_t div = 1;
-  while (u < 3 && bytes >= div * 1024) {
+  /* Up a unit while the value would print as 1024.0 or more at one decimal: 1048575 is "1.0M", not "1024.0K". */
+  while (u < 3 && (double)bytes >= (double)div * 1023.95) {
     div *= 1024;
     u++;
   }

@@ -167,6 +167,11 @@ Test(parse, format_round_trips) {
   cr_assert_str_eq(ca_format_size(512u << 20, buf), "512M");
   cr_assert_str_eq(ca_format_size(UINT64_C(3) << 29, buf), "1.5G");
   cr_assert_str_eq(ca_format_size(100, buf), "100B");
+  /* Just under a unit, rounded to one decimal, is one of the next unit (as numfmt --to=iec), not "1024.0K". */
+  cr_assert_str_eq(ca_format_size((1u << 20) - 1, buf), "1.0M");
+  cr_assert_str_eq(ca_format_size(1023, buf), "1023B");
+  cr_assert_str_eq(ca_format_size((1u << 20) - 52, buf), "1023.9K");
+  cr_assert_str_eq(ca_format_size((UINT64_C(1) << 40) - 1, buf), "1.0T");
   cr_assert_str_eq(ca_format_duration(5400000000u, buf), "1h30m");
   cr_assert_str_eq(ca_format_duration(250000, buf), "250ms");
   cr_assert_str_eq(ca_format_duration(30000000, buf), "30s");
