@@ -538,8 +538,8 @@ int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err) {
   if (!leaf->slice_unit)
     return 0;
   /* A collector that opened the recorded root as a plain directory (the guardian) has no bus of the root's: it asks
-   * the manager all the same, as only it can stop the slice (removing its cgroup would leave the unit active, and a
-   * container the engine still starts there would make it again). */
+   * the manager all the same, the slice's one writer (its unit is systemd's to stop); without any bus it does what
+   * systemd would. */
   static const cg_root_options defaults = {0};
   _cleanup_(sd_bus_flush_close_unrefp) sd_bus *own = NULL;
   sd_bus *bus = leaf->root->bus;
