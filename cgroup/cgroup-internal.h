@@ -29,6 +29,7 @@ struct cg_root {
   sd_bus *bus;           /* systemd: the manager's bus */
   char *slice;           /* systemd: cg_root_options.slice */
   char *unit_prefix;     /* systemd: cg_root_options.unit_prefix */
+  bool session_slices;   /* systemd: each session scope in a slice of its own (cg_root_options.one_path) */
   enum cg_tracking tracking;
   char *proc;
   char *fallback_reason;
@@ -53,6 +54,9 @@ struct cg_leaf {
   char *unit;       /* the scope's name when the leaf is a systemd scope, else NULL */
   pid_t holder_pid; /* systemd: the process that keeps the new scope alive until the command is in it; 0: none */
   int holder_fd;    /* its pipe: closing it ends the holder */
+  char *slice_unit; /* systemd: the session's own slice (cg_session_slice_name) holding the scope, else NULL */
+  char *slice_path; /* its cgroup, absolute */
+  int slice_dirfd;  /* slice_path opened, -1 without: the stats read it (its counters count the containers) */
   char *path;       /* absolute tracking leaf; NULL under process tracking */
   char *rel;        /* the same, as it reads in /proc/<pid>/cgroup */
   int dirfd;        /* O_PATH|O_DIRECTORY of path, -1 under process tracking */
@@ -106,6 +110,14 @@ typedef struct cg_unit_prop {
  * (at most CG_SCOPE_PROPS_MAX). */
 size_t cg_scope_properties(const char *slice, const char *description, const cg_limits *limits, pid_t holder,
                            cg_unit_prop ret[static CG_SCOPE_PROPS_MAX]);
+/* The properties of a session's own slice (run --contain-containers: the engine's systemd driver puts containers
+ * there, next to the scope): accounting and the limits, TasksMax one more for the scope's holder. The scope in it
+ * gets no limits (cg_scope_properties with NULL). Returns how many it filled (at most CG_SCOPE_PROPS_MAX). */
+size_t cg_slice_properties(const char *description, const cg_limits *limits,
+                           cg_unit_prop ret[static CG_SCOPE_PROPS_MAX]);
+/* The slice of session id inside parent ("cleanup_agent.slice"): "cleanup_agent-<id>.slice", a child of parent by
+ * systemd's dash rule. -EINVAL when parent is no slice name of ours (or the root slice), -ENAMETOOLONG. */
+int cg_session_slice_name(const char *parent, const char *id, char *ret, size_t size);
 /* Connects to the manager's bus and sets root->path to the slice's cgroup. 0, or 1 (no usable systemd: *err says
  * why), or a negative errno. */
 int cg_systemd_open(cg_root *root, const cg_root_options *opts, ca_error **err);
@@ -116,6 +128,9 @@ int cg_systemd_start_scope(cg_leaf *leaf, const cg_limits *limits, ca_error **er
 void cg_systemd_release_holder(cg_leaf *leaf);
 /* Stops the scope (its processes are gone already) and waits until systemd removed its cgroup. */
 int cg_systemd_stop_scope(cg_leaf *leaf, ca_error **err);
+/* Kills what is left in the session's slice (the containers), stops it and waits until its cgroup is gone; 0 without
+ * a slice. */
+int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err);
 /* root.c: whether name is a session leaf, run-<id> (cgroupfs) or <prefix>-run-<id>.scope (systemd); *ret_id points
  * at the 32 hex characters of the id in name. */
 bool cg_leaf_name_id(const char *name, const char **ret_id);
@@ -124,6 +139,9 @@ bool cg_leaf_name_id(const char *name, const char **ret_id);
 enum cg_driver cg_driver_wanted(enum cg_driver driver);
 /* Whether our own v2 cgroup directory was delegated to us: systemd's xattr, or (unprivileged) owned by us. */
 bool cg_dir_delegated(const char *dir);
+
+/* leaf.c: removes the cgroup path and the sub-cgroups below it, depth first, with bounded backoff. */
+int cg_remove_tree(const char *path, ca_error **err);
 
 /* kill.c */
 int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err);

@@ -17,10 +17,14 @@ void cg_leaf_free(cg_leaf *leaf) {
     return;
   cg_systemd_release_holder(leaf);
   free(leaf->unit);
+  free(leaf->slice_unit);
+  free(leaf->slice_path);
   free(leaf->path);
   free(leaf->rel);
   if (leaf->dirfd >= 0)
     ca_close_keep_errno(leaf->dirfd);
+  if (leaf->slice_dirfd >= 0)
+    ca_close_keep_errno(leaf->slice_dirfd);
   if (leaf->oom_efd >= 0)
     ca_close_keep_errno(leaf->oom_efd);
   for (int i = 0; i < CG_V1_N; i++) {
@@ -176,19 +180,29 @@ static int apply_cpu(cg_leaf *leaf, double cpus, ca_error **err) {
   return write_in(leaf->v1_path[CG_V1_CPU], "cpu.cfs_quota_us", v, err);
 }
 
+/* Where the v2 stats are read: the session's own slice when it has one (its memory.events, hierarchical, count an OOM
+ * kill inside a container too), else the leaf. */
+static int stats_fd(const cg_leaf *leaf) {
+  return leaf->slice_dirfd >= 0 ? leaf->slice_dirfd : leaf->dirfd;
+}
+
+static const char *stats_path(const cg_leaf *leaf) {
+  return leaf->slice_dirfd >= 0 ? leaf->slice_path : leaf->path;
+}
+
 /* Reads the counters that the stats report as deltas since creation. */
 static void read_baselines(cg_leaf *leaf) {
   char buf[CG_SMALL_FILE_MAX];
   cg_memory_events me;
   uint64_t v;
-  if (leaf->root->v2_memory && ca_read_file_buf(leaf->dirfd, "memory.events", buf, sizeof(buf), NULL) >= 0 &&
+  if (leaf->root->v2_memory && ca_read_file_buf(stats_fd(leaf), "memory.events", buf, sizeof(buf), NULL) >= 0 &&
       cg_parse_memory_events(buf, &me, NULL) == 0)
     leaf->oom_kill_base = me.oom_kill;
   else if (leaf->v1_path[CG_V1_MEMORY] &&
            read_in(leaf->v1_path[CG_V1_MEMORY], "memory.oom_control", buf, sizeof(buf), NULL) >= 0 &&
            cg_parse_memory_events(buf, &me, NULL) == 0)
     leaf->oom_kill_base = me.oom_kill;
-  if (leaf->root->v2_pids && ca_read_file_buf(leaf->dirfd, "pids.events", buf, sizeof(buf), NULL) >= 0 &&
+  if (leaf->root->v2_pids && ca_read_file_buf(stats_fd(leaf), "pids.events", buf, sizeof(buf), NULL) >= 0 &&
       cg_parse_keyed(buf, "max", &v, NULL) == 0)
     leaf->pids_max_base = v;
   else if (leaf->v1_path[CG_V1_PIDS] &&
@@ -206,6 +220,7 @@ static int leaf_new(cg_root *root, const char *session_id, cg_leaf **ret, ca_err
     return ca_error_set(err, ENOMEM, "out of memory");
   leaf->root = root;
   leaf->dirfd = -1;
+  leaf->slice_dirfd = -1;
   leaf->holder_fd = -1;
   leaf->oom_efd = -1;
   memcpy(leaf->id, session_id, 33);
@@ -323,10 +338,10 @@ fail:
   return ca_error_wrap(err, "cgroup: session %s", session_id);
 }
 
-/* A session scope under a root opened as a plain directory (a collector of a root that a systemd session recorded):
- * the entry named *run-<id>.scope becomes the leaf. 0, or -ENOENT. */
-static int find_scope(cg_leaf *leaf) {
-  DIR *d = opendir(leaf->root->path);
+/* A session scope in dir (the root opened as a plain directory by a collector of a root that a systemd session
+ * recorded, or the session's own slice): the entry named *run-<id>.scope becomes the leaf. 0, or -ENOENT. */
+static int find_scope(cg_leaf *leaf, const char *dir) {
+  DIR *d = opendir(dir);
   if (!d)
     return -ENOENT;
   struct dirent *de;
@@ -336,12 +351,13 @@ static int find_scope(cg_leaf *leaf) {
     char *path = NULL;
     if (de->d_type != DT_DIR || !cg_leaf_name_id(de->d_name, &id) || strncmp(id, leaf->id, 32) != 0)
       continue;
-    if (asprintf(&path, "%s/%s", leaf->root->path, de->d_name) < 0) {
+    if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {
       r = -ENOMEM;
       break;
     }
     free(leaf->path);
     free(leaf->rel);
+    free(leaf->unit);
     leaf->path = path;
     leaf->rel = strdup(path + strlen(leaf->root->track_mount));
     leaf->unit = strdup(de->d_name);
@@ -352,6 +368,35 @@ static int find_scope(cg_leaf *leaf) {
   return r;
 }
 
+/* A scope of run --contain-containers: in the session's own slice below the root, named after the root's slice
+ * (cg_session_slice_name). Found by any collector, with the systemd driver or the root as a plain directory, so that
+ * the slice is stopped with the scope. 0, or -ENOENT. */
+static int find_in_session_slice(cg_leaf *leaf) {
+  const char *root = leaf->root->path, *base = strrchr(root, '/');
+  char name[NAME_MAX + 1];
+  if (!base || cg_session_slice_name(base + 1, leaf->id, name, sizeof(name)) < 0)
+    return -ENOENT;
+  if (!(leaf->slice_unit = strdup(name)) || asprintf(&leaf->slice_path, "%s/%s", root, name) < 0) {
+    leaf->slice_path = NULL;
+    return -ENOMEM;
+  }
+  leaf->slice_dirfd = open(leaf->slice_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (leaf->slice_dirfd < 0)
+    return -errno;
+  return find_scope(leaf, leaf->slice_path);
+}
+
+/* The leaf's dirfd, its cgroup looked for wherever a session of ours puts it. */
+static int open_leaf_dir(cg_leaf *leaf) {
+  leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (leaf->dirfd < 0 && errno == ENOENT && leaf->root->driver == CG_DRIVER_CGROUPFS &&
+      find_scope(leaf, leaf->root->path) == 0)
+    leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (leaf->dirfd < 0 && errno == ENOENT && find_in_session_slice(leaf) == 0)
+    leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return leaf->dirfd;
+}
+
 int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error **err) {
   _cleanup_cg_leaf_ cg_leaf *leaf = NULL;
   if (leaf_new(root, session_id, &leaf, err) < 0)
@@ -359,10 +404,7 @@ int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error 
   if (root->tracking == CG_TRACK_PROCESS)
     return ca_error_set(err, ENOTSUP, "cannot open session %s: process tracking is in use (%s)", session_id,
                         root->fallback_reason);
-  leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (leaf->dirfd < 0 && errno == ENOENT && root->driver == CG_DRIVER_CGROUPFS && find_scope(leaf) == 0)
-    leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (leaf->dirfd < 0)
+  if (open_leaf_dir(leaf) < 0)
     return ca_error_set_errno(err, errno, "cannot open %s", leaf->path);
   for (int i = 0; i < CG_V1_N; i++)
     if (root->v1_parent[i])
@@ -409,20 +451,32 @@ static int remove_tree(const char *path, int depth, bool keep_self, ca_error **e
   return r < 0 || keep_self ? r : rmdir_backoff(path, err);
 }
 
+int cg_remove_tree(const char *path, ca_error **err) {
+  return remove_tree(path, 0, false, err);
+}
+
 int cg_leaf_engine_parent(const cg_leaf *leaf, const char *engine_driver, char **ret_parent, ca_error **err) {
   const cg_root *root = leaf->root;
   if (!leaf->path)
     return ca_error_set(err, ENOTSUP, "process tracking is in use (%s): there is no session cgroup to put them in",
                         root->fallback_reason);
-  if (!streq(engine_driver, "cgroupfs"))
-    return ca_error_set(err, ENOTSUP, "the engine's cgroup driver is %s: only its cgroupfs driver is supported yet",
-                        engine_driver);
-  if (root->driver == CG_DRIVER_SYSTEMD)
-    return ca_error_set(err, ENOTSUP, "the session is a systemd scope (the systemd cgroup driver): not yet supported");
+  if (!streq(engine_driver, cg_driver_name(root->driver)))
+    return ca_error_set(err, ENOTSUP,
+                        "the engine's cgroup driver is %s and the session's is %s: they must be the same (the "
+                        "engine's native.cgroupdriver, the agent's --cgroup-driver)",
+                        engine_driver, cg_driver_name(root->driver));
+  if (root->driver == CG_DRIVER_SYSTEMD) {
+    if (!leaf->slice_unit)
+      return ca_error_set(err, ENOTSUP, "session %s has no slice of its own for the engine's systemd driver", leaf->id);
+    if (!(*ret_parent = strdup(leaf->slice_unit)))
+      return ca_error_set(err, ENOMEM, "out of memory");
+    return 0;
+  }
   if (root->mode == CG_MODE_UNIFIED)
     return ca_error_set(err, ENOTSUP,
-                        "not yet supported on a pure cgroup v2 host (the command must first move to a leaf of its "
-                        "own below the session's cgroup, next to the containers)");
+                        "not yet supported on a pure cgroup v2 host with the cgroupfs drivers (the command must "
+                        "first move to a leaf of its own below the session's cgroup, next to the containers); the "
+                        "systemd drivers, the engine's and the agent's, are");
   for (int i = 0; i < CG_V1_N; i++)
     if (leaf->v1_rel[i] && !streq(leaf->v1_rel[i], leaf->rel))
       return ca_error_set(err, ENOTSUP,
@@ -468,6 +522,8 @@ int cg_leaf_remove(cg_leaf *leaf, ca_error **err) {
   int r = remove_tree(leaf->path, 0, leaf->unit != NULL, err);
   if (r == 0 && leaf->unit)
     r = cg_systemd_stop_scope(leaf, err);
+  if (r == 0)
+    r = cg_systemd_stop_slice(leaf, err); /* run --contain-containers: the containers in it go at once */
   for (int i = 0; i < CG_V1_N && r == 0; i++)
     if (leaf->v1_path[i])
       r = remove_tree(leaf->v1_path[i], 0, false, err);
@@ -494,7 +550,7 @@ static bool memory_current(cg_leaf *leaf, uint64_t *ret) {
   char buf[64];
   int r = -1;
   if (leaf->root->v2_memory && leaf->dirfd >= 0)
-    r = ca_read_file_buf(leaf->dirfd, "memory.current", buf, sizeof(buf), NULL);
+    r = ca_read_file_buf(stats_fd(leaf), "memory.current", buf, sizeof(buf), NULL);
   else if (leaf->v1_path[CG_V1_MEMORY])
     r = read_in(leaf->v1_path[CG_V1_MEMORY], "memory.usage_in_bytes", buf, sizeof(buf), NULL);
   return r > 0 && sscanf(buf, "%" SCNu64, ret) == 1;
@@ -535,11 +591,11 @@ int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err) {
   (void)memory_current(leaf, &s.memory_current); /* stays 0 without memory accounting */
   if (root->v2_memory) {
     uint64_t peak;
-    if (read_u64_file(leaf->dirfd, leaf->path, "memory.peak", &peak, NULL) < 0)
+    if (read_u64_file(stats_fd(leaf), stats_path(leaf), "memory.peak", &peak, NULL) < 0)
       peak = leaf->memory_sampled_peak; /* memory.peak is 5.19+ */
-    if (ca_read_file_buf(leaf->dirfd, "memory.events", buf, sizeof(buf), err) < 0 ||
+    if (ca_read_file_buf(stats_fd(leaf), "memory.events", buf, sizeof(buf), err) < 0 ||
         cg_parse_memory_events(buf, &me, err) < 0)
-      return ca_error_wrap(err, "cgroup: stats of %s", leaf->path);
+      return ca_error_wrap(err, "cgroup: stats of %s", stats_path(leaf));
     s.has_memory = true;
     s.memory_peak = CA_MAX(peak, leaf->memory_sampled_peak);
     s.oom_kills = me.oom_kill - CA_MIN(me.oom_kill, leaf->oom_kill_base);
@@ -556,7 +612,7 @@ int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err) {
   uint64_t v;
   int r = -1;
   if (root->v2_pids)
-    r = ca_read_file_buf(leaf->dirfd, "pids.events", buf, sizeof(buf), err);
+    r = ca_read_file_buf(stats_fd(leaf), "pids.events", buf, sizeof(buf), err);
   else if (leaf->v1_path[CG_V1_PIDS])
     r = read_in(leaf->v1_path[CG_V1_PIDS], "pids.events", buf, sizeof(buf), err);
   if (r >= 0) {
@@ -569,7 +625,7 @@ int cg_leaf_stats(cg_leaf *leaf, cg_stats *ret, ca_error **err) {
   }
   /* cpu.stat's usage exists on every v2 cgroup, controller enabled or not; throttling needs cpu.max. */
   cg_cpu_stat cs;
-  if (root->track_is_v2 && ca_read_file_buf(leaf->dirfd, "cpu.stat", buf, sizeof(buf), NULL) >= 0 &&
+  if (root->track_is_v2 && ca_read_file_buf(stats_fd(leaf), "cpu.stat", buf, sizeof(buf), NULL) >= 0 &&
       cg_parse_cpu_stat(buf, &cs, err) == 0) {
     s.has_cpu = true;
     s.cpu_usage_usec = cs.usage_usec;

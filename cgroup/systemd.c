@@ -89,17 +89,9 @@ bool cg_dir_delegated(const char *dir) {
          p.st_uid == uid;
 }
 
-size_t cg_scope_properties(const char *slice, const char *description, const cg_limits *limits, pid_t holder,
-                           cg_unit_prop ret[static CG_SCOPE_PROPS_MAX]) {
+/* The limits as unit properties into ret; how many. TasksMax counts the holder of the scope below. */
+static size_t limit_properties(const cg_limits *limits, cg_unit_prop *ret) {
   size_t n = 0;
-  ret[n++] = (cg_unit_prop){.name = "Description", .type = 's', .s = description};
-  ret[n++] = (cg_unit_prop){.name = "Slice", .type = 's', .s = slice};
-  ret[n++] = (cg_unit_prop){.name = "Delegate", .type = 'b', .u = 1};
-  ret[n++] = (cg_unit_prop){.name = "CollectMode", .type = 's', .s = "inactive-or-failed"};
-  /* Accounting on: the controllers the stats read (memory.events for the OOM report, pids.events, cpu.stat). */
-  ret[n++] = (cg_unit_prop){.name = "MemoryAccounting", .type = 'b', .u = 1};
-  ret[n++] = (cg_unit_prop){.name = "TasksAccounting", .type = 'b', .u = 1};
-  ret[n++] = (cg_unit_prop){.name = "CPUAccounting", .type = 'b', .u = 1};
   if (limits && limits->memory_max) {
     ret[n++] = (cg_unit_prop){.name = "MemoryMax", .type = 't', .u = limits->memory_max};
     ret[n++] = (cg_unit_prop){.name = "MemorySwapMax", .type = 't', .u = 0}; /* swap off, as cgroupfs does */
@@ -111,8 +103,45 @@ size_t cg_scope_properties(const char *slice, const char *description, const cg_
     uint64_t usec = (uint64_t)llround(limits->cpus * 1000000.0);
     ret[n++] = (cg_unit_prop){.name = "CPUQuotaPerSecUSec", .type = 't', .u = CA_MAX(usec, (uint64_t)10000)};
   }
+  return n;
+}
+
+/* Accounting on: the controllers the stats read (memory.events for the OOM report, pids.events, cpu.stat). */
+static size_t accounting_properties(cg_unit_prop *ret) {
+  ret[0] = (cg_unit_prop){.name = "MemoryAccounting", .type = 'b', .u = 1};
+  ret[1] = (cg_unit_prop){.name = "TasksAccounting", .type = 'b', .u = 1};
+  ret[2] = (cg_unit_prop){.name = "CPUAccounting", .type = 'b', .u = 1};
+  return 3;
+}
+
+size_t cg_scope_properties(const char *slice, const char *description, const cg_limits *limits, pid_t holder,
+                           cg_unit_prop ret[static CG_SCOPE_PROPS_MAX]) {
+  size_t n = 0;
+  ret[n++] = (cg_unit_prop){.name = "Description", .type = 's', .s = description};
+  ret[n++] = (cg_unit_prop){.name = "Slice", .type = 's', .s = slice};
+  ret[n++] = (cg_unit_prop){.name = "Delegate", .type = 'b', .u = 1};
+  ret[n++] = (cg_unit_prop){.name = "CollectMode", .type = 's', .s = "inactive-or-failed"};
+  n += accounting_properties(ret + n);
+  n += limit_properties(limits, ret + n);
   ret[n++] = (cg_unit_prop){.name = "PIDs", .type = 'u', .u = (uint64_t)holder};
   return n;
+}
+
+size_t cg_slice_properties(const char *description, const cg_limits *limits,
+                           cg_unit_prop ret[static CG_SCOPE_PROPS_MAX]) {
+  size_t n = 0;
+  ret[n++] = (cg_unit_prop){.name = "Description", .type = 's', .s = description};
+  ret[n++] = (cg_unit_prop){.name = "CollectMode", .type = 's', .s = "inactive-or-failed"};
+  n += accounting_properties(ret + n);
+  return n + limit_properties(limits, ret + n);
+}
+
+int cg_session_slice_name(const char *parent, const char *id, char *ret, size_t size) {
+  size_t len = parent ? strlen(parent) : 0;
+  if (len <= 6 || !streq(parent + len - 6, ".slice") || parent[0] == '-')
+    return -EINVAL;
+  int n = snprintf(ret, size, "%.*s-%s.slice", (int)(len - 6), parent, id);
+  return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 /* "<what>: <bus error or errno>", one line. */
@@ -195,6 +224,7 @@ int cg_systemd_open(cg_root *root, const cg_root_options *opts, ca_error **err) 
     return ca_error_set(err, EINVAL, "cgroup: the systemd driver needs a slice and a unit prefix");
   if (!(root->slice = strdup(opts->slice)) || !(root->unit_prefix = strdup(opts->unit_prefix)))
     return ca_error_set(err, ENOMEM, "out of memory");
+  root->session_slices = opts->one_path; /* the engine's systemd driver takes a slice as a containers' parent */
   if (open_bus(opts, &root->bus, err) < 0)
     return 1;
   if (root->mode != CG_MODE_UNIFIED) {
@@ -309,11 +339,11 @@ static int start_unit(sd_bus *bus, const char *unit, const cg_unit_prop *props, 
   if (r >= 0 && (r = sd_bus_message_close_container(m)) >= 0)
     r = sd_bus_message_append(m, "a(sa(sv))", 0);
   if (r < 0)
-    return bus_error(err, r, NULL, "cannot build the request for a systemd scope");
+    return bus_error(err, r, NULL, "cannot build the request for a systemd unit");
   if ((r = sd_bus_call(bus, m, JOB_TIMEOUT_USEC, &e, &reply)) < 0 ||
       (r = sd_bus_message_read(reply, "o", &w.job)) < 0) {
     char what[256];
-    snprintf(what, sizeof(what), "systemd refused scope %s", unit);
+    snprintf(what, sizeof(what), "systemd refused %s", unit);
     r = bus_error(err, r, &e, what);
     sd_bus_error_free(&e);
     return r;
@@ -392,54 +422,139 @@ static int park_holder(cg_leaf *leaf, ca_error **err) {
   return cg_write_path(dir, pid, err);
 }
 
+/* run --contain-containers: the session's own slice, with the limits, for the scope and the engine's containers.
+ * leaf->slice_unit set once systemd started it. */
+static int start_session_slice(cg_leaf *leaf, const cg_limits *limits, ca_error **err) {
+  char name[NAME_MAX + 1], description[96];
+  if (cg_session_slice_name(leaf->root->slice, leaf->id, name, sizeof(name)) < 0)
+    return ca_error_set(err, EINVAL, "cannot name a slice of session %s inside %s", leaf->id, leaf->root->slice);
+  snprintf(description, sizeof(description), "cleanup session %s and its containers", leaf->id);
+  cg_unit_prop props[CG_SCOPE_PROPS_MAX];
+  size_t n = cg_slice_properties(description, limits, props);
+  if (start_unit(leaf->root->bus, name, props, n, err) < 0)
+    return -EIO;
+  return (leaf->slice_unit = strdup(name)) ? 0 : ca_error_set(err, ENOMEM, "out of memory");
+}
+
+/* leaf->slice_path and slice_dirfd: the parent of the scope's cgroup, which systemd names after the slice. */
+static int open_slice_cgroup(cg_leaf *leaf, ca_error **err) {
+  const char *slash = strrchr(leaf->path, '/');
+  if (!(leaf->slice_path = strndup(leaf->path, (size_t)(slash - leaf->path))))
+    return ca_error_set(err, ENOMEM, "out of memory");
+  const char *base = strrchr(leaf->slice_path, '/');
+  if (!base || !streq(base + 1, leaf->slice_unit))
+    return ca_error_set(err, EIO, "scope %s is in %s, not in slice %s", leaf->unit, leaf->slice_path, leaf->slice_unit);
+  leaf->slice_dirfd = open(leaf->slice_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return leaf->slice_dirfd < 0 ? ca_error_set_errno(err, errno, "cannot open %s", leaf->slice_path) : 0;
+}
+
 int cg_systemd_start_scope(cg_leaf *leaf, const cg_limits *limits, ca_error **err) {
   cg_root *root = leaf->root;
   if (limits->cpus > 0 && !(limits->cpus <= 100000))
     return ca_error_set(err, EINVAL, "a cpu limit of %g CPUs is out of range", limits->cpus);
-  if (holder_start(leaf, err) < 0)
+  if (root->session_slices && start_session_slice(leaf, limits, err) < 0)
     return -EIO;
+  int r = holder_start(leaf, err);
   char description[96];
   snprintf(description, sizeof(description), "cleanup session %s", leaf->id);
   cg_unit_prop props[CG_SCOPE_PROPS_MAX];
-  size_t n = cg_scope_properties(root->slice, description, limits, leaf->holder_pid, props);
-  int r = start_unit(root->bus, leaf->unit, props, n, err);
+  /* In a slice of its own the scope gets no limits: the slice's bound it and the containers together. */
+  size_t n = cg_scope_properties(leaf->slice_unit ? leaf->slice_unit : root->slice, description,
+                                 leaf->slice_unit ? NULL : limits, leaf->holder_pid, props);
+  if (r == 0)
+    r = start_unit(root->bus, leaf->unit, props, n, err);
   if (r == 0)
     r = read_scope_cgroup(leaf, err);
+  if (r == 0 && leaf->slice_unit)
+    r = open_slice_cgroup(leaf, err);
   if (r == 0)
     r = park_holder(leaf, err);
-  if (r < 0)
-    cg_systemd_release_holder(leaf); /* the scope, if it started, goes with its last process */
+  if (r < 0) {
+    cg_systemd_release_holder(leaf);         /* the scope, if it started, goes with its last process */
+    (void)cg_systemd_stop_slice(leaf, NULL); /* already failing: the first error is the one to tell */
+  }
   return r;
 }
 
-/* Waits up to 2 s for systemd to remove dir (it does once the scope is stopped and empty). */
-static bool wait_gone(const char *dir) {
-  for (uint64_t deadline = cg_now_usec() + 2000000; cg_now_usec() < deadline; usleep(5000))
+/* Waits up to timeout_usec for systemd to remove dir (it does once the unit is stopped and empty). */
+static bool wait_gone(const char *dir, uint64_t timeout_usec) {
+  for (uint64_t deadline = cg_now_usec() + timeout_usec; cg_now_usec() < deadline; usleep(5000))
     if (access(dir, F_OK) < 0 && errno == ENOENT)
       return true;
   return false;
 }
 
+/* The answer to Manager.<method>(unit, ...): a unit systemd no longer has is no error. */
+static int unit_call_result(int r, sd_bus_error *e, const char *method, const char *unit, ca_error **err) {
+  if (r < 0 && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.NoSuchUnit")) {
+    bus_error(err, r, e, method);
+    r = ca_error_wrap(err, "%s", unit);
+  } else
+    r = 0;
+  sd_bus_error_free(e);
+  return r;
+}
+
+static int stop_unit(sd_bus *bus, const char *unit, ca_error **err) {
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  int r = sd_bus_call_method(bus, SD_DEST, SD_PATH, SD_MANAGER, "StopUnit", &e, NULL, "ss", unit, "replace");
+  return unit_call_result(r, &e, "cannot stop the unit", unit, err);
+}
+
+/* SIGKILL to every process of the unit's cgroup and below ("all"). */
+static int kill_unit(sd_bus *bus, const char *unit, ca_error **err) {
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  int r =
+      sd_bus_call_method(bus, SD_DEST, SD_PATH, SD_MANAGER, "KillUnit", &e, NULL, "ssi", unit, "all", (int32_t)SIGKILL);
+  return unit_call_result(r, &e, "cannot kill the unit's processes", unit, err);
+}
+
 int cg_systemd_stop_scope(cg_leaf *leaf, ca_error **err) {
-  if (leaf->root->bus) {
-    sd_bus_error e = SD_BUS_ERROR_NULL;
-    int r = sd_bus_call_method(leaf->root->bus, SD_DEST, SD_PATH, SD_MANAGER, "StopUnit", &e, NULL, "ss", leaf->unit,
-                               "replace");
-    bool gone = r >= 0 || sd_bus_error_has_name(&e, "org.freedesktop.systemd1.NoSuchUnit");
-    if (!gone) {
-      r = bus_error(err, r, &e, "cannot stop the scope");
-      sd_bus_error_free(&e);
-      return ca_error_wrap(err, "%s", leaf->unit);
-    }
-    sd_bus_error_free(&e);
-  }
-  if (wait_gone(leaf->path))
+  if (leaf->root->bus && stop_unit(leaf->root->bus, leaf->unit, err) < 0)
+    return -EIO;
+  if (wait_gone(leaf->path, 2000000))
     return 0;
   /* Without a bus (a collector that opened the recorded root as a plain directory), or a manager that left the
    * cgroup: removing an empty cgroup is what systemd would do. */
   if (rmdir(leaf->path) == 0 || errno == ENOENT)
     return 0;
   return ca_error_set(err, errno, "cannot remove %s: %s", leaf->path, strerror(errno));
+}
+
+/* Without a bus: what systemd would do, cgroup.kill of the slice's cgroup, then its empty cgroups bottom-up. */
+static int kill_slice_cgroup(cg_leaf *leaf, ca_error **err) {
+  if (leaf->slice_dirfd >= 0 && faccessat(leaf->slice_dirfd, "cgroup.kill", W_OK, 0) == 0 &&
+      cg_write_at(leaf->slice_dirfd, leaf->slice_path, "cgroup.kill", "1", err) < 0)
+    return -EIO;
+  char populated[32] = "";
+  for (uint64_t deadline = cg_now_usec() + 5000000; cg_now_usec() < deadline; usleep(5000))
+    if (ca_read_file_buf(leaf->slice_dirfd, "cgroup.events", populated, sizeof(populated), NULL) < 0 ||
+        strstr(populated, "populated 0"))
+      break;
+  return cg_remove_tree(leaf->slice_path, err);
+}
+
+int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err) {
+  if (!leaf->slice_unit)
+    return 0;
+  /* A collector that opened the recorded root as a plain directory (the guardian) has no bus of the root's: it asks
+   * the manager all the same, the slice's one writer (its unit is systemd's to stop); without any bus it does what
+   * systemd would. */
+  static const cg_root_options defaults = {0};
+  _cleanup_(sd_bus_flush_close_unrefp) sd_bus *own = NULL;
+  sd_bus *bus = leaf->root->bus;
+  if (!bus && cg_systemd_booted(NULL) && open_bus(&defaults, &own, NULL) == 0)
+    bus = own;
+  /* KillUnit first: a slice's stop would send the containers SIGTERM and wait for each scope's TimeoutStopSec (90 s),
+   * and a container's PID 1 ignores SIGTERM. systemd kills a slice's whole cgroup (unit_kill_common, KILL_ALL). */
+  if (bus && (kill_unit(bus, leaf->slice_unit, err) < 0 || stop_unit(bus, leaf->slice_unit, err) < 0))
+    return -EIO;
+  if (!bus && leaf->slice_path && kill_slice_cgroup(leaf, err) < 0)
+    return -EIO;
+  if (!leaf->slice_path || wait_gone(leaf->slice_path, 10000000))
+    return 0;
+  return ca_error_set(err, EBUSY, "slice %s: systemd did not remove %s within 10 s", leaf->slice_unit,
+                      leaf->slice_path);
 }
 
 int cg_root_adopt_helper(cg_root *root, const char *what, const char *session_id, pid_t pid, ca_error **err) {

@@ -1,6 +1,7 @@
 /* run --contain-containers: the containers the command creates through the session's proxy start in the session's
  * cgroup (HostConfig.CgroupParent, proxy_body.c), so that the session's limits, OOM report and kill cover them. The
- * cgroup module names the parent for the engine's cgroup driver; this file refuses, in one line, what cannot work. */
+ * cgroup module names the parent for the engine's cgroup driver (the leaf's path for cgroupfs, the session's own
+ * slice for systemd); this file refuses, in one line, what cannot work. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>

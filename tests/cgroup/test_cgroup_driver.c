@@ -147,6 +147,42 @@ Test(cgroup_driver, scope_properties_without_limits) {
   cr_expect(q && q->u == 10000, "1%% at least, as cpu.max's 1 ms per 100 ms");
 }
 
+/* run --contain-containers: the session's slice holds the limits (and the holder's task), its scope none. */
+Test(cgroup_driver, session_slice_properties) {
+  cg_unit_prop p[CG_SCOPE_PROPS_MAX];
+  cg_limits l = {.memory_max = 128 << 20, .pids_max = 50, .cpus = 0.5};
+  size_t n = cg_slice_properties("d", &l, p);
+  cr_assert(n <= CG_SCOPE_PROPS_MAX);
+  const cg_unit_prop *q;
+  cr_expect((q = find(p, n, "MemoryMax")) && q->u == 128u << 20);
+  cr_expect((q = find(p, n, "MemorySwapMax")) && q->u == 0);
+  cr_expect((q = find(p, n, "TasksMax")) && q->u == 51, "50 and the scope's holder, which is in the slice too");
+  cr_expect((q = find(p, n, "CPUQuotaPerSecUSec")) && q->u == 500000);
+  cr_expect((q = find(p, n, "MemoryAccounting")) && q->u == 1, "the OOM report reads the slice's memory.events");
+  cr_expect(find(p, n, "TasksAccounting") && find(p, n, "CPUAccounting") && find(p, n, "CollectMode"));
+  cr_expect_null(find(p, n, "Delegate"), "a slice is systemd's: the agent writes nothing in it");
+  cr_expect_null(find(p, n, "PIDs"));
+  cr_expect_null(find(p, n, "Slice"), "its parent follows from its name");
+  n = cg_scope_properties("cleanup_agent-" ID ".slice", "d", NULL, 7, p);
+  cr_expect_null(find(p, n, "MemoryMax"), "the scope in the session's slice has no limit of its own");
+  cr_expect_null(find(p, n, "TasksMax"));
+  cr_expect((q = find(p, n, "Slice")) && streq(q->s, "cleanup_agent-" ID ".slice"));
+  cr_expect(find(p, n, "MemoryAccounting") && find(p, n, "Delegate"));
+}
+
+Test(cgroup_driver, session_slice_names) {
+  char name[128];
+  cr_expect(cg_session_slice_name("cleanup_agent.slice", ID, name, sizeof(name)) == 0);
+  cr_expect_str_eq(name, "cleanup_agent-" ID ".slice", "a child of cleanup_agent.slice by the dash rule");
+  cr_expect(cg_session_slice_name("a-b.slice", ID, name, sizeof(name)) == 0);
+  cr_expect_str_eq(name, "a-b-" ID ".slice");
+  cr_expect(cg_session_slice_name("-.slice", ID, name, sizeof(name)) == -EINVAL, "the root slice has no dash rule");
+  cr_expect(cg_session_slice_name("cleanup-agent.scope", ID, name, sizeof(name)) == -EINVAL);
+  cr_expect(cg_session_slice_name(".slice", ID, name, sizeof(name)) == -EINVAL);
+  cr_expect(cg_session_slice_name(NULL, ID, name, sizeof(name)) == -EINVAL);
+  cr_expect(cg_session_slice_name("cleanup_agent.slice", ID, name, 20) == -ENAMETOOLONG);
+}
+
 Test(cgroup_driver, leaf_names) {
   const char *id;
   cr_expect(cg_leaf_name_id("run-" ID, &id) && strncmp(id, ID, 32) == 0);
