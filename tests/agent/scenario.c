@@ -29,6 +29,9 @@ static const char *cgroup2_mount(void) {
 
 void scenario_setup(struct scenario *s) {
   memset(s, 0, sizeof(*s));
+  /* The engine first: a setup that fails leaves nothing behind (the teardown does not run then). */
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(dk_client_new(NULL, &s->dk, &err), 0, "the docker suites need a Docker engine: %s", err ? err->msg : "");
   /* Not under /tmp: --private-tmp hides the host's /tmp from the command. */
   strcpy(s->dir, "/var/tmp/ag-run-test-XXXXXX");
   cr_assert_not_null(mkdtemp(s->dir));
@@ -37,8 +40,6 @@ void scenario_setup(struct scenario *s) {
   snprintf(id, sizeof(id), "%s", s->dir + strlen(s->dir) - 6);
   snprintf(s->cgroup_root, sizeof(s->cgroup_root), "%s/cleanup-agent-test-%s", cgroup2_mount(), id);
   snprintf(s->test_label, sizeof(s->test_label), AG_TEST_LABEL_KEY "=%s", id);
-  _cleanup_error_ ca_error *err = NULL;
-  cr_assert_eq(dk_client_new(NULL, &s->dk, &err), 0, "the docker suites need a Docker engine: %s", err ? err->msg : "");
 }
 
 static void remove_cgroup_tree(const char *path) {
