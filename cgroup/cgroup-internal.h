@@ -41,6 +41,7 @@ struct cg_root {
   bool avoid_cgroup_kill;
   bool open_existing; /* cg_root_options.open_existing: no leaf is created under this root */
   bool one_path;      /* cg_root_options.one_path on a host with v1 hierarchies: leaves at one path in each */
+  bool command_sub;   /* cg_root_options.one_path on a pure v2 host: the command in its leaf's CG_COMMAND_CGROUP */
   char *path;         /* absolute root of the run-* leaves in the tracking hierarchy */
   /* v2 controllers usable in leaves under path (enabled in path's subtree_control). */
   bool v2_memory, v2_pids, v2_cpu;
@@ -60,6 +61,7 @@ struct cg_leaf {
   char *path;       /* absolute tracking leaf; NULL under process tracking */
   char *rel;        /* the same, as it reads in /proc/<pid>/cgroup */
   int dirfd;        /* O_PATH|O_DIRECTORY of path, -1 under process tracking */
+  int cmd_dirfd;    /* its CG_COMMAND_CGROUP, where cg_spawn puts the command; -1: the leaf itself */
   char *v1_path[CG_V1_N];
   char *v1_rel[CG_V1_N];
   uint64_t oom_kill_base;
@@ -97,6 +99,11 @@ int cg_parse_procs(const char *text, const char *path, pid_t **pids, size_t *n, 
  * as soon as it is empty, and the agent still reads the stats (the OOM report) and kills the rest of the tree after
  * the command ended. Listing, signalling and waiting for the leaf leave the holder out. */
 #define CG_HOLDER_CGROUP "holder"
+/* cgroupfs on a pure cgroup v2 host with one_path (run --contain-containers): the command runs in this sub-cgroup of
+ * its leaf, so that the leaf holds no process of its own (v2's no-internal-processes rule) and the engine can make
+ * the containers' cgroups next to it and enable controllers in the leaf's subtree_control. The limits, stats and kill
+ * stay on the leaf, and so cover the command and the containers together. */
+#define CG_COMMAND_CGROUP "command"
 /* One property of a transient unit; type is the D-Bus signature: 's', 'b', 't', or 'u' for PIDs (an "au" of one). */
 typedef struct cg_unit_prop {
   const char *name;

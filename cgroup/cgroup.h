@@ -72,8 +72,10 @@ typedef struct cg_root_options {
   bool one_path;           /* the leaves are to hold a container engine's containers (cg_leaf_engine_parent): its
                             * cgroupfs driver takes one cgroup parent for all hierarchies, so on hosts with v1
                             * hierarchies the default root goes below the deepest of the caller's own cgroups, and the
-                            * v1 leaves at the tracking leaf's path; with the systemd driver each session scope goes
-                            * into a slice of its own holding the limits, <slice without .slice>-<id>.slice */
+                            * v1 leaves at the tracking leaf's path, and on a pure v2 host the command goes into the
+                            * leaf's sub-cgroup "command" so that the containers can be its siblings; with the systemd
+                            * driver each session scope goes into a slice of its own holding the limits,
+                            * <slice without .slice>-<id>.slice */
   enum cg_driver driver;   /* AUTO: cg_driver_set_default's, itself AUTO unless set */
   const char *slice;       /* systemd: the slice of the session scopes ("cleanup_agent.slice"); needed with systemd */
   const char
@@ -149,11 +151,13 @@ int cg_leaf_ignore_pid(cg_leaf *leaf, pid_t pid, ca_error **err);
 const char *cg_leaf_path(const cg_leaf *leaf);
 /* The cgroup parent a container engine with cgroup driver engine_driver ("cgroupfs", "systemd": `docker info`'s Cgroup
  * Driver) needs to create its containers inside the leaf (caller frees *ret_parent): with cgroupfs, the leaf's path
- * below the mounts, the same in every hierarchy (a root opened with one_path), so that the leaf's limits bound them,
- * its kill kills them and (v1) its OOM events count theirs; with systemd, the session's own slice (a root opened with
+ * below the mounts, the same in every hierarchy (a root opened with one_path; on a pure v2 host the command is in the
+ * leaf's sub-cgroup "command", next to the containers), so that the leaf's limits bound them, its kill kills them and
+ * its OOM events count theirs; with systemd, the session's own slice (a root opened with
  * one_path), which holds the limits and whose memory.events the stats read, and which cg_leaf_remove kills and stops.
  * ENOTSUP, with err saying why, under process tracking, for an engine driver other than the root's, for leaves at
- * different paths in different hierarchies and, with cgroupfs, on a pure cgroup v2 host (not yet supported). */
+ * different paths in different hierarchies and, with cgroupfs on a pure cgroup v2 host, for a leaf whose command runs
+ * in the leaf itself (a root opened without one_path). */
 int cg_leaf_engine_parent(const cg_leaf *leaf, const char *engine_driver, char **ret_parent, ca_error **err);
 /* The systemd unit of the leaf ("cleanup-agent-run-<id>.scope"), NULL when it is no scope. */
 const char *cg_leaf_unit(const cg_leaf *leaf);

@@ -23,6 +23,8 @@ void cg_leaf_free(cg_leaf *leaf) {
   free(leaf->rel);
   if (leaf->dirfd >= 0)
     ca_close_keep_errno(leaf->dirfd);
+  if (leaf->cmd_dirfd >= 0)
+    ca_close_keep_errno(leaf->cmd_dirfd);
   if (leaf->slice_dirfd >= 0)
     ca_close_keep_errno(leaf->slice_dirfd);
   if (leaf->oom_efd >= 0)
@@ -220,6 +222,7 @@ static int leaf_new(cg_root *root, const char *session_id, cg_leaf **ret, ca_err
     return ca_error_set(err, ENOMEM, "out of memory");
   leaf->root = root;
   leaf->dirfd = -1;
+  leaf->cmd_dirfd = -1;
   leaf->slice_dirfd = -1;
   leaf->holder_fd = -1;
   leaf->oom_efd = -1;
@@ -244,6 +247,19 @@ static int leaf_new(cg_root *root, const char *session_id, cg_leaf **ret, ca_err
     }
   }
   *ret = leaf;
+  return 0;
+}
+
+/* The command's sub-cgroup of a new leaf (root->command_sub), made last: nothing is left of it on failure. */
+static int make_command_cgroup(cg_leaf *leaf, ca_error **err) {
+  if (mkdirat(leaf->dirfd, CG_COMMAND_CGROUP, 0755) < 0)
+    return ca_error_set_errno(err, errno, "cannot create %s/" CG_COMMAND_CGROUP, leaf->path);
+  leaf->cmd_dirfd = openat(leaf->dirfd, CG_COMMAND_CGROUP, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (leaf->cmd_dirfd < 0) {
+    int e = errno;
+    (void)unlinkat(leaf->dirfd, CG_COMMAND_CGROUP, AT_REMOVEDIR); /* empty and just made */
+    return ca_error_set_errno(err, e, "cannot open %s/" CG_COMMAND_CGROUP, leaf->path);
+  }
   return 0;
 }
 
@@ -329,6 +345,8 @@ int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limit
   if (limits->pids_max && (r = apply_pids(leaf, limits->pids_max, err)) < 0)
     goto fail;
   if (limits->cpus > 0 && (r = apply_cpu(leaf, limits->cpus, err)) < 0)
+    goto fail;
+  if (root->command_sub && (r = make_command_cgroup(leaf, err)) < 0)
     goto fail;
   read_baselines(leaf);
   *ret = TAKE_PTR(leaf);
@@ -472,11 +490,12 @@ int cg_leaf_engine_parent(const cg_leaf *leaf, const char *engine_driver, char *
       return ca_error_set(err, ENOMEM, "out of memory");
     return 0;
   }
-  if (root->mode == CG_MODE_UNIFIED)
+  if (root->mode == CG_MODE_UNIFIED && leaf->cmd_dirfd < 0)
     return ca_error_set(err, ENOTSUP,
-                        "not yet supported on a pure cgroup v2 host with the cgroupfs drivers (the command must "
-                        "first move to a leaf of its own below the session's cgroup, next to the containers); the "
-                        "systemd drivers, the engine's and the agent's, are");
+                        "on a pure cgroup v2 host the session's command runs in %s itself, where the engine cannot "
+                        "put containers next to it (no internal processes): the session must be created for "
+                        "containers (a cgroup root opened with one_path)",
+                        leaf->path);
   for (int i = 0; i < CG_V1_N; i++)
     if (leaf->v1_rel[i] && !streq(leaf->v1_rel[i], leaf->rel))
       return ca_error_set(err, ENOTSUP,

@@ -435,6 +435,7 @@ static int open_tracking(cg_root *root, const cg_root_options *opts, ca_error **
     return ca_error_set(err, ENOMEM, "out of memory");
   const char *own_named = root->track_is_v2 ? NULL : own_track;
   root->one_path = opts->one_path && root->mode != CG_MODE_UNIFIED;
+  root->command_sub = opts->one_path && root->mode == CG_MODE_UNIFIED;
   if (root->one_path && one_path_own(root, &own, own_track, &own_named, err) < 0)
     return -ENOTSUP;
   int r = select_path(root, opts, own_track, own_named, err);

@@ -275,12 +275,17 @@ int cg_fds_inherited(int **ret_fds, size_t *ret_n, ca_error **err) {
   return 0;
 }
 
+/* The v2 cgroup the command goes into: the leaf's CG_COMMAND_CGROUP where it has one, else the leaf. */
+static int command_dirfd(const cg_leaf *leaf) {
+  return leaf->cmd_dirfd >= 0 ? leaf->cmd_dirfd : leaf->dirfd;
+}
+
 /* Opens the cgroup.procs files the child writes itself into: v2 unless CLONE_INTO_CGROUP places it (*into), and every
  * v1 leaf that is not the tracking one. */
 static int open_procs_files(cg_leaf *leaf, bool into, struct child_ctx *c, ca_error **err) {
   if (!leaf->path)
     return 0;
-  if (!into && (c->v2_procs_fd = openat(leaf->dirfd, "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
+  if (!into && (c->v2_procs_fd = openat(command_dirfd(leaf), "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
     return ca_error_set_errno(err, errno, "cannot open %s/cgroup.procs", leaf->path);
   for (int i = 0; i < CG_V1_N; i++) {
     if (!leaf->v1_path[i] || (!leaf->root->track_is_v2 && streq(leaf->v1_path[i], leaf->path)))
@@ -298,11 +303,11 @@ static int open_procs_files(cg_leaf *leaf, bool into, struct child_ctx *c, ca_er
 static pid_t start_child(cg_leaf *leaf, bool *into, struct child_ctx *c, int *ret_pidfd, ca_error **err) {
   pid_t pid = -1;
   if (*into) {
-    pid = clone3_into(leaf->dirfd, ret_pidfd);
+    pid = clone3_into(command_dirfd(leaf), ret_pidfd);
     if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EPERM || errno == EINVAL)) {
       /* No clone3 or no CLONE_INTO_CGROUP here: join after fork instead. */
       *into = false;
-      if ((c->v2_procs_fd = openat(leaf->dirfd, "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
+      if ((c->v2_procs_fd = openat(command_dirfd(leaf), "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
         return ca_error_set_errno(err, errno, "cannot open %s/cgroup.procs", leaf->path);
     }
   }

@@ -3,7 +3,9 @@
 # as PID 1, pure cgroup v2) whose engine uses its systemd cgroup driver: the session gets a slice of its own,
 # cleanup_agent-<id>.slice, holding the limits, its scope and the containers (each container's CgroupParent), so
 # that --memory and --pids bound the command and its containers together, a container's OOM kill is reported, and
-# the end or a kill of the session stops the containers. The hybrid-host versions: tests/agent/test_run_contain.c.
+# the end or a kill of the session stops the containers. Then the same with the cgroupfs drivers, against a private
+# dockerd with native.cgroupdriver=cgroupfs: the command runs in run-<id>/command, the containers in run-<id>/<id>.
+# The hybrid-host versions: tests/agent/test_run_contain.c.
 # Sent after lib.sh to `bash -s` in the VM by tests/systemd/in-vm.sh.
 
 if [[ $(docker info -f '{{.CgroupDriver}}' 2>/dev/null) != systemd ]]; then
@@ -68,17 +70,24 @@ nothing_left "$id"
 
 # Without the slice the command alone could start its 40 sleepers (41 tasks and the holder, under 51); with it the
 # container's 31 count too, so the command's dash stops at its first failed fork (its last count says where).
+# pids_together CRUN RUN...: that run, `RUN... run --pids 50 ...` with CRUN for `docker run`, and its checks; sets id.
+pids_together() {
+    local crun=$1 n
+    shift
+    rm -f "$work/id" "$work/n"
+    "$@" run --pids 50 --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
+        '"$crun"' -d ca-usr:latest sh -c "for i in \$(seq 30); do sleep 1000 & done; wait" >/dev/null
+        sleep 3
+        for i in $(seq 40); do sleep 1000 & echo $i > '"$work/n"'; done'
+    id=$(cat "$work/id" 2>/dev/null)
+    n=$(cat "$work/n" 2>/dev/null || echo 0)
+    echo "  the command started $n of its 40 sleepers"
+    check "the command ran and started sleepers" test "$n" -gt 0
+    check "the command started fewer than 40 sleepers ($n): the container's tasks count" test "$n" -lt 40
+    check "the command and the container stayed within 50 ($n + 31)" test $((n + 31)) -le 50
+}
 case_begin "--pids 50: the command and its container cannot exceed 50 together"
-agent_run run --pids 50 --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
-    '"$crun"' -d ca-usr:latest sh -c "for i in \$(seq 30); do sleep 1000 & done; wait" >/dev/null
-    sleep 3
-    for i in $(seq 40); do sleep 1000 & echo $i > '"$work/n"'; done'
-id=$(cat "$work/id")
-n=$(cat "$work/n" 2>/dev/null || echo 0)
-echo "  the command started $n of its 40 sleepers"
-check "the command ran and started sleepers" test "$n" -gt 0
-check "the command started fewer than 40 sleepers ($n): the container's tasks count" test "$n" -lt 40
-check "the command and the container stayed within 50 ($n + 31)" test $((n + 31)) -le 50
+pids_together "$crun" agent_run
 nothing_left "$id"
 
 # start_contained: a run in the background whose command started a container and waits; sets agent_pid, id and c
@@ -113,6 +122,115 @@ wait "$agent_pid"
 check "the container stopped within 20 s" wait_for 20 not_running "$c"
 check "stderr says 'guardian: the agent died'" wait_for 20 grep -qF "guardian: the agent died" "$err"
 nothing_left "$id"
+
+# ---- The cgroupfs drivers: a private dockerd with native.cgroupdriver=cgroupfs (never the VM's docker.service: its
+# own data root, exec root, socket, pid file and containerd namespaces) and the agent's --cgroup-driver cgroupfs. On
+# a pure v2 host the command runs in the leaf's sub-cgroup run-<id>/command and each container next to it in
+# run-<id>/<container id>: the leaf run-<id> holds no process (no internal processes), the limits and the kill.
+fs=$(mktemp -d /tmp/ca-fs.XXXXXX)
+fs_host=unix://$fs/docker.sock
+fs_docker() { docker -H "$fs_host" "$@"; }
+fs_agent() { "$agent" --cgroup-driver cgroupfs --docker-host "$fs_host" "$@"; }
+fs_agent_run() { fs_agent "$@" >"$out" 2>"$err"; }
+fs_crun="docker run --network none -v /usr:/usr:ro --label ca-test=contain"
+# In a network namespace of its own: a dockerd with --bridge=none deletes the host's docker0, the VM engine's bridge.
+fs_engine_start() {
+    setsid unshare --net dockerd --exec-opt native.cgroupdriver=cgroupfs --iptables=false --ip6tables=false --bridge=none \
+        --storage-driver=vfs --data-root "$fs/data" --exec-root "$fs/exec" --pidfile "$fs/docker.pid" \
+        --containerd-namespace ca-fs --containerd-plugins-namespace ca-fs-plugins -H "$fs_host" \
+        >"$fs/log" 2>&1 </dev/null &
+    fs_pid=$!
+    wait_for 120 fs_docker info >/dev/null 2>&1 || { tail -n 5 "$fs/log"; return 1; }
+    (r=$(mktemp -d) && cd "$r" && mkdir usr proc sys dev etc tmp run && ln -s usr/bin bin && ln -s usr/lib lib &&
+        ln -s usr/lib64 lib64 && ln -s usr/sbin sbin && tar -c . | fs_docker import - ca-usr:latest >/dev/null &&
+        rm -rf "$r")
+}
+fs_engine_stop() {
+    fs_docker ps -aq | xargs -r docker -H "$fs_host" rm -f >/dev/null 2>&1
+    kill -TERM "$fs_pid" 2>/dev/null
+    wait_for 60 eval '! kill -0 "$fs_pid" 2>/dev/null'
+    wait "$fs_pid" 2>/dev/null
+    ctr namespaces remove ca-fs ca-fs-plugins >/dev/null 2>&1 # best effort: empty namespaces of system containerd
+    rm -rf -- "$fs"
+}
+fs_containers_of() { fs_docker ps -aq --filter "label=io.cleanup-agent.session=$1"; }
+fs_running() { test "$(fs_docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true; }
+fs_not_running() { ! fs_running "$1"; }
+# fs_nothing_left ID: no container, no cgroup and no process of the session.
+fs_nothing_left() {
+    local id=$1
+    check "the session's id is known" test -n "$id" || return
+    check "no process of session $id left ($(session_procs "$id") found)" wait_for 5 no_session_procs "$id"
+    check "no container of session $id left: $(fs_containers_of "$id" | tr '\n' ' ')" \
+        wait_for 20 eval 'test -z "$(fs_containers_of "$id")"'
+    check "no cgroup of session $id left: $(find /sys/fs/cgroup -name "*$id*" | head -n 3)" \
+        test -z "$(find /sys/fs/cgroup -name "*$id*")"
+}
+
+case_begin "cgroupfs drivers: a private dockerd with native.cgroupdriver=cgroupfs starts"
+check "the private dockerd answers (log: $(tail -n 3 "$fs/log" 2>/dev/null))" fs_engine_start
+check "its cgroup driver is cgroupfs" test "$(fs_docker info -f '{{.CgroupDriver}}')" = cgroupfs
+
+case_begin "cgroupfs drivers: the command is in run-<id>/command, a container in run-<id>/<container id>, the limits on run-<id>"
+rm -f "$work/id"
+fs_agent_run run --memory 256M --pids 200 --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
+    self=$(cut -d: -f3 /proc/self/cgroup); echo "self=$self"; leaf=/sys/fs/cgroup${self%/command}
+    echo "memory.max=$(cat $leaf/memory.max) pids.max=$(cat $leaf/pids.max) leaf-procs=$(wc -l <$leaf/cgroup.procs)"
+    c=$('"$fs_crun"' -d ca-usr:latest sleep 1000)
+    docker inspect -f "parent={{.HostConfig.CgroupParent}}" $c
+    echo "container=$(cut -d: -f3 /proc/$(docker inspect -f "{{.State.Pid}}" $c)/cgroup) $c"'
+rc=$?
+check_rc 0 "$rc"
+id=$(cat "$work/id" 2>/dev/null)
+cat "$out"
+rel=$(sed -n "s|^self=\(.*\)/command$|\1|p" "$out")
+check "the command is in the sub-cgroup command of run-$id" grep -qx "self=.*/run-$id/command" "$out"
+check "the container's CgroupParent is the session's leaf ($rel)" grep -qx "parent=$rel" "$out"
+check "the container's cgroup is run-$id/<its id>" grep -qx "container=$rel/[0-9a-f]\{64\} [0-9a-f]\{64\}" "$out"
+check "the leaf holds the limits and no process of its own" grep -qx "memory.max=268435456 pids.max=200 leaf-procs=0" "$out"
+fs_nothing_left "$id"
+
+case_begin "cgroupfs drivers: --memory 128M: a 200 MiB hog in a container is OOM-killed and the run says so"
+rm -f "$work/id"
+fs_agent_run run --memory 128M --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
+    '"$fs_crun"' --rm ca-usr:latest sh -c "head -c 200m /dev/zero | tail >/dev/null"; echo "container exit $?"'
+rc=$?
+id=$(cat "$work/id" 2>/dev/null)
+check_rc 0 "$rc"
+check "the container's hog was killed (stdout: $(tr '\n' ' ' <"$out"))" grep -qx "container exit 137" "$out"
+check_err "the OOM killer killed 1 process inside the session (the command's tree or its containers; memory limit 128M"
+fs_nothing_left "$id"
+
+case_begin "cgroupfs drivers: --pids 50: the command and its container cannot exceed 50 together"
+pids_together "$fs_crun" fs_agent_run
+fs_nothing_left "$id"
+
+case_begin "cgroupfs drivers: SIGTERM to the agent stops the session's container within 5 s"
+rm -f "$work/id" "$work/c"
+# The containers are in the command's tree here (run-<id>), as on a hybrid host: they get the SIGTERM too, and the
+# kill after --grace (a container's pid 1 ignores SIGTERM). Not fs_agent: $! must be the agent's pid.
+"$agent" --cgroup-driver cgroupfs --docker-host "$fs_host" run --grace 1s --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
+    '"$fs_crun"' -d ca-usr:latest sleep 1000 > '"$work/c"'; sleep 1000' >"$out" 2>"$err" &
+agent_pid=$!
+wait_for 180 eval 'test -s "$work/c" || ! kill -0 "$agent_pid" 2>/dev/null'
+id=$(cat "$work/id" 2>/dev/null)
+c=$(cat "$work/c" 2>/dev/null)
+check "the container runs" wait_for 60 fs_running "$c"
+start=$SECONDS
+kill -TERM "$agent_pid"
+check "the container stopped within 5 s" wait_for 5 fs_not_running "$c"
+echo "  stopped after $((SECONDS - start)) s"
+wait "$agent_pid"
+check_rc 143 "$?"
+fs_nothing_left "$id"
+
+case_begin "cgroupfs drivers: the private dockerd stops and leaves nothing"
+fs_engine_stop
+check "the private dockerd is gone" eval '! kill -0 "$fs_pid" 2>/dev/null'
+check "its directory is gone" test ! -e "$fs"
+check "the VM's engine still has its bridge docker0" test -e /sys/class/net/docker0
+check "no session leaf is left in the cgroupfs root: $(find /sys/fs/cgroup -name 'run-*' | head -n 3)" \
+    test -z "$(find /sys/fs/cgroup -name 'run-*')"
 
 case_begin "without --contain-containers no slice is made for the session"
 agent_run run -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'; cut -d: -f3 /proc/self/cgroup'
