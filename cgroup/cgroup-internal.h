@@ -99,11 +99,6 @@ int cg_parse_procs(const char *text, const char *path, pid_t **pids, size_t *n, 
  * as soon as it is empty, and the agent still reads the stats (the OOM report) and kills the rest of the tree after
  * the command ended. Listing, signalling and waiting for the leaf leave the holder out. */
 #define CG_HOLDER_CGROUP "holder"
-/* cgroupfs on a pure cgroup v2 host with one_path (run --contain-containers): the command runs in this sub-cgroup of
- * its leaf, so that the leaf holds no process of its own (v2's no-internal-processes rule) and the engine can make
- * the containers' cgroups next to it and enable controllers in the leaf's subtree_control. The limits, stats and kill
- * stay on the leaf, and so cover the command and the containers together. */
-#define CG_COMMAND_CGROUP "command"
 /* One property of a transient unit; type is the D-Bus signature: 's', 'b', 't', or 'u' for PIDs (an "au" of one). */
 typedef struct cg_unit_prop {
   const char *name;

@@ -131,6 +131,13 @@ typedef struct cg_limits {
  * tracker when no cgroup is writable. */
 typedef struct cg_leaf cg_leaf;
 
+/* cgroupfs on a pure cgroup v2 host with one_path (run --contain-containers): the command runs in this sub-cgroup of
+ * its leaf, so that the leaf holds no process of its own (v2's no-internal-processes rule) and the engine can make
+ * the containers' cgroups next to it and enable controllers in the leaf's subtree_control. The limits, stats and kill
+ * stay on the leaf, and so cover the command and the containers together; a session nested in the command puts its
+ * leaves in the leaf, next to the containers. */
+#define CG_COMMAND_CGROUP "command"
+
 /* Creates run-<session_id> with the limits applied. Fails with EEXIST when the leaf exists already. Under process
  * tracking it makes the caller a child subreaper, and any limit is an ENOTSUP error. */
 int cg_leaf_create(cg_root *root, const char *session_id, const cg_limits *limits, cg_leaf **ret, ca_error **err);

@@ -10,7 +10,18 @@
 #include "cgroup.h"
 #include "nesting.h"
 
-/* The parent's leaf when /proc/self/cgroup's v2 path ends in run-<parent>, as <cgroup2 mount><path>; else NULL. */
+/* Whether path (a v2 cgroup path) ends in run-<parent>; one ending in run-<parent>/CG_COMMAND_CGROUP (run
+ * --contain-containers on a pure v2 host with cgroupfs) is cut back to the leaf. */
+static bool in_parent_leaf(char *path, const char *parent) {
+  char *last = strrchr(path, '/');
+  if (last && streq(last + 1, CG_COMMAND_CGROUP)) {
+    *last = '\0';
+    last = strrchr(path, '/');
+  }
+  return last && strncmp(last + 1, "run-", 4) == 0 && streq(last + 5, parent);
+}
+
+/* The parent's leaf when /proc/self/cgroup's v2 path is in it, as <cgroup2 mount><path>; else NULL. */
 static char *parent_leaf(const char *proc, const char *parent) {
   cg_mounts m = {0};
   char path[256], *dir = NULL;
@@ -19,9 +30,7 @@ static char *parent_leaf(const char *proc, const char *parent) {
   snprintf(path, sizeof(path), "%s/self/cgroup", proc ? proc : "/proc");
   if (cg_mounts_read(proc, &m, NULL) == 0 && m.unified && ca_read_file(path, 65536, &text, NULL, NULL) == 0 &&
       cg_parse_proc_cgroup(text, &pc, NULL) == 0 && pc.unified) {
-    const char *last = strrchr(pc.unified, '/');
-    if (last && strncmp(last + 1, "run-", 4) == 0 && streq(last + 5, parent) &&
-        asprintf(&dir, "%s%s", m.unified, pc.unified) < 0)
+    if (in_parent_leaf(pc.unified, parent) && asprintf(&dir, "%s%s", m.unified, pc.unified) < 0)
       dir = NULL;
   }
   cg_proc_cgroup_done(&pc);

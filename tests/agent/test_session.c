@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "nesting.h"
 #include "session.h"
 
 static char tmp[64];
@@ -692,4 +693,53 @@ Test(session, files_set_aside_are_listed_and_only_they_removed) {
   for (size_t i = 0; i < ELEMENTSOF(other); i++)
     cr_assert(has(s, other[i]), "%s was removed", other[i]);
   ag_state_free(s);
+}
+
+/* A nested run finds its parent's leaf from /proc/self/cgroup: the leaf itself, or (run --contain-containers on a
+ * pure v2 host with cgroupfs) the leaf's command sub-cgroup, whose parent holds the inner leaves next to the
+ * containers. A fake procfs: self/mountinfo with the cgroup2 mount, self/cgroup with the v2 path. */
+static char *nested_dir(const char *mount, const char *cgroup_line) {
+  char proc[] = "/tmp/ag-nest-proc-XXXXXX", path[PATH_MAX], mi[PATH_MAX + 128];
+  cr_assert_not_null(mkdtemp(proc));
+  snprintf(path, sizeof(path), "%s/self", proc);
+  cr_assert_eq(mkdir(path, 0700), 0);
+  snprintf(path, sizeof(path), "%s/self/mountinfo", proc);
+  snprintf(mi, sizeof(mi), "36 25 0:31 / %s rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw\n", mount);
+  cr_assert_eq(ca_write_file_atomic(path, mi, strlen(mi), 0600, NULL), 0);
+  snprintf(path, sizeof(path), "%s/self/cgroup", proc);
+  cr_assert_eq(ca_write_file_atomic(path, cgroup_line, strlen(cgroup_line), 0600, NULL), 0);
+  struct ag_nesting n;
+  ag_nesting_detect(proc, &n);
+  char *dir = n.cgroup_dir ? strdup(n.cgroup_dir) : NULL;
+  ag_nesting_done(&n);
+  char cmd[PATH_MAX + 16];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", proc);
+  cr_assert_eq(system(cmd), 0);
+  return dir;
+}
+
+Test(session, a_nested_run_finds_its_parents_leaf_also_from_the_command_sub_cgroup) {
+  /* The mount must be this host's cgroup2 (the module checks it is one): the path below it is made up. */
+  cg_mounts m = {0};
+  cr_assert(cg_mounts_read(NULL, &m, NULL) == 0 && m.unified, "this host has no cgroup2 mount");
+  char want[PATH_MAX];
+  snprintf(want, sizeof(want), "%s/cleanup-agent.slice/run-0123456789abcdef0123456789abcdef", m.unified);
+  cr_assert_eq(setenv("CLEANUP_AGENT_SESSION", "0123456789abcdef0123456789abcdef", 1), 0);
+  char *leaf = nested_dir(m.unified, "0::/cleanup-agent.slice/run-0123456789abcdef0123456789abcdef\n");
+  cr_expect(leaf && streq(leaf, want), "%s", leaf ? leaf : "(none)");
+  char *sub =
+      nested_dir(m.unified, "0::/cleanup-agent.slice/run-0123456789abcdef0123456789abcdef/" CG_COMMAND_CGROUP "\n");
+  cr_expect(sub && streq(sub, want), "from the command sub-cgroup: %s", sub ? sub : "(none)");
+  char *other =
+      nested_dir(m.unified, "0::/cleanup-agent.slice/run-ffffffffffffffffffffffffffffffff/" CG_COMMAND_CGROUP "\n");
+  cr_expect_null(other, "another session's leaf is not the parent's: %s", other ? other : "");
+  char *deeper =
+      nested_dir(m.unified, "0::/cleanup-agent.slice/run-0123456789abcdef0123456789abcdef/x/" CG_COMMAND_CGROUP "\n");
+  cr_expect_null(deeper, "only the leaf or its command sub-cgroup: %s", deeper ? deeper : "");
+  free(leaf);
+  free(sub);
+  free(other);
+  free(deeper);
+  cg_mounts_done(&m);
+  unsetenv("CLEANUP_AGENT_SESSION");
 }
