@@ -142,6 +142,24 @@ do_gc() {
     finish
 }
 
+# descends_from_base ID BASE_IDS: whether ID is one of BASE_IDS or has one among its parents.
+descends_from_base() {
+    local id=$1 bases=$2
+    while [[ -n $id ]]; do
+        grep -qxF -- "$id" <<<"$bases" && return 0
+        id=$(docker image inspect -f '{{.Parent}}' "$id" 2>/dev/null) || return 1
+    done
+    return 1
+}
+# build_made: the images new since the build that are the Debian bases or descend from them, one id a line.
+build_made() {
+    local base_ids id
+    base_ids=$(for b in "${bases[@]}"; do docker image inspect -f '{{.Id}}' "$b" 2>/dev/null; done)
+    [[ -n $base_ids ]] || base_ids=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)
+    for id in $(comm -13 "$images_before" <(docker images -aq --no-trunc | sort -u)); do
+        descends_from_base "$id" "$base_ids" && echo "$id"
+    done
+}
 do_clean() {
     local kind ids all force
     for kind in container network volume; do
@@ -153,11 +171,12 @@ do_clean() {
     done
     docker image inspect "$image" >/dev/null 2>&1 && { docker rmi "$image" >/dev/null || fail "$image removed"; }
     # The build's other images (the build stage's layers, imported bases), children before parents: each pass
-    # removes what nothing depends on any more.
+    # removes what nothing depends on any more. Only images new since the build that descend from a Debian base:
+    # other suites build from busybox at the same time, and their intermediate images are new too.
     if [[ -f $images_before ]]; then
         local left pass
         for ((pass = 0; pass < 30; pass++)); do
-            left=$(comm -13 "$images_before" <(docker images -aq --no-trunc | sort -u))
+            left=$(build_made)
             [[ -n $left ]] || break
             # shellcheck disable=SC2086
             docker rmi $left >/dev/null 2>&1 || true
