@@ -345,6 +345,25 @@ static void check_started(void *data, const cg_process *proc) {
   *(uint64_t *)data = proc->start_time;
 }
 
+/* Field 22 of /proc/<pid>/stat read here, apart from the agent's reader: the kernel's own record of the child. */
+static uint64_t kernel_start_time(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "re");
+  cr_assert(f, "cannot open %s", path);
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *field = strrchr(buf, ')'); /* the name in field 2 may hold spaces and parentheses */
+  cr_assert(field, "%s: no ')'", path);
+  for (int i = 2; i < 22 && field; i++)
+    field = strchr(field + 1, ' ');
+  cr_assert(field, "%s: fewer than 22 fields", path);
+  return strtoull(field + 1, NULL, 10);
+}
+
+/* One read of the child's identity serves the hook (which records it) and the caller (which signals by it): both must
+ * hold the kernel's value for that pid, the one a later cg_signal_verified compares with. */
 Test(cgroup_track, the_started_hook_sees_the_start_time_the_caller_gets) {
   char id[33];
   live_session_id(id);
@@ -357,6 +376,8 @@ Test(cgroup_track, the_started_hook_sees_the_start_time_the_caller_gets) {
             "%s", err ? err->msg : "");
   cr_expect_gt(p.start_time, 0);
   cr_expect_eq(hooked, p.start_time, "the hook saw %" PRIu64 ", the caller %" PRIu64, hooked, p.start_time);
+  uint64_t kernel = kernel_start_time(p.pid); /* a zombie until the wait below: its stat stays */
+  cr_expect_eq(p.start_time, kernel, "the caller got %" PRIu64 ", the kernel says %" PRIu64, p.start_time, kernel);
   int status;
   cr_expect_eq(waitpid(p.pid, &status, 0), p.pid);
   if (p.pidfd >= 0)
