@@ -38,7 +38,7 @@ static void run_usage(FILE *f) {
           "  --contain-containers\n"
           "                     start the containers CMD creates in the session's cgroup, so that --memory, --pids\n"
           "                     and --cpus bound CMD and its containers together and the session's kill stops them\n"
-          "                     (the engine's cgroupfs driver, on this host)\n"
+          "                     (the engine's cgroup driver must be the agent's)\n"
           "  --images keep|remove  images CMD builds (labeled by the proxy): kept as build cache (default), or\n"
           "                     removed at the end unless a container uses them\n"
           "  --disk-high PCT    before CMD, when the engine's disk is above PCT (default 85%%) or its networks hold\n"
