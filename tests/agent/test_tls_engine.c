@@ -67,6 +67,7 @@ static void start_engine(void) {
 
 static void setup(void) {
   scenario_setup(&sc);
+  private_engine_own_network(); /* the engine listens on 127.0.0.1 of the test's own namespace */
   snprintf(tls_dir, sizeof(tls_dir), "%s/tls", sc.dir);
   snprintf(engine_dir, sizeof(engine_dir), "%s/engine", sc.dir);
   snprintf(mount_arg, sizeof(mount_arg), "%s:/out", sc.dir);

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/bench/engine.sh: sourced by the benchmark scripts that need a private engine. engine_start DIR IMAGE starts a
-# dockerd of their own (its own data root, exec root, socket and pid file under DIR; vfs, no default bridge, an
-# address pool of its own for the networks a benchmark creates), loads IMAGE into it from the host engine, and sets
+# dockerd of their own (its own data root, exec root, socket and pid file under DIR, its own network namespace; vfs,
+# no default bridge, an address pool of its own for the networks a benchmark creates), loads IMAGE into it from the host engine, and sets
 # engine_pid and sock; engine_stop stops it. The caller's die() reports failures.
 engine_pid=""
 sock=""
@@ -10,7 +10,8 @@ engine_start() {
     dockerd=$(command -v dockerd) || die "dockerd not found (apt-get install docker.io)"
     mkdir -p "$dir"
     sock=$dir/docker.sock
-    setsid "$dockerd" --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs --data-root "$dir/data" \
+    # In a network namespace of its own: dockerd --bridge=none deletes a docker0 it finds (the host engine's).
+    setsid unshare --net "$dockerd" --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs --data-root "$dir/data" \
         --exec-root "$dir/exec" --pidfile "$dir/docker.pid" --host "unix://$sock" \
         --default-address-pool "base=10.$((200 + RANDOM % 50)).0.0/16,size=24" >"$dir/log" 2>&1 </dev/null &
     engine_pid=$!

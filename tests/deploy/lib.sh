@@ -17,8 +17,10 @@ engine_pid=''
 private_engine_start() {
     local dir=$1 i
     mkdir -p "$dir" || return 1
-    dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" -H "unix://$dir/docker.sock" \
-        --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs >>"$dir/dockerd.log" 2>&1 &
+    # In a network namespace of its own: dockerd --bridge=none deletes a docker0 it finds (the host engine's).
+    unshare --net dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
+        -H "unix://$dir/docker.sock" --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+        >>"$dir/dockerd.log" 2>&1 &
     engine_pid=$!
     for ((i = 0; i < 300; i++)); do
         docker -H "unix://$dir/docker.sock" version >/dev/null 2>&1 && return 0

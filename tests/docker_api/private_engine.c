@@ -1,12 +1,24 @@
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdbool.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "docker.h"
 #include "private_engine.h"
+
+static bool own_network; /* this process left the host's network namespace (private_engine_own_network) */
+
+void private_engine_own_network(void) {
+  cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+  cr_assert_eq(system("ip link set lo up"), 0, "cannot bring up the loopback of the test's network namespace");
+  own_network = true;
+}
 
 pid_t private_engine_start(const char *dir, const char *host) {
   return private_engine_start_with(dir, host, NULL);
@@ -25,9 +37,17 @@ pid_t private_engine_start_with(const char *dir, const char *host, const char *c
   snprintf(pidfile, sizeof(pidfile), "%s/docker.pid", dir);
   snprintf(sock, sizeof(sock), "unix://%s/docker.sock", dir);
   snprintf(log, sizeof(log), "%s/dockerd.log", dir);
+  /* A network namespace of its own: dockerd --bridge=none deletes a docker0 it finds (moby's
+   * removeDefaultBridgeInterface), on a stock host the bridge of the host's engine. An engine reached over TCP shares
+   * its caller's, which must then be the test's own (private_engine_own_network). */
+  bool tcp = strncmp(host, "tcp://", 6) == 0;
+  if (tcp)
+    cr_assert(own_network, "a TCP engine shares its caller's network: call private_engine_own_network first");
   pid_t pid = fork();
   cr_assert_geq(pid, 0);
   if (pid == 0) {
+    if (!tcp && unshare(CLONE_NEWNET) < 0)
+      _exit(126);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd >= 0) {
       dup2(fd, 1);

@@ -9,5 +9,9 @@
 pid_t private_engine_start(const char *dir, const char *host);
 /* The same with more dockerd arguments (NULL-terminated): another listener (-H tcp://...) with TLS, say. */
 pid_t private_engine_start_with(const char *dir, const char *host, const char *const *extra);
+/* Moves the calling process into a network namespace of its own with its loopback up: a test that makes network
+ * devices, or that reaches a private engine over TCP (which then shares the caller's namespace), never touches the
+ * host's. */
+void private_engine_own_network(void);
 /* Stops it (SIGTERM, then SIGKILL after 30 s) and sets *pid to -1; nothing when *pid <= 0. */
 void private_engine_stop(pid_t *pid);

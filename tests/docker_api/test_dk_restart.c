@@ -76,3 +76,13 @@ Test(restart, engine_stopped_and_started_between_two_calls, .init = setup, .fini
   cr_assert_eq(dk_remove(c, DK_VOLUME, "dk-restart-test", &e), 0, "%s", e ? e->msg : "");
   dk_client_free(c);
 }
+
+/* A private engine leaves the network of its caller alone: dockerd --bridge=none deletes a docker0 it finds, which on a
+ * stock host is the host engine's bridge. The test makes a docker0 of its own, in a network namespace of its own. */
+Test(restart, a_private_engine_keeps_its_callers_docker0, .init = setup, .fini = teardown, .timeout = 120) {
+  private_engine_own_network();
+  cr_assert_eq(system("ip link add docker0 type bridge"), 0, "cannot make a docker0 in the test's namespace");
+  dockerd = start_dockerd();
+  cr_expect_eq(system("ip link show docker0 >/dev/null 2>&1"), 0, "the private engine deleted the caller's docker0");
+  stop_dockerd();
+}
