@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cgroup-internal.h"
@@ -194,3 +195,38 @@ Test(cgroup_driver, leaf_names) {
   cr_expect_not(cg_leaf_name_id("run-0123456789ABCDEF0123456789abcdef", &id));
   cr_expect_not(cg_leaf_name_id("supervisor", &id));
 }
+
+/* A collector's root opened as a plain directory, faked by hand over a temp dir (cg_leaf_open only looks). */
+static cg_root fake_collector_root(char *mount, char *path) {
+  return (cg_root){.tracking = CG_TRACK_CGROUP,
+                   .driver = CG_DRIVER_CGROUPFS,
+                   .path = path,
+                   .track_mount = mount,
+                   .track_is_v2 = true};
+}
+
+/* run --contain-containers: a session's slice whose scope went (the agent or guardian killed between the scope's stop
+ * and the slice's, or a slice's stop past its 10 s) is still the session's: a leaf of the slice, so that
+ * cg_leaf_remove stops it and the collector keeps the session until it is gone. */
+Test(cgroup_driver, a_session_slice_without_its_scope_opens_as_the_slice) {
+  char mount[] = "/tmp/cg-slice-XXXXXX", root_dir[PATH_MAX / 2], slice[PATH_MAX];
+  cr_assert(mkdtemp(mount));
+  snprintf(root_dir, sizeof(root_dir), "%s/cleanup_agent.slice", mount);
+  snprintf(slice, sizeof(slice), "%s/cleanup_agent-" ID ".slice", root_dir);
+  cr_assert_eq(mkdir(root_dir, 0755), 0);
+  cg_root root = fake_collector_root(mount, root_dir);
+  cg_leaf *leaf = NULL;
+  ca_error *err = NULL;
+  cr_expect_eq(cg_leaf_open(&root, ID, &leaf, &err), -ENOENT, "no slice, no scope: nothing is left");
+  cr_expect(err && err->code == ENOENT, "%s", err ? err->msg : "");
+  ca_error_free(TAKE_PTR(err));
+  cr_assert_eq(mkdir(slice, 0755), 0);
+  cr_assert_eq(cg_leaf_open(&root, ID, &leaf, &err), 0, "%s", err ? err->msg : "");
+  cr_expect_str_eq(cg_leaf_path(leaf), slice);
+  cr_expect_null(cg_leaf_unit(leaf), "no scope");
+  cg_leaf_free(leaf);
+  rmdir(slice);
+  rmdir(root_dir);
+  rmdir(mount);
+}
+
