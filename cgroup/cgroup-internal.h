@@ -142,8 +142,9 @@ enum cg_driver cg_driver_wanted(enum cg_driver driver);
 /* Whether our own v2 cgroup directory was delegated to us: systemd's xattr, or (unprivileged) owned by us. */
 bool cg_dir_delegated(const char *dir);
 
-/* leaf.c: removes the cgroup path and the sub-cgroups below it, depth first, with bounded backoff. */
-int cg_remove_tree(const char *path, ca_error **err);
+/* leaf.c: with no manager to ask, the session's slice (leaf->slice_path) as systemd would stop it: every process in
+ * it killed (cg_leaf_kill_all, within timeout_usec), then its cgroups removed. 0 when it is gone already. */
+int cg_slice_kill_remove(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
 
 /* kill.c */
 int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err);

@@ -492,8 +492,20 @@ static int remove_tree(const char *path, int depth, bool keep_self, ca_error **e
   return r < 0 || keep_self ? r : rmdir_backoff(path, err);
 }
 
-int cg_remove_tree(const char *path, ca_error **err) {
-  return remove_tree(path, 0, false, err);
+int cg_slice_kill_remove(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
+  _cleanup_cg_leaf_ cg_leaf *slice = NULL;
+  if (leaf_new(leaf->root, leaf->id, &slice, err) < 0)
+    return -EINVAL;
+  if (take_slice_path(slice, leaf->slice_path) < 0)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  int r = open_dir(slice);
+  if (r == -ENOENT)
+    return 0;
+  if (r < 0)
+    return ca_error_set_errno(err, -r, "cannot open %s", slice->path);
+  if (cg_leaf_kill_all(slice, timeout_usec, err) < 0)
+    return -EIO;
+  return remove_tree(slice->path, 0, false, err);
 }
 
 int cg_leaf_engine_parent(const cg_leaf *leaf, const char *engine_driver, char **ret_parent, ca_error **err) {

@@ -521,25 +521,12 @@ int cg_systemd_stop_scope(cg_leaf *leaf, ca_error **err) {
   return ca_error_set(err, errno, "cannot remove %s: %s", leaf->path, strerror(errno));
 }
 
-/* Without a bus: what systemd would do, cgroup.kill of the slice's cgroup, then its empty cgroups bottom-up. */
-static int kill_slice_cgroup(cg_leaf *leaf, ca_error **err) {
-  if (leaf->slice_dirfd >= 0 && faccessat(leaf->slice_dirfd, "cgroup.kill", W_OK, 0) == 0 &&
-      cg_write_at(leaf->slice_dirfd, leaf->slice_path, "cgroup.kill", "1", err) < 0)
-    return -EIO;
-  char populated[32] = "";
-  for (uint64_t deadline = cg_now_usec() + 5000000; cg_now_usec() < deadline; usleep(5000))
-    if (ca_read_file_buf(leaf->slice_dirfd, "cgroup.events", populated, sizeof(populated), NULL) < 0 ||
-        strstr(populated, "populated 0"))
-      break;
-  return cg_remove_tree(leaf->slice_path, err);
-}
-
 int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err) {
   if (!leaf->slice_unit)
     return 0;
   /* A collector that opened the recorded root as a plain directory (the guardian) has no bus of the root's: it asks
    * the manager all the same, the slice's one writer (its unit is systemd's to stop); without any bus it does what
-   * systemd would. */
+   * systemd would: its processes killed (the containers) and its cgroups removed bottom-up. */
   static const cg_root_options defaults = {0};
   _cleanup_(sd_bus_flush_close_unrefp) sd_bus *own = NULL;
   sd_bus *bus = leaf->root->bus;
@@ -549,8 +536,8 @@ int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err) {
    * and a container's PID 1 ignores SIGTERM. systemd kills a slice's whole cgroup (unit_kill_common, KILL_ALL). */
   if (bus && (kill_unit(bus, leaf->slice_unit, err) < 0 || stop_unit(bus, leaf->slice_unit, err) < 0))
     return -EIO;
-  if (!bus && leaf->slice_path && kill_slice_cgroup(leaf, err) < 0)
-    return -EIO;
+  if (!bus)
+    return leaf->slice_path ? cg_slice_kill_remove(leaf, 5000000, err) : 0;
   if (!leaf->slice_path || wait_gone(leaf->slice_path, 10000000))
     return 0;
   return ca_error_set(err, EBUSY, "slice %s: systemd did not remove %s within 10 s", leaf->slice_unit,
