@@ -423,27 +423,30 @@ static int park_holder(cg_leaf *leaf, ca_error **err) {
 }
 
 /* run --contain-containers: the session's own slice, with the limits, for the scope and the engine's containers.
- * leaf->slice_unit set once systemd started it. */
+ * leaf->slice_unit is set before systemd is asked: a start whose job wait failed may have started it all the same,
+ * and the slice's stop takes a unit systemd does not have for done. */
 static int start_session_slice(cg_leaf *leaf, const cg_limits *limits, ca_error **err) {
   char name[NAME_MAX + 1], description[96];
   if (cg_session_slice_name(leaf->root->slice, leaf->id, name, sizeof(name)) < 0)
     return ca_error_set(err, EINVAL, "cannot name a slice of session %s inside %s", leaf->id, leaf->root->slice);
+  if (!(leaf->slice_unit = strdup(name)))
+    return ca_error_set(err, ENOMEM, "out of memory");
   snprintf(description, sizeof(description), "cleanup session %s and its containers", leaf->id);
   cg_unit_prop props[CG_SCOPE_PROPS_MAX];
   size_t n = cg_slice_properties(description, limits, props);
-  if (start_unit(leaf->root->bus, name, props, n, err) < 0)
-    return -EIO;
-  return (leaf->slice_unit = strdup(name)) ? 0 : ca_error_set(err, ENOMEM, "out of memory");
+  return start_unit(leaf->root->bus, name, props, n, err) < 0 ? -EIO : 0;
 }
 
 /* leaf->slice_path and slice_dirfd: the parent of the scope's cgroup, which systemd names after the slice. */
 static int open_slice_cgroup(cg_leaf *leaf, ca_error **err) {
   const char *slash = strrchr(leaf->path, '/');
-  if (!(leaf->slice_path = strndup(leaf->path, (size_t)(slash - leaf->path))))
+  _cleanup_free_ char *parent = strndup(leaf->path, (size_t)(slash - leaf->path));
+  if (!parent)
     return ca_error_set(err, ENOMEM, "out of memory");
-  const char *base = strrchr(leaf->slice_path, '/');
+  const char *base = strrchr(parent, '/');
   if (!base || !streq(base + 1, leaf->slice_unit))
-    return ca_error_set(err, EIO, "scope %s is in %s, not in slice %s", leaf->unit, leaf->slice_path, leaf->slice_unit);
+    return ca_error_set(err, EIO, "scope %s is in %s, not in slice %s", leaf->unit, parent, leaf->slice_unit);
+  leaf->slice_path = TAKE_PTR(parent);
   leaf->slice_dirfd = open(leaf->slice_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   return leaf->slice_dirfd < 0 ? ca_error_set_errno(err, errno, "cannot open %s", leaf->slice_path) : 0;
 }
@@ -452,8 +455,10 @@ int cg_systemd_start_scope(cg_leaf *leaf, const cg_limits *limits, ca_error **er
   cg_root *root = leaf->root;
   if (limits->cpus > 0 && !(limits->cpus <= 100000))
     return ca_error_set(err, EINVAL, "a cpu limit of %g CPUs is out of range", limits->cpus);
-  if (root->session_slices && start_session_slice(leaf, limits, err) < 0)
+  if (root->session_slices && start_session_slice(leaf, limits, err) < 0) {
+    (void)cg_systemd_stop_slice(leaf, NULL); /* it may have started: the first error is the one to tell */
     return -EIO;
+  }
   int r = holder_start(leaf, err);
   char description[96];
   snprintf(description, sizeof(description), "cleanup session %s", leaf->id);
