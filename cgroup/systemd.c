@@ -514,13 +514,43 @@ static int kill_unit(sd_bus *bus, const char *unit, ca_error **err) {
   return unit_call_result(r, &e, "cannot kill the unit's processes", unit, err);
 }
 
+void cg_manager_addresses(const char *path, char *bus, char *private, size_t size) {
+  const char *user = path ? strstr(path, "/user@") : NULL;
+  unsigned uid;
+  int end = 0;
+  if (!user || sscanf(user, "/user@%u.service%n", &uid, &end) != 1 || !end || (user[end] && user[end] != '/')) {
+    snprintf(bus, size, "unix:path=/run/dbus/system_bus_socket");
+    snprintf(private, size, "unix:path=/run/systemd/private");
+  } else if (uid == (unsigned)geteuid()) {
+    user_bus_addresses(bus, private, size);
+  } else {
+    snprintf(bus, size, "unix:path=/run/user/%u/bus", uid);
+    snprintf(private, size, "unix:path=/run/user/%u/systemd/private", uid);
+  }
+}
+
+/* The bus of the manager that owns the root's cgroups, for the stops of a removal: the root's own (the systemd
+ * driver), else one opened once for the root (a collector that opened the recorded root as a plain directory), of
+ * the manager its path names (cg_manager_addresses). NULL without systemd or a bus: then the cgroups are removed as
+ * systemd would. */
+static sd_bus *removal_bus(cg_root *root) {
+  if (root->bus || root->removal_bus_tried)
+    return root->bus;
+  root->removal_bus_tried = true;
+  char bus[PATH_MAX], private[PATH_MAX];
+  cg_manager_addresses(root->path, bus, private, sizeof(bus));
+  if (cg_systemd_booted(NULL) && bus_connect(bus, true, &root->bus) < 0 && bus_connect(private, false, &root->bus) < 0)
+    root->bus = NULL;
+  return root->bus;
+}
+
 int cg_systemd_stop_scope(cg_leaf *leaf, ca_error **err) {
-  if (leaf->root->bus && stop_unit(leaf->root->bus, leaf->unit, err) < 0)
+  sd_bus *bus = removal_bus(leaf->root);
+  if (bus && stop_unit(bus, leaf->unit, err) < 0)
     return -EIO;
   if (wait_gone(leaf->path, 2000000))
     return 0;
-  /* Without a bus (a collector that opened the recorded root as a plain directory), or a manager that left the
-   * cgroup: removing an empty cgroup is what systemd would do. */
+  /* Without a bus, or a manager that left the cgroup: removing an empty cgroup is what systemd would do. */
   if (rmdir(leaf->path) == 0 || errno == ENOENT)
     return 0;
   return ca_error_set(err, errno, "cannot remove %s: %s", leaf->path, strerror(errno));
@@ -529,20 +559,15 @@ int cg_systemd_stop_scope(cg_leaf *leaf, ca_error **err) {
 int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err) {
   if (!leaf->slice_unit)
     return 0;
-  /* A collector that opened the recorded root as a plain directory (the guardian) has no bus of the root's: it asks
-   * the manager all the same, the slice's one writer (its unit is systemd's to stop); without any bus it does what
-   * systemd would: its processes killed (the containers) and its cgroups removed bottom-up. */
-  static const cg_root_options defaults = {0};
-  _cleanup_(sd_bus_flush_close_unrefp) sd_bus *own = NULL;
-  sd_bus *bus = leaf->root->bus;
-  if (!bus && cg_systemd_booted(NULL) && open_bus(&defaults, &own, NULL) == 0)
-    bus = own;
-  /* KillUnit first: a slice's stop would send the containers SIGTERM and wait for each scope's TimeoutStopSec (90 s),
-   * and a container's PID 1 ignores SIGTERM. systemd kills a slice's whole cgroup (unit_kill_common, KILL_ALL). */
-  if (bus && (kill_unit(bus, leaf->slice_unit, err) < 0 || stop_unit(bus, leaf->slice_unit, err) < 0))
-    return -EIO;
+  /* The slice's one writer is the manager, asked through the bus its scope's stop used; without any, what systemd
+   * would do: its processes killed (the containers) and its cgroups removed bottom-up. */
+  sd_bus *bus = removal_bus(leaf->root);
   if (!bus)
     return leaf->slice_path ? cg_slice_kill_remove(leaf, 5000000, err) : 0;
+  /* KillUnit first: a slice's stop would send the containers SIGTERM and wait for each scope's TimeoutStopSec (90 s),
+   * and a container's PID 1 ignores SIGTERM. systemd kills a slice's whole cgroup (unit_kill_common, KILL_ALL). */
+  if (kill_unit(bus, leaf->slice_unit, err) < 0 || stop_unit(bus, leaf->slice_unit, err) < 0)
+    return -EIO;
   if (!leaf->slice_path || wait_gone(leaf->slice_path, 10000000))
     return 0;
   return ca_error_set(err, EBUSY, "slice %s: systemd did not remove %s within 10 s", leaf->slice_unit,

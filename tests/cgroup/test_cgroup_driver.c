@@ -233,6 +233,27 @@ Test(cgroup_driver, a_session_slice_without_its_scope_opens_as_the_slice) {
   rmdir(mount);
 }
 
+/* A collector (the guardian, gc) that opened a recorded root as a plain directory asks the manager that owns it: a
+ * user manager's root goes through user@<uid>.service, whose manager has its own bus; root asking the system manager
+ * about it would get NoSuchUnit and wait 10 s for the slice on every collection. */
+Test(cgroup_driver, a_removal_asks_the_manager_that_owns_the_root) {
+  char bus[PATH_MAX], private[PATH_MAX], path[128];
+  cg_manager_addresses("/sys/fs/cgroup/cleanup_agent.slice", bus, private, sizeof(bus));
+  cr_expect_str_eq(bus, "unix:path=/run/dbus/system_bus_socket");
+  cr_expect_str_eq(private, "unix:path=/run/systemd/private");
+  unsigned other = geteuid() == 4242 ? 4243 : 4242;
+  snprintf(path, sizeof(path), "/sys/fs/cgroup/user.slice/user-%u.slice/user@%u.service/app.slice/x.slice", other,
+           other);
+  cg_manager_addresses(path, bus, private, sizeof(bus));
+  char want[64];
+  snprintf(want, sizeof(want), "unix:path=/run/user/%u/systemd/private", other);
+  cr_expect_str_eq(private, want, "the private socket takes root as well as the user");
+  snprintf(want, sizeof(want), "unix:path=/run/user/%u/bus", other);
+  cr_expect_str_eq(bus, want);
+  cg_manager_addresses("/sys/fs/cgroup/user.slice/user@12x.service/x.slice", bus, private, sizeof(bus));
+  cr_expect_str_eq(bus, "unix:path=/run/dbus/system_bus_socket", "no uid: not a user manager's");
+}
+
 /* A fake systemd on the other end of a direct connection (as systemd's private socket): it logs each call's method
  * and first argument to log, answers StartTransientUnit with a job whose JobRemoved says "timeout" (a start whose job
  * wait failed: the unit may be up all the same), and anything else with NoSuchUnit. */
