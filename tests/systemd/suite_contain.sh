@@ -130,6 +130,22 @@ check "the container stopped within 20 s" wait_for 20 not_running "$c"
 check "stderr says 'guardian: the agent died'" wait_for 20 grep -qF "guardian: the agent died" "$err"
 nothing_left "$id"
 
+# A session whose agent and guardian were SIGKILLed after the scope's stop and before the slice's (the end's order):
+# the next start finds the slice alone with the container, and stops it before it forgets the session.
+case_begin "agent and guardian SIGKILLed between the scope's stop and the slice's: the next start stops the slice"
+start_contained
+guardian=$(registry_field "$id" guardian_pid)
+check "the registry names the guardian" test -n "$guardian"
+kill -KILL "$agent_pid" ${guardian:+"$guardian"}
+wait "$agent_pid"
+systemctl stop "cleanup-agent-run-$id.scope"
+check "the slice is left alone, with the container" systemctl is-active --quiet "$(slice_of "$id")"
+check "the container still runs" running "$c"
+agent_run run -- true
+check_rc 0 "$?"
+check "the next start stopped the container" wait_for 20 not_running "$c"
+nothing_left "$id"
+
 # ---- The cgroupfs drivers: a private dockerd with native.cgroupdriver=cgroupfs (never the VM's docker.service: its
 # own data root, exec root, socket, pid file and containerd namespaces) and the agent's --cgroup-driver cgroupfs. On
 # a pure v2 host the command runs in the leaf's sub-cgroup run-<id>/command and each container next to it in
@@ -220,23 +236,58 @@ case_begin "cgroupfs drivers: --pids 50: the command and its container cannot ex
 pids_together "$fs_crun" fs_agent_run
 fs_nothing_left "$id"
 
+# fs_start_contained [OPTION...]: start_contained with the cgroupfs drivers, OPTIONs for `run`. Not fs_agent: $! must
+# be the agent's pid.
+fs_start_contained() {
+    rm -f "$work/id" "$work/c"
+    "$agent" --cgroup-driver cgroupfs --docker-host "$fs_host" run "$@" --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
+        '"$fs_crun"' -d ca-usr:latest sleep 1000 > '"$work/c"'; sleep 1000' >"$out" 2>"$err" &
+    agent_pid=$!
+    wait_for 180 eval 'test -s "$work/c" || ! kill -0 "$agent_pid" 2>/dev/null'
+    id=$(cat "$work/id" 2>/dev/null)
+    c=$(cat "$work/c" 2>/dev/null)
+    check "the container runs" wait_for 60 fs_running "$c"
+}
+
 case_begin "cgroupfs drivers: SIGTERM to the agent stops the session's container within 5 s"
-rm -f "$work/id" "$work/c"
 # The containers are in the command's tree here (run-<id>), as on a hybrid host: they get the SIGTERM too, and the
-# kill after --grace (a container's pid 1 ignores SIGTERM). Not fs_agent: $! must be the agent's pid.
-"$agent" --cgroup-driver cgroupfs --docker-host "$fs_host" run --grace 1s --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
-    '"$fs_crun"' -d ca-usr:latest sleep 1000 > '"$work/c"'; sleep 1000' >"$out" 2>"$err" &
-agent_pid=$!
-wait_for 180 eval 'test -s "$work/c" || ! kill -0 "$agent_pid" 2>/dev/null'
-id=$(cat "$work/id" 2>/dev/null)
-c=$(cat "$work/c" 2>/dev/null)
-check "the container runs" wait_for 60 fs_running "$c"
+# kill after --grace (a container's pid 1 ignores SIGTERM).
+fs_start_contained --grace 1s
 start=$SECONDS
 kill -TERM "$agent_pid"
 check "the container stopped within 5 s" wait_for 5 fs_not_running "$c"
 echo "  stopped after $((SECONDS - start)) s"
 wait "$agent_pid"
 check_rc 143 "$?"
+fs_nothing_left "$id"
+
+case_begin "cgroupfs drivers: SIGKILL of the agent: its guardian kills run-<id> with the container and removes it"
+fs_start_contained
+kill -KILL "$agent_pid"
+wait "$agent_pid"
+check "the container stopped within 20 s" wait_for 20 fs_not_running "$c"
+check "stderr says 'guardian: the agent died'" wait_for 20 grep -qF "guardian: the agent died" "$err"
+check "the guardian forgot the session" wait_for 20 test ! -e "/run/cleanup-agent/sessions/$id.json"
+fs_nothing_left "$id"
+
+# Runs nest with default options: the inner agent takes run-<outer> (its command's cgroup's parent) as its parent
+# leaf, so that its leaf is inside the outer session's kill scope and goes with it.
+case_begin "cgroupfs drivers: a run nested in a contained session makes its leaf in run-<outer>, killed with it"
+rm -f "$work/id" "$work/inner"
+"$agent" --cgroup-driver cgroupfs --docker-host "$fs_host" run --grace 1s --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
+    cleanup-agent run -- sh -c "cut -d: -f3 /proc/self/cgroup > '"$work/inner"'; sleep 1000" & sleep 1000' \
+    >"$out" 2>"$err" &
+agent_pid=$!
+wait_for 60 eval 'test -s "$work/inner" || ! kill -0 "$agent_pid" 2>/dev/null'
+id=$(cat "$work/id" 2>/dev/null)
+inner=$(sed -n 's|.*/run-\([0-9a-f]\{32\}\)$|\1|p' "$work/inner" 2>/dev/null)
+check "the inner command's cgroup is a leaf in run-$id: $(cat "$work/inner" 2>/dev/null)" \
+    grep -qx ".*/run-$id/run-[0-9a-f]\{32\}" "$work/inner"
+kill -TERM "$agent_pid"
+wait "$agent_pid"
+check_rc 143 "$?"
+check "no process of the inner session $inner left" wait_for 5 no_session_procs "${inner:-none}"
+check "no cgroup of the inner session left" test -z "$(find /sys/fs/cgroup -name "*${inner:-none}*")"
 fs_nothing_left "$id"
 
 case_begin "cgroupfs drivers: the private dockerd stops and leaves nothing"
