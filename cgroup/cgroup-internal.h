@@ -25,11 +25,12 @@ typedef struct sd_bus sd_bus;
 
 struct cg_root {
   enum cg_mode mode;
-  enum cg_driver driver; /* CGROUPFS or SYSTEMD */
-  sd_bus *bus;           /* systemd: the manager's bus */
-  char *slice;           /* systemd: cg_root_options.slice */
-  char *unit_prefix;     /* systemd: cg_root_options.unit_prefix */
-  bool session_slices;   /* systemd: each session scope in a slice of its own (cg_root_options.one_path) */
+  enum cg_driver driver;  /* CGROUPFS or SYSTEMD */
+  sd_bus *bus;            /* systemd: the manager's bus; else the one a removal opened (removal_bus_tried) */
+  bool removal_bus_tried; /* a removal looked for the bus of the manager owning path (cg_manager_addresses) */
+  char *slice;            /* systemd: cg_root_options.slice */
+  char *unit_prefix;      /* systemd: cg_root_options.unit_prefix */
+  bool session_slices;    /* systemd: each session scope in a slice of its own (cg_root_options.one_path) */
   enum cg_tracking tracking;
   char *proc;
   char *fallback_reason;
@@ -133,6 +134,9 @@ int cg_systemd_stop_scope(cg_leaf *leaf, ca_error **err);
 /* Kills what is left in the session's slice (the containers), stops it and waits until its cgroup is gone; 0 without
  * a slice. */
 int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err);
+/* The D-Bus addresses of the manager that owns cgroup path: the user manager of uid when path goes through
+ * user@<uid>.service (its bus, and its private socket, which takes root too), else the system manager's. */
+void cg_manager_addresses(const char *path, char *bus, char *private, size_t size);
 /* root.c: whether name is a session leaf, run-<id> (cgroupfs) or <prefix>-run-<id>.scope (systemd); *ret_id points
  * at the 32 hex characters of the id in name. */
 bool cg_leaf_name_id(const char *name, const char **ret_id);
@@ -142,8 +146,9 @@ enum cg_driver cg_driver_wanted(enum cg_driver driver);
 /* Whether our own v2 cgroup directory was delegated to us: systemd's xattr, or (unprivileged) owned by us. */
 bool cg_dir_delegated(const char *dir);
 
-/* leaf.c: removes the cgroup path and the sub-cgroups below it, depth first, with bounded backoff. */
-int cg_remove_tree(const char *path, ca_error **err);
+/* leaf.c: with no manager to ask, the session's slice (leaf->slice_path) as systemd would stop it: every process in
+ * it killed (cg_leaf_kill_all, within timeout_usec), then its cgroups removed. 0 when it is gone already. */
+int cg_slice_kill_remove(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err);
 
 /* kill.c */
 int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err);

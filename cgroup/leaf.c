@@ -382,13 +382,30 @@ static int find_scope(cg_leaf *leaf, const char *dir) {
     r = leaf->rel && leaf->unit ? 0 : -ENOMEM;
   }
   closedir(d);
-  errno = -r;
   return r;
+}
+
+/* Makes leaf the session's slice alone, slice_path (no unit): what is left of a run --contain-containers session
+ * whose scope went, killed and removed as the session. */
+static int take_slice_path(cg_leaf *leaf, const char *slice_path) {
+  free(TAKE_PTR(leaf->unit));
+  free(leaf->rel);
+  free(leaf->path);
+  leaf->rel = NULL;
+  leaf->path = strdup(slice_path);
+  if (leaf->path)
+    leaf->rel = strdup(leaf->path + strlen(leaf->root->track_mount));
+  return leaf->rel ? 0 : -ENOMEM;
+}
+
+static bool is_slice_only(const cg_leaf *leaf) {
+  return leaf->slice_path && leaf->path && streq(leaf->path, leaf->slice_path);
 }
 
 /* A scope of run --contain-containers: in the session's own slice below the root, named after the root's slice
  * (cg_session_slice_name). Found by any collector, with the systemd driver or the root as a plain directory, so that
- * the slice is stopped with the scope. 0, or -ENOENT. */
+ * the slice is stopped with the scope; a slice without its scope (its agent or guardian killed between the scope's
+ * stop and the slice's) is the leaf itself. 0, -ENOENT (no slice), -ENOMEM. */
 static int find_in_session_slice(cg_leaf *leaf) {
   const char *root = leaf->root->path, *base = strrchr(root, '/');
   char name[NAME_MAX + 1];
@@ -401,18 +418,23 @@ static int find_in_session_slice(cg_leaf *leaf) {
   leaf->slice_dirfd = open(leaf->slice_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (leaf->slice_dirfd < 0)
     return -errno;
-  return find_scope(leaf, leaf->slice_path);
+  int r = find_scope(leaf, leaf->slice_path);
+  return r == -ENOENT ? take_slice_path(leaf, leaf->slice_path) : r;
 }
 
-/* The leaf's dirfd, its cgroup looked for wherever a session of ours puts it. */
-static int open_leaf_dir(cg_leaf *leaf) {
+static int open_dir(cg_leaf *leaf) {
   leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (leaf->dirfd < 0 && errno == ENOENT && leaf->root->driver == CG_DRIVER_CGROUPFS &&
-      find_scope(leaf, leaf->root->path) == 0)
-    leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (leaf->dirfd < 0 && errno == ENOENT && find_in_session_slice(leaf) == 0)
-    leaf->dirfd = open(leaf->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  return leaf->dirfd;
+  return leaf->dirfd < 0 ? -errno : 0;
+}
+
+/* The leaf's dirfd, its cgroup looked for wherever a session of ours puts it. 0 or a negative errno. */
+static int open_leaf_dir(cg_leaf *leaf) {
+  int r = open_dir(leaf);
+  if (r == -ENOENT && leaf->root->driver == CG_DRIVER_CGROUPFS && find_scope(leaf, leaf->root->path) == 0)
+    r = open_dir(leaf);
+  if (r == -ENOENT && (r = find_in_session_slice(leaf)) == 0)
+    r = open_dir(leaf);
+  return r;
 }
 
 int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error **err) {
@@ -422,8 +444,9 @@ int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error 
   if (root->tracking == CG_TRACK_PROCESS)
     return ca_error_set(err, ENOTSUP, "cannot open session %s: process tracking is in use (%s)", session_id,
                         root->fallback_reason);
-  if (open_leaf_dir(leaf) < 0)
-    return ca_error_set_errno(err, errno, "cannot open %s", leaf->path);
+  int r = open_leaf_dir(leaf);
+  if (r < 0)
+    return ca_error_set_errno(err, -r, "cannot open %s", leaf->path);
   for (int i = 0; i < CG_V1_N; i++)
     if (root->v1_parent[i])
       (void)v1_leaf(leaf, i, false, NULL); /* absent v1 leaves are fine: the session set no such limit */
@@ -469,8 +492,20 @@ static int remove_tree(const char *path, int depth, bool keep_self, ca_error **e
   return r < 0 || keep_self ? r : rmdir_backoff(path, err);
 }
 
-int cg_remove_tree(const char *path, ca_error **err) {
-  return remove_tree(path, 0, false, err);
+int cg_slice_kill_remove(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
+  _cleanup_cg_leaf_ cg_leaf *slice = NULL;
+  if (leaf_new(leaf->root, leaf->id, &slice, err) < 0)
+    return -EINVAL;
+  if (take_slice_path(slice, leaf->slice_path) < 0)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  int r = open_dir(slice);
+  if (r == -ENOENT)
+    return 0;
+  if (r < 0)
+    return ca_error_set_errno(err, -r, "cannot open %s", slice->path);
+  if (cg_leaf_kill_all(slice, timeout_usec, err) < 0)
+    return -EIO;
+  return remove_tree(slice->path, 0, false, err);
 }
 
 int cg_leaf_engine_parent(const cg_leaf *leaf, const char *engine_driver, char **ret_parent, ca_error **err) {
@@ -538,7 +573,8 @@ int cg_leaf_remove(cg_leaf *leaf, ca_error **err) {
     return 0;
   /* A scope's own cgroup is systemd's to remove: we remove only what was made inside it, then stop the unit. */
   cg_systemd_release_holder(leaf);
-  int r = remove_tree(leaf->path, 0, leaf->unit != NULL, err);
+  /* A leaf of the slice alone: the slice's stop removes it. */
+  int r = is_slice_only(leaf) ? 0 : remove_tree(leaf->path, 0, leaf->unit != NULL, err);
   if (r == 0 && leaf->unit)
     r = cg_systemd_stop_scope(leaf, err);
   if (r == 0)

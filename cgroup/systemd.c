@@ -423,27 +423,30 @@ static int park_holder(cg_leaf *leaf, ca_error **err) {
 }
 
 /* run --contain-containers: the session's own slice, with the limits, for the scope and the engine's containers.
- * leaf->slice_unit set once systemd started it. */
+ * leaf->slice_unit is set before systemd is asked: a start whose job wait failed may have started it all the same,
+ * and the slice's stop takes a unit systemd does not have for done. */
 static int start_session_slice(cg_leaf *leaf, const cg_limits *limits, ca_error **err) {
   char name[NAME_MAX + 1], description[96];
   if (cg_session_slice_name(leaf->root->slice, leaf->id, name, sizeof(name)) < 0)
     return ca_error_set(err, EINVAL, "cannot name a slice of session %s inside %s", leaf->id, leaf->root->slice);
+  if (!(leaf->slice_unit = strdup(name)))
+    return ca_error_set(err, ENOMEM, "out of memory");
   snprintf(description, sizeof(description), "cleanup session %s and its containers", leaf->id);
   cg_unit_prop props[CG_SCOPE_PROPS_MAX];
   size_t n = cg_slice_properties(description, limits, props);
-  if (start_unit(leaf->root->bus, name, props, n, err) < 0)
-    return -EIO;
-  return (leaf->slice_unit = strdup(name)) ? 0 : ca_error_set(err, ENOMEM, "out of memory");
+  return start_unit(leaf->root->bus, name, props, n, err) < 0 ? -EIO : 0;
 }
 
 /* leaf->slice_path and slice_dirfd: the parent of the scope's cgroup, which systemd names after the slice. */
 static int open_slice_cgroup(cg_leaf *leaf, ca_error **err) {
   const char *slash = strrchr(leaf->path, '/');
-  if (!(leaf->slice_path = strndup(leaf->path, (size_t)(slash - leaf->path))))
+  _cleanup_free_ char *parent = strndup(leaf->path, (size_t)(slash - leaf->path));
+  if (!parent)
     return ca_error_set(err, ENOMEM, "out of memory");
-  const char *base = strrchr(leaf->slice_path, '/');
+  const char *base = strrchr(parent, '/');
   if (!base || !streq(base + 1, leaf->slice_unit))
-    return ca_error_set(err, EIO, "scope %s is in %s, not in slice %s", leaf->unit, leaf->slice_path, leaf->slice_unit);
+    return ca_error_set(err, EIO, "scope %s is in %s, not in slice %s", leaf->unit, parent, leaf->slice_unit);
+  leaf->slice_path = TAKE_PTR(parent);
   leaf->slice_dirfd = open(leaf->slice_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   return leaf->slice_dirfd < 0 ? ca_error_set_errno(err, errno, "cannot open %s", leaf->slice_path) : 0;
 }
@@ -452,8 +455,10 @@ int cg_systemd_start_scope(cg_leaf *leaf, const cg_limits *limits, ca_error **er
   cg_root *root = leaf->root;
   if (limits->cpus > 0 && !(limits->cpus <= 100000))
     return ca_error_set(err, EINVAL, "a cpu limit of %g CPUs is out of range", limits->cpus);
-  if (root->session_slices && start_session_slice(leaf, limits, err) < 0)
+  if (root->session_slices && start_session_slice(leaf, limits, err) < 0) {
+    (void)cg_systemd_stop_slice(leaf, NULL); /* it may have started: the first error is the one to tell */
     return -EIO;
+  }
   int r = holder_start(leaf, err);
   char description[96];
   snprintf(description, sizeof(description), "cleanup session %s", leaf->id);
@@ -509,47 +514,59 @@ static int kill_unit(sd_bus *bus, const char *unit, ca_error **err) {
   return unit_call_result(r, &e, "cannot kill the unit's processes", unit, err);
 }
 
+void cg_manager_addresses(const char *path, char *bus, char *private, size_t size) {
+  const char *user = path ? strstr(path, "/user@") : NULL;
+  unsigned uid;
+  int end = 0;
+  if (!user || sscanf(user, "/user@%u.service%n", &uid, &end) != 1 || !end || (user[end] && user[end] != '/')) {
+    snprintf(bus, size, "unix:path=/run/dbus/system_bus_socket");
+    snprintf(private, size, "unix:path=/run/systemd/private");
+  } else if (uid == (unsigned)geteuid()) {
+    user_bus_addresses(bus, private, size);
+  } else {
+    snprintf(bus, size, "unix:path=/run/user/%u/bus", uid);
+    snprintf(private, size, "unix:path=/run/user/%u/systemd/private", uid);
+  }
+}
+
+/* The bus of the manager that owns the root's cgroups, for the stops of a removal: the root's own (the systemd
+ * driver), else one opened once for the root (a collector that opened the recorded root as a plain directory), of
+ * the manager its path names (cg_manager_addresses). NULL without systemd or a bus: then the cgroups are removed as
+ * systemd would. */
+static sd_bus *removal_bus(cg_root *root) {
+  if (root->bus || root->removal_bus_tried)
+    return root->bus;
+  root->removal_bus_tried = true;
+  char bus[PATH_MAX], private[PATH_MAX];
+  cg_manager_addresses(root->path, bus, private, sizeof(bus));
+  if (cg_systemd_booted(NULL) && bus_connect(bus, true, &root->bus) < 0 && bus_connect(private, false, &root->bus) < 0)
+    root->bus = NULL;
+  return root->bus;
+}
+
 int cg_systemd_stop_scope(cg_leaf *leaf, ca_error **err) {
-  if (leaf->root->bus && stop_unit(leaf->root->bus, leaf->unit, err) < 0)
+  sd_bus *bus = removal_bus(leaf->root);
+  if (bus && stop_unit(bus, leaf->unit, err) < 0)
     return -EIO;
   if (wait_gone(leaf->path, 2000000))
     return 0;
-  /* Without a bus (a collector that opened the recorded root as a plain directory), or a manager that left the
-   * cgroup: removing an empty cgroup is what systemd would do. */
+  /* Without a bus, or a manager that left the cgroup: removing an empty cgroup is what systemd would do. */
   if (rmdir(leaf->path) == 0 || errno == ENOENT)
     return 0;
   return ca_error_set(err, errno, "cannot remove %s: %s", leaf->path, strerror(errno));
 }
 
-/* Without a bus: what systemd would do, cgroup.kill of the slice's cgroup, then its empty cgroups bottom-up. */
-static int kill_slice_cgroup(cg_leaf *leaf, ca_error **err) {
-  if (leaf->slice_dirfd >= 0 && faccessat(leaf->slice_dirfd, "cgroup.kill", W_OK, 0) == 0 &&
-      cg_write_at(leaf->slice_dirfd, leaf->slice_path, "cgroup.kill", "1", err) < 0)
-    return -EIO;
-  char populated[32] = "";
-  for (uint64_t deadline = cg_now_usec() + 5000000; cg_now_usec() < deadline; usleep(5000))
-    if (ca_read_file_buf(leaf->slice_dirfd, "cgroup.events", populated, sizeof(populated), NULL) < 0 ||
-        strstr(populated, "populated 0"))
-      break;
-  return cg_remove_tree(leaf->slice_path, err);
-}
-
 int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err) {
   if (!leaf->slice_unit)
     return 0;
-  /* A collector that opened the recorded root as a plain directory (the guardian) has no bus of the root's: it asks
-   * the manager all the same, the slice's one writer (its unit is systemd's to stop); without any bus it does what
-   * systemd would. */
-  static const cg_root_options defaults = {0};
-  _cleanup_(sd_bus_flush_close_unrefp) sd_bus *own = NULL;
-  sd_bus *bus = leaf->root->bus;
-  if (!bus && cg_systemd_booted(NULL) && open_bus(&defaults, &own, NULL) == 0)
-    bus = own;
+  /* The slice's one writer is the manager, asked through the bus its scope's stop used; without any, what systemd
+   * would do: its processes killed (the containers) and its cgroups removed bottom-up. */
+  sd_bus *bus = removal_bus(leaf->root);
+  if (!bus)
+    return leaf->slice_path ? cg_slice_kill_remove(leaf, 5000000, err) : 0;
   /* KillUnit first: a slice's stop would send the containers SIGTERM and wait for each scope's TimeoutStopSec (90 s),
    * and a container's PID 1 ignores SIGTERM. systemd kills a slice's whole cgroup (unit_kill_common, KILL_ALL). */
-  if (bus && (kill_unit(bus, leaf->slice_unit, err) < 0 || stop_unit(bus, leaf->slice_unit, err) < 0))
-    return -EIO;
-  if (!bus && leaf->slice_path && kill_slice_cgroup(leaf, err) < 0)
+  if (kill_unit(bus, leaf->slice_unit, err) < 0 || stop_unit(bus, leaf->slice_unit, err) < 0)
     return -EIO;
   if (!leaf->slice_path || wait_gone(leaf->slice_path, 10000000))
     return 0;

@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
 #include <unistd.h>
 
 #include "cgroup-internal.h"
@@ -193,4 +197,134 @@ Test(cgroup_driver, leaf_names) {
   cr_expect_not(cg_leaf_name_id("run-" ID "0", &id));
   cr_expect_not(cg_leaf_name_id("run-0123456789ABCDEF0123456789abcdef", &id));
   cr_expect_not(cg_leaf_name_id("supervisor", &id));
+}
+
+/* A collector's root opened as a plain directory, faked by hand over a temp dir (cg_leaf_open only looks). */
+static cg_root fake_collector_root(char *mount, char *path) {
+  return (cg_root){.tracking = CG_TRACK_CGROUP,
+                   .driver = CG_DRIVER_CGROUPFS,
+                   .path = path,
+                   .track_mount = mount,
+                   .track_is_v2 = true};
+}
+
+/* run --contain-containers: a session's slice whose scope went (the agent or guardian killed between the scope's stop
+ * and the slice's, or a slice's stop past its 10 s) is still the session's: a leaf of the slice, so that
+ * cg_leaf_remove stops it and the collector keeps the session until it is gone. */
+Test(cgroup_driver, a_session_slice_without_its_scope_opens_as_the_slice) {
+  char mount[] = "/tmp/cg-slice-XXXXXX", root_dir[PATH_MAX / 2], slice[PATH_MAX];
+  cr_assert(mkdtemp(mount));
+  snprintf(root_dir, sizeof(root_dir), "%s/cleanup_agent.slice", mount);
+  snprintf(slice, sizeof(slice), "%s/cleanup_agent-" ID ".slice", root_dir);
+  cr_assert_eq(mkdir(root_dir, 0755), 0);
+  cg_root root = fake_collector_root(mount, root_dir);
+  cg_leaf *leaf = NULL;
+  ca_error *err = NULL;
+  cr_expect_eq(cg_leaf_open(&root, ID, &leaf, &err), -ENOENT, "no slice, no scope: nothing is left");
+  cr_expect(err && err->code == ENOENT, "%s", err ? err->msg : "");
+  ca_error_free(TAKE_PTR(err));
+  cr_assert_eq(mkdir(slice, 0755), 0);
+  cr_assert_eq(cg_leaf_open(&root, ID, &leaf, &err), 0, "%s", err ? err->msg : "");
+  cr_expect_str_eq(cg_leaf_path(leaf), slice);
+  cr_expect_null(cg_leaf_unit(leaf), "no scope");
+  cg_leaf_free(leaf);
+  rmdir(slice);
+  rmdir(root_dir);
+  rmdir(mount);
+}
+
+/* A collector (the guardian, gc) that opened a recorded root as a plain directory asks the manager that owns it: a
+ * user manager's root goes through user@<uid>.service, whose manager has its own bus; root asking the system manager
+ * about it would get NoSuchUnit and wait 10 s for the slice on every collection. */
+Test(cgroup_driver, a_removal_asks_the_manager_that_owns_the_root) {
+  char bus[PATH_MAX], private[PATH_MAX], path[128];
+  cg_manager_addresses("/sys/fs/cgroup/cleanup_agent.slice", bus, private, sizeof(bus));
+  cr_expect_str_eq(bus, "unix:path=/run/dbus/system_bus_socket");
+  cr_expect_str_eq(private, "unix:path=/run/systemd/private");
+  unsigned other = geteuid() == 4242 ? 4243 : 4242;
+  snprintf(path, sizeof(path), "/sys/fs/cgroup/user.slice/user-%u.slice/user@%u.service/app.slice/x.slice", other,
+           other);
+  cg_manager_addresses(path, bus, private, sizeof(bus));
+  char want[64];
+  snprintf(want, sizeof(want), "unix:path=/run/user/%u/systemd/private", other);
+  cr_expect_str_eq(private, want, "the private socket takes root as well as the user");
+  snprintf(want, sizeof(want), "unix:path=/run/user/%u/bus", other);
+  cr_expect_str_eq(bus, want);
+  cg_manager_addresses("/sys/fs/cgroup/user.slice/user@12x.service/x.slice", bus, private, sizeof(bus));
+  cr_expect_str_eq(bus, "unix:path=/run/dbus/system_bus_socket", "no uid: not a user manager's");
+}
+
+/* A fake systemd on the other end of a direct connection (as systemd's private socket): it logs each call's method
+ * and first argument to log, answers StartTransientUnit with a job whose JobRemoved says "timeout" (a start whose job
+ * wait failed: the unit may be up all the same), and anything else with NoSuchUnit. */
+static int fake_manager_call(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+  (void)error;
+  const char *member = sd_bus_message_get_member(m), *unit = "";
+  (void)sd_bus_message_read(m, "s", &unit);
+  fprintf(userdata, "%s %s\n", member, unit);
+  fflush(userdata);
+  if (!streq(member, "StartTransientUnit"))
+    return sd_bus_reply_method_errorf(m, "org.freedesktop.systemd1.NoSuchUnit", "Unit %s not loaded.", unit);
+  const char *job = "/org/freedesktop/systemd1/job/1";
+  sd_bus_reply_method_return(m, "o", job);
+  return sd_bus_emit_signal(sd_bus_message_get_bus(m), "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+                            "JobRemoved", "uoss", 1u, job, unit, "timeout");
+}
+
+static _Noreturn void fake_manager(int fd, const char *log_path) {
+  FILE *log = fopen(log_path, "w");
+  sd_bus *bus = NULL;
+  sd_id128_t id;
+  if (!log || sd_id128_randomize(&id) < 0 || sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, fd, fd) < 0 ||
+      sd_bus_set_server(bus, 1, id) < 0 || sd_bus_start(bus) < 0 ||
+      sd_bus_add_object(bus, NULL, "/org/freedesktop/systemd1", fake_manager_call, log) < 0)
+    _exit(1);
+  for (int r = 0; r >= 0;)
+    if ((r = sd_bus_process(bus, NULL)) == 0)
+      r = sd_bus_wait(bus, UINT64_MAX);
+  _exit(0);
+}
+
+/* run --contain-containers: the slice of a session whose start failed after systemd was asked is stopped all the
+ * same (before, the slice of a job wait that timed out was left running with nobody to stop it). */
+Test(cgroup_driver, a_slice_whose_start_failed_is_stopped) {
+  char log_path[] = "/tmp/cg-fake-systemd-XXXXXX";
+  int lfd = mkstemp(log_path), sv[2];
+  cr_assert(lfd >= 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  close(lfd);
+  pid_t server = fork();
+  cr_assert_geq(server, 0);
+  if (server == 0) {
+    close(sv[0]);
+    fake_manager(sv[1], log_path);
+  }
+  close(sv[1]);
+  sd_bus *bus = NULL;
+  cr_assert(sd_bus_new(&bus) == 0 && sd_bus_set_fd(bus, sv[0], sv[0]) == 0 && sd_bus_start(bus) == 0);
+  char mount[] = "/sys/fs/cgroup", path[] = "/sys/fs/cgroup/cleanup_agent.slice";
+  cg_root root = {.tracking = CG_TRACK_CGROUP,
+                  .driver = CG_DRIVER_SYSTEMD,
+                  .mode = CG_MODE_UNIFIED,
+                  .bus = bus,
+                  .slice = (char[]){"cleanup_agent.slice"},
+                  .unit_prefix = (char[]){"cleanup-agent-test-"},
+                  .session_slices = true,
+                  .proc = (char[]){"/proc"},
+                  .path = path,
+                  .track_mount = mount,
+                  .track_is_v2 = true};
+  cg_leaf *leaf = NULL;
+  ca_error *err = NULL;
+  cr_expect_lt(cg_leaf_create(&root, ID, &(cg_limits){.pids_max = 50}, &leaf, &err), 0);
+  cr_expect(err && strstr(err->msg, "timeout"), "%s", err ? err->msg : "");
+  ca_error_free(err);
+  sd_bus_flush_close_unref(bus);
+  int status;
+  cr_assert_eq(waitpid(server, &status, 0), server);
+  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake manager failed");
+  _cleanup_free_ char *calls = NULL;
+  cr_assert_eq(ca_read_file(log_path, 4096, &calls, NULL, NULL) >= 0, true);
+  unlink(log_path);
+  cr_expect(strstr(calls, "StartTransientUnit cleanup_agent-" ID ".slice\n"), "%s", calls);
+  cr_expect(strstr(calls, "StopUnit cleanup_agent-" ID ".slice\n"), "the slice was not stopped; calls:\n%s", calls);
 }

@@ -431,3 +431,67 @@ Test(SUITE, without_a_root_the_callers_name_places_it) {
   cr_expect_eq(access(want, F_OK), -1, "cg_root_remove leaves %s", want);
   cg_root_free(other);
 }
+
+/* A process parked in dir's cgroup.procs (a container's PID 1 in the session's slice). */
+static pid_t park_in(const char *dir) {
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    for (;;)
+      pause();
+  }
+  char path[PATH_MAX + 16], v[16];
+  snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+  snprintf(v, sizeof(v), "%d", (int)pid);
+  FILE *f = fopen(path, "w");
+  cr_assert(f && fputs(v, f) >= 0 && fclose(f) == 0, "cannot move %d into %s", (int)pid, dir);
+  return pid;
+}
+
+/* What a collector does with a run --contain-containers session of a dead agent, its root opened as a plain
+ * directory and no systemd to ask (as here): the container in the session's slice killed (by the checked pidfd walk,
+ * as on kernels without cgroup.kill), the slice removed; with its scope (with_scope) and without (the agent or
+ * guardian killed between the scope's stop and the slice's). */
+static void collect_contained(bool with_scope) {
+  char id[33], slice_root[PATH_MAX / 4], slice[PATH_MAX / 2], sub[PATH_MAX];
+  live_session_id(id);
+  snprintf(slice_root, sizeof(slice_root), "%s/cleanup_agent_test.slice", root_path);
+  snprintf(slice, sizeof(slice), "%s/cleanup_agent_test-%s.slice", slice_root, id);
+  cr_assert_eq(mkdir(slice_root, 0755), 0);
+  cr_assert_eq(mkdir(slice, 0755), 0);
+  snprintf(sub, sizeof(sub), "%s/cleanup-agent-test-run-%s.scope", slice, id);
+  cr_assert(!with_scope || mkdir(sub, 0755) == 0);
+  snprintf(sub, sizeof(sub), "%s/docker-test.scope", slice);
+  cr_assert_eq(mkdir(sub, 0755), 0);
+  pid_t container = park_in(sub);
+
+  cg_root *collector = NULL;
+  cg_leaf *leaf = NULL;
+  ca_error *err = NULL;
+  cr_assert_eq(cg_root_open(&(cg_root_options){.root = slice_root, .avoid_cgroup_kill = true}, &collector, &err), 0,
+               "%s", err ? err->msg : "");
+  cr_expect_eq(cg_leaf_open(collector, id, &leaf, &err), 0, "%s", err ? err->msg : "");
+  cr_expect(leaf && cg_leaf_kill_all(leaf, 5000000, &err) == 0, "%s", err ? err->msg : "");
+  cr_expect(leaf && cg_leaf_remove(leaf, &err) == 0, "%s", err ? err->msg : "");
+  if (!leaf)
+    kill(container, SIGKILL); /* the test failed already: only clean up */
+  int status = live_reap(container);
+  cr_expect(leaf && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the container's process was not killed");
+  cr_expect(access(slice, F_OK) < 0 && errno == ENOENT, "%s is left", slice);
+  cg_leaf_free(leaf);
+  ca_error_free(err);
+  rmdir(sub); /* when the test failed */
+  snprintf(sub, sizeof(sub), "%s/cleanup-agent-test-run-%s.scope", slice, id);
+  rmdir(sub);
+  rmdir(slice);
+  cr_expect_eq(cg_root_remove(collector, NULL), 0); /* with the v1 parents it made */
+  cg_root_free(collector);
+}
+
+Test(SUITE, a_contained_sessions_slice_is_collected_with_its_scope) {
+  collect_contained(true);
+}
+
+Test(SUITE, a_contained_sessions_slice_is_collected_without_its_scope) {
+  collect_contained(false);
+}
