@@ -538,6 +538,22 @@ bool cg_leaf_name_id(const char *name, const char **ret_id) {
   return true;
 }
 
+/* Whether name is the slice of a run --contain-containers session below root (cg_session_slice_name of the root's
+ * name): such a session's scope is inside it, or gone while the slice stays. */
+static bool session_slice_id(const cg_root *root, const char *name, const char **ret_id) {
+  const char *base = strrchr(root->path, '/');
+  size_t stem = base && strlen(base + 1) > 6 ? strlen(base + 1) - 6 : 0; /* "<stem>.slice" */
+  char id[33], want[NAME_MAX + 1];
+  if (!stem || strlen(name) != stem + 1 + 32 + 6)
+    return false;
+  memcpy(id, name + stem + 1, 32);
+  id[32] = '\0';
+  if (!ca_session_id_valid(id) || cg_session_slice_name(base + 1, id, want, sizeof(want)) < 0 || !streq(want, name))
+    return false;
+  *ret_id = name + stem + 1;
+  return true;
+}
+
 int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {
   size_t n = 0, cap = 8;
   _cleanup_strv_free_ char **ids = calloc(cap + 1, sizeof(char *));
@@ -550,7 +566,7 @@ int cg_root_list_sessions(cg_root *root, char ***ret_ids, ca_error **err) {
     struct dirent *de;
     while ((de = readdir(d))) {
       const char *id;
-      if (!cg_leaf_name_id(de->d_name, &id) || de->d_type != DT_DIR)
+      if ((!cg_leaf_name_id(de->d_name, &id) && !session_slice_id(root, de->d_name, &id)) || de->d_type != DT_DIR)
         continue;
       if (n == cap) {
         char **grown = realloc(ids, (cap * 2 + 1) * sizeof(char *));

@@ -470,6 +470,11 @@ static void collect_contained(bool with_scope) {
   ca_error *err = NULL;
   cr_assert_eq(cg_root_open(&(cg_root_options){.root = slice_root, .avoid_cgroup_kill = true}, &collector, &err), 0,
                "%s", err ? err->msg : "");
+  char **ids = NULL; /* gc's listing of the root's sessions, for those whose registry file went */
+  cr_assert_eq(cg_root_list_sessions(collector, &ids, NULL), 0);
+  cr_expect(ids[0] && streq(ids[0], id) && !ids[1], "the root's sessions listed: %s (want %s only)",
+            ids[0] ? ids[0] : "none", id);
+  ca_strv_free(ids);
   cr_expect_eq(cg_leaf_open(collector, id, &leaf, &err), 0, "%s", err ? err->msg : "");
   cr_expect(leaf && cg_leaf_kill_all(leaf, 5000000, &err) == 0, "%s", err ? err->msg : "");
   cr_expect(leaf && cg_leaf_remove(leaf, &err) == 0, "%s", err ? err->msg : "");
