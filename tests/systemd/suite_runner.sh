@@ -20,6 +20,14 @@ no_docker_all_left() { test -z "$(docker_all_left "$1")"; }
 state_files() { ls /run/cleanup-agent/sessions/ 2>/dev/null | grep -F "$1"; }
 no_state_files() { test -z "$(state_files "$1")"; }
 unit_gone() { [[ $(systemctl show -p ActiveState --value "$1") =~ ^(inactive|failed)$ ]]; }
+# why_kept ID: why session ID stays registered, for a failed check: the reason its registry records (collect_error)
+# and what its guardian said (the agent's stderr, which it kept: the runner service's journal stream; not always
+# filed under the unit once the service's cgroup is gone, so the whole boot's journal is searched).
+why_kept() {
+    sed -n 's/.*"collect_error":[[:space:]]*"\([^"]*\)".*/  | collect_error: \1/p' "/run/cleanup-agent/sessions/$1.json" \
+        2>/dev/null
+    journalctl -b -o cat --no-pager 2>/dev/null | grep -F "$1" | grep -F guardian | tail -n 5 | sed 's/^/  | /'
+}
 
 # runner_job SIGNAL: a runner-like service (KillMode=control-group, KillSignal=SIGNAL) runs the job under the agent;
 # it is stopped once the job's container runs. Leaves the session id in $id.
@@ -58,6 +66,7 @@ nothing_left_of() {
     check "no container, network or volume of session $id left: $(docker_all_left "$id" | tr '\n' ' ')" \
         wait_for 60 no_docker_all_left "$id"
     check "no state file of session $id left: $(state_files "$id" | tr '\n' ' ')" wait_for 30 no_state_files "$id"
+    no_state_files "$id" || why_kept "$id"
     check "the session's scopes are gone" wait_for 30 scope_gone "cleanup-agent-run-$id.scope"
     check "the guardian's scope is gone" wait_for 30 scope_gone "cleanup-agent-guardian-$id.scope"
     check "ps does not list session $id" wait_for 20 not_listed "$id"

@@ -27,7 +27,8 @@
 #                    reused), apt-archives/ (downloaded .debs), systemd-vm/<key>/ (disk.img, vmlinuz, initrd.img,
 #                    the ssh key), where <key> is a hash of this script's image recipe
 #   AG_VM_MIRROR     Debian mirror (default: the first deb.debian.org-style URI of the host's apt sources)
-#   AG_VM_STATE      the running VM's files (default /run/cleanup-agent-systemd-vm): pid, port, console log
+#   AG_VM_STATE      the running VM's files (default /run/cleanup-agent-systemd-vm): pid, port, boot id, console log
+#                    (and the last boot's, console.prev.log)
 #   AG_VM_MEM        guest memory in MiB (default 1536)   AG_VM_SMP  guest CPUs (default 2, the machine has 2)
 #   AG_VM_BOOT_TIMEOUT  seconds to wait for ssh after qemu starts (default 300)
 # Exit status of `run`: CMD's; 255 when the VM cannot be built, booted or reached (said on stderr).
@@ -218,6 +219,9 @@ cmd_boot() {
     port=$(free_port)
     echo "$port" >"$state/port"
     echo "$image_dir" >"$state/image"
+    # The last boot's console stays beside the new one: a VM that panicked or was stopped under a suite (qemu runs
+    # with -no-reboot: a guest panic ends it) is booted again by the next `run`, which would overwrite what it said.
+    if [[ -s $state/console.log ]]; then mv -f "$state/console.log" "$state/console.prev.log"; fi
     : >"$state/console.log"
     t0=$(now)
     # qemu outlives this script (a later `run` reuses it); `stop` ends it.
@@ -248,6 +252,8 @@ cmd_boot() {
     t_up=$(now)
     echo "boot: ssh after $(secs "$t0" "$t_ssh") s, systemd $(cat "$state/running") after $(secs "$t0" "$t_up") s" |
         tee "$state/boot-time" >&2
+    # Which boot this is: a `run` whose ssh is lost tells a VM booted again (by another caller) from one that hung.
+    vssh root 'cat /proc/sys/kernel/random/boot_id' </dev/null >"$state/boot-id" 2>/dev/null || true
     exec 7>&-
 }
 
@@ -259,7 +265,7 @@ cmd_stop_locked() {
         for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         kill -KILL "$pid" 2>/dev/null || true
     fi
-    rm -f "$state/pid" "$state/port"
+    rm -f "$state/pid" "$state/port" "$state/boot-id"
 }
 
 cmd_stop() {
@@ -306,6 +312,30 @@ install_deb() {
     say "installed $name in $(secs "$t0" "$(now)") s"
 }
 
+# ssh_lost QEMU_PID: after ssh ended with 255 (no connection, or the connection was lost), what became of the VM
+# that `run` started on (qemu QEMU_PID), said on stderr: qemu gone, stopped or booted again by another caller of this
+# state dir (stop, or a boot that found it not answering), a VM that no longer answers, or one that answers in the
+# same boot (then its sshd or the session's processes ended: its journal and the console's last lines are shown).
+ssh_lost() {
+    local pid=$1 now boot
+    now=$(cat "$state/pid" 2>/dev/null || echo none)
+    if ! kill -0 "$pid" 2>/dev/null; then
+        say "ssh lost: qemu $pid is gone (qemu now: $now; stopped or booted again by another caller of $state?)"
+    elif [[ $now != "$pid" ]]; then
+        say "ssh lost: $state now names qemu $now, not $pid"
+    elif ! boot=$(vssh root 'cat /proc/sys/kernel/random/boot_id' </dev/null 2>/dev/null); then
+        say "ssh lost: qemu $pid runs but the VM does not answer ssh within 60 s"
+    elif [[ -s $state/boot-id && $boot != "$(cat "$state/boot-id")" ]]; then
+        say "ssh lost: the VM booted again (boot id $boot, was $(cat "$state/boot-id" 2>/dev/null))"
+    else
+        say "ssh lost: the VM answers in the same boot; its journal's kills, OOM kills, failures, stops, and the console:"
+        vssh root 'journalctl -b --no-pager -o short-monotonic -n 3000 | grep -vE "pam_env|ommand line|sigframe|MMCONFIG" |
+            grep -iE "kill|oom|out of memory|signal|segfault|timeout|timed out|error|fail|stopping|terminat|panic" |
+            tail -n 30' </dev/null >&2 2>/dev/null || true
+    fi
+    tail -n 10 "$state/console.log" >&2 2>/dev/null || true
+}
+
 # ensure_user NAME: a non-root user with lingering on (its user manager runs without a login).
 ensure_user() {
     local u=$1
@@ -338,8 +368,10 @@ cmd_run() {
     # POSIX single quotes: the user's login shell may be sh (a user created before, by someone else).
     local line="" a
     for a in "$@"; do line+=" '${a//\'/\'\\\'\'}'"; done
-    local rc=0
+    local rc=0 qemu_pid
+    qemu_pid=$(cat "$state/pid")
     vssh "$user" "$line" || rc=$?
+    if ((rc == 255)); then ssh_lost "$qemu_pid"; fi
     exit "$rc"
 }
 
