@@ -361,7 +361,7 @@ fail:
 static int find_scope(cg_leaf *leaf, const char *dir) {
   DIR *d = opendir(dir);
   if (!d)
-    return -ENOENT;
+    return -errno;
   struct dirent *de;
   const char *id;
   int r = -ENOENT;
@@ -434,6 +434,11 @@ static int open_leaf_dir(cg_leaf *leaf) {
     r = open_dir(leaf);
   if (r == -ENOENT && (r = find_in_session_slice(leaf)) == 0)
     r = open_dir(leaf);
+  /* A scope found in the session's slice that systemd removed before its open (its last process died): the slice is
+   * what is left of the session. */
+  if (r == -ENOENT && leaf->slice_path && !streq(leaf->path, leaf->slice_path) &&
+      (r = take_slice_path(leaf, leaf->slice_path)) == 0)
+    r = open_dir(leaf);
   return r;
 }
 
@@ -446,7 +451,7 @@ int cg_leaf_open(cg_root *root, const char *session_id, cg_leaf **ret, ca_error 
                         root->fallback_reason);
   int r = open_leaf_dir(leaf);
   if (r < 0)
-    return ca_error_set_errno(err, -r, "cannot open %s", leaf->path);
+    return ca_error_set_errno(err, -r, "cannot open %s", leaf->path ? leaf->path : "the session's slice");
   for (int i = 0; i < CG_V1_N; i++)
     if (root->v1_parent[i])
       (void)v1_leaf(leaf, i, false, NULL); /* absent v1 leaves are fine: the session set no such limit */
@@ -494,11 +499,12 @@ static int remove_tree(const char *path, int depth, bool keep_self, ca_error **e
 
 int cg_slice_kill_remove(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
   _cleanup_cg_leaf_ cg_leaf *slice = NULL;
-  if (leaf_new(leaf->root, leaf->id, &slice, err) < 0)
-    return -EINVAL;
+  int r = leaf_new(leaf->root, leaf->id, &slice, err);
+  if (r < 0)
+    return r;
   if (take_slice_path(slice, leaf->slice_path) < 0)
     return ca_error_set(err, ENOMEM, "out of memory");
-  int r = open_dir(slice);
+  r = open_dir(slice);
   if (r == -ENOENT)
     return 0;
   if (r < 0)

@@ -490,12 +490,16 @@ static bool wait_gone(const char *dir, uint64_t timeout_usec) {
 }
 
 /* The answer to Manager.<method>(unit, ...): a unit systemd no longer has is no error. */
+/* 0 done, 1 the manager has no such unit (nothing of it to stop or kill), or a negative errno. */
 static int unit_call_result(int r, sd_bus_error *e, const char *method, const char *unit, ca_error **err) {
-  if (r < 0 && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.NoSuchUnit")) {
+  if (r >= 0)
+    r = 0;
+  else if (sd_bus_error_has_name(e, "org.freedesktop.systemd1.NoSuchUnit"))
+    r = 1;
+  else {
     bus_error(err, r, e, method);
     r = ca_error_wrap(err, "%s", unit);
-  } else
-    r = 0;
+  }
   sd_bus_error_free(e);
   return r;
 }
@@ -566,8 +570,14 @@ int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err) {
     return leaf->slice_path ? cg_slice_kill_remove(leaf, 5000000, err) : 0;
   /* KillUnit first: a slice's stop would send the containers SIGTERM and wait for each scope's TimeoutStopSec (90 s),
    * and a container's PID 1 ignores SIGTERM. systemd kills a slice's whole cgroup (unit_kill_common, KILL_ALL). */
-  if (kill_unit(bus, leaf->slice_unit, err) < 0 || stop_unit(bus, leaf->slice_unit, err) < 0)
+  int killed = kill_unit(bus, leaf->slice_unit, err);
+  int stopped = killed < 0 ? killed : stop_unit(bus, leaf->slice_unit, err);
+  if (stopped < 0)
     return -EIO;
+  /* A slice's cgroup that the manager has no unit for (its own directory, a manager restarted without it): nobody
+   * else writes it, so what the manager would have done is ours to do. */
+  if (killed > 0 && stopped > 0)
+    return leaf->slice_path ? cg_slice_kill_remove(leaf, 5000000, err) : 0;
   if (!leaf->slice_path || wait_gone(leaf->slice_path, 10000000))
     return 0;
   return ca_error_set(err, EBUSY, "slice %s: systemd did not remove %s within 10 s", leaf->slice_unit,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cgroup-internal.h"
+#include "fake_systemd.h"
 
 #define ID "0123456789abcdef0123456789abcdef"
 
@@ -254,53 +255,15 @@ Test(cgroup_driver, a_removal_asks_the_manager_that_owns_the_root) {
   cr_expect_str_eq(bus, "unix:path=/run/dbus/system_bus_socket", "no uid: not a user manager's");
 }
 
-/* A fake systemd on the other end of a direct connection (as systemd's private socket): it logs each call's method
- * and first argument to log, answers StartTransientUnit with a job whose JobRemoved says "timeout" (a start whose job
- * wait failed: the unit may be up all the same), and anything else with NoSuchUnit. */
-static int fake_manager_call(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-  (void)error;
-  const char *member = sd_bus_message_get_member(m), *unit = "";
-  (void)sd_bus_message_read(m, "s", &unit);
-  fprintf(userdata, "%s %s\n", member, unit);
-  fflush(userdata);
-  if (!streq(member, "StartTransientUnit"))
-    return sd_bus_reply_method_errorf(m, "org.freedesktop.systemd1.NoSuchUnit", "Unit %s not loaded.", unit);
-  const char *job = "/org/freedesktop/systemd1/job/1";
-  sd_bus_reply_method_return(m, "o", job);
-  return sd_bus_emit_signal(sd_bus_message_get_bus(m), "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
-                            "JobRemoved", "uoss", 1u, job, unit, "timeout");
-}
-
-static _Noreturn void fake_manager(int fd, const char *log_path) {
-  FILE *log = fopen(log_path, "w");
-  sd_bus *bus = NULL;
-  sd_id128_t id;
-  if (!log || sd_id128_randomize(&id) < 0 || sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, fd, fd) < 0 ||
-      sd_bus_set_server(bus, 1, id) < 0 || sd_bus_start(bus) < 0 ||
-      sd_bus_add_object(bus, NULL, "/org/freedesktop/systemd1", fake_manager_call, log) < 0)
-    _exit(1);
-  for (int r = 0; r >= 0;)
-    if ((r = sd_bus_process(bus, NULL)) == 0)
-      r = sd_bus_wait(bus, UINT64_MAX);
-  _exit(0);
-}
-
 /* run --contain-containers: the slice of a session whose start failed after systemd was asked is stopped all the
  * same (before, the slice of a job wait that timed out was left running with nobody to stop it). */
 Test(cgroup_driver, a_slice_whose_start_failed_is_stopped) {
   char log_path[] = "/tmp/cg-fake-systemd-XXXXXX";
-  int lfd = mkstemp(log_path), sv[2];
-  cr_assert(lfd >= 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  int lfd = mkstemp(log_path);
+  cr_assert(lfd >= 0);
   close(lfd);
-  pid_t server = fork();
-  cr_assert_geq(server, 0);
-  if (server == 0) {
-    close(sv[0]);
-    fake_manager(sv[1], log_path);
-  }
-  close(sv[1]);
   sd_bus *bus = NULL;
-  cr_assert(sd_bus_new(&bus) == 0 && sd_bus_set_fd(bus, sv[0], sv[0]) == 0 && sd_bus_start(bus) == 0);
+  pid_t server = fake_systemd_start(log_path, &bus);
   char mount[] = "/sys/fs/cgroup", path[] = "/sys/fs/cgroup/cleanup_agent.slice";
   cg_root root = {.tracking = CG_TRACK_CGROUP,
                   .driver = CG_DRIVER_SYSTEMD,
@@ -319,9 +282,7 @@ Test(cgroup_driver, a_slice_whose_start_failed_is_stopped) {
   cr_expect(err && strstr(err->msg, "timeout"), "%s", err ? err->msg : "");
   ca_error_free(err);
   sd_bus_flush_close_unref(bus);
-  int status;
-  cr_assert_eq(waitpid(server, &status, 0), server);
-  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake manager failed");
+  cr_expect(fake_systemd_wait(server), "the fake manager failed");
   _cleanup_free_ char *calls = NULL;
   cr_assert_eq(ca_read_file(log_path, 4096, &calls, NULL, NULL) >= 0, true);
   unlink(log_path);

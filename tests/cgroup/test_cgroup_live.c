@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup-internal.h"
 #include "cli_run.h"
+#include "fake_systemd.h"
 #include "live.h"
 
 #ifdef CG_LIVE_VM
@@ -452,7 +454,7 @@ static pid_t park_in(const char *dir) {
  * directory and no systemd to ask (as here): the container in the session's slice killed (by the checked pidfd walk,
  * as on kernels without cgroup.kill), the slice removed; with its scope (with_scope) and without (the agent or
  * guardian killed between the scope's stop and the slice's). */
-static void collect_contained(bool with_scope) {
+static void collect_contained(bool with_scope, bool unknown_to_manager) {
   char id[33], slice_root[PATH_MAX / 4], slice[PATH_MAX / 2], sub[PATH_MAX];
   live_session_id(id);
   snprintf(slice_root, sizeof(slice_root), "%s/cleanup_agent_test.slice", root_path);
@@ -470,6 +472,15 @@ static void collect_contained(bool with_scope) {
   ca_error *err = NULL;
   cr_assert_eq(cg_root_open(&(cg_root_options){.root = slice_root, .avoid_cgroup_kill = true}, &collector, &err), 0,
                "%s", err ? err->msg : "");
+  char log_path[] = "/tmp/cg-fake-systemd-XXXXXX";
+  pid_t manager = -1;
+  if (unknown_to_manager) { /* a manager that has no unit for the slice: its cgroup is ours to remove */
+    int lfd = mkstemp(log_path);
+    cr_assert(lfd >= 0);
+    close(lfd);
+    manager = fake_systemd_start(log_path, &collector->bus);
+    collector->removal_bus_tried = true;
+  }
   char **ids = NULL; /* gc's listing of the root's sessions, for those whose registry file went */
   cr_assert_eq(cg_root_list_sessions(collector, &ids, NULL), 0);
   cr_expect(ids[0] && streq(ids[0], id) && !ids[1], "the root's sessions listed: %s (want %s only)",
@@ -491,12 +502,25 @@ static void collect_contained(bool with_scope) {
   rmdir(slice);
   cr_expect_eq(cg_root_remove(collector, NULL), 0); /* with the v1 parents it made */
   cg_root_free(collector);
+  if (manager > 0) {
+    cr_expect(fake_systemd_wait(manager), "the fake manager failed");
+    _cleanup_free_ char *calls = NULL;
+    cr_expect_geq(ca_read_file(log_path, 4096, &calls, NULL, NULL), 0);
+    unlink(log_path);
+    char want[128];
+    snprintf(want, sizeof(want), "KillUnit cleanup_agent_test-%s.slice\n", id);
+    cr_expect(calls && strstr(calls, want), "the manager was not asked first; calls:\n%s", calls ? calls : "");
+  }
 }
 
 Test(SUITE, a_contained_sessions_slice_is_collected_with_its_scope) {
-  collect_contained(true);
+  collect_contained(true, false);
 }
 
 Test(SUITE, a_contained_sessions_slice_is_collected_without_its_scope) {
-  collect_contained(false);
+  collect_contained(false, false);
+}
+
+Test(SUITE, a_contained_sessions_slice_unknown_to_the_manager_is_collected) {
+  collect_contained(false, true);
 }
