@@ -11,8 +11,8 @@
 #include "seq-internal.h"
 
 #define KILL_WAIT_USEC (30 * 1000000ULL) /* a killed container's wait must return within this */
-#define OOM_POLLS 10                     /* re-inspections of a SIGKILLed test for the OOM flag ... */
-#define OOM_POLL_MS 50                   /* ... this far apart */
+#define OOM_POLLS 40                     /* re-inspections of a SIGKILLed test for the OOM flag ... */
+#define OOM_POLL_MS 50                   /* ... this far apart: 2 s (0.5 s missed it once under a CI's load) */
 
 /* The test's command: CMD with every {} replaced by the test file, or the test file added when there was none. */
 static int test_command(const struct seq_opts *o, const char *test, char ***ret, ca_error **err) {
