@@ -41,17 +41,21 @@ pid_t private_engine_start_with(const char *dir, const char *host, const char *c
    * removeDefaultBridgeInterface), on a stock host the bridge of the host's engine. An engine reached over TCP shares
    * its caller's, which must then be the test's own (private_engine_own_network). */
   bool tcp = strncmp(host, "tcp://", 6) == 0;
+  for (size_t i = 0; extra && extra[i]; i++)
+    tcp |= strncmp(extra[i], "tcp://", 6) == 0;
   if (tcp)
     cr_assert(own_network, "a TCP engine shares its caller's network: call private_engine_own_network first");
   pid_t pid = fork();
   cr_assert_geq(pid, 0);
   if (pid == 0) {
-    if (!tcp && unshare(CLONE_NEWNET) < 0)
-      _exit(126);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
+    }
+    if (!tcp && unshare(CLONE_NEWNET) < 0) {
+      fprintf(stderr, "private engine: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+      _exit(126);
     }
     const char *argv[64] = {"dockerd",
                             "--data-root",
