@@ -436,8 +436,7 @@ static int open_leaf_dir(cg_leaf *leaf) {
     r = open_dir(leaf);
   /* A scope found in the session's slice that systemd removed before its open (its last process died): the slice is
    * what is left of the session. */
-  if (r == -ENOENT && leaf->slice_path && !streq(leaf->path, leaf->slice_path) &&
-      (r = take_slice_path(leaf, leaf->slice_path)) == 0)
+  if (r == -ENOENT && leaf->slice_path && !is_slice_only(leaf) && (r = take_slice_path(leaf, leaf->slice_path)) == 0)
     r = open_dir(leaf);
   return r;
 }

@@ -347,13 +347,10 @@ static void check_started(void *data, const cg_process *proc) {
 
 /* Field 22 of /proc/<pid>/stat read here, apart from the agent's reader: the kernel's own record of the child. */
 static uint64_t kernel_start_time(pid_t pid) {
-  char path[64], buf[1024];
+  char path[64];
   snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "re");
-  cr_assert(f, "cannot open %s", path);
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
+  _cleanup_free_ char *buf = NULL;
+  cr_assert_geq(ca_read_file(path, 4096, &buf, NULL, NULL), 0, "cannot read %s", path);
   char *field = strrchr(buf, ')'); /* the name in field 2 may hold spaces and parentheses */
   cr_assert(field, "%s: no ')'", path);
   for (int i = 2; i < 22 && field; i++)

@@ -59,15 +59,23 @@ check "the scope has no limit of its own" grep -qx "scope-MemoryMax=infinity" "$
 check "the container's scope is in the slice" grep -qx "container-Slice=$(slice_of "$id")" "$out"
 nothing_left "$id"
 
+# oom_hog CRUN RUN...: a 200 MiB hog in a container (CRUN: `docker run`) under `RUN... run --memory 128M
+# --contain-containers`, and its checks; sets id.
+oom_hog() {
+    local crun=$1 rc
+    shift
+    rm -f "$work/id"
+    "$@" run --memory 128M --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
+        '"$crun"' --rm ca-usr:latest sh -c "head -c 200m /dev/zero | tail >/dev/null"; echo "container exit $?"'
+    rc=$?
+    id=$(cat "$work/id" 2>/dev/null)
+    check_rc 0 "$rc"
+    check "the container's hog was killed (stdout: $(tr '\n' ' ' <"$out"))" grep -qx "container exit 137" "$out"
+    check_err "the OOM killer killed 1 process inside the session (the command's tree or its containers; memory limit 128M"
+}
+
 case_begin "--memory 128M: a 200 MiB hog in a container is OOM-killed and the run says so"
-rm -f "$work/id"
-agent_run run --memory 128M --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
-    '"$crun"' --rm ca-usr:latest sh -c "head -c 200m /dev/zero | tail >/dev/null"; echo "container exit $?"'
-rc=$?
-id=$(cat "$work/id" 2>/dev/null)
-check_rc 0 "$rc"
-check "the container's hog was killed (stdout: $(tr '\n' ' ' <"$out"))" grep -qx "container exit 137" "$out"
-check_err "the OOM killer killed 1 process inside the session (the command's tree or its containers; memory limit 128M"
+oom_hog "$crun" agent_run
 nothing_left "$id"
 
 # Without the slice the command alone could start its 40 sleepers (41 tasks and the holder, under 51); with it the
@@ -225,14 +233,7 @@ check "the leaf holds the limits and no process of its own" grep -qx "memory.max
 fs_nothing_left "$id"
 
 case_begin "cgroupfs drivers: --memory 128M: a 200 MiB hog in a container is OOM-killed and the run says so"
-rm -f "$work/id"
-fs_agent_run run --memory 128M --contain-containers -- sh -c 'echo $CLEANUP_AGENT_SESSION > '"$work/id"'
-    '"$fs_crun"' --rm ca-usr:latest sh -c "head -c 200m /dev/zero | tail >/dev/null"; echo "container exit $?"'
-rc=$?
-id=$(cat "$work/id" 2>/dev/null)
-check_rc 0 "$rc"
-check "the container's hog was killed (stdout: $(tr '\n' ' ' <"$out"))" grep -qx "container exit 137" "$out"
-check_err "the OOM killer killed 1 process inside the session (the command's tree or its containers; memory limit 128M"
+oom_hog "$fs_crun" fs_agent_run
 fs_nothing_left "$id"
 
 case_begin "cgroupfs drivers: --pids 50: the command and its container cannot exceed 50 together"
