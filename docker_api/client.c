@@ -635,15 +635,23 @@ static int client_connect_now(struct dk_client *c, ca_error **err) {
   return client_negotiate(c, err);
 }
 
+/* The lazy client whose background thread this is, making its first call: connected, for this thread only. */
+static _Thread_local const struct dk_client *connected_here;
+
 static void *connect_thread(void *userdata) {
   struct dk_client *c = userdata;
-  (void)client_connect_now(c, &c->conn_err);
+  if (client_connect_now(c, &c->conn_err) == 0 && c->first) {
+    connected_here = c;
+    c->first(c, c->first_userdata);
+  }
   return NULL;
 }
 
-void dk_client_connect_start(struct dk_client *c) {
+void dk_client_connect_start(struct dk_client *c, dk_first_call_fn first, void *userdata) {
   if (!c || c->conn != DK_CONN_PENDING)
     return;
+  c->first = first;
+  c->first_userdata = userdata;
   /* The thread must never take a signal meant for the caller (a run blocks them for its signalfd). */
   sigset_t all, old;
   sigfillset(&all);
@@ -659,6 +667,8 @@ void dk_client_connect_start(struct dk_client *c) {
 }
 
 int dk_client_connect(struct dk_client *c, ca_error **err) {
+  if (connected_here == c)
+    return 0; /* its first call, in the thread that connected it (c->conn is the caller's) */
   if (c->conn == DK_CONN_RUNNING) {
     (void)pthread_join(c->conn_thread, NULL);
     c->conn = DK_CONN_DONE;
@@ -675,6 +685,13 @@ int dk_client_connect(struct dk_client *c, ca_error **err) {
   return r;
 }
 
+void dk_client_set_limits(struct dk_client *c, const struct dk_client_options *o) {
+  c->timeout_ms = o->timeout_ms ? o->timeout_ms : DK_DEFAULT_TIMEOUT_MS;
+  c->remove_timeout_ms = o->remove_timeout_ms ? o->remove_timeout_ms : DK_DEFAULT_REMOVE_TIMEOUT_MS;
+  c->retries = o->retries < 0 ? 0 : (o->retries == 0 ? DK_DEFAULT_RETRIES : o->retries);
+  c->max_body = o->max_body ? o->max_body : DK_DEFAULT_MAX_BODY;
+}
+
 int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, ca_error **err) {
   struct dk_client_options o = opts ? *opts : (struct dk_client_options){0};
   _cleanup_(dk_host_done) struct dk_host found = {0};
@@ -685,10 +702,7 @@ int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, 
   _cleanup_(dk_client_freep) struct dk_client *c = client_alloc(err);
   if (!c)
     return -ENOMEM;
-  c->timeout_ms = o.timeout_ms ? o.timeout_ms : DK_DEFAULT_TIMEOUT_MS;
-  c->remove_timeout_ms = o.remove_timeout_ms ? o.remove_timeout_ms : DK_DEFAULT_REMOVE_TIMEOUT_MS;
-  c->retries = o.retries < 0 ? 0 : (o.retries == 0 ? DK_DEFAULT_RETRIES : o.retries);
-  c->max_body = o.max_body ? o.max_body : DK_DEFAULT_MAX_BODY;
+  dk_client_set_limits(c, &o);
 
   k = client_parse_host(c, host, found.tls_dir, err);
   if (k < 0)

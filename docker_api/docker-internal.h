@@ -39,7 +39,9 @@ struct dk_client {
   size_t n_pool;
   enum dk_conn conn;
   pthread_t conn_thread;
-  ca_error *conn_err; /* why connecting failed (lazy clients), repeated to every call */
+  ca_error *conn_err;     /* why connecting failed (lazy clients), repeated to every call */
+  dk_first_call_fn first; /* the first call conn_thread makes once connected, or NULL */
+  void *first_userdata;
 };
 
 /* One HTTP exchange. path is relative to the version prefix ("/containers/json?all=1"); raw paths start with "//". */

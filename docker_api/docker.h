@@ -76,14 +76,21 @@ struct dk_client_options {
 /* Connects to the engine named by opts (NULL: defaults), negotiates the API version through /_ping and refuses
  * engines below DK_API_VERSION_MIN. Errors name what the user can fix (engine not running, permissions, TLS files). */
 int dk_client_new(const struct dk_client_options *opts, struct dk_client **ret, ca_error **err);
-/* Lazy clients: starts connecting in a background thread (all signals blocked) and returns at once. The client must
- * not be used until dk_client_connect returned. A no-op for connected clients. */
-void dk_client_connect_start(struct dk_client *c);
+/* A first call on a lazy client, made by its background thread once the connection succeeded. */
+typedef void (*dk_first_call_fn)(struct dk_client *c, void *userdata);
+/* Lazy clients: starts connecting in a background thread (all signals blocked) and returns at once; once connected,
+ * that thread makes first(c, userdata) (NULL: none), so that the caller's first request overlaps its own work too.
+ * The client must not be used, nor what first writes read, until dk_client_connect returned. A no-op for connected
+ * clients, and first is not called when the thread does not start or the connection fails: a caller that needs its
+ * answer makes the call itself then. */
+void dk_client_connect_start(struct dk_client *c, dk_first_call_fn first, void *userdata);
 /* Lazy clients: waits for or performs the connection and returns its outcome, the same every time; any call on the
  * client does this first. 0 at once for clients that are connected. */
 int dk_client_connect(struct dk_client *c, ca_error **err);
 /* A new client for the same engine and negotiated version, for another thread; no I/O. The source must be connected. */
 int dk_client_clone(const struct dk_client *c, struct dk_client **ret, ca_error **err);
+/* Sets c's timeouts, retries and body cap to o's (with dk_client_new's defaults; o's host and lazy are not read). */
+void dk_client_set_limits(struct dk_client *c, const struct dk_client_options *o);
 void dk_client_free(struct dk_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dk_client *, dk_client_free)
 /* A new connection to c's engine as a raw byte stream (the caller speaks HTTP on it), in *ret_fd (close-on-exec, the
@@ -166,10 +173,16 @@ typedef int (*dk_item_fn)(void *userdata, const struct dk_item *item, ca_error *
  * is retried only while fn has seen nothing. */
 int dk_list_each(struct dk_client *c, enum dk_kind kind, const struct dk_filter *filters, dk_item_fn fn, void *userdata,
                  ca_error **err);
-/* Lists n kinds with the same filters at once (one round trip instead of n); ret[i] for kinds[i]. No retries: on any
- * failure nothing is returned and the error names the first kind that failed (callers fall back to dk_list). */
-int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, const struct dk_filter *filters,
-                  struct dk_list **ret, ca_error **err);
+/* One listing of dk_list_many: a kind and its filters. */
+struct dk_list_query {
+  enum dk_kind kind;
+  const struct dk_filter *filters;
+};
+#define DK_LIST_MANY_MAX 6
+/* Makes n (at most DK_LIST_MANY_MAX) listings at once, each on its own connection (one round trip instead of n);
+ * ret[i] for q[i]. No retries: on any failure nothing is returned and the error names the first listing that failed
+ * (callers fall back to dk_list). */
+int dk_list_many(struct dk_client *c, const struct dk_list_query *q, size_t n, struct dk_list **ret, ca_error **err);
 
 /* ---- removal (cleanup semantics) --------------------------------------------------------------------------- */
 

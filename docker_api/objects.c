@@ -146,33 +146,30 @@ int dk_list_each(struct dk_client *c, enum dk_kind kind, const struct dk_filter 
 
 static int ensure_pool(struct dk_client *c, size_t n, ca_error **err);
 
-#define LIST_KINDS_MAX 3
-
-int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, const struct dk_filter *filters,
-                  struct dk_list **ret, ca_error **err) {
-  if (n > LIST_KINDS_MAX)
-    return ca_error_set(err, EINVAL, "list: at most %d kinds at once", LIST_KINDS_MAX);
+int dk_list_many(struct dk_client *c, const struct dk_list_query *q, size_t n, struct dk_list **ret, ca_error **err) {
+  if (n > DK_LIST_MANY_MAX)
+    return ca_error_set(err, EINVAL, "list: at most %d listings at once", DK_LIST_MANY_MAX);
   int k = ensure_pool(c, n, err);
   if (k < 0)
     return k;
-  char *paths[LIST_KINDS_MAX] = {0};
-  struct dk_list_fill_ctx fill[LIST_KINDS_MAX] = {0};
-  struct dk_req r[LIST_KINDS_MAX];
-  CURLcode cc[LIST_KINDS_MAX];
-  bool added[LIST_KINDS_MAX] = {0}, done[LIST_KINDS_MAX] = {0};
+  char *paths[DK_LIST_MANY_MAX] = {0};
+  struct dk_list_fill_ctx fill[DK_LIST_MANY_MAX] = {0};
+  struct dk_req r[DK_LIST_MANY_MAX];
+  CURLcode cc[DK_LIST_MANY_MAX];
+  bool added[DK_LIST_MANY_MAX] = {0}, done[DK_LIST_MANY_MAX] = {0};
   size_t left = n;
   for (size_t i = 0; i < n; i++) {
     ret[i] = NULL;
     dk_req_init(&r[i], "GET", "", NULL, c->timeout_ms);
   }
-  (void)curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)LIST_KINDS_MAX); /* a cap, never fails */
+  (void)curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)DK_LIST_MANY_MAX); /* a cap, never fails */
   for (size_t i = 0; i < n && k == 0; i++) {
-    if (!(paths[i] = list_path(kinds[i], filters, err))) {
-      k = ca_error_wrap(err, "list %ss", kind_name(kinds[i]));
+    if (!(paths[i] = list_path(q[i].kind, q[i].filters, err))) {
+      k = ca_error_wrap(err, "list %ss", kind_name(q[i].kind));
       break;
     }
     r[i].path = paths[i];
-    if ((k = dk_list_fill_init(&fill[i], kinds[i], SPLIT_MAX(c), err)) < 0)
+    if ((k = dk_list_fill_init(&fill[i], q[i].kind, SPLIT_MAX(c), err)) < 0)
       break;
     r[i].on_body = split_body;
     r[i].stream_ctx = &fill[i].split;
@@ -205,7 +202,7 @@ int dk_list_kinds(struct dk_client *c, const enum dk_kind *kinds, size_t n, cons
     if (added[i])
       (void)curl_multi_remove_handle(c->multi, c->pool[i]); /* it is in this multi */
     if (k == 0 && (k = dk_req_result(c, &r[i], cc[i], err)) == 0 && (k = dk_split_finish(&fill[i].split, err)) < 0)
-      (void)ca_error_wrap(err, "list %ss", kind_name(kinds[i]));
+      (void)ca_error_wrap(err, "list %ss", kind_name(q[i].kind));
     if (k == 0)
       ret[i] = dk_list_fill_take(&fill[i]);
     dk_list_fill_done(&fill[i]);

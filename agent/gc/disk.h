@@ -83,10 +83,21 @@ void ag_disk_pass_done(struct ag_disk_pass *p);
 void ag_disk_pass_print(const struct ag_disk_pass *p, const struct ag_disk_marks *m, bool dry_run);
 void ag_disk_pass_json(const struct ag_disk_pass *p, const struct ag_disk_marks *m, bool dry_run, void *json_object);
 
-/* run's pressure check (one /info, one network list): when the engine's disk is above m->high or its networks hold
- * all but AG_POOLS_MARGIN of the default pools, collects as gc does (its rules and its disk pass) and says so in one
- * line. */
-void ag_pressure_check(const struct ag_env *env, const struct ag_disk_marks *m);
+/* run's pressure check: the look (a statvfs of the data root, or one /info the first time, and one network list),
+ * then what it saw. */
+struct ag_pressure {
+  const struct ag_disk_marks *marks;
+  bool looked; /* ag_pressure_look ran */
+  bool disk_over, pools_close;
+  struct ag_disk_usage usage;
+  unsigned pools;
+};
+/* The look alone, in any thread that may use env->dk (run makes it the lazy client's first call, in the background
+ * while the session starts). */
+void ag_pressure_look(const struct ag_env *env, struct ag_pressure *p);
+/* When the engine's disk is above p->marks->high or its networks hold all but AG_POOLS_MARGIN of the default pools
+ * (looked now unless p->looked), collects as gc does (its rules and its disk pass) and says so in one line. */
+void ag_pressure_check(const struct ag_env *env, struct ag_pressure *p);
 
 /* gc.c: gc's collection and disk pass with env's state dir, engine and cgroup root (borrowed), quietly; the totals
  * of what went. Skipped (-EWOULDBLOCK) while another gc runs. */

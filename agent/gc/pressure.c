@@ -1,6 +1,7 @@
 /* run's pressure check: before the command, a look at the engine's disk (statvfs of the data root that /info named,
- * remembered in the state dir after the first run) and address pools (one network list); under pressure, gc's
- * collection and disk pass run first, and one line says so. */
+ * remembered in the state dir after the first run) and address pools (one network list), made in the background
+ * while the session starts when the engine client is lazy; under pressure, gc's collection and disk pass run first,
+ * and one line says so. */
 #include <stdio.h>
 
 #include "disk.h"
@@ -16,26 +17,32 @@ static void describe(const struct ag_disk_usage *u, bool disk_over, unsigned poo
              pools, AG_DEFAULT_POOLS);
 }
 
-void ag_pressure_check(const struct ag_env *env, const struct ag_disk_marks *m) {
-  if (!env->dk || !env->state)
-    return;
-  struct ag_disk_usage u = {0};
-  unsigned pools = 0;
+void ag_pressure_look(const struct ag_env *env, struct ag_pressure *p) {
+  p->looked = true;
   /* A remote engine's disk is not visible here: only its pools are looked at, and nothing is said every run. */
-  bool disk_over = ag_disk_usage_quick(env, &u, NULL) == 0 && u.pct > m->high;
-  bool pools_close = dk_network_pools_used(env->dk, &pools, NULL) == 0 && pools + AG_POOLS_MARGIN >= AG_DEFAULT_POOLS;
-  if (!disk_over && !pools_close)
+  p->disk_over = ag_disk_usage_quick(env, &p->usage, NULL) == 0 && p->usage.pct > p->marks->high;
+  p->pools_close =
+      dk_network_pools_used(env->dk, &p->pools, NULL) == 0 && p->pools + AG_POOLS_MARGIN >= AG_DEFAULT_POOLS;
+}
+
+void ag_pressure_check(const struct ag_env *env, struct ag_pressure *p) {
+  if (!env->dk || !env->state || dk_client_connect(env->dk, NULL) < 0)
+    return; /* the connect returned: what a look in its thread wrote is ours to read */
+  if (!p->looked)
+    ag_pressure_look(env, p);
+  if (!p->disk_over && !p->pools_close)
     return;
+  const struct ag_disk_marks *m = p->marks;
   char why[1024] = "";
-  describe(&u, disk_over, pools, pools_close, m, why, sizeof(why));
+  describe(&p->usage, p->disk_over, p->pools, p->pools_close, m, why, sizeof(why));
   struct ag_gc_totals t = {0};
   if (ag_gc_collect(env, m, &t) < 0) {
     ca_log_notice("engine under pressure (%s); another gc is collecting", why);
     return;
   }
-  struct ag_disk_usage after = u;
+  struct ag_disk_usage after = p->usage;
   char now[64] = "";
-  if (disk_over && ag_disk_usage_quick(env, &after, NULL) == 0)
+  if (p->disk_over && ag_disk_usage_quick(env, &after, NULL) == 0)
     snprintf(now, sizeof(now), "; disk now %.1f%%", after.pct);
   ca_log_notice("engine under pressure (%s): collected dead sessions first: removed %u (%u image%s)%s%s", why,
                 t.removed + t.images, t.images, t.images == 1 ? "" : "s",

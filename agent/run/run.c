@@ -227,6 +227,10 @@ static void finish_session(struct run_state *s, bool list_images) {
                     r < 0 ? "the session's end did not finish: it stays registered for the next start or gc" : NULL);
 }
 
+static void pressure_look(const struct ag_env *env, void *userdata) {
+  ag_pressure_look(env, userdata);
+}
+
 int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   struct run_opts o = {0};
   int r = ag_run_parse_opts(argc, argv, &o);
@@ -246,6 +250,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   _cleanup_free_ int *keep_fds = NULL;
   size_t n_keep_fds = 0;
   (void)cg_fds_inherited(&keep_fds, &n_keep_fds, NULL); /* without /proc the command gets 0, 1 and 2 only */
+  struct ag_pressure pressure = {.marks = &o.disk};
   const struct ag_session_config cfg = {
       .mode = "run",
       .globals = g,
@@ -260,6 +265,8 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
       .proxy = o.no_docker_proxy ? AG_SESSION_NO_PROXY : AG_SESSION_PROXY,
       .proxy_labels = o.labels,
       .images_remove = o.images_remove,
+      .engine_first = pressure_look,
+      .engine_first_userdata = &pressure,
   };
   _cleanup_(ag_session_freep) struct ag_session *session = NULL;
   _cleanup_error_ ca_error *err = NULL;
@@ -273,7 +280,7 @@ int ag_cmd_run(const struct ag_globals *g, int argc, char **argv) {
   /* The start line, once the session is up (a run refused says only why): the engine, when not the default. */
   if (g->docker_host_origin)
     ca_log_notice("engine %s (%s)", g->docker_host, g->docker_host_origin);
-  ag_pressure_check(&session->env, &o.disk); /* disk or address pools near full: collect first (gc/pressure.c) */
+  ag_pressure_check(&session->env, &pressure); /* disk or address pools near full: collect first (gc/pressure.c) */
   struct run_state s = {
       .session = session, .started_usec = ca_now_monotonic_usec(), .keep_fds = keep_fds, .n_keep_fds = n_keep_fds};
   int failed = run_command(&s, &o);

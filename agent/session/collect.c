@@ -149,16 +149,22 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *lab
   return 0;
 }
 
-/* The session's containers, networks and volumes by one of session_labels, in one round trip (the usual answer is
- * three empty lists); on any failure each kind is listed again on its own in collect_kind, with retries. */
-static int list_by(struct dk_client *dk, const char *label, const char *id, struct dk_list *lists[3], ca_error **err) {
-  static const enum dk_kind kinds[] = {DK_CONTAINER, DK_NETWORK, DK_VOLUME};
-  char filter[128];
-  snprintf(filter, sizeof(filter), "%s=%s", label, id);
-  const struct dk_filter filters[] = {{"label", filter}, {NULL, NULL}};
+/* The session's containers, networks and volumes by both session_labels, in one round trip (the usual answer is six
+ * empty lists); on any failure each is listed again on its own in collect_kind, with retries. */
+/* lists[l * 3 + kind] for session_labels[l]. */
+static int list_session(struct dk_client *dk, const char *id, struct dk_list *lists[6], ca_error **err) {
+  char filter[2][128];
+  struct dk_filter filters[2][2] = {{{0}}};
+  struct dk_list_query q[6];
+  for (size_t l = 0; l < 2; l++) {
+    snprintf(filter[l], sizeof(filter[l]), "%s=%s", session_labels[l], id);
+    filters[l][0] = (struct dk_filter){"label", filter[l]};
+    for (size_t k = 0; k < 3; k++)
+      q[l * 3 + k] = (struct dk_list_query){(enum dk_kind)k, filters[l]};
+  }
   _cleanup_error_ ca_error *e = NULL;
-  if (dk_list_kinds(dk, kinds, ELEMENTSOF(kinds), filters, lists, &e) < 0 && e->code == ETIMEDOUT) {
-    /* an engine that did not answer in time will not answer three more lists either */
+  if (dk_list_many(dk, q, ELEMENTSOF(q), lists, &e) < 0 && e->code == ETIMEDOUT) {
+    /* an engine that did not answer in time will not answer six more lists either */
     int r = ca_error_wrap(&e, "list containers, networks and volumes of session %s", id);
     if (err) {
       ca_error_free(*err);
@@ -174,10 +180,8 @@ static int list_by(struct dk_client *dk, const char *label, const char *id, stru
 static int collect_docker(struct dk_client *dk, const char *id, const char *const *recorded, uint64_t deadline,
                           struct ag_collect_stats *st, ca_error **err) {
   static const char *const rest[] = {"", "the networks and volumes", "the volumes"};
-  struct dk_list *lists[2][3] = {{0}}; /* by session_labels, then by kind */
-  int first = list_by(dk, session_labels[0], id, lists[0], err);
-  if (first == 0)
-    first = list_by(dk, session_labels[1], id, lists[1], err);
+  struct dk_list *lists[6] = {0}; /* by session_labels, then by kind */
+  int first = list_session(dk, id, lists, err);
   unsigned *counts[] = {&st->containers, &st->networks, &st->volumes};
   bool stop = first < 0;
   /* Containers first: networks and volumes in use by one cannot be removed. */
@@ -187,11 +191,11 @@ static int collect_docker(struct dk_client *dk, const char *id, const char *cons
                                    rest[k], id)) < 0;
     for (size_t l = 0; l < 2; l++) {
       if (stop) {
-        dk_list_free(lists[l][k]);
+        dk_list_free(lists[l * 3 + k]);
         continue;
       }
-      int r = collect_kind(dk, (enum dk_kind)k, session_labels[l], id, lists[l][k], l == 0 ? recorded : NULL, deadline,
-                           counts[k], st, first < 0 ? NULL : err);
+      int r = collect_kind(dk, (enum dk_kind)k, session_labels[l], id, lists[l * 3 + k], l == 0 ? recorded : NULL,
+                           deadline, counts[k], st, first < 0 ? NULL : err);
       if (r < 0 && first == 0)
         first = r;
     }
@@ -260,7 +264,7 @@ static void remember_down(struct ag_engines_down *d, const char *host) {
 }
 
 /* The client of the engine a session recorded: env's when it is that engine (and then none when env's did not
- * answer: it is not asked twice), else a new one (*owned). */
+ * answer: it is not asked twice; in a teardown a clone of it with the teardown's timeouts), else a new one (*owned). */
 static int recorded_engine(const struct ag_env *env, const char *id, const char *host, struct dk_client **ret,
                            bool *owned, ca_error **err) {
   bool same = env->docker_host && streq(env->docker_host, host);
@@ -282,6 +286,11 @@ static int recorded_engine(const struct ag_env *env, const char *id, const char 
     o.timeout_ms = (unsigned)CA_MIN(CA_MAX(left_ms / 4, (uint64_t)100), (uint64_t)AG_DOCKER_TIMEOUT_MS);
     o.remove_timeout_ms = (unsigned)CA_MIN(left_ms, (uint64_t)60000);
     o.retries = -1;
+  }
+  if (same && dk_client_clone(env->dk, ret, NULL) == 0) { /* the version env's client negotiated: no second _ping */
+    dk_client_set_limits(*ret, &o);
+    *owned = true;
+    return 0;
   }
   for (size_t i = 0; env->down && i < env->down->n; i++)
     if (streq(env->down->hosts[i], host))

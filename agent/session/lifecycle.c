@@ -9,11 +9,11 @@
  *   4. The lease lock: from here the session is alive to every other agent, ps and gc.
  *   5. The session labels, then the guardian (layer 3), forked before any thread of ours or libcurl exists; it holds
  *      the lock too, so that nobody collects the session while the guardian does.
- *   6. The registry, with everything a later cleanup needs: mode, owner, created, expires, guardian pid,
+ *   6. A lazy engine client starts connecting in the background (libcurl's initialisation and the version
+ *      negotiation) while steps 7 and 8 run, so that the command waits for the engine as little as it can.
+ *   7. The registry, with everything a later cleanup needs: mode, owner, created, expires, guardian pid,
  *      cgroup_root, docker_host and the command.
- *   7. The Docker labeling proxy: its socket appears only once the registry names the session.
- *   8. A lazy engine client starts connecting in the background (libcurl's initialisation and the version
- *      negotiation), so that the command does not wait for the engine.
+ *   8. The Docker labeling proxy: its socket appears only once the registry names the session.
  *   Then the command's own work: run's cgroup leaf and command, container-seq's containers.
  *
  * End: the command first kills what it ran itself (run: its tree, after reading its stats; container-seq: its
@@ -317,15 +317,26 @@ static void late_engine(struct ag_session *s) {
     ca_log_warning("%s", e->msg);
 }
 
+/* The config's first call, in the lazy client's thread: env is only read there, and the session's other fields that
+ * change meanwhile (registry, proxy) are not env's. */
+static void engine_first(struct dk_client *c, void *userdata) {
+  const struct ag_session *s = userdata;
+  (void)c; /* s->env.dk */
+  s->cfg->engine_first(&s->env, s->cfg->engine_first_userdata);
+}
+
 int ag_session_begin(struct ag_session *s, ca_error **err) {
   collect_dead(s, NULL);
   int r = take_session(s, err);
-  if (r < 0 || (r = ag_registry_write(s->env.state, &s->reg, err)) < 0 || (r = start_proxy(s, err)) < 0)
+  if (r < 0)
+    return r;
+  /* Only after the guardian's fork, which must not inherit libcurl's initialisation half done by another thread; and
+   * before the registry and the proxy, so that it overlaps them (neither uses the lazy client of a Unix socket). */
+  dk_client_connect_start(s->env.dk, s->cfg->engine_first ? engine_first : NULL, s);
+  if ((r = ag_registry_write(s->env.state, &s->reg, err)) < 0 || (r = start_proxy(s, err)) < 0)
     return r;
   if (s->proxy_host) /* the command reaches the engine through the proxy, which counts its creates */
     ag_guardian_all_creates_counted(&s->guardian);
-  /* Only after the fork: the guardian must not inherit libcurl's initialisation half done by another thread. */
-  dk_client_connect_start(s->env.dk);
   return 0;
 }
 

@@ -34,6 +34,10 @@ struct ag_session_config {
   enum ag_session_proxy proxy;
   const char *const *proxy_labels; /* extra labels the proxy adds (run's --label); NULL-terminated or NULL */
   bool images_remove;              /* run --images=remove: recorded in the registry, applied by every collection */
+  /* A first call on a lazy engine client, made in the background once it connected while the session starts (run's
+   * pressure look); not called without a connection (dk_client_connect_start). NULL: none. */
+  void (*engine_first)(const struct ag_env *env, void *userdata);
+  void *engine_first_userdata;
 };
 
 /* A session of this agent. The fields are for reading; the functions below change them. */

@@ -146,7 +146,8 @@ Test(engine, connections_are_close_on_exec) {
   must(dk_list(cl, DK_CONTAINER, f, &l, &e), &e, "list");
   dk_list_free(l);
   struct dk_list *ls[2] = {0};
-  must(dk_list_kinds(cl, (const enum dk_kind[]){DK_NETWORK, DK_VOLUME}, 2, f, ls, &e), &e, "list kinds");
+  const struct dk_list_query q[] = {{DK_NETWORK, f}, {DK_VOLUME, f}};
+  must(dk_list_many(cl, q, 2, ls, &e), &e, "list many");
   dk_list_free(ls[0]);
   dk_list_free(ls[1]);
   int without = 0, n = engine_connections(path, &without);
@@ -160,7 +161,7 @@ Test(engine, lazy_client_connects_in_the_background) {
   struct dk_client_options o = {.lazy = true};
   must(dk_client_new(&o, &lazy, &e), &e, "lazy client");
   cr_assert_str_eq(dk_client_api_version(lazy), "", "a lazy client has not negotiated yet");
-  dk_client_connect_start(lazy);
+  dk_client_connect_start(lazy, NULL, NULL);
   const struct dk_filter f[] = {{"label", label}, {0}};
   struct dk_list *l = NULL;
   must(dk_list(lazy, DK_CONTAINER, f, &l, &e), &e, "list through the lazy client");
@@ -179,7 +180,39 @@ Test(engine, lazy_client_connects_in_the_background) {
 
   /* freed while the background connection may still run */
   must(dk_client_new(&o, &lazy, &e), &e, "lazy client");
-  dk_client_connect_start(lazy);
+  dk_client_connect_start(lazy, NULL, NULL);
+  dk_client_free(lazy);
+}
+
+/* What the first call in the background saw: run's pressure check makes its network list there. */
+struct first_call {
+  pthread_t thread;
+  char api_version[16];
+  unsigned pools;
+  int listed;
+};
+
+static void first_call(struct dk_client *c, void *userdata) {
+  struct first_call *f = userdata;
+  f->thread = pthread_self();
+  snprintf(f->api_version, sizeof(f->api_version), "%s", dk_client_api_version(c));
+  f->listed = dk_network_pools_used(c, &f->pools, NULL);
+}
+
+Test(engine, a_lazy_clients_first_call_runs_in_the_background_once_connected) {
+  ca_error *e = NULL;
+  struct dk_client *lazy = NULL;
+  struct dk_client_options o = {.lazy = true};
+  must(dk_client_new(&o, &lazy, &e), &e, "lazy client");
+  struct first_call f = {.listed = 1};
+  dk_client_connect_start(lazy, first_call, &f);
+  must(dk_client_connect(lazy, &e), &e, "connect");
+  cr_assert_eq(f.listed, 0, "the first call did not run, or its network list failed");
+  cr_assert(!pthread_equal(f.thread, pthread_self()), "the first call ran in the caller's thread");
+  cr_assert_str_eq(f.api_version, dk_client_api_version(cl), "the first call ran before the negotiation");
+  unsigned pools = 0;
+  must(dk_network_pools_used(lazy, &pools, &e), &e, "the client works after its first call");
+  cr_assert_eq(pools, f.pools);
   dk_client_free(lazy);
 }
 
@@ -199,8 +232,10 @@ Test(engine, lazy_client_reports_a_dead_engine_on_every_call) {
   struct dk_client *lazy = NULL;
   struct dk_client_options o = {.host = host, .retries = -1, .lazy = true};
   must(dk_client_new(&o, &lazy, &e), &e, "a lazy client only checks that the socket exists");
-  dk_client_connect_start(lazy);
+  struct first_call fc = {.listed = 1};
+  dk_client_connect_start(lazy, first_call, &fc);
   cr_assert_lt(dk_client_connect(lazy, &e), 0);
+  cr_assert_eq(fc.listed, 1, "the first call ran on a client that did not connect");
   cr_assert_eq(dk_error_kind(e), DK_ERR_TRANSIENT, "%s", e->msg);
   cr_assert(strstr(e->msg, "refused") && strstr(e->msg, path), "%s", e->msg);
   char first[512];
@@ -528,7 +563,7 @@ Test(engine, list_by_label_returns_exactly_ours) {
     free(ours[i]);
 }
 
-Test(engine, list_kinds_lists_all_three_in_one_go) {
+Test(engine, list_many_lists_each_query_in_one_go) {
   char name[64];
   snprintf(name, sizeof(name), "dk-kinds-%s", test_id);
   const char *labels[] = {label, NULL};
@@ -537,29 +572,39 @@ Test(engine, list_kinds_lists_all_three_in_one_go) {
   ca_error *e = NULL;
   must(dk_network_create(cl, name, labels, true, &net, &e), &e, "network create");
   must(dk_volume_create(cl, name, labels, &vol, &e), &e, "volume create");
+  char theirs_name[80];
+  snprintf(theirs_name, sizeof(theirs_name), "dk-kinds-theirs-%s", test_id);
+  const char *their_labels[] = {other_label, NULL};
+  _cleanup_free_ char *their_vol = NULL;
+  must(dk_volume_create(cl, theirs_name, their_labels, &their_vol, &e), &e, "their volume create");
 
-  static const enum dk_kind kinds[] = {DK_VOLUME, DK_CONTAINER, DK_NETWORK};
   const struct dk_filter f[] = {{"label", label}, {0}};
-  struct dk_list *l[3] = {0};
-  must(dk_list_kinds(cl, kinds, 3, f, l, &e), &e, "list kinds");
+  const struct dk_filter theirs[] = {{"label", other_label}, {0}};
+  /* each listing by its own filters, in one call: ours by our label, theirs by theirs */
+  const struct dk_list_query q[] = {{DK_VOLUME, f},      {DK_CONTAINER, f},      {DK_NETWORK, f},
+                                    {DK_VOLUME, theirs}, {DK_CONTAINER, theirs}, {DK_NETWORK, theirs}};
+  struct dk_list *l[6] = {0};
+  must(dk_list_many(cl, q, 6, l, &e), &e, "list many");
   cr_assert(l[0]->n == 1 && contains(l[0], name), "volumes: %zu", l[0]->n);
   cr_assert(l[1]->n == 1 && contains(l[1], ctr), "containers: %zu", l[1]->n);
   cr_assert(l[2]->n == 1 && contains(l[2], net), "networks: %zu", l[2]->n);
-  for (int i = 0; i < 3; i++)
+  cr_assert(l[3]->n == 1 && contains(l[3], theirs_name), "their volumes: %zu", l[3]->n);
+  cr_assert(l[4]->n == 0 && l[5]->n == 0, "their containers %zu, networks %zu", l[4]->n, l[5]->n);
+  for (int i = 0; i < 6; i++)
     dk_list_free(l[i]);
 
-  /* the same answers as one list at a time, also when there is nothing */
-  const struct dk_filter none[] = {{"label", other_label}, {0}};
-  must(dk_list_kinds(cl, kinds, 3, none, l, &e), &e, "list kinds, nothing");
-  for (int i = 0; i < 3; i++) {
-    cr_assert_eq(l[i]->n, 0);
-    dk_list_free(l[i]);
-  }
+  /* more than the connections it may open: refused, nothing listed */
+  const struct dk_list_query seven[] = {q[0], q[1], q[2], q[3], q[4], q[5], q[0]};
+  cr_assert_lt(dk_list_many(cl, seven, 7, l, &e), 0);
+  cr_assert_eq(e->code, EINVAL, "%s", e->msg);
+  ca_error_free(e);
+  e = NULL;
 
   /* a bad filter fails the whole call with the daemon's word and returns no lists */
   const struct dk_filter badf[] = {{"no-such-filter", "x"}, {0}};
   struct dk_list *lb[3] = {(struct dk_list *)1, (struct dk_list *)1, (struct dk_list *)1};
-  cr_assert_lt(dk_list_kinds(cl, kinds, 3, badf, lb, &e), 0);
+  const struct dk_list_query bad[] = {{DK_VOLUME, badf}, {DK_CONTAINER, badf}, {DK_NETWORK, badf}};
+  cr_assert_lt(dk_list_many(cl, bad, 3, lb, &e), 0);
   cr_assert_eq(e->detail, 400, "%s", e->msg);
   cr_assert(!lb[0] && !lb[1] && !lb[2]);
   ca_error_free(e);
