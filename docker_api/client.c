@@ -658,7 +658,7 @@ void dk_client_connect_start(struct dk_client *c, dk_first_call_fn first, void *
   pthread_attr_t attr;
   if (pthread_attr_init(&attr) != 0)
     return;
-  (void)pthread_attr_setstacksize(&attr, 256 * 1024); /* a cap on its resident stack; libcurl needs little */
+  (void)pthread_attr_setstacksize(&attr, 256 * 1024); /* a cap on its resident stack: libcurl and a first call */
   pthread_sigmask(SIG_SETMASK, &all, &old);
   if (pthread_create(&c->conn_thread, &attr, connect_thread, c) == 0)
     c->conn = DK_CONN_RUNNING; /* else dk_client_connect connects in the caller's thread */

@@ -84,8 +84,9 @@ typedef void (*dk_first_call_fn)(struct dk_client *c, void *userdata);
  * clients, and first is not called when the thread does not start or the connection fails: a caller that needs its
  * answer makes the call itself then. */
 void dk_client_connect_start(struct dk_client *c, dk_first_call_fn first, void *userdata);
-/* Lazy clients: waits for or performs the connection and returns its outcome, the same every time; any call on the
- * client does this first. 0 at once for clients that are connected. */
+/* Lazy clients: waits for or performs the connection (and the first call of dk_client_connect_start) and returns the
+ * connection's outcome, the same every time; any call on the client does this first. 0 at once for clients that are
+ * connected. */
 int dk_client_connect(struct dk_client *c, ca_error **err);
 /* A new client for the same engine and negotiated version, for another thread; no I/O. The source must be connected. */
 int dk_client_clone(const struct dk_client *c, struct dk_client **ret, ca_error **err);

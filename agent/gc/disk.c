@@ -86,7 +86,8 @@ static bool root_remembered(const struct ag_env *env, struct ag_disk_usage *ret)
   snprintf(path, sizeof(path), "%s/disk-root", env->state->dir);
   if (ca_read_file_buf(AT_FDCWD, path, buf, sizeof(buf), NULL) < 0)
     return false;
-  char *host = strtok(buf, "\n"), *root = strtok(NULL, "\n"), *drv = strtok(NULL, "\n");
+  char *save = NULL; /* run's look may read it in the engine client's thread: strtok_r */
+  char *host = strtok_r(buf, "\n", &save), *root = strtok_r(NULL, "\n", &save), *drv = strtok_r(NULL, "\n", &save);
   if (!host || !root || !drv || root[0] != '/' || !streq(host, env->docker_host) || strlen(root) >= sizeof(ret->root))
     return false;
   snprintf(driver, sizeof(driver), "%s", drv);

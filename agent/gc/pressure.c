@@ -26,8 +26,11 @@ void ag_pressure_look(const struct ag_env *env, struct ag_pressure *p) {
 }
 
 void ag_pressure_check(const struct ag_env *env, struct ag_pressure *p) {
-  if (!env->dk || !env->state || dk_client_connect(env->dk, NULL) < 0)
-    return; /* the connect returned: what a look in its thread wrote is ours to read */
+  if (!env->dk || !env->state)
+    return;
+  /* Once the connection is done, what a look in its thread wrote is ours to read; without an engine the look is made
+   * here (the disk of a remembered data root is still seen). */
+  (void)dk_client_connect(env->dk, NULL);
   if (!p->looked)
     ag_pressure_look(env, p);
   if (!p->disk_over && !p->pools_close)

@@ -272,7 +272,7 @@ static char **proxy_labels(const struct ag_session *s) {
   return v;
 }
 
-/* Step 7. The proxy asked for (the default) is given to the command or the run does not start: never the engine itself
+/* Step 8. The proxy asked for (the default) is given to the command or the run does not start: never the engine itself
  * without --no-docker-proxy. An engine that does not answer yet still gets it (connected per request: a Unix socket,
  * or a TCP engine through a client made for it), a TCP or TLS engine gets it through the session's client (its
  * certificates). */
@@ -317,12 +317,15 @@ static void late_engine(struct ag_session *s) {
     ca_log_warning("%s", e->msg);
 }
 
-/* The config's first call, in the lazy client's thread: env is only read there, and the session's other fields that
- * change meanwhile (registry, proxy) are not env's. */
+/* The config's first call, in the lazy client's thread. It reads s->cfg and env's state, engine and docker_host,
+ * which stay as they are until the thread is joined (the session's end writes only env's deadline and recorded ids
+ * before it joins); not made once the end began (a registry or proxy that failed): the end joins the thread and
+ * would wait for it. */
 static void engine_first(struct dk_client *c, void *userdata) {
   const struct ag_session *s = userdata;
   (void)c; /* s->env.dk */
-  s->cfg->engine_first(&s->env, s->cfg->engine_first_userdata);
+  if (!atomic_load(&s->ending))
+    s->cfg->engine_first(&s->env, s->cfg->engine_first_userdata);
 }
 
 int ag_session_begin(struct ag_session *s, ca_error **err) {
@@ -344,6 +347,7 @@ int ag_session_end(struct ag_session *s) {
   if (!s->registered)
     return 0;
   s->registered = false;
+  atomic_store(&s->ending, true); /* no first call starts in the engine client's thread from here */
   /* One deadline for the whole end: the collection asks the engine within it, without retrying a timeout, and what
    * it did not remove by then stays registered. */
   uint64_t teardown = s->cfg->globals->teardown_usec ? s->cfg->globals->teardown_usec : AG_TEARDOWN_USEC;

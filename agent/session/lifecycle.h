@@ -1,6 +1,7 @@
 /* The life of a session, one implementation for run and container-seq (the order is written down in lifecycle.c). */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,6 +55,7 @@ struct ag_session {
   struct ag_guardian guardian;
   struct ag_nesting nest;                  /* the session this one runs in, if any */
   bool registered;                         /* the guardian runs: ag_session_end has something to end */
+  atomic_bool ending;                      /* ag_session_end began (read by the engine client's thread) */
   struct ag_collect_stats startup;         /* what the collection of dead sessions removed */
   struct ag_collect_stats collected;       /* what the end removed */
   struct ag_not_removed not_removed;       /* what the end could not remove, named */

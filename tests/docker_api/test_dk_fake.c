@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "docker.h"
@@ -608,5 +609,86 @@ Test(fake, log_error_frame_surfaces_as_error) {
   cr_assert_lt(dk_container_logs(c, "abc", &o, NULL, &e), 0);
   cr_assert(strstr(e->msg, "disk full") && strstr(e->msg, "logs of abc"), "%s", e->msg);
   cr_assert_str_eq(out, "ok\n");
+  dk_client_free(c);
+}
+
+/* ---- a lazy client's first call, and listings at once ------------------------------------------------------ */
+
+static bool slow_networks(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud;
+  if (strncmp(rq->path, "/v1.41/networks", 15) == 0)
+    usleep(300000); /* the first call is still waiting for this when the caller asks for the connection */
+  fake_reply(conn, 200, "1.41", NULL, "[]");
+  return true;
+}
+
+struct first_seen {
+  unsigned pools;
+  int listed; /* 1 until the first call returned */
+};
+
+static void list_networks_first(struct dk_client *c, void *userdata) {
+  struct first_seen *f = userdata;
+  f->listed = dk_network_pools_used(c, &f->pools, NULL);
+}
+
+/* dk_client_connect returns only once the first call is done, and the first call does not connect again: one
+ * /_ping. */
+Test(fake, a_lazy_clients_connect_waits_for_its_first_call) {
+  struct scenario s = {.fn = slow_networks};
+  fake = fake_start(handler, &s);
+  struct dk_client_options o = {.host = fake_host(fake), .lazy = true};
+  struct dk_client *c = NULL;
+  _cleanup_error_ ca_error *e = NULL;
+  cr_assert_eq(dk_client_new(&o, &c, &e), 0, "%s", e ? e->msg : "");
+  struct first_seen f = {.listed = 1};
+  dk_client_connect_start(c, list_networks_first, &f);
+  usleep(100000); /* the thread has negotiated and waits for the slow list */
+  cr_assert_eq(dk_client_connect(c, &e), 0, "%s", e ? e->msg : "");
+  cr_assert_eq(f.listed, 0, "dk_client_connect returned before the first call was done");
+  cr_assert_eq(fake_count(fake, "GET", "/_ping"), 1);
+  cr_assert_eq(fake_count(fake, "GET", "/v1.41/networks"), 1);
+  dk_client_free(c);
+}
+
+/* Holds every listing's answer until six are in flight (or 2 s passed: then a 500). */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t held_cond = PTHREAD_COND_INITIALIZER;
+static unsigned held;
+
+static bool answer_when_six_wait(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 2;
+  pthread_mutex_lock(&held_lock);
+  if (++held >= 6)
+    pthread_cond_broadcast(&held_cond);
+  int r = 0;
+  while (held < 6 && r == 0)
+    r = pthread_cond_timedwait(&held_cond, &held_lock, &until);
+  bool all = held >= 6;
+  pthread_mutex_unlock(&held_lock);
+  if (all)
+    fake_reply(conn, 200, "1.41", NULL, strncmp(rq->path, "/v1.41/volumes", 14) == 0 ? "{\"Volumes\":[]}" : "[]");
+  else
+    fake_reply(conn, 500, "1.41", "application/json", "{\"message\":\"the six listings were not sent at once\"}");
+  return true;
+}
+
+Test(fake, list_many_sends_its_six_listings_at_once) {
+  struct scenario s = {.fn = answer_when_six_wait};
+  struct dk_client *c = connect_to(&s, 5000, -1, 0);
+  const struct dk_filter a[] = {{"label", "a=1"}, {0}}, b[] = {{"label", "b=1"}, {0}};
+  const struct dk_list_query q[] = {{DK_CONTAINER, a}, {DK_NETWORK, a}, {DK_VOLUME, a},
+                                    {DK_CONTAINER, b}, {DK_NETWORK, b}, {DK_VOLUME, b}};
+  struct dk_list *l[6] = {0};
+  _cleanup_error_ ca_error *e = NULL;
+  cr_assert_eq(dk_list_many(c, q, 6, l, &e), 0, "%s", e ? e->msg : "");
+  for (int i = 0; i < 6; i++) {
+    cr_assert(l[i] && l[i]->n == 0);
+    dk_list_free(l[i]);
+  }
+  cr_assert_eq(fake_count(fake, "GET", "/v1.41/containers/json?all=1&filters="), 2);
   dk_client_free(c);
 }
