@@ -228,6 +228,37 @@ bench_run_overhead() {
         "$(verdict "$a_eng" lt "$run_added_ms_max")"
     row "\`cleanup-agent run -- true\`, engine reachable, state dir on disk" "$disk ms" "$a_disk ms over bare" "" \
         "the fsync's cost"
+    # What the engine itself takes for the requests on the command's path, and the agent's part without the loading.
+    local ping nets six o_none o_eng
+    ping=$(engine_ms 50 /_ping)
+    nets=$(engine_ms 50 /v1.41/networks)
+    six=$(engine_ms 50 six)
+    o_none=$(calc "$none" - "$load" %+.2f)
+    o_eng=$(calc "$eng" - "$load" %+.2f)
+    repro_cmd="curl --unix-socket $socket -w '%{time_total}' http://x/_ping (and /v1.41/networks; the six: curl -Z)"
+    row "the engine's answers on that path: \`GET /_ping\`, \`GET /networks\` (the pressure look), the end's six listings at once" \
+        "$ping ms, $nets ms, $six ms" "" "" "the engine's part (curl, medians of 50)"
+    repro_cmd="build/tests/bench/bench_run overhead $n"
+    row "\`cleanup-agent run -- true\` over \`cleanup-agent --version\`, no engine" "$o_none ms" "" \
+        "< $run_added_ms_max ms added (proposed, issue 18)" "$(verdict "$o_none" lt "$run_added_ms_max")"
+    row "\`cleanup-agent run -- true\` over \`cleanup-agent --version\`, engine reachable" "$o_eng ms" "" \
+        "< $run_added_ms_max ms added (proposed, issue 18)" "$(verdict "$o_eng" lt "$run_added_ms_max")"
+}
+
+# engine_ms N PATH: the median of N answers of the engine to GET PATH as curl times them (ms); PATH "six": the six
+# listings a session's end makes at once (containers, networks, volumes by two labels), the slowest of each round.
+engine_ms() {
+    local i f='%7B%22label%22%3A%5B%22io.cleanup-agent.session%3Dbench%22%5D%7D' u=http://x/v1.41
+    for ((i = 0; i < $1; i++)); do
+        if [[ $2 == six ]]; then
+            curl -s -Z --parallel-immediate --unix-socket "$socket" -w '%{time_total}\n' -o /dev/null -o /dev/null \
+                -o /dev/null -o /dev/null -o /dev/null -o /dev/null "$u/containers/json?all=1&filters=$f" \
+                "$u/networks?filters=$f" "$u/volumes?filters=$f" "$u/containers/json?all=1&filters=$f" \
+                "$u/networks?filters=$f" "$u/volumes?filters=$f" | sort -n | tail -n 1
+        else
+            curl -s --unix-socket "$socket" -w '%{time_total}\n' -o /dev/null "http://x$2"
+        fi
+    done | sort -n | awk '{v[NR] = $1 * 1000} END {printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
 # Issue 5: the soak of leaky runs.
