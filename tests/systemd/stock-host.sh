@@ -12,9 +12,9 @@
 # /var/tmp/cleanup-agent-stock, with its file system grown inside: the image's own 3G holds neither the build's
 # packages nor three builds); AG_STOCK_POLL (default 30) seconds between looks at CMD.
 #
-# The tree's tracked files go in as a clone would hold them (git ls-files, as tests/systemd/quickstart.sh does), to
-# /root/cleanup-agent; CMD runs detached there (setsid, nohup) with its output in /root/stock.log, so that a lost ssh
-# connection does not end it; the log is copied to FILE as it grows. Exit status: CMD's; 255 when the VM fails.
+# The tree goes in as a clone of it, to /root/cleanup-agent (its tracked files as they are in the working tree); CMD
+# runs detached there (setsid, nohup) with its output in /root/stock.log, so that a lost ssh connection does not end
+# it; the log is copied to FILE as it grows. Exit status: CMD's; 255 when the VM fails.
 set -euo pipefail
 prog=stock-host
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -78,10 +78,17 @@ vssh 'resize2fs /dev/vda >/dev/null 2>&1 && df -h / | tail -n 1' </dev/null || e
 say "booted in $((SECONDS - t0)) s"
 
 t1=$SECONDS
+# A git checkout, as a CI runner has one (tests/package/build-deb.sh lists the tree with git ls-files): a clone at
+# this tree's commit, its tracked files as they are in the working tree on top (uncommitted changes included).
+clone=$(mktemp -d "${TMPDIR:-/tmp}/stock-host.XXXXXX")
+git clone -q --no-hardlinks --no-checkout "$repo" "$clone/cleanup-agent"
+git -C "$clone/cleanup-agent" checkout -q --detach "$(git -C "$repo" rev-parse HEAD)"
+git -C "$repo" ls-files -z | tar -C "$repo" --null -T - -c | tar -C "$clone/cleanup-agent" -x
 # shellcheck disable=SC2016 # expanded in the VM
-git -C "$repo" ls-files -z | tar -C "$repo" --null -T - -c |
-    vssh 'set -e; d=/root/cleanup-agent; rm -rf "$d"; mkdir -p "$d"; tar -x -C "$d"' || exit 255
-say "tree copied in $((SECONDS - t1)) s ($(git -C "$repo" ls-files | wc -l) files)"
+tar -C "$clone" -c cleanup-agent |
+    vssh 'set -e; d=/root/cleanup-agent; rm -rf "$d"; tar -x -C /root' || { rm -rf -- "$clone"; exit 255; }
+rm -rf -- "$clone"
+say "tree copied in $((SECONDS - t1)) s ($(git -C "$repo" ls-files | wc -l) files and a clone's .git)"
 
 line=""
 for a in "$@"; do line+=" '${a//\'/\'\\\'\'}'"; done
