@@ -57,7 +57,7 @@ packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl
     libsystemd-dev
     docker.io busybox-static qemu-system-x86 cpio libhttp-parser-dev clang libclang-rt-14-dev
     systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap python3-docker podman
-    openssh-client e2fsprogs debhelper scdoc lintian man-db git)
+    openssh-client e2fsprogs debhelper scdoc lintian man-db git curl)
 # Testcontainers for Node (tests/clients): Debian's nodejs and npm, unless a node with its npm is there already
 # (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 command -v npm >/dev/null || packages+=(nodejs npm)
