@@ -23,6 +23,11 @@
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
 #
 # Options:  --env-only   steps 1 and 2 only (bring the environment up, check it, tear down what was started)
+#           --host-only  everything but what needs qemu: no cgroup v2 VM boot check, no ctest label vm, no Debian 12
+#                        systemd image, boot or label systemd. For a run inside the Debian 12 image itself
+#                        (tests/vm/systemd-vm.sh, a stock host: systemd PID 1, pure cgroup v2), where qemu cannot nest
+#                        under TCG. The rest runs as usual (packages, engine, sentinel, build/, the package, chaos,
+#                        build-asan/, fuzz); the summary names what was left out and how many tests that is.
 # Environment (optional):
 #   DOCKER_HOST=unix:///path   the engine's socket (default /var/run/docker.sock)
 #   AG_ENGINE_ROOT=DIR         start a private engine under DIR (its own data root, exec root and pid file) when
@@ -37,9 +42,11 @@ repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 env_only=0
+host_only=0
 for arg in "$@"; do
     case $arg in
     --env-only) env_only=1 ;;
+    --host-only) host_only=1 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "$prog: unknown option '$arg' (try --help)" >&2; exit 2 ;;
     esac
@@ -50,7 +57,7 @@ packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl
     libsystemd-dev
     docker.io busybox-static qemu-system-x86 cpio libhttp-parser-dev clang libclang-rt-14-dev
     systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap python3-docker podman
-    openssh-client e2fsprogs debhelper scdoc lintian man-db)
+    openssh-client e2fsprogs debhelper scdoc lintian man-db git curl)
 # Testcontainers for Node (tests/clients): Debian's nodejs and npm, unless a node with its npm is there already
 # (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 command -v npm >/dev/null || packages+=(nodejs npm)
@@ -162,6 +169,7 @@ systemd_vm_wait() {
     systemd_timing=$(grep -a '^boot: ' "$work/systemd-vm.log" | tail -n 1 || true)
 }
 systemd_vm_stop() {
+    ((!host_only)) || return 0
     if [[ -n $systemd_vm_pid ]]; then wait "$systemd_vm_pid" 2>/dev/null || true; fi
     tests/vm/systemd-vm.sh stop 2>/dev/null || true
 }
@@ -281,6 +289,10 @@ test_normal() {
     ctest_group build 2 "all but cgroup, vm, systemd and chaos" -LE '^(cgroup|vm|systemd|chaos)$' || rc=1
     echo "--- build/: cgroup (-j1)"
     ctest_group build 1 cgroup -L '^cgroup$' || rc=1
+    if ((host_only)); then
+        left_out+=("ctest label vm on build/: $(ctest_selected build -L '^vm$') tests (they boot qemu)")
+        return "$rc"
+    fi
     echo "--- build/: vm (-j1)"
     ctest_group build 1 vm -L '^vm$' || rc=1
     # ctest keeps a passing test's output to itself; the harness's timing line is worth seeing.
@@ -372,9 +384,15 @@ check_containers_gone=0
 engine_ready=0
 phase "docker engine" start_engine && phase "test image" check_image && engine_ready=1 || true
 if ((check_containers_gone)); then remove_check_containers; fi
-phase "vm boot" check_vm || true
-systemd_vm_start
-if ((env_only)); then
+left_out=() # what --host-only leaves out, said in the summary
+if ((host_only)); then
+    note "--host-only: no qemu (the vm boot check, the vm and systemd labels, the systemd image are left out)"
+    left_out+=("the cgroup v2 VM boot check (tests/vm/run-in-vm.sh)" "the Debian 12 systemd image and its boot")
+else
+    phase "vm boot" check_vm || true
+    systemd_vm_start
+fi
+if ((env_only && !host_only)); then
     phase "systemd vm (image and boot)" systemd_vm_wait || true
     systemd_vm_stop
 fi
@@ -392,7 +410,11 @@ if ((!env_only)); then
     deb_ok=0
     phase "package (dpkg-buildpackage, lintian; waited for)" deb_wait && deb_ok=1 || true
     systemd_ok=0
-    phase "systemd vm (image and boot)" systemd_vm_wait && systemd_ok=1 || true
+    if ((host_only)); then
+        left_out+=("ctest label systemd on build/: $(ctest_selected build -L '^systemd$') tests (they boot qemu)")
+    else
+        phase "systemd vm (image and boot)" systemd_vm_wait && systemd_ok=1 || true
+    fi
     phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
     # Without the package the systemd suites have nothing to install (their fixture would only build it again).
     if ((systemd_ok && deb_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then systemd_tests_start; fi
@@ -428,6 +450,7 @@ for i in "${!phase_names[@]}"; do
     printf '  %-36s %6s s  %s\n' "${phase_names[$i]}" "${phase_secs[$i]}" "$status"
 done
 printf '  %-36s %6s s\n' "total" $((SECONDS - run_start))
+for l in "${left_out[@]+"${left_out[@]}"}"; do echo "  left out (--host-only): $l"; done
 if [[ -n ${vm_timing:-} ]]; then echo "  VM: $vm_timing"; fi
 if [[ -n ${systemd_timing:-} ]]; then echo "  systemd VM: $systemd_timing"; fi
 grep -h -e '^build-deb.sh: built ' -e '^build-deb.sh: lintian in ' "$work/build-deb.log" 2>/dev/null | sed 's/^/  /' || true

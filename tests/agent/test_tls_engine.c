@@ -84,9 +84,13 @@ static void setup(void) {
   snprintf(tls_key, sizeof(tls_key), "--tlskey=%s/server-key.pem", tls_dir);
   use_client_set("good");
   start_engine();
-  /* The test image, from the shared engine (its socket, not TLS) into the private one (its own unix socket). */
-  snprintf(cmd, sizeof(cmd), "docker -H unix:///var/run/docker.sock save %s | docker -H %s load -q >/dev/null", IMAGE,
-           unix_host);
+  /* The test image, from the shared engine (its socket, not TLS) into the private one (its own unix socket), without
+   * the TLS variables set above: Debian 12's docker CLI (20.10) dials a unix socket over https when
+   * DOCKER_TLS_VERIFY=1 ("lookup /var/run/docker.sock: no such host"); a newer CLI first in PATH ignores them. */
+  snprintf(cmd, sizeof(cmd),
+           "env -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH docker -H unix:///var/run/docker.sock save %s | "
+           "env -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH docker -H %s load -q >/dev/null",
+           IMAGE, unix_host);
   cr_assert_eq(system(cmd), 0, "cannot load %s into the TLS engine", IMAGE);
 }
 

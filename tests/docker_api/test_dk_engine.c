@@ -2,6 +2,7 @@
  * creates carries AG_TEST_LABEL_KEY=<random id of this test> (test_label.h) and is removed by the test's fini. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -118,15 +119,22 @@ Test(engine, version_and_negotiation) {
 }
 
 /* The client's connections to the engine socket, counted, each checked for close-on-exec: a command the agent starts
- * must not inherit one (it would hold root's Docker socket). */
+ * must not inherit one (it would hold root's Docker socket). A connection's peer is the name the engine's socket was
+ * bound to, which need not be the name the client dialled: on a stock Debian 12 host systemd's docker.socket binds
+ * /run/docker.sock and the client reaches it as /var/run/docker.sock (/var/run is a link to /run); a dockerd started
+ * by hand binds the name it was given. Both names are compared resolved. */
 static int engine_connections(const char *socket_path, int *ret_without_cloexec) {
   int n = 0;
+  char want[PATH_MAX], got[PATH_MAX];
+  if (!realpath(socket_path, want))
+    snprintf(want, sizeof(want), "%s", socket_path);
   *ret_without_cloexec = 0;
   for (int fd = 3; fd < 1024; fd++) {
     struct sockaddr_un peer;
     socklen_t len = sizeof(peer);
-    if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0 || peer.sun_family != AF_UNIX ||
-        strcmp(peer.sun_path, socket_path) != 0)
+    if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0 || peer.sun_family != AF_UNIX)
+      continue;
+    if (strcmp(realpath(peer.sun_path, got) ? got : peer.sun_path, want) != 0)
       continue;
     n++;
     if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
@@ -271,9 +279,15 @@ Test(engine, full_lifecycle_with_limits_logs_and_exit_code) {
   chmod(tmp, 0755);
   chmod(file, 0644);
 
+  /* The limits as the container sees them: under cgroup v1 (a hybrid or legacy host: the engine's cgroups are v1)
+   * in the memory and pids hierarchies, under pure cgroup v2 (a stock Debian 12 host) in its own cgroup's files. */
+  struct stat st;
+  bool v2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
   const char *cmd[] = {"sh", "-c",
-                       "echo out-$FOO; pwd; id -u; cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
-                       "/sys/fs/cgroup/pids/pids.max; cat /host/greeting; echo; echo to-stderr >&2; exit 3",
+                       v2 ? "echo out-$FOO; pwd; id -u; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; "
+                            "cat /host/greeting; echo; echo to-stderr >&2; exit 3"
+                          : "echo out-$FOO; pwd; id -u; cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                            "/sys/fs/cgroup/pids/pids.max; cat /host/greeting; echo; echo to-stderr >&2; exit 3",
                        NULL};
   const char *env[] = {"FOO=bar", NULL};
   const char *labels[] = {label, AG_TEST_LABEL_NS "extra=a \"quoted\" =value \xc3\xbc", NULL};
