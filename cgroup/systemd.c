@@ -571,13 +571,15 @@ int cg_systemd_stop_slice(cg_leaf *leaf, ca_error **err) {
   /* KillUnit first: a slice's stop would send the containers SIGTERM and wait for each scope's TimeoutStopSec (90 s),
    * and a container's PID 1 ignores SIGTERM. systemd kills a slice's whole cgroup (unit_kill_common, KILL_ALL). */
   int killed = kill_unit(bus, leaf->slice_unit, err);
-  int stopped = killed < 0 ? killed : stop_unit(bus, leaf->slice_unit, err);
-  if (stopped < 0)
+  if (killed < 0)
     return -EIO;
-  /* A slice's cgroup that the manager has no unit for (its own directory, a manager restarted without it): nobody
-   * else writes it, so what the manager would have done is ours to do. */
-  if (killed > 0 && stopped > 0)
+  /* A slice's cgroup that the manager has no unit for (a manager restarted without it, a directory made by hand):
+   * nobody else writes it, so what the manager would have done is ours to do. Not StopUnit: systemd loads a slice it
+   * does not have to stop it, and the stop leaves a directory it never made. */
+  if (killed > 0)
     return leaf->slice_path ? cg_slice_kill_remove(leaf, 5000000, err) : 0;
+  if (stop_unit(bus, leaf->slice_unit, err) < 0)
+    return -EIO;
   if (!leaf->slice_path || wait_gone(leaf->slice_path, 10000000))
     return 0;
   return ca_error_set(err, EBUSY, "slice %s: systemd did not remove %s within 10 s", leaf->slice_unit,

@@ -10,15 +10,34 @@
 
 #include "macro.h"
 
+/* The units StartTransientUnit loaded (the fake serves one test at a time). */
+static char loaded[8][256];
+
+static bool is_loaded(const char *unit) {
+  for (size_t i = 0; i < ELEMENTSOF(loaded); i++)
+    if (streq(loaded[i], unit))
+      return true;
+  return false;
+}
+
 static int fake_manager_call(sd_bus_message *m, void *userdata, sd_bus_error *error) {
   (void)error;
   const char *member = sd_bus_message_get_member(m), *unit = "";
   (void)sd_bus_message_read(m, "s", &unit);
   fprintf(userdata, "%s %s\n", member, unit);
   fflush(userdata);
+  const char *job = "/org/freedesktop/systemd1/job/1";
+  /* As systemd 252 does: a loaded unit's kill and stop are done; for a unit it has not loaded, KillUnit refuses it
+   * and StopUnit loads it (a slice needs no unit file) and queues a stop, which leaves a directory it never made. */
+  if (streq(member, "StopUnit") || (streq(member, "KillUnit") && is_loaded(unit)))
+    return sd_bus_reply_method_return(m, "o", job);
   if (!streq(member, "StartTransientUnit"))
     return sd_bus_reply_method_errorf(m, "org.freedesktop.systemd1.NoSuchUnit", "Unit %s not loaded.", unit);
-  const char *job = "/org/freedesktop/systemd1/job/1";
+  for (size_t i = 0; i < ELEMENTSOF(loaded); i++)
+    if (!loaded[i][0]) {
+      snprintf(loaded[i], sizeof(loaded[i]), "%s", unit);
+      break;
+    }
   sd_bus_reply_method_return(m, "o", job);
   return sd_bus_emit_signal(sd_bus_message_get_bus(m), "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
                             "JobRemoved", "uoss", 1u, job, unit, "timeout");
