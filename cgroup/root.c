@@ -160,8 +160,18 @@ static int evacuate_namespace_root(const char *dir) {
   return -EBUSY;
 }
 
+/* Whether the cgroup at dfd holds processes of its own (cgroup.procs lists them; not its descendants'). */
+static bool holds_processes(int dfd) {
+  char procs[16];
+  int n = ca_read_file_buf(dfd, "cgroup.procs", procs, sizeof(procs), NULL);
+  return n > 0 || n == -EFBIG; /* more than the buffer holds: more processes */
+}
+
 /* Enables the memory, pids and cpu controllers on the path from the mount down to root->path (so the leaves get
- * them), combined first, then one at a time. What cannot be enabled stays off and limits on it fail later. */
+ * them), combined first, then one at a time. What cannot be enabled stays off and limits on it fail later. Not in a
+ * cgroup below the mount that holds processes (a nested session's root is the outer session's leaf, where the inner
+ * agent runs): "no internal processes" refuses the domain controllers there, and the threaded ones it takes (pids,
+ * cpu) would make it a thread root, whose domain children cannot hold processes (clone3 into them: EOPNOTSUPP). */
 static void enable_v2_controllers(cg_root *root) {
   char avail[256];
   _cleanup_close_ int mfd = open(root->track_mount, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -192,10 +202,14 @@ static void enable_v2_controllers(cg_root *root) {
         strcat(all, all[0] ? " +" : "+");
         strcat(all, names[i]);
       }
-    int r = all[0] ? enable_controllers(walk, all, NULL) : 0;
+    bool busy = all[0] && s != walk + mlen && dfd >= 0 && holds_processes(dfd);
+    int r = busy ? -EBUSY : all[0] ? enable_controllers(walk, all, NULL) : 0;
     if (r == -EBUSY && s == walk + mlen && evacuate_namespace_root(walk) == 0)
       r = enable_controllers(walk, all, NULL);
-    if (r < 0)
+    if (busy)
+      for (int i = 0; i < 3; i++)
+        want[i] = want[i] && cg_has_word(cur, names[i]);
+    else if (r < 0)
       for (int i = 0; i < 3; i++)
         if (want[i] && !cg_has_word(cur, names[i])) {
           char one[16];

@@ -45,3 +45,18 @@ Test(run_vm, leaky_tree_is_killed_by_cgroup_kill_and_status_kept) {
   cr_assert_eq(strlen(id), 32, "session '%s'", id);
   cr_assert_eq(cli_count_session_processes(id), 0, "processes of session %s are left", id);
 }
+
+/* A run inside a run on pure cgroup v2: the inner session's leaf goes inside the outer's, which holds processes (the
+ * inner agent). Enabling controllers there can only take the threaded ones (pids, cpu), which would make the outer
+ * leaf a thread root and every domain child of it invalid: the inner command could not be placed (EOPNOTSUPP). */
+Test(run_vm, a_nested_run_starts_its_command) {
+  char inner[256];
+  snprintf(inner, sizeof(inner), "%s/cleanup-agent", getenv("AG_VM_EXTRA_DIR") ? getenv("AG_VM_EXTRA_DIR") : "");
+  cli_run(&r,
+          (const char *[]){"--state-dir", "/run/ca-state", "--cgroup-root", "/sys/fs/cgroup/ca-test", "run", "--",
+                           inner, "--state-dir", "/run/ca-state", "run", "--", "sh", "-c",
+                           "echo inner-ran; cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/../cgroup.type", NULL},
+          env);
+  cr_assert_eq(r.status, 0, "run exited %d: %s", r.status, r.err);
+  cr_assert_str_eq(r.out, "inner-ran\ndomain\n", "the outer leaf is no thread root; stderr: %s", r.err);
+}
