@@ -63,8 +63,9 @@ podman_start() {
     mkdir -p "$pd/net" "$pd/tmp" || return 1
     # Podman sets RLIMIT_NOFILE and RLIMIT_NPROC of a root container to 1048576 and more by default; where the
     # agent's tests run without CAP_SYS_RESOURCE (a CI container), runc cannot raise them ("error setting rlimit
-    # type 7: operation not permitted"). Lower ones can always be set.
-    printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n' >"$pd/containers.conf"
+    # type 7: operation not permitted"). Lower ones can always be set. Logs to files: where systemd is PID 1 podman's
+    # default is journald, and its logs -f is refused there.
+    printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\nlog_driver = "k8s-file"\n' >"$pd/containers.conf"
     podman_args=(--root "$pd/root" --runroot "$pd/run" --tmpdir "$pd/tmp" --storage-driver vfs
         --network-config-dir "$pd/net" --cgroup-manager cgroupfs --events-backend file)
     CONTAINERS_CONF=$pd/containers.conf podman "${podman_args[@]}" system service --time 0 "unix://$pd/podman.sock" \

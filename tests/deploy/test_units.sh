@@ -15,9 +15,11 @@ if ! "$repo/deploy/install.sh" --build-dir "$build" --prefix "$p" >"$work/instal
 fi
 unitdir=$p/lib/systemd/system
 passed=0 failed=0
-# Each unit alone, so that a warning names its file; the template is instantiated by verify itself.
+# Each unit alone, so that a warning names its file; the template is instantiated by verify itself. Without the man
+# pages check (--man=no): a stock host may have no man-db (the Debian 12 image has none), and the package's own man
+# pages are checked by package_man_pages.
 for u in "$unitdir"/*; do
-    out=$(cd "$unitdir" && systemd-analyze verify "./${u##*/}" 2>&1)
+    out=$(cd "$unitdir" && systemd-analyze verify --man=no "./${u##*/}" 2>&1)
     rc=$?
     if [[ $rc == 0 && -z $out ]]; then
         echo "ok   systemd-analyze verify ${u##*/}"
