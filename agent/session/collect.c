@@ -150,8 +150,8 @@ static int collect_kind(struct dk_client *dk, enum dk_kind kind, const char *lab
 }
 
 /* The session's containers, networks and volumes by both session_labels, in one round trip (the usual answer is six
- * empty lists); on any failure each is listed again on its own in collect_kind, with retries. */
-/* lists[l * 3 + kind] for session_labels[l]. */
+ * empty lists), into lists[l * 3 + kind] for session_labels[l]; on any failure each is listed again on its own in
+ * collect_kind, with retries. */
 static int list_session(struct dk_client *dk, const char *id, struct dk_list *lists[6], ca_error **err) {
   char filter[2][128];
   struct dk_filter filters[2][2] = {{{0}}};

@@ -246,15 +246,17 @@ bench_run_overhead() {
 }
 
 # engine_ms N PATH: the median of N answers of the engine to GET PATH as curl times them (ms); PATH "six": the six
-# listings a session's end makes at once (containers, networks, volumes by two labels), the slowest of each round.
+# listings a session's end makes at once (containers, networks, volumes by its two labels), the slowest of each round.
 engine_ms() {
-    local i f='%7B%22label%22%3A%5B%22io.cleanup-agent.session%3Dbench%22%5D%7D' u=http://x/v1.41
+    local i label f u=http://x/v1.41 six=()
+    for label in session outer; do
+        f="%7B%22label%22%3A%5B%22io.cleanup-agent.$label%3Dbench%22%5D%7D"
+        six+=(-o /dev/null "$u/containers/json?all=1&filters=$f" -o /dev/null "$u/networks?filters=$f"
+            -o /dev/null "$u/volumes?filters=$f")
+    done
     for ((i = 0; i < $1; i++)); do
         if [[ $2 == six ]]; then
-            curl -s -Z --parallel-immediate --unix-socket "$socket" -w '%{time_total}\n' -o /dev/null -o /dev/null \
-                -o /dev/null -o /dev/null -o /dev/null -o /dev/null "$u/containers/json?all=1&filters=$f" \
-                "$u/networks?filters=$f" "$u/volumes?filters=$f" "$u/containers/json?all=1&filters=$f" \
-                "$u/networks?filters=$f" "$u/volumes?filters=$f" | sort -n | tail -n 1
+            curl -s -Z --parallel-immediate --unix-socket "$socket" -w '%{time_total}\n' "${six[@]}" | sort -n | tail -n 1
         else
             curl -s --unix-socket "$socket" -w '%{time_total}\n' -o /dev/null "http://x$2"
         fi

@@ -283,12 +283,12 @@ Test(engine, full_lifecycle_with_limits_logs_and_exit_code) {
    * in the memory and pids hierarchies, under pure cgroup v2 (a stock Debian 12 host) in its own cgroup's files. */
   struct stat st;
   bool v2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
-  const char *cmd[] = {"sh", "-c",
-                       v2 ? "echo out-$FOO; pwd; id -u; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; "
-                            "cat /host/greeting; echo; echo to-stderr >&2; exit 3"
-                          : "echo out-$FOO; pwd; id -u; cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
-                            "/sys/fs/cgroup/pids/pids.max; cat /host/greeting; echo; echo to-stderr >&2; exit 3",
-                       NULL};
+  char script[256];
+  snprintf(script, sizeof(script),
+           "echo out-$FOO; pwd; id -u; cat %s; cat /host/greeting; echo; echo to-stderr >&2; exit 3",
+           v2 ? "/sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+              : "/sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max");
+  const char *cmd[] = {"sh", "-c", script, NULL};
   const char *env[] = {"FOO=bar", NULL};
   const char *labels[] = {label, AG_TEST_LABEL_NS "extra=a \"quoted\" =value \xc3\xbc", NULL};
   struct dk_mount mounts[] = {{.type = DK_MOUNT_BIND, .source = tmp, .target = "/host", .read_only = true}};
