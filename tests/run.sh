@@ -34,6 +34,8 @@
 #                              none answers; for testing this script next to a host engine
 #   AG_ENGINE_WAIT=SEC         how long to wait for a started engine to answer (default 60)
 #   AG_FUZZ_TIME=SEC           seconds per fuzz target (default 10)
+#   AG_TIMEOUT_SCALE=N         multiplies every time limit of the suites (default 1), for a slow host: the test
+#                              command inside the Debian 12 image under qemu without KVM (tests/systemd/stock-host.sh)
 #   ASAN_OPTIONS, UBSAN_OPTIONS override the defaults used for build-asan/
 set -euo pipefail
 
@@ -230,7 +232,7 @@ configure() {
     shift
     local gen=(-G Ninja)
     [[ ! -f $dir/CMakeCache.txt ]] || gen=()
-    cmake -S "$repo" -B "$dir" "${gen[@]}" -DAG_TESTS=ON "$@"
+    cmake -S "$repo" -B "$dir" "${gen[@]}" -DAG_TESTS=ON -DAG_TIMEOUT_SCALE="${AG_TIMEOUT_SCALE:-1}" "$@"
 }
 
 # build DIR: builds everything it can (keep going past a failed target, so the tests of the rest still run).

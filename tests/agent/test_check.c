@@ -88,7 +88,7 @@ static const char *host_mode(void) {
   return stat("/sys/fs/cgroup/unified/cgroup.procs", &st) == 0 ? "hybrid" : "legacy";
 }
 
-TestSuite(check, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(check, .init = setup, .fini = teardown, .timeout = 60 * AG_TIMEOUT_SCALE);
 
 Test(check, root_on_this_host_everything_works) {
   cr_assert_eq(geteuid(), 0, "this suite runs as root");

@@ -50,7 +50,7 @@ static int wait_agent(pid_t pid) {
   return rc;
 }
 
-TestSuite(container_seq, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(container_seq, .init = setup, .fini = teardown, .timeout = 180 * AG_TIMEOUT_SCALE);
 
 /* Writes <dir>/<name> (a test file run as `sh /out/<name>` in the container). */
 static void test_file(const char *name, const char *body) {

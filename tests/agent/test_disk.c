@@ -78,7 +78,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(disk, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(disk, .init = setup, .fini = teardown, .timeout = 600 * AG_TIMEOUT_SCALE);
 
 /* df's Use% of the data root's file system. */
 static double usage(void) {

@@ -17,7 +17,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(end_parallel, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(end_parallel, .init = setup, .fini = teardown, .timeout = 300 * AG_TIMEOUT_SCALE);
 
 #define RUNNING 12
 

@@ -30,7 +30,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(gc, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(gc, .init = setup, .fini = teardown, .timeout = 300 * AG_TIMEOUT_SCALE);
 
 #define MAX_RES 128
 struct res {

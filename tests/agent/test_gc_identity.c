@@ -25,7 +25,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(gc_identity, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(gc_identity, .init = setup, .fini = teardown, .timeout = 300 * AG_TIMEOUT_SCALE);
 
 #define OTHER_MACHINE_SESSION "1111111111111111111111111111111a"
 #define OTHER_PIDNS_SESSION "2222222222222222222222222222222b"

@@ -23,7 +23,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(guardian_exit, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(guardian_exit, .init = setup, .fini = teardown, .timeout = 120 * AG_TIMEOUT_SCALE);
 
 /* How long pid lives on (a zombie counts as gone), at most limit_ms; in ms. */
 static int lifetime_ms(pid_t pid, int limit_ms) {

@@ -36,7 +36,7 @@ static bool comm_is(pid_t pid, const char *name) {
   return streq(scenario_read_text(path), want);
 }
 
-TestSuite(leak_checks, .timeout = 30);
+TestSuite(leak_checks, .timeout = 30 * AG_TIMEOUT_SCALE);
 
 static void kill_and_reap(pid_t pid) {
   kill(pid, SIGKILL); /* our own child, by pid */

@@ -26,7 +26,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(nesting, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(nesting, .init = setup, .fini = teardown, .timeout = 180 * AG_TIMEOUT_SCALE);
 
 /* The outer command: it records its session, runs `cleanup-agent run -- sh -c INNER` with the scenario's state dir
  * and nothing else (the cgroup root and the engine are what nesting makes of them), then records the inner's exit. */

@@ -39,7 +39,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(no_cgroup, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(no_cgroup, .init = setup, .fini = teardown, .timeout = 120 * AG_TIMEOUT_SCALE);
 
 /* In the agent's child before exec: the cgroup2 mount read-only (scenario_without_cgroup). */
 static void without_cgroup(struct scenario *s) {

@@ -26,7 +26,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(process_names, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(process_names, .init = setup, .fini = teardown, .timeout = 120 * AG_TIMEOUT_SCALE);
 
 /* What `ps -o FIELD= -p PID` shows, trailing blanks cut (static buffer). */
 static const char *ps_field(pid_t pid, const char *field) {

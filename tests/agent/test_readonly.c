@@ -63,7 +63,7 @@ static void teardown(void) {
   cr_expect_eq(system(cmd), 0);
 }
 
-TestSuite(readonly, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(readonly, .init = setup, .fini = teardown, .timeout = 120 * AG_TIMEOUT_SCALE);
 
 /* The arguments of the agent with this test's state dir, cgroup root and engine address, then args; the binary first
  * when with_binary. */

@@ -41,7 +41,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(registry_last, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(registry_last, .init = setup, .fini = teardown, .timeout = 180 * AG_TIMEOUT_SCALE);
 
 /* The recorded engine is down: a socket file that refuses connections. */
 static void engine_down(void) {

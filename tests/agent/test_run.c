@@ -24,7 +24,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(run, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(run, .init = setup, .fini = teardown, .timeout = 120 * AG_TIMEOUT_SCALE);
 
 static char *make_container(const char *const *labels);
 static bool container_exists(const char *id);

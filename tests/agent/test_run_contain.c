@@ -29,7 +29,7 @@ static void teardown(void) {
   (void)!system(cmd);
 }
 
-TestSuite(run_contain, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(run_contain, .init = setup, .fini = teardown, .timeout = 240 * AG_TIMEOUT_SCALE);
 
 static const char *out_file(const char *name) {
   return scenario_out(&sc, name);

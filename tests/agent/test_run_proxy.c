@@ -23,7 +23,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(run_proxy, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(run_proxy, .init = setup, .fini = teardown, .timeout = 180 * AG_TIMEOUT_SCALE);
 
 static const char *out_file(const char *name) {
   return scenario_out(&sc, name);
@@ -133,6 +133,7 @@ Test(run_proxy, docker_compose_up_and_down_are_labeled) {
       "cd $OUT || exit 90\n"
       "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
       "P=p$(echo $CLEANUP_AGENT_SESSION | cut -c1-12)\n"
+      "export COMPOSE_HTTP_TIMEOUT=$((60 * ${AG_TIMEOUT_SCALE:-1}))\n" /* compose's own limit, on a slow host */
       "docker-compose -p $P up -d > $OUT/compose 2>&1 || exit 91\n"
       "docker inspect -f '{{index .Config.Labels \"io.cleanup-agent.session\"}}' ${P}_web_1 > $OUT/label || exit 92\n"
       "docker volume inspect -f '{{index .Labels \"io.cleanup-agent.session\"}}' ${P}_data > $OUT/vlabel || exit 93\n"

@@ -17,7 +17,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(run_receipt, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(run_receipt, .init = setup, .fini = teardown, .timeout = 180 * AG_TIMEOUT_SCALE);
 
 /* The docker CLI creates a container and removes it, creates another and leaves it; a sleep stays in the background.
  * Each docker process writes its pid first (exec keeps it). */

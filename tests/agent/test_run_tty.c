@@ -36,7 +36,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(run_tty, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(run_tty, .init = setup, .fini = teardown, .timeout = 120 * AG_TIMEOUT_SCALE);
 
 /* Runs `sh -c script` on a new pty; the script finds the agent's command line in $AGENT. */
 static void start_on_pty(const char *script) {

@@ -38,7 +38,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(seq_protect, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(seq_protect, .init = setup, .fini = teardown, .timeout = 120 * AG_TIMEOUT_SCALE);
 
 /* container-seq of the one test file body (run as `sh /out/t.sh`), with --cpu-limit 80; its exit code. */
 static int run_seq(const char *body) {

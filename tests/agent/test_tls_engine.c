@@ -102,7 +102,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(tls_engine, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(tls_engine, .init = setup, .fini = teardown, .timeout = 240 * AG_TIMEOUT_SCALE);
 
 /* Output of a shell command against the TLS engine through the docker CLI, trimmed (static buffer). */
 static const char *docker_tls(const char *args) {

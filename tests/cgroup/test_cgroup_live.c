@@ -108,7 +108,7 @@ static void expect_in_leaf(const char *cgroup_text, const char *id, const char *
   cg_proc_cgroup_done(&pc);
 }
 
-TestSuite(SUITE, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(SUITE, .init = setup, .fini = teardown, .timeout = 60 * AG_TIMEOUT_SCALE);
 
 Test(SUITE, detects_the_mode_of_this_kernel) {
   cr_expect_eq(cg_root_mode(root), EXPECTED_MODE, "mode is %s", cg_mode_name(cg_root_mode(root)));

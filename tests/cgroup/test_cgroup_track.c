@@ -31,7 +31,7 @@ static void teardown(void) {
   cg_root_free(root);
 }
 
-TestSuite(cgroup_track, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(cgroup_track, .init = setup, .fini = teardown, .timeout = 60 * AG_TIMEOUT_SCALE);
 
 Test(cgroup_track, the_caller_learns_that_the_weaker_mode_is_in_use) {
   cr_expect_eq(cg_root_tracking(root), CG_TRACK_PROCESS);

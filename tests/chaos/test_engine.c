@@ -56,7 +56,7 @@ static void teardown(void) {
     fprintf(stderr, "chaos: could not remove %s\n", dir);
 }
 
-TestSuite(engine, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 600 * AG_TIMEOUT_SCALE);
 
 static void restart_engine(int down_ms) {
   private_engine_stop(&dockerd);

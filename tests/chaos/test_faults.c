@@ -36,7 +36,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(faults, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(faults, .init = setup, .fini = teardown, .timeout = 300 * AG_TIMEOUT_SCALE);
 
 /* Lines in s. */
 static size_t lines(const char *s) {

@@ -29,7 +29,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(identity, .init = setup, .fini = teardown, .timeout = 400);
+TestSuite(identity, .init = setup, .fini = teardown, .timeout = 400 * AG_TIMEOUT_SCALE);
 
 #define PIDNS_TRIALS 3
 

@@ -57,7 +57,7 @@ static void teardown(void) {
   }
 }
 
-TestSuite(kill, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(kill, .init = setup, .fini = teardown, .timeout = 600 * AG_TIMEOUT_SCALE);
 
 /* The command of a run trial leaks everything it can, labeled with its session and the slot's test label. */
 static const char run_body[] = "L=\"--label io.cleanup-agent.session=$CLEANUP_AGENT_SESSION --label $TEST_LABEL\"\n"

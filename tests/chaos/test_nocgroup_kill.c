@@ -31,7 +31,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(nocgroup_kill, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(nocgroup_kill, .init = setup, .fini = teardown, .timeout = 600 * AG_TIMEOUT_SCALE);
 
 /* In the agent's child before exec: the trial's tag, and the cgroup2 mount read-only. */
 static void without_cgroup(struct scenario *s) {

@@ -30,7 +30,7 @@ static void teardown(void) {
   scenario_teardown(&sc);
 }
 
-TestSuite(teardown, .init = setup, .fini = teardown, .timeout = 400);
+TestSuite(teardown, .init = setup, .fini = teardown, .timeout = 400 * AG_TIMEOUT_SCALE);
 
 /* ---- a wedged engine at the end --------------------------------------------------------------------------------- */
 

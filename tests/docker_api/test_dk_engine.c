@@ -79,7 +79,7 @@ static void teardown(void) {
   cl = NULL;
 }
 
-TestSuite(engine, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 300 * AG_TIMEOUT_SCALE);
 
 static char *create(const char *const *cmd, const char *extra_label, int64_t memory) {
   const char *labels[] = {label, extra_label, NULL};

@@ -47,7 +47,7 @@ static void teardown(void) {
   fake = NULL;
 }
 
-TestSuite(fake, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(fake, .init = setup, .fini = teardown, .timeout = 60 * AG_TIMEOUT_SCALE);
 
 static struct dk_client *connect_to(struct scenario *s, unsigned timeout_ms, int retries, size_t max_body) {
   fake = fake_start(handler, s);

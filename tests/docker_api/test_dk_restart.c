@@ -42,7 +42,8 @@ static void teardown(void) {
     fprintf(stderr, "restart: could not remove %s\n", dir);
 }
 
-Test(restart, engine_stopped_and_started_between_two_calls, .init = setup, .fini = teardown, .timeout = 180) {
+Test(restart, engine_stopped_and_started_between_two_calls, .init = setup, .fini = teardown,
+     .timeout = 180 * AG_TIMEOUT_SCALE) {
   dockerd = start_dockerd();
   struct dk_client_options o = {.host = host};
   struct dk_client *c = NULL;
@@ -79,7 +80,8 @@ Test(restart, engine_stopped_and_started_between_two_calls, .init = setup, .fini
 
 /* A private engine leaves the network of its caller alone: dockerd --bridge=none deletes a docker0 it finds, which on a
  * stock host is the host engine's bridge. The test makes a docker0 of its own, in a network namespace of its own. */
-Test(restart, a_private_engine_keeps_its_callers_docker0, .init = setup, .fini = teardown, .timeout = 120) {
+Test(restart, a_private_engine_keeps_its_callers_docker0, .init = setup, .fini = teardown,
+     .timeout = 120 * AG_TIMEOUT_SCALE) {
   private_engine_own_network();
   cr_assert_eq(system("ip link add docker0 type bridge"), 0, "cannot make a docker0 in the test's namespace");
   dockerd = start_dockerd();

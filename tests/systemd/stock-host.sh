@@ -10,7 +10,8 @@
 # Environment: AG_VM_STATE, AG_VM_MEM, AG_VM_SMP as for systemd-vm.sh; AG_STOCK_DISK (default 24G): the size the
 # image's disk is grown to (a sparse copy of the cached image under AG_STOCK_CACHE, default
 # /var/tmp/cleanup-agent-stock, with its file system grown inside: the image's own 3G holds neither the build's
-# packages nor three builds); AG_STOCK_POLL (default 30) seconds between looks at CMD.
+# packages nor three builds); AG_STOCK_POLL (default 30) seconds between looks at CMD; AG_TIMEOUT_SCALE (default
+# 4) for CMD in the VM: the suites' time limits, multiplied (tests/run.sh; TCG runs them 5 to 10 times slower).
 #
 # The tree goes in as a clone of it, to /srv/cleanup-agent (not under /root, 0700: tests run the build's binary as
 # nobody), its tracked files as they are in the working tree; CMD
@@ -97,7 +98,8 @@ say "tree copied in $((SECONDS - t1)) s ($(git -C "$repo" ls-files | wc -l) file
 
 line=""
 for a in "$@"; do line+=" '${a//\'/\'\\\'\'}'"; done
-printf 'cd /srv/cleanup-agent\n%s >/root/stock.log 2>&1\necho $? >/root/stock.rc\n' "$line" |
+printf 'cd /srv/cleanup-agent\nexport AG_TIMEOUT_SCALE=%s\n%s >/root/stock.log 2>&1\necho $? >/root/stock.rc\n' \
+    "${AG_TIMEOUT_SCALE:-4}" "$line" |
     vssh 'cat >/root/stock.sh && rm -f /root/stock.rc' || exit 255
 vssh 'setsid nohup bash /root/stock.sh </dev/null >/dev/null 2>&1 &' </dev/null || exit 255
 say "started in the VM: $line (log $log)"

@@ -21,7 +21,8 @@ labeled container "$l"
 a=$(docker run -d -i --network none --label "$TL" "$IMG" sh -c 'read x; echo got-$x') || die "run -d -i (attach)"
 labeled container "$a"
 # stdin stays open a while: at its end the CLI stops attaching, maybe before the answer came
-[ "$( (echo hello; sleep 2) | timeout 30 docker attach "$a")" = got-hello ] || die "attach"
+s=${AG_TIMEOUT_SCALE:-1}
+[ "$( (echo hello; sleep $((2 * s))) | timeout $((30 * s)) docker attach "$a")" = got-hello ] || die "attach"
 
 [ "$(echo via-run | docker run -i --rm --network none --label "$TL" "$IMG" cat)" = via-run ] || die "run -i --rm"
 
