@@ -19,12 +19,16 @@ static void connect_to(struct scenario *s, const char *host) {
 }
 
 void scenario_private_engine_start(struct scenario *s) {
+  scenario_private_engine_start_with(s, NULL);
+}
+
+void scenario_private_engine_start_with(struct scenario *s, const char *const *extra) {
   signal(SIGPIPE, SIG_IGN);
   char dir[96], host[128], cmd[512];
   snprintf(dir, sizeof(dir), "%s/engine", s->dir);
   cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s: %m", dir);
   snprintf(host, sizeof(host), "unix://%s/docker.sock", dir);
-  s->dockerd = private_engine_start(dir, host);
+  s->dockerd = private_engine_start_with(dir, host, extra);
   /* The shared engine only lends it the image. */
   snprintf(cmd, sizeof(cmd), "docker save %s | docker -H %s load -q >/dev/null", IMAGE, host);
   cr_assert_eq(system(cmd), 0, "cannot copy %s from the shared engine into the private one", IMAGE);

@@ -1,5 +1,8 @@
-/* run --contain-containers against the real engine of this host (its cgroupfs driver): the containers the command
- * starts are inside the session's limits, OOM report and kill; the same suite without it shows they are not. */
+/* run --contain-containers with the cgroupfs drivers (the agent's, by --cgroup-root, and the engine's): the containers
+ * the command starts are inside the session's limits, OOM report and kill; the same suite without it shows they are
+ * not. The engine is this host's when its driver is cgroupfs (a host without systemd, such as this hybrid one), else
+ * a private one with native.cgroupdriver=cgroupfs: a stock Debian 12's engine uses systemd's driver, whose sessions
+ * tests/systemd/suite_contain.sh tests. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,15 +13,22 @@
 
 #include "cli_run.h"
 #include "scenario.h"
+#include "scenario_engine.h"
 
 static struct scenario sc;
 
 static void setup(void) {
   scenario_setup(&sc);
+  _cleanup_free_ char *driver = NULL, *version = NULL;
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(dk_engine_cgroup(sc.dk, &driver, &version, &err), 0, "%s", err ? err->msg : "");
+  if (strcmp(driver, "cgroupfs") != 0)
+    scenario_private_engine_start_with(&sc, (const char *const[]){"--exec-opt", "native.cgroupdriver=cgroupfs", NULL});
 }
 
 /* The engine made the session root's path in the v1 hierarchies the agent sets no limit in (blkio, devices, ...). */
 static void teardown(void) {
+  scenario_private_engine_stop(&sc);
   scenario_teardown(&sc);
   const char *base = strrchr(sc.cgroup_root, '/');
   char cmd[512];
@@ -92,8 +102,9 @@ static const char stubborn[] = "docker run -d --label \"$TEST_LABEL\" --network 
                                "sleep 1000\n";
 
 static pid_t container_pid(const char *cid) {
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "docker inspect -f '{{.State.Pid}}' %s", cid);
+  char cmd[512]; /* on the scenario's engine: the host's, or the private one */
+  snprintf(cmd, sizeof(cmd), "docker %s%s inspect -f '{{.State.Pid}}' %s", sc.docker_host[0] ? "-H " : "",
+           sc.docker_host, cid);
   FILE *p = popen(cmd, "r");
   cr_assert_not_null(p);
   int pid = 0;
