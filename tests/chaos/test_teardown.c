@@ -161,7 +161,7 @@ Test(teardown, a_host_crash_leaves_many_dead_sessions_the_next_start_forks_one_w
   for (int i = 0; i < WITH_CONTAINER; i++) {
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
-             "docker create -q --network none --label " AG_LABEL_SESSION "=%.32s --label %s " IMAGE
+             "docker create --network none --label " AG_LABEL_SESSION "=%.32s --label %s " IMAGE
              " sleep 1000 >/dev/null",
              ids[i], sc.test_label);
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
