@@ -66,10 +66,7 @@ static void setup(void) {
 static void teardown(void) {
   dk_client_free(sc.dk);
   sc.dk = NULL;
-  if (sc.dockerd > 0) {
-    (void)!system("true"); /* nothing: private_engine_stop removes the engine's networks */
-    private_engine_stop(&sc.dockerd);
-  }
+  private_engine_stop(&sc.dockerd); /* nothing when there is none */
   if (mounted)
     (void)umount2(data, MNT_DETACH);
   char cmd[256];
