@@ -11,8 +11,8 @@
 # image's disk is grown to (a sparse copy of the cached image under AG_STOCK_CACHE, default
 # /var/tmp/cleanup-agent-stock, with its file system grown inside: the image's own 3G holds neither the build's
 # packages nor three builds); AG_STOCK_POLL (default 30) seconds between looks at CMD; AG_TIMEOUT_SCALE (default
-# 4) for CMD in the VM: the suites' time limits, multiplied (tests/run.sh; under TCG the suites took 1.3 times
-# (chaos) to 10 times (the image build) as long as on the host).
+# 4) for CMD in the VM: the suites' time limits, multiplied (tests/run.sh; under TCG a suite took up to 3 times as
+# long as on the host when it mostly waits, as chaos does, and up to 10 times when it computes, as the image build).
 #
 # The tree goes in as a clone of it, to /srv/cleanup-agent (not under /root, 0700: tests run the build's binary as
 # nobody), its tracked files as they are in the working tree; CMD
