@@ -65,6 +65,7 @@ stop_vm() {
     if ((!keep)); then
         "$vm" stop || true
         rm -rf -- "$grown"
+        rm -f -- "$stock_cache/systemd-vm/.lock"
         rmdir "$stock_cache/systemd-vm" "$stock_cache" 2>/dev/null || true
     fi
 }
@@ -84,6 +85,20 @@ renice -n 10 -p "$(cat "$state/pid")" >/dev/null || true
 vssh 'resize2fs /dev/vda >/dev/null 2>&1 && df -h / | tail -n 1' </dev/null || exit 255
 say "booted in $((SECONDS - t0)) s"
 
+# The certificate authorities this host added to Debian's (/usr/local/share/ca-certificates: a TLS-intercepting
+# egress proxy's, on a machine whose network has one), so that the VM reaches what the host reaches (npm's registry
+# for the clients suite) as a runner image of that network would; node reads extra ones from NODE_EXTRA_CA_CERTS.
+extra_ca=""
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    # Debian's ca-certificates, when the test command installs it, builds the bundle with them.
+    # shellcheck disable=SC2016 # expanded in the VM
+    tar -C /usr/local/share/ca-certificates -c . | vssh 'd=/usr/local/share/ca-certificates; mkdir -p $d &&
+        tar -C $d -x && { ! command -v update-ca-certificates >/dev/null || update-ca-certificates >/dev/null; }' ||
+        exit 255
+    extra_ca="export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"
+    say "the host's own certificate authorities added: $(cd /usr/local/share/ca-certificates && echo *.crt)"
+fi
+
 t1=$SECONDS
 # A git checkout, as a CI runner has one (tests/package/build-deb.sh lists the tree with git ls-files): a clone at
 # this tree's commit, its tracked files as they are in the working tree on top (uncommitted changes included).
@@ -99,8 +114,8 @@ say "tree copied in $((SECONDS - t1)) s ($(git -C "$repo" ls-files | wc -l) file
 
 line=""
 for a in "$@"; do line+=" '${a//\'/\'\\\'\'}'"; done
-printf 'cd /srv/cleanup-agent\nexport AG_TIMEOUT_SCALE=%s\n%s >/root/stock.log 2>&1\necho $? >/root/stock.rc\n' \
-    "${AG_TIMEOUT_SCALE:-4}" "$line" |
+printf 'cd /srv/cleanup-agent\n%s\nexport AG_TIMEOUT_SCALE=%s\n%s >/root/stock.log 2>&1\necho $? >/root/stock.rc\n' \
+    "$extra_ca" "${AG_TIMEOUT_SCALE:-4}" "$line" |
     vssh 'cat >/root/stock.sh && rm -f /root/stock.rc' || exit 255
 vssh 'setsid nohup bash /root/stock.sh </dev/null >/dev/null 2>&1 &' </dev/null || exit 255
 say "started in the VM: $line (log $log)"
