@@ -193,7 +193,7 @@ static void sleep_ms(int ms) {
 bool scenario_read_marker(struct scenario *s, const char *name, int timeout_ms, char *ret) {
   char path[256];
   snprintf(path, sizeof(path), "%s/%s", s->dir, name);
-  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+  for (int waited = 0; waited <= timeout_ms * AG_TIMEOUT_SCALE; waited += 50) {
     FILE *f = fopen(path, "r");
     if (f) {
       bool ok = fgets(ret, 128, f) != NULL;
@@ -279,7 +279,7 @@ int scenario_count_lock_holders(struct scenario *s) {
 
 int scenario_wait_bounded(pid_t pid, int timeout_ms) {
   int st;
-  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+  for (int waited = 0; waited <= timeout_ms * AG_TIMEOUT_SCALE; waited += 50) {
     if (waitpid(pid, &st, WNOHANG) == pid)
       return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     usleep(50 * 1000);
@@ -327,7 +327,7 @@ void scenario_dead_session(struct scenario *s, const char *docker_host, char id[
 }
 
 bool scenario_wait_nothing_left(struct scenario *s, const char *id, int timeout_ms) {
-  for (int waited = 0; waited <= timeout_ms; waited += 100) {
+  for (int waited = 0; waited <= timeout_ms * AG_TIMEOUT_SCALE; waited += 100) {
     if (scenario_count_processes(id) == 0 && scenario_count_docker(s, DK_CONTAINER, id) == 0 &&
         scenario_count_docker(s, DK_NETWORK, id) == 0 && scenario_count_docker(s, DK_VOLUME, id) == 0 &&
         !scenario_cgroup_exists(s, id) && scenario_count_state_files(s) == 0)

@@ -48,6 +48,8 @@ const char *scenario_out(struct scenario *s, const char *name);
 /* The agent's stderr (static buffer). */
 const char *scenario_stderr(struct scenario *s);
 
+/* The waits below last up to timeout_ms times AG_TIMEOUT_SCALE (tests/CMakeLists.txt: 1 but on a slow host). */
+
 /* Waits up to timeout_ms for the file <dir>/<name> to exist and holds its first line in ret (size 128). */
 bool scenario_read_marker(struct scenario *s, const char *name, int timeout_ms, char *ret);
 
