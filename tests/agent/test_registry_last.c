@@ -65,8 +65,8 @@ static void engine_up(void) {
 static void leave_container(const char *id) {
   char cmd[512];
   snprintf(cmd, sizeof(cmd),
-           "docker -H unix://" SHARED_SOCKET " create --network none --label " AG_LABEL_SESSION
-           "=%s --label %s " IMAGE " sleep 1000 >/dev/null",
+           "docker -H unix://" SHARED_SOCKET " create --network none --label " AG_LABEL_SESSION "=%s --label %s " IMAGE
+           " sleep 1000 >/dev/null",
            id, sc.test_label);
   cr_assert_eq(system(cmd), 0, "%s failed", cmd);
 }

@@ -65,20 +65,6 @@ static void restart_engine(int down_ms) {
   connect_private();
 }
 
-/* Waits for pid up to timeout_ms; -1 when it is still running (then it is killed). */
-static int wait_bounded(pid_t pid, int timeout_ms) {
-  int st;
-  for (int waited = 0; waited <= timeout_ms; waited += 50) {
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid)
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    chaos_sleep_ms(50);
-  }
-  kill(pid, SIGKILL); /* our own child */
-  waitpid(pid, &st, 0);
-  return -1;
-}
-
 Test(engine, restarted_during_container_seq) {
   char mount[160];
   snprintf(mount, sizeof(mount), "%.64s:/out", sc.dir);
@@ -125,7 +111,7 @@ Test(engine, restarted_during_container_seq) {
     int delay = 500 + (int)chaos_rand(2000);
     chaos_sleep_ms(delay);
     restart_engine(1000);
-    int rc = wait_bounded(agent, 120000);
+    int rc = scenario_wait_bounded(agent, 120000);
     snprintf(codes + strlen(codes), sizeof(codes) - strlen(codes), "%s%d", t ? "," : "", rc);
     cr_expect(rc >= 0 && rc < 128, "trial %d: container-seq crashed or hung (exit %d): %s", t, rc,
               scenario_stderr(&sc));
@@ -208,7 +194,7 @@ Test(engine, restarted_during_gc) {
     int delay = (int)chaos_rand(1500);
     chaos_sleep_ms(delay);
     restart_engine(500);
-    int rc = wait_bounded(gc, 120000);
+    int rc = scenario_wait_bounded(gc, 120000);
     snprintf(codes + strlen(codes), sizeof(codes) - strlen(codes), "%s%d", t ? "," : "", rc);
     cr_expect(rc == 0 || rc == 1, "trial %d: gc crashed or hung (exit %d): %s", t, rc, scenario_stderr(&sc));
     fprintf(stderr, "chaos: gc, engine restarted at %d ms: exit %d; it said:\n%s", delay, rc, scenario_stderr(&sc));
