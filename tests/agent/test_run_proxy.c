@@ -150,8 +150,11 @@ Test(run_proxy, docker_compose_up_and_down_are_labeled) {
   cr_assert_str_eq(out_file("nlabel"), id);
   scenario_assert_nothing_left(&sc, id);
 
-  /* Without the down, the agent removes what compose left. */
-  rc = scenario_run(&sc, (const char *[]){"run", "--timeout", "15s", "--grace", "1s", "--", script, NULL});
+  /* Without the down, the agent removes what compose left. The timeout must outlast compose's up: scaled on a
+   * slow host (under TCG the up alone took longer than 15 s). */
+  char timeout[32];
+  snprintf(timeout, sizeof(timeout), "%ds", 15 * AG_TIMEOUT_SCALE);
+  rc = scenario_run(&sc, (const char *[]){"run", "--timeout", timeout, "--grace", "1s", "--", script, NULL});
   cr_assert_eq(rc, 124, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("compose"));
   cr_assert(scenario_read_marker(&sc, "session", 0, id));
   cr_assert_str_eq(out_file("label"), id, "%s", out_file("compose"));
