@@ -224,8 +224,10 @@ cmd_boot() {
     if [[ -s $state/console.log ]]; then mv -f "$state/console.log" "$state/console.prev.log"; fi
     : >"$state/console.log"
     t0=$(now)
-    # qemu outlives this script (a later `run` reuses it); `stop` ends it.
-    setsid qemu-system-x86_64 -accel tcg -m "$mem" -smp "$smp" -nodefaults -display none -no-reboot \
+    # qemu outlives this script (a later `run` reuses it); `stop` ends it. The CPU is x86-64-v2, the least a CI host
+    # has: qemu's default model (qemu64) lacks POPCNT, and libFuzzer's comparison hooks use it (SIGILL otherwise).
+    setsid qemu-system-x86_64 -accel tcg -cpu qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt -m "$mem" -smp "$smp" \
+        -nodefaults -display none -no-reboot \
         -serial "file:$state/console.log" -monitor none \
         -kernel "$image_dir/vmlinuz" -initrd "$image_dir/initrd.img" \
         -append "console=ttyS0 root=/dev/vda rw systemd.unified_cgroup_hierarchy=1 panic=-1 no_timer_check net.ifnames=0" \
