@@ -51,12 +51,19 @@ static int append_pids(const char *dir, int depth, const char *skip, pid_t **pid
   return r;
 }
 
+/* Whether r (from reading or writing the leaf's files) says the leaf's cgroup is gone. A cgroup can only be removed
+ * once empty, and a v2 one never moves (cgroup2 has no rename), so a gone leaf had no process left and can get none.
+ * systemd removes a scope's cgroup as soon as it is empty, even while the agent is killing it: a normal end. */
+static bool leaf_gone(cg_leaf *leaf, int r) {
+  return (r == -ENOENT || r == -ENODEV) && (leaf->root->track_is_v2 || leaf->unit);
+}
+
 int cg_leaf_read_pids(cg_leaf *leaf, pid_t **ret, size_t *ret_n, ca_error **err) {
   pid_t *pids = NULL;
   size_t n = 0, cap = 0;
   int r = append_pids(leaf->path, 0, leaf->holder_pid > 0 ? CG_HOLDER_CGROUP : NULL, &pids, &n, &cap, err);
-  if (r == -ENOENT && leaf->unit) {
-    ca_error_free(err ? TAKE_PTR(*err) : NULL); /* systemd removed the scope: it was empty */
+  if (leaf_gone(leaf, r)) {
+    ca_error_free(err ? TAKE_PTR(*err) : NULL);
     r = 0;
   }
   if (r < 0) {
@@ -216,7 +223,12 @@ int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
     return cg_track_kill_all(leaf, timeout_usec, err);
   uint64_t deadline = cg_now_usec() + timeout_usec;
   if (has_cgroup_kill(leaf)) {
-    if (cg_write_at(leaf->dirfd, leaf->path, "cgroup.kill", "1", err) < 0)
+    int r = cg_write_at(leaf->dirfd, leaf->path, "cgroup.kill", "1", err);
+    if (leaf_gone(leaf, r)) {
+      ca_error_free(TAKE_PTR(*err));
+      return 0;
+    }
+    if (r < 0)
       return ca_error_wrap(err, "cgroup: kill session %s", leaf->id);
     return cg_leaf_wait_empty(leaf, timeout_usec, err) < 0 ? ca_error_wrap(err, "cgroup: kill session %s", leaf->id)
                                                            : 0;

@@ -172,6 +172,38 @@ Test(SUITE, no_limit_no_v1_leaf) {
   cg_leaf_free(leaf);
 }
 
+/* systemd removes a scope's cgroup as soon as it is empty, and may do so while the agent kills it: a v2 cgroup can
+ * only be removed when empty and never moved, so a leaf that is gone had nothing left, and the kill succeeds. */
+static void kill_removed_leaf(void) {
+  char id[33];
+  cg_leaf *leaf = new_leaf(NULL, id);
+  cg_process p = spawn(leaf, "park");
+  cr_assert(cg_leaf_kill_all(leaf, 5000000, NULL) == 0);
+  live_reap(p.pid);
+  close(p.pidfd);
+  cr_assert(rmdir(cg_leaf_path(leaf)) == 0, "rmdir %s: %s", cg_leaf_path(leaf), strerror(errno));
+  ca_error *err = NULL;
+  cr_expect(cg_leaf_kill_all(leaf, 5000000, &err) == 0, "kill of a removed leaf: %s", err ? err->msg : "?");
+  ca_error_free(TAKE_PTR(err));
+  cg_proc_info *procs = NULL;
+  size_t n = 99;
+  cr_expect(cg_leaf_list_processes(leaf, &procs, &n, &err) == 0 && n == 0, "processes of a removed leaf: %zu (%s)", n,
+            err ? err->msg : "");
+  free(procs);
+  ca_error_free(TAKE_PTR(err));
+  cr_expect(cg_leaf_remove(leaf, &err) == 0, "remove: %s", err ? err->msg : "?");
+  ca_error_free(err);
+  cg_leaf_free(leaf);
+}
+
+Test(SUITE, kill_of_a_leaf_removed_once_empty_succeeds_with_cgroup_kill) {
+  kill_removed_leaf();
+}
+
+Test(SUITE, kill_of_a_leaf_removed_once_empty_succeeds_by_pidfd_walk, .init = setup_walk) {
+  kill_removed_leaf();
+}
+
 /* 200 processes that ignore SIGTERM, a third setsid, a third double-forked orphans, and a loop that keeps forking:
  * SIGTERM reaches all of them and kills none; the kill leaves nothing. */
 static void kill_tree(void) {
