@@ -6,8 +6,9 @@
  * A scope needs a process to exist: a holder, a child that only waits on a pipe (and dies with the agent), is put in
  * it first and then moved to the scope's sub-cgroup "holder", where it keeps the scope until cg_leaf_remove: systemd
  * stops a scope and removes its cgroup as soon as it is empty, and the agent still reads the stats (the OOM report)
- * and kills the rest of the tree after the command ended. CollectMode=inactive-or-failed unloads the scope even
- * after an OOM kill failed it. */
+ * and kills the rest of the tree after the command ended. A kill through cgroup.kill takes the holder too, so the
+ * scope may go while the agent still works on it: the kill takes a gone leaf as empty (kill.c), which it is.
+ * CollectMode=inactive-or-failed unloads the scope even after an OOM kill failed it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
