@@ -168,8 +168,8 @@ int cg_leaf_wait_empty(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
     if (fd >= 0) {
       char buf[256];
       ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-      if (n < 0 && errno == ENODEV)
-        return 0; /* removed meanwhile (systemd removes a scope's cgroup once empty): only an empty cgroup can go */
+      if (n < 0 && leaf_gone(leaf, -errno))
+        return 0;
       if (n < 0)
         return ca_error_set_errno(err, errno, "cannot read %s/cgroup.events", leaf->path);
       buf[n] = '\0';
