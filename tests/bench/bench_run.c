@@ -1,7 +1,8 @@
 /* Benchmark of `cleanup-agent run` (not a ctest test: prints tables).
  *
  *   bench_run overhead [N]      run -- true against bare true, with and without a reachable engine, state dir on a
- *                               tmpfs (as the default is) and on the disk (medians of N)
+ *                               tmpfs (as the default is) and on the disk, and the peers timeout and one curl
+ *                               request to the engine (medians of N interleaved rounds)
  *   bench_run soak [CYCLES]     CYCLES runs of a leaky command; leaks and growth across them
  *   bench_run receipt [N]       the leak receipt's cost (issue 23): run -- true and a suite that creates 20 containers
  *                               through the proxy and leaves them, each with and without --report and --junit,
@@ -12,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,55 +56,89 @@ static char **env_with(char *extra) {
   return e;
 }
 
-static double measure(const char *const *argv, char *const *envp, size_t n) {
-  uint64_t *v = calloc(n, sizeof(*v));
-  for (size_t i = 0; i < 3; i++) /* warm caches */
-    bench_run_quiet(argv, envp, NULL, NULL);
-  for (size_t i = 0; i < n; i++) {
-    int code;
-    v[i] = bench_run_quiet(argv, envp, &code, NULL);
-    if (code != 0) {
-      fprintf(stderr, "bench_run: %s exited %d\n", argv[0], code);
-      exit(1);
+/* One command of the overhead table: what it runs, in which environment; skipped (not measured) when its program is
+ * missing. */
+struct variant {
+  const char *what;
+  const char *const *argv;
+  char *const *envp;
+  bool skip;
+  double median_ms;
+};
+
+/* Runs each variant once per round, n rounds, so that a machine whose speed drifts (a shared one) moves every row
+ * alike; then each variant's median. */
+static void measure_interleaved(struct variant *v, size_t nv, size_t n) {
+  uint64_t *t = calloc(nv * n, sizeof(*t));
+  for (size_t i = 0; i < 3 * nv; i++) /* warm caches */
+    if (!v[i % nv].skip)
+      bench_run_quiet(v[i % nv].argv, v[i % nv].envp, NULL, NULL);
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < nv; k++) {
+      int code = 0;
+      if (!v[k].skip)
+        t[k * n + i] = bench_run_quiet(v[k].argv, v[k].envp, &code, NULL);
+      if (code != 0) {
+        fprintf(stderr, "bench_run: %s exited %d\n", v[k].argv[0], code);
+        exit(1);
+      }
     }
-  }
-  double m = median_ms(v, n);
-  free(v);
-  return m;
+  for (size_t k = 0; k < nv; k++)
+    v[k].median_ms = v[k].skip ? -1 : median_ms(t + k * n, n);
+  free(t);
 }
 
-/* Median of `run -- true` with its state dir in dir, in the environment envp (with or without an engine). */
-static double measure_run(const char *dir, char **envp, size_t n) {
-  const char *wrapped[] = {agent, "--state-dir", dir, "--cgroup-root", cgroup_root, "run", "--", "/bin/true", NULL};
-  return measure(wrapped, envp, n);
+enum { V_BARE, V_LOAD, V_NONE, V_ENGINE, V_DISK, V_TIMEOUT, V_CURL, N_VARIANTS };
+
+/* A row of the table; bare < 0: the limit itself, nothing added. */
+static void print_row(const struct variant *v, double bare, const char *target) {
+  if (v->skip)
+    printf("| %s | not measured | - | - |\n", v->what);
+  else if (bare < 0)
+    printf("| %s | %.2f ms | - | - |\n", v->what, v->median_ms);
+  else
+    printf("| %s | %.2f ms | %.2f ms | %s |\n", v->what, v->median_ms, v->median_ms - bare, target);
 }
 
 static int overhead(size_t n) {
-  const char *bare[] = {"/bin/true", NULL};
   char **with_engine = env_with(NULL);
   static char no_engine_var[] = "DOCKER_HOST=unix:///nonexistent/docker.sock";
   char **no_engine = env_with(no_engine_var);
-  const char *version[] = {agent, "--version", NULL};
-  double t_bare = measure(bare, with_engine, n);
-  double t_load = measure(version, with_engine, n);
-  double t_engine = measure_run(tmpfs_dir, with_engine, n);
-  double t_none = measure_run(tmpfs_dir, no_engine, n);
-  double t_disk = measure_run(state_dir, with_engine, n);
-  printf("\n### run -- true: added time (median of %zu runs each)\n\n", n);
-  printf("State dir on a tmpfs (%s), as the default /run/cleanup-agent is; the last row puts it on the disk\n",
+  const char *bare[] = {"/bin/true", NULL}, *version[] = {agent, "--version", NULL};
+  const char *in_tmpfs[] = {agent, "--state-dir", tmpfs_dir, "--cgroup-root", cgroup_root, "run",
+                            "--",  "/bin/true",   NULL};
+  const char *on_disk[] = {agent, "--state-dir", state_dir, "--cgroup-root", cgroup_root, "run",
+                           "--",  "/bin/true",   NULL};
+  /* The peers: `timeout`, a wrapper that only waits, and one engine request by Debian's curl tool, which pays what
+   * every client of the system libcurl pays (loading it, its initialisation) and one answer. */
+  const char *timeout[] = {"/usr/bin/timeout", "60", "/bin/true", NULL};
+  const char *host = getenv("DOCKER_HOST") ? getenv("DOCKER_HOST") : "unix:///var/run/docker.sock";
+  const char *curl[] = {"/usr/bin/curl", "-s", "-o", "/dev/null", "--unix-socket", host + 7, "http://x/_ping", NULL};
+  struct variant v[N_VARIANTS] = {
+      [V_BARE] = {"`true` (bare, the limit)", bare, with_engine, false, 0},
+      [V_LOAD] = {"`cleanup-agent --version` (loading the agent and the system libcurl)", version, with_engine, false,
+                  0},
+      [V_NONE] = {"`cleanup-agent run -- true`, no engine", in_tmpfs, no_engine, false, 0},
+      [V_ENGINE] = {"`cleanup-agent run -- true`, engine reachable", in_tmpfs, with_engine, false, 0},
+      [V_DISK] = {"`cleanup-agent run -- true`, engine reachable, state dir on disk", on_disk, with_engine, false, 0},
+      [V_TIMEOUT] = {"`timeout 60 true` (peer: a wrapper that only waits)", timeout, with_engine,
+                     access(timeout[0], X_OK) != 0, 0},
+      [V_CURL] = {"`curl --unix-socket SOCKET http://x/_ping` (peer: one engine request with the system libcurl)", curl,
+                  with_engine, strncmp(host, "unix://", 7) != 0 || access(curl[0], X_OK) != 0, 0},
+  };
+  measure_interleaved(v, N_VARIANTS, n);
+  printf("\n### run -- true: added time (median of %zu interleaved rounds)\n\n", n);
+  printf("State dir on a tmpfs (%s), as the default /run/cleanup-agent is; the disk row puts it on the disk\n",
          tmpfs_dir);
   printf("(%s), where the registry's fsync (its proof of the session survives a crash) costs what the disk takes.\n\n",
          state_dir);
   printf("| command | median | added over bare | target |\n|---|---|---|---|\n");
-  printf("| `true` (bare, the limit) | %.2f ms | - | - |\n", t_bare);
-  printf("| `cleanup-agent --version` (loading the agent and the system libcurl) | %.2f ms | %.2f ms | - |\n", t_load,
-         t_load - t_bare);
-  printf("| `cleanup-agent run -- true`, no engine | %.2f ms | %.2f ms | < %d ms |\n", t_none, t_none - t_bare,
-         RUN_ADDED_MS_MAX);
-  printf("| `cleanup-agent run -- true`, engine reachable | %.2f ms | %.2f ms | < %d ms |\n", t_engine,
-         t_engine - t_bare, RUN_ADDED_MS_MAX);
-  printf("| `cleanup-agent run -- true`, engine reachable, state dir on disk | %.2f ms | %.2f ms | - |\n", t_disk,
-         t_disk - t_bare);
+  char target[32];
+  snprintf(target, sizeof(target), "< %d ms", RUN_ADDED_MS_MAX);
+  double b = v[V_BARE].median_ms;
+  print_row(&v[V_BARE], -1, NULL);
+  for (size_t k = V_LOAD; k < N_VARIANTS; k++)
+    print_row(&v[k], b, k == V_NONE || k == V_ENGINE ? target : "-");
   printf("\nReproduce: `build/tests/bench/bench_run overhead %zu` (as root, engine running).\n", n);
   free(with_engine);
   free(no_engine);
