@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -253,37 +254,59 @@ int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
   }
 }
 
-int cg_leaf_list_processes(cg_leaf *leaf, cg_proc_info **ret_procs, size_t *ret_count, ca_error **err) {
-  _cleanup_free_ pid_t *pids = NULL;
-  size_t n = 0;
-  if (!leaf->path) {
-    if (cg_track_scan(leaf, err) < 0)
-      return -EIO;
-    cg_proc_info *copy = calloc(leaf->n_tracked ? leaf->n_tracked : 1, sizeof(*copy));
-    if (!copy)
-      return ca_error_set(err, ENOMEM, "out of memory");
-    if (leaf->n_tracked) /* tracked is NULL while nothing is tracked: memcpy's source may not be NULL */
-      memcpy(copy, leaf->tracked, leaf->n_tracked * sizeof(*copy));
-    *ret_procs = copy;
-    *ret_count = leaf->n_tracked;
-    return 0;
-  }
-  if (cg_leaf_read_pids(leaf, &pids, &n, err) < 0)
-    return -EIO;
-  cg_proc_info *out = calloc(n ? n : 1, sizeof(*out));
-  if (!out)
-    return ca_error_set(err, ENOMEM, "out of memory");
+/* How many times cg_leaf_list_processes reads the leaf again when a process it named was gone by the time it looked. */
+#define LIST_ROUNDS 64
+
+/* Into out (room for n): the processes of pids still running. *gone: whether one of them was not. */
+static size_t running(cg_leaf *leaf, const pid_t *pids, size_t n, cg_proc_info *out, bool *gone) {
   size_t k = 0;
+  *gone = false;
   for (size_t i = 0; i < n; i++) {
     cg_proc_stat st;
-    if (cg_proc_read_stat(leaf->root->proc, pids[i], &st, NULL) < 0 || st.state == 'Z' || st.state == 'X')
-      continue; /* exited since the list was read */
+    if (cg_proc_read_stat(leaf->root->proc, pids[i], &st, NULL) < 0 || st.state == 'Z' || st.state == 'X') {
+      *gone = true; /* exited since the list was read */
+      continue;
+    }
     out[k].pid = st.pid;
     out[k].start_time = st.start_time;
     memcpy(out[k].comm, st.comm, sizeof(out[k].comm));
     k++;
   }
-  *ret_procs = out;
+  return k;
+}
+
+/* A process that exited between the read of cgroup.procs and the look at it may have forked a child first, which the
+ * read missed (a shell's `( cmd & ) &`): then the leaf is read again, until a read whose processes all ran. */
+static int list_running(cg_leaf *leaf, cg_proc_info **ret_procs, size_t *ret_count, ca_error **err) {
+  _cleanup_free_ cg_proc_info *out = NULL;
+  size_t k = 0;
+  bool gone = true;
+  for (int round = 0; gone && round < LIST_ROUNDS; round++) {
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t n = 0;
+    if (cg_leaf_read_pids(leaf, &pids, &n, err) < 0)
+      return -EIO;
+    free(out);
+    if (!(out = calloc(n ? n : 1, sizeof(*out))))
+      return ca_error_set(err, ENOMEM, "out of memory");
+    k = running(leaf, pids, n, out, &gone);
+  }
+  *ret_procs = TAKE_PTR(out);
   *ret_count = k;
+  return 0;
+}
+
+int cg_leaf_list_processes(cg_leaf *leaf, cg_proc_info **ret_procs, size_t *ret_count, ca_error **err) {
+  if (leaf->path)
+    return list_running(leaf, ret_procs, ret_count, err);
+  if (cg_track_scan(leaf, err) < 0)
+    return -EIO;
+  cg_proc_info *copy = calloc(leaf->n_tracked ? leaf->n_tracked : 1, sizeof(*copy));
+  if (!copy)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  if (leaf->n_tracked) /* tracked is NULL while nothing is tracked: memcpy's source may not be NULL */
+    memcpy(copy, leaf->tracked, leaf->n_tracked * sizeof(*copy));
+  *ret_procs = copy;
+  *ret_count = leaf->n_tracked;
   return 0;
 }

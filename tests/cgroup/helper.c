@@ -107,6 +107,17 @@ static _Noreturn void spin(long ms) {
   _exit(0);
 }
 
+/* A relay, as a shell's `( cmd & ) &` makes one: each member lives ms, forks its successor and exits at once, so
+ * that one member is alive at any moment and none is older than ms. Until killed. */
+static _Noreturn void relay(long ms) {
+  for (;;) {
+    sleep_ms(ms);
+    pid_t pid = fork();
+    if (pid > 0)
+      _exit(0);
+  }
+}
+
 /* Copies /proc/self/cgroup to the file named by CG_TEST_OUT: the first thing the new program does. */
 static _Noreturn void show_cgroup(void) {
   const char *out = getenv("CG_TEST_OUT");
@@ -134,6 +145,8 @@ __attribute__((constructor)) static void helper_main(void) {
     forkbomb();
   if (strncmp(mode, "spin:", 5) == 0)
     spin(atol(mode + 5));
+  if (strncmp(mode, "relay:", 6) == 0)
+    relay(atol(mode + 6));
   if (strcmp(mode, "cgroup") == 0)
     show_cgroup();
   if (strcmp(mode, "park") == 0) {

@@ -204,6 +204,60 @@ Test(SUITE, kill_of_a_leaf_removed_once_empty_succeeds_by_pidfd_walk, .init = se
   kill_removed_leaf();
 }
 
+/* Empty sub-cgroups of the leaf, which its listing walks: they widen the time between the read of the leaf's
+ * cgroup.procs and the look at each process it named. make: create them, else remove them. */
+static void leaf_subgroups(cg_leaf *leaf, int n, bool make) {
+  for (int i = 0; i < n; i++) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/sub%d", cg_leaf_path(leaf), i);
+    cr_assert((make ? mkdir(dir, 0755) : rmdir(dir)) == 0, "%s %s: %s", make ? "mkdir" : "rmdir", dir, strerror(errno));
+  }
+}
+
+/* The slowest of 5 listings of leaf, in ms (at least 1). */
+static long list_ms(cg_leaf *leaf) {
+  long worst = 1;
+  for (int i = 0; i < 5; i++) {
+    struct timespec t0, t1;
+    cg_proc_info *procs = NULL;
+    size_t n = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert(cg_leaf_list_processes(leaf, &procs, &n, NULL) == 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    free(procs);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    worst = ms > worst ? ms : worst;
+  }
+  return worst;
+}
+
+/* A shell's `( cmd & ) &` leaves a process that forks and exits at once: when that happens between the module's
+ * read of cgroup.procs and its look at the process, the child was not in the read. A relay does it every ten
+ * listings' time (a listing walks the empty sub-cgroups first); the list must still name a process every time. */
+Test(SUITE, processes_are_listed_while_a_relay_forks_and_exits) {
+  char id[33], mode[32];
+  cg_leaf *leaf = new_leaf(NULL, id);
+  leaf_subgroups(leaf, 200, true);
+  snprintf(mode, sizeof(mode), "relay:%ld", 10 * list_ms(leaf));
+  cg_process p = spawn(leaf, mode);
+  int empty = 0, calls = 300;
+  for (int i = 0; i < calls; i++) {
+    cg_proc_info *procs = NULL;
+    size_t n = 0;
+    ca_error *err = NULL;
+    cr_assert(cg_leaf_list_processes(leaf, &procs, &n, &err) == 0, "list: %s", err ? err->msg : "?");
+    empty += n == 0;
+    free(procs);
+  }
+  cr_expect_eq(empty, 0, "%d of %d lists of a leaf with a live relay (%s) were empty", empty, calls, mode);
+  cr_assert(cg_leaf_kill_all(leaf, 5000000, NULL) == 0);
+  live_reap(p.pid);
+  close(p.pidfd);
+  leaf_subgroups(leaf, 200, false);
+  cr_assert(cg_leaf_remove(leaf, NULL) == 0);
+  cg_leaf_free(leaf);
+}
+
 /* 200 processes that ignore SIGTERM, a third setsid, a third double-forked orphans, and a loop that keeps forking:
  * SIGTERM reaches all of them and kills none; the kill leaves nothing. */
 static void kill_tree(void) {
