@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cgroup-internal.h"
@@ -254,7 +255,7 @@ int cg_leaf_kill_all(cg_leaf *leaf, uint64_t timeout_usec, ca_error **err) {
   }
 }
 
-/* How many times cg_leaf_list_processes reads the leaf again when a process it named was gone by the time it looked. */
+/* How many times at most cg_leaf_list_processes reads the leaf. */
 #define LIST_ROUNDS 64
 
 /* Into out (room for n): the processes of pids still running. *gone: whether one of them was not. */
@@ -275,21 +276,36 @@ static size_t running(cg_leaf *leaf, const pid_t *pids, size_t n, cg_proc_info *
   return k;
 }
 
+static int cmp_pid(const void *a, const void *b) {
+  pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+  return (x > y) - (x < y);
+}
+
 /* A process that exited between the read of cgroup.procs and the look at it may have forked a child first, which the
- * read missed (a shell's `( cmd & ) &`): then the leaf is read again, until a read whose processes all ran. */
+ * read missed (a shell's `( cmd & ) &`): then the leaf is read again, until a read whose processes all ran, or one
+ * that names the same processes as the one before (a child would be new in it: a process that stays listed as gone is
+ * a leader whose threads still run), 64 reads at most; then the last look stands. */
 static int list_running(cg_leaf *leaf, cg_proc_info **ret_procs, size_t *ret_count, ca_error **err) {
   _cleanup_free_ cg_proc_info *out = NULL;
-  size_t k = 0;
+  _cleanup_free_ pid_t *prev = NULL;
+  size_t k = 0, n_prev = 0;
   bool gone = true;
   for (int round = 0; gone && round < LIST_ROUNDS; round++) {
     _cleanup_free_ pid_t *pids = NULL;
     size_t n = 0;
     if (cg_leaf_read_pids(leaf, &pids, &n, err) < 0)
       return -EIO;
+    if (n)
+      qsort(pids, n, sizeof(*pids), cmp_pid);
+    if (prev && n == n_prev && memcmp(pids, prev, n * sizeof(*pids)) == 0)
+      break;
     free(out);
     if (!(out = calloc(n ? n : 1, sizeof(*out))))
       return ca_error_set(err, ENOMEM, "out of memory");
     k = running(leaf, pids, n, out, &gone);
+    free(prev);
+    prev = TAKE_PTR(pids);
+    n_prev = n;
   }
   *ret_procs = TAKE_PTR(out);
   *ret_count = k;
