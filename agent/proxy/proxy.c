@@ -58,6 +58,9 @@ enum phase { PH_HEAD, PH_BODY_PASS, PH_BODY_CREATE };
 
 #define INFLIGHT_MAX 64 /* requests sent whose answers are not complete yet (real clients send one at a time) */
 #define HOLD_MAX (1024 * 1024)
+/* A request's decoded path, without its query: one longer is refused (request_unreadable), so that every reading of
+ * the path below sees all of it. */
+#define PATH_SIZE 4096
 
 struct ag_proxy_req {
   http_parser p;
@@ -376,7 +379,7 @@ static const char *unversioned(const char *path) {
 
 /* What a POST creates: 'c'ontainer, 'n'etwork, 'v'olume, or 0 when it is not a create. */
 static char create_kind(const char *url, size_t url_len) {
-  char path[256];
+  char path[PATH_SIZE];
   if (!request_path(url, url_len, path, sizeof(path)))
     return 0;
   const char *p = unversioned(path);
@@ -392,7 +395,7 @@ bool ag_proxy_is_create(const char *method, const char *url, size_t url_len) {
 
 /* Attach and exec start take over the connection even without an Upgrade header (older clients). */
 static bool is_hijack(const char *url, size_t url_len) {
-  char path[512];
+  char path[PATH_SIZE];
   if (!request_path(url, url_len, path, sizeof(path)))
     return false;
   const char *p = unversioned(path);
@@ -515,7 +518,7 @@ static struct request_meta *create_meta(const struct ag_proxy_req *r, bool keep)
 /* A DELETE of /containers/X, /networks/X or /volumes/X: what the receipt marks removed by its creator once the engine
  * answered 2xx. NULL for any other request. */
 static struct request_meta *delete_meta(const struct ag_proxy_req *r) {
-  char path[512];
+  char path[PATH_SIZE];
   if (r->p.method != HTTP_DELETE || !request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)))
     return NULL;
   static const struct {
@@ -614,7 +617,7 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
 /* POST /build: the image gets built-by=<session> and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
  * request line is rewritten, the rest of the head and the body go as they are. 1 when refused. */
 static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
-  char path[256];
+  char path[PATH_SIZE];
   if (r->p.method != HTTP_POST || !request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)) ||
       !streq(unversioned(path), "/build"))
     return 0;
@@ -643,8 +646,25 @@ static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **e
   return -ENOMEM;
 }
 
+/* Why the engine could read a complete head otherwise than the proxy does, or NULL. */
+static const char *request_unreadable(const struct ag_proxy_req *r) {
+  char path[PATH_SIZE];
+  if (!request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)))
+    return "cleanup-agent: the request's path is longer than the session's Docker proxy reads (4 KiB): it is refused "
+           "and the connection closed";
+  /* The engine ignores it in HTTP/1.0 (an empty body) where the parser reads chunks, which the engine would read as
+   * requests the proxy never saw. */
+  if (r->p.uses_transfer_encoding && r->p.http_major == 1 && r->p.http_minor == 0)
+    return "cleanup-agent: an HTTP/1.0 request with Transfer-Encoding, whose body the engine and the session's Docker "
+           "proxy would read differently: it is refused and the connection closed (send HTTP/1.1, or Content-Length)";
+  return NULL;
+}
+
 /* A request head is complete: a create waits for its body, anything else goes to the engine as it is. */
 static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
+  const char *unreadable = request_unreadable(r);
+  if (unreadable)
+    return refuse(r, 400, "Bad Request", unreadable, to_client, err);
   r->phase = r->next_phase;
   r->create = r->phase == PH_BODY_CREATE ? create_kind(ca_buf_str(&r->url), r->url.len) : 0;
   if (r->phase == PH_BODY_CREATE) {

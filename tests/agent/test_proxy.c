@@ -550,6 +550,67 @@ Test(proxy, bytes_that_are_not_http_are_refused_and_close) {
   }
 }
 
+/* The engine ignores Transfer-Encoding in an HTTP/1.0 request (its body is empty to it) where the parser reads chunks:
+ * what the proxy took for one chunk the engine reads as the next request, here an unlabeled create. */
+Test(proxy, transfer_encoding_in_http_1_0_is_refused) {
+  const char *smuggled = "Host: d\r\n\r\nPOST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: "
+                         "application/json\r\nContent-Length: 13\r\n\r\n{\"Image\":\"x\"}";
+  char req[1024];
+  snprintf(req, sizeof(req),
+           "GET /_ping HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n%zx / HTTP/1.1\r\n%s\r\n"
+           "0\r\n\r\n",
+           strlen(smuggled), smuggled);
+  struct out o;
+  cr_assert_eq(feed_rc(req, strlen(req), &o), 1);
+  assert_refused(&o, "HTTP/1.0", "Transfer-Encoding in HTTP/1.0");
+  out_free(&o);
+}
+
+/* /v1.41.0.0...0/containers/create with n ".0": the engine's router takes any run of digits and dots as the API
+ * version, and 1.41.0.0 is 1.41 to it. */
+static void long_version_target(ca_buf *target, int n) {
+  ca_buf_init(target, 64 * 1024);
+  cr_assert_eq(ca_buf_appendf(target, NULL, "/v1.41"), 0);
+  for (int i = 0; i < n; i++)
+    cr_assert_eq(ca_buf_appendf(target, NULL, ".0"), 0);
+  cr_assert_eq(ca_buf_appendf(target, NULL, "/containers/create"), 0);
+}
+
+Test(proxy, a_create_behind_a_long_api_version_is_labeled) {
+  ca_buf target;
+  long_version_target(&target, 150);
+  char req[2048], head[2048];
+  request(req, sizeof(req), ca_buf_str(&target), "{\"Image\":\"x\"}");
+  struct out o;
+  feed(req, strlen(req), 0, &o);
+  cJSON *body = parse_request(&o.engine, head, sizeof(head));
+  cr_assert_str_eq(label(body, AG_LABEL_SESSION), SESSION, "an unlabeled create went to the engine: %s", head);
+  cJSON_Delete(body);
+  out_free(&o);
+  ca_buf_free(&target);
+}
+
+/* A path the proxy cannot decode whole is refused, never taken for something that creates nothing. */
+Test(proxy, a_path_too_long_to_read_is_refused) {
+  ca_buf target;
+  long_version_target(&target, 3000);
+  const char *ops[] = {"POST", "GET"};
+  for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+    char *req = NULL;
+    cr_assert_gt(asprintf(&req,
+                          "%s %s HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: "
+                          "13\r\n\r\n{\"Image\":\"x\"}",
+                          ops[i], ca_buf_str(&target)),
+                 0);
+    struct out o;
+    cr_assert_eq(feed_rc(req, strlen(req), &o), 1, "%s", ops[i]);
+    assert_refused(&o, "path", ops[i]);
+    out_free(&o);
+    free(req);
+  }
+  ca_buf_free(&target);
+}
+
 Test(proxy, create_targets) {
   cr_assert(ag_proxy_is_create("POST", "/v1.41/containers/create?name=a", 32));
   cr_assert_not(ag_proxy_is_create("GET", "/containers/create", 18));
