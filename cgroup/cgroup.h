@@ -342,6 +342,10 @@ int cg_parse_proc_stat(const char *text, cg_proc_stat *ret, ca_error **err);
 int cg_proc_read_stat(const char *proc, pid_t pid, cg_proc_stat *ret, ca_error **err);
 /* Its field 22, the start time in clock ticks since boot: with the pid, the identity of a process. */
 int cg_proc_start_time(const char *proc, pid_t pid, uint64_t *ret, ca_error **err);
+/* Whether the process pid of the caller's PID namespace that started at start_time still runs: 1 it does, -1 it is
+ * gone (no process has the pid, or another one does), 0 it cannot be told (its stat is hidden, as under hidepid, or
+ * unreadable). */
+int cg_proc_alive(pid_t pid, uint64_t start_time);
 
 /* /proc/<pid>/cgroup: the v2 path ("0::/x") and the v1 paths of the memory, pids and cpu hierarchies. */
 typedef struct cg_proc_cgroup {

@@ -94,6 +94,14 @@ int cg_proc_start_time(const char *proc, pid_t pid, uint64_t *ret, ca_error **er
   return r;
 }
 
+int cg_proc_alive(pid_t pid, uint64_t start_time) {
+  uint64_t now;
+  if (cg_proc_start_time(NULL, pid, &now, NULL) == 0)
+    return now == start_time ? 1 : -1;
+  /* No stat to read: gone only when the kernel says no process has the pid (signal 0 is sent to nobody). */
+  return kill(pid, 0) < 0 && errno == ESRCH ? -1 : 0;
+}
+
 int cg_pidfd_open(pid_t pid) {
   return (int)syscall(SYS_pidfd_open, pid, 0);
 }

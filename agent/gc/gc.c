@@ -63,10 +63,9 @@ static enum ag_session_state state_of(void *ud, const char *id) {
   return r == 0 && ag_registry_check_version(g->env.state, id, NULL) == 0 ? AG_SESSION_DEAD : AG_SESSION_UNKNOWN;
 }
 
-static bool process_alive(void *ud, pid_t pid, uint64_t start) {
+static int process_alive(void *ud, pid_t pid, uint64_t start) {
   (void)ud;
-  uint64_t now_start;
-  return cg_proc_start_time(NULL, pid, &now_start, NULL) == 0 && now_start == start;
+  return cg_proc_alive(pid, start);
 }
 
 static struct gc_item *add_item(struct gc_run *g) {

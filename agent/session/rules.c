@@ -83,7 +83,7 @@ enum ag_rule ag_rule_match(const struct ag_rule_ctx *ctx, const struct ag_rule_i
   uint64_t pid, start, expires;
   if (origin == ORIGIN_HERE && label_uint(in->owner_pid, INT32_MAX, &pid) && pid > 0 &&
       label_uint(in->owner_start, UINT64_MAX, &start))
-    owner = ctx->process_alive(ctx->userdata, (pid_t)pid, start) ? 1 : -1;
+    owner = ctx->process_alive(ctx->userdata, (pid_t)pid, start);
   if (owner < 0)
     return AG_RULE_OWNER_GONE;
   if (label_uint(in->expires, INT64_MAX, &expires) && (int64_t)expires < ctx->now)

@@ -45,8 +45,9 @@ struct ag_rule_ctx {
   int64_t scan_started; /* unix seconds: anything created later is spared */
   uint64_t older_than;  /* seconds, 0 without --older-than */
   enum ag_session_state (*session_state)(void *userdata, const char *id);
-  /* True when pid runs and started at start (field 22 of /proc/<pid>/stat). */
-  bool (*process_alive)(void *userdata, pid_t pid, uint64_t start);
+  /* 1 when pid runs and started at start (field 22 of /proc/<pid>/stat), -1 when it is gone, 0 when that cannot be
+   * told (cg_proc_alive). */
+  int (*process_alive)(void *userdata, pid_t pid, uint64_t start);
   void *userdata;
 };
 

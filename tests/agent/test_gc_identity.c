@@ -6,7 +6,11 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <grp.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,4 +126,55 @@ Test(gc_identity, same_hostname_elsewhere_and_another_pid_namespace_are_spared_a
   cr_assert(exists(other_machine), "gc removed the live session of another machine with the same hostname");
   cr_assert(exists(other_pidns), "gc removed the live session of an agent in another PID namespace");
   cr_assert_not(exists(rebooted), "gc left this machine's rebooted session");
+}
+
+#define HIDDEN_OWNER_SESSION "4444444444444444444444444444444d"
+#define GONE_OWNER_SESSION "5555555555555555555555555555555e"
+
+/* scenario_start_in's hook: gc as a user who cannot see other users' processes, /proc mounted hidepid=invisible as
+ * on a hardened shared host (in a mount namespace of its own), with the private engine's socket opened to it. */
+static void as_nobody_under_hidepid(struct scenario *s) {
+  char sock[128], cmd[512];
+  snprintf(sock, sizeof(sock), "%s", s->docker_host + strlen("unix://"));
+  snprintf(cmd, sizeof(cmd), "mkdir -p %s && chmod 700 %s && chown -R 65534:65534 %s", s->state, s->state, s->state);
+  bool ok = chmod(sock, 0666) == 0 && system(cmd) == 0 && chmod(s->dir, 0711) == 0;
+  *strrchr(sock, '/') = '\0';
+  ok = ok && chmod(sock, 0711) == 0 && unshare(CLONE_NEWNS) == 0 &&
+       mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") == 0 && setgroups(0, NULL) == 0 &&
+       setgid(65534) == 0 && setuid(65534) == 0;
+  if (!ok) {
+    perror("as nobody under hidepid");
+    _exit(98);
+  }
+}
+
+/* An owner gc cannot see is not an owner gone: only the kernel's word that no process has the pid proves it dead. */
+Test(gc_identity, an_owner_hidden_from_gc_is_spared_and_one_gone_is_collected) {
+  struct ag_owner self;
+  cr_assert_eq(ag_owner_self(&self, NULL), 0);
+  char l_machine[96], l_boot[96], l_pidns[64], l_pid[64], l_start[64], l_gone[64];
+  snprintf(l_machine, sizeof(l_machine), AG_LABEL_MACHINE "=%s", self.machine);
+  snprintf(l_boot, sizeof(l_boot), AG_LABEL_BOOT_ID "=%s", self.boot_id);
+  snprintf(l_pidns, sizeof(l_pidns), AG_LABEL_PIDNS "=%llu", (unsigned long long)self.pidns);
+  snprintf(l_pid, sizeof(l_pid), AG_LABEL_OWNER_PID "=%d", (int)self.pid);
+  snprintf(l_start, sizeof(l_start), AG_LABEL_OWNER_START "=%llu", (unsigned long long)self.start);
+  snprintf(l_gone, sizeof(l_gone), AG_LABEL_OWNER_PID "=%d", (int)gone_pid());
+  /* A live session of root's (this test process), which a user's gc on the shared engine cannot see in /proc. */
+  _cleanup_free_ char *hidden = add((const char *[]){sc.test_label, AG_LABEL_SESSION "=" HIDDEN_OWNER_SESSION,
+                                                     l_machine, l_boot, l_pidns, l_pid, l_start, NULL});
+  _cleanup_free_ char *gone = add((const char *[]){sc.test_label, AG_LABEL_SESSION "=" GONE_OWNER_SESSION, l_machine,
+                                                   l_boot, l_pidns, l_gone, AG_LABEL_OWNER_START "=1", NULL});
+  sleep(1); /* created before the scan begins */
+
+  int rc = scenario_wait(
+      scenario_start_in(&sc, (const char *[]){"gc", "--dry-run", "--format", "json", NULL}, as_nobody_under_hidepid));
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert_str_eq(dry_run_rule(hidden), "", "a live session whose owner gc cannot see would be removed");
+  cr_assert_str_eq(dry_run_rule(gone), "owner-gone");
+
+  rc = scenario_wait(scenario_start_in(&sc, (const char *[]){"gc", NULL}, as_nobody_under_hidepid));
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  cr_assert(exists(hidden), "gc removed a live session whose owner it could not see");
+  cr_assert_not(exists(gone), "gc left a session whose owner is gone");
 }

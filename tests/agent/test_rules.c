@@ -23,10 +23,10 @@ static enum ag_session_state state_of(void *ud, const char *id) {
   return AG_SESSION_UNKNOWN;
 }
 
-/* pid 100 started at 5000 still runs; everything else is gone. */
-static bool alive(void *ud, pid_t pid, uint64_t start) {
+/* pid 100 started at 5000 still runs; pid 102 cannot be seen (hidepid); everything else is gone. */
+static int alive(void *ud, pid_t pid, uint64_t start) {
   (void)ud;
-  return pid == 100 && start == 5000;
+  return pid == 102 ? 0 : pid == 100 && start == 5000 ? 1 : -1;
 }
 
 static struct ag_rule_ctx ctx = {.host = HOST,
@@ -109,6 +109,12 @@ Test(rules, owner_gone_needs_this_host_this_boot_and_a_verified_absence) {
   in.owner_pid = "101";
   in.owner_start = "5000";
   cr_assert_eq(ag_rule_match(&ctx, &in), AG_RULE_OWNER_GONE);
+  in.owner_pid = "102";
+  cr_assert_eq(ag_rule_match(&ctx, &in), AG_SPARE_UNPROVEN, "an owner gc cannot see is not gone");
+  in.expires = "1";
+  cr_assert_eq(ag_rule_match(&ctx, &in), AG_RULE_EXPIRED, "its expiry still applies");
+  in.expires = NULL;
+  in.owner_pid = "101";
   in.machine = OTHER_MACHINE;
   cr_assert_eq(ag_rule_match(&ctx, &in), AG_SPARE_UNPROVEN, "another machine's pid proves nothing here");
 }

@@ -1,16 +1,17 @@
 /* gc's collection rules over a resource's labels (ag_rule_match, agent/session/rules.c): labels come from the engine,
  * so anyone who can create a container can write them. Input: 24 bytes (the session state, whether the owner process
- * runs, whether gc knows its machine id, created and finished times), then the label values session, keep, host,
- * boot-id, owner-pid, owner-start, expires, machine and pidns separated by NUL bytes (a missing one is an absent
- * label). The safety rules of DESIGN.md must hold for any labels: nothing without a valid session label, nothing kept,
- * nothing of a live session, nothing new; an owner is only declared gone after the process check said so for exactly
- * the labeled pid, and only when machine, boot id and PID namespace are gc's own; a reboot only on gc's machine. */
+ * runs, is gone or cannot be told, whether gc knows its machine id, created and finished times), then the label values
+ * session, keep, host, boot-id, owner-pid, owner-start, expires, machine and pidns separated by NUL bytes (a missing
+ * one is an absent label). The safety rules of DESIGN.md must hold for any labels: nothing without a valid session
+ * label, nothing kept, nothing of a live session, nothing new; an owner is only declared gone after the process check
+ * said so (not when it could not tell) for exactly the labeled pid, and only when machine, boot id and PID namespace
+ * are gc's own; a reboot only on gc's machine. */
 #include "fuzz.h"
 #include "rules.h"
 
 struct world {
   enum ag_session_state state;
-  bool alive;
+  int alive; /* what the process check says: 1 runs, -1 gone, 0 cannot tell */
   int checks;
   pid_t pid;
   uint64_t start;
@@ -21,7 +22,7 @@ static enum ag_session_state session_state(void *userdata, const char *id) {
   return ((struct world *)userdata)->state;
 }
 
-static bool process_alive(void *userdata, pid_t pid, uint64_t start) {
+static int process_alive(void *userdata, pid_t pid, uint64_t start) {
   struct world *w = userdata;
   FUZZ_ASSERT(pid > 0);
   w->checks++;
@@ -33,7 +34,7 @@ static bool process_alive(void *userdata, pid_t pid, uint64_t start) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 24)
     return 0;
-  struct world w = {.state = (enum ag_session_state)(data[0] % 3), .alive = data[1] & 1};
+  struct world w = {.state = (enum ag_session_state)(data[0] % 3), .alive = data[1] % 3 - 1};
   int64_t created, finished;
   memcpy(&created, data + 8, sizeof(created));
   memcpy(&finished, data + 16, sizeof(finished));
@@ -76,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(in.created > 0 && in.created <= ctx.scan_started);
   }
   if (r == AG_RULE_OWNER_GONE) {
-    FUZZ_ASSERT(w.checks == 1 && !w.alive);
+    FUZZ_ASSERT(w.checks == 1 && w.alive < 0);
     FUZZ_ASSERT(ctx.machine && in.machine && strcmp(in.machine, ctx.machine) == 0 && in.boot_id &&
                 strcmp(in.boot_id, ctx.boot_id) == 0);
     uint64_t pid, pidns;
@@ -92,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(in.machine ? ctx.machine && strcmp(in.machine, ctx.machine) == 0
                            : in.host && strcmp(in.host, ctx.host) == 0);
   if (r == AG_SPARE_OWNER_ALIVE)
-    FUZZ_ASSERT(w.checks == 1 && w.alive);
+    FUZZ_ASSERT(w.checks == 1 && w.alive > 0);
   free(copy);
   return 0;
 }
