@@ -411,15 +411,19 @@ int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, 
   int r = ag_collect_recorded(env, rec, id, st, &e);
   if (r == 0 && left)
     r = ca_error_set(&e, EBUSY, "%s", left);
+  return ag_collect_settle(env, id, r, &e, err);
+}
+
+int ag_collect_settle(const struct ag_env *env, const char *id, int r, ca_error **why, ca_error **err) {
   /* The registry goes last and only when everything else went: it is what tells the next start and gc that the
    * session has something left, and where (a resource labeled only with the session id matches no other rule). */
   if (r == 0)
     return env->state ? ag_collect_forget(env, id, err) : 0;
   if (env->state)
-    ag_collect_keep(env->state, id, e ? e->msg : strerror(-r));
-  if (err && e) {
+    ag_collect_keep(env->state, id, *why ? (*why)->msg : strerror(-r));
+  if (err && *why) {
     ca_error_free(*err);
-    *err = TAKE_PTR(e);
+    *err = TAKE_PTR(*why);
   }
   return r;
 }

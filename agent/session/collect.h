@@ -84,13 +84,18 @@ int ag_collect_recorded(const struct ag_env *env, const struct ag_registry *rec,
  * guardian, kill and gc all end a session here. */
 int ag_collect_session(const struct ag_env *env, const struct ag_registry *rec, const char *id, const char *left,
                        struct ag_collect_stats *st, ca_error **err);
+/* Its last step, for a caller that had more to do between the collection and the registry (the guardian's watch for
+ * late creates): forgets session id when r (the collection's result) is 0, else keeps it with the reason *why (which
+ * goes to *err). Returns r, or the forgetting's error. */
+int ag_collect_settle(const struct ag_env *env, const char *id, int r, ca_error **why, ca_error **err);
 
 /* Writes why session id stays registered, and when, into its registry (collect_error, collect_error_at); a session
  * without a readable registry stays listed by its lock file. */
 void ag_collect_keep(struct ag_state *state, const char *id, const char *why);
 
 /* Forgets session id once its collection went: its socket, registry and lock file. The one place a registry goes:
- * after ag_collect_session, or the late-create watcher's last look at the engine the session recorded. */
+ * after ag_collect_session (ag_collect_settle), or the late-create watcher's last look at the engine the session
+ * recorded. */
 int ag_collect_forget(const struct ag_env *env, const char *id, ca_error **err);
 
 /* Whether the session of registry rec ran nested in session `in` (NULL: none): its cgroup root is in's leaf run-<in>

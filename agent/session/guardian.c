@@ -87,31 +87,6 @@ static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
   return 0;
 }
 
-/* The agent died: collect the session against what its registry recorded (the registry may not be written yet: then
- * against the guardian's own engine and cgroup root), and forget it only when everything went. */
-static int collect_died(const struct ag_guardian_config *cfg, const struct ag_env *env) {
-  struct ag_registry reg;
-  _cleanup_error_ ca_error *err = NULL;
-  int r = ag_registry_load(env->state, cfg->session_id, &reg, &err);
-  if (r < 0 && r != -ENOENT)
-    ca_log_warning("guardian: %s", err->msg);
-  ca_error_free(TAKE_PTR(err));
-  bool have_reg = r == 0;
-  struct ag_collect_stats st = {0};
-  r = ag_collect_session(env, have_reg ? &reg : NULL, cfg->session_id, NULL, &st, &err);
-  char summary[256];
-  ag_collect_stats_format(&st, summary, sizeof(summary));
-  if (r < 0)
-    ca_log_error("guardian: the agent died; session %s stays registered for the next start or gc: %s%s%s",
-                 cfg->session_id, err->msg, *summary ? "; " : "", summary);
-  else
-    ca_log_notice("guardian: the agent died; cleaned up session %s%s%s", cfg->session_id, *summary ? ": " : "",
-                  summary);
-  if (have_reg)
-    ag_registry_done(&reg);
-  return r;
-}
-
 /* The sessions nested in this one, which its collection killed (their agents and guardians ran in its leaf): their
  * registries go too, without waiting for the next start or a watcher. Their creates went through this session's
  * proxy, which died with the agent; one in flight landed in time for watch_late, which looks by either label. */
@@ -143,11 +118,12 @@ static int look_late(struct dk_client *dk, const char *id, ca_error **err) {
 /* A create the agent had in flight when it died (container-seq makes the next container ahead, a test may be in the
  * middle of `docker run -d`) lands in the engine after the first listing, and once the registry is gone nothing else
  * would collect it. A loaded engine took 3.5 s to finish such a create (tests/chaos, 5 sessions killed at once on a
- * vfs engine): look again once a second for 10 s. 0 when the last look listed and removed everything. */
+ * vfs engine): look again once a second for 10 s, within the teardown's time. 0 when the last look listed and
+ * removed everything; an error when it did not, or when no look fit in that time. */
 #define WATCH_USEC (10 * 1000000ULL)
 
 static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env *env, ca_error **err) {
-  int r = 0;
+  int r = ca_error_set(err, ETIMEDOUT, "no time was left within the teardown's to watch for a create in flight");
   for (int i = 0; i < 10 && !(env->deadline_usec && ca_now_monotonic_usec() + 1000000 > env->deadline_usec); i++) {
     struct timespec ts = {1, 0};
     nanosleep(&ts, NULL);
@@ -155,6 +131,35 @@ static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env 
     *err = NULL;
     r = look_late(env->dk, cfg->session_id, err);
   }
+  return r;
+}
+
+/* The agent died: collect the session against what its registry recorded (the registry may not be written yet: then
+ * against the guardian's own engine and cgroup root), watch for late creates when one may land, and forget the
+ * session only when everything went and the watch's last look found the engine empty. */
+static int collect_died(const struct ag_guardian_config *cfg, const struct ag_env *env, bool late) {
+  struct ag_registry reg;
+  _cleanup_error_ ca_error *err = NULL, *why = NULL;
+  int r = ag_registry_load(env->state, cfg->session_id, &reg, &err);
+  if (r < 0 && r != -ENOENT)
+    ca_log_warning("guardian: %s", err->msg);
+  ca_error_free(TAKE_PTR(err));
+  bool have_reg = r == 0;
+  struct ag_collect_stats st = {0};
+  r = ag_collect_recorded(env, have_reg ? &reg : NULL, cfg->session_id, &st, &why);
+  char summary[256];
+  ag_collect_stats_format(&st, summary, sizeof(summary));
+  if (r == 0)
+    ca_log_notice("guardian: the agent died; cleaned up session %s%s%s", cfg->session_id, *summary ? ": " : "",
+                  summary);
+  if (r == 0 && late)
+    r = watch_late(cfg, env, &why);
+  r = ag_collect_settle(env, cfg->session_id, r, &why, &err);
+  if (r < 0)
+    ca_log_error("guardian: the agent died; session %s stays registered for the next start or gc: %s%s%s",
+                 cfg->session_id, err->msg, *summary ? "; " : "", summary);
+  if (have_reg)
+    ag_registry_done(&reg);
   return r;
 }
 
@@ -180,13 +185,10 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
   struct ag_env env = {.deadline_usec = ca_now_monotonic_usec() + teardown_usec(cfg)};
   if (open_env(cfg, &env) < 0)
     _exit(1);
-  _cleanup_error_ ca_error *err = NULL;
-  int r = collect_died(cfg, &env);
-  bool late = creates_may_land(creates); /* read once the agent is dead: nothing changes it any more */
+  bool late = env.dk && creates_may_land(creates); /* read once the agent is dead: nothing changes it any more */
+  int r = collect_died(cfg, &env, late);
   if (r == 0 && env.dk && !late)
     ca_log_info("guardian: session %s: no create was in flight: nothing lands later", cfg->session_id);
-  if (r == 0 && env.dk && late && watch_late(cfg, &env, &err) < 0)
-    ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg); /* the registry went already */
   if (r == 0)
     collect_nested(cfg, &env);
   dk_client_free(env.dk);

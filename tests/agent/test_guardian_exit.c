@@ -4,6 +4,7 @@
  * has the engine itself), it still watches. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -101,10 +102,9 @@ static bool slow_create_engine(void *ud, const struct fake_request *rq, int conn
   return true;
 }
 
-Test(guardian_exit, a_create_in_flight_is_watched_for) {
-  struct fake_daemon *fake = fake_start(slow_create_engine, NULL);
-  char id[128];
-  /* The command's create goes through the proxy and waits for the engine's answer in the background. */
+/* Starts run against fake with a command whose create goes through the proxy and waits for the engine's answer in
+ * the background; returns once the create reached the engine. */
+static pid_t start_with_create_in_flight(struct fake_daemon *fake, char id[static 128]) {
   pid_t agent = start((const char *[]){"--docker-host", fake_host(fake), "run", NULL},
                       "curl -s --unix-socket \"${DOCKER_HOST#unix://}\" -H 'Content-Type: application/json' "
                       "-d '{\"Image\":\"x\"}' http://docker/v1.41/containers/create >/dev/null &",
@@ -112,8 +112,46 @@ Test(guardian_exit, a_create_in_flight_is_watched_for) {
   for (int waited = 0; fake_count(fake, "POST", "") == 0 && waited < 10000; waited += 50)
     usleep(50 * 1000);
   cr_assert_gt(fake_count(fake, "POST", ""), 0, "the create never reached the engine");
+  return agent;
+}
+
+Test(guardian_exit, a_create_in_flight_is_watched_for) {
+  struct fake_daemon *fake = fake_start(slow_create_engine, NULL);
+  char id[128];
+  pid_t agent = start_with_create_in_flight(fake, id);
   pid_t guardian = kill_agent(agent, id);
   int ms = lifetime_ms(guardian, 20000);
   cr_assert_geq(ms, 5000, "the guardian left after %d ms with a create in flight", ms);
+  fake_stop(fake);
+}
+
+/* slow_create_engine, whose listings fail once the first look after the agent's death (six, by the two session
+ * labels) was answered: the engine went away while the guardian watched for the create in flight. */
+static atomic_int listings_after_kill = -1; /* -1 until the agent is killed */
+
+static bool engine_lost_while_watching(void *ud, const struct fake_request *rq, int conn) {
+  if (streq(rq->method, "GET") && strstr(rq->path, "filters") && atomic_load(&listings_after_kill) >= 0 &&
+      atomic_fetch_add(&listings_after_kill, 1) >= 6) {
+    fake_reply(conn, 500, "1.41", NULL, "{\"message\":\"the engine is going away\"}");
+    return false;
+  }
+  return slow_create_engine(ud, rq, conn);
+}
+
+/* What could still land is the registry's to remember: the guardian forgets the session only once its watch saw the
+ * engine empty, never before. */
+Test(guardian_exit, a_watch_that_cannot_look_keeps_the_registry) {
+  struct fake_daemon *fake = fake_start(engine_lost_while_watching, NULL);
+  char id[128];
+  pid_t agent = start_with_create_in_flight(fake, id);
+  atomic_store(&listings_after_kill, 0);
+  pid_t guardian = kill_agent(agent, id);
+  int ms = lifetime_ms(guardian, 30000);
+  cr_assert_lt(ms, 30000, "the guardian never left");
+  cr_assert_gt(atomic_load(&listings_after_kill), 6, "the guardian never looked again after its collection");
+  char path[256];
+  snprintf(path, sizeof(path), "%s/sessions/%s.json", sc.state, id);
+  cr_assert(access(path, F_OK) == 0, "the guardian forgot session %s while a create may still land: %s", id,
+            scenario_stderr(&sc));
   fake_stop(fake);
 }
