@@ -1688,14 +1688,14 @@ static void wait_conns_until(struct ag_proxy *px, uint64_t deadline_usec) {
 }
 
 void ag_proxy_stop(struct ag_proxy *px, uint64_t drain_usec) {
-  ag_proxy_stop_recorded(px, drain_usec, NULL);
+  (void)ag_proxy_stop_recorded(px, drain_usec, NULL);
 }
 
-void ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***ret_created) {
+unsigned ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***ret_created) {
   if (ret_created)
     *ret_created = NULL;
   if (!px)
-    return;
+    return 0;
   pthread_mutex_lock(&px->mu);
   px->stopping = true;
   pthread_cond_broadcast(&px->changed);
@@ -1710,6 +1710,7 @@ void ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***re
   /* Requests in flight finish (their clients are usually dead already, which ends the connections by itself). */
   pthread_mutex_lock(&px->mu);
   wait_conns_until(px, ca_now_monotonic_usec() + drain_usec);
+  unsigned unanswered = ag_creates_in_flight(); /* before the shutdown below ends their count */
   for (struct conn *c = px->conns; c; c = c->next) {
     (void)shutdown(c->client, SHUT_RDWR);
     if (c->engine >= 0)
@@ -1722,7 +1723,7 @@ void ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***re
     px->n_created = 0;
   }
   pthread_mutex_unlock(&px->mu);
-  if (left)
-    return; /* a thread stuck past a shutdown would use freed memory: leak the little that is left instead */
-  proxy_free(px);
+  if (!left) /* a thread stuck past a shutdown would use freed memory: leak the little that is left instead */
+    proxy_free(px);
+  return unanswered;
 }

@@ -22,12 +22,14 @@
  *      503, those in flight are answered and their ids recorded, removed by id in step 2 with what the listing by
  *      label finds. (It stops after the tree died: a client of the tree holding a request open would otherwise hold
  *      the drain.)
- *   2. ag_collect_session, the code the guardian, kill and gc run: the session's cgroup, then its containers,
- *      networks and volumes, then the registry, which goes last and only when everything else went (an engine that
- *      did not answer included): it is what tells the next start and gc that the session still has something left,
- *      and it keeps the reason. When a registry may go is decided in collect.c alone (ag_collect_session,
- *      ag_collect_forget).
+ *   2. ag_collect_recorded, the code the guardian, kill and gc run: the session's cgroup, then its containers,
+ *      networks and volumes, then the registry (ag_collect_settle), which goes last and only when everything else
+ *      went (an engine that did not answer included): it is what tells the next start and gc that the session still
+ *      has something left, and it keeps the reason. When a registry may go is decided in collect.c alone
+ *      (ag_collect_settle, ag_collect_forget). A create the engine had not answered when the proxy stopped lands
+ *      after the listing: then a watcher for late creates takes the session, and forgets it after its last look.
  *   3. The guardian is told the session ended and reaped; the lock goes with the session's free. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +345,30 @@ int ag_session_begin(struct ag_session *s, ca_error **err) {
   return 0;
 }
 
+/* The proxy stopped with creates the engine had not answered (the drain's time ran out): what they make lands after
+ * the end's listing. A watcher looks for it once a second for 10 s, as after a dead session's collection, and then
+ * forgets the session; it holds the session's lock (a copy) until then. 0 when a watcher took the session. */
+static int watch_unanswered(struct ag_session *s, unsigned unanswered, ca_error **err) {
+  _cleanup_free_ struct ag_watch_list *w = calloc(1, sizeof(*w));
+  if (!w)
+    return ca_error_set(err, ENOMEM, "out of memory");
+  int lock = fcntl(s->lock_fd, F_DUPFD_CLOEXEC, 3);
+  if (lock < 0)
+    return ca_error_set_errno(err, errno, "cannot watch for late creates: the session's lock");
+  int r = ag_watch_add(w, s->id, s->reg.docker_host, lock);
+  if (r < 0) {
+    close(lock);
+    return ca_error_set(err, -r, "cannot watch for late creates: out of memory");
+  }
+  r = ag_watcher_start(s->env.state->dir, w, err);
+  ag_watch_clear(w); /* our copy of the lock: the watcher has its own */
+  if (r == 0)
+    ca_log_notice("%u create%s still unanswered by the engine when the session ended: a watcher removes what %s "
+                  "in the next 10 s",
+                  unanswered, unanswered == 1 ? " was" : "s were", unanswered == 1 ? "it makes" : "they make");
+  return r;
+}
+
 int ag_session_end(struct ag_session *s) {
   if (!s->registered)
     return 0;
@@ -355,7 +381,8 @@ int ag_session_end(struct ag_session *s) {
   /* Creates get a 503 from here; those in flight are answered and their ids recorded (proxy.h). */
   _cleanup_strv_free_ char **made = NULL;
   bool had_proxy = s->proxy != NULL;
-  ag_proxy_stop_recorded(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4), &made);
+  unsigned unanswered =
+      ag_proxy_stop_recorded(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4), &made);
   _cleanup_error_ ca_error *err = NULL;
   late_engine(s);
   if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {
@@ -368,7 +395,15 @@ int ag_session_end(struct ag_session *s) {
   /* What the proxy saw the engine create goes by id with what the listing by label finds (which a label the engine
    * dropped would miss), in the same parallel removals; one that cannot be removed keeps the registry. */
   s->env.recorded = made;
-  int r = ag_collect_session(&s->env, &s->reg, s->id, s->left, &s->collected, &err);
+  _cleanup_error_ ca_error *why = NULL;
+  int r = ag_collect_recorded(&s->env, &s->reg, s->id, &s->collected, &why);
+  if (r == 0 && s->left)
+    r = ca_error_set(&why, EBUSY, "%s", s->left);
+  bool watched = false;
+  if (r == 0 && unanswered && s->reg.docker_host)
+    watched = (r = watch_unanswered(s, unanswered, &why)) == 0;
+  if (!watched) /* the registry goes last, when everything went (collect.c); a watcher forgets it itself */
+    r = ag_collect_settle(&s->env, s->id, r, &why, &err);
   s->env.recorded = NULL;
   s->collected.not_removed = NULL;
   s->kept = r < 0;

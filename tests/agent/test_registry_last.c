@@ -9,7 +9,9 @@
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <glob.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +249,14 @@ struct engine_fault {
   bool wedged;
 };
 
+/* The fake engines' answer to anything else: an empty listing. */
+static void reply_empty(const struct fake_request *rq, int conn) {
+  if (strstr(rq->path, "/volumes"))
+    fake_reply(conn, 200, "1.41", NULL, "{\"Volumes\":[],\"Warnings\":null}");
+  else
+    fake_reply(conn, 200, "1.41", NULL, "[]");
+}
+
 static bool session_engine(void *ud, const struct fake_request *rq, int conn) {
   const struct engine_fault *f = ud;
   char id[33];
@@ -268,10 +278,8 @@ static bool session_engine(void *ud, const struct fake_request *rq, int conn) {
                i ? "," : "", id, i, id);
     strcat(body, "]");
     fake_reply(conn, 200, "1.41", NULL, body);
-  } else if (strstr(rq->path, "/volumes")) {
-    fake_reply(conn, 200, "1.41", NULL, "{\"Volumes\":[],\"Warnings\":null}");
   } else {
-    fake_reply(conn, 200, "1.41", NULL, "[]");
+    reply_empty(rq, conn);
   }
   return true;
 }
@@ -506,4 +514,71 @@ Test(registry_last, the_next_start_removes_a_v1_only_leftover) {
     (void)rmdir(v1[i]); /* empty: nothing ran in it since the kill */
   }
   cr_expect(forgotten, "the registry of session %s stayed: %s", id, scenario_stderr(&sc));
+}
+
+/* An engine whose container create lands 5 s after it was asked, past the end's 2 s drain, labeled with the session
+ * that asked; it lists the container by that label from then on, until it is deleted. */
+static struct {
+  atomic_bool landed, deleted;
+  char session[33];
+} late;
+
+#define LATE_ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static bool late_create_engine(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud;
+  char id[33];
+  if (streq(rq->path, "/_ping")) {
+    fake_reply(conn, 200, "1.41", "text/plain", "OK");
+  } else if (streq(rq->method, "POST") && strstr(rq->path, "/containers/create")) {
+    sleep(5);
+    atomic_store(&late.landed, true);
+    fake_reply(conn, 201, "1.41", NULL, "{\"Id\":\"" LATE_ID "\"}"); /* to a proxy that stopped waiting */
+    return false;
+  } else if (streq(rq->method, "DELETE") && strstr(rq->path, "/containers/" LATE_ID)) {
+    atomic_store(&late.deleted, true);
+    fake_reply(conn, 204, "1.41", NULL, "");
+  } else if (strstr(rq->path, "/containers/json") && scenario_session_in_path(rq->path, id) &&
+             atomic_load(&late.landed) && !atomic_load(&late.deleted)) {
+    char body[512];
+    snprintf(body, sizeof(body),
+             "[{\"Id\":\"" LATE_ID "\",\"State\":\"created\",\"Labels\":{\"" AG_LABEL_SESSION "\":\"%s\"}}]", id);
+    fake_reply(conn, 200, "1.41", NULL, body);
+  } else {
+    reply_empty(rq, conn);
+  }
+  return true;
+}
+
+/* The end stops the proxy with a create still unanswered by the engine: what that create makes lands after the end's
+ * listing, so the session is watched for it (as the guardian and the start-up collection do) before it is forgotten. */
+Test(registry_last, the_end_of_run_watches_for_a_create_the_engine_had_not_answered) {
+  struct fake_daemon *fake = fake_start(late_create_engine, NULL);
+  char body[1024];
+  snprintf(
+      body, sizeof(body),
+      "echo $CLEANUP_AGENT_SESSION > $OUT/started\n"
+      "curl -s --unix-socket \"${DOCKER_HOST#unix://}\" -H 'Content-Type: application/json' -d '{\"Image\":\"x\"}' "
+      "http://docker/v1.41/containers/create >/dev/null &\n"
+      "while [ ! -e $OUT/go ]; do sleep 0.05; done\n");
+  const char *script = scenario_script(&sc, "late.sh", body);
+  pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--", script, NULL});
+  for (int waited = 0; fake_count(fake, "POST", "") == 0 && waited < 10000; waited += 50)
+    usleep(50 * 1000);
+  cr_assert_gt(fake_count(fake, "POST", ""), 0, "the create never reached the engine: %s", scenario_stderr(&sc));
+  char go[128];
+  snprintf(go, sizeof(go), "%s/go", sc.dir);
+  cr_assert_eq(close(open(go, O_CREAT | O_WRONLY, 0644)), 0);
+  cr_assert_eq(scenario_wait(agent), 0, "run: %s", scenario_stderr(&sc));
+  char id[128];
+  started_session("started", id);
+  for (int waited = 0; !atomic_load(&late.deleted) && waited < 20000 * AG_TIMEOUT_SCALE; waited += 100)
+    usleep(100 * 1000);
+  cr_assert(atomic_load(&late.landed), "the create never landed");
+  cr_assert(atomic_load(&late.deleted), "the container a create made after the end's listing was never removed: %s",
+            scenario_stderr(&sc));
+  for (int waited = 0; *registry_of(id) && waited < 15000 * AG_TIMEOUT_SCALE; waited += 100) /* the watch: 10 s */
+    usleep(100 * 1000);
+  cr_assert(!*registry_of(id), "the session stayed registered once its late container went");
+  fake_stop(fake);
 }
