@@ -18,6 +18,9 @@
 
 /* A registry is a few hundred bytes; anything near this is not ours. */
 #define REGISTRY_MAX (256 * 1024)
+/* The bytes of the command a registry records: escaped for JSON (at most 6 bytes each), the registry stays under
+ * REGISTRY_MAX whatever the command line (the kernel takes megabytes). */
+#define REGISTRY_COMMAND_MAX (32 * 1024)
 
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err) {
   uint8_t raw[AG_SESSION_ID_LEN / 2];
@@ -383,6 +386,25 @@ void ag_registry_done(struct ag_registry *r) {
   r->command = NULL;
 }
 
+/* The command, up to REGISTRY_COMMAND_MAX bytes of arguments; then one last element that says how many are left out. */
+static void add_command(cJSON *o, char *const *command) {
+  cJSON *cmd = cJSON_AddArrayToObject(o, "command");
+  size_t used = 0, n = 0;
+  for (; cmd && command && command[n]; n++) {
+    used += strlen(command[n]);
+    if (used > REGISTRY_COMMAND_MAX)
+      break;
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(command[n]));
+  }
+  size_t left = 0;
+  while (cmd && command && command[n + left])
+    left++;
+  char more[64];
+  snprintf(more, sizeof(more), "...(%zu more arguments, not recorded)", left);
+  if (left)
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(more));
+}
+
 char *ag_registry_format(const struct ag_registry *r) {
   _cleanup_json_ cJSON *o = cJSON_CreateObject();
   if (!o)
@@ -407,9 +429,7 @@ char *ag_registry_format(const struct ag_registry *r) {
     cJSON_AddStringToObject(o, "cgroup_root", r->cgroup_root);
   if (r->docker_host)
     cJSON_AddStringToObject(o, "docker_host", r->docker_host);
-  cJSON *cmd = cJSON_AddArrayToObject(o, "command");
-  for (char **a = r->command; cmd && a && *a; a++)
-    cJSON_AddItemToArray(cmd, cJSON_CreateString(*a));
+  add_command(o, r->command);
   if (r->main_pid > 0 && r->pgrp > 0) {
     ca_json_add_int(o, "main_pid", r->main_pid);
     ca_json_add_int(o, "main_start", (int64_t)r->main_start);

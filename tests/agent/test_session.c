@@ -207,6 +207,33 @@ Test(session, registry_round_trip_through_the_file) {
   ag_state_free(s);
 }
 
+/* A command line of any length the kernel takes (here 40,000 arguments, 2 MiB of JSON escapes) still gives a
+ * registry every reader loads: the command is recorded up to a bound, and says what it left out. */
+Test(session, a_huge_command_line_gives_a_registry_that_loads) {
+  struct ag_state *s = NULL;
+  cr_assert_eq(ag_state_open(tmp, &s, NULL), 0);
+  enum { N = 40000 };
+  char **cmd = calloc(N + 2, sizeof(char *));
+  cmd[0] = strdup("sleep");
+  for (size_t i = 1; i <= N; i++)
+    cmd[i] = strdup("\x01\x02\x03\x04\x05\x06\x07\x08"); /* 48 bytes each in JSON */
+  struct ag_registry in = sample(), out;
+  in.command = cmd;
+  cr_assert_eq(ag_registry_write(s, &in, NULL), 0);
+  _cleanup_error_ ca_error *err = NULL;
+  cr_assert_eq(ag_registry_load(s, in.id, &out, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq(out.mode, "run");
+  cr_assert_str_eq(out.command[0], "sleep");
+  size_t n = 0;
+  while (out.command[n])
+    n++;
+  cr_assert_lt(n, N + 1, "the whole command was recorded");
+  cr_assert_not_null(strstr(out.command[n - 1], "more arguments"), "%s", out.command[n - 1]);
+  ag_registry_done(&out);
+  ca_strv_free(cmd);
+  ag_state_free(s);
+}
+
 /* Every whole number the parser accepts comes back from the file as it was written (cJSON's own number printing drops
  * the last digit from about 2^52 up). */
 Test(session, registry_round_trip_keeps_the_largest_numbers_exact) {
