@@ -22,11 +22,6 @@ static inline void ag_creates_begin(void) {
     atomic_fetch_add(&ag_creates_current->in_flight, 1);
 }
 
-/* Creates sent whose answer was not read yet. */
-static inline unsigned ag_creates_in_flight(void) {
-  return ag_creates_current ? atomic_load(&ag_creates_current->in_flight) : 0;
-}
-
 /* A create's answer was read (or will never be: the connection went); never below 0. */
 static inline void ag_creates_end(void) {
   unsigned n = ag_creates_current ? atomic_load(&ag_creates_current->in_flight) : 0;

@@ -411,9 +411,9 @@ int ag_session_end(struct ag_session *s) {
     ag_session_warn(s, "%s; the session stays registered and the next start or gc collects it", err->msg);
   s->env.deadline_usec = 0;
   /* Sessions nested in this one that its end killed (nesting.h): their registries go too, before the end returns,
-   * when every create of theirs went through this session's proxy, which drained above. */
+   * when every create of theirs went through this session's proxy, which drained above (no create left unanswered). */
   if (r == 0)
-    collect_dead(s, had_proxy ? s->id : NULL);
+    collect_dead(s, had_proxy && !unanswered ? s->id : NULL);
   ag_guardian_release(&s->guardian);
   return r;
 }
