@@ -80,16 +80,21 @@ enum ag_rule ag_rule_match(const struct ag_rule_ctx *ctx, const struct ag_rule_i
     return AG_RULE_REBOOTED;
   /* The owner process, when the labels name gc's own PID namespace and parse: 1 still runs, -1 gone, 0 unknown. */
   int owner = 0;
+  bool asked = false;
   uint64_t pid, start, expires;
   if (origin == ORIGIN_HERE && label_uint(in->owner_pid, INT32_MAX, &pid) && pid > 0 &&
-      label_uint(in->owner_start, UINT64_MAX, &start))
+      label_uint(in->owner_start, UINT64_MAX, &start)) {
     owner = ctx->process_alive(ctx->userdata, (pid_t)pid, start);
+    asked = true;
+  }
   if (owner < 0)
     return AG_RULE_OWNER_GONE;
   if (label_uint(in->expires, INT64_MAX, &expires) && (int64_t)expires < ctx->now)
     return AG_RULE_EXPIRED;
   if (owner > 0)
     return AG_SPARE_OWNER_ALIVE;
+  if (asked) /* a process has the owner's pid, and gc cannot see which (hidepid): it may be the owner, running */
+    return AG_SPARE_UNPROVEN;
   /* --older-than only judges sessions of this machine (of this hostname when labeled before machine labels): on a
    * shared engine, another machine's long session is not ours to end; expiry is the only rule for those. Age from the
    * exit for stopped containers, else from creation. */

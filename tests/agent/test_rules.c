@@ -111,6 +111,11 @@ Test(rules, owner_gone_needs_this_host_this_boot_and_a_verified_absence) {
   cr_assert_eq(ag_rule_match(&ctx, &in), AG_RULE_OWNER_GONE);
   in.owner_pid = "102";
   cr_assert_eq(ag_rule_match(&ctx, &in), AG_SPARE_UNPROVEN, "an owner gc cannot see is not gone");
+  struct ag_rule_ctx older = ctx;
+  older.older_than = 1;
+  in.created = 1;
+  cr_assert_eq(ag_rule_match(&older, &in), AG_SPARE_UNPROVEN, "nor old: it may be running");
+  in.created = NOW - 60;
   in.expires = "1";
   cr_assert_eq(ag_rule_match(&ctx, &in), AG_RULE_EXPIRED, "its expiry still applies");
   in.expires = NULL;

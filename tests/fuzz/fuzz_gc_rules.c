@@ -89,9 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (r == AG_RULE_REBOOTED)
     FUZZ_ASSERT(ctx.machine && in.machine && strcmp(in.machine, ctx.machine) == 0 && in.boot_id &&
                 strcmp(in.boot_id, ctx.boot_id) != 0);
-  if (r == AG_RULE_OLDER_THAN) /* this machine's, or (labeled before machine labels) this hostname's */
+  if (r == AG_RULE_OLDER_THAN) { /* this machine's, or (labeled before machine labels) this hostname's */
     FUZZ_ASSERT(in.machine ? ctx.machine && strcmp(in.machine, ctx.machine) == 0
                            : in.host && strcmp(in.host, ctx.host) == 0);
+    FUZZ_ASSERT(w.checks == 0); /* an owner process that runs or cannot be told about is never old */
+  }
   if (r == AG_SPARE_OWNER_ALIVE)
     FUZZ_ASSERT(w.checks == 1 && w.alive > 0);
   free(copy);
