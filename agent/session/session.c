@@ -18,9 +18,10 @@
 
 /* A registry is a few hundred bytes; anything near this is not ours. */
 #define REGISTRY_MAX (256 * 1024)
-/* The bytes of the command a registry records: escaped for JSON (at most 6 bytes each), the registry stays under
- * REGISTRY_MAX whatever the command line (the kernel takes megabytes). */
-#define REGISTRY_COMMAND_MAX (32 * 1024)
+/* What the command may take of a registry, counted as the most its arguments can take as JSON (6 bytes for a byte
+ * escaped as \u00XX, 4 for the quotes and the separator): the registry stays under REGISTRY_MAX whatever the command
+ * line (the kernel takes megabytes). */
+#define REGISTRY_COMMAND_MAX (192 * 1024)
 
 int ag_session_id_new(char ret[static AG_SESSION_ID_LEN + 1], ca_error **err) {
   uint8_t raw[AG_SESSION_ID_LEN / 2];
@@ -386,12 +387,13 @@ void ag_registry_done(struct ag_registry *r) {
   r->command = NULL;
 }
 
-/* The command, up to REGISTRY_COMMAND_MAX bytes of arguments; then one last element that says how many are left out. */
+/* The command, as much of it as REGISTRY_COMMAND_MAX allows; then one last element that says how many arguments are
+ * left out. */
 static void add_command(cJSON *o, char *const *command) {
   cJSON *cmd = cJSON_AddArrayToObject(o, "command");
   size_t used = 0, n = 0;
   for (; cmd && command && command[n]; n++) {
-    used += strlen(command[n]);
+    used += 6 * strlen(command[n]) + 4;
     if (used > REGISTRY_COMMAND_MAX)
       break;
     cJSON_AddItemToArray(cmd, cJSON_CreateString(command[n]));
