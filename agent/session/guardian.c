@@ -123,7 +123,7 @@ static int look_late(struct dk_client *dk, const char *id, ca_error **err) {
 #define WATCH_USEC (10 * 1000000ULL)
 
 static int watch_late(const struct ag_guardian_config *cfg, const struct ag_env *env, ca_error **err) {
-  int r = ca_error_set(err, ETIMEDOUT, "no time was left within the teardown's to watch for a create in flight");
+  int r = ca_error_set(err, ETIMEDOUT, "the teardown's time ran out before a look for late creates");
   for (int i = 0; i < 10 && !(env->deadline_usec && ca_now_monotonic_usec() + 1000000 > env->deadline_usec); i++) {
     struct timespec ts = {1, 0};
     nanosleep(&ts, NULL);
@@ -149,13 +149,16 @@ static int collect_died(const struct ag_guardian_config *cfg, const struct ag_en
   r = ag_collect_recorded(env, have_reg ? &reg : NULL, cfg->session_id, &st, &why);
   char summary[256];
   ag_collect_stats_format(&st, summary, sizeof(summary));
+  if (r == 0 && late) {
+    ca_log_notice("guardian: the agent died; session %s: %s%swatching 10 s for creates that may land late",
+                  cfg->session_id, summary, *summary ? "; " : "");
+    r = watch_late(cfg, env, &why);
+  }
+  r = ag_collect_settle(env, cfg->session_id, r, &why, &err);
   if (r == 0)
     ca_log_notice("guardian: the agent died; cleaned up session %s%s%s", cfg->session_id, *summary ? ": " : "",
                   summary);
-  if (r == 0 && late)
-    r = watch_late(cfg, env, &why);
-  r = ag_collect_settle(env, cfg->session_id, r, &why, &err);
-  if (r < 0)
+  else
     ca_log_error("guardian: the agent died; session %s stays registered for the next start or gc: %s%s%s",
                  cfg->session_id, err->msg, *summary ? "; " : "", summary);
   if (have_reg)

@@ -149,6 +149,8 @@ Test(guardian_exit, a_watch_that_cannot_look_keeps_the_registry) {
   int ms = lifetime_ms(guardian, 30000);
   cr_assert_lt(ms, 30000, "the guardian never left");
   cr_assert_gt(atomic_load(&listings_after_kill), 6, "the guardian never looked again after its collection");
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "watching 10 s"), "the collection before the watch failed: %s",
+                     scenario_stderr(&sc));
   char path[256];
   snprintf(path, sizeof(path), "%s/sessions/%s.json", sc.state, id);
   cr_assert(access(path, F_OK) == 0, "the guardian forgot session %s while a create may still land: %s", id,
