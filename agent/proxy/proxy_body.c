@@ -158,22 +158,29 @@ static const char *root_of(const char *session_id, const char *const *labels) {
   return outer ? outer + sizeof(AG_LABEL_OUTER) : session_id;
 }
 
-/* Whether a session nested in ours made the create (nesting.h): a Labels object whose outer label names our outermost
- * session and whose session label (a build's: built-by) names another. Its labels are that session's: they stay as
+/* Whether a session nested in ours made the create (nesting.h): its labels as the engine reads them (every Labels
+ * object merged in order, the last of a key winning, a null one resetting them) name our outermost session as the
+ * outer one and another valid session (a build's: built-by) as its own. Its labels are that session's: they stay as
  * they are, and anything accepted so still carries our outermost session's id, whose end removes it (but an image,
  * whose outer label the outermost proxy drops: outer_of_build). */
 static bool nested_create(const cJSON *root, const struct labeling *l) {
   const char *session_id = l->session_id, *want = root_of(session_id, l->labels);
+  const char *own = l->build ? AG_LABEL_BUILT_BY : AG_LABEL_SESSION;
+  const cJSON *outer = NULL, *sess = NULL;
   for (const cJSON *it = root->child; it; it = it->next) {
-    if (!it->string || !is_labels_name(it->string) || !cJSON_IsObject(it))
+    if (!it->string || !is_labels_name(it->string))
       continue;
-    const cJSON *outer = cJSON_GetObjectItemCaseSensitive(it, AG_LABEL_OUTER);
-    const cJSON *sess = cJSON_GetObjectItemCaseSensitive(it, l->build ? AG_LABEL_BUILT_BY : AG_LABEL_SESSION);
-    if (cJSON_IsString(outer) && streq(outer->valuestring, want) && cJSON_IsString(sess) &&
-        !streq(sess->valuestring, session_id))
-      return true;
+    if (!cJSON_IsObject(it))
+      outer = sess = NULL; /* null resets them; anything else is refused when the labels are merged */
+    for (const cJSON *lb = cJSON_IsObject(it) ? it->child : NULL; lb; lb = lb->next) {
+      if (streq(lb->string, AG_LABEL_OUTER))
+        outer = lb;
+      else if (streq(lb->string, own))
+        sess = lb;
+    }
   }
-  return false;
+  return cJSON_IsString(outer) && streq(outer->valuestring, want) && cJSON_IsString(sess) &&
+         ca_session_id_valid(sess->valuestring) && !streq(sess->valuestring, session_id);
 }
 
 /* 0 when the client may set label key to the value token s[vs, ve), else -EPERM with err saying why. A nested
@@ -260,8 +267,18 @@ static int append_session_labels(const char *const *labels, ca_buf *merged, ca_e
 /* Appends to out the value at s[vs, ve) rewritten; s[vs] is the value's first byte. */
 typedef int (*value_fn)(const struct labeling *l, const char *s, size_t vs, size_t ve, ca_buf *out, ca_error **err);
 
-/* Appends the object at s[os, oe) with the value of every member named name (case-insensitive, as the engine
- * matches) rewritten by fn; when none is there and missing is set, adds "name":missing before the closing brace. */
+/* Whether key names member name (ASCII) as the engine matches it (engine_name_is). */
+static bool engine_name_is_ascii(const char *key, const char *name) {
+  char want[32];
+  size_t i = 0;
+  for (; name[i] && i + 1 < sizeof(want); i++)
+    want[i] = (char)tolower((unsigned char)name[i]);
+  want[i] = '\0';
+  return engine_name_is(key, want);
+}
+
+/* Appends the object at s[os, oe) with the value of every member named name (engine_name_is_ascii) rewritten by fn;
+ * when none is there and missing is set, adds "name":missing before the closing brace. */
 static int rewrite_members(const struct labeling *l, const char *s, size_t os, size_t oe, const char *name, value_fn fn,
                            const char *missing, ca_buf *out, ca_error **err) {
   struct object_scan o;
@@ -274,7 +291,7 @@ static int rewrite_members(const struct labeling *l, const char *s, size_t os, s
   while ((k = scan_next(&o, &m)) > 0) {
     any = true;
     _cleanup_free_ char *key = token_string(s, m.key, m.key_end);
-    if (!key || strcasecmp(key, name) != 0)
+    if (!key || !engine_name_is_ascii(key, name))
       continue;
     found = true;
     int r = ca_buf_append(out, s + from, m.val - from, err);
@@ -304,7 +321,8 @@ static int volume_options(const struct labeling *l, const char *s, size_t vs, si
   return r < 0 ? r : ca_buf_append(out, body, len, err);
 }
 
-/* The string value of member name of the object at s[os, oe) (the last one, as the engine reads it), or NULL. */
+/* The string value of member name (engine_name_is_ascii) of the object at s[os, oe) (the last one, as the engine
+ * reads it), or NULL. */
 static char *member_string(const char *s, size_t os, size_t oe, const char *name) {
   struct object_scan o;
   struct member m;
@@ -313,7 +331,7 @@ static char *member_string(const char *s, size_t os, size_t oe, const char *name
     return NULL;
   while (scan_next(&o, &m) > 0) {
     _cleanup_free_ char *key = token_string(s, m.key, m.key_end);
-    if (key && strcasecmp(key, name) == 0) {
+    if (key && engine_name_is_ascii(key, name)) {
       free(value);
       value = token_string(s, m.val, m.val_end);
     }
@@ -388,14 +406,17 @@ static int host_config(const struct labeling *l, const char *s, size_t vs, size_
 }
 
 /* Appends a top-level member other than Labels: as it was, but for a HostConfig's volume mounts (a nested session's
- * create carries its own session's labels there) and cgroup parent. */
+ * create carries its own session's labels there) and cgroup parent, and for volume mounts at the top level, where
+ * an engine of API 1.41 reads HostConfig's fields when the create has no HostConfig. */
 static int copy_member(const struct labeling *l, const char *key, const char *s, const struct member *m, ca_buf *out,
                        ca_error **err) {
-  if ((l->nested && !l->cgroup_parent) || !key || !engine_name_is(key, "hostconfig"))
+  bool host = key && engine_name_is(key, "hostconfig") && !(l->nested && !l->cgroup_parent);
+  bool top_mounts = key && engine_name_is(key, "mounts") && !l->nested;
+  if (!host && !top_mounts)
     return ca_buf_append(out, s + m->seg, m->val_end - m->seg, err);
   if (ca_buf_append(out, s + m->seg, m->val - m->seg, err) < 0)
     return -ENOMEM;
-  return host_config(l, s, m->val, m->val_end, out, err);
+  return host ? host_config(l, s, m->val, m->val_end, out, err) : mounts(l, s, m->val, m->val_end, out, err);
 }
 
 /* ag_proxy_rewrite_body, and with l->cgroup_parent the container's cgroup parent (ag_proxy_rewrite_container_body). */
@@ -475,24 +496,36 @@ static bool volume_name(const char *s, size_t n) {
   return true;
 }
 
-/* The last member named name (case-insensitive, as the engine matches) of obj. */
-static const cJSON *member_of(const cJSON *obj, const char *name) {
-  const cJSON *found = NULL;
-  for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next)
-    if (it->string && strcasecmp(it->string, name) == 0)
-      found = it;
-  return found;
+/* Calls fn for every Binds array the engine may read in root: each member named Binds (engine_name_is) of each
+ * HostConfig, every one of those counted (the engine merges an object given twice), and at the top level, where an
+ * engine of API 1.41 reads HostConfig's fields when the create has no HostConfig. A superset: a volume made for a
+ * bind the engine did not read is the session's, and goes with it. */
+static int each_binds(const cJSON *root, int (*fn)(const cJSON *binds, void *ctx), void *ctx) {
+  for (const cJSON *it = root ? root->child : NULL; it; it = it->next) {
+    if (it->string && engine_name_is(it->string, "binds") && cJSON_IsArray(it) && fn(it, ctx) < 0)
+      return -ENOMEM;
+    if (!it->string || !engine_name_is(it->string, "hostconfig"))
+      continue;
+    for (const cJSON *b = cJSON_IsObject(it) ? it->child : NULL; b; b = b->next)
+      if (b->string && engine_name_is(b->string, "binds") && cJSON_IsArray(b) && fn(b, ctx) < 0)
+        return -ENOMEM;
+  }
+  return 0;
 }
 
-int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **err) {
-  _cleanup_json_ cJSON *root = cJSON_ParseWithLength(body, len);
-  const cJSON *binds = member_of(member_of(root, "HostConfig"), "Binds");
-  if (!cJSON_IsArray(binds))
-    binds = NULL;
-  size_t n = 0, max = binds ? (size_t)cJSON_GetArraySize(binds) : 0;
-  _cleanup_strv_free_ char **names = calloc(max + 1, sizeof(char *));
-  if (!names)
-    return ca_error_set(err, ENOMEM, "out of memory");
+static int count_binds(const cJSON *binds, void *ctx) {
+  *(size_t *)ctx += (size_t)cJSON_GetArraySize(binds);
+  return 0;
+}
+
+struct bind_names {
+  char **names;
+  size_t n;
+};
+
+/* Adds the volume names among binds to ctx's names, once each. */
+static int add_bind_names(const cJSON *binds, void *ctx) {
+  struct bind_names *v = ctx;
   const cJSON *b;
   cJSON_ArrayForEach(b, binds) {
     const char *colon = cJSON_IsString(b) ? strchr(b->valuestring, ':') : NULL;
@@ -500,13 +533,25 @@ int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **
     if (!colon || !volume_name(b->valuestring, (size_t)(colon - b->valuestring)))
       continue;
     bool seen = false;
-    for (size_t i = 0; i < n && !seen; i++)
-      seen = strncmp(names[i], b->valuestring, (size_t)(colon - b->valuestring)) == 0 &&
-             names[i][colon - b->valuestring] == '\0';
-    if (!seen && !(names[n++] = strndup(b->valuestring, (size_t)(colon - b->valuestring))))
-      return ca_error_set(err, ENOMEM, "out of memory");
+    for (size_t i = 0; i < v->n && !seen; i++)
+      seen = strncmp(v->names[i], b->valuestring, (size_t)(colon - b->valuestring)) == 0 &&
+             v->names[i][colon - b->valuestring] == '\0';
+    if (!seen && !(v->names[v->n++] = strndup(b->valuestring, (size_t)(colon - b->valuestring))))
+      return -ENOMEM;
   }
-  *ret = TAKE_PTR(names);
+  return 0;
+}
+
+int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **err) {
+  _cleanup_json_ cJSON *root = cJSON_ParseWithLength(body, len);
+  size_t max = 0;
+  (void)each_binds(root, count_binds, &max);
+  struct bind_names v = {.names = calloc(max + 1, sizeof(char *))};
+  if (!v.names || each_binds(root, add_bind_names, &v) < 0) {
+    ca_strv_free(v.names);
+    return ca_error_set(err, ENOMEM, "out of memory");
+  }
+  *ret = v.names;
   return 0;
 }
 

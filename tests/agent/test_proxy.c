@@ -1041,6 +1041,63 @@ Test(proxy, bind_volumes_are_the_named_sources) {
   ca_strv_free(names);
 }
 
+/* The engine reads member names with Unicode folding (U+017F is an s), merges an object given twice, and (API 1.41)
+ * takes Binds at the top level when no HostConfig is there: a volume any of those implies is one the proxy makes
+ * first, with the session's labels. */
+Test(proxy, bind_volumes_under_every_spelling_the_engine_reads) {
+  static const char *const bodies[] = {
+      "{\"HostConfig\":{\"Bind\xc5\xbf\":[\"leak:/d\"]}}",
+      "{\"Ho\xc5\xbftConfig\":{\"Binds\":[\"leak:/d\"]}}",
+      "{\"HostConfig\":{\"Binds\":[\"leak:/d\"]},\"HostConfig\":{}}",
+      "{\"Image\":\"x\",\"Binds\":[\"leak:/d\"]}",
+  };
+  for (size_t i = 0; i < ELEMENTSOF(bodies); i++) {
+    char **names = NULL;
+    cr_assert_eq(ag_proxy_bind_volumes(bodies[i], strlen(bodies[i]), &names, NULL), 0);
+    cr_assert(names[0] && streq(names[0], "leak"), "%s: the volume it implies was not found", bodies[i]);
+    ca_strv_free(names);
+  }
+}
+
+/* Volume mounts under the spellings the engine reads (see above) get the session's labels too. */
+Test(proxy, volume_mounts_under_every_spelling_the_engine_reads_get_the_session_labels) {
+  static const char *const bodies[] = {
+      "{\"HostConfig\":{\"Mount\xc5\xbf\":[{\"Type\":\"volume\",\"Source\":\"leak\",\"Target\":\"/d\"}]}}",
+      "{\"Image\":\"x\",\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"leak\",\"Target\":\"/d\"}]}",
+  };
+  for (size_t i = 0; i < ELEMENTSOF(bodies); i++) {
+    char req[1024];
+    request(req, sizeof(req), "/containers/create", bodies[i]);
+    struct out o;
+    feed(req, strlen(req), 0, &o);
+    const char *e = ca_buf_str(&o.engine);
+    const char *opts = strstr(e, "\"VolumeOptions\"");
+    cr_assert(opts && strstr(opts, "\"" AG_LABEL_SESSION "\":\"" SESSION "\""),
+              "%s: the volume mount went without the session's labels: %s", bodies[i], e);
+    out_free(&o);
+  }
+}
+
+/* Only a create whose labels, as the engine reads them (the last of a key, a null Labels resetting them), name our
+ * session as its outer one and another valid session as its own is a nested session's; anything else that tries is
+ * refused, not let through without our labels. */
+Test(proxy, a_create_that_only_looks_nested_is_refused) {
+  static const char *const bodies[] = {
+      "{\"Labels\":{\"" AG_LABEL_OUTER "\":\"" SESSION "\",\"" AG_LABEL_SESSION "\":\"" OTHER "\"},\"Labels\":null}",
+      "{\"Labels\":{\"" AG_LABEL_OUTER "\":\"" SESSION "\",\"" AG_LABEL_SESSION "\":\"" OTHER "\",\"" AG_LABEL_OUTER
+      "\":\"00000000000000000000000000000000\"}}",
+      "{\"Labels\":{\"" AG_LABEL_OUTER "\":\"" SESSION "\",\"" AG_LABEL_SESSION "\":\"x\"}}",
+  };
+  for (size_t i = 0; i < ELEMENTSOF(bodies); i++) {
+    char req[1024];
+    request(req, sizeof(req), "/volumes/create", bodies[i]);
+    struct out o;
+    feed(req, strlen(req), 0, &o);
+    assert_refused(&o, "label", bodies[i]);
+    out_free(&o);
+  }
+}
+
 struct volumes_seen {
   char names[4][64];
   int n, fail;
