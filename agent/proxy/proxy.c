@@ -614,6 +614,19 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
   return ca_buf_append(to_engine, rewritten, len, err);
 }
 
+/* Whether the head's Content-Type is a form's, whose parameters the engine reads before the query's. */
+static bool form_body(const struct ag_proxy_req *r) {
+  static const char name[] = "content-type:", form[] = "application/x-www-form-urlencoded";
+  /* r->headers holds "Name: value\r\n" lines, as the client sent them. */
+  for (const char *line = ca_buf_str(&r->headers); line && *line;
+       line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    if (strncasecmp(line, name, sizeof(name) - 1) == 0 &&
+        strncasecmp(line + sizeof(name) - 1 + strspn(line + sizeof(name) - 1, " \t"), form, sizeof(form) - 1) == 0)
+      return true;
+  }
+  return false;
+}
+
 /* POST /build: the image gets built-by=<session> and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
  * request line is rewritten, the rest of the head and the body go as they are. 1 when refused. */
 static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
@@ -621,6 +634,16 @@ static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **e
   if (r->p.method != HTTP_POST || !request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)) ||
       !streq(unversioned(path), "/build"))
     return 0;
+  if (form_body(r)) {
+    r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */
+    return refuse(r, 400, "Bad Request",
+                  "cleanup-agent: a build whose parameters come in a form body (Content-Type "
+                  "application/x-www-form-urlencoded), which the engine reads before the query and the session's "
+                  "Docker proxy does not rewrite: send them in the query",
+                  to_client, err) < 0
+               ? -ENOMEM
+               : 1;
+  }
   _cleanup_free_ char *url = NULL;
   _cleanup_error_ ca_error *refusal = NULL;
   int k = ag_proxy_rewrite_build_url(r->session_id, r->labels, ca_buf_str(&r->url), r->url.len, &url, &refusal);

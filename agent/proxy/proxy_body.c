@@ -622,32 +622,64 @@ static int build_labels(const char *session_id, const char *const *labels, const
   return url_encode(merged + sizeof(prefix) - 1, len - sizeof(prefix), out, err);
 }
 
+/* One parameter of a query: its name and value decoded, as the engine reads them. */
+struct param {
+  const char *raw; /* as sent, n bytes */
+  size_t n;
+  ca_buf key, value;
+};
+
+/* Reads the parameter of url[*i, len) up to the next '&' into p and moves *i past it; false at the end of the query.
+ * An empty one (&&) reads as an empty name. */
+static bool next_param(const char *url, size_t len, size_t *i, struct param *p, ca_error **err) {
+  if (*i > len)
+    return false;
+  const char *s = url + *i, *amp = memchr(s, '&', len - *i);
+  size_t n = amp ? (size_t)(amp - s) : len - *i, eq = strcspn(s, "=&");
+  eq = eq < n ? eq : n;
+  *i += n + 1;
+  p->raw = s;
+  p->n = n;
+  ca_buf_reset(&p->key);
+  ca_buf_reset(&p->value);
+  if (url_decode(s, eq, &p->key, err) < 0 || (eq < n && url_decode(s + eq + 1, n - eq - 1, &p->value, err) < 0)) {
+    *i = len + 1;
+    return false;
+  }
+  return true;
+}
+
+static bool param_is(const struct param *p, const char *name) {
+  return p->key.len == strlen(name) && memcmp(p->key.data, name, p->key.len) == 0;
+}
+
+static const char *param_value(const struct param *p) {
+  return p->value.len ? ca_buf_str(&p->value) : "";
+}
+
 int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
                                char **ret_url, ca_error **err) {
   const char *q = memchr(url, '?', len);
   size_t path_len = q ? (size_t)(q - url) : len;
-  ca_buf out = CA_BUF_INIT(2 * len + 64 * 1024), value = CA_BUF_INIT(len + 1);
+  ca_buf out = CA_BUF_INIT(2 * len + 64 * 1024);
+  struct param p = {.key = CA_BUF_INIT(len + 1), .value = CA_BUF_INIT(len + 1)};
   int r = ca_buf_append(&out, url, path_len, err);
-  bool has_labels = false, has_forcerm = false, buildkit = false;
+  bool has_labels = false, has_forcerm = false, buildkit = false, version_seen = false;
   char sep = '?';
-  for (size_t i = path_len + 1; q && r >= 0 && i <= len;) {
-    const char *p = url + i, *amp = memchr(p, '&', len - i);
-    size_t n = amp ? (size_t)(amp - p) : len - i, key = strcspn(p, "=&");
-    key = key < n ? key : n;
-    i += n + 1;
-    if (n == 0)
+  for (size_t i = path_len + 1; q && r >= 0 && next_param(url, len, &i, &p, err);) {
+    if (p.n == 0)
       continue;
-    ca_buf_reset(&value);
-    if (key == 6 && memcmp(p, "labels", 6) == 0) {
+    if (param_is(&p, "labels")) { /* every one gets built-by, whichever the engine reads */
       has_labels = true;
-      r = key < n ? url_decode(p + 7, n - 7, &value, err) : 0;
-      if (r >= 0 && (r = ca_buf_appendf(&out, err, "%clabels=", sep)) >= 0)
-        r = build_labels(session_id, labels, ca_buf_str(&value), &out, err);
+      if ((r = ca_buf_appendf(&out, err, "%clabels=", sep)) >= 0)
+        r = build_labels(session_id, labels, p.value.len ? ca_buf_str(&p.value) : NULL, &out, err);
     } else {
-      has_forcerm |= key == 7 && memcmp(p, "forcerm", 7) == 0;
-      buildkit |= n == 9 && memcmp(p, "version=2", 9) == 0;
+      has_forcerm |= param_is(&p, "forcerm");
+      if (param_is(&p, "version") && !version_seen) /* the engine reads the first */
+        buildkit = streq(param_value(&p), "2");
+      version_seen |= param_is(&p, "version");
       if ((r = ca_buf_append(&out, &sep, 1, err)) >= 0)
-        r = ca_buf_append(&out, p, n, err);
+        r = ca_buf_append(&out, p.raw, p.n, err);
     }
     sep = '&';
   }
@@ -658,7 +690,8 @@ int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels
   /* The classic builder's step containers carry no label: removed by the engine even when a step fails. */
   if (r >= 0 && !has_forcerm && !buildkit)
     r = ca_buf_appendf(&out, err, "%cforcerm=1", sep);
-  ca_buf_free(&value);
+  ca_buf_free(&p.key);
+  ca_buf_free(&p.value);
   if (r < 0) {
     ca_buf_free(&out);
     return r == -EPERM || r == -EINVAL ? r : -ENOMEM;
@@ -680,17 +713,17 @@ static bool query_false(const char *v, size_t n) {
 
 bool ag_proxy_build_keeps_steps(const char *url, size_t len) {
   const char *q = memchr(url, '?', len);
-  bool keeps = false, seen = false;
-  for (size_t i = q ? (size_t)(q - url) + 1 : len; i < len;) {
-    const char *p = url + i, *amp = memchr(p, '&', len - i);
-    size_t n = amp ? (size_t)(amp - p) : len - i;
-    i += n + 1;
-    if (n == 9 && memcmp(p, "version=2", 9) == 0)
-      return false; /* BuildKit makes no step containers */
-    if (!seen && n >= 7 && memcmp(p, "forcerm", 7) == 0 && (n == 7 || p[7] == '=')) {
-      seen = true; /* the engine reads the first */
-      keeps = query_false(n > 8 ? p + 8 : "", n > 8 ? n - 8 : 0);
-    }
+  struct param p = {.key = CA_BUF_INIT(len + 1), .value = CA_BUF_INIT(len + 1)};
+  bool keeps = false, forcerm_seen = false, buildkit = false, version_seen = false;
+  for (size_t i = q ? (size_t)(q - url) + 1 : len + 1; next_param(url, len, &i, &p, NULL);) {
+    if (param_is(&p, "version") && !version_seen) /* the engine reads the first of each */
+      buildkit = streq(param_value(&p), "2");     /* BuildKit makes no step containers */
+    version_seen |= param_is(&p, "version");
+    if (param_is(&p, "forcerm") && !forcerm_seen)
+      keeps = query_false(p.value.data ? p.value.data : "", p.value.len);
+    forcerm_seen |= param_is(&p, "forcerm");
   }
-  return keeps;
+  ca_buf_free(&p.key);
+  ca_buf_free(&p.value);
+  return keeps && !buildkit;
 }

@@ -1388,6 +1388,39 @@ Test(proxy, builds_that_keep_step_containers) {
   }
 }
 
+/* The engine decodes a parameter's name and reads its first value: a build the proxy took for BuildKit, or whose
+ * labels it did not see, would leave unlabeled step containers or an image without built-by. */
+Test(proxy, build_parameters_are_read_as_the_engine_reads_them) {
+  /* The first version is 1: a classic build, which gets forcerm=1 (the client did not set forcerm). */
+  char *url = NULL;
+  const char *two = "/build?version=1&version=2";
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, two, strlen(two), &url, NULL), 0);
+  cr_assert_not_null(strstr(url, "forcerm=1"), "a classic build without forcerm=1: %s", url);
+  free(url);
+  cr_assert(ag_proxy_build_keeps_steps("/build?version=1&version=2&forcerm=0", 36), "a classic build keeps its steps");
+  cr_assert(ag_proxy_build_keeps_steps("/build?force%72m=0", 18), "an encoded forcerm was not read");
+  /* An encoded labels parameter gets built-by like a plain one. */
+  const char *enc = "/build?label%73=%7B%22a%22%3A%22b%22%7D";
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, enc, strlen(enc), &url, NULL), 0);
+  cJSON *j = build_labels_of(url);
+  cr_assert_str_eq(build_label(j, AG_LABEL_BUILT_BY), SESSION, "%s", url);
+  cr_assert_str_eq(build_label(j, "a"), "b", "%s", url);
+  cr_assert_null(strstr(url, "label%73"), "the client's labels went too: %s", url);
+  cJSON_Delete(j);
+  free(url);
+}
+
+/* Parameters in a form body come before the query's to the engine, and the proxy does not rewrite bodies of builds:
+ * refused. */
+Test(proxy, a_build_with_a_form_body_is_refused) {
+  static const char req[] = "POST /build HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                            "Content-Length: 18\r\n\r\nlabels=%7B%7D&rm=0";
+  struct out o;
+  feed(req, strlen(req), 0, &o);
+  assert_refused(&o, "form", "a build with a form body");
+  out_free(&o);
+}
+
 /* The step containers of a build that keeps them are recorded from its progress stream, lines split anywhere. */
 Test(proxy, step_containers_of_a_build_that_keeps_them_are_recorded) {
   struct recorded rec = {0};
