@@ -50,8 +50,17 @@ enum origin {
   ORIGIN_HERE,        /* this machine, boot and PID namespace: its pids are gc's pids */
 };
 
+/* A boot id as the kernel writes it (/proc/sys/kernel/random/boot_id): a UUID in lowercase hex. */
+static bool boot_id_valid(const char *s) {
+  for (size_t i = 0; i < 36; i++)
+    if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !strchr("0123456789abcdef", s[i]) || !s[i])
+      return false;
+  return s[36] == '\0';
+}
+
 static enum origin origin_of(const struct ag_rule_ctx *ctx, const struct ag_rule_input *in) {
-  if (!ctx->machine || !*ctx->machine || !in->machine || !streq(in->machine, ctx->machine) || !in->boot_id)
+  if (!ctx->machine || !*ctx->machine || !in->machine || !streq(in->machine, ctx->machine) || !in->boot_id ||
+      !boot_id_valid(in->boot_id)) /* a malformed one proves nothing, a reboot least */
     return ORIGIN_UNKNOWN;
   if (!streq(in->boot_id, ctx->boot_id))
     return ORIGIN_OTHER_BOOT;

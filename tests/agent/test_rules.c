@@ -145,6 +145,12 @@ Test(rules, rebooted_host) {
   in.pidns = "4026532999";
   in.host = "renamed-since";
   cr_assert_eq(ag_rule_match(&ctx, &in), AG_RULE_REBOOTED, "the machine id, not the hostname nor the pidns, decides");
+  const char *malformed[] = {"", "garbage", "B00710B0-0000-0000-0000-000000000000",
+                             "b00710b0-0000-0000-0000-00000000000"};
+  for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+    in.boot_id = malformed[i];
+    cr_assert_eq(ag_rule_match(&ctx, &in), AG_SPARE_UNPROVEN, "boot-id '%s' proves nothing", malformed[i]);
+  }
 }
 
 Test(rules, expiry_applies_to_any_host) {
