@@ -194,9 +194,10 @@ typedef struct cg_spawn_options {
    * reads the terminal), as a shell does for a foreground job. */
   bool take_terminal;
   /* Runs in the agent once the child exists, in its own process group, and before it execs (to record the group, say):
-   * the command runs only after it returned. An agent that dies before takes the child with it: the command never
-   * runs unrecorded. proc->pidfd stays cg_spawn's (-1 until exec where clone3 gave none). */
-  void (*started)(void *data, const struct cg_process *proc);
+   * the command runs only after it returned 0. An agent that dies before takes the child with it, and a hook that
+   * fails (a negative errno, err set) stops it before exec (cg_spawn fails with that error, the child reaped): the
+   * command never runs unrecorded. proc->pidfd stays cg_spawn's (-1 until exec where clone3 gave none). */
+  int (*started)(void *data, const struct cg_process *proc, ca_error **err);
   void *started_data;
 } cg_spawn_options;
 

@@ -380,12 +380,23 @@ static int await_exec(cg_leaf *leaf, const cg_spawn_options *opts, const char *p
   return 0;
 }
 
-/* Tells opts->started about the child, which waits before exec, then lets it go. */
-static void release_child(const cg_spawn_options *opts, const cg_process *child, int go_fd) {
-  opts->started(opts->started_data, child);
+/* Tells opts->started about the child, which waits before exec, then lets it go; when the hook fails, the child is
+ * told nothing (the end of file ends it unexec'd) and reaped. */
+static int release_child(const cg_spawn_options *opts, const cg_process *child, int *go_fd, ca_error **err) {
+  int r = opts->started(opts->started_data, child, err);
+  if (r < 0) {
+    ca_close_keep_errno(*go_fd);
+    *go_fd = -1;
+    while (waitpid(child->pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+    if (child->pidfd >= 0)
+      close(child->pidfd);
+    return r;
+  }
   /* A child that failed before its wait reports that, and await_exec reads it. The write meets no closed pipe (no
    * SIGPIPE, whatever the caller's disposition): cg_spawn holds the read end until the child exec'ed or failed. */
-  (void)!write(go_fd, "x", 1);
+  (void)!write(*go_fd, "x", 1);
+  return 0;
 }
 
 static bool fds_ascending(const int *fds, size_t n) {
@@ -443,8 +454,8 @@ int cg_spawn(cg_leaf *leaf, const cg_spawn_options *opts, cg_process *ret, ca_er
   cg_proc_stat st = {0};
   (void)cg_proc_read_stat(leaf->root->proc, pid, &st, NULL); /* the unreaped child cannot vanish: always works */
   cg_process child = {.pid = pid, .pidfd = pidfd, .start_time = st.start_time, .clone_into_cgroup = into};
-  if (opts->started)
-    release_child(opts, &child, go[1]);
+  if (opts->started && (r = release_child(opts, &child, &go[1], err)) < 0)
+    goto out;
   r = await_exec(leaf, opts, program, &child, pipefd[0], ret, err);
 out:
   ca_close_keep_errno(pipefd[0]);

@@ -130,15 +130,20 @@ static void report_exec_failure(const char *command, int code) {
 
 /* Under process tracking, the registry records the command's process group (its main process leads one of its own),
  * for the guardian, the next start, kill and gc to kill when the agent cannot: no later layer finds the tree else.
- * cg_spawn's started hook: the command execs only after this, so no agent dies with the command running unrecorded. */
-static void record_group(void *data, const cg_process *proc) {
+ * cg_spawn's started hook: the command execs only after this succeeded, so no agent dies with the command running
+ * unrecorded; when the registry cannot be written, the command does not run. */
+static int record_group(void *data, const cg_process *proc, ca_error **err) {
   struct run_state *s = data;
   struct ag_registry *reg = &s->session->reg;
   reg->main_pid = reg->pgrp = proc->pid;
   reg->main_start = reg->pgrp_start = proc->start_time;
-  _cleanup_error_ ca_error *err = NULL;
-  if (ag_registry_write(s->session->env.state, reg, &err) < 0)
-    ca_log_warning("run: the command's process group is not recorded, only this agent can kill its tree: %s", err->msg);
+  int r = ag_registry_write(s->session->env.state, reg, err);
+  if (r < 0) {
+    reg->main_pid = reg->pgrp = 0; /* nothing of it runs */
+    ca_error_wrap(err, "the command did not start: its process group cannot be recorded, and without a cgroup the "
+                       "guardian and later cleanups find its tree only by it");
+  }
+  return r;
 }
 
 /* Starts the command in the session's leaf. 0, or the exit code of the failure (message printed). */

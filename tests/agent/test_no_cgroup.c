@@ -3,12 +3,14 @@
  * process behind: its guardian kills the recorded process group, and with the guardian SIGKILLed too, the next start
  * does. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_run.h"
@@ -150,4 +152,47 @@ Test(no_cgroup, the_command_starts_with_its_group_recorded) {
     cr_assert(scenario_read_marker(&sc, "seen", 5000, seen), "the command did not run: %s", scenario_stderr(&sc));
     cr_assert_str_eq(seen, "recorded", "run %d: the command started before the registry named its group", i);
   }
+}
+
+/* without_cgroup, with the state dir on a tmpfs of 64 KiB: room for a registry of about 40 KiB, not for the copy
+ * that rewriting it takes (the registry is written whole and renamed). */
+static void without_cgroup_small_state(struct scenario *s) {
+  scenario_without_cgroup(s);
+  (void)mkdir(s->state, 0700);
+  if (mount("tmpfs", s->state, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700") < 0) {
+    dprintf(2, "test: cannot mount a tmpfs on %s: %m\n", s->state);
+    _exit(98);
+  }
+}
+
+/* The registry cannot record the command's process group: the command does not start, since without a cgroup
+ * nothing else would let the guardian or a later cleanup find its tree. */
+Test(no_cgroup, a_command_whose_group_cannot_be_recorded_does_not_start) {
+  char body[512];
+  snprintf(body, sizeof(body), "touch %s/ran\n", sc.dir);
+  const char *script = scenario_script(&sc, "ran.sh", body);
+  enum { N = 3000 }; /* arguments of 12 bytes: a registry of about 40 KiB */
+  const char *args[N + 8] = {"--docker-host", "unix:///nonexistent.sock", "run", "--no-docker-proxy", "--", script};
+  size_t n = 6;
+  for (int i = 0; i < N; i++)
+    args[n++] = "argument-xyz";
+  args[n] = NULL;
+  pid_t agent = fork();
+  cr_assert_geq(agent, 0);
+  if (agent == 0) { /* scenario_start_in takes at most 63 arguments: exec the agent here */
+    char err[256];
+    snprintf(err, sizeof(err), "%s/err", sc.dir);
+    dup2(open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
+    without_cgroup_small_state(&sc);
+    const char *argv[N + 16] = {AG_BINARY, "--state-dir", sc.state, "--cgroup-root", sc.cgroup_root};
+    memcpy(argv + 5, args, (n + 1) * sizeof(char *));
+    execv(AG_BINARY, (char **)argv);
+    _exit(99);
+  }
+  int rc = scenario_wait(agent);
+  char ran[300];
+  snprintf(ran, sizeof(ran), "%s/ran", sc.dir);
+  cr_assert_neq(access(ran, F_OK), 0, "the command ran with its process group unrecorded: %s", scenario_stderr(&sc));
+  cr_assert_eq(rc, 125, "exit %d: %s", rc, scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "process group cannot be recorded"), "%s", scenario_stderr(&sc));
 }

@@ -316,9 +316,11 @@ Test(cgroup_track, the_group_adopts_no_new_member_once_the_main_process_is_reape
 static char true_name[] = "true";
 static char *const true_argv[] = {true_name, NULL};
 
-static void note_started(void *data, const cg_process *proc) {
+static int note_started(void *data, const cg_process *proc, ca_error **err) {
+  (void)err;
   *(pid_t *)data = proc->pid;
   usleep(200000); /* the child fails its chdir and exits meanwhile */
+  return 0;
 }
 
 Test(cgroup_track, a_child_that_fails_before_its_go_is_reported_without_sigpipe) {
@@ -341,8 +343,44 @@ Test(cgroup_track, a_child_that_fails_before_its_go_is_reported_without_sigpipe)
   ca_error_free(err);
 }
 
-static void check_started(void *data, const cg_process *proc) {
+static int check_started(void *data, const cg_process *proc, ca_error **err) {
+  (void)err;
   *(uint64_t *)data = proc->start_time;
+  return 0;
+}
+
+/* A hook that could not record the child (a registry that could not be written, say). */
+static int refuse_started(void *data, const cg_process *proc, ca_error **err) {
+  *(pid_t *)data = proc->pid;
+  return ca_error_set(err, ENOSPC, "cannot record the child");
+}
+
+/* A started hook that fails stops the command before it execs: cg_spawn fails with the hook's error, and the child is
+ * gone and reaped, having run nothing. */
+Test(cgroup_track, a_started_hook_that_fails_stops_the_command_before_exec) {
+  char id[33];
+  live_session_id(id);
+  ca_error *err = NULL;
+  cr_assert(cg_leaf_create(root, id, NULL, &leaf, &err) == 0, "%s", err ? err->msg : "");
+  char marker[] = "/tmp/cg-hook-XXXXXX";
+  int fd = mkstemp(marker);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  unlink(marker);
+  char touch[] = "touch", *const argv[] = {touch, marker, NULL};
+  pid_t child = 0;
+  cg_process p;
+  int r =
+      cg_spawn(leaf, &(cg_spawn_options){.argv = argv, .started = refuse_started, .started_data = &child}, &p, &err);
+  cr_expect_eq(r, -ENOSPC, "cg_spawn returned %d", r);
+  cr_expect(err && strstr(err->msg, "cannot record the child"), "%s", err ? err->msg : "");
+  ca_error_free(err);
+  cr_assert_gt(child, 0, "the hook was not told about the child");
+  cr_expect_eq(waitpid(child, NULL, WNOHANG), -1, "the child was left to reap");
+  cr_expect_eq(errno, ECHILD);
+  usleep(100000);
+  cr_expect_neq(access(marker, F_OK), 0, "the command ran although its hook failed");
+  unlink(marker);
 }
 
 /* Field 22 of /proc/<pid>/stat read here, apart from the agent's reader: the kernel's own record of the child. */
