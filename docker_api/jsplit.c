@@ -64,21 +64,13 @@ static cJSON *parse_whole(const ca_buf *b) {
 }
 
 /* A member of the volumes object other than "Volumes" (Warnings): small; checked, then dropped. A "Volumes" that is
- * not an array must be null. Warnings name the volume drivers the engine could not list: the list is not whole, and
- * a volume missing from it is not proven gone. */
+ * not an array must be null. */
 static int member_done(struct dk_split *s, ca_error **err) {
   _cleanup_json_ cJSON *j = parse_whole(&s->value);
   if (!j)
     return split_error(s, err, "a member that is not JSON");
   if (s->key_is_volumes && !cJSON_IsNull(j))
     return split_error(s, err, "Volumes is not an array");
-  if (s->key_is_warnings && cJSON_GetArraySize(j) > 0) {
-    const cJSON *first = cJSON_GetArrayItem(j, 0);
-    s->failed = true;
-    return ca_error_set(err, EAGAIN, "the engine could not list every volume (%s%s)",
-                        cJSON_IsString(first) ? first->valuestring : "a warning that is not a string",
-                        cJSON_GetArraySize(j) > 1 ? ", ..." : "");
-  }
   return 0;
 }
 
@@ -87,7 +79,6 @@ static int key_done(struct dk_split *s, ca_error **err) {
   if (!j || !cJSON_IsString(j))
     return split_error(s, err, "a key that is not a string");
   s->key_is_volumes = streq(j->valuestring, "Volumes");
-  s->key_is_warnings = streq(j->valuestring, "Warnings");
   return 0;
 }
 
