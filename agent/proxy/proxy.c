@@ -964,9 +964,7 @@ struct conn {
   pthread_cond_t cond;
   struct ag_proxy_req *req;
   bool engine_done;
-  bool client_raw; /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
-  /* ag_proxy_req_create_in_flight, set under mu after each feed, for the stop to read under px->mu alone. */
-  atomic_bool create_waiting;
+  bool client_raw;      /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
   uint64_t active_usec; /* when bytes last went either way (CLOCK_MONOTONIC), for the idle timeout */
   struct conn *prev, *next;
 };
@@ -1139,7 +1137,6 @@ static void *engine_to_client(void *arg) {
     c->active_usec = ca_now_monotonic_usec();
     if (n >= 0)
       fed = ag_proxy_resp_feed(c->req, buf, (size_t)n, &out, NULL);
-    atomic_store(&c->create_waiting, ag_proxy_req_create_in_flight(c->req));
     if (fed >= 0)
       k = out.len && !client_gone ? ca_write_all(c->client, out.data, out.len) : 0;
     /* A client gone before a create's answer: the answer is still read, for the id the session's end removes. */
@@ -1345,7 +1342,6 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   pthread_mutex_lock(&c->mu);
   c->active_usec = ca_now_monotonic_usec();
   int fed = ag_proxy_req_feed(c->req, data, len, to_engine, to_client, NULL);
-  atomic_store(&c->create_waiting, ag_proxy_req_create_in_flight(c->req));
   int k = fed >= 0 && to_client->len ? ca_write_all(c->client, to_client->data, to_client->len) : 0;
   bool pending = ag_proxy_req_answer_pending(c->req);
   c->client_raw = ag_proxy_req_is_raw(c->req);
@@ -1715,14 +1711,14 @@ static void wait_conns_until(struct ag_proxy *px, uint64_t deadline_usec) {
 }
 
 void ag_proxy_stop(struct ag_proxy *px, uint64_t drain_usec) {
-  (void)ag_proxy_stop_recorded(px, drain_usec, NULL);
+  ag_proxy_stop_recorded(px, drain_usec, NULL);
 }
 
-unsigned ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***ret_created) {
+void ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***ret_created) {
   if (ret_created)
     *ret_created = NULL;
   if (!px)
-    return 0;
+    return;
   pthread_mutex_lock(&px->mu);
   px->stopping = true;
   pthread_cond_broadcast(&px->changed);
@@ -1737,9 +1733,7 @@ unsigned ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char *
   /* Requests in flight finish (their clients are usually dead already, which ends the connections by itself). */
   pthread_mutex_lock(&px->mu);
   wait_conns_until(px, ca_now_monotonic_usec() + drain_usec);
-  unsigned unanswered = 0;
   for (struct conn *c = px->conns; c; c = c->next) {
-    unanswered += atomic_load(&c->create_waiting);
     (void)shutdown(c->client, SHUT_RDWR);
     if (c->engine >= 0)
       (void)shutdown(c->engine, SHUT_RDWR);
@@ -1751,7 +1745,7 @@ unsigned ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char *
     px->n_created = 0;
   }
   pthread_mutex_unlock(&px->mu);
-  if (!left) /* a thread stuck past a shutdown would use freed memory: leak the little that is left instead */
-    proxy_free(px);
-  return unanswered;
+  if (left)
+    return; /* a thread stuck past a shutdown would use freed memory: leak the little that is left instead */
+  proxy_free(px);
 }

@@ -186,9 +186,8 @@ int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_
 void ag_proxy_stop(struct ag_proxy *p, uint64_t drain_usec);
 /* As ag_proxy_stop, handing out what the engine created through the proxy: "c:<id>", "n:<id>", "v:<name>" (NULL-
  * terminated, caller frees; NULL when out of memory), so that the end removes them even when a listing by label
- * missed them. Returns how many connections still had a create the engine had not answered when the drain ended:
- * what those make may land after the end's listing. */
-unsigned ag_proxy_stop_recorded(struct ag_proxy *p, uint64_t drain_usec, char ***ret_created);
+ * missed them. */
+void ag_proxy_stop_recorded(struct ag_proxy *p, uint64_t drain_usec, char ***ret_created);
 
 struct ag_state;
 struct ag_registry;

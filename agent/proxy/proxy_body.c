@@ -629,11 +629,11 @@ struct param {
   ca_buf key, value;
 };
 
-/* Reads the parameter of url[*i, len) up to the next '&' into p and moves *i past it; false at the end of the query.
- * An empty one (&&) reads as an empty name. */
-static bool next_param(const char *url, size_t len, size_t *i, struct param *p, ca_error **err) {
+/* Reads the parameter of url[*i, len) up to the next '&' into p and moves *i past it: 1, or 0 at the end of the
+ * query, or -ENOMEM. An empty one (&&) reads as an empty name. */
+static int next_param(const char *url, size_t len, size_t *i, struct param *p, ca_error **err) {
   if (*i > len)
-    return false;
+    return 0;
   const char *s = url + *i, *amp = memchr(s, '&', len - *i);
   size_t n = amp ? (size_t)(amp - s) : len - *i, eq = strcspn(s, "=&");
   eq = eq < n ? eq : n;
@@ -642,11 +642,9 @@ static bool next_param(const char *url, size_t len, size_t *i, struct param *p, 
   p->n = n;
   ca_buf_reset(&p->key);
   ca_buf_reset(&p->value);
-  if (url_decode(s, eq, &p->key, err) < 0 || (eq < n && url_decode(s + eq + 1, n - eq - 1, &p->value, err) < 0)) {
-    *i = len + 1;
-    return false;
-  }
-  return true;
+  if (url_decode(s, eq, &p->key, err) < 0 || (eq < n && url_decode(s + eq + 1, n - eq - 1, &p->value, err) < 0))
+    return -ENOMEM;
+  return 1;
 }
 
 static bool param_is(const struct param *p, const char *name) {
@@ -666,7 +664,8 @@ int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels
   int r = ca_buf_append(&out, url, path_len, err);
   bool has_labels = false, has_forcerm = false, buildkit = false, version_seen = false;
   char sep = '?';
-  for (size_t i = path_len + 1; q && r >= 0 && next_param(url, len, &i, &p, err);) {
+  int k = 0;
+  for (size_t i = path_len + 1; q && r >= 0 && (k = next_param(url, len, &i, &p, err)) > 0;) {
     if (p.n == 0)
       continue;
     if (param_is(&p, "labels")) { /* every one gets built-by, whichever the engine reads */
@@ -683,6 +682,8 @@ int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels
     }
     sep = '&';
   }
+  if (k < 0)
+    r = k;
   if (r >= 0 && !has_labels && (r = ca_buf_appendf(&out, err, "%clabels=", sep)) >= 0) {
     r = build_labels(session_id, labels, NULL, &out, err);
     sep = '&';
@@ -715,7 +716,7 @@ bool ag_proxy_build_keeps_steps(const char *url, size_t len) {
   const char *q = memchr(url, '?', len);
   struct param p = {.key = CA_BUF_INIT(len + 1), .value = CA_BUF_INIT(len + 1)};
   bool keeps = false, forcerm_seen = false, buildkit = false, version_seen = false;
-  for (size_t i = q ? (size_t)(q - url) + 1 : len + 1; next_param(url, len, &i, &p, NULL);) {
+  for (size_t i = q ? (size_t)(q - url) + 1 : len + 1; next_param(url, len, &i, &p, NULL) > 0;) {
     if (param_is(&p, "version") && !version_seen) /* the engine reads the first of each */
       buildkit = streq(param_value(&p), "2");     /* BuildKit makes no step containers */
     version_seen |= param_is(&p, "version");

@@ -434,7 +434,7 @@ void ag_collect_keep(struct ag_state *state, const char *id, const char *why) {
   if (ag_registry_load(state, id, &reg, &err) < 0)
     return; /* its lock file keeps the session listed; the load said what was wrong with the file */
   free(reg.collect_error);
-  reg.collect_error = strdup(why);
+  reg.collect_error = strndup(why, 4096); /* bounded, as the command is: the registry stays one every reader loads */
   reg.collect_error_at = time(NULL);
   if (reg.collect_error && ag_registry_write(state, &reg, &err) < 0)
     ca_log_warning("session %s stays registered, but why could not be written: %s", id, err->msg);

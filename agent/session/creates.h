@@ -22,7 +22,8 @@ static inline void ag_creates_begin(void) {
     atomic_fetch_add(&ag_creates_current->in_flight, 1);
 }
 
-/* A create's answer was read (or will never be: the connection went); never below 0. */
+/* A create's answer was read; never below 0. A create whose answer never comes (its connection went, a timeout) stays
+ * counted: the engine may still make it. */
 static inline void ag_creates_end(void) {
   unsigned n = ag_creates_current ? atomic_load(&ag_creates_current->in_flight) : 0;
   while (n > 0 && !atomic_compare_exchange_weak(&ag_creates_current->in_flight, &n, n - 1))

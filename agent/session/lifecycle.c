@@ -345,7 +345,8 @@ int ag_session_begin(struct ag_session *s, ca_error **err) {
   return 0;
 }
 
-/* The proxy stopped with creates the engine had not answered (the drain's time ran out): what they make lands after
+/* The session counted creates whose answer was never read (creates.h: the proxy's, when its drain's time ran out or
+ * the engine's side of their connection went, and container-seq's own that timed out): what they make may land after
  * the end's listing. A watcher looks for it once a second for 10 s, as after a dead session's collection, and then
  * forgets the session; it holds the session's lock (a copy) until then. 0 when a watcher took the session. */
 static int watch_unanswered(struct ag_session *s, unsigned unanswered, ca_error **err) {
@@ -363,9 +364,9 @@ static int watch_unanswered(struct ag_session *s, unsigned unanswered, ca_error 
   r = ag_watcher_start(s->env.state->dir, w, err);
   ag_watch_clear(w); /* our copy of the lock: the watcher has its own */
   if (r == 0)
-    ca_log_notice("%u create%s still unanswered by the engine when the session ended: a watcher removes what %s "
-                  "in the next 10 s",
-                  unanswered, unanswered == 1 ? " was" : "s were", unanswered == 1 ? "it makes" : "they make");
+    ca_log_notice("%u create%s sent to the engine without an answer, which the engine may still make: a watcher "
+                  "removes what lands in the next 10 s",
+                  unanswered, unanswered == 1 ? " was" : "s were");
   return r;
 }
 
@@ -381,8 +382,8 @@ int ag_session_end(struct ag_session *s) {
   /* Creates get a 503 from here; those in flight are answered and their ids recorded (proxy.h). */
   _cleanup_strv_free_ char **made = NULL;
   bool had_proxy = s->proxy != NULL;
-  unsigned unanswered =
-      ag_proxy_stop_recorded(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4), &made);
+  ag_proxy_stop_recorded(TAKE_PTR(s->proxy), CA_MIN(AG_SESSION_PROXY_DRAIN_USEC, teardown / 4), &made);
+  unsigned unanswered = s->guardian.creates ? atomic_load(&s->guardian.creates->in_flight) : 0;
   _cleanup_error_ ca_error *err = NULL;
   late_engine(s);
   if (s->env.dk && dk_client_connect(s->env.dk, &err) < 0) {

@@ -582,35 +582,3 @@ Test(registry_last, the_end_of_run_watches_for_a_create_the_engine_had_not_answe
   cr_assert(!*registry_of(id), "the session stayed registered once its late container went");
   fake_stop(fake);
 }
-
-/* An engine that drops the connection of a create without answering it, and answers the rest with nothing. */
-static bool dropping_engine(void *ud, const struct fake_request *rq, int conn) {
-  (void)ud;
-  if (streq(rq->path, "/_ping"))
-    fake_reply(conn, 200, "1.41", "text/plain", "OK");
-  else if (streq(rq->method, "POST") && strstr(rq->path, "/containers/create"))
-    return false;
-  else
-    reply_empty(rq, conn);
-  return true;
-}
-
-/* A create whose connection the engine dropped long before the end is not one the end waits for: the session goes
- * with the end, without a watcher. */
-Test(registry_last, a_create_the_engine_dropped_before_the_end_is_not_watched_for) {
-  struct fake_daemon *fake = fake_start(dropping_engine, NULL);
-  const char *script =
-      scenario_script(&sc, "dropped.sh",
-                      "echo $CLEANUP_AGENT_SESSION > $OUT/started\n"
-                      "curl -s --unix-socket \"${DOCKER_HOST#unix://}\" -H 'Content-Type: application/json' "
-                      "-d '{\"Image\":\"x\"}' http://docker/v1.41/containers/create >/dev/null\n"
-                      "exit 0\n");
-  int rc = scenario_run(&sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--", script, NULL});
-  cr_assert_eq(rc, 0, "run: %s", scenario_stderr(&sc));
-  cr_assert_eq(fake_count(fake, "POST", ""), 1, "the create never reached the engine: %s", scenario_stderr(&sc));
-  char id[128];
-  started_session("started", id);
-  cr_assert_null(strstr(scenario_stderr(&sc), "unanswered"), "%s", scenario_stderr(&sc));
-  cr_assert(!*registry_of(id), "the session stayed registered after its end");
-  fake_stop(fake);
-}
