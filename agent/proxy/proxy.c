@@ -77,6 +77,7 @@ struct ag_proxy_req {
   size_t reserved;  /* bytes of body held against that budget */
   bool in_value;
   bool upgrade_header; /* the request has Upgrade, or Connection: upgrade */
+  bool form_body;      /* Content-Type: application/x-www-form-urlencoded: parameters the engine reads first */
   bool hijack;         /* the request is one the engine may answer by taking the connection over */
   ca_buf pending;      /* raw bytes of the head being parsed */
   ca_buf url;
@@ -160,7 +161,7 @@ static int on_message_begin(http_parser *p) {
   r->in_value = false;
   r->too_large = false;
   r->over_budget = false;
-  r->upgrade_header = false;
+  r->upgrade_header = r->form_body = false;
   r->user_agent[0] = r->tc_session[0] = '\0';
   return 0;
 }
@@ -182,6 +183,8 @@ static int commit_header(struct ag_proxy_req *r) {
   if (strcasecmp(name, "upgrade") == 0 ||
       (strcasecmp(name, "connection") == 0 && strcasestr(ca_buf_str(&r->value), "upgrade")))
     r->upgrade_header = true;
+  if (strcasecmp(name, "content-type") == 0)
+    r->form_body = strncasecmp(ca_buf_str(&r->value), "application/x-www-form-urlencoded", 33) == 0;
   if (strcasecmp(name, "user-agent") == 0)
     snprintf(r->user_agent, sizeof(r->user_agent), "%s", ca_buf_str(&r->value));
   else if (strcasecmp(name, "x-tc-sid") == 0)
@@ -614,19 +617,6 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
   return ca_buf_append(to_engine, rewritten, len, err);
 }
 
-/* Whether the head's Content-Type is a form's, whose parameters the engine reads before the query's. */
-static bool form_body(const struct ag_proxy_req *r) {
-  static const char name[] = "content-type:", form[] = "application/x-www-form-urlencoded";
-  /* r->headers holds "Name: value\r\n" lines, as the client sent them. */
-  for (const char *line = ca_buf_str(&r->headers); line && *line;
-       line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-    if (strncasecmp(line, name, sizeof(name) - 1) == 0 &&
-        strncasecmp(line + sizeof(name) - 1 + strspn(line + sizeof(name) - 1, " \t"), form, sizeof(form) - 1) == 0)
-      return true;
-  }
-  return false;
-}
-
 /* POST /build: the image gets built-by=<session> and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
  * request line is rewritten, the rest of the head and the body go as they are. 1 when refused. */
 static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
@@ -634,7 +624,7 @@ static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **e
   if (r->p.method != HTTP_POST || !request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)) ||
       !streq(unversioned(path), "/build"))
     return 0;
-  if (form_body(r)) {
+  if (r->form_body) {
     r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */
     return refuse(r, 400, "Bad Request",
                   "cleanup-agent: a build whose parameters come in a form body (Content-Type "

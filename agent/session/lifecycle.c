@@ -26,8 +26,8 @@
  *      networks and volumes, then the registry (ag_collect_settle), which goes last and only when everything else
  *      went (an engine that did not answer included): it is what tells the next start and gc that the session still
  *      has something left, and it keeps the reason. When a registry may go is decided in collect.c alone
- *      (ag_collect_settle, ag_collect_forget). A create the engine had not answered when the proxy stopped lands
- *      after the listing: then a watcher for late creates takes the session, and forgets it after its last look.
+ *      (ag_collect_settle, ag_collect_forget). A create the session counted whose answer never came may land after
+ *      the listing: then a watcher for late creates takes the session, and forgets it after its last look.
  *   3. The guardian is told the session ended and reaped; the lock goes with the session's free. */
 #include <fcntl.h>
 #include <stdarg.h>

@@ -401,10 +401,11 @@ static void add_command(cJSON *o, char *const *command) {
   size_t left = 0;
   while (cmd && command && command[n + left])
     left++;
-  char more[64];
-  snprintf(more, sizeof(more), "...(%zu more arguments, not recorded)", left);
-  if (left)
+  if (left) {
+    char more[64];
+    snprintf(more, sizeof(more), "...(%zu more arguments, not recorded)", left);
     cJSON_AddItemToArray(cmd, cJSON_CreateString(more));
+  }
 }
 
 char *ag_registry_format(const struct ag_registry *r) {

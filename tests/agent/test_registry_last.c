@@ -518,10 +518,7 @@ Test(registry_last, the_next_start_removes_a_v1_only_leftover) {
 
 /* An engine whose container create lands 5 s after it was asked, past the end's 2 s drain, labeled with the session
  * that asked; it lists the container by that label from then on, until it is deleted. */
-static struct {
-  atomic_bool landed, deleted;
-  char session[33];
-} late;
+static struct { atomic_bool landed, deleted; } late;
 
 #define LATE_ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
