@@ -168,7 +168,9 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
   }
   cg_process proc;
   _cleanup_error_ ca_error *err = NULL;
+  s->gave_terminal = sopts.take_terminal;
   if (cg_spawn(s->leaf, &sopts, &proc, &err) < 0) {
+    ag_run_terminal_take_back(s); /* the child took it before it failed: ours again before we say why */
     if (err->detail != CG_ERROR_DETAIL_EXEC) {
       ca_log_error("run: %s", err->msg);
       return AG_EXIT_AGENT_FAILED;
@@ -179,7 +181,6 @@ static int spawn_command(struct run_state *s, const struct run_opts *o) {
   if (proc.pidfd >= 0)
     close(proc.pidfd); /* SIGCHLD and waitpid tell us about the main process */
   s->pid = proc.pid;
-  s->gave_terminal = sopts.take_terminal;
   return 0;
 }
 

@@ -103,6 +103,16 @@ Test(run_tty, a_command_that_reads_the_terminal_gets_it_and_gives_it_back) {
   cr_assert_eq(wait_child(15000), 0, "%s", seen);
 }
 
+Test(run_tty, a_command_that_cannot_start_gives_the_terminal_back) {
+  /* The command's process group takes the terminal before exec: when the exec fails, the agent takes it back before
+   * it says so, and the calling shell reads the terminal again. */
+  start_on_pty("$AGENT run -- /nonexistent/command; echo \"run exited $?\"; read y; echo \"after:$y\"");
+  cr_assert(expect("run exited 127", 15000), "%s", seen);
+  type("back\n");
+  cr_assert(expect("after:back", 15000), "the terminal did not come back to the caller:\n%s", seen);
+  cr_assert_eq(wait_child(15000), 0, "%s", seen);
+}
+
 Test(run_tty, an_interactive_shell_works) {
   start_on_pty("$AGENT run -- sh -i; echo \"run exited $?\"");
   type("echo in-$((1+2))\n");
