@@ -358,7 +358,7 @@ int ag_watcher_start(const char *state_dir, const struct ag_watch_list *w, ca_er
     return 0;
   pid_t child = fork();
   if (child < 0)
-    return ca_error_set_errno(err, errno, "watcher: fork");
+    return ca_error_set_errno(err, errno, "cannot start a watcher for late creates: fork");
   if (child == 0) {
     /* The watcher outlives this start: it is the child's child, and the child exits at once. */
     pid_t watcher = fork();
@@ -369,8 +369,8 @@ int ag_watcher_start(const char *state_dir, const struct ag_watch_list *w, ca_er
   int status;
   while (waitpid(child, &status, 0) < 0)
     if (errno != EINTR)
-      return ca_error_set_errno(err, errno, "watcher: wait");
+      return ca_error_set_errno(err, errno, "cannot start a watcher for late creates: wait");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return ca_error_set(err, ECHILD, "watcher: fork failed");
+    return ca_error_set(err, ECHILD, "cannot start a watcher for late creates: its fork failed");
   return 0;
 }

@@ -153,16 +153,16 @@ struct late_watch {
   struct ag_watch_list list;
 };
 
-/* Hands the sessions of w to one watcher for late creates (which then forgets them), or forgets them now when it
- * could not start. Empties the list. */
+/* Hands the sessions of w to one watcher for late creates (which then forgets them). When none could start, they stay
+ * registered with the reason, and the next start collects and hands them again: a create that lands late has no
+ * other trace. Empties the list. */
 static void hand_off(struct late_watch *w) {
   _cleanup_error_ ca_error *err = NULL;
   if (ag_watcher_start(w->env->state->dir, &w->list, &err) < 0) {
-    ca_log_warning("%s; forgetting %zu dead session%s without watching for late creates", err->msg, w->list.n,
-                   w->list.n == 1 ? "" : "s");
+    ca_log_warning("%s; %zu dead session%s stay%s registered for the next start to watch for late creates", err->msg,
+                   w->list.n, w->list.n == 1 ? "" : "s", w->list.n == 1 ? "s" : "");
     for (size_t i = 0; i < w->list.n; i++)
-      if (ag_collect_forget(w->env, w->list.items[i].id, &err) < 0)
-        ca_log_warning("%s", err->msg);
+      ag_collect_keep(w->env->state, w->list.items[i].id, err->msg);
   }
   ag_watch_clear(&w->list);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -136,6 +137,41 @@ Test(registry_last, the_next_start_keeps_the_registry_until_the_recorded_engine_
                scenario_stderr(&sc));
   /* Its watcher for late creates looks for 10 s, then forgets the session. */
   cr_expect(registry_gone(id, 20000), "the registry outlived a complete collection");
+}
+
+/* A dead session whose collection went is handed to a watcher for creates that land late; when no watcher can be
+ * started (fork fails: here the start runs in a pids cgroup of one task), the session stays registered, with the
+ * reason, for the next start to collect and watch again (before, it was forgotten unwatched). */
+Test(registry_last, the_start_keeps_a_dead_session_no_watcher_could_watch) {
+  char id[33];
+  engine_up();
+  scenario_dead_session(&sc, engine_host, id);
+  leave_container(id);
+  if (access("/sys/fs/cgroup/pids/cgroup.procs", F_OK) != 0)
+    cr_skip_test("needs the cgroup v1 pids controller at /sys/fs/cgroup/pids");
+  char pids[128], cmd[1024];
+  snprintf(pids, sizeof(pids), "/sys/fs/cgroup/pids/%s", strrchr(sc.dir, '/') + 1);
+  cr_assert_eq(mkdir(pids, 0755), 0, "mkdir %s: %s (the host's cgroup v1 pids hierarchy)", pids, strerror(errno));
+  snprintf(cmd, sizeof(cmd),
+           "sh -c 'echo 1 > %s/pids.max && echo $$ > %s/cgroup.procs && exec %s --state-dir %s --cgroup-root %s "
+           "--docker-host %s run -- true' > %s/pids.out 2>&1",
+           pids, pids, AG_BINARY, sc.state, sc.cgroup_root, none_host, sc.dir);
+  int rc = system(cmd);
+  char out[256], said[4096];
+  snprintf(out, sizeof(out), "%s/pids.out", sc.dir);
+  snprintf(said, sizeof(said), "%s", scenario_read_text(out));
+  /* with the v1 parent the agent made in its own v1 cgroup (named after --cgroup-root) */
+  snprintf(cmd, sizeof(cmd), "find %s -depth -type d -exec rmdir {} +", pids);
+  cr_expect_eq(system(cmd), 0, "cannot remove %s", pids);
+  cr_assert_neq(rc, -1);
+  cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 0, "the start did not collect the dead session: %s", said);
+  expect_kept(id, "a start that could not watch for late creates");
+  cr_expect(strstr(registry_of(id), "watcher"), "the registry does not say the watcher did not start: %s",
+            registry_of(id));
+
+  rc = scenario_run(&sc, (const char *[]){"--docker-host", none_host, "run", "--", "true", NULL});
+  cr_expect_eq(rc, 0, "run: %s", scenario_stderr(&sc));
+  cr_expect(registry_gone(id, 20000), "the next start's watcher did not forget the session: %s", scenario_stderr(&sc));
 }
 
 Test(registry_last, kill_keeps_the_registry_until_the_recorded_engine_answers) {
