@@ -970,6 +970,11 @@ struct ag_proxy {
   int (*connect_engine)(void *ctx, ca_error **err); /* a TCP or TLS engine's streams; NULL: engine_socket */
   void *engine_ctx;
   void (*engine_ctx_free)(void *ctx);
+  int (*engine_reached)(void *ctx, ca_error **err); /* ag_proxy_config's; NULL: nobody asks */
+  void *engine_reached_ctx;
+  pthread_mutex_t reach_mu; /* one connection calls engine_reached, the others wait for it */
+  bool reached;             /* engine_reached succeeded, under reach_mu */
+  bool reach_closed;        /* the proxy stops: engine_reached is not called any more, under reach_mu */
   int listen_fd;
   int stop_pipe[2];
   pthread_t accept_thread;
@@ -1252,19 +1257,40 @@ static int ensure_volume(void *ctx, const char *name, ca_error **err) {
   return 0;
 }
 
+/* Tells the server's owner, once, that a connection reached the engine, before anything of it goes there; the others
+ * that reach it meanwhile wait. 0, or the hook's error (then the next connection asks again). */
+static int note_engine_reached(struct ag_proxy *px, ca_error **err) {
+  if (!px->engine_reached)
+    return 0;
+  pthread_mutex_lock(&px->reach_mu);
+  int r = 0;
+  if (!px->reached && px->reach_closed)
+    r = ca_error_set(err, ESHUTDOWN, "the session is ending");
+  else if (!px->reached && (r = px->engine_reached(px->engine_reached_ctx, err)) == 0)
+    px->reached = true;
+  pthread_mutex_unlock(&px->reach_mu);
+  return r;
+}
+
 /* Connects the connection's engine side; on failure the client gets a refusal saying why. */
 static bool connect_engine(struct conn *c) {
   struct ag_proxy *px = c->px;
   int efd = -1;
   _cleanup_error_ ca_error *e = NULL;
+  const char *failed = "cannot reach the engine";
   int r = engine_stream(px, &efd, &e);
+  if (r == 0 && (r = note_engine_reached(px, &e)) < 0) {
+    close(efd);
+    efd = -1;
+    failed = "forwards nothing";
+  }
   pthread_mutex_lock(&px->mu);
   c->engine = efd; /* ag_proxy_stop reads it under the lock */
   pthread_mutex_unlock(&px->mu);
   if (r == 0)
     return true;
   char why[1024];
-  snprintf(why, sizeof(why), "cleanup-agent: the session's Docker proxy cannot reach the engine: %s", e->msg);
+  snprintf(why, sizeof(why), "cleanup-agent: the session's Docker proxy %s: %s", failed, e->msg);
   refuse_connection(c, why);
   return false;
 }
@@ -1559,6 +1585,7 @@ static void proxy_free(struct ag_proxy *px) {
     if (px->stop_pipe[i] >= 0)
       close(px->stop_pipe[i]);
   pthread_mutex_destroy(&px->mu);
+  pthread_mutex_destroy(&px->reach_mu);
   pthread_cond_destroy(&px->changed);
   free(px->socket_path);
   free(px->engine_socket);
@@ -1606,6 +1633,7 @@ int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_
   }
   *px = (struct ag_proxy){.listen_fd = -1, .stop_pipe = {-1, -1}};
   pthread_mutex_init(&px->mu, NULL);
+  pthread_mutex_init(&px->reach_mu, NULL);
   pthread_cond_init(&px->changed, NULL);
   px->max_conns = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
   px->body_budget = cfg->body_budget ? cfg->body_budget : AG_PROXY_BODY_BUDGET;
@@ -1613,6 +1641,8 @@ int ag_proxy_start(const struct ag_proxy_config *cfg, struct ag_proxy **ret, ca_
   px->connect_engine = cfg->connect_engine;
   px->engine_ctx = cfg->engine_ctx;
   px->engine_ctx_free = cfg->engine_ctx_free; /* from here the proxy frees the context, also on failure */
+  px->engine_reached = cfg->engine_reached;
+  px->engine_reached_ctx = cfg->engine_reached_ctx;
   if (cfg->observer)
     px->observer = *cfg->observer;
   size_t n = 0;
@@ -1713,6 +1743,11 @@ void ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***re
   px->stopping = true;
   pthread_cond_broadcast(&px->changed);
   pthread_mutex_unlock(&px->mu);
+  /* engine_reached's owner may be gone once the stop returned, even if a connection is left stuck below: no call
+   * starts from here, and one that runs is waited for. */
+  pthread_mutex_lock(&px->reach_mu);
+  px->reach_closed = true;
+  pthread_mutex_unlock(&px->reach_mu);
   ssize_t w = write(px->stop_pipe[1], "x", 1);
   (void)w; /* the pipe is empty: this cannot block or fail */
   pthread_join(px->accept_thread, NULL);

@@ -164,6 +164,12 @@ struct ag_proxy_config {
   int (*connect_engine)(void *ctx, ca_error **err);
   void *engine_ctx;
   void (*engine_ctx_free)(void *ctx);
+  /* Called once, in the thread of the first connection that reached the engine, before anything of it goes there;
+   * the connections that reach it meanwhile wait. On failure (err says why) that connection is refused and the next
+   * one calls again; once the proxy is stopping, none is called (the connection is refused). NULL: nothing to call.
+   * A session whose engine did not answer at its start records the engine here (lifecycle.c). */
+  int (*engine_reached)(void *ctx, ca_error **err);
+  void *engine_reached_ctx;
   /* Whoever may use the engine's socket may use this one: with share, the socket gets the engine socket's owner, group
    * and mode (as far as the agent may give them; else 0600) and the peer check admits the users they admit, besides
    * the agent's user and root, who are always admitted. */
@@ -195,11 +201,12 @@ struct dk_client;
 /* Starts the proxy of session reg->id on <sessions dir>/<id>.sock, or on <short runtime dir>/<id>.sock when that path
  * is too long for a Unix socket, with the session's labels (ag_session_labels of reg and extra), in front of
  * docker_host's engine. A Unix socket need not answer yet (it is connected per request); a tcp:// engine is reached
- * through dk (connected: its TLS files and checks, dk_client_stream), which the proxy clones. -EPROTONOSUPPORT for a
- * tcp:// engine without dk, another error when the socket cannot be bound; err says which. */
+ * through dk (connected: its TLS files and checks, dk_client_stream), which the proxy clones. reached (may be NULL)
+ * becomes the config's engine_reached, with ctx. -EPROTONOSUPPORT for a tcp:// engine without dk, another error when
+ * the socket cannot be bound; err says which. */
 int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
-                           const struct dk_client *dk, const char *const *extra_labels, struct ag_proxy **ret,
-                           ca_error **err);
+                           const struct dk_client *dk, const char *const *extra_labels,
+                           int (*reached)(void *ctx, ca_error **err), void *ctx, struct ag_proxy **ret, ca_error **err);
 /* --contain-containers: the connections accepted from now on give every container they create the cgroup parent
  * parent (copied); set it before the command that uses the proxy starts. */
 int ag_proxy_set_cgroup_parent(struct ag_proxy *p, const char *parent, ca_error **err);

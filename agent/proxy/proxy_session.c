@@ -114,7 +114,8 @@ static int tcp_engine(const char *docker_host, const struct dk_client *dk, struc
 }
 
 int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, const char *docker_host,
-                           const struct dk_client *dk, const char *const *extra_labels, struct ag_proxy **ret,
+                           const struct dk_client *dk, const char *const *extra_labels,
+                           int (*reached)(void *ctx, ca_error **err), void *ctx, struct ag_proxy **ret,
                            ca_error **err) {
   const char *engine = ag_proxy_engine_socket(docker_host);
   /* An engine that does not answer yet (a dind service still booting) is reached per request, once it is up. */
@@ -138,6 +139,8 @@ int ag_proxy_start_session(struct ag_state *st, const struct ag_registry *reg, c
                                 .uid = es.st_uid,
                                 .gid = es.st_gid,
                                 .mode = es.st_mode,
+                                .engine_reached = reached,
+                                .engine_reached_ctx = ctx,
                                 .observer = ag_receipt_observer()};
   if (!engine && (r = tcp_engine(docker_host, dk, &cfg, err)) < 0)
     return r;

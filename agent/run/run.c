@@ -135,11 +135,14 @@ static void report_exec_failure(const char *command, int code) {
 static int record_group(void *data, const cg_process *proc, ca_error **err) {
   struct run_state *s = data;
   struct ag_registry *reg = &s->session->reg;
+  pthread_mutex_lock(&s->session->reg_mu); /* the proxy's thread may record the engine meanwhile */
   reg->main_pid = reg->pgrp = proc->pid;
   reg->main_start = reg->pgrp_start = proc->start_time;
   int r = ag_registry_write(s->session->env.state, reg, err);
-  if (r < 0) {
+  if (r < 0)
     reg->main_pid = reg->pgrp = 0; /* nothing of it runs */
+  pthread_mutex_unlock(&s->session->reg_mu);
+  if (r < 0) {
     ca_error_wrap(err, "the command did not start: its process group cannot be recorded, and without a cgroup the "
                        "guardian and later cleanups find its tree only by it");
   }

@@ -58,9 +58,25 @@ static uint64_t teardown_usec(const struct ag_guardian_config *cfg) {
   return cfg->teardown_usec ? cfg->teardown_usec : AG_TEARDOWN_USEC;
 }
 
-/* Opens what the guardian collects with: the state dir, the cgroup root and the engine the session recorded;
- * env.docker_host stays set when that engine does not answer, so that it is not asked twice. */
-static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
+/* The engine the guardian collects with: the one the registry names (an engine that did not answer at the start is
+ * named once the proxy reached it), else (no registry yet, or one set aside here: said) the one the session started
+ * with. NULL: none. */
+static char *registry_engine(const struct ag_guardian_config *cfg, struct ag_state *state) {
+  struct ag_registry reg;
+  _cleanup_error_ ca_error *err = NULL;
+  int r = ag_registry_load(state, cfg->session_id, &reg, &err);
+  if (r < 0 && r != -ENOENT)
+    ca_log_warning("guardian: %s", err->msg);
+  if (r < 0)
+    return cfg->docker_host ? strdup(cfg->docker_host) : NULL;
+  char *host = reg.docker_host ? strdup(reg.docker_host) : NULL;
+  ag_registry_done(&reg);
+  return host;
+}
+
+/* Opens what the guardian collects with: the state dir, the cgroup root and the session's engine (*host, which the
+ * caller frees); env.docker_host stays set when that engine does not answer, so that it is not asked twice. */
+static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env, char **host) {
   _cleanup_error_ ca_error *err = NULL;
   if (ag_state_open(cfg->state_dir, &env->state, &err) < 0) {
     ca_log_error("guardian: session %s: %s", cfg->session_id, err->msg);
@@ -72,12 +88,12 @@ static int open_env(const struct ag_guardian_config *cfg, struct ag_env *env) {
     ca_log_warning("guardian: session %s: %s", cfg->session_id, err->msg);
     ca_error_free(TAKE_PTR(err));
   }
-  env->docker_host = cfg->docker_host;
-  if (cfg->docker_host) {
+  env->docker_host = *host = registry_engine(cfg, env->state);
+  if (*host) {
     /* Within the teardown's time when it collects a dead agent's session (not retried): a quarter of it per call,
      * all of it for a removal (collect.c says why). */
     unsigned quarter_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 4000, (uint64_t)AG_DOCKER_TIMEOUT_MS);
-    struct dk_client_options dopts = {.host = cfg->docker_host,
+    struct dk_client_options dopts = {.host = *host,
                                       .timeout_ms = CA_MAX(quarter_ms, 100u),
                                       .remove_timeout_ms = (unsigned)CA_MIN(teardown_usec(cfg) / 1000, (uint64_t)60000),
                                       .retries = -1};
@@ -186,7 +202,8 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
 
   /* The agent is gone without finishing. We still hold its lock, so nobody else collects while we do. */
   struct ag_env env = {.deadline_usec = ca_now_monotonic_usec() + teardown_usec(cfg)};
-  if (open_env(cfg, &env) < 0)
+  char *host = NULL;
+  if (open_env(cfg, &env, &host) < 0)
     _exit(1);
   bool late = env.dk && creates_may_land(creates); /* read once the agent is dead: nothing changes it any more */
   int r = collect_died(cfg, &env, late);
@@ -195,6 +212,7 @@ static _noreturn_ void guardian_main(const struct ag_guardian_config *cfg, int f
   if (r == 0)
     collect_nested(cfg, &env);
   dk_client_free(env.dk);
+  free(host);
   cg_root_free(env.cg);
   ag_state_free(env.state);
   _exit(r < 0 ? 1 : 0);

@@ -14,7 +14,7 @@ struct ag_guardian_config {
   const char *session_id;
   const char *state_dir;   /* resolved path of the state dir */
   const char *cgroup_root; /* --cgroup-root as given (NULL: default) */
-  const char *docker_host; /* engine URL, NULL without an engine */
+  const char *docker_host; /* engine URL, NULL without an engine (the registry's, once written, counts) */
   int lock_fd;             /* the session's lease lock: the guardian keeps it while it cleans */
   uint64_t teardown_usec;  /* how long collecting the session of a dead agent may take (0: AG_TEARDOWN_USEC) */
 };

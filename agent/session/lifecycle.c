@@ -135,6 +135,7 @@ int ag_session_open(const struct ag_session_config *cfg, struct ag_session **ret
   if (!s)
     return ca_error_set(err, ENOMEM, "out of memory");
   s->cfg = cfg;
+  pthread_mutex_init(&s->reg_mu, NULL);
   s->lock_fd = -1;
   s->guardian.fd = -1;
   s->docker_host = cfg->globals->docker_host ? cfg->globals->docker_host : AG_DEFAULT_DOCKER_HOST;
@@ -214,6 +215,11 @@ static void adopt_guardian(struct ag_session *s) {
     ag_session_warn(s, "the guardian stays in the agent's cgroup: %s", e->msg);
 }
 
+/* The engine a session records: nested, the one behind the parent's proxy, which goes with the parent (nesting.h). */
+static char *session_engine(const struct ag_session *s) {
+  return (char *)ag_nesting_engine(&s->nest, s->docker_host);
+}
+
 /* Steps 3 to 5: id, owner, lock, labels, guardian. Nothing but the lock file exists when it fails. */
 static int take_session(struct ag_session *s, ca_error **err) {
   const struct ag_session_config *cfg = s->cfg;
@@ -231,7 +237,7 @@ static int take_session(struct ag_session *s, ca_error **err) {
   reg->guardian_pid = 0;
   reg->cgroup_root = s->env.cg ? (char *)cg_root_path(s->env.cg) : NULL;
   /* Nested, the engine is the one behind the parent's proxy: that proxy goes with the parent (nesting.h). */
-  reg->docker_host = s->env.dk ? (char *)ag_nesting_engine(&s->nest, s->docker_host) : NULL;
+  reg->docker_host = s->env.dk ? session_engine(s) : NULL;
   reg->command = cfg->command;
   reg->images_remove = cfg->images_remove;
   struct ag_guardian_config gcfg = {
@@ -274,6 +280,24 @@ static char **proxy_labels(const struct ag_session *s) {
   return v;
 }
 
+/* An engine that did not answer at the start, reached since: from now on the command may make things there, so the
+ * registry names it (for the guardian, the next start and gc) before anything goes there. The proxy's engine_reached
+ * (in a connection's thread), and the end's. */
+static int record_engine(void *ctx, ca_error **err) {
+  struct ag_session *s = ctx;
+  pthread_mutex_lock(&s->reg_mu);
+  int r = 0;
+  if (!s->reg.docker_host) {
+    s->reg.docker_host = session_engine(s);
+    if ((r = ag_registry_write(s->env.state, &s->reg, err)) < 0) {
+      s->reg.docker_host = NULL; /* not recorded: the proxy refuses the connection, the next one tries again */
+      ca_error_wrap(err, "cannot record the engine in the session's registry");
+    }
+  }
+  pthread_mutex_unlock(&s->reg_mu);
+  return r;
+}
+
 /* Step 8. The proxy asked for (the default) is given to the command or the run does not start: never the engine itself
  * without --no-docker-proxy. An engine that does not answer yet still gets it (connected per request: a Unix socket,
  * or a TCP engine through a client made for it), a TCP or TLS engine gets it through the session's client (its
@@ -293,8 +317,9 @@ static int start_proxy(struct ag_session *s, ca_error **err) {
   _cleanup_strv_free_ char **extra = proxy_labels(s);
   if (!extra)
     return ca_error_set(err, ENOMEM, "out of memory");
+  /* An engine that did not answer yet goes into the registry when the proxy first reaches it (record_engine). */
   int r = ag_proxy_start_session(s->env.state, &s->reg, s->docker_host, s->env.dk, (const char *const *)extra,
-                                 &s->proxy, &e);
+                                 s->reg.docker_host ? NULL : record_engine, s, &s->proxy, &e);
   if (r < 0)
     return ca_error_set(err, -r,
                         "%s%s; the command would talk to the engine unlabeled, so it does not start "
@@ -308,15 +333,16 @@ static int start_proxy(struct ag_session *s, ca_error **err) {
   return 0;
 }
 
-/* An engine that was not up at the start may have come since, and the command used it through the proxy: from now on
- * the session records it, so that its end (and a later gc, if that end fails) collects there. */
+/* An engine that was not up at the start may be up at the end: the end collects there, and records it if the proxy
+ * did not (a client may have labeled by $CLEANUP_AGENT_SESSION itself, past the proxy). */
 static void late_engine(struct ag_session *s) {
   if (s->env.dk || !s->proxy_host || open_engine(s, NULL) < 0 || !s->env.dk)
     return;
-  s->reg.docker_host = (char *)s->docker_host;
   _cleanup_error_ ca_error *e = NULL;
-  if (ag_registry_write(s->env.state, &s->reg, &e) < 0)
+  if (record_engine(s, &e) < 0) {
     ca_log_warning("%s", e->msg);
+    s->reg.docker_host = session_engine(s); /* the end still collects there; the proxy's threads are gone */
+  }
 }
 
 /* The config's first call, in the lazy client's thread. It reads s->cfg and env's state, engine and docker_host,
@@ -439,5 +465,6 @@ void ag_session_free(struct ag_session *s) {
   ag_state_free(s->env.state);
   for (size_t i = 0; i < s->n_warnings; i++)
     free(s->warnings[i]);
+  pthread_mutex_destroy(&s->reg_mu);
   free(s);
 }

@@ -1,6 +1,7 @@
 /* The life of a session, one implementation for run and container-seq (the order is written down in lifecycle.c). */
 #pragma once
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,6 +49,7 @@ struct ag_session {
   const char *docker_host; /* the engine's URL, given or the default */
   struct ag_env env;       /* the state dir; the cgroup root and the engine client, each NULL without one */
   struct ag_registry reg;  /* as written; its strings belong to the session and its config */
+  pthread_mutex_t reg_mu;  /* held to change and write reg while the proxy runs: its thread records the engine */
   char **labels;           /* the session labels of everything it creates */
   struct ag_proxy *proxy;  /* NULL without a proxy */
   char *proxy_host;        /* unix://<the proxy's socket>, NULL without a proxy */

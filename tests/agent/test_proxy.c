@@ -856,6 +856,35 @@ static bool closed_within(int fd, int timeout_ms) {
   }
 }
 
+/* The first connection that reaches the engine tells the session (which records the engine in its registry) before
+ * any of its bytes go there; when that fails the connection is refused and nothing is forwarded, and the next one
+ * asks again. Once it succeeded nobody is asked any more. */
+static int reached_calls;
+static int engine_reached_fails_once(void *ctx, ca_error **err) {
+  (void)ctx;
+  if (++reached_calls == 1)
+    return ca_error_set(err, ENOSPC, "cannot write the registry");
+  return 0;
+}
+
+Test(proxy_server, the_first_connection_that_reaches_the_engine_is_reported_before_it_forwards) {
+  struct live l;
+  live_start(&l, fake_engine, (struct ag_proxy_config){.engine_reached = engine_reached_fails_once});
+  int c1 = unix_socket(l.sock, false);
+  char answer[1024];
+  read_within(c1, answer, sizeof(answer), 5000, "}");
+  cr_assert(strncmp(answer, "HTTP/1.1 502 ", 13) == 0, "a connection whose engine was not recorded: %s", answer);
+  cr_assert_not_null(strstr(answer, "forwards nothing: cannot write the registry"), "%s", answer);
+  cr_assert_null(strstr(answer, "hello"), "the engine's bytes reached the client: %s", answer);
+  int c2 = unix_socket(l.sock, false), c3 = unix_socket(l.sock, false);
+  cr_assert(greeted(c2, 5000) && greeted(c3, 5000), "the connections after a recorded engine must be served");
+  cr_assert_eq(reached_calls, 2, "engine_reached was called %d times", reached_calls);
+  live_stop(&l);
+  close(c1);
+  close(c2);
+  close(c3);
+}
+
 Test(proxy_server, idle_connections_are_closed_and_streams_are_not) {
   struct live l;
   live_start(&l, http_engine, (struct ag_proxy_config){.idle_usec = 300 * 1000});

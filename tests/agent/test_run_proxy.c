@@ -709,17 +709,27 @@ Test(run_proxy, a_state_dir_of_150_characters_still_gets_the_proxy) {
   cr_assert(dir_is_empty(state), "state files are left in %s", state);
 }
 
-/* A dind service still booting: nothing answers at the engine's socket when the run starts. The proxy starts anyway
- * and reaches the engine per request, so what the command creates once it is up is the session's. */
-Test(run_proxy, an_engine_that_appears_after_the_start_is_still_proxied) {
-  char late[96];
-  snprintf(late, sizeof(late), "%s/late.sock", sc.dir);
-  snprintf(sc.docker_host, sizeof(sc.docker_host), "unix://%s", late);
+/* A dind service still booting: nothing answers at the engine's socket when the run starts. The scenario's engine
+ * becomes <dir>/late.sock, $LATE to the script, which links it to the shared engine's socket $ENGINE to bring the
+ * engine up ("ln -s $ENGINE $LATE") and may remove it again ("rm $LATE"). */
+static const char *shared_engine_socket(void) {
   const char *h = getenv("DOCKER_HOST");
+  return h && strncmp(h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock";
+}
+static const char *late_engine_script(const char *name, const char *script_text) {
+  snprintf(sc.docker_host, sizeof(sc.docker_host), "unix://%s/late.sock", sc.dir);
+  char text[4096];
+  snprintf(text, sizeof(text), "ENGINE=%s\nLATE=%s\n%s", shared_engine_socket(), sc.docker_host + strlen("unix://"),
+           script_text);
+  return scenario_script(&sc, name, text);
+}
+
+/* The proxy starts anyway and reaches the engine per request, so what the command creates once it is up is the
+ * session's. */
+Test(run_proxy, an_engine_that_appears_after_the_start_is_still_proxied) {
   char script_text[2048];
-  snprintf(script_text, sizeof(script_text), "sleep 2\nln -s %s %s || exit 89\n%s",
-           h && strncmp(h, "unix://", 7) == 0 ? h + 7 : "/var/run/docker.sock", late, labeled_suite);
-  const char *script = scenario_script(&sc, "late.sh", script_text);
+  snprintf(script_text, sizeof(script_text), "sleep 2\nln -s $ENGINE $LATE || exit 89\n%s", labeled_suite);
+  const char *script = late_engine_script("late.sh", script_text);
   int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
   cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
   char id[128];
@@ -728,6 +738,54 @@ Test(run_proxy, an_engine_that_appears_after_the_start_is_still_proxied) {
                     scenario_stderr(&sc));
   cr_assert_str_eq(out_file("label"), id);
   scenario_assert_nothing_left(&sc, id);
+}
+
+/* A container made through the proxy once the engine came up is the session's, whatever happens next: the session
+ * records the engine the first time its proxy reaches it. Here the agent is killed: its guardian removes the container
+ * (before, the registry named no engine, so the guardian forgot the session and left the container). */
+Test(run_proxy, an_engine_that_appears_after_the_start_is_collected_by_the_guardian) {
+  const char *script =
+      late_engine_script("late_kill.sh", "ln -s $ENGINE $LATE || exit 89\n"
+                                         "docker run -d --network none --label $TEST_LABEL "
+                                         "cleanup-test/busybox:latest sleep 1000 >/dev/null || exit 90\n"
+                                         "echo $CLEANUP_AGENT_SESSION > $OUT/session.tmp && mv $OUT/session.tmp "
+                                         "$OUT/session\n"
+                                         "sleep 1000\n");
+  pid_t pid = scenario_start(&sc, (const char *[]){"run", "--", script, NULL});
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 60000, id), "the suite never got going: %s", scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "no Docker engine yet"), "the engine was up at the start: %s",
+                     scenario_stderr(&sc));
+  cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 1);
+  cr_assert_eq(kill(pid, SIGKILL), 0);
+  cr_assert_eq(scenario_wait(pid), 128 + SIGKILL);
+  cr_assert(scenario_wait_nothing_left(&sc, id, 15000), "the guardian did not clean session %s: %d container(s) left",
+            id, scenario_count_docker(&sc, DK_CONTAINER, id));
+}
+
+/* The engine came up, the command made a container through the proxy, and the engine is gone again at the end: the
+ * session stays registered (before, its registry went, and with it the only trace of the container), and the next
+ * start collects it once the engine is back. */
+Test(run_proxy, an_engine_that_came_and_went_keeps_the_session_until_it_is_back) {
+  const char *script =
+      late_engine_script("late_gone.sh", "ln -s $ENGINE $LATE || exit 89\n"
+                                         "docker run -d --network none --label $TEST_LABEL "
+                                         "cleanup-test/busybox:latest sleep 1000 >/dev/null || exit 90\n"
+                                         "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+                                         "rm $LATE\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  char id[128];
+  cr_assert(scenario_read_marker(&sc, "session", 0, id));
+  cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, id), 1, "%s", scenario_stderr(&sc));
+  cr_assert_not_null(strstr(scenario_stderr(&sc), "stays registered"), "the session was forgotten: %s",
+                     scenario_stderr(&sc));
+  cr_assert_eq(symlink(shared_engine_socket(), sc.docker_host + strlen("unix://")), 0, "%m");
+  rc = scenario_run(&sc, (const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  /* the next start's watcher for late creates forgets the session after its 10 s */
+  cr_assert(scenario_wait_nothing_left(&sc, id, 30000), "the next start did not collect session %s: %s", id,
+            scenario_stderr(&sc));
 }
 
 /* The proxy asked for (the default) that cannot be started is a refusal (issue 21): one line, 125, and the command
