@@ -92,8 +92,6 @@ int dk_multi_run(CURLM *multi, CURL *easy, struct dk_req *r, bool until_headers,
                  CURLcode *ret_cc, ca_error **err);
 /* Runs a streaming request on the client's handle inside its multi, so cancel is honoured while the stream idles. */
 int dk_stream_perform(struct dk_client *c, struct dk_req *r, const struct dk_cancel *cancel, ca_error **err);
-/* True when a (transient) error is worth retrying for this request. */
-bool dk_error_retryable(const ca_error *e, bool idempotent);
 unsigned dk_backoff_ms(unsigned attempt);
 void dk_sleep_ms(unsigned ms);
 

@@ -35,6 +35,9 @@ enum dk_error_kind {
 
 /* Classifies an error returned by any dk_ function (NULL is FINAL). */
 enum dk_error_kind dk_error_kind(const ca_error *e);
+/* True when a (transient) error is worth retrying for this request; with idempotent false, only when nothing reached
+ * the engine (its socket refused the connection or does not exist). */
+bool dk_error_retryable(const ca_error *e, bool idempotent);
 /* The detail of an error that says the engine's TLS setup is wrong (a certificate refused either way, a missing
  * file): the user's to fix, never an engine that is merely down, so no command goes on without the engine then. */
 #define DK_ERROR_DETAIL_TLS 1

@@ -83,8 +83,8 @@ int container_spec_create(struct seq *s, struct dk_client *dk, size_t file, int 
   };
   ag_creates_begin(); /* a guardian whose agent dies now watches for it (creates.h) */
   r = dk_container_create(dk, &spec, ret_cid, err);
-  if (r == 0 || dk_error_kind(*err) != DK_ERR_TRANSIENT)
-    ag_creates_end(); /* answered; a timeout may still create it */
+  if (r == 0 || dk_error_kind(*err) != DK_ERR_TRANSIENT || dk_error_retryable(*err, false))
+    ag_creates_end(); /* answered, or never sent (the engine refused the connection); a timeout may still create it */
   free(env);
   return r < 0 ? ca_error_wrap(err, "%s", test) : 0;
 }
