@@ -54,7 +54,7 @@
 
 /* ---- the request direction ------------------------------------------------------------------------------------ */
 
-enum phase { PH_HEAD, PH_BODY_PASS, PH_BODY_CREATE };
+enum phase { PH_HEAD, PH_BODY_PASS, PH_BODY_CREATE, PH_BODY_DROP /* read to its end, then refused */ };
 
 #define INFLIGHT_MAX 64 /* requests sent whose answers are not complete yet (real clients send one at a time) */
 #define HOLD_MAX (1024 * 1024)
@@ -392,6 +392,25 @@ static char create_kind(const char *url, size_t url_len) {
                                         : 0;
 }
 
+/* What a POST makes that the session can neither label nor remove, so that it would outlive the session (a swarm
+ * object, a swarm, a plugin), or NULL. */
+static const char *outliving_create(const char *url, size_t url_len) {
+  static const struct {
+    const char *path, *what;
+  } table[] = {{"/services/create", "a swarm service"},   {"/secrets/create", "a swarm secret"},
+               {"/configs/create", "a swarm config"},     {"/swarm/init", "a swarm"},
+               {"/swarm/join", "a swarm membership"},     {"/plugins/pull", "an installed plugin"},
+               {"/plugins/create", "an installed plugin"}};
+  char path[PATH_SIZE];
+  if (!request_path(url, url_len, path, sizeof(path)))
+    return NULL;
+  const char *p = unversioned(path);
+  for (size_t i = 0; i < ELEMENTSOF(table); i++)
+    if (streq(p, table[i].path))
+      return table[i].what;
+  return NULL;
+}
+
 bool ag_proxy_is_create(const char *method, const char *url, size_t url_len) {
   return streq(method, "POST") && create_kind(url, url_len);
 }
@@ -617,6 +636,20 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
   return ca_buf_append(to_engine, rewritten, len, err);
 }
 
+/* A POST that would make what outlives the session (outliving_create), once its body was read: refused with the way
+ * out. */
+static int refuse_outliving(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  const char *what = outliving_create(ca_buf_str(&r->url), r->url.len);
+  char msg[512];
+  snprintf(msg, sizeof(msg),
+           "cleanup-agent: the session's Docker proxy refuses to make %s: it would outlive the run, as the session "
+           "can neither label nor remove it; make it outside the session, or run with --no-docker-proxy to give the "
+           "command the engine itself",
+           what ? what : "it");
+  r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */
+  return refuse(r, 400, "Bad Request", msg, to_client, err);
+}
+
 /* POST /build: the image gets built-by=<session> and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
  * request line is rewritten, the rest of the head and the body go as they are. 1 when refused. */
 static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
@@ -696,6 +729,12 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
       return refuse_too_large(r, to_client, err);
     return 0;
   }
+  if (r->p.method == HTTP_POST && outliving_create(ca_buf_str(&r->url), r->url.len)) {
+    /* Refused once its body was read: a client still writing it would not read the answer. */
+    r->phase = PH_BODY_DROP;
+    ca_buf_reset(&r->pending);
+    return 0;
+  }
   int b = rewrite_build(r, to_client, err);
   if (b != 0)
     return b < 0 ? -ENOMEM : 0;
@@ -715,6 +754,8 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
 
 static int message_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
   r->message_done = false;
+  if (r->phase == PH_BODY_DROP)
+    return refuse_outliving(r, to_client, err);
   bool create = r->phase == PH_BODY_CREATE;
   if (create && emit_create(r, to_engine, to_client, err) < 0)
     return -ENOMEM;

@@ -114,6 +114,29 @@ Test(run_proxy, foreign_session_label_is_refused_with_a_reason) {
   scenario_assert_nothing_left(&sc, id);
 }
 
+/* A swarm service or secret would outlive the session, which cannot remove it: the client is told so and how else. */
+Test(run_proxy, a_swarm_service_is_refused_with_the_way_out) {
+  const char *script = scenario_script(
+      &sc, "swarm.sh",
+      "docker service create --no-resolve-image --detach --name svc-$$ cleanup-test/busybox:latest sleep 1000 "
+      "2> $OUT/refused && exit 90\n"
+      "echo s | docker secret create sec-$$ - 2>> $OUT/refused && exit 91\n"
+      "exit 0\n");
+  int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
+  const char *refused = out_file("refused");
+  static const char *const whats[] = {"a swarm service", "a swarm secret"};
+  for (size_t i = 0; i < ELEMENTSOF(whats); i++) {
+    char line[256];
+    snprintf(line, sizeof(line),
+             "Error response from daemon: cleanup-agent: the session's Docker proxy refuses to make %s: it would "
+             "outlive the run",
+             whats[i]);
+    cr_assert_not_null(strstr(refused, line), "no \"%s\" in: %s", line, refused);
+  }
+  cr_assert_not_null(strstr(refused, "--no-docker-proxy"), "%s", refused);
+}
+
 Test(run_proxy, docker_compose_up_and_down_are_labeled) {
   /* The default network too: --bridge=none only drops docker0, user-defined bridge networks still work. */
   FILE *f;
