@@ -15,6 +15,8 @@
  * is forwarded byte for byte as it arrives. Fail closed: a request the proxy cannot read (bad framing, Content-Length
  * with chunked, a head over 80 KiB, a create body that is not one JSON object, a create with Upgrade) is answered 400
  * in the engine's format and the connection closes; it never turns into a byte copy that would carry unlabeled creates.
+ * A POST that makes what the session could neither label nor remove (a swarm service, secret or config, a swarm, a
+ * plugin) is answered 400 too, and a create while the session ends 503, both once the body was read.
  * The engine-to-client direction is copied byte for byte and parsed only to know where each answer ends: the
  * connection becomes a raw copy only once the engine answered 101, or 200 without framing to attach or exec start
  * (a detached exec start's 200 has a Content-Length and keeps the connection HTTP), and the proxy's own answer to a
@@ -715,11 +717,6 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
   r->create = r->phase == PH_BODY_CREATE ? create_kind(ca_buf_str(&r->url), r->url.len) : 0;
   if (r->phase == PH_BODY_CREATE) {
     ca_buf_reset(&r->pending);
-    if (r->hooks.ending && r->hooks.ending(r->hooks.ctx))
-      return refuse(r, 503, "Service Unavailable",
-                    "cleanup-agent: the session is ending: its Docker proxy creates nothing more, so that what the "
-                    "session's end removes is all it made",
-                    to_client, err);
     if (r->upgrade_header || r->p.upgrade)
       return refuse(r, 400, "Bad Request",
                     "cleanup-agent: a create request with Upgrade or Connection: upgrade headers: a create never "
@@ -757,7 +754,16 @@ static int message_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cl
   if (r->phase == PH_BODY_DROP)
     return refuse_outliving(r, to_client, err);
   bool create = r->phase == PH_BODY_CREATE;
-  if (create && emit_create(r, to_engine, to_client, err) < 0)
+  int k = 0;
+  /* The session's end refuses a create once its body was read: a client still writing it would miss the answer. */
+  if (create && r->hooks.ending && r->hooks.ending(r->hooks.ctx))
+    k = refuse(r, 503, "Service Unavailable",
+               "cleanup-agent: the session is ending: its Docker proxy creates nothing more, so that what the "
+               "session's end removes is all it made",
+               to_client, err);
+  else if (create)
+    k = emit_create(r, to_engine, to_client, err);
+  if (k < 0)
     return -ENOMEM;
   r->phase = PH_HEAD;
   ca_buf_reset(&r->body);

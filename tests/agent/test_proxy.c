@@ -1280,6 +1280,24 @@ Test(proxy, creates_get_503_once_the_session_is_ending) {
   sim_free(&c);
 }
 
+/* The 503 comes once the create's body was read, so that a client still writing it reads the answer (not a broken
+ * pipe); a create whose body completes after the end began is refused too, though its head came before. */
+Test(proxy, a_create_is_answered_503_once_its_body_was_read) {
+  static const char head[] = "POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 2\r\n\r\n";
+  for (int flip = 0; flip < 2; flip++) {
+    struct recorded rec = {.ending = !flip};
+    struct conn_sim c;
+    sim_hooked(&c, &rec);
+    cr_assert_eq(sim_client(&c, head), AG_PROXY_GO);
+    cr_assert_eq(c.client.len, 0, "answered before the body: %s", ca_buf_str(&c.client));
+    rec.ending = true;
+    cr_assert_eq(sim_client(&c, "{}"), AG_PROXY_CLOSE);
+    cr_assert_eq(c.engine.len, 0, "a create reached the engine while the session ends: %s", ca_buf_str(&c.engine));
+    cr_assert(strncmp(ca_buf_str(&c.client), "HTTP/1.1 503 ", 13) == 0, "%s", ca_buf_str(&c.client));
+    sim_free(&c);
+  }
+}
+
 /* ---- images the session builds ---- */
 
 /* The labels parameter of a rewritten build target, decoded and parsed. */
