@@ -15,8 +15,9 @@
  * is forwarded byte for byte as it arrives. Fail closed: a request the proxy cannot read (bad framing, Content-Length
  * with chunked, a head over 80 KiB, a create body that is not one JSON object, a create with Upgrade) is answered 400
  * in the engine's format and the connection closes; it never turns into a byte copy that would carry unlabeled creates.
- * A POST that makes what the session could neither label nor remove (a swarm service, secret or config, a swarm, a
- * plugin) is answered 400 too, and a create while the session ends 503, both once the body was read.
+ * A POST that makes what the session does not remove (a swarm service, secret or config, a swarm, a plugin) is
+ * answered 400 too, and a create while the session ends 503, both once the body was read (at once to a client that
+ * waits with Expect: 100-continue).
  * The engine-to-client direction is copied byte for byte and parsed only to know where each answer ends: the
  * connection becomes a raw copy only once the engine answered 101, or 200 without framing to attach or exec start
  * (a detached exec start's 200 has a Content-Length and keeps the connection HTTP), and the proxy's own answer to a
@@ -78,10 +79,11 @@ struct ag_proxy_req {
   bool over_budget; /* the server's budget for buffered bodies refused this create's next bytes */
   size_t reserved;  /* bytes of body held against that budget */
   bool in_value;
-  bool upgrade_header; /* the request has Upgrade, or Connection: upgrade */
-  bool form_body;      /* Content-Type: application/x-www-form-urlencoded: parameters the engine reads first */
-  bool hijack;         /* the request is one the engine may answer by taking the connection over */
-  ca_buf pending;      /* raw bytes of the head being parsed */
+  bool upgrade_header;   /* the request has Upgrade, or Connection: upgrade */
+  bool form_body;        /* Content-Type: application/x-www-form-urlencoded: parameters the engine reads first */
+  bool expects_continue; /* Expect: 100-continue: the client sends no body before an answer */
+  bool hijack;           /* the request is one the engine may answer by taking the connection over */
+  ca_buf pending;        /* raw bytes of the head being parsed */
   ca_buf url;
   ca_buf headers; /* "Field: value\r\n" of a create head, without the framing headers */
   ca_buf field, value;
@@ -163,7 +165,7 @@ static int on_message_begin(http_parser *p) {
   r->in_value = false;
   r->too_large = false;
   r->over_budget = false;
-  r->upgrade_header = r->form_body = false;
+  r->upgrade_header = r->form_body = r->expects_continue = false;
   r->user_agent[0] = r->tc_session[0] = '\0';
   return 0;
 }
@@ -187,6 +189,8 @@ static int commit_header(struct ag_proxy_req *r) {
     r->upgrade_header = true;
   if (strcasecmp(name, "content-type") == 0)
     r->form_body = strncasecmp(ca_buf_str(&r->value), "application/x-www-form-urlencoded", 33) == 0;
+  if (strcasecmp(name, "expect") == 0)
+    r->expects_continue = strcasestr(ca_buf_str(&r->value), "100-continue") != NULL;
   if (strcasecmp(name, "user-agent") == 0)
     snprintf(r->user_agent, sizeof(r->user_agent), "%s", ca_buf_str(&r->value));
   else if (strcasecmp(name, "x-tc-sid") == 0)
@@ -394,8 +398,8 @@ static char create_kind(const char *url, size_t url_len) {
                                         : 0;
 }
 
-/* What a POST makes that the session can neither label nor remove, so that it would outlive the session (a swarm
- * object, a swarm, a plugin), or NULL. */
+/* What a POST makes that the session does not remove, so that it would outlive the session (a swarm object, a swarm,
+ * a plugin), or NULL. */
 static const char *outliving_create(const char *url, size_t url_len) {
   static const struct {
     const char *path, *what;
@@ -638,15 +642,26 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
   return ca_buf_append(to_engine, rewritten, len, err);
 }
 
-/* A POST that would make what outlives the session (outliving_create), once its body was read: refused with the way
- * out. */
+static bool session_ending_now(struct ag_proxy_req *r) {
+  return r->hooks.ending && r->hooks.ending(r->hooks.ctx);
+}
+
+/* A create while the session ends. */
+static int refuse_ending(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  return refuse(r, 503, "Service Unavailable",
+                "cleanup-agent: the session is ending: its Docker proxy creates nothing more, so that what the "
+                "session's end removes is all it made",
+                to_client, err);
+}
+
+/* A POST that would make what outlives the session (outliving_create): refused with the way out. */
 static int refuse_outliving(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
   const char *what = outliving_create(ca_buf_str(&r->url), r->url.len);
   char msg[512];
   snprintf(msg, sizeof(msg),
            "cleanup-agent: the session's Docker proxy refuses to make %s: it would outlive the run, as the session "
-           "can neither label nor remove it; make it outside the session, or run with --no-docker-proxy to give the "
-           "command the engine itself",
+           "does not remove it; make it outside the session, or run with --no-docker-proxy to give the command the "
+           "engine itself",
            what ? what : "it");
   r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */
   return refuse(r, 400, "Bad Request", msg, to_client, err);
@@ -717,6 +732,8 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
   r->create = r->phase == PH_BODY_CREATE ? create_kind(ca_buf_str(&r->url), r->url.len) : 0;
   if (r->phase == PH_BODY_CREATE) {
     ca_buf_reset(&r->pending);
+    if (r->expects_continue && session_ending_now(r))
+      return refuse_ending(r, to_client, err); /* at once: it waits for an answer before its body */
     if (r->upgrade_header || r->p.upgrade)
       return refuse(r, 400, "Bad Request",
                     "cleanup-agent: a create request with Upgrade or Connection: upgrade headers: a create never "
@@ -727,6 +744,8 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
     return 0;
   }
   if (r->p.method == HTTP_POST && outliving_create(ca_buf_str(&r->url), r->url.len)) {
+    if (r->expects_continue)
+      return refuse_outliving(r, to_client, err); /* at once: it waits for an answer before its body */
     /* Refused once its body was read: a client still writing it would not read the answer. */
     r->phase = PH_BODY_DROP;
     ca_buf_reset(&r->pending);
@@ -756,11 +775,8 @@ static int message_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cl
   bool create = r->phase == PH_BODY_CREATE;
   int k = 0;
   /* The session's end refuses a create once its body was read: a client still writing it would miss the answer. */
-  if (create && r->hooks.ending && r->hooks.ending(r->hooks.ctx))
-    k = refuse(r, 503, "Service Unavailable",
-               "cleanup-agent: the session is ending: its Docker proxy creates nothing more, so that what the "
-               "session's end removes is all it made",
-               to_client, err);
+  if (create && session_ending_now(r))
+    k = refuse_ending(r, to_client, err);
   else if (create)
     k = emit_create(r, to_engine, to_client, err);
   if (k < 0)

@@ -1296,6 +1296,16 @@ Test(proxy, a_create_is_answered_503_once_its_body_was_read) {
     cr_assert(strncmp(ca_buf_str(&c.client), "HTTP/1.1 503 ", 13) == 0, "%s", ca_buf_str(&c.client));
     sim_free(&c);
   }
+  /* A client that waits with Expect: 100-continue sends no body before an answer: it gets the 503 at once. */
+  struct recorded rec = {.ending = true};
+  struct conn_sim c;
+  sim_hooked(&c, &rec);
+  cr_assert_eq(sim_client(&c, "POST /containers/create HTTP/1.1\r\nHost: d\r\nExpect: 100-continue\r\n"
+                              "Content-Length: 2\r\n\r\n"),
+               AG_PROXY_CLOSE);
+  cr_assert(strncmp(ca_buf_str(&c.client), "HTTP/1.1 503 ", 13) == 0, "%s", ca_buf_str(&c.client));
+  cr_assert_eq(c.engine.len, 0, "%s", ca_buf_str(&c.engine));
+  sim_free(&c);
 }
 
 /* ---- images the session builds ---- */
@@ -1506,6 +1516,17 @@ Test(proxy, creates_that_would_outlive_the_session_are_refused) {
   ag_proxy_req_free(r);
   ca_buf_free(&engine);
   ca_buf_free(&client);
+  /* A chunked body is read to its end the same way; a client that waits with Expect: 100-continue sends no body
+   * before an answer, and gets the refusal at once. */
+  static const char *const odd[] = {
+      "POST /v1.41/configs/create HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+      "POST /services/create HTTP/1.1\r\nHost: d\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n"};
+  for (size_t i = 0; i < ELEMENTSOF(odd); i++) {
+    struct out o;
+    feed(odd[i], strlen(odd[i]), 3, &o);
+    assert_refused(&o, "outlive", odd[i]);
+    out_free(&o);
+  }
   static const char *const passed[] = {"/services/x/update", "/swarm/leave?force=1", "/plugins/x/enable"};
   for (size_t i = 0; i < ELEMENTSOF(passed); i++) {
     char req[1024];
@@ -1516,11 +1537,14 @@ Test(proxy, creates_that_would_outlive_the_session_are_refused) {
     cr_assert_eq(o.client.len, 0, "%s: answered by the proxy: %s", passed[i], ca_buf_str(&o.client));
     out_free(&o);
   }
-  static const char get[] = "GET /v1.41/services HTTP/1.1\r\nHost: d\r\n\r\n";
-  struct out o;
-  feed(get, strlen(get), 0, &o);
-  cr_assert_str_eq(ca_buf_str(&o.engine), get, "a list of services is not forwarded as it is");
-  out_free(&o);
+  static const char *const reads[] = {"GET /v1.41/services HTTP/1.1\r\nHost: d\r\n\r\n",
+                                      "HEAD /services/create HTTP/1.1\r\nHost: d\r\n\r\n"};
+  for (size_t i = 0; i < ELEMENTSOF(reads); i++) {
+    struct out o;
+    feed(reads[i], strlen(reads[i]), 0, &o);
+    cr_assert_str_eq(ca_buf_str(&o.engine), reads[i], "not forwarded as it is");
+    out_free(&o);
+  }
 }
 
 /* The step containers of a build that keeps them are recorded from its progress stream, lines split anywhere. */

@@ -119,8 +119,8 @@ Test(run_proxy, a_swarm_service_is_refused_with_the_way_out) {
   const char *script = scenario_script(
       &sc, "swarm.sh",
       "docker service create --no-resolve-image --detach --name svc-$$ cleanup-test/busybox:latest sleep 1000 "
-      "2> $OUT/refused && exit 90\n"
-      "echo s | docker secret create sec-$$ - 2>> $OUT/refused && exit 91\n"
+      "2> $OUT/refused && { docker service rm svc-$$; exit 90; }\n"
+      "echo s | docker secret create sec-$$ - 2>> $OUT/refused && { docker secret rm sec-$$; exit 91; }\n"
       "exit 0\n");
   int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
   cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
