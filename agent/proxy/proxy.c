@@ -667,13 +667,28 @@ static int refuse_outliving(struct ag_proxy_req *r, ca_buf *to_client, ca_error 
   return refuse(r, 400, "Bad Request", msg, to_client, err);
 }
 
+/* Replaces the request line of the head in r->pending by a POST of target url, HTTP version as sent. */
+static int set_target(struct ag_proxy_req *r, const char *url, ca_error **err) {
+  const char *line_end = memchr(r->pending.data, '\n', r->pending.len);
+  if (!line_end)
+    return ca_error_set(err, ENOMEM, "out of memory"); /* the parser read the request line: it is there */
+  ca_buf head = CA_BUF_INIT(r->pending.max + strlen(url));
+  size_t rest = (size_t)(line_end + 1 - r->pending.data);
+  int k = ca_buf_appendf(&head, err, "POST %s HTTP/%u.%u\r\n", url, r->p.http_major, r->p.http_minor);
+  if (k >= 0)
+    k = ca_buf_append(&head, r->pending.data + rest, r->pending.len - rest, err);
+  if (k < 0) {
+    ca_buf_free(&head);
+    return -ENOMEM;
+  }
+  ca_buf_free(&r->pending);
+  r->pending = head;
+  return 0;
+}
+
 /* POST /build: the image gets built-by=<session> and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
  * request line is rewritten, the rest of the head and the body go as they are. 1 when refused. */
 static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
-  char path[PATH_SIZE];
-  if (r->p.method != HTTP_POST || !request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)) ||
-      !streq(unversioned(path), "/build"))
-    return 0;
   if (r->form_body) {
     r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */
     return refuse(r, 400, "Bad Request",
@@ -691,22 +706,29 @@ static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **e
     r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */
     return refuse(r, 400, "Bad Request", refusal->msg, to_client, err) < 0 ? -ENOMEM : 1;
   }
-  const char *line_end = k < 0 ? NULL : memchr(r->pending.data, '\n', r->pending.len);
-  if (!line_end)
-    return ca_error_set(err, ENOMEM, "out of memory"); /* the parser read the request line: it is there */
-  ca_buf head = CA_BUF_INIT(r->pending.max + strlen(url));
-  size_t rest = (size_t)(line_end + 1 - r->pending.data);
-  k = ca_buf_appendf(&head, err, "POST %s HTTP/%u.%u\r\n", url, r->p.http_major, r->p.http_minor);
-  if (k >= 0)
-    k = ca_buf_append(&head, r->pending.data + rest, r->pending.len - rest, err);
-  if (k >= 0) {
-    ca_buf_free(&r->pending);
-    r->pending = head;
-    r->create = ag_proxy_build_keeps_steps(url, strlen(url)) ? 'b' : 0;
+  if (k < 0 || set_target(r, url, err) < 0)
+    return -ENOMEM;
+  r->create = ag_proxy_build_keeps_steps(url, strlen(url)) ? 'b' : 0;
+  return 0;
+}
+
+/* POST /commit: the image names the session by built-by alone (ag_proxy_rewrite_commit_url); the request line is
+ * rewritten, the rest of the head and the body go as they are. */
+static int rewrite_commit(struct ag_proxy_req *r, ca_error **err) {
+  _cleanup_free_ char *url = NULL;
+  if (ag_proxy_rewrite_commit_url(r->session_id, ca_buf_str(&r->url), r->url.len, &url, err) < 0)
+    return -ENOMEM;
+  return set_target(r, url, err);
+}
+
+/* What makes an image, rewritten so that the image names the session by built-by alone: a build or a commit. 1 when
+ * refused. */
+static int rewrite_image(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  char path[PATH_SIZE];
+  if (r->p.method != HTTP_POST || !request_path(ca_buf_str(&r->url), r->url.len, path, sizeof(path)))
     return 0;
-  }
-  ca_buf_free(&head);
-  return -ENOMEM;
+  const char *p = unversioned(path);
+  return streq(p, "/build") ? rewrite_build(r, to_client, err) : streq(p, "/commit") ? rewrite_commit(r, err) : 0;
 }
 
 /* Why the engine could read a complete head otherwise than the proxy does, or NULL. */
@@ -751,7 +773,7 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
     ca_buf_reset(&r->pending);
     return 0;
   }
-  int b = rewrite_build(r, to_client, err);
+  int b = rewrite_image(r, to_client, err);
   if (b != 0)
     return b < 0 ? -ENOMEM : 0;
   r->hijack = r->upgrade_header || r->p.upgrade || is_hijack(ca_buf_str(&r->url), r->url.len);
@@ -761,7 +783,7 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
     r->meta[last_slot(r)] = delete_meta(r);
   int k = ca_buf_append(to_engine, r->pending.data, r->pending.len, err);
   ca_buf_reset(&r->pending);
-  if (r->pending.max != HEAD_MAX) { /* a rewritten build head's: back to the cap of the heads a client sends */
+  if (r->pending.max != HEAD_MAX) { /* a rewritten head's: back to the cap of the heads a client sends */
     ca_buf_free(&r->pending);
     ca_buf_init(&r->pending, HEAD_MAX);
   }

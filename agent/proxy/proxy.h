@@ -148,6 +148,12 @@ int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels
  * build's "Running in <id>" lines and are recorded as the containers a create made. */
 bool ag_proxy_build_keeps_steps(const char *url, size_t len);
 
+/* The target of a POST /commit with changes appended, the last: LABEL with every label of the agent's that names a
+ * session or its owner set empty (the engine copies a container's labels into the image it commits, and an image's
+ * into every container made from it, and can set a label but not remove one), then built-by=<session_id>, as on an
+ * image the session builds; one label in each. 0 with *ret_url (caller frees), or -ENOMEM. */
+int ag_proxy_rewrite_commit_url(const char *session_id, const char *url, size_t len, char **ret_url, ca_error **err);
+
 /* True for POST [/vX.Y]/{containers,networks,volumes}/create[?query]. */
 bool ag_proxy_is_create(const char *method, const char *url, size_t url_len);
 

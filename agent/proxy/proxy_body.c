@@ -701,6 +701,42 @@ int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels
   return 0;
 }
 
+/* ---- images the session commits: POST /commit ---- */
+
+/* The agent's labels that name a session or its owner. The engine copies a container's labels into the image it
+ * commits, and an image's into every container made from it, also outside the session. */
+static const char *const owner_label_keys[] = {
+    AG_LABEL_SESSION, AG_LABEL_OUTER,     AG_LABEL_MANAGED,     AG_LABEL_HOST,    AG_LABEL_MACHINE, AG_LABEL_BOOT_ID,
+    AG_LABEL_PIDNS,   AG_LABEL_OWNER_PID, AG_LABEL_OWNER_START, AG_LABEL_CREATED, AG_LABEL_EXPIRES, AG_LABEL_MODE};
+
+/* Appends one changes parameter, "LABEL key="value"", URL-encoded, to the query in out. */
+static int append_label_change(ca_buf *out, const char *key, const char *value, ca_error **err) {
+  char change[128];
+  snprintf(change, sizeof(change), "LABEL %s=\"%s\"", key, value);
+  if (ca_buf_append(out, "&changes=", 9, err) < 0)
+    return -ENOMEM;
+  return url_encode(change, strlen(change), out, err);
+}
+
+int ag_proxy_rewrite_commit_url(const char *session_id, const char *url, size_t len, char **ret_url, ca_error **err) {
+  ca_buf out = CA_BUF_INIT(len + 8192);
+  int r = ca_buf_append(&out, url, len, err);
+  if (r >= 0 && !memchr(url, '?', len))
+    r = ca_buf_append(&out, "?", 1, err);
+  /* After the client's changes: the engine applies them in order, the last label of a name winning. One label in
+   * each, as Podman reads a LABEL change (its value is the rest of the line). */
+  for (size_t i = 0; r >= 0 && i < ELEMENTSOF(owner_label_keys); i++)
+    r = append_label_change(&out, owner_label_keys[i], "", err);
+  if (r >= 0)
+    r = append_label_change(&out, AG_LABEL_BUILT_BY, session_id, err);
+  if (r < 0) {
+    ca_buf_free(&out);
+    return -ENOMEM;
+  }
+  *ret_url = ca_buf_steal(&out, NULL);
+  return 0;
+}
+
 /* The engine's reading of a boolean query value (httputils.BoolValue): false only for "", 0, no, false, none. */
 static bool query_false(const char *v, size_t n) {
   static const char *const no[] = {"0", "no", "false", "none"};

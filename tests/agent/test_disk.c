@@ -22,6 +22,7 @@
 #define IMAGE "cleanup-test/busybox:latest"
 #define DEAD "dddddddddddddddddddddddddddddddd"
 #define BLOB_MB 20
+#define AG_TEST_LABEL_SESSION "io.cleanup-agent.session"
 
 static struct scenario sc;
 static char data[128];
@@ -406,6 +407,45 @@ Test(disk, a_container_made_outside_the_session_from_its_built_image_is_not_the_
   image_id[strcspn(image_id, "\n")] = '\0';
   cr_assert(strstr(scenario_read_text(report), image_id), "the receipt lists the image: %s",
             scenario_read_text(report));
+}
+
+/* A container the session made carries its labels, and so would the image the session commits of it (the engine copies
+ * a container's labels into the image, and an image's into every container made from it): a deployment's `docker run`
+ * of that image after the session would be taken for the dead session's and removed. The proxy empties the agent's
+ * labels on a commit and names the session by built-by, as on what it builds, so the container made outside stays. */
+Test(disk, a_container_made_outside_the_session_from_an_image_it_committed_is_not_the_sessions) {
+  engine_on_disk(0);
+  const char *script = scenario_script(&sc, "commit.sh",
+                                       "set -e\n"
+                                       "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
+                                       "docker create --network none --name snap " IMAGE " true >/dev/null\n"
+                                       "docker commit snap snapshot >/dev/null\n");
+  char id[64];
+  int rc = run_agent((const char *[]){"run", "--", "sh", script, NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  snprintf(id, sizeof(id), "%s", scenario_out(&sc, "session"));
+  cr_assert_eq(strlen(id), 32, "the command saw its session: '%s'", id);
+  cr_assert(image_exists("snapshot"), "the committed image stays (--images=keep)");
+
+  sh("docker -H %s create --network none --label %s --name deploy snapshot true >/dev/null", sc.docker_host,
+     sc.test_label);
+  rc = run_agent((const char *[]){"run", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  rc = run_agent((const char *[]){"gc", NULL});
+  cr_assert_eq(rc, 0, "%s", scenario_stderr(&sc));
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "docker -H %s container inspect deploy >/dev/null 2>&1", sc.docker_host);
+  cr_assert_eq(system(cmd), 0,
+               "a container made outside the session from its commit survives the next start and gc: %s",
+               scenario_stderr(&sc));
+  char want[128];
+  snprintf(want, sizeof(want), AG_TEST_LABEL_SESSION "=%s;", id);
+  const char *on_deploy = agent_labels_of("container", "deploy");
+  cr_assert_null(strstr(on_deploy, want), "the container made outside carries the session's label: %s", on_deploy);
+  snprintf(want, sizeof(want), "io.cleanup-agent.built-by=%s;", id);
+  const char *on_image = agent_labels_of("image", "snapshot");
+  cr_assert_not_null(strstr(on_image, want), "the committed image names its session by built-by: %s", on_image);
+  cr_assert_not_null(strstr(on_image, AG_TEST_LABEL_SESSION "=;"), "and its session label is empty: %s", on_image);
 }
 
 /* A session nested in another builds through both proxies: the inner proxy adds built-by and the outer label, the

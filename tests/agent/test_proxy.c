@@ -1478,6 +1478,72 @@ Test(proxy, a_build_with_a_form_body_is_refused) {
   out_free(&o);
 }
 
+/* The changes parameters of target, decoded, each followed by ';'. */
+static char *changes_of(const char *target) {
+  char *out = calloc(1, strlen(target) + 1);
+  size_t n = 0;
+  for (const char *c = strstr(target, "changes="); c; c = strstr(c, "changes=")) {
+    if (c[-1] != '?' && c[-1] != '&') {
+      c++;
+      continue;
+    }
+    for (c += 8; *c && *c != '&'; c++) {
+      char hex[3] = {c[1], c[1] ? c[2] : 0, 0};
+      out[n++] = *c == '%' ? (char)strtol(hex, NULL, 16) : *c;
+      c += *c == '%' ? 2 : 0;
+    }
+    out[n++] = ';';
+  }
+  return out;
+}
+
+/* A committed image carries the labels of its container, and every container made from it carries them too, also
+ * one made outside the session (a deployment's `docker run` of the image): so that no collection takes that for the
+ * session's, the proxy adds a change that empties every label of the agent's that names a session or its owner (the
+ * engine can set a label but not remove one) and names the session by built-by, as on what it builds. Its change
+ * comes after the client's, so that it wins; the head's other lines and the body pass as sent. */
+Test(proxy, a_commit_names_the_session_by_built_by_alone) {
+  const char *targets[] = {"/v1.41/commit?container=c1&repo=img&tag=1", "/commit?container=c1",
+                           "/v1.41/%63ommit?container=c1", "http://docker/v1.43/commit?container=c1",
+                           "/commit?container=c1&changes=LABEL%20io.cleanup-agent.session%3D" OTHER};
+  for (size_t i = 0; i < ELEMENTSOF(targets); i++)
+    for (size_t step = 0; step < 3; step++) {
+      char req[1024];
+      snprintf(req, sizeof(req),
+               "POST %s HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n"
+               "{\"Labels\":{\"a\":\"b\"}}\r\n",
+               targets[i]);
+      struct out o;
+      feed(req, strlen(req), step * 7, &o);
+      const char *e = ca_buf_str(&o.engine), *sp = strchr(e + 5, ' ');
+      cr_assert_not_null(sp, "%s", e);
+      cr_assert_eq(o.client.len, 0, "%s", ca_buf_str(&o.client));
+      char target[1024];
+      snprintf(target, sizeof(target), "%.*s", (int)(sp - e - 5), e + 5);
+      cr_assert(strncmp(target, targets[i], strlen(targets[i])) == 0, "the client's target is kept: %s", target);
+      cr_assert_str_eq(sp, " HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n"
+                           "{\"Labels\":{\"a\":\"b\"}}\r\n");
+      char *changes = changes_of(target), want[1024] = "";
+      const char *emptied[] = {AG_LABEL_SESSION,     AG_LABEL_OUTER,   AG_LABEL_MANAGED, AG_LABEL_HOST,
+                               AG_LABEL_MACHINE,     AG_LABEL_BOOT_ID, AG_LABEL_PIDNS,   AG_LABEL_OWNER_PID,
+                               AG_LABEL_OWNER_START, AG_LABEL_CREATED, AG_LABEL_EXPIRES, AG_LABEL_MODE};
+      for (size_t k = 0; k < ELEMENTSOF(emptied); k++)
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "LABEL %s=\"\";", emptied[k]);
+      strcat(want, "LABEL " AG_LABEL_BUILT_BY "=\"" SESSION "\";");
+      size_t cl = strlen(changes), wl = strlen(want);
+      cr_assert(cl >= wl && streq(changes + cl - wl, want), "the last changes are not the proxy's, one label each: %s",
+                changes);
+      free(changes);
+      out_free(&o);
+    }
+  /* Other requests of the name pass as sent. */
+  static const char get[] = "GET /v1.41/commit?container=c1 HTTP/1.1\r\nHost: d\r\n\r\n";
+  struct out o;
+  feed(get, strlen(get), 0, &o);
+  cr_assert_str_eq(ca_buf_str(&o.engine), get);
+  out_free(&o);
+}
+
 /* What the session cannot label and remove would outlive it: swarm services, secrets and configs, a swarm itself, an
  * installed plugin. Refused under every spelling the engine routes alike; their reads, and other POSTs, go through. */
 Test(proxy, creates_that_would_outlive_the_session_are_refused) {
