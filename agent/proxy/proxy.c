@@ -611,6 +611,18 @@ static int ensure_bind_volumes(struct ag_proxy_req *r, ca_buf *to_client, ca_err
   return 0;
 }
 
+static bool session_ending_now(struct ag_proxy_req *r) {
+  return r->hooks.ending && r->hooks.ending(r->hooks.ctx);
+}
+
+/* A create while the session ends. */
+static int refuse_ending(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  return refuse(r, 503, "Service Unavailable",
+                "cleanup-agent: the session is ending: its Docker proxy creates nothing more, so that what the "
+                "session's end removes is all it made",
+                to_client, err);
+}
+
 static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
   _cleanup_free_ char *rewritten = NULL;
   size_t len = 0;
@@ -626,6 +638,8 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
     return ca_error_set(err, ENOMEM, "out of memory");
   if ((k = ensure_bind_volumes(r, to_client, err)) != 0)
     return k < 0 ? k : 0;
+  if (session_ending_now(r)) /* it began while the volumes were made: those are counted, the create is not sent */
+    return refuse_ending(r, to_client, err);
   bool keep = ag_proxy_body_keeps(r->body.data ? r->body.data : "", r->body.len);
   if (keep && !r->hooks.created_info)
     r->create = 0; /* kept by its creator's wish: not recorded for removal */
@@ -640,18 +654,6 @@ static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_cli
                      r->p.http_minor, ca_buf_str(&r->headers), len) < 0)
     return -ENOMEM;
   return ca_buf_append(to_engine, rewritten, len, err);
-}
-
-static bool session_ending_now(struct ag_proxy_req *r) {
-  return r->hooks.ending && r->hooks.ending(r->hooks.ctx);
-}
-
-/* A create while the session ends. */
-static int refuse_ending(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
-  return refuse(r, 503, "Service Unavailable",
-                "cleanup-agent: the session is ending: its Docker proxy creates nothing more, so that what the "
-                "session's end removes is all it made",
-                to_client, err);
 }
 
 /* A POST that would make what outlives the session (outliving_create): refused with the way out. */
@@ -1333,9 +1335,13 @@ static int ensure_volume(void *ctx, const char *name, ca_error **err) {
   if (!spec ||
       ag_proxy_rewrite_body(px->session_id, (const char *const *)px->labels, spec, strlen(spec), &body, &len, err) < 0)
     return ca_error_set(err, ENOMEM, "out of memory");
+  /* Counted as every create is (creates.h): if the session's end stops waiting for it, the volume may land after the
+   * end's listing, and the end then watches for it. */
+  ag_creates_begin();
   status = engine_call(px, "POST", "/volumes/create", body, err);
   if (status < 0)
-    return status;
+    return status; /* stays counted: the engine may still make it */
+  ag_creates_end();
   if (status != 201 && status != 200)
     return ca_error_set(err, EIO, "POST /volumes/create: the engine said %d", status);
   record_id(px, 'v', name); /* or another client created it in between, through the proxy: labeled as well */

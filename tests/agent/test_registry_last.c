@@ -583,35 +583,96 @@ static bool late_create_engine(void *ud, const struct fake_request *rq, int conn
   return true;
 }
 
-/* The end stops the proxy with a create still unanswered by the engine: what that create makes lands after the end's
- * listing, so the session is watched for it (as the guardian and the start-up collection do) before it is forgotten. */
-Test(registry_last, the_end_of_run_watches_for_a_create_the_engine_had_not_answered) {
-  struct fake_daemon *fake = fake_start(late_create_engine, NULL);
+/* Runs a command that sends a container create with curl's data_args through the proxy of a session on fake, and lets
+ * the command end once the engine was asked for prefix (a POST), so that the session's end begins while that request
+ * is unanswered; id gets the session. */
+static void end_while_asked(struct fake_daemon *fake, const char *data_args, const char *prefix, char id[static 128]) {
   char body[1024];
-  snprintf(
-      body, sizeof(body),
-      "echo $CLEANUP_AGENT_SESSION > $OUT/started\n"
-      "curl -s --unix-socket \"${DOCKER_HOST#unix://}\" -H 'Content-Type: application/json' -d '{\"Image\":\"x\"}' "
-      "http://docker/v1.41/containers/create >/dev/null &\n"
-      "while [ ! -e $OUT/go ]; do sleep 0.05; done\n");
+  snprintf(body, sizeof(body),
+           "echo $CLEANUP_AGENT_SESSION > $OUT/started\n"
+           "curl -s --unix-socket \"${DOCKER_HOST#unix://}\" -H 'Content-Type: application/json' %s "
+           "http://docker/v1.41/containers/create >/dev/null &\n"
+           "while [ ! -e $OUT/go ]; do sleep 0.05; done\n",
+           data_args);
   const char *script = scenario_script(&sc, "late.sh", body);
   pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--", script, NULL});
-  for (int waited = 0; fake_count(fake, "POST", "") == 0 && waited < 10000; waited += 50)
+  for (int waited = 0; fake_count(fake, "POST", prefix) == 0 && waited < 10000; waited += 50)
     usleep(50 * 1000);
-  cr_assert_gt(fake_count(fake, "POST", ""), 0, "the create never reached the engine: %s", scenario_stderr(&sc));
+  cr_assert_gt(fake_count(fake, "POST", prefix), 0, "POST %s never reached the engine: %s", prefix,
+               scenario_stderr(&sc));
   char go[128];
   snprintf(go, sizeof(go), "%s/go", sc.dir);
   cr_assert_eq(close(open(go, O_CREAT | O_WRONLY, 0644)), 0);
   cr_assert_eq(scenario_wait(agent), 0, "run: %s", scenario_stderr(&sc));
-  char id[128];
   started_session("started", id);
-  for (int waited = 0; !atomic_load(&late.deleted) && waited < 20000 * AG_TIMEOUT_SCALE; waited += 100)
+}
+
+/* What landed after the end's listing was removed (a watcher's), and then the session was forgotten. */
+static void late_went(atomic_bool *landed, atomic_bool *deleted, const char *id, const char *what) {
+  for (int waited = 0; !atomic_load(deleted) && waited < 20000 * AG_TIMEOUT_SCALE; waited += 100)
     usleep(100 * 1000);
-  cr_assert(atomic_load(&late.landed), "the create never landed");
-  cr_assert(atomic_load(&late.deleted), "the container a create made after the end's listing was never removed: %s",
+  cr_assert(atomic_load(landed), "the %s never landed", what);
+  cr_assert(atomic_load(deleted), "the %s that landed after the end's listing was never removed: %s", what,
             scenario_stderr(&sc));
   for (int waited = 0; *registry_of(id) && waited < 15000 * AG_TIMEOUT_SCALE; waited += 100) /* the watch: 10 s */
     usleep(100 * 1000);
-  cr_assert(!*registry_of(id), "the session stayed registered once its late container went");
+  cr_assert(!*registry_of(id), "the session stayed registered once its late %s went", what);
+}
+
+/* The end stops the proxy with a create still unanswered by the engine: what that create makes lands after the end's
+ * listing, so the session is watched for it (as the guardian and the start-up collection do) before it is forgotten. */
+Test(registry_last, the_end_of_run_watches_for_a_create_the_engine_had_not_answered) {
+  struct fake_daemon *fake = fake_start(late_create_engine, NULL);
+  char id[128];
+  end_while_asked(fake, "-d '{\"Image\":\"x\"}'", "/v1.41/containers/create", id);
+  late_went(&late.landed, &late.deleted, id, "container");
+  fake_stop(fake);
+}
+
+/* An engine that is slow to create a volume: the proxy's own create of a volume that a container create binds lands
+ * 9 s after it was asked, past the end's stop of the proxy, labeled with the session; it is listed by that label from
+ * then on, until it is deleted. A container create that reaches it is only counted. */
+static struct { atomic_bool landed, deleted; } slow_volume;
+
+static bool slow_volume_engine(void *ud, const struct fake_request *rq, int conn) {
+  (void)ud;
+  char id[33];
+  bool there = atomic_load(&slow_volume.landed) && !atomic_load(&slow_volume.deleted);
+  if (streq(rq->path, "/_ping")) {
+    fake_reply(conn, 200, "1.41", "text/plain", "OK");
+  } else if (streq(rq->method, "GET") && strstr(rq->path, "/volumes/data")) {
+    fake_reply(conn, there ? 200 : 404, "1.41", NULL,
+               there ? "{\"Name\":\"data\"}" : "{\"message\":\"no such volume\"}");
+  } else if (streq(rq->method, "POST") && strstr(rq->path, "/volumes/create")) {
+    sleep(9); /* past the end's drain and its forced close (2 + 5 s), within the proxy's 10 s for an answer */
+    atomic_store(&slow_volume.landed, true);
+    fake_reply(conn, 201, "1.41", NULL, "{\"Name\":\"data\"}"); /* to a proxy that stopped waiting */
+    return false;
+  } else if (streq(rq->method, "POST") && strstr(rq->path, "/containers/create")) {
+    fake_reply(conn, 201, "1.41", NULL, "{\"Id\":\"" LATE_ID "\"}");
+  } else if (streq(rq->method, "DELETE") && strstr(rq->path, "/volumes/data")) {
+    atomic_store(&slow_volume.deleted, true);
+    fake_reply(conn, 204, "1.41", NULL, "");
+  } else if (strstr(rq->path, "/volumes") && scenario_session_in_path(rq->path, id) && there) {
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"Volumes\":[{\"Name\":\"data\",\"Labels\":{\"" AG_LABEL_SESSION "\":\"%s\"}}],\"Warnings\":null}", id);
+    fake_reply(conn, 200, "1.41", NULL, body);
+  } else {
+    reply_empty(rq, conn);
+  }
+  return true;
+}
+
+/* The end stops the proxy while the proxy itself creates a volume that a container create binds (with the session's
+ * labels, before it forwards the create): the volume lands after the end's listing, so the session is watched for it
+ * before it is forgotten, and the container create, which would come after the end began, is answered 503 instead. */
+Test(registry_last, the_end_of_run_watches_for_a_volume_its_proxy_was_creating) {
+  struct fake_daemon *fake = fake_start(slow_volume_engine, NULL);
+  char id[128];
+  end_while_asked(fake, "-d '{\"Image\":\"x\",\"HostConfig\":{\"Binds\":[\"data:/data\"]}}'", "/volumes/create", id);
+  late_went(&slow_volume.landed, &slow_volume.deleted, id, "volume");
+  cr_assert_eq(fake_count(fake, "POST", "/v1.41/containers/create"), 0,
+               "the container create went to the engine after the session's end began");
   fake_stop(fake);
 }
