@@ -121,7 +121,7 @@ struct dk_split {
   int capture;    /* what the value being captured is */
   bool capturing; /* inside a value */
   bool in_string, escape;
-  bool key_is_volumes, in_volumes, seen_volumes;
+  bool key_is_volumes, key_is_warnings, in_volumes, seen_volumes;
   bool failed;
   unsigned depth;
   size_t offset;   /* bytes fed */

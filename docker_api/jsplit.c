@@ -64,13 +64,21 @@ static cJSON *parse_whole(const ca_buf *b) {
 }
 
 /* A member of the volumes object other than "Volumes" (Warnings): small; checked, then dropped. A "Volumes" that is
- * not an array must be null. */
+ * not an array must be null. Warnings other than null or [] name a driver the engine could not ask (a volume plugin
+ * that is down): the volumes it holds are missing, and the answer proves nothing gone. */
 static int member_done(struct dk_split *s, ca_error **err) {
   _cleanup_json_ cJSON *j = parse_whole(&s->value);
   if (!j)
     return split_error(s, err, "a member that is not JSON");
   if (s->key_is_volumes && !cJSON_IsNull(j))
     return split_error(s, err, "Volumes is not an array");
+  if (s->key_is_warnings && !cJSON_IsNull(j) && !(cJSON_IsArray(j) && !j->child)) {
+    const cJSON *w = cJSON_IsArray(j) ? j->child : j;
+    s->failed = true;
+    return ca_error_set(err, EIO, "the engine's list of volumes is incomplete, it warned: %.300s%s",
+                        cJSON_IsString(w) ? w->valuestring : "(a warning that is not a string)",
+                        cJSON_IsArray(j) && j->child->next ? " (and more)" : "");
+  }
   return 0;
 }
 
@@ -79,6 +87,7 @@ static int key_done(struct dk_split *s, ca_error **err) {
   if (!j || !cJSON_IsString(j))
     return split_error(s, err, "a key that is not a string");
   s->key_is_volumes = streq(j->valuestring, "Volumes");
+  s->key_is_warnings = streq(j->valuestring, "Warnings");
   return 0;
 }
 

@@ -1,5 +1,6 @@
-/* The images a session built: the proxy labels every POST /build with io.cleanup-agent.built-by=<session> (the one
- * label of the agent's on an image), and --images=remove, gc's disk pass and the receipt find them by it here. */
+/* The images a session built or committed: the proxy labels every POST /build and /commit with
+ * io.cleanup-agent.built-by=<session> (the one label of the agent's with a value on an image; a commit's others are
+ * set empty), and --images=remove, gc's disk pass and the receipt find them by it here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

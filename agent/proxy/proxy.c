@@ -589,28 +589,6 @@ static int refuse_too_large(struct ag_proxy_req *r, ca_buf *to_client, ca_error 
                 to_client, err);
 }
 
-/* Named volumes that a container create binds exist before it is forwarded: one the proxy creates carries the
- * session's labels (the engine would create it without any). */
-static int ensure_bind_volumes(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
-  if (!r->volume_fn || create_kind(ca_buf_str(&r->url), r->url.len) != 'c')
-    return 0;
-  _cleanup_strv_free_ char **names = NULL;
-  if (ag_proxy_bind_volumes(r->body.data ? r->body.data : "", r->body.len, &names, err) < 0)
-    return -ENOMEM;
-  for (char **n = names; *n; n++) {
-    _cleanup_error_ ca_error *e = NULL;
-    if (r->volume_fn(r->volume_ctx, *n, &e) < 0) {
-      char msg[1024];
-      snprintf(msg, sizeof(msg),
-               "cleanup-agent: the session's Docker proxy could not create volume %s with the "
-               "session labels before the container that binds it: %s",
-               *n, e ? e->msg : "unknown error");
-      return refuse(r, 502, "Bad Gateway", msg, to_client, err) < 0 ? -ENOMEM : 1;
-    }
-  }
-  return 0;
-}
-
 static bool session_ending_now(struct ag_proxy_req *r) {
   return r->hooks.ending && r->hooks.ending(r->hooks.ctx);
 }
@@ -621,6 +599,31 @@ static int refuse_ending(struct ag_proxy_req *r, ca_buf *to_client, ca_error **e
                 "cleanup-agent: the session is ending: its Docker proxy creates nothing more, so that what the "
                 "session's end removes is all it made",
                 to_client, err);
+}
+
+/* Named volumes that a container create binds exist before it is forwarded: one the proxy creates carries the
+ * session's labels (the engine would create it without any). */
+static int ensure_bind_volumes(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
+  if (!r->volume_fn || create_kind(ca_buf_str(&r->url), r->url.len) != 'c')
+    return 0;
+  _cleanup_strv_free_ char **names = NULL;
+  if (ag_proxy_bind_volumes(r->body.data ? r->body.data : "", r->body.len, &names, err) < 0)
+    return -ENOMEM;
+  for (char **n = names; *n; n++) {
+    _cleanup_error_ ca_error *e = NULL;
+    int k = r->volume_fn(r->volume_ctx, *n, &e);
+    if (k == -ESHUTDOWN)
+      return refuse_ending(r, to_client, err) < 0 ? -ENOMEM : 1;
+    if (k < 0) {
+      char msg[1024];
+      snprintf(msg, sizeof(msg),
+               "cleanup-agent: the session's Docker proxy could not create volume %s with the "
+               "session labels before the container that binds it: %s",
+               *n, e ? e->msg : "unknown error");
+      return refuse(r, 502, "Bad Gateway", msg, to_client, err) < 0 ? -ENOMEM : 1;
+    }
+  }
+  return 0;
 }
 
 static int emit_create(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_client, ca_error **err) {
@@ -1040,6 +1043,8 @@ struct conn {
   pthread_mutex_t mu;
   pthread_cond_t cond;
   struct ag_proxy_req *req;
+  int side; /* the proxy's own call to the engine for this connection's create (ensure_volume), -1: none; under px->mu
+             */
   bool engine_done;
   bool client_raw;      /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
   uint64_t active_usec; /* when bytes last went either way (CLOCK_MONOTONIC), for the idle timeout */
@@ -1283,23 +1288,19 @@ static int engine_stream(struct ag_proxy *px, int *ret_fd, ca_error **err) {
   return 0;
 }
 
-/* One request of the proxy's own to the engine on a connection of its own (HTTP/1.0: the engine closes after the
- * answer); the status code, or negative with err saying why. */
-static int engine_call(struct ag_proxy *px, const char *method, const char *target, const char *body, ca_error **err) {
-  _cleanup_close_ int fd = -1;
+/* Writes one HTTP/1.0 request to fd and reads the status of its answer (10 s at most): the status, or negative with
+ * err saying why. */
+static int engine_exchange(int fd, const char *method, const char *target, const char *body, ca_error **err) {
   struct timeval tv = {.tv_sec = 10};
-  int k = engine_stream(px, &fd, err);
-  if (k < 0)
-    return k;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
-    return ca_error_set_errno(err, errno, "connect to the engine at %s", px->engine_socket);
+    return ca_error_set_errno(err, errno, "set a timeout");
   ca_buf req = CA_BUF_INIT(64 * 1024);
   int r = ca_buf_appendf(&req, err,
                          "%s %s HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
                          "Content-Length: %zu\r\n\r\n%s",
                          method, target, body ? strlen(body) : 0, body ? body : "");
   if (r == 0 && ca_write_all(fd, req.data, req.len) < 0)
-    r = ca_error_set_errno(err, errno, "%s %s", method, target);
+    r = ca_error_set_errno(err, errno, "write");
   ca_buf_free(&req);
   char head[64] = "";
   size_t got = 0;
@@ -1314,20 +1315,44 @@ static int engine_call(struct ag_proxy *px, const char *method, const char *targ
   head[got] = '\0';
   int status = 0;
   if (r == 0 && sscanf(head, "HTTP/1.%*d %d", &status) != 1)
-    r = ca_error_set(err, EPROTO, "%s %s: the engine's answer is not HTTP", method, target);
+    r = ca_error_set(err, EPROTO, "the engine's answer is not HTTP");
   return r < 0 ? r : status;
 }
 
-/* ag_proxy_volume_fn of the server: a missing volume is created with the session's labels. */
-static int ensure_volume(void *ctx, const char *name, ca_error **err) {
-  struct ag_proxy *px = ctx;
-  char target[512];
-  snprintf(target, sizeof(target), "/volumes/%s", name); /* a volume name needs no escaping */
-  int status = engine_call(px, "GET", target, NULL, err);
-  if (status != 404)
-    return status == 200 ? 0
-           : status < 0  ? status
-                         : ca_error_set(err, EIO, "GET %s: the engine said %d", target, status);
+/* One request of the proxy's own to the engine for connection c, on a stream of its own (HTTP/1.0: the engine closes
+ * after the answer), which the stop shuts down with c's; the status code, or negative with err saying why (-ESHUTDOWN:
+ * the proxy stops). *ret_unanswered: the engine may have read it, and no answer was read. */
+static int engine_call(struct conn *c, const char *method, const char *target, const char *body, bool *ret_unanswered,
+                       ca_error **err) {
+  struct ag_proxy *px = c->px;
+  int fd = -1;
+  int r = engine_stream(px, &fd, err);
+  if (r < 0)
+    return r;
+  pthread_mutex_lock(&px->mu);
+  bool stopping = px->stopping;
+  if (!stopping)
+    c->side = fd;
+  pthread_mutex_unlock(&px->mu);
+  if (stopping) {
+    close(fd);
+    return ca_error_set(err, ESHUTDOWN, "the session is ending");
+  }
+  *ret_unanswered = true; /* from here the engine may have read it */
+  r = engine_exchange(fd, method, target, body, err);
+  *ret_unanswered = r < 0;
+  pthread_mutex_lock(&px->mu);
+  c->side = -1;
+  pthread_mutex_unlock(&px->mu);
+  close(fd);
+  if (r < 0)
+    return ca_error_wrap(err, "%s %s", method, target);
+  return r;
+}
+
+/* Creates volume name with the session's labels: 0, or negative with err saying why. */
+static int create_volume(struct conn *c, const char *name, bool *ret_unanswered, ca_error **err) {
+  struct ag_proxy *px = c->px;
   _cleanup_json_ cJSON *j = cJSON_CreateObject();
   _cleanup_free_ char *spec = j && cJSON_AddStringToObject(j, "Name", name) ? cJSON_PrintUnformatted(j) : NULL;
   _cleanup_free_ char *body = NULL;
@@ -1335,17 +1360,32 @@ static int ensure_volume(void *ctx, const char *name, ca_error **err) {
   if (!spec ||
       ag_proxy_rewrite_body(px->session_id, (const char *const *)px->labels, spec, strlen(spec), &body, &len, err) < 0)
     return ca_error_set(err, ENOMEM, "out of memory");
-  /* Counted as every create is (creates.h): if the session's end stops waiting for it, the volume may land after the
-   * end's listing, and the end then watches for it. */
-  ag_creates_begin();
-  status = engine_call(px, "POST", "/volumes/create", body, err);
+  int status = engine_call(c, "POST", "/volumes/create", body, ret_unanswered, err);
   if (status < 0)
-    return status; /* stays counted: the engine may still make it */
-  ag_creates_end();
+    return status;
   if (status != 201 && status != 200)
     return ca_error_set(err, EIO, "POST /volumes/create: the engine said %d", status);
   record_id(px, 'v', name); /* or another client created it in between, through the proxy: labeled as well */
   return 0;
+}
+
+/* ag_proxy_volume_fn of the server: a missing volume is created with the session's labels. It counts as a create in
+ * flight from before the look (creates.h): the session's end marks the stop before it reads the count, so it either
+ * counts this one, or this one sees the end and makes nothing (-ESHUTDOWN, engine_call). */
+static int ensure_volume(void *ctx, const char *name, ca_error **err) {
+  struct conn *c = ctx;
+  char target[512];
+  snprintf(target, sizeof(target), "/volumes/%s", name); /* a volume name needs no escaping */
+  bool looking = false, unanswered = false;
+  ag_creates_begin();
+  int status = engine_call(c, "GET", target, NULL, &looking, err);
+  if (status == 404) /* not once the end began (engine_call) */
+    status = create_volume(c, name, &unanswered, err);
+  else if (status >= 0 && status != 200)
+    status = ca_error_set(err, EIO, "GET %s: the engine said %d", target, status);
+  if (!unanswered)
+    ag_creates_end(); /* a create whose answer never came stays counted: the engine may still make it */
+  return status < 0 ? status : 0;
 }
 
 /* Tells the server's owner, once, that a connection reached the engine, before anything of it goes there; the others
@@ -1582,8 +1622,10 @@ static int accept_backoff(struct ag_proxy *px, int backoff_ms) {
 }
 
 /* A new connection's hooks: the server's, and the receipt's with the client read now (it may exit any time). */
-static void set_hooks(struct ag_proxy *px, struct ag_proxy_req *req, int fd) {
-  ag_proxy_req_set_volume_fn(req, ensure_volume, px);
+static void set_hooks(struct conn *c, int fd) {
+  struct ag_proxy *px = c->px;
+  struct ag_proxy_req *req = c->req;
+  ag_proxy_req_set_volume_fn(req, ensure_volume, c);
   struct ag_proxy_hooks hooks = {
       .created = record_id, .ending = session_ending, .reserve = budget_take, .release = budget_give, .ctx = px};
   if (px->observer.created) {
@@ -1641,14 +1683,15 @@ static void *accept_loop(void *arg) {
       close(fd);
       continue;
     }
-    *c = (struct conn){.px = px, .client = fd, .engine = -1, .refs = 1, .active_usec = ca_now_monotonic_usec()};
+    *c = (struct conn){
+        .px = px, .client = fd, .engine = -1, .side = -1, .refs = 1, .active_usec = ca_now_monotonic_usec()};
     c->req = ag_proxy_req_new(px->session_id, (const char *const *)px->labels);
     if (!c->req) {
       close(fd);
       free(c);
       continue;
     }
-    set_hooks(px, c->req, fd);
+    set_hooks(c, fd);
     pthread_mutex_lock(&px->mu);
     ag_proxy_req_set_cgroup_parent(c->req, px->cgroup_parent);
     pthread_mutex_unlock(&px->mu);
@@ -1853,6 +1896,8 @@ void ag_proxy_stop_recorded(struct ag_proxy *px, uint64_t drain_usec, char ***re
     (void)shutdown(c->client, SHUT_RDWR);
     if (c->engine >= 0)
       (void)shutdown(c->engine, SHUT_RDWR);
+    if (c->side >= 0)
+      (void)shutdown(c->side, SHUT_RDWR);
   }
   wait_conns_until(px, ca_now_monotonic_usec() + FORCE_CLOSE_WAIT_USEC);
   bool left = px->n_conns > 0;

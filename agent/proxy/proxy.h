@@ -72,7 +72,7 @@ int ag_proxy_bind_volumes(const char *body, size_t len, char ***ret, ca_error **
 
 /* Makes sure the named volume exists before a container create that binds it is forwarded: a missing one is created
  * with the session's labels, an existing one is not ours and stays as it is. 0, or negative with err saying why (the
- * create is then refused). */
+ * create is then refused: 503 for -ESHUTDOWN, the session's end began, else 502). */
 typedef int (*ag_proxy_volume_fn)(void *ctx, const char *name, ca_error **err);
 void ag_proxy_req_set_volume_fn(struct ag_proxy_req *r, ag_proxy_volume_fn fn, void *ctx);
 /* --contain-containers: container creates get HostConfig.CgroupParent = parent (ag_proxy_rewrite_container_body);
@@ -151,7 +151,8 @@ bool ag_proxy_build_keeps_steps(const char *url, size_t len);
 /* The target of a POST /commit with changes appended, the last: LABEL with every label of the agent's that names a
  * session or its owner set empty (the engine copies a container's labels into the image it commits, and an image's
  * into every container made from it, and can set a label but not remove one), then built-by=<session_id>, as on an
- * image the session builds; one label in each. 0 with *ret_url (caller frees), or -ENOMEM. */
+ * image the session builds; one label in each, after one that a client's change ending in an escape may swallow. 0
+ * with *ret_url (caller frees), or -ENOMEM. */
 int ag_proxy_rewrite_commit_url(const char *session_id, const char *url, size_t len, char **ret_url, ca_error **err);
 
 /* True for POST [/vX.Y]/{containers,networks,volumes}/create[?query]. */

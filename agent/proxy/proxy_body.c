@@ -712,7 +712,8 @@ static const char *const owner_label_keys[] = {
 /* Appends one changes parameter, "LABEL key="value"", URL-encoded, to the query in out. */
 static int append_label_change(ca_buf *out, const char *key, const char *value, ca_error **err) {
   char change[128];
-  snprintf(change, sizeof(change), "LABEL %s=\"%s\"", key, value);
+  if ((size_t)snprintf(change, sizeof(change), "LABEL %s=\"%s\"", key, value) >= sizeof(change))
+    return ca_error_set(err, EINVAL, "label %s does not fit a change", key); /* not with the agent's names */
   if (ca_buf_append(out, "&changes=", 9, err) < 0)
     return -ENOMEM;
   return url_encode(change, strlen(change), out, err);
@@ -724,7 +725,11 @@ int ag_proxy_rewrite_commit_url(const char *session_id, const char *url, size_t 
   if (r >= 0 && !memchr(url, '?', len))
     r = ca_buf_append(&out, "?", 1, err);
   /* After the client's changes: the engine applies them in order, the last label of a name winning. One label in
-   * each, as Podman reads a LABEL change (its value is the rest of the line). */
+   * each, as Podman reads a LABEL change (its value is the rest of the line). Docker joins them with newlines into one
+   * Dockerfile, where a client's change that ends in an escape character swallows the line after it: the first is
+   * one that may go, overridden at the end. */
+  if (r >= 0)
+    r = append_label_change(&out, AG_LABEL_BUILT_BY, "", err);
   for (size_t i = 0; r >= 0 && i < ELEMENTSOF(owner_label_keys); i++)
     r = append_label_change(&out, owner_label_keys[i], "", err);
   if (r >= 0)

@@ -584,9 +584,10 @@ static bool late_create_engine(void *ud, const struct fake_request *rq, int conn
 }
 
 /* Runs a command that sends a container create with curl's data_args through the proxy of a session on fake, and lets
- * the command end once the engine was asked for prefix (a POST), so that the session's end begins while that request
- * is unanswered; id gets the session. */
-static void end_while_asked(struct fake_daemon *fake, const char *data_args, const char *prefix, char id[static 128]) {
+ * the command end once the engine was asked for prefix (with method), so that the session's end begins while that
+ * request is unanswered; id gets the session. */
+static void end_while_asked(struct fake_daemon *fake, const char *data_args, const char *method, const char *prefix,
+                            char id[static 128]) {
   char body[1024];
   snprintf(body, sizeof(body),
            "echo $CLEANUP_AGENT_SESSION > $OUT/started\n"
@@ -596,9 +597,9 @@ static void end_while_asked(struct fake_daemon *fake, const char *data_args, con
            data_args);
   const char *script = scenario_script(&sc, "late.sh", body);
   pid_t agent = scenario_start(&sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--", script, NULL});
-  for (int waited = 0; fake_count(fake, "POST", prefix) == 0 && waited < 10000; waited += 50)
+  for (int waited = 0; fake_count(fake, method, prefix) == 0 && waited < 10000; waited += 50)
     usleep(50 * 1000);
-  cr_assert_gt(fake_count(fake, "POST", prefix), 0, "POST %s never reached the engine: %s", prefix,
+  cr_assert_gt(fake_count(fake, method, prefix), 0, "%s %s never reached the engine: %s", method, prefix,
                scenario_stderr(&sc));
   char go[128];
   snprintf(go, sizeof(go), "%s/go", sc.dir);
@@ -624,15 +625,30 @@ static void late_went(atomic_bool *landed, atomic_bool *deleted, const char *id,
 Test(registry_last, the_end_of_run_watches_for_a_create_the_engine_had_not_answered) {
   struct fake_daemon *fake = fake_start(late_create_engine, NULL);
   char id[128];
-  end_while_asked(fake, "-d '{\"Image\":\"x\"}'", "/v1.41/containers/create", id);
+  end_while_asked(fake, "-d '{\"Image\":\"x\"}'", "POST", "/v1.41/containers/create", id);
   late_went(&late.landed, &late.deleted, id, "container");
   fake_stop(fake);
 }
 
-/* An engine that is slow to create a volume: the proxy's own create of a volume that a container create binds lands
- * 9 s after it was asked, past the end's stop of the proxy, labeled with the session; it is listed by that label from
- * then on, until it is deleted. A container create that reaches it is only counted. */
-static struct { atomic_bool landed, deleted; } slow_volume;
+/* An engine slow to make a volume that a container create binds. Its answer to the proxy's own create of it comes
+ * once it answered the session's end's listing of volumes; with slow_get, its answer to the proxy's look for it first
+ * comes 0.7 s after the command was told to end, while the end's stop of the proxy still drains (2 s). Each comes at
+ * most 9.5 s later, within the proxy's 10 s for an answer. The volume it makes is labeled with the session and listed
+ * by that label from then on, until it is deleted. A container create that reaches it is only counted. */
+static struct { atomic_bool landed, deleted, listed, slow_get; } slow_volume;
+
+static void wait_listed(void) {
+  for (int i = 0; i < 95 && !atomic_load(&slow_volume.listed); i++)
+    usleep(100 * 1000);
+}
+
+static void wait_told_to_end(void) {
+  char go[128];
+  snprintf(go, sizeof(go), "%s/go", sc.dir);
+  for (int i = 0; i < 95 && access(go, F_OK) != 0; i++)
+    usleep(100 * 1000);
+  usleep(700 * 1000);
+}
 
 static bool slow_volume_engine(void *ud, const struct fake_request *rq, int conn) {
   (void)ud;
@@ -641,23 +657,27 @@ static bool slow_volume_engine(void *ud, const struct fake_request *rq, int conn
   if (streq(rq->path, "/_ping")) {
     fake_reply(conn, 200, "1.41", "text/plain", "OK");
   } else if (streq(rq->method, "GET") && strstr(rq->path, "/volumes/data")) {
+    if (atomic_load(&slow_volume.slow_get))
+      wait_told_to_end();
     fake_reply(conn, there ? 200 : 404, "1.41", NULL,
                there ? "{\"Name\":\"data\"}" : "{\"message\":\"no such volume\"}");
   } else if (streq(rq->method, "POST") && strstr(rq->path, "/volumes/create")) {
-    sleep(9); /* past the end's drain and its forced close (2 + 5 s), within the proxy's 10 s for an answer */
+    wait_listed();
     atomic_store(&slow_volume.landed, true);
-    fake_reply(conn, 201, "1.41", NULL, "{\"Name\":\"data\"}"); /* to a proxy that stopped waiting */
+    fake_reply(conn, 201, "1.41", NULL, "{\"Name\":\"data\"}");
     return false;
   } else if (streq(rq->method, "POST") && strstr(rq->path, "/containers/create")) {
     fake_reply(conn, 201, "1.41", NULL, "{\"Id\":\"" LATE_ID "\"}");
   } else if (streq(rq->method, "DELETE") && strstr(rq->path, "/volumes/data")) {
     atomic_store(&slow_volume.deleted, true);
     fake_reply(conn, 204, "1.41", NULL, "");
-  } else if (strstr(rq->path, "/volumes") && scenario_session_in_path(rq->path, id) && there) {
+  } else if (strstr(rq->path, "/volumes") && scenario_session_in_path(rq->path, id)) {
     char body[512];
-    snprintf(body, sizeof(body),
-             "{\"Volumes\":[{\"Name\":\"data\",\"Labels\":{\"" AG_LABEL_SESSION "\":\"%s\"}}],\"Warnings\":null}", id);
+    snprintf(body, sizeof(body), "{\"Volumes\":[%s%s%s],\"Warnings\":null}",
+             there ? "{\"Name\":\"data\",\"Labels\":{\"" AG_LABEL_SESSION "\":\"" : "", there ? id : "",
+             there ? "\"}}" : "");
     fake_reply(conn, 200, "1.41", NULL, body);
+    atomic_store(&slow_volume.listed, true);
   } else {
     reply_empty(rq, conn);
   }
@@ -668,11 +688,31 @@ static bool slow_volume_engine(void *ud, const struct fake_request *rq, int conn
  * labels, before it forwards the create): the volume lands after the end's listing, so the session is watched for it
  * before it is forgotten, and the container create, which would come after the end began, is answered 503 instead. */
 Test(registry_last, the_end_of_run_watches_for_a_volume_its_proxy_was_creating) {
+  memset(&slow_volume, 0, sizeof(slow_volume));
   struct fake_daemon *fake = fake_start(slow_volume_engine, NULL);
   char id[128];
-  end_while_asked(fake, "-d '{\"Image\":\"x\",\"HostConfig\":{\"Binds\":[\"data:/data\"]}}'", "/volumes/create", id);
+  end_while_asked(fake, "-d '{\"Image\":\"x\",\"HostConfig\":{\"Binds\":[\"data:/data\"]}}'", "POST", "/volumes/create",
+                  id);
   late_went(&slow_volume.landed, &slow_volume.deleted, id, "volume");
   cr_assert_eq(fake_count(fake, "POST", "/v1.41/containers/create"), 0,
                "the container create went to the engine after the session's end began");
+  fake_stop(fake);
+}
+
+/* The end stops the proxy while the proxy looks whether a volume that a container create binds exists: it is not made
+ * once the end began (the end may have listed already), and the container create is answered 503. */
+Test(registry_last, a_volume_the_proxy_looks_for_while_the_session_ends_is_not_made) {
+  memset(&slow_volume, 0, sizeof(slow_volume));
+  atomic_store(&slow_volume.slow_get, true);
+  struct fake_daemon *fake = fake_start(slow_volume_engine, NULL);
+  char id[128];
+  end_while_asked(fake, "-d '{\"Image\":\"x\",\"HostConfig\":{\"Binds\":[\"data:/data\"]}}'", "GET", "/volumes/data",
+                  id);
+  for (int waited = 0; *registry_of(id) && waited < 20000 * AG_TIMEOUT_SCALE; waited += 100)
+    usleep(100 * 1000);
+  cr_assert_eq(fake_count(fake, "POST", "/volumes/create"), 0, "the volume was made after the session's end began");
+  cr_assert_eq(fake_count(fake, "POST", "/v1.41/containers/create"), 0,
+               "the container create went to the engine after the session's end began");
+  cr_assert(!*registry_of(id), "the session stayed registered: %s", scenario_stderr(&sc));
   fake_stop(fake);
 }
