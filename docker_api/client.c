@@ -70,8 +70,7 @@ static void req_label(const char *method, const char *path, char *buf, size_t si
   snprintf(buf, size, "%s %.*s", method, (int)CA_MIN(n, 200u), path);
 }
 
-/* A short printable excerpt of an untrusted body for a message. */
-static void body_excerpt(const char *body, size_t len, char *out, size_t size) {
+void dk_excerpt(const char *body, size_t len, char *out, size_t size) {
   size_t o = 0;
   while (len > 0 && isspace((unsigned char)body[len - 1]))
     len--;
@@ -91,9 +90,9 @@ int dk_http_error(ca_error **err, const char *method, const char *path, long sta
     _cleanup_json_ cJSON *j = cJSON_ParseWithLength(body, len);
     const cJSON *m = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "message") : NULL;
     if (cJSON_IsString(m) && m->valuestring)
-      body_excerpt(m->valuestring, strlen(m->valuestring), msg, sizeof(msg));
+      dk_excerpt(m->valuestring, strlen(m->valuestring), msg, sizeof(msg));
     else
-      body_excerpt(body, CA_MIN(len, 300u), msg, sizeof(msg));
+      dk_excerpt(body, CA_MIN(len, 300u), msg, sizeof(msg));
   }
   if (!msg[0])
     snprintf(msg, sizeof(msg), "(no message)");

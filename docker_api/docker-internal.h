@@ -130,6 +130,9 @@ struct dk_split {
   dk_split_fn fn;
   void *userdata;
 };
+/* A printable excerpt of untrusted text (an engine's answer) for a message: control characters become spaces,
+ * trailing space goes, at most size - 1 bytes into out. */
+void dk_excerpt(const char *text, size_t len, char *out, size_t size);
 /* max_value 0: DK_SPLIT_MAX_VALUE. */
 void dk_split_init(struct dk_split *s, enum dk_split_mode mode, size_t max_value, dk_split_fn fn, void *userdata);
 int dk_split_feed(struct dk_split *s, const char *data, size_t len, ca_error **err);

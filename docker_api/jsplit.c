@@ -74,9 +74,11 @@ static int member_done(struct dk_split *s, ca_error **err) {
     return split_error(s, err, "Volumes is not an array");
   if (s->key_is_warnings && !cJSON_IsNull(j) && !(cJSON_IsArray(j) && !j->child)) {
     const cJSON *w = cJSON_IsArray(j) ? j->child : j;
+    char warning[300] = "(a warning that is not a string)";
+    if (cJSON_IsString(w))
+      dk_excerpt(w->valuestring, strlen(w->valuestring), warning, sizeof(warning));
     s->failed = true;
-    return ca_error_set(err, EIO, "the engine's list of volumes is incomplete, it warned: %.300s%s",
-                        cJSON_IsString(w) ? w->valuestring : "(a warning that is not a string)",
+    return ca_error_set(err, EIO, "the engine's list of volumes is incomplete, it warned: %s%s", warning,
                         cJSON_IsArray(j) && j->child->next ? " (and more)" : "");
   }
   return 0;

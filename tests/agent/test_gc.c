@@ -6,7 +6,6 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fake_daemon.h"
 #include "scenario.h"
 #include "scenario_engine.h"
 #include "session.h"
@@ -430,91 +428,4 @@ Test(gc, running_containers_of_a_dead_session_are_killed_by_the_engine) {
   free(ours[0]);
   free(ours[1]);
   free(foreign);
-}
-
-/* ---- a volume driver that is down ---- */
-
-/* A legacy volume plugin (a socket the engine finds through /etc/docker/plugins/<name>.spec) that holds one volume,
- * "pv", and whose VolumeDriver.List fails from the moment a client posts /Test.Break until one posts /Test.Mend: the
- * engine then leaves its volumes out of every volume list and warns of it. */
-static struct { atomic_bool created, broken, removed; } plug;
-
-static bool volume_plugin(void *ud, const struct fake_request *rq, int conn) {
-  (void)ud;
-  bool there = atomic_load(&plug.created) && !atomic_load(&plug.removed);
-  const char *p = rq->path, *body = "{\"Err\":\"\"}";
-  if (streq(p, "/Plugin.Activate"))
-    body = "{\"Implements\":[\"VolumeDriver\"]}";
-  else if (streq(p, "/VolumeDriver.Capabilities"))
-    body = "{\"Capabilities\":{\"Scope\":\"local\"}}";
-  else if (streq(p, "/VolumeDriver.Create"))
-    atomic_store(&plug.created, true);
-  else if (streq(p, "/VolumeDriver.Get"))
-    body = there ? "{\"Volume\":{\"Name\":\"pv\"},\"Err\":\"\"}" : "{\"Err\":\"no such volume\"}";
-  else if (streq(p, "/VolumeDriver.List"))
-    body = atomic_load(&plug.broken) ? "{\"Err\":\"backend down\"}"
-           : there                   ? "{\"Volumes\":[{\"Name\":\"pv\"}],\"Err\":\"\"}"
-                                     : "{\"Volumes\":[],\"Err\":\"\"}";
-  else if (streq(p, "/VolumeDriver.Remove"))
-    atomic_store(&plug.removed, true);
-  else if (streq(p, "/Test.Break") || streq(p, "/Test.Mend"))
-    atomic_store(&plug.broken, streq(p, "/Test.Break"));
-  else
-    body = "{\"Err\":\"not supported by the test plugin\"}";
-  fake_reply(conn, 200, NULL, "application/vnd.docker.plugins.v1+json", body);
-  return true;
-}
-
-static bool registered(const char *id) {
-  char path[256];
-  snprintf(path, sizeof(path), "%s/sessions/%s.json", sc.state, id);
-  return access(path, F_OK) == 0;
-}
-
-/* The engine lists a session's volumes without those of a driver it could not ask, and warns of it: such a list is
- * no proof that the session's volumes are gone. The session's end and gc keep the session registered and say why,
- * until the driver answers again; then gc removes the volume, and the registry last. */
-Test(gc, a_session_whose_volume_driver_is_down_stays_registered_until_its_volume_went) {
-  memset(&plug, 0, sizeof(plug));
-  struct fake_daemon *fake = fake_start(volume_plugin, NULL);
-  char driver[64], spec[128];
-  snprintf(driver, sizeof(driver), "cleanup-test-vol-%d", (int)getpid());
-  snprintf(spec, sizeof(spec), "/etc/docker/plugins/%s.spec", driver);
-  bool made_etc = mkdir("/etc/docker", 0755) == 0, made_plugins = mkdir("/etc/docker/plugins", 0755) == 0;
-  FILE *f = fopen(spec, "w");
-  cr_assert_not_null(f, "%s: %m", spec);
-  fprintf(f, "%s\n", fake_host(fake));
-  fclose(f);
-  char body[1024];
-  snprintf(body, sizeof(body),
-           "set -e\n"
-           "echo $CLEANUP_AGENT_SESSION > $OUT/session\n"
-           "docker volume create -d %s pv >/dev/null\n"
-           "curl -sf -X POST --unix-socket %s http://plugin/Test.Break\n",
-           driver, fake_host(fake) + strlen("unix://"));
-  int rc = scenario_run(&sc, (const char *[]){"run", "--", "sh", scenario_script(&sc, "plug.sh", body), NULL});
-  char id[64];
-  snprintf(id, sizeof(id), "%s", scenario_out(&sc, "session"));
-  bool made = atomic_load(&plug.created), kept_by_end = registered(id);
-  const char *end_said = strstr(scenario_stderr(&sc), "backend down");
-  rc = made && kept_by_end ? scenario_run(&sc, (const char *[]){"gc", NULL}) : rc;
-  bool kept_by_gc = registered(id), removed_while_down = atomic_load(&plug.removed);
-  const char *gc_said = strstr(scenario_stderr(&sc), "backend down");
-  int rc_down = rc;
-  atomic_store(&plug.broken, false);
-  rc = scenario_run(&sc, (const char *[]){"gc", NULL});
-  (void)unlink(spec); /* the machine as it was */
-  (void)(made_plugins && rmdir("/etc/docker/plugins"));
-  (void)(made_etc && rmdir("/etc/docker"));
-  cr_assert(made, "the session's volume was not made on the plugin: %s", scenario_stderr(&sc));
-  cr_assert(kept_by_end, "the end forgot session %s though its volume list was incomplete", id);
-  cr_assert_not_null(end_said, "the end did not say why it kept the session");
-  cr_assert(kept_by_gc && !removed_while_down, "gc forgot the session or removed its volume while the driver was down");
-  cr_assert_neq(rc_down, 0, "gc exited 0 with a volume list it knew incomplete");
-  cr_assert_not_null(gc_said, "gc did not say why it kept the session");
-  cr_assert_eq(rc, 0, "gc once the driver answered: %s", scenario_stderr(&sc));
-  cr_assert(atomic_load(&plug.removed), "gc did not remove the volume once the driver answered: %s",
-            scenario_stderr(&sc));
-  cr_assert(!registered(id), "the registry stayed once the volume went: %s", scenario_stderr(&sc));
-  fake_stop(fake);
 }
