@@ -1335,22 +1335,24 @@ Test(proxy, a_create_is_answered_503_once_its_body_was_read) {
 
 /* ---- images the session builds ---- */
 
+/* Percent-decodes the query value at v, up to the next '&', into out (NUL-terminated, cut to size); its length. */
+static size_t decode_value(const char *v, char *out, size_t size) {
+  size_t n = 0;
+  for (; *v && *v != '&' && n + 1 < size; v++) {
+    char hex[3] = {v[1], v[1] ? v[2] : 0, 0};
+    out[n++] = *v == '%' ? (char)strtol(hex, NULL, 16) : *v;
+    v += *v == '%' && v[1] && v[2] ? 2 : 0;
+  }
+  out[n] = '\0';
+  return n;
+}
+
 /* The labels parameter of a rewritten build target, decoded and parsed. */
 static cJSON *build_labels_of(const char *url) {
   const char *l = strstr(url, "labels=");
   cr_assert_not_null(l, "%s", url);
-  l += 7;
   char text[4096];
-  size_t n = 0;
-  for (; *l && *l != '&' && n + 1 < sizeof(text); l++) {
-    if (*l == '%') {
-      char hex[3] = {l[1], l[2], 0};
-      text[n++] = (char)strtol(hex, NULL, 16);
-      l += 2;
-    } else
-      text[n++] = *l;
-  }
-  text[n] = '\0';
+  decode_value(l + 7, text, sizeof(text));
   cJSON *j = cJSON_Parse(text);
   cr_assert(cJSON_IsObject(j), "%s", text);
   return j;
@@ -1505,18 +1507,12 @@ Test(proxy, a_build_with_a_form_body_is_refused) {
 
 /* The changes parameters of target, decoded, each followed by ';'. */
 static char *changes_of(const char *target) {
-  char *out = calloc(1, strlen(target) + 1);
-  size_t n = 0;
-  for (const char *c = strstr(target, "changes="); c; c = strstr(c, "changes=")) {
-    if (c[-1] != '?' && c[-1] != '&') {
-      c++;
+  size_t size = strlen(target) + 1, n = 0;
+  char *out = calloc(1, size);
+  for (const char *c = strstr(target, "changes="); c; c = strstr(c + 1, "changes=")) {
+    if (c[-1] != '?' && c[-1] != '&')
       continue;
-    }
-    for (c += 8; *c && *c != '&'; c++) {
-      char hex[3] = {c[1], c[1] ? c[2] : 0, 0};
-      out[n++] = *c == '%' ? (char)strtol(hex, NULL, 16) : *c;
-      c += *c == '%' ? 2 : 0;
-    }
+    n += decode_value(c + 8, out + n, size - n);
     out[n++] = ';';
   }
   return out;

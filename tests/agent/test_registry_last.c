@@ -636,7 +636,7 @@ Test(registry_last, the_end_of_run_watches_for_a_create_the_engine_had_not_answe
  * comes once the end's stop of the proxy began, while it still drains (2 s). Each comes at most 9.5 s later, within
  * the proxy's 10 s for an answer. The volume it makes is labeled with the session and listed
  * by that label from then on, until it is deleted. A container create that reaches it is only counted. */
-static struct { atomic_bool landed, deleted, listed, slow_get; } slow_volume;
+static struct { atomic_bool landed, deleted, listed, slow_get, unwaited; } slow_volume;
 
 static void wait_listed(void) {
   for (int i = 0; i < 95 && !atomic_load(&slow_volume.listed); i++)
@@ -646,8 +646,11 @@ static void wait_listed(void) {
 /* Until the session's proxy socket is gone: the stop removes it right after it began to refuse (proxy.c). */
 static void wait_proxy_stopped(void) {
   char path[512];
-  bool named = scenario_read_marker(&sc, "proxy", 10000, path);
-  for (int i = 0; named && i < 95 && access(path, F_OK) == 0; i++)
+  if (!scenario_read_marker(&sc, "proxy", 10000, path)) {
+    atomic_store(&slow_volume.unwaited, true); /* the test fails on it */
+    return;
+  }
+  for (int i = 0; i < 95 && access(path, F_OK) == 0; i++)
     usleep(100 * 1000);
 }
 
@@ -711,6 +714,7 @@ Test(registry_last, a_volume_the_proxy_looks_for_while_the_session_ends_is_not_m
                   id);
   for (int waited = 0; *registry_of(id) && waited < 20000 * AG_TIMEOUT_SCALE; waited += 100)
     usleep(100 * 1000);
+  cr_assert(!atomic_load(&slow_volume.unwaited), "the engine could not wait for the proxy's stop: no $OUT/proxy");
   cr_assert_eq(fake_count(fake, "POST", "/volumes/create"), 0, "the volume was made after the session's end began");
   cr_assert_eq(fake_count(fake, "POST", "/v1.41/containers/create"), 0,
                "the container create went to the engine after the session's end began");
@@ -753,6 +757,7 @@ Test(registry_last, a_volume_list_with_warnings_keeps_the_session_registered) {
   struct fake_daemon *fake = fake_start(warning_engine, NULL);
   const char *script = scenario_script(&sc, "warned.sh", "echo $CLEANUP_AGENT_SESSION > $OUT/started\n");
   int rc = scenario_run(&sc, (const char *[]){"--docker-host", fake_host(fake), "run", "--", script, NULL});
+  cr_assert_eq(rc, 0, "run exits with its command's status, whatever its end kept: %s", scenario_stderr(&sc));
   char id[128];
   started_session("started", id);
   cr_assert(*registry_of(id), "the end forgot the session with an incomplete volume list: %s", scenario_stderr(&sc));
