@@ -51,6 +51,8 @@
 #define DEFAULT_MAX_CONNECTIONS 256
 #define THREAD_STACK (256 * 1024)
 #define FORCE_CLOSE_WAIT_USEC (5 * 1000000ULL)
+#define LINGER_IDLE_MSEC 5000             /* after a refusal, how long a client may send nothing before it is closed */
+#define LINGER_MAX_USEC (30 * 1000000ULL) /* and how long its rest is read in all (nginx's lingering close) */
 #define DEFAULT_IDLE_USEC (120 * 1000000ULL)
 #define ACCEPT_BACKOFF_MIN_MS 10
 #define ACCEPT_BACKOFF_MAX_MS 1000
@@ -341,6 +343,10 @@ bool ag_proxy_req_idle(const struct ag_proxy_req *r) {
 
 bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r) {
   return r->deferred.len > 0 && !r->answered;
+}
+
+bool ag_proxy_req_answers(const struct ag_proxy_req *r) {
+  return r->deferred.len > 0;
 }
 
 /* Percent-decodes s[0, len) up to the first of the characters stop into out; false when it does not fit. */
@@ -1243,7 +1249,8 @@ static void *engine_to_client(void *arg) {
       break;
     }
     if (k < 0 || fed != AG_PROXY_GO) {
-      (void)shutdown(c->client, SHUT_RDWR);
+      /* After the proxy's own answer the client's thread reads what the client still sends (linger). */
+      (void)shutdown(c->client, k == 0 && fed == AG_PROXY_CLOSE ? SHUT_WR : SHUT_RDWR);
       (void)shutdown(c->engine, SHUT_RDWR);
       break;
     }
@@ -1490,7 +1497,6 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   c->active_usec = ca_now_monotonic_usec();
   int fed = ag_proxy_req_feed(c->req, data, len, to_engine, to_client, NULL);
   int k = fed >= 0 && to_client->len ? ca_write_all(c->client, to_client->data, to_client->len) : 0;
-  bool pending = ag_proxy_req_answer_pending(c->req);
   c->client_raw = ag_proxy_req_is_raw(c->req);
   pthread_mutex_unlock(&c->mu);
   if (fed >= 0 && k == 0 && to_engine->len)
@@ -1503,9 +1509,38 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   ca_buf_reset(to_client);
   if (fed < 0 || k < 0)
     return -1;
-  if (fed == AG_PROXY_CLOSE && pending)
-    return AG_PROXY_CLOSE; /* the engine direction writes the answer after those in flight, then closes */
-  return fed == AG_PROXY_CLOSE ? -1 : fed;
+  return fed;
+}
+
+/* The proxy refused a request while its client may still be sending the body (a build's context, a create too large
+ * to read): what the client sends is read and dropped until it closes, so that it gets to read the refusal instead of
+ * a broken pipe. Bounded as nginx's lingering close: LINGER_IDLE_MSEC without a byte, LINGER_MAX_USEC in all. An
+ * answer that waits for the engine's answers before it goes out after them from the engine direction, which then
+ * closes. False when the proxy closed without an answer. */
+static bool linger(struct conn *c, char *buf) {
+  pthread_mutex_lock(&c->mu);
+  bool answers = ag_proxy_req_answers(c->req), pending = ag_proxy_req_answer_pending(c->req);
+  pthread_mutex_unlock(&c->mu);
+  if (!answers)
+    return false; /* closed without an answer: nothing for the client to read */
+  if (!pending)
+    (void)shutdown(c->client, SHUT_WR); /* the answer is out: the client reads it, then the end */
+  uint64_t end = ca_now_monotonic_usec() + LINGER_MAX_USEC;
+  for (uint64_t now = ca_now_monotonic_usec(); now < end; now = ca_now_monotonic_usec()) {
+    struct pollfd p = {.fd = c->client, .events = POLLIN};
+    int ready = poll(&p, 1, (int)CA_MIN((uint64_t)LINGER_IDLE_MSEC, (end - now) / 1000 + 1));
+    if (ready < 0 && errno == EINTR)
+      continue;
+    ssize_t n = ready > 0 ? read(c->client, buf, IO_CHUNK) : 0;
+    if (n <= 0 && !(n < 0 && errno == EINTR))
+      break;
+  }
+  if (pending)
+    return true;
+  (void)shutdown(c->client, SHUT_RDWR);
+  wait_creates_answered(c);
+  (void)shutdown(c->engine, SHUT_RDWR);
+  return true;
 }
 
 /* Waits for the client's next bytes; false once the connection was idle (between requests, no byte stream: see
@@ -1549,9 +1584,9 @@ static void *client_to_engine(void *arg) {
     int k = n > 0 ? forward(c, buf, (size_t)n, &to_engine, &to_client) : -1;
     while (k == AG_PROXY_WAIT)
       k = wait_for_engine(c) ? forward(c, NULL, 0, &to_engine, &to_client) : -1;
-    if (k == AG_PROXY_CLOSE)
+    if (k == AG_PROXY_CLOSE && linger(c, buf))
       break;
-    if (k < 0) {
+    if (k == AG_PROXY_CLOSE || k < 0) {
       (void)shutdown(c->client, SHUT_RDWR);
       wait_creates_answered(c);
       (void)shutdown(c->engine, SHUT_RDWR);

@@ -52,6 +52,8 @@ bool ag_proxy_req_waiting(const struct ag_proxy_req *r);
 bool ag_proxy_req_idle(const struct ag_proxy_req *r);
 /* True while the proxy's answer waits for the engine's answers in flight. */
 bool ag_proxy_req_answer_pending(const struct ag_proxy_req *r);
+/* True once the proxy answers a request itself (a refusal), whether its answer went out or waits. */
+bool ag_proxy_req_answers(const struct ag_proxy_req *r);
 
 /* The create body rewrite alone: 0 with *ret_body (caller frees) holding the body with the session's labels spliced
  * in, every other byte as it was; -EINVAL when body is not one JSON object cJSON reads with an object (or null)

@@ -99,6 +99,9 @@ Test(run_proxy, foreign_session_label_is_refused_with_a_reason) {
       "--label io.cleanup-agent.session=fedcba9876543210fedcba9876543210 cleanup-test/busybox:latest sleep 1000 "
       "2> $OUT/refused && exit 90\n"
       "docker network create --label io.cleanup-agent.session=x --label $TEST_LABEL n-$$ 2>> $OUT/refused && exit 91\n"
+      /* a build refused by its head while the CLI still streams its context */
+      "mkdir $OUT/ctx && head -c 20000000 /dev/zero > $OUT/ctx/big && echo 'FROM scratch' > $OUT/ctx/Dockerfile\n"
+      "for i in 1 2 3; do docker build --label io.cleanup-agent.mode=x $OUT/ctx 2>> $OUT/build && exit 92; done\n"
       "exit 0\n");
   int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
   cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
@@ -107,6 +110,12 @@ Test(run_proxy, foreign_session_label_is_refused_with_a_reason) {
                                      "fedcba9876543210fedcba9876543210 names another session"),
                      "%s", refused);
   cr_assert_not_null(strstr(refused, "io.cleanup-agent.session=x names another session"), "%s", refused);
+  const char *build = out_file("build");
+  size_t told = 0;
+  for (const char *b = build; (b = strstr(b, "label io.cleanup-agent.mode=x is in the io.cleanup-agent. namespace"));
+       b++)
+    told++;
+  cr_assert_eq(told, 3, "each of the 3 builds says why it was refused: %s", build);
   /* Nothing was created under the other session's name either. */
   cr_assert_eq(scenario_count_docker(&sc, DK_CONTAINER, "fedcba9876543210fedcba9876543210"), 0);
   char id[128];
@@ -541,6 +550,58 @@ Test(run_proxy, own_answer_to_a_pipelined_request_comes_after_the_engines) {
   cr_assert_not_null(strstr(own, "{\"message\":\"cleanup-agent: the create request's body is not a JSON object"), "%s",
                      own);
   close(fd);
+  ag_proxy_stop(lp.px, 100000);
+}
+
+/* Reads what comes on fd until it closes (at most size - 1 bytes, NUL-terminated); false when it was cut by a reset. */
+static bool read_to_end(int fd, char *all, size_t size) {
+  size_t got = 0;
+  ssize_t n = 1;
+  while (n > 0 && got < size - 1) {
+    n = read(fd, all + got, size - 1 - got);
+    got += n > 0 ? (size_t)n : 0;
+  }
+  all[got] = '\0';
+  return n == 0;
+}
+
+/* A request the proxy refuses by its head while the client still sends its body (docker build streaming its context,
+ * a create too large to read): the client sends the body whole and then reads the proxy's reason, as it would the
+ * engine's, never a broken pipe. Also when the refusal waits for the engine's answer to a request before it. */
+Test(run_proxy, a_request_refused_by_its_head_is_answered_after_its_whole_body) {
+  static const struct {
+    const char *before, *head, *says;
+  } cases[] = {
+      {"", "POST /v1.41/build?t=refused&labels=%7B%22io.cleanup-agent.mode%22%3A%22x%22%7D HTTP/1.1\r\n",
+       "HTTP/1.1 400 Bad Request\r\n"},
+      {"", "POST /v1.41/containers/create HTTP/1.1\r\n", "HTTP/1.1 413 Request Entity Too Large\r\n"},
+      {"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n",
+       "POST /v1.41/build?labels=%7B%22io.cleanup-agent.mode%22%3A%22x%22%7D HTTP/1.1\r\n",
+       "HTTP/1.1 400 Bad Request\r\n"},
+  };
+  const size_t body_len = 16 * 1024 * 1024;
+  _cleanup_free_ char *body = calloc(1, body_len);
+  cr_assert_not_null(body);
+  signal(SIGPIPE, SIG_IGN);
+  struct live_proxy lp;
+  live_proxy_start(&lp);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char head[1024], all[8192];
+    snprintf(head, sizeof(head), "%s%sHost: d\r\nContent-Type: application/x-tar\r\nContent-Length: %zu\r\n\r\n",
+             cases[i].before, cases[i].head, body_len);
+    int fd = unix_connect(lp.socket);
+    cr_assert_eq(ca_write_all(fd, head, strlen(head)), 0);
+    int k = ca_write_all(fd, body, body_len);
+    cr_assert_eq(k, 0, "case %zu: the client could not send its body after the proxy refused the request: %s", i,
+                 strerror(-k));
+    cr_assert(read_to_end(fd, all, sizeof(all)), "case %zu: the connection was reset: %s", i, all);
+    const char *own = strstr(all, cases[i].says);
+    cr_assert_not_null(own, "case %zu: %s", i, all);
+    cr_assert_not_null(strstr(own, "{\"message\":\"cleanup-agent: "), "case %zu: %s", i, all);
+    cr_assert(*cases[i].before == '\0' || strncmp(all, "HTTP/1.1 200 OK\r\n", 17) == 0,
+              "case %zu: the engine's answer to the ping comes first: %s", i, all);
+    close(fd);
+  }
   ag_proxy_stop(lp.px, 100000);
 }
 
