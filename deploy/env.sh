@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # prog, work and packages: set by the caller (below)
 # deploy/env.sh: brings up what cleanup-agent's quick start and test command need on a Debian 12 host, as root:
 # the packages, a Docker engine (started only when none answers; the caller stops it with stop_engine), and the
 # cleanup-test/busybox:latest image built from Debian's static busybox (there is no registry to pull from).

@@ -57,7 +57,7 @@ done
 say() { printf '\n==> %s\n' "$*"; }
 packages=(build-essential dpkg-dev cmake ninja-build pkg-config libcurl4-openssl-dev libcjson-dev libcriterion-dev
     libsystemd-dev
-    docker.io busybox-static qemu-system-x86 cpio libhttp-parser-dev clang libclang-rt-14-dev
+    docker.io busybox-static qemu-system-x86 cpio libhttp-parser-dev clang libclang-rt-14-dev shellcheck
     systemd python3-yaml python3-pyhcl docker-compose time iproute2 debootstrap python3-docker podman
     openssh-client e2fsprogs debhelper scdoc lintian man-db git curl)
 # Testcontainers for Node (tests/clients): Debian's nodejs and npm, unless a node with its npm is there already

@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=dash
 # tests/clients/inside.sh: sourced by the commands of tests/clients/cmd/, which run under `cleanup-agent run`.
 # The driver exports W (the scenario's directory), P (the unique prefix of every name), TL (the test label, K=V)
 # and IMG (the test image). DOCKER_HOST is the session's proxy socket, as run gives it.

@@ -7,7 +7,8 @@ scenario_cli_basic() { simple cli_basic; }
 scenario_cli_volume_implied() { simple cli_volume_implied; }
 scenario_cli_volume_existing() {
     d volume create --label "$TL" "$P-pre" >/dev/null || { fail "volume create $P-pre (outside the session)"; return; }
-    scenario_keeps=" $P-pre " # read by check_run
+    # shellcheck disable=SC2034 # read by check_run
+    scenario_keeps=" $P-pre "
     simple cli_volume_existing
     expect "the volume that existed before the run is still there" quiet d volume inspect "$P-pre"
 }
@@ -51,7 +52,7 @@ node_install() {
     export NODE_MODULES=$dir/node_modules
 }
 scenario_testcontainers_exit() { node_install && TC_MODE="exit" simple testcontainers; }
-scenario_testcontainers_kill() { node_install && TC_MODE=kill simple testcontainers; }
+scenario_testcontainers_kill() { node_install && TC_MODE="kill" simple testcontainers; }
 
 # ---- Podman as the engine ------------------------------------------------------------------------------------------
 # podman_start: a private `podman system service` (its own storage, run and network dirs under $W/podman) answering

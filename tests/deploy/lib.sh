@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the shell tests of tests/deploy/: one line per check ("ok   NAME", "FAIL NAME: DETAIL"), and the counts.
 passed=0 failed=0
 ok() { echo "ok   $1"; passed=$((passed + 1)); }

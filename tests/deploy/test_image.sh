@@ -144,9 +144,9 @@ do_gc() {
 
 # descends_from_base ID BASE_IDS: whether ID is one of BASE_IDS or has one among its parents.
 descends_from_base() {
-    local id=$1 bases=$2
+    local id=$1 base_ids=$2
     while [[ -n $id ]]; do
-        grep -qxF -- "$id" <<<"$bases" && return 0
+        grep -qxF -- "$id" <<<"$base_ids" && return 0
         id=$(docker image inspect -f '{{.Parent}}' "$id" 2>/dev/null) || return 1
     done
     return 1

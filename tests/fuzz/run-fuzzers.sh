@@ -16,7 +16,7 @@ set -euo pipefail
 
 prog=tests/fuzz/run-fuzzers.sh
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
-build=build-fuzz
+build="build-fuzz"
 secs=30
 jobs=2
 keep=

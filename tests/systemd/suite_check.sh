@@ -1,4 +1,5 @@
-# shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM; single quotes are meant
+# shellcheck shell=bash disable=SC2016,SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM; single quotes are meant.
 # tests/systemd/suite_check.sh: `cleanup-agent check` on a stock Debian 12 host says what `run` will do there.
 # As root (ctest systemd_check): the systemd driver with a scope per session in cleanup_agent.slice, every verdict
 # yes, exit 0. As a non-root user (systemd_check_user, --user ci, an ssh login without the docker group): from the

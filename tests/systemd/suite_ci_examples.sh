@@ -1,4 +1,5 @@
-# shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM (as root); single quotes are meant
+# shellcheck shell=bash disable=SC2016,SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM (as root); single quotes are meant.
 # tests/systemd/suite_ci_examples.sh: the CI examples of deploy/ci/ run as written on a stock Debian 12 host, by a
 # non-root runner user ("runner", in the docker group, lingering: its systemd user manager runs) whose runner is a
 # service of its user manager (the user manager path: the agent asks that manager for the session's scope):
@@ -120,7 +121,7 @@ collected_by() {
     check "$1 left no process of session $id ($(runner_procs "$id"))" wait_for 10 test "$(runner_procs "$id")" -eq 0
     check "$1 left no container, network or volume of session $id: $(docker_all_left "$id" | tr '\n' ' ')" \
         no_docker_all_left "$id"
-    check "$1 left no state file of session $id" test -z "$(ls /run/user/"$ruid"/cleanup-agent/sessions 2>/dev/null | grep -F "$id")"
+    check "$1 left no state file of session $id" test -z "$(find /run/user/"$ruid"/cleanup-agent/sessions -name "*$id*" 2>/dev/null)"
 }
 
 for hook in github-runner-job-started.sh github-runner-job-completed.sh; do

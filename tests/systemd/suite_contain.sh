@@ -1,4 +1,5 @@
-# shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM; single quotes are meant
+# shellcheck shell=bash disable=SC2016,SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM; single quotes are meant.
 # tests/systemd/suite_contain.sh: `cleanup-agent run --contain-containers` as root on a stock Debian 12 host (systemd
 # as PID 1, pure cgroup v2) whose engine uses its systemd cgroup driver: the session gets a slice of its own,
 # cleanup_agent-<id>.slice, holding the limits, its scope and the containers (each container's CgroupParent), so

@@ -1,4 +1,5 @@
-# shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM; single quotes are meant
+# shellcheck shell=bash disable=SC2016,SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM; single quotes are meant.
 # tests/systemd/suite_gc.sh: `cleanup-agent gc` collects a dead session on a stock Debian 12 host: the agent and its
 # guardian both SIGKILLed (what a runner that kills the whole job does), then gc removes the tree, the network and
 # the volume, and ps no longer lists the session. The VM's engine is the VM's own, so gc may run unrestricted here.

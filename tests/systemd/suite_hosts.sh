@@ -1,4 +1,5 @@
-# shellcheck shell=bash # sourced after lib.sh by bash -c in the VM
+# shellcheck shell=bash disable=SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM.
 # tests/systemd/suite_hosts.sh: tests/hosts/observe.sh on a stock Debian 12 host, for docs/HOSTS.md
 # (tests/hosts/measure.sh runs it): as root, and as a non-root user both from its ssh login session and from a
 # service of its user manager. Its HOSTS-CELL lines are the result; the suite fails only when it could not observe.

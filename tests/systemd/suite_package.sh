@@ -1,4 +1,5 @@
-# shellcheck shell=bash # sourced after lib.sh by bash -c in the VM
+# shellcheck shell=bash disable=SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM.
 # tests/systemd/suite_package.sh: the Debian package as an admin installs it on a stock Debian 12 host
 # (tests/vm/systemd-vm.sh --deb: `apt-get install ./cleanup-agent_<version>_amd64.deb`, offline): the binary the
 # suites run is the package's /usr/bin/cleanup-agent, the units are known to systemd and none is enabled, the man

@@ -1,4 +1,5 @@
-# shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM; single quotes are meant
+# shellcheck shell=bash disable=SC2016,SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM; single quotes are meant.
 # tests/systemd/suite_run.sh: `cleanup-agent run` as root on a stock Debian 12 host (systemd as PID 1, pure cgroup v2),
 # the basics users rely on: a leaky suite's tree, containers' networks and volumes gone at the end, --timeout,
 # the OOM report of --memory, --pids, signals to the agent, and the guardian's cleanup after a SIGKILL of the agent.

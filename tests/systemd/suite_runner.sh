@@ -1,4 +1,5 @@
-# shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM; single quotes are meant
+# shellcheck shell=bash disable=SC2016,SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM; single quotes are meant.
 # tests/systemd/suite_runner.sh: a CI runner service with KillMode=control-group (systemd's default, and what a
 # runner's stop does to the whole job) stopped in the middle of a job that runs under `cleanup-agent run` and
 # started a container, a network and a volume through the session's proxy and a tree that ignores SIGTERM.
@@ -17,7 +18,7 @@ docker_all_left() {
     docker_left "$1"
 }
 no_docker_all_left() { test -z "$(docker_all_left "$1")"; }
-state_files() { ls /run/cleanup-agent/sessions/ 2>/dev/null | grep -F "$1"; }
+state_files() { find /run/cleanup-agent/sessions/ -mindepth 1 -maxdepth 1 -name "*$1*" -printf '%f\n' 2>/dev/null; }
 no_state_files() { test -z "$(state_files "$1")"; }
 unit_gone() { [[ $(systemctl show -p ActiveState --value "$1") =~ ^(inactive|failed)$ ]]; }
 # why_kept ID: why session ID stays registered, for a failed check: the reason its registry records (collect_error)

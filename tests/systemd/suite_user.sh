@@ -1,4 +1,5 @@
-# shellcheck shell=bash disable=SC2016 # sourced after lib.sh by bash -c in the VM; single quotes are meant
+# shellcheck shell=bash disable=SC2016,SC2154
+# Sourced after lib.sh (its work, out, err, agent) by bash -c in the VM; single quotes are meant.
 # tests/systemd/suite_user.sh: `cleanup-agent run` as a non-root user with lingering on (a systemd user manager), in an
 # ssh login session (tests/vm/systemd-vm.sh run --user ci), as a CI runner service's user would run it.
 # From the login session the agent has no writable cgroup (the session's scope belongs to root): it tracks processes
