@@ -788,8 +788,10 @@ static int head_done(struct ag_proxy_req *r, ca_buf *to_engine, ca_buf *to_clien
   if (b != 0)
     return b < 0 ? -ENOMEM : 0;
   r->hijack = r->upgrade_header || r->p.upgrade || is_hijack(ca_buf_str(&r->url), r->url.len);
-  if (!push_inflight(r, r->p.method == HTTP_HEAD, r->hijack))
+  if (!push_inflight(r, r->p.method == HTTP_HEAD, r->hijack)) {
+    r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits for all those before it */
     return refuse_pipelined(r, to_client, err);
+  }
   if (r->hooks.removed)
     r->meta[last_slot(r)] = delete_meta(r);
   int k = ca_buf_append(to_engine, r->pending.data, r->pending.len, err);
@@ -1053,6 +1055,8 @@ struct conn {
              */
   bool engine_done;
   bool client_raw;      /* the client direction's own copy of ag_proxy_req_is_raw, which never goes back */
+  bool refused;         /* the client direction's own: the proxy answers the last request itself (linger) */
+  bool refusal_pending; /* and that answer waits for the engine's answers before it */
   uint64_t active_usec; /* when bytes last went either way (CLOCK_MONOTONIC), for the idle timeout */
   struct conn *prev, *next;
 };
@@ -1249,7 +1253,8 @@ static void *engine_to_client(void *arg) {
       break;
     }
     if (k < 0 || fed != AG_PROXY_GO) {
-      /* After the proxy's own answer the client's thread reads what the client still sends (linger). */
+      /* The writing side only: after the proxy's own answer the client direction reads what the client still sends,
+       * then ends the rest (linger). */
       (void)shutdown(c->client, k == 0 && fed == AG_PROXY_CLOSE ? SHUT_WR : SHUT_RDWR);
       (void)shutdown(c->engine, SHUT_RDWR);
       break;
@@ -1498,6 +1503,8 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   int fed = ag_proxy_req_feed(c->req, data, len, to_engine, to_client, NULL);
   int k = fed >= 0 && to_client->len ? ca_write_all(c->client, to_client->data, to_client->len) : 0;
   c->client_raw = ag_proxy_req_is_raw(c->req);
+  c->refused = ag_proxy_req_answers(c->req);
+  c->refusal_pending = ag_proxy_req_answer_pending(c->req);
   pthread_mutex_unlock(&c->mu);
   if (fed >= 0 && k == 0 && to_engine->len)
     k = ca_write_all(c->engine, to_engine->data, to_engine->len);
@@ -1514,17 +1521,20 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
 
 /* The proxy refused a request while its client may still be sending the body (a build's context, a create too large
  * to read): what the client sends is read and dropped until it closes, so that it gets to read the refusal instead of
- * a broken pipe. Bounded as nginx's lingering close: LINGER_IDLE_MSEC without a byte, LINGER_MAX_USEC in all. An
- * answer that waits for the engine's answers before it goes out after them from the engine direction, which then
- * closes. False when the proxy closed without an answer. */
+ * a broken pipe. Bounded as nginx's lingering close: LINGER_IDLE_MSEC without a byte, LINGER_MAX_USEC in all; then
+ * what the client still sends fails. An answer that waits for the engine's answers before it goes out after them
+ * from the engine direction, which then ends the writing side. Takes no lock: the engine direction may hold it while
+ * it writes to a client that reads only once its own writes went through. False when the proxy closed without an
+ * answer. */
 static bool linger(struct conn *c, char *buf) {
-  pthread_mutex_lock(&c->mu);
-  bool answers = ag_proxy_req_answers(c->req), pending = ag_proxy_req_answer_pending(c->req);
-  pthread_mutex_unlock(&c->mu);
-  if (!answers)
+  if (!c->refused)
     return false; /* closed without an answer: nothing for the client to read */
-  if (!pending)
+  bool pending = c->refusal_pending;
+  if (!pending) {
     (void)shutdown(c->client, SHUT_WR); /* the answer is out: the client reads it, then the end */
+    wait_creates_answered(c);
+    (void)shutdown(c->engine, SHUT_RDWR); /* nothing more goes there, nothing from there goes out */
+  }
   uint64_t end = ca_now_monotonic_usec() + LINGER_MAX_USEC;
   for (uint64_t now = ca_now_monotonic_usec(); now < end; now = ca_now_monotonic_usec()) {
     struct pollfd p = {.fd = c->client, .events = POLLIN};
@@ -1535,11 +1545,7 @@ static bool linger(struct conn *c, char *buf) {
     if (n <= 0 && !(n < 0 && errno == EINTR))
       break;
   }
-  if (pending)
-    return true;
-  (void)shutdown(c->client, SHUT_RDWR);
-  wait_creates_answered(c);
-  (void)shutdown(c->engine, SHUT_RDWR);
+  (void)shutdown(c->client, pending ? SHUT_RD : SHUT_RDWR);
   return true;
 }
 

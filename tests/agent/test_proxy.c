@@ -538,6 +538,29 @@ Test(proxy, own_answers_never_interleave_with_the_engines) {
   sim_free(&c);
 }
 
+/* A request beyond the 64 in flight is refused, and its 400 comes after the answers to all 64: the last one's too,
+ * here a create's, whose id the session's end needs. */
+Test(proxy, a_request_over_the_pipelining_limit_is_answered_after_all_64) {
+  struct conn_sim c;
+  sim_new(&c);
+  ca_buf reqs = CA_BUF_INIT(1 << 20);
+  for (int i = 0; i < 63; i++)
+    cr_assert_eq(ca_buf_appendf(&reqs, NULL, "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n"), 0);
+  cr_assert_eq(ca_buf_appendf(&reqs, NULL, "%sGET /_ping HTTP/1.1\r\nHost: d\r\n\r\n", CREATE), 0);
+  cr_assert_eq(sim_client(&c, ca_buf_str(&reqs)), AG_PROXY_CLOSE);
+  const char *ping = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
+  for (int i = 0; i < 63; i++)
+    cr_assert_eq(sim_engine(&c, ping), AG_PROXY_GO);
+  cr_assert_null(strstr(ca_buf_str(&c.client), "HTTP/1.1 400 "), "the 400 went out before the create's answer");
+  const char *created = "HTTP/1.1 201 Created\r\nContent-Length: 9\r\n\r\n{\"Id\":\"a\"}";
+  sim_engine(&c, created);
+  const char *own = strstr(ca_buf_str(&c.client), created);
+  cr_assert_not_null(own, "the create's answer was dropped: %s", ca_buf_str(&c.client) + c.client.len - 200);
+  cr_assert(strncmp(own + strlen(created), "HTTP/1.1 400 ", 13) == 0, "%s", own);
+  ca_buf_free(&reqs);
+  sim_free(&c);
+}
+
 /* Bytes that are not HTTP the proxy can read are answered 400 and close the connection: nothing goes to the engine. */
 Test(proxy, bytes_that_are_not_http_are_refused_and_close) {
   static const char *const inputs[] = {"\x16\x03\x01 tls hello", "GET / HTTP/1.1\r\nbad header line\r\n\r\n",

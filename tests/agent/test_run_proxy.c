@@ -99,9 +99,11 @@ Test(run_proxy, foreign_session_label_is_refused_with_a_reason) {
       "--label io.cleanup-agent.session=fedcba9876543210fedcba9876543210 cleanup-test/busybox:latest sleep 1000 "
       "2> $OUT/refused && exit 90\n"
       "docker network create --label io.cleanup-agent.session=x --label $TEST_LABEL n-$$ 2>> $OUT/refused && exit 91\n"
-      /* a build refused by its head while the CLI still streams its context */
+      /* a classic build (BuildKit's labels go over /grpc) refused by its head while the CLI streams its context */
       "mkdir $OUT/ctx && head -c 20000000 /dev/zero > $OUT/ctx/big && echo 'FROM scratch' > $OUT/ctx/Dockerfile\n"
-      "for i in 1 2 3; do docker build --label io.cleanup-agent.mode=x $OUT/ctx 2>> $OUT/build && exit 92; done\n"
+      "for i in 1 2 3; do\n"
+      "  DOCKER_BUILDKIT=0 docker build --label io.cleanup-agent.mode=x $OUT/ctx 2>> $OUT/build && exit 92\n"
+      "done\n"
       "exit 0\n");
   int rc = scenario_run(&sc, (const char *[]){"run", "--", script, NULL});
   cr_assert_eq(rc, 0, "run exited %d: %s", rc, scenario_stderr(&sc));
