@@ -1272,9 +1272,11 @@ static void *engine_to_client(void *arg) {
 
 static void refuse_connection(struct conn *c, const char *why) {
   ca_buf out = CA_BUF_INIT(4096);
-  /* The request is not read: the answer goes out at once and the connection closes. */
+  /* The request is not read: the answer goes out at once, and the connection closes once the client's bytes were
+   * dropped (drop_client_bytes, by the caller). */
   if (answer(&out, 502, "Bad Gateway", why, NULL) == 0)
     (void)ca_write_all(c->client, out.data, out.len); /* a client that is gone needs no answer */
+  (void)shutdown(c->client, SHUT_WR);
   ca_buf_free(&out);
 }
 
@@ -1519,9 +1521,24 @@ static int forward(struct conn *c, const char *data, size_t len, ca_buf *to_engi
   return fed;
 }
 
-/* The proxy refused a request while its client may still be sending the body (a build's context, a create too large
- * to read): what the client sends is read and dropped until it closes, so that it gets to read the refusal instead of
- * a broken pipe. Bounded as nginx's lingering close: LINGER_IDLE_MSEC without a byte, LINGER_MAX_USEC in all; then
+/* Reads and drops what the client sends, after the proxy's own answer, until the client closes: so that a client
+ * still sending a body (a build's context) gets to read the answer instead of a broken pipe. Bounded as nginx's
+ * lingering close: LINGER_IDLE_MSEC without a byte, LINGER_MAX_USEC in all. */
+static void drop_client_bytes(struct conn *c, char *buf) {
+  uint64_t end = ca_now_monotonic_usec() + LINGER_MAX_USEC;
+  for (uint64_t now = ca_now_monotonic_usec(); now < end; now = ca_now_monotonic_usec()) {
+    struct pollfd p = {.fd = c->client, .events = POLLIN};
+    int ready = poll(&p, 1, (int)CA_MIN((uint64_t)LINGER_IDLE_MSEC, (end - now) / 1000 + 1));
+    if (ready < 0 && errno == EINTR)
+      continue;
+    ssize_t n = ready > 0 ? read(c->client, buf, IO_CHUNK) : 0;
+    if (n <= 0 && !(n < 0 && errno == EINTR))
+      break;
+  }
+}
+
+/* The proxy refused a request (a build with a label of the agent's, a create too large to read) while its client may
+ * still be sending the body: the connection ends once the client's bytes were dropped (drop_client_bytes), and then
  * what the client still sends fails. An answer that waits for the engine's answers before it goes out after them
  * from the engine direction, which then ends the writing side. Takes no lock: the engine direction may hold it while
  * it writes to a client that reads only once its own writes went through. False when the proxy closed without an
@@ -1535,16 +1552,7 @@ static bool linger(struct conn *c, char *buf) {
     wait_creates_answered(c);
     (void)shutdown(c->engine, SHUT_RDWR); /* nothing more goes there, nothing from there goes out */
   }
-  uint64_t end = ca_now_monotonic_usec() + LINGER_MAX_USEC;
-  for (uint64_t now = ca_now_monotonic_usec(); now < end; now = ca_now_monotonic_usec()) {
-    struct pollfd p = {.fd = c->client, .events = POLLIN};
-    int ready = poll(&p, 1, (int)CA_MIN((uint64_t)LINGER_IDLE_MSEC, (end - now) / 1000 + 1));
-    if (ready < 0 && errno == EINTR)
-      continue;
-    ssize_t n = ready > 0 ? read(c->client, buf, IO_CHUNK) : 0;
-    if (n <= 0 && !(n < 0 && errno == EINTR))
-      break;
-  }
+  drop_client_bytes(c, buf);
   (void)shutdown(c->client, pending ? SHUT_RD : SHUT_RDWR);
   return true;
 }
@@ -1574,6 +1582,8 @@ static void *client_to_engine(void *arg) {
   ca_buf to_client = CA_BUF_INIT(64 * 1024);
 
   bool running = connect_engine(c) && start_engine_reader(c);
+  if (!running && buf)
+    drop_client_bytes(c, buf); /* refused (refuse_connection) */
   while (running && buf) {
     if (!c->client_raw && !client_sends(c)) {
       (void)shutdown(c->client, SHUT_RDWR); /* as the engine closes a keep-alive connection: no answer */

@@ -700,6 +700,15 @@ static bool greeted(int fd, int timeout_ms) {
   return poll(&p, 1, timeout_ms) == 1 && read(fd, buf, sizeof(buf)) == 6;
 }
 
+/* Reads what comes on fd into answer (NUL-terminated) until it closes, or nothing came for timeout_ms. */
+static void read_answer(int fd, char *answer, size_t size, int timeout_ms) {
+  size_t got = 0;
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  for (ssize_t n = 1; n > 0 && got < size - 1 && poll(&p, 1, timeout_ms) == 1; got += (size_t)n)
+    n = read(fd, answer + got, size - 1 - got);
+  answer[got] = '\0';
+}
+
 Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
   char dir[] = "/tmp/ag-proxy-XXXXXX", engine[64], sock[64];
   cr_assert_not_null(mkdtemp(dir));
@@ -722,11 +731,7 @@ Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
   /* A third one beyond the cap of 2 is answered 503 at once, not left waiting in the backlog. */
   int c3 = unix_socket(sock, false);
   char answer[1024];
-  size_t got = 0;
-  struct pollfd pc = {.fd = c3, .events = POLLIN};
-  for (ssize_t n = 1; n > 0 && got < sizeof(answer) - 1 && poll(&pc, 1, 5000) == 1; got += (size_t)n)
-    n = read(c3, answer + got, sizeof(answer) - 1 - got);
-  answer[got] = '\0';
+  read_answer(c3, answer, sizeof(answer), 5000);
   cr_assert(strncmp(answer, "HTTP/1.1 503 ", 13) == 0, "a third connection beyond the cap of 2: %s", answer);
   cr_assert_not_null(strstr(answer, "{\"message\":\"cleanup-agent: "), "%s", answer);
   close(c3);
@@ -1022,6 +1027,28 @@ Test(proxy_server, accept_without_descriptors_backs_off) {
   kill(child, SIGKILL);
   waitpid(child, NULL, 0);
   engine_stop(&l);
+}
+
+/* An engine the proxy cannot reach: a client that streams a body (docker build's context) sends it whole and then
+ * reads the proxy's 502 that says why, instead of a broken pipe. */
+Test(proxy_server, a_client_still_sending_reads_why_the_engine_cannot_be_reached) {
+  struct live l;
+  live_start(&l, fake_engine, (struct ag_proxy_config){0});
+  cr_assert_eq(unlink(l.engine), 0);
+  const size_t body_len = 16 * 1024 * 1024;
+  char *body = calloc(1, body_len), head[256], all[4096];
+  cr_assert_not_null(body);
+  snprintf(head, sizeof(head), "POST /v1.41/build HTTP/1.1\r\nHost: d\r\nContent-Length: %zu\r\n\r\n", body_len);
+  int fd = unix_socket(l.sock, false);
+  cr_assert_eq(ca_write_all(fd, head, strlen(head)), 0);
+  int k = ca_write_all(fd, body, body_len);
+  cr_assert_eq(k, 0, "the client could not send its body: %s", strerror(-k));
+  read_answer(fd, all, sizeof(all), 5000);
+  cr_assert(strncmp(all, "HTTP/1.1 502 ", 13) == 0, "%s", all);
+  cr_assert_not_null(strstr(all, "cannot reach the engine"), "%s", all);
+  close(fd);
+  free(body);
+  live_stop(&l);
 }
 
 /* ---- volumes a container create implies ---- */
