@@ -1540,17 +1540,18 @@ static void drop_client_bytes(struct conn *c, char *buf) {
 /* The proxy refused a request (a build with a label of the agent's, a create too large to read) while its client may
  * still be sending the body: the connection ends once the client's bytes were dropped (drop_client_bytes), and then
  * what the client still sends fails. An answer that waits for the engine's answers before it goes out after them
- * from the engine direction, which then ends the writing side. Takes no lock: the engine direction may hold it while
- * it writes to a client that reads only once its own writes went through. False when the proxy closed without an
- * answer. */
+ * from the engine direction, which then ends the writing side (so the client reads it if they come within the
+ * drop's bounds). Takes no lock: the engine direction may hold it while it writes to a client that reads only once
+ * its own writes went through. False when the proxy closed without an answer. */
 static bool linger(struct conn *c, char *buf) {
   if (!c->refused)
     return false; /* closed without an answer: nothing for the client to read */
   bool pending = c->refusal_pending;
   if (!pending) {
     (void)shutdown(c->client, SHUT_WR); /* the answer is out: the client reads it, then the end */
-    wait_creates_answered(c);
-    (void)shutdown(c->engine, SHUT_RDWR); /* nothing more goes there, nothing from there goes out */
+    /* Nothing of the engine's is parsed once the proxy answered, so no create's id can come any more: a request
+     * refused halfway through its body would only keep the engine waiting for the rest. */
+    (void)shutdown(c->engine, SHUT_RDWR);
   }
   drop_client_bytes(c, buf);
   (void)shutdown(c->client, pending ? SHUT_RD : SHUT_RDWR);
@@ -1582,8 +1583,11 @@ static void *client_to_engine(void *arg) {
   ca_buf to_client = CA_BUF_INIT(64 * 1024);
 
   bool running = connect_engine(c) && start_engine_reader(c);
-  if (!running && buf)
-    drop_client_bytes(c, buf); /* refused (refuse_connection) */
+  if (!running && buf) { /* refused (refuse_connection): no engine direction, and nothing goes to the engine */
+    if (c->engine >= 0)
+      (void)shutdown(c->engine, SHUT_RDWR);
+    drop_client_bytes(c, buf);
+  }
   while (running && buf) {
     if (!c->client_raw && !client_sends(c)) {
       (void)shutdown(c->client, SHUT_RDWR); /* as the engine closes a keep-alive connection: no answer */

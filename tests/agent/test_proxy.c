@@ -538,8 +538,8 @@ Test(proxy, own_answers_never_interleave_with_the_engines) {
   sim_free(&c);
 }
 
-/* A request beyond the 64 in flight is refused, and its 400 comes after the answers to all 64: the last one's too,
- * here a create's, whose id the session's end needs. */
+/* A request beyond the 64 in flight is refused and never reaches the engine, and its 400 comes after the answers to
+ * all 64: the last one's too, here a create's (the id the session's end removes is in it). */
 Test(proxy, a_request_over_the_pipelining_limit_is_answered_after_all_64) {
   struct conn_sim c;
   sim_new(&c);
@@ -548,12 +548,16 @@ Test(proxy, a_request_over_the_pipelining_limit_is_answered_after_all_64) {
     cr_assert_eq(ca_buf_appendf(&reqs, NULL, "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n"), 0);
   cr_assert_eq(ca_buf_appendf(&reqs, NULL, "%sGET /_ping HTTP/1.1\r\nHost: d\r\n\r\n", CREATE), 0);
   cr_assert_eq(sim_client(&c, ca_buf_str(&reqs)), AG_PROXY_CLOSE);
+  size_t pings = 0;
+  for (const char *e = ca_buf_str(&c.engine); (e = strstr(e, "GET /_ping ")); e++)
+    pings++;
+  cr_assert_eq(pings, 63, "%zu pings reached the engine", pings);
   const char *ping = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
   for (int i = 0; i < 63; i++)
     cr_assert_eq(sim_engine(&c, ping), AG_PROXY_GO);
   cr_assert_null(strstr(ca_buf_str(&c.client), "HTTP/1.1 400 "), "the 400 went out before the create's answer");
   const char *created = "HTTP/1.1 201 Created\r\nContent-Length: 9\r\n\r\n{\"Id\":\"a\"}";
-  sim_engine(&c, created);
+  cr_assert_eq(sim_engine(&c, created), AG_PROXY_CLOSE);
   const char *own = strstr(ca_buf_str(&c.client), created);
   cr_assert_not_null(own, "the create's answer was dropped: %s", ca_buf_str(&c.client) + c.client.len - 200);
   cr_assert(strncmp(own + strlen(created), "HTTP/1.1 400 ", 13) == 0, "%s", own);
@@ -671,6 +675,7 @@ Test(proxy, malformed_create_body_is_answered_and_closes) {
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -700,13 +705,18 @@ static bool greeted(int fd, int timeout_ms) {
   return poll(&p, 1, timeout_ms) == 1 && read(fd, buf, sizeof(buf)) == 6;
 }
 
-/* Reads what comes on fd into answer (NUL-terminated) until it closes, or nothing came for timeout_ms. */
-static void read_answer(int fd, char *answer, size_t size, int timeout_ms) {
+/* Reads what comes on fd into answer (NUL-terminated) until it closes, or nothing came for timeout_ms: true when it
+ * closed. */
+static bool read_answer(int fd, char *answer, size_t size, int timeout_ms) {
   size_t got = 0;
+  ssize_t n = 1;
   struct pollfd p = {.fd = fd, .events = POLLIN};
-  for (ssize_t n = 1; n > 0 && got < size - 1 && poll(&p, 1, timeout_ms) == 1; got += (size_t)n)
+  while (n > 0 && got < size - 1 && poll(&p, 1, timeout_ms) == 1) {
     n = read(fd, answer + got, size - 1 - got);
+    got += n > 0 ? (size_t)n : 0;
+  }
   answer[got] = '\0';
+  return n == 0;
 }
 
 Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
@@ -765,7 +775,8 @@ Test(proxy_server, connections_are_bounded_and_stop_removes_the_socket) {
 #include <sys/wait.h>
 
 /* An engine that speaks just enough HTTP: GET /events answers a chunked head and, 800 ms later, one chunk; an attach
- * answers 101 and, 800 ms later, echoes what it reads; anything else gets "OK". One thread per connection. */
+ * answers 101 and, 800 ms later, echoes what it reads; a build is never answered (the engine waits for the rest of
+ * its context); anything else gets "OK". One thread per connection. */
 static void *http_engine_conn(void *arg) {
   int fd = (int)(intptr_t)arg;
   char req[4096];
@@ -788,7 +799,7 @@ static void *http_engine_conn(void *arg) {
     ssize_t n = read(fd, b, sizeof(b));
     if (n > 0)
       (void)!write(fd, b, (size_t)n);
-  } else {
+  } else if (!strstr(req, "/build")) {
     (void)!write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK", 40);
   }
   char b[64];
@@ -1043,11 +1054,35 @@ Test(proxy_server, a_client_still_sending_reads_why_the_engine_cannot_be_reached
   cr_assert_eq(ca_write_all(fd, head, strlen(head)), 0);
   int k = ca_write_all(fd, body, body_len);
   cr_assert_eq(k, 0, "the client could not send its body: %s", strerror(-k));
-  read_answer(fd, all, sizeof(all), 5000);
+  cr_assert(read_answer(fd, all, sizeof(all), 5000), "the connection did not close after the answer: %s", all);
   cr_assert(strncmp(all, "HTTP/1.1 502 ", 13) == 0, "%s", all);
   cr_assert_not_null(strstr(all, "cannot reach the engine"), "%s", all);
   close(fd);
   free(body);
+  live_stop(&l);
+}
+
+/* A classic build that keeps its step containers (counted as a create in flight) whose chunked body turns
+ * unreadable halfway: the proxy answers 400 while the engine still waits for the rest, and drops what the client
+ * still sends, which then reads the answer and the end. */
+Test(proxy_server, a_build_refused_halfway_through_its_body_is_answered_while_the_engine_waits) {
+  struct live l;
+  live_start(&l, http_engine, (struct ag_proxy_config){0});
+  int fd = unix_socket(l.sock, false);
+  struct timeval limit = {.tv_sec = 10}; /* a proxy that stopped reading fails the write instead of hanging it */
+  cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit)), 0);
+  const char *start = "POST /v1.41/build?rm=0&forcerm=0 HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "4\r\nabcd\r\nzz\r\n";
+  cr_assert_eq(ca_write_all(fd, start, strlen(start)), 0);
+  const size_t rest_len = 16 * 1024 * 1024;
+  char *rest = calloc(1, rest_len), all[4096];
+  cr_assert_not_null(rest);
+  int k = ca_write_all(fd, rest, rest_len);
+  cr_assert_eq(k, 0, "the client could not send the rest: %s", strerror(-k));
+  cr_assert(read_answer(fd, all, sizeof(all), 5000), "the connection did not close after the answer: %s", all);
+  cr_assert(strncmp(all, "HTTP/1.1 400 ", 13) == 0, "%s", all);
+  close(fd);
+  free(rest);
   live_stop(&l);
 }
 
