@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +66,7 @@ static _Noreturn void tree(int n) {
       sleep_ms(2);
     }
   }
+  (void)prctl(PR_SET_NAME, HELPER_TREE_READY);
   park();
 }
 

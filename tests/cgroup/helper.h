@@ -3,4 +3,7 @@
 
 /* CG_TEST_HELPER values: "tree:N", "hog", "forkbomb", "spin:MS", "cgroup" (writes /proc/self/cgroup to CG_TEST_OUT),
  * "park" (ignores SIGTERM and sleeps). */
+
+/* The name (comm) a tree's root takes once it forked all its N members and its forking loop (live_wait_tree). */
+#define HELPER_TREE_READY "tree-ready"
 const char *helper_self(void);

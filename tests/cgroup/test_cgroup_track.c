@@ -55,6 +55,7 @@ Test(cgroup_track, kills_setsid_and_double_forked_orphans) {
   cr_assert(cg_leaf_create(root, id, NULL, &leaf, &err) == 0, "%s", err ? err->msg : "");
   cg_process p;
   cr_assert(live_spawn_helper(leaf, "tree:30", NULL, false, &p, &err) == 0, "%s", err ? err->msg : "");
+  cr_assert(live_wait_tree(p.pid, 20000), "the tree did not fork all its members");
   size_t count = live_wait_count(leaf, 32, 20000);
   cr_assert_geq(count, 32, "the tree reached %zu processes", count);
 
