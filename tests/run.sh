@@ -286,6 +286,7 @@ test_normal() {
     require_label build docker || rc=1
     require_label build cgroup || rc=1
     require_label build vm || rc=1
+    require_label build lint || rc=1
     # Host cgroup and VM suites one at a time (the VM tests are RUN_SERIAL too); the rest two at a time.
     echo "--- build/: all labels but cgroup, vm and chaos (-j2)"
     ctest_group build 2 "all but cgroup, vm, systemd and chaos" -LE '^(cgroup|vm|systemd|chaos)$' || rc=1
