@@ -34,6 +34,7 @@ static _Noreturn void tree(int n) {
     pid_t pid = fork();
     if (pid < 0) {
       sleep_ms(1);
+      i--; /* this member again: tree-ready means all of them */
       continue;
     }
     if (pid > 0)

@@ -102,7 +102,9 @@ size_t live_wait_count(cg_leaf *leaf, size_t n, int timeout_ms) {
 bool live_wait_tree(pid_t pid, int timeout_ms) {
   for (int waited = 0; waited <= timeout_ms; waited += 10) {
     cg_proc_stat st;
-    if (cg_proc_read_stat(NULL, pid, &st, NULL) == 0 && strcmp(st.comm, HELPER_TREE_READY) == 0)
+    if (cg_proc_read_stat(NULL, pid, &st, NULL) < 0)
+      return false; /* gone */
+    if (strcmp(st.comm, HELPER_TREE_READY) == 0)
       return true;
     usleep(10000);
   }

@@ -19,8 +19,9 @@ int live_spawn_helper(cg_leaf *leaf, const char *mode, const char *extra_env, bo
                       ca_error **err);
 /* Waits until the leaf holds at least n processes (or timeout_ms); returns the last count seen. */
 size_t live_wait_count(cg_leaf *leaf, size_t n, int timeout_ms);
-/* Waits until the tree (helper "tree:N") whose root is pid forked all its members (or timeout_ms): a count of the
- * leaf's processes alone can be reached before, with double-fork intermediates and the loop's short-lived children. */
+/* Waits until the root pid of a tree (helper "tree:N") forked all its members (or timeout_ms, or it is gone): a count
+ * of the leaf's processes alone can be reached before, with double-fork intermediates alive. The daemons' grandchildren
+ * may still be on their way. */
 bool live_wait_tree(pid_t pid, int timeout_ms);
 /* waitpid with EINTR handling; returns the status. */
 int live_reap(int pid);

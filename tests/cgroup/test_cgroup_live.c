@@ -261,7 +261,7 @@ static void kill_tree(void) {
   cg_leaf *leaf = new_leaf(&roomy, id);
   cg_process p = spawn(leaf, "tree:200");
   cr_assert(live_wait_tree(p.pid, 30000), "the tree did not fork all its members");
-  size_t count = live_wait_count(leaf, 202, 30000);
+  size_t count = live_wait_count(leaf, 202, 10000);
   cr_assert_geq(count, 202, "the tree only reached %zu processes", count);
   /* The leak check below does not trust the module: a /proc scan of every process's cgroup sees the tree too. */
   char leaf_name[40];

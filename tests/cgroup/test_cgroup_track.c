@@ -56,7 +56,7 @@ Test(cgroup_track, kills_setsid_and_double_forked_orphans) {
   cg_process p;
   cr_assert(live_spawn_helper(leaf, "tree:30", NULL, false, &p, &err) == 0, "%s", err ? err->msg : "");
   cr_assert(live_wait_tree(p.pid, 20000), "the tree did not fork all its members");
-  size_t count = live_wait_count(leaf, 32, 20000);
+  size_t count = live_wait_count(leaf, 32, 10000);
   cr_assert_geq(count, 32, "the tree reached %zu processes", count);
 
   /* The daemons' intermediate parents exit on their own schedule: wait until all 10 orphans were reparented. */

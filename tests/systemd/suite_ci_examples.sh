@@ -121,7 +121,7 @@ collected_by() {
     check "$1 left no process of session $id ($(runner_procs "$id"))" wait_for 10 test "$(runner_procs "$id")" -eq 0
     check "$1 left no container, network or volume of session $id: $(docker_all_left "$id" | tr '\n' ' ')" \
         no_docker_all_left "$id"
-    check "$1 left no state file of session $id" test -z "$(find /run/user/"$ruid"/cleanup-agent/sessions -name "*$id*" 2>/dev/null)"
+    check "$1 left no state file of session $id" test -z "$(find /run/user/"$ruid"/cleanup-agent/sessions -mindepth 1 -maxdepth 1 -name "*$id*" 2>/dev/null)"
 }
 
 for hook in github-runner-job-started.sh github-runner-job-completed.sh; do
