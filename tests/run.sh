@@ -8,18 +8,19 @@
 #      (tests/vm/systemd-vm.sh), so that it overlaps the builds and the suites of build/,
 #   3. builds twice: build/ (-DAG_WERROR=ON) and build-asan/ (-DAG_WERROR=ON -DAG_SANITIZE=ON), both linking the
 #      system's libcurl (libcurl4-openssl-dev),
-#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); the chaos label runs
-#      last on build/, alone on the engine (-j1), after the other suites of build/, and the systemd label runs in that
-#      VM at the same time (its suites use the VM's own engine; both mostly wait), the VM stopped after it (one VM at
-#      a time); a label or a selection with no test in a build
+#   4. runs ctest on both (every label on build/; unit, docker and cgroup on build-asan/); on build/ the cgroup
+#      label (-j1) and then the chaos label (alone on the engine, -j1) run last, after the other suites, and the
+#      systemd label runs in that VM at the same time (its suites use the VM's own engine; all of them mostly wait),
+#      the VM stopped after it (one VM at a time); a label or a selection with no test in a build
 #      fails (tests/run-lib.sh), and a sentinel (a dead session's container without the test label, planted before
 #      the suites, removed at the end) must survive every suite: tests run gc only on what is their own,
 #   5. builds the Debian package in a copy of the tree and runs lintian on it (tests/package/build-deb.sh), in the
 #      background of the host suites of build/, so that the systemd label installs it in the VM and runs its suites
 #      against the installed /usr/bin/cleanup-agent,
-#   6. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 10 seconds, two at a
-#      time (tests/fuzz/run-fuzzers.sh): a crash, a sanitizer report, a leak or a timeout fails the run. The
-#      build-asan/ and build-fuzz/ builds run in the background of the chaos suites, at a lower priority.
+#   6. builds the libFuzzer targets in build-fuzz/ (clang, -DAG_FUZZ=ON) and runs each for 10 seconds, one at a
+#      time (tests/fuzz/run-fuzzers.sh), beside the cgroup suites of build-asan/: a crash, a sanitizer report, a leak
+#      or a timeout fails the run. The build-asan/ and build-fuzz/ builds run in the background of the chaos suites,
+#      at a lower priority.
 # It exits 0 only when every step passed. An engine or a VM that cannot be brought up is a failure, never a skip.
 #
 # Options:  --env-only   steps 1 and 2 only (bring the environment up, check it, tear down what was started)
@@ -81,7 +82,8 @@ failed_total=0
 run_on_exit() {
     local rc=$?
     sentinel_remove
-    if [[ -n $deb_pid ]]; then wait "$deb_pid" 2>/dev/null || true; fi
+    local pid
+    for pid in "${bg_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [[ -n $side_pid ]]; then wait "$side_pid" 2>/dev/null || true; fi
     if [[ -n $systemd_tests_pid ]]; then wait "$systemd_tests_pid" 2>/dev/null || true; fi
     systemd_vm_stop
@@ -151,7 +153,7 @@ check_vm() {
 
 # The Debian 12 systemd VM (tests/vm/systemd-vm.sh): the image built or taken from the cache in the background from
 # the start (on a fresh machine, debootstrap and apt take minutes: they overlap the builds and the suites of build/),
-# then booted once those are done (one VM at a time: the vm label boots its own); systemd_vm_wait says how that went.
+# then booted once those and the vm label are done (one VM at a time: the vm label boots its own); systemd_vm_wait says how that went.
 # An image that cannot be built or a VM that does not boot fails the run, never a skip.
 systemd_vm_pid=""
 systemd_vm_start() {
@@ -176,24 +178,29 @@ systemd_vm_stop() {
     tests/vm/systemd-vm.sh stop 2>/dev/null || true
 }
 
-# The package (tests/package/build-deb.sh) builds in the background of the host suites of build/ (they wait on the
-# engine and the VM more than on the CPU); the systemd label installs it, so it is waited for before that label.
-deb_pid=""
-deb_start() {
-    tests/package/build-deb.sh >"$work/build-deb.log" 2>&1 &
-    deb_pid=$!
+# bg_start NAME CMD...: runs CMD in the background, its output in $work/NAME.log; bg_wait NAME waits for it, prints
+# that log and returns CMD's status (1 when it was not started). The package (tests/package/build-deb.sh) builds in
+# the background of the host suites of build/ (they wait on the engine and the VM more than on the CPU); the systemd
+# label installs it, so it is waited for before that label. The fuzz targets run one at a time in the background of
+# the sanitizer build's cgroup suites, which run one at a time and mostly wait.
+declare -A bg_pids=()
+bg_start() {
+    local name=$1
+    shift
+    "$@" >"$work/$name.log" 2>&1 &
+    bg_pids[$name]=$!
 }
-deb_wait() {
-    [[ -n $deb_pid ]] || return 1
-    local rc=0
-    wait "$deb_pid" || rc=$?
-    deb_pid=""
-    cat "$work/build-deb.log"
+bg_wait() {
+    local name=$1 rc=0
+    [[ -n ${bg_pids[$name]:-} ]] || return 1
+    wait "${bg_pids[$name]}" || rc=$?
+    unset "bg_pids[$name]"
+    cat "$work/$name.log"
     return "$rc"
 }
 
 # The systemd label in the VM booted above, one suite at a time; the fixture stops the VM after the last. It runs
-# in the background of the chaos suites (systemd_tests_start), from build/tests/systemd/ so that the two ctest runs
+# in the background of the host's cgroup and chaos suites (systemd_tests_start), from build/tests/systemd/ so that the two ctest runs
 # keep their Testing/ files apart; systemd_tests_wait prints its output and adds its counts to the totals.
 systemd_tests_pid=""
 test_systemd() {
@@ -260,7 +267,7 @@ build_asan() {
 ctest_group() {
     local dir=$1 jobs=$2 what=$3
     shift 3
-    local log=$work/ctest.$BASHPID.log rc=0 # one per process: the systemd group runs beside chaos
+    local log=$work/ctest.$BASHPID.log rc=0 # one per process: the systemd group runs beside others
     if ! require_selection "$dir" "$what" "$@"; then
         failed_total=$((failed_total + 1))
         return 1
@@ -284,14 +291,12 @@ test_normal() {
     local rc=0
     require_label build unit || rc=1
     require_label build docker || rc=1
-    require_label build cgroup || rc=1
     require_label build vm || rc=1
     require_label build lint || rc=1
-    # Host cgroup and VM suites one at a time (the VM tests are RUN_SERIAL too); the rest two at a time.
+    # The VM suites one at a time (they are RUN_SERIAL too); the rest but cgroup two at a time. The host cgroup
+    # suites run after them, one at a time, beside the systemd VM (test_cgroup).
     echo "--- build/: all labels but cgroup, vm and chaos (-j2)"
     ctest_group build 2 "all but cgroup, vm, systemd and chaos" -LE '^(cgroup|vm|systemd|chaos)$' || rc=1
-    echo "--- build/: cgroup (-j1)"
-    ctest_group build 1 cgroup -L '^cgroup$' || rc=1
     if ((host_only)); then
         left_out+=("ctest label vm on build/: $(ctest_selected build -L '^vm$') tests (they boot qemu)")
         return "$rc"
@@ -301,6 +306,14 @@ test_normal() {
     # ctest keeps a passing test's output to itself; the harness's timing line is worth seeing.
     grep -ah '^run-in-vm: ' build/Testing/Temporary/LastTest.log 2>/dev/null || true
     return "$rc"
+}
+
+# The host cgroup suites, one at a time: they count and signal the processes of this host's cgroup tree. They run
+# beside the systemd label (its VM is one qemu process here), as chaos does after them.
+test_cgroup() {
+    require_label build cgroup || return 1
+    echo "--- build/: cgroup (-j1)"
+    ctest_group build 1 cgroup -L '^cgroup$'
 }
 
 # Fault injection, alone and one test at a time: gc and the next start collect every dead session on the engine,
@@ -319,19 +332,19 @@ test_chaos() {
     return "$rc"
 }
 
+# test_asan LABEL...: the sanitizer build's suites of those labels (unit and docker two at a time; cgroup one at a
+# time, beside the fuzz targets).
 test_asan() {
-    local rc=0
+    local rc=0 jobs=2 exclude='^(cgroup|vm)$' label
+    if [[ $1 == cgroup ]]; then jobs=1 exclude='^vm$'; fi
     export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
     echo "ASAN_OPTIONS=$ASAN_OPTIONS"
     echo "UBSAN_OPTIONS=$UBSAN_OPTIONS"
-    require_label build-asan unit || rc=1
-    require_label build-asan docker || rc=1
-    require_label build-asan cgroup || rc=1
-    echo "--- build-asan/: unit and docker (-j2)"
-    ctest_group build-asan 2 "unit and docker" -L '^(unit|docker)$' -LE '^(cgroup|vm)$' || rc=1
-    echo "--- build-asan/: cgroup (-j1)"
-    ctest_group build-asan 1 cgroup -L '^cgroup$' -LE '^vm$' || rc=1
+    for label in "$@"; do require_label build-asan "$label" || rc=1; done
+    local IFS='|'
+    echo "--- build-asan/: $* (-j$jobs)"
+    ctest_group build-asan "$jobs" "$*" -L "^($*)\$" -LE "$exclude" || rc=1
     unset ASAN_OPTIONS UBSAN_OPTIONS
     return "$rc"
 }
@@ -345,7 +358,7 @@ build_fuzz() {
 }
 
 run_fuzz() {
-    tests/fuzz/run-fuzzers.sh --build-dir build-fuzz --time "${AG_FUZZ_TIME:-10}" --jobs 2
+    tests/fuzz/run-fuzzers.sh --build-dir build-fuzz --time "${AG_FUZZ_TIME:-10}" --jobs 1
 }
 
 # The sanitizer and fuzz builds run in the background of the chaos suites (which mostly wait for the engine and for
@@ -406,37 +419,41 @@ if ((!env_only)); then
     configured=()
     if ((engine_ready)); then phase "sentinel planted" sentinel_plant || true; fi
     phase "build (build/, AG_WERROR)" build_normal || true
-    deb_start
+    bg_start build-deb tests/package/build-deb.sh
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/)" test_normal || true; fi
     # The Debian package, built in a copy of the tree and checked by lintian (build-deb/, see its header); the phase's
     # time is the wait after the host suites, its own times are in its lines ("built ... in", "lintian in").
     deb_ok=0
-    phase "package (dpkg-buildpackage, lintian; waited for)" deb_wait && deb_ok=1 || true
+    phase "package (dpkg-buildpackage, lintian; waited for)" bg_wait build-deb && deb_ok=1 || true
     systemd_ok=0
     if ((host_only)); then
         left_out+=("ctest label systemd on build/: $(ctest_selected build -L '^systemd$') tests (they boot qemu)")
     else
         phase "systemd vm (image and boot)" systemd_vm_wait && systemd_ok=1 || true
     fi
-    phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
     # Without the package the systemd suites have nothing to install (their fixture would only build it again).
     if ((systemd_ok && deb_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then systemd_tests_start; fi
+    if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/, cgroup; beside systemd)" test_cgroup || true; fi
+    phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
     side_builds_start
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "chaos (build/)" test_chaos || true; fi
     phase "sentinel kept (chaos)" sentinel_check "the chaos suites" || true
     # The phase's time is the wait after chaos; the suites' own times are in their lines.
     if [[ -n $systemd_tests_pid ]]; then
-        phase "tests (build/, systemd; beside chaos, waited for)" systemd_tests_wait || true
+        phase "tests (build/, systemd; beside cgroup and chaos, waited for)" systemd_tests_wait || true
     fi
     systemd_vm_stop
-    # The phases' times below are the waits after chaos; the builds' own times are in their logs.
+    # The builds' phases below are the waits after chaos (their own times are in their logs), the fuzz phase the wait
+    # after the cgroup suites of build-asan/ (its targets' times are in its lines).
     phase "build (build-asan/, AG_SANITIZE; waited for)" side_builds_wait asan || true
     [[ ! -e $work/side-asan.configured ]] || configured+=(build-asan)
-    if [[ " ${configured[*]} " == *" build-asan "* ]]; then phase "tests (build-asan/)" test_asan || true; fi
+    asan=0
+    [[ " ${configured[*]} " != *" build-asan "* ]] || asan=1
+    if ((asan)); then phase "tests (build-asan/, unit and docker)" test_asan unit docker || true; fi
+    if phase "build (build-fuzz/, clang libFuzzer; waited for)" side_builds_wait fuzz; then bg_start fuzz run_fuzz; fi
+    if ((asan)); then phase "tests (build-asan/, cgroup; beside fuzz)" test_asan cgroup || true; fi
     phase "sentinel kept (build-asan/)" sentinel_check "the suites of build-asan/" || true
-    if phase "build (build-fuzz/, clang libFuzzer; waited for)" side_builds_wait fuzz; then
-        phase "fuzz (${AG_FUZZ_TIME:-10} s per target)" run_fuzz || true
-    fi
+    if [[ -n ${bg_pids[fuzz]:-} ]]; then phase "fuzz (${AG_FUZZ_TIME:-10} s per target; waited for)" bg_wait fuzz || true; fi
 fi
 
 if ((${#failures[@]})) && [[ -n $engine_pid && -s $work/dockerd.log ]]; then
