@@ -4,6 +4,7 @@
 #   ctest_selected DIR ARGS...        how many tests `ctest ARGS...` would run in DIR
 #   require_label DIR LABEL            fails, naming the label and the build dir, when no test of DIR carries LABEL
 #   require_selection DIR WHAT ARGS... fails, naming WHAT and DIR, when `ctest ARGS...` would run no test
+#   reject_skips DIR                   fails, printing them, when Criterion tests of DIR's last ctest run skipped
 #   sentinel_plant / sentinel_check WHEN / sentinel_remove
 #                                      a leftover of a dead session that is not the tests' own (no test label), which
 #                                      every suite must leave alone: gc in a test runs restricted to the test's own
@@ -34,6 +35,12 @@ require_selection() {
         echo "$prog: $dir/: no test selected for '$what' (ctest $*): the run would pass by running nothing" >&2
         return 1
     fi
+}
+
+# The Criterion tests that skipped in DIR's last ctest run, one line each (tests/skip_report.c says each in the suite's
+# output, which ctest keeps in its log): ctest counts their suite as passed.
+reject_skips() {
+    ! grep -a '^criterion: skipped ' "$1/Testing/Temporary/LastTest.log" 2>/dev/null
 }
 
 sentinel_id=''

@@ -284,6 +284,19 @@ ctest_group() {
     elif ((rc != 0)); then
         failed_total=$((failed_total + 1)) # ctest itself failed before running anything
     fi
+    # A Criterion test that skipped passed in ctest's eyes: here every test must run (--host-only lists them with
+    # what it leaves out).
+    local skips l
+    if ! skips=$(reject_skips "$dir"); then
+        echo "$skips"
+        if ((host_only)); then
+            while IFS= read -r l; do left_out+=("${l#criterion: }"); done <<<"$skips"
+        else
+            echo "$prog: $dir/: a test skipped (above): on this host every test must run" >&2
+            failed_total=$((failed_total + 1))
+            rc=1
+        fi
+    fi
     return "$rc"
 }
 

@@ -1,0 +1,11 @@
+/* A suite with one test that passes and one that skips, for skips_are_loud (skips_are_loud.sh). Not a ctest test of
+ * its own. */
+#include <criterion/criterion.h>
+
+Test(skip_probe, passes) {
+  cr_assert(1);
+}
+
+Test(skip_probe, skips_on_this_host) {
+  cr_skip_test("needs what this host lacks");
+}
