@@ -75,6 +75,10 @@ source "$repo/tests/run-lib.sh"
 failures=()        # one line per failed step
 phase_names=()
 phase_secs=()
+# The sanitizers' options for build-asan/'s suites only (test_asan), the caller's or these.
+asan_options=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
+ubsan_options=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+unset ASAN_OPTIONS UBSAN_OPTIONS
 passed_total=0
 failed_total=0
 
@@ -272,6 +276,7 @@ ctest_group() {
         failed_total=$((failed_total + 1))
         return 1
     fi
+    rm -f "$dir/Testing/Temporary/LastTest.log" # reject_skips reads this run's, or none
     # pipefail: the pipeline's status is ctest's.
     ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs" "$@" 2>&1 | tee "$log" || rc=$?
     local line total failed
@@ -290,7 +295,7 @@ ctest_group() {
     if ! skips=$(reject_skips "$dir"); then
         echo "$skips"
         if ((host_only)); then
-            while IFS= read -r l; do left_out+=("${l#criterion: }"); done <<<"$skips"
+            while IFS= read -r l; do left_out+=("$dir/: ${l#criterion: }"); done <<<"$skips"
         else
             echo "$prog: $dir/: a test skipped (above): on this host every test must run" >&2
             failed_total=$((failed_total + 1))
@@ -350,15 +355,14 @@ test_chaos() {
 test_asan() {
     local rc=0 jobs=2 exclude='^(cgroup|vm)$' label
     if [[ $1 == cgroup ]]; then jobs=1 exclude='^vm$'; fi
-    export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
-    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+    local -x ASAN_OPTIONS=$asan_options UBSAN_OPTIONS=$ubsan_options
     echo "ASAN_OPTIONS=$ASAN_OPTIONS"
     echo "UBSAN_OPTIONS=$UBSAN_OPTIONS"
     for label in "$@"; do require_label build-asan "$label" || rc=1; done
-    local IFS='|'
+    local labels
+    labels=$(IFS='|' && echo "$*")
     echo "--- build-asan/: $* (-j$jobs)"
-    ctest_group build-asan "$jobs" "$*" -L "^($*)\$" -LE "$exclude" || rc=1
-    unset ASAN_OPTIONS UBSAN_OPTIONS
+    ctest_group build-asan "$jobs" "$*" -L "^($labels)\$" -LE "$exclude" || rc=1
     return "$rc"
 }
 
