@@ -697,8 +697,9 @@ static int set_target(struct ag_proxy_req *r, const char *url, ca_error **err) {
   return 0;
 }
 
-/* POST /build: the image gets built-by=<session> and a classic build forcerm=1 (ag_proxy_rewrite_build_url); the
- * request line is rewritten, the rest of the head and the body go as they are. 1 when refused. */
+/* POST /build: the image gets built-by=<session> and a classic build forcerm=1 unless it keeps its step containers and
+ * its output names them (ag_proxy_rewrite_build_url); the request line is rewritten, the rest of the head and the body
+ * go as they are. 1 when refused. */
 static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **err) {
   if (r->form_body) {
     r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */

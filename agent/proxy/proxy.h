@@ -139,15 +139,17 @@ bool ag_proxy_body_keeps(const char *body, size_t len);
 
 /* The target of a POST /build with io.cleanup-agent.built-by=<session_id> merged into its labels parameter (added when
  * absent), the one label of the agent's on an image: labels is the session's, for its outer label (a nested session)
- * and nothing else; the client may set keep=true, any other label of the namespace is refused. forcerm=1 is added to
- * a classic build (not version=2) that does not set forcerm. 0 with *ret_url (caller frees), -EINVAL or -EPERM with
- * err saying why, -ENOMEM. */
+ * and nothing else; the client may set keep=true, any other label of the namespace is refused. A classic build (not
+ * version=2) gets forcerm=1 when the client set neither forcerm nor rm false, and in place of the client's when it
+ * keeps its step containers (rm or forcerm false) but is quiet (q), as its output names none of them. 0 with
+ * *ret_url (caller frees), -EINVAL or -EPERM with err saying why, -ENOMEM. */
 int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
                                char **ret_url, ca_error **err);
 
-/* True when a POST /build target (as the proxy forwards it) asks a classic build to keep the step containers of failed
- * steps: forcerm set to a false value ("0", "false", ...: docker-py sends forcerm=False). Their ids come from the
- * build's "Running in <id>" lines and are recorded as the containers a create made. */
+/* True when a POST /build target (as the proxy forwards it) asks a classic build to keep step containers: forcerm set
+ * to a false value ("0", "false", ...: docker-py sends forcerm=False), or absent with rm false (the docker CLI's
+ * --rm=false). Their ids come from the build's "Running in <id>" lines and are recorded as the containers a create
+ * made. */
 bool ag_proxy_build_keeps_steps(const char *url, size_t len);
 
 /* The target of a POST /commit with changes appended, the last: LABEL with every label of the agent's that names a

@@ -655,30 +655,92 @@ static const char *param_value(const struct param *p) {
   return p->value.len ? ca_buf_str(&p->value) : "";
 }
 
+/* What the engine reads of a build's query that decides its step containers: the first value of each name, as
+ * httputils reads them. */
+struct build_query {
+  bool classic;     /* not version=2: BuildKit makes no step containers */
+  bool quiet;       /* q: the build's output names no step container */
+  bool rm;          /* rm, true when absent: the step containers of a build that succeeds are removed */
+  bool forcerm_set; /* forcerm given */
+  bool forcerm;     /* forcerm: every step container is removed, whatever happens (rm then too) */
+};
+
+/* The engine's reading of a boolean query value (httputils.BoolValue): false only for "", 0, no, false, none, in any
+ * case and between white space. A value with a byte beyond ASCII, which Go may trim as Unicode white space, reads as
+ * unsure: the reading that keeps what the proxy cannot name. */
+static bool query_true(const char *v, size_t n, bool unsure) {
+  static const char *const no[] = {"0", "no", "false", "none"};
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)v[i] >= 0x80)
+      return unsure;
+  for (; n > 0 && isspace((unsigned char)v[n - 1]); n--)
+    ;
+  for (; n > 0 && isspace((unsigned char)*v); v++, n--)
+    ;
+  for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+    if (strlen(no[i]) == n && strncasecmp(v, no[i], n) == 0)
+      return false;
+  return n > 0;
+}
+
+static int scan_build_query(const char *url, size_t len, struct build_query *bq, ca_error **err) {
+  const char *q = memchr(url, '?', len);
+  struct param p = {.key = CA_BUF_INIT(len + 1), .value = CA_BUF_INIT(len + 1)};
+  bool version_seen = false, quiet_seen = false, rm_seen = false;
+  int k;
+  *bq = (struct build_query){.classic = true, .rm = true};
+  for (size_t i = q ? (size_t)(q - url) + 1 : len + 1; (k = next_param(url, len, &i, &p, err)) > 0;) {
+    const char *v = param_value(&p);
+    if (param_is(&p, "version") && !version_seen)
+      bq->classic = !streq(v, "2");
+    else if (param_is(&p, "q") && !quiet_seen)
+      bq->quiet = query_true(v, p.value.len, true);
+    else if (param_is(&p, "rm") && !rm_seen) /* empty reads as absent (the engine tests FormValue("rm") == "") */
+      bq->rm = p.value.len == 0 || query_true(v, p.value.len, false);
+    else if (param_is(&p, "forcerm") && !bq->forcerm_set)
+      bq->forcerm = query_true(v, p.value.len, false);
+    version_seen |= param_is(&p, "version");
+    quiet_seen |= param_is(&p, "q");
+    rm_seen |= param_is(&p, "rm");
+    bq->forcerm_set |= param_is(&p, "forcerm");
+  }
+  ca_buf_free(&p.key);
+  ca_buf_free(&p.value);
+  return k;
+}
+
+/* Whether a classic build gets forcerm=1 in place of the client's: the engine makes its step containers without any
+ * label, and the proxy can name them only from the build's "Running in <id>" lines. When the client said nothing of
+ * them (a failed step would leave its container), and when it keeps them (rm or forcerm false) but a quiet build's
+ * output will not name them. A build that keeps them and is not quiet goes as it is (ag_proxy_build_keeps_steps). */
+static bool build_forced(const struct build_query *bq) {
+  if (!bq->classic || bq->forcerm)
+    return false;
+  return bq->quiet || (!bq->forcerm_set && bq->rm);
+}
+
 int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
                                char **ret_url, ca_error **err) {
   const char *q = memchr(url, '?', len);
   size_t path_len = q ? (size_t)(q - url) : len;
   ca_buf out = CA_BUF_INIT(2 * len + 64 * 1024);
   struct param p = {.key = CA_BUF_INIT(len + 1), .value = CA_BUF_INIT(len + 1)};
-  int r = ca_buf_append(&out, url, path_len, err);
-  bool has_labels = false, has_forcerm = false, buildkit = false, version_seen = false;
+  struct build_query bq;
+  int r = scan_build_query(url, len, &bq, err);
+  bool has_labels = false, forced = r >= 0 && build_forced(&bq);
   char sep = '?';
   int k = 0;
+  if (r >= 0)
+    r = ca_buf_append(&out, url, path_len, err);
   for (size_t i = path_len + 1; q && r >= 0 && (k = next_param(url, len, &i, &p, err)) > 0;) {
-    if (p.n == 0)
+    if (p.n == 0 || (forced && param_is(&p, "forcerm")))
       continue;
     if (param_is(&p, "labels")) { /* every one gets built-by, whichever the engine reads */
       has_labels = true;
       if ((r = ca_buf_appendf(&out, err, "%clabels=", sep)) >= 0)
         r = build_labels(session_id, labels, p.value.len ? ca_buf_str(&p.value) : NULL, &out, err);
-    } else {
-      has_forcerm |= param_is(&p, "forcerm");
-      if (param_is(&p, "version") && !version_seen) /* the engine reads the first */
-        buildkit = streq(param_value(&p), "2");
-      version_seen |= param_is(&p, "version");
-      if ((r = ca_buf_append(&out, &sep, 1, err)) >= 0)
-        r = ca_buf_append(&out, p.raw, p.n, err);
+    } else if ((r = ca_buf_append(&out, &sep, 1, err)) >= 0) {
+      r = ca_buf_append(&out, p.raw, p.n, err);
     }
     sep = '&';
   }
@@ -688,8 +750,7 @@ int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels
     r = build_labels(session_id, labels, NULL, &out, err);
     sep = '&';
   }
-  /* The classic builder's step containers carry no label: removed by the engine even when a step fails. */
-  if (r >= 0 && !has_forcerm && !buildkit)
+  if (r >= 0 && forced)
     r = ca_buf_appendf(&out, err, "%cforcerm=1", sep);
   ca_buf_free(&p.key);
   ca_buf_free(&p.value);
@@ -742,30 +803,9 @@ int ag_proxy_rewrite_commit_url(const char *session_id, const char *url, size_t 
   return 0;
 }
 
-/* The engine's reading of a boolean query value (httputils.BoolValue): false only for "", 0, no, false, none. */
-static bool query_false(const char *v, size_t n) {
-  static const char *const no[] = {"0", "no", "false", "none"};
-  if (n == 0)
-    return true;
-  for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
-    if (strlen(no[i]) == n && strncasecmp(v, no[i], n) == 0)
-      return true;
-  return false;
-}
-
 bool ag_proxy_build_keeps_steps(const char *url, size_t len) {
-  const char *q = memchr(url, '?', len);
-  struct param p = {.key = CA_BUF_INIT(len + 1), .value = CA_BUF_INIT(len + 1)};
-  bool keeps = false, forcerm_seen = false, buildkit = false, version_seen = false;
-  for (size_t i = q ? (size_t)(q - url) + 1 : len + 1; next_param(url, len, &i, &p, NULL) > 0;) {
-    if (param_is(&p, "version") && !version_seen) /* the engine reads the first of each */
-      buildkit = streq(param_value(&p), "2");     /* BuildKit makes no step containers */
-    version_seen |= param_is(&p, "version");
-    if (param_is(&p, "forcerm") && !forcerm_seen)
-      keeps = query_false(p.value.data ? p.value.data : "", p.value.len);
-    forcerm_seen |= param_is(&p, "forcerm");
-  }
-  ca_buf_free(&p.key);
-  ca_buf_free(&p.value);
-  return keeps && !buildkit;
+  struct build_query bq;
+  if (scan_build_query(url, len, &bq, NULL) < 0)
+    return false;
+  return bq.classic && !bq.forcerm && (bq.forcerm_set || !bq.rm);
 }

@@ -1557,6 +1557,39 @@ Test(proxy, builds_that_keep_step_containers) {
   }
 }
 
+/* A classic build that keeps its step containers (the docker CLI's --rm=false sends rm=0 alone) goes as it is: its
+ * "Running in <id>" lines name them, and the end removes them. A quiet one (q) names none, so the engine removes them
+ * as it goes: forcerm=1 in place of the client's. rm= reads as absent (true), a value with white space as the engine
+ * trims it, and q with a byte beyond ASCII as quiet. */
+Test(proxy, a_build_keeps_its_step_containers_when_its_output_names_them) {
+  static const struct {
+    const char *url;
+    bool forced, keeps;
+  } cases[] = {
+      {"/build?rm=0", false, true},
+      {"/build?rm=%20no%20&t=x", false, true},
+      {"/build?q=0&rm=0", false, true},
+      {"/build?rm=", true, false},
+      {"/build?q=1&rm=0", true, false},
+      {"/build?q=1&rm=0&forcerm=0", true, false},
+      {"/build?forcerm=%200&q=true", true, false},
+      {"/build?q=%C2%A0&rm=0", true, false},
+      {"/build?q=1&rm=0&version=2", false, false},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *url = NULL;
+    cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, cases[i].url, strlen(cases[i].url), &url, NULL), 0);
+    const char *forcerm = strstr(url, "forcerm");
+    if (cases[i].forced)
+      cr_expect(forcerm && streq(forcerm, "forcerm=1") && strstr(url, "forcerm") == forcerm,
+                "%s: want forcerm=1 alone, at the end: %s", cases[i].url, url);
+    else
+      cr_expect_null(forcerm, "%s: want the client's parameters as they are: %s", cases[i].url, url);
+    cr_expect_eq(ag_proxy_build_keeps_steps(url, strlen(url)), cases[i].keeps, "%s -> %s", cases[i].url, url);
+    free(url);
+  }
+}
+
 /* The engine decodes a parameter's name and reads its first value: a build the proxy took for BuildKit, or whose
  * labels it did not see, would leave unlabeled step containers or an image without built-by. */
 Test(proxy, build_parameters_are_read_as_the_engine_reads_them) {

@@ -909,25 +909,39 @@ Test(run_proxy, a_proxy_that_cannot_start_refuses_the_run) {
   cr_assert(dir_is_empty(state), "state files are left in %s", state);
 }
 
-/* A classic build that keeps its step containers (issue 21): the docker CLI's --rm=false, and rm=0&forcerm=0 as
+/* A classic build that keeps its step containers (issue 21): the docker CLI's --rm=false (rm=0), and rm=0&forcerm=0 as
  * docker-py sends it. The engine makes step containers without any label; the proxy records them from the build's
- * "Running in <id>" lines and the session's end removes them. */
+ * "Running in <id>" lines, so they stay while the command runs, as it asked, and the session's end removes them. A
+ * quiet build (-q, q=1) that succeeds names no step container: the engine removes them as it goes (forcerm=1), as they
+ * would otherwise outlive the run. */
 Test(run_proxy, step_containers_of_builds_that_keep_them_are_removed) {
   char id[128];
   int rc = run_build_suite(
       "keep_steps.sh",
-      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s\\n' $S | "
-      "docker build --rm=false -q --label $TEST_LABEL - > $OUT/cli 2>&1 || exit 90\n"
-      "mkdir $OUT/ctx && printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s && false\\n' $S "
+      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s-cli\\n' $S | "
+      "docker build --rm=false --label $TEST_LABEL - > $OUT/cli 2>&1 || exit 90\n"
+      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s-quiet\\n' $S | "
+      "docker build --rm=false -q --label $TEST_LABEL - > $OUT/quiet 2>&1 || exit 91\n"
+      "mkdir $OUT/ctx && printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s-api && false\\n' $S "
       "> $OUT/ctx/Dockerfile\n"
       "tar -C $OUT/ctx -c Dockerfile | curl -s --unix-socket ${DOCKER_HOST#unix://} -X POST "
       "-H 'Content-Type: application/x-tar' --data-binary @- 'http://d/v1.41/build?rm=0&forcerm=0' > $OUT/api "
-      "|| exit 91\n"
-      "docker ps -a --no-trunc --format '{{.Command}}' | grep -c \"step-k-$S\" > $OUT/during\n"
+      "|| exit 92\n"
+      "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s-qapi\\n' $S > $OUT/ctx/Dockerfile\n"
+      "tar -C $OUT/ctx -c Dockerfile | curl -s --unix-socket ${DOCKER_HOST#unix://} -X POST "
+      "-H 'Content-Type: application/x-tar' --data-binary @- 'http://d/v1.41/build?q=1&rm=0&forcerm=0' > $OUT/apiq "
+      "|| exit 93\n"
+      "for k in cli quiet api qapi; do\n"
+      "  docker ps -a --no-trunc --format '{{.Command}}' | grep -c \"step-k-$S-$k\" > $OUT/during-$k\n"
+      "done\n"
       "exit 0\n",
       "step-k", id);
   cr_assert_eq(rc, 0, "run exited %d: %s\n%s", rc, scenario_stderr(&sc), out_file("cli"));
-  cr_assert_neq(atoi(out_file("during")), 0, "no step container was kept during the run: %s", out_file("api"));
+  cr_expect_str_eq(out_file("during-cli"), "1", "the CLI's --rm=false build kept no step container: %s",
+                   out_file("cli"));
+  cr_expect_str_eq(out_file("during-api"), "1", "the rm=0&forcerm=0 build kept no step container: %s", out_file("api"));
+  cr_expect_str_eq(out_file("during-quiet"), "0", "the quiet CLI build kept a step container no output named");
+  cr_expect_str_eq(out_file("during-qapi"), "0", "the quiet API build kept a step container: %s", out_file("apiq"));
   cr_assert_str_eq(out_file("left"), "", "step containers outlived the run");
   scenario_assert_nothing_left(&sc, id);
 }

@@ -17,13 +17,6 @@ repo=$(cd -- "$here/../.." && pwd)
 # shellcheck source=tests/deploy/lib.sh
 source "$repo/tests/deploy/lib.sh"
 
-# Scenarios that assert what issue 21 asks and the proxy does not do yet (issue 21's labels part; the removal of
-# built images: the receipt issue). A failure of one of these is reported as XFAIL and passes; a pass is XPASS and
-# fails, so that the entry is removed when the fix lands.
-declare -A expected_to_fail=(
-    [cli_build_image_removed]="the end of a session does not remove the images it built (the receipt issue's part)"
-    [cli_build_no_rm]="a --rm=false build's step containers are not found and removed at the end"
-)
 
 agent=$1 scenario=$2
 export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH # Debian's docker CLI and python3 (the packages tests/run.sh installs)
@@ -40,9 +33,10 @@ cg2=/sys/fs/cgroup/unified
 cgroot=$cg2/cleanup-agent-test-$P
 agent_pid=''
 scenario_keeps='' # ids check_run does not count as left (a scenario sets it)
-# Set by a scenario: the images it built are not counted as left. Which images the end of a session removes is the
-# receipt issue's business (issue 21 asks only that they carry the labels); cli_build_image_removed checks it apart.
+# Set by a scenario: the images it built are not counted as left (`run` keeps them by default, as build cache);
+# cli_build_image_removed runs with --images remove and counts them.
 images_may_stay=''
+run_opts=() # set by a scenario: options of `run` before its --
 
 # d ARGS...: the docker CLI against the engine itself (not a session's proxy)
 d() { docker -H "$engine" "$@"; }
@@ -81,7 +75,7 @@ trap cleanup EXIT
 # ---- the run and the checks ----------------------------------------------------------------------------------------
 # run_agent ARGS...: cleanup-agent run -- ARGS in the background (agent_pid), output in $W/agent.{out,err}
 run_agent() {
-    "$agent" --state-dir "$W/state" --cgroup-root "$cgroot" --docker-host "$engine" run -- "$@" \
+    "$agent" --state-dir "$W/state" --cgroup-root "$cgroot" --docker-host "$engine" run "${run_opts[@]}" -- "$@" \
         >"$W/agent.out" 2>"$W/agent.err" &
     agent_pid=$!
 }
@@ -156,13 +150,4 @@ if [[ $(type -t "scenario_$scenario") != function ]]; then
 fi
 "scenario_$scenario"
 echo "$passed passed, $failed failed"
-if [[ -n ${expected_to_fail[$scenario]:-} ]]; then
-    if ((failed > 0)); then
-        echo "XFAIL $scenario: expected for now: ${expected_to_fail[$scenario]}"
-        [[ -s $W/agent.err ]] && sed 's/^/  agent: /' "$W/agent.err" | tail -n 5
-        exit 0
-    fi
-    echo "XPASS $scenario: it passes now; remove it from expected_to_fail in tests/clients/clients.sh"
-    exit 1
-fi
 ((failed == 0)) || { sed 's/^/  agent: /' "$W/agent.err" 2>/dev/null | tail -n 10; exit 1; }

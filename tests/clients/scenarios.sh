@@ -12,9 +12,13 @@ scenario_cli_volume_existing() {
     simple cli_volume_existing
     expect "the volume that existed before the run is still there" quiet d volume inspect "$P-pre"
 }
-# The builds: the images may stay (images_may_stay), except in cli_build_image_removed.
+# The builds: the images may stay (images_may_stay: run keeps them by default), except with --images remove.
 scenario_cli_build() { images_may_stay=1 simple cli_build; }
-scenario_cli_build_image_removed() { simple cli_build; }
+scenario_cli_build_image_removed() {
+    # shellcheck disable=SC2034 # read by run_agent (clients.sh)
+    run_opts=(--images remove)
+    simple cli_build
+}
 scenario_cli_build_buildkit() { images_may_stay=1 simple cli_build_buildkit; }
 scenario_cli_build_failed_run() { images_may_stay=1 simple cli_build_failed_run; }
 scenario_cli_build_no_rm() { images_may_stay=1 simple cli_build_no_rm; }
