@@ -930,15 +930,20 @@ static int on_resp_headers(http_parser *p) {
   return (r->head_bits & bit) ? 1 : 0;
 }
 
-/* One line of a build's progress stream: {"stream":" ---\u003e Running in 3f2a1b4c5d6e\n"} names a step container. */
+/* One line of a build's progress stream: {"stream":" ---\u003e Running in 3f2a1b4c5d6e\n"} names a step container,
+ * the whole line as the engine writes it ('>' escaped as Go's encoder does, or not). A step's own output comes in lines
+ * of the same form: one that prints exactly this names a container too. */
 static void build_line(struct ag_proxy_req *r) {
-  const char *line = ca_buf_str(&r->resp_body), *at = strstr(line, "Running in ");
+  static const char *const starts[] = {"{\"stream\":\" ---\\u003e Running in ", "{\"stream\":\" ---> Running in "};
+  const char *line = ca_buf_str(&r->resp_body), *at = NULL;
+  for (size_t i = 0; i < ELEMENTSOF(starts) && !at; i++)
+    if (strncmp(line, starts[i], strlen(starts[i])) == 0)
+      at = line + strlen(starts[i]);
   if (!at || !r->hooks.created)
     return;
-  at += strlen("Running in ");
   size_t n = strspn(at, "0123456789abcdef");
   char id[65];
-  if (n >= 12 && n <= 64) {
+  if (n >= 12 && n <= 64 && strncmp(at + n, "\\n\"}", 4) == 0) {
     snprintf(id, sizeof(id), "%.*s", (int)n, at);
     r->hooks.created(r->hooks.ctx, 'c', id);
   }

@@ -571,10 +571,21 @@ bool ag_proxy_body_keeps(const char *body, size_t len) {
 
 /* ---- images the session builds: POST /build's labels query parameter ---- */
 
+/* The engine's parser (Go's url.ParseQuery) skips a parameter with a ';' or a '%' without two hex digits after it. */
+static int unreadable_param(ca_error **err) {
+  return ca_error_set(err, EINVAL,
+                      "cleanup-agent: a build parameter with a ';' or a '%%' not followed by two hex digits, which "
+                      "the engine skips and the session's Docker proxy does not rewrite: encode it");
+}
+
+/* A query's name or value, decoded as Go's url.QueryUnescape does ('+' is a space): 0, -EINVAL (unreadable_param) or
+ * -ENOMEM. */
 static int url_decode(const char *s, size_t n, ca_buf *out, ca_error **err) {
   for (size_t i = 0; i < n; i++) {
     char c = s[i] == '+' ? ' ' : s[i];
-    if (s[i] == '%' && i + 2 < n + 0 && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2])) {
+    if (s[i] == '%') {
+      if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2]))
+        return unreadable_param(err);
       char hex[3] = {s[i + 1], s[i + 2], 0};
       c = (char)strtol(hex, NULL, 16);
       i += 2;
@@ -630,7 +641,8 @@ struct param {
 };
 
 /* Reads the parameter of url[*i, len) up to the next '&' into p and moves *i past it: 1, or 0 at the end of the
- * query, or -ENOMEM. An empty one (&&) reads as an empty name. */
+ * query, -EINVAL for one the engine would skip (unreadable_param), -ENOMEM. An empty one (&&) reads as an empty
+ * name. */
 static int next_param(const char *url, size_t len, size_t *i, struct param *p, ca_error **err) {
   if (*i > len)
     return 0;
@@ -642,9 +654,12 @@ static int next_param(const char *url, size_t len, size_t *i, struct param *p, c
   p->n = n;
   ca_buf_reset(&p->key);
   ca_buf_reset(&p->value);
-  if (url_decode(s, eq, &p->key, err) < 0 || (eq < n && url_decode(s + eq + 1, n - eq - 1, &p->value, err) < 0))
-    return -ENOMEM;
-  return 1;
+  if (memchr(s, ';', n))
+    return unreadable_param(err);
+  int r = url_decode(s, eq, &p->key, err);
+  if (r >= 0 && eq < n)
+    r = url_decode(s + eq + 1, n - eq - 1, &p->value, err);
+  return r < 0 ? r : 1;
 }
 
 static bool param_is(const struct param *p, const char *name) {
@@ -711,12 +726,13 @@ static int scan_build_query(const char *url, size_t len, struct build_query *bq,
 
 /* Whether a classic build gets forcerm=1 in place of the client's: the engine makes its step containers without any
  * label, and the proxy can name them only from the build's "Running in <id>" lines. When the client said nothing of
- * them (a failed step would leave its container), and when it keeps them (rm or forcerm false) but a quiet build's
- * output will not name them. A build that keeps them and is not quiet goes as it is (ag_proxy_build_keeps_steps). */
+ * them (a failed step would leave its container), and when it keeps them all (rm false) but is quiet: a quiet build
+ * that succeeds names none (one that fails gives its output then). Any other build goes as it is, and its step
+ * containers are recorded (ag_proxy_build_keeps_steps). */
 static bool build_forced(const struct build_query *bq) {
   if (!bq->classic || bq->forcerm)
     return false;
-  return bq->quiet || (!bq->forcerm_set && bq->rm);
+  return (!bq->forcerm_set && bq->rm) || (bq->quiet && !bq->rm);
 }
 
 int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
@@ -806,6 +822,6 @@ int ag_proxy_rewrite_commit_url(const char *session_id, const char *url, size_t 
 bool ag_proxy_build_keeps_steps(const char *url, size_t len) {
   struct build_query bq;
   if (scan_build_query(url, len, &bq, NULL) < 0)
-    return false;
+    return true; /* recording ids of nothing is harmless */
   return bq.classic && !bq.forcerm && (bq.forcerm_set || !bq.rm);
 }

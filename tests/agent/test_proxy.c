@@ -1558,9 +1558,10 @@ Test(proxy, builds_that_keep_step_containers) {
 }
 
 /* A classic build that keeps its step containers (the docker CLI's --rm=false sends rm=0 alone) goes as it is: its
- * "Running in <id>" lines name them, and the end removes them. A quiet one (q) names none, so the engine removes them
- * as it goes: forcerm=1 in place of the client's. rm= reads as absent (true), a value with white space as the engine
- * trims it, and q with a byte beyond ASCII as quiet. */
+ * "Running in <id>" lines name them, and the end removes them. A quiet one (q) that keeps them all names none when it
+ * succeeds, so the engine removes them as it goes: forcerm=1 in place of the client's; one that keeps only a failed
+ * step's gives its output when it fails. rm= reads as absent (true), a value with white space as the engine trims it,
+ * and q with a byte beyond ASCII as quiet. A parameter the engine would skip (a ';', a bad escape) is refused. */
 Test(proxy, a_build_keeps_its_step_containers_when_its_output_names_them) {
   static const struct {
     const char *url;
@@ -1572,7 +1573,8 @@ Test(proxy, a_build_keeps_its_step_containers_when_its_output_names_them) {
       {"/build?rm=", true, false},
       {"/build?q=1&rm=0", true, false},
       {"/build?q=1&rm=0&forcerm=0", true, false},
-      {"/build?forcerm=%200&q=true", true, false},
+      {"/build?forcerm=%200&q=true", false, true},
+      {"/build?q=1", true, false},
       {"/build?q=%C2%A0&rm=0", true, false},
       {"/build?q=1&rm=0&version=2", false, false},
   };
@@ -1581,12 +1583,20 @@ Test(proxy, a_build_keeps_its_step_containers_when_its_output_names_them) {
     cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, cases[i].url, strlen(cases[i].url), &url, NULL), 0);
     const char *forcerm = strstr(url, "forcerm");
     if (cases[i].forced)
-      cr_expect(forcerm && streq(forcerm, "forcerm=1") && strstr(url, "forcerm") == forcerm,
-                "%s: want forcerm=1 alone, at the end: %s", cases[i].url, url);
+      cr_expect(forcerm && streq(forcerm, "forcerm=1"), "%s: want forcerm=1 alone, at the end: %s", cases[i].url, url);
     else
-      cr_expect_null(forcerm, "%s: want the client's parameters as they are: %s", cases[i].url, url);
+      cr_expect_null(strstr(url, "forcerm=1"), "%s: want the client's parameters as they are: %s", cases[i].url, url);
     cr_expect_eq(ag_proxy_build_keeps_steps(url, strlen(url)), cases[i].keeps, "%s -> %s", cases[i].url, url);
     free(url);
+  }
+  static const char *const skipped[] = {"/build?rm=0&forcerm=%zz", "/build?forcerm=1;&rm=0", "/build?t=a%2"};
+  for (size_t i = 0; i < sizeof(skipped) / sizeof(skipped[0]); i++) {
+    char *url = NULL;
+    ca_error *err = NULL;
+    cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, skipped[i], strlen(skipped[i]), &url, &err), -EINVAL, "%s",
+                 skipped[i]);
+    cr_expect_not_null(strstr(err->msg, "which the engine skips"), "%s", err->msg);
+    ca_error_free(err);
   }
 }
 
@@ -1762,7 +1772,8 @@ Test(proxy, creates_that_would_outlive_the_session_are_refused) {
   }
 }
 
-/* The step containers of a build that keeps them are recorded from its progress stream, lines split anywhere. */
+/* The step containers of a build that keeps them are recorded from its progress stream, lines split anywhere; a line
+ * of a step's own output that merely holds "Running in <hex>" names nothing. */
 Test(proxy, step_containers_of_a_build_that_keeps_them_are_recorded) {
   struct recorded rec = {0};
   struct conn_sim c;
@@ -1773,6 +1784,8 @@ Test(proxy, step_containers_of_a_build_that_keeps_them_are_recorded) {
   static const char stream[] = "{\"stream\":\"Step 1/2 : FROM busybox\\n\"}\r\n"
                                "{\"stream\":\" ---\\u003e Running in 3f2a1b4c5d6e\\n\"}\r\n"
                                "{\"stream\":\"Running in nothex\\n\"}\r\n"
+                               "{\"stream\":\"log:  ---\\u003e Running in 0a0b0c0d0e0f\\n\"}\r\n"
+                               "{\"stream\":\" ---\\u003e Running in 0a0b0c0d0e0f, said the test\\n\"}\r\n"
                                "{\"stream\":\" ---\\u003e Running in 0123456789abcdef0123\\n\"}\r\n";
   char answer[1024];
   snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",

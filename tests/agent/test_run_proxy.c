@@ -928,7 +928,7 @@ Test(run_proxy, step_containers_of_builds_that_keep_them_are_removed) {
       "-H 'Content-Type: application/x-tar' --data-binary @- 'http://d/v1.41/build?rm=0&forcerm=0' > $OUT/api "
       "|| exit 92\n"
       "printf 'FROM cleanup-test/busybox:latest\\nRUN echo step-k-%s-qapi\\n' $S > $OUT/ctx/Dockerfile\n"
-      "tar -C $OUT/ctx -c Dockerfile | curl -s --unix-socket ${DOCKER_HOST#unix://} -X POST "
+      "tar -C $OUT/ctx -c Dockerfile | curl -sf --unix-socket ${DOCKER_HOST#unix://} -X POST "
       "-H 'Content-Type: application/x-tar' --data-binary @- 'http://d/v1.41/build?q=1&rm=0&forcerm=0' > $OUT/apiq "
       "|| exit 93\n"
       "for k in cli quiet api qapi; do\n"
@@ -941,6 +941,7 @@ Test(run_proxy, step_containers_of_builds_that_keep_them_are_removed) {
                    out_file("cli"));
   cr_expect_str_eq(out_file("during-api"), "1", "the rm=0&forcerm=0 build kept no step container: %s", out_file("api"));
   cr_expect_str_eq(out_file("during-quiet"), "0", "the quiet CLI build kept a step container no output named");
+  cr_expect_not_null(strstr(out_file("apiq"), "sha256:"), "the quiet API build did not build: %s", out_file("apiq"));
   cr_expect_str_eq(out_file("during-qapi"), "0", "the quiet API build kept a step container: %s", out_file("apiq"));
   cr_assert_str_eq(out_file("left"), "", "step containers outlived the run");
   scenario_assert_nothing_left(&sc, id);
