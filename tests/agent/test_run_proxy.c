@@ -684,8 +684,9 @@ Test(run_proxy, a_create_while_the_session_ends_gets_503) {
 /* Images the session builds (issue 21) carry built-by=<session>, and a classic build through the proxy gets forcerm:
  * a failed RUN leaves no step container (the engine creates those without any label). */
 /* Runs a classic-build suite (steps after the session id went to $OUT/session and DOCKER_BUILDKIT=0) under run, then
- * removes what the run left of step containers whose command holds <marker>-<id> (listed in $OUT/left first) and the
- * images of the session (the end keeps images). The run's exit code; the session id in id. */
+ * removes what the run left of step containers whose command holds <marker>-<id>, or that carry built-by=<id> (a LABEL
+ * step's: listed in $OUT/left first) and the images of the session (the end keeps images). The run's exit code; the
+ * session id in id. */
 static int run_build_suite(const char *name, const char *steps, const char *marker, char id[static 128]) {
   char text[4096], cmd[1536];
   snprintf(text, sizeof(text), "S=$CLEANUP_AGENT_SESSION\necho $S > $OUT/session\nexport DOCKER_BUILDKIT=0\n%s", steps);
@@ -695,10 +696,12 @@ static int run_build_suite(const char *name, const char *steps, const char *mark
     return rc;
   snprintf(
       cmd, sizeof(cmd),
-      "docker ps -a --no-trunc --format '{{.ID}} {{.Command}}' | grep '%s-%s' > %s/left; "
+      "{ docker ps -a --no-trunc --format '{{.ID}} {{.Command}}' | grep '%s-%s'; "
+      "docker ps -a --no-trunc --filter label=io.cleanup-agent.built-by=%s --format '{{.ID}} {{.Command}}'; } > "
+      "%s/left; "
       "cut -d' ' -f1 %s/left | xargs -r docker rm -f >/dev/null 2>&1; "
       "docker images -q --filter label=io.cleanup-agent.built-by=%s | xargs -r docker rmi -f >/dev/null 2>&1; true",
-      marker, id, sc.dir, sc.dir, id);
+      marker, id, id, sc.dir, sc.dir, id);
   cr_assert_eq(system(cmd), 0);
   return rc;
 }
