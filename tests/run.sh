@@ -157,8 +157,8 @@ check_vm() {
 
 # The Debian 12 systemd VM (tests/vm/systemd-vm.sh): the image built or taken from the cache in the background from
 # the start (on a fresh machine, debootstrap and apt take minutes: they overlap the builds and the suites of build/),
-# then booted once those and the vm label are done (one VM at a time: the vm label boots its own); systemd_vm_wait says how that went.
-# An image that cannot be built or a VM that does not boot fails the run, never a skip.
+# then booted once those and the vm label are done (one VM at a time: the vm label boots its own); systemd_vm_wait
+# says how that went. An image that cannot be built or a VM that does not boot fails the run, never a skip.
 systemd_vm_pid=""
 systemd_vm_start() {
     tests/vm/systemd-vm.sh image >"$work/systemd-vm.log" 2>&1 &
@@ -204,8 +204,9 @@ bg_wait() {
 }
 
 # The systemd label in the VM booted above, one suite at a time; the fixture stops the VM after the last. It runs
-# in the background of the host's cgroup and chaos suites (systemd_tests_start), from build/tests/systemd/ so that the two ctest runs
-# keep their Testing/ files apart; systemd_tests_wait prints its output and adds its counts to the totals.
+# in the background of the host's cgroup and chaos suites (systemd_tests_start), from build/tests/systemd/ so that
+# the two ctest runs keep their Testing/ files apart; systemd_tests_wait prints its output and adds its counts to the
+# totals.
 systemd_tests_pid=""
 test_systemd() {
     local rc=0 dir=build/tests/systemd
@@ -450,7 +451,9 @@ if ((!env_only)); then
     fi
     # Without the package the systemd suites have nothing to install (their fixture would only build it again).
     if ((systemd_ok && deb_ok)) && [[ " ${configured[*]} " == *" build "* ]]; then systemd_tests_start; fi
-    if [[ " ${configured[*]} " == *" build "* ]]; then phase "tests (build/, cgroup; beside systemd)" test_cgroup || true; fi
+    if [[ " ${configured[*]} " == *" build "* ]]; then
+        phase "tests (build/, cgroup; beside systemd)" test_cgroup || true
+    fi
     phase "sentinel kept (build/)" sentinel_check "the suites of build/" || true
     side_builds_start
     if [[ " ${configured[*]} " == *" build "* ]]; then phase "chaos (build/)" test_chaos || true; fi
@@ -470,7 +473,9 @@ if ((!env_only)); then
     if phase "build (build-fuzz/, clang libFuzzer; waited for)" side_builds_wait fuzz; then bg_start fuzz run_fuzz; fi
     if ((asan)); then phase "tests (build-asan/, cgroup; beside fuzz)" test_asan cgroup || true; fi
     phase "sentinel kept (build-asan/)" sentinel_check "the suites of build-asan/" || true
-    if [[ -n ${bg_pids[fuzz]:-} ]]; then phase "fuzz (${AG_FUZZ_TIME:-10} s per target; waited for)" bg_wait fuzz || true; fi
+    if [[ -n ${bg_pids[fuzz]:-} ]]; then
+        phase "fuzz (${AG_FUZZ_TIME:-10} s per target; waited for)" bg_wait fuzz || true
+    fi
 fi
 
 if ((${#failures[@]})) && [[ -n $engine_pid && -s $work/dockerd.log ]]; then

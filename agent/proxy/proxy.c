@@ -716,7 +716,8 @@ static int rewrite_build(struct ag_proxy_req *r, ca_buf *to_client, ca_error **e
   int k = ag_proxy_rewrite_build_url(r->session_id, r->labels, ca_buf_str(&r->url), r->url.len, &url, &refusal);
   if (k == -EPERM || k == -EINVAL) {
     r->phase = PH_HEAD; /* nothing of it went to the engine: the answer waits only for those before it */
-    return refuse(r, 400, "Bad Request", refusal->msg, to_client, err) < 0 ? -ENOMEM : 1;
+    const char *why = refusal ? refusal->msg : "cleanup-agent: the session's Docker proxy cannot read this build";
+    return refuse(r, 400, "Bad Request", why, to_client, err) < 0 ? -ENOMEM : 1;
   }
   if (k < 0 || set_target(r, url, err) < 0)
     return -ENOMEM;

@@ -142,8 +142,8 @@ bool ag_proxy_body_keeps(const char *body, size_t len);
  * and nothing else; the client may set keep=true, any other label of the namespace is refused. A classic build (not
  * version=2) gets forcerm=1 when the client set neither forcerm nor rm false, and in place of the client's when it
  * keeps all its step containers (rm false) but is quiet (q): its output names none of them when it succeeds. 0 with
- * *ret_url (caller frees), -EINVAL (a parameter the engine would skip: a ';' or a bad escape) or -EPERM with err
- * saying why, -ENOMEM. */
+ * *ret_url (caller frees), -EINVAL (labels that are not a JSON object, or a parameter the engine would skip: a ';'
+ * or a bad escape) or -EPERM with err saying why, -ENOMEM. */
 int ag_proxy_rewrite_build_url(const char *session_id, const char *const *labels, const char *url, size_t len,
                                char **ret_url, ca_error **err);
 

@@ -692,7 +692,7 @@ static bool query_true(const char *v, size_t n, bool unsure) {
     ;
   for (; n > 0 && isspace((unsigned char)*v); v++, n--)
     ;
-  for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+  for (size_t i = 0; i < ELEMENTSOF(no); i++)
     if (strlen(no[i]) == n && strncasecmp(v, no[i], n) == 0)
       return false;
   return n > 0;
@@ -823,5 +823,5 @@ bool ag_proxy_build_keeps_steps(const char *url, size_t len) {
   struct build_query bq;
   if (scan_build_query(url, len, &bq, NULL) < 0)
     return true; /* recording ids of nothing is harmless */
-  return bq.classic && !bq.forcerm && (bq.forcerm_set || !bq.rm);
+  return bq.classic && !bq.forcerm && !build_forced(&bq);
 }

@@ -1589,9 +1589,15 @@ Test(proxy, a_build_keeps_its_step_containers_when_its_output_names_them) {
     cr_expect_eq(ag_proxy_build_keeps_steps(url, strlen(url)), cases[i].keeps, "%s -> %s", cases[i].url, url);
     free(url);
   }
+  /* A forced build keeps no forcerm of the client's, however its name is spelled. */
+  char *url = NULL;
+  const char *encoded = "/build?force%72m=0&q=1&rm=0";
+  cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, encoded, strlen(encoded), &url, NULL), 0);
+  cr_expect(!strstr(url, "force%72m") && streq(strstr(url, "forcerm"), "forcerm=1"), "%s", url);
+  free(url);
   static const char *const skipped[] = {"/build?rm=0&forcerm=%zz", "/build?forcerm=1;&rm=0", "/build?t=a%2"};
   for (size_t i = 0; i < sizeof(skipped) / sizeof(skipped[0]); i++) {
-    char *url = NULL;
+    url = NULL;
     ca_error *err = NULL;
     cr_assert_eq(ag_proxy_rewrite_build_url(SESSION, labels, skipped[i], strlen(skipped[i]), &url, &err), -EINVAL, "%s",
                  skipped[i]);
@@ -1786,6 +1792,8 @@ Test(proxy, step_containers_of_a_build_that_keeps_them_are_recorded) {
                                "{\"stream\":\"Running in nothex\\n\"}\r\n"
                                "{\"stream\":\"log:  ---\\u003e Running in 0a0b0c0d0e0f\\n\"}\r\n"
                                "{\"stream\":\" ---\\u003e Running in 0a0b0c0d0e0f, said the test\\n\"}\r\n"
+                               "{\"stream\":\" ---\\u003e Running in abc\\n\"}\r\n"
+                               "{\"stream\":\" ---> Running in 0a1b2c3d4e5f\\n\"}\r\n"
                                "{\"stream\":\" ---\\u003e Running in 0123456789abcdef0123\\n\"}\r\n";
   char answer[1024];
   snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
@@ -1795,9 +1803,10 @@ Test(proxy, step_containers_of_a_build_that_keeps_them_are_recorded) {
     snprintf(piece, sizeof(piece), "%.7s", answer + i);
     sim_engine(&c, piece);
   }
-  cr_assert_eq(rec.n, 2);
+  cr_assert_eq(rec.n, 3);
   cr_assert_str_eq(rec.ids[0], "c:3f2a1b4c5d6e");
-  cr_assert_str_eq(rec.ids[1], "c:0123456789abcdef0123");
+  cr_assert_str_eq(rec.ids[1], "c:0a1b2c3d4e5f");
+  cr_assert_str_eq(rec.ids[2], "c:0123456789abcdef0123");
   cr_assert_not(ag_proxy_req_create_in_flight(c.r));
   sim_free(&c);
 }

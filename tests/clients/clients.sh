@@ -17,7 +17,6 @@ repo=$(cd -- "$here/../.." && pwd)
 # shellcheck source=tests/deploy/lib.sh
 source "$repo/tests/deploy/lib.sh"
 
-
 agent=$1 scenario=$2
 export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH # Debian's docker CLI and python3 (the packages tests/run.sh installs)
 engine=${DOCKER_HOST:-unix:///var/run/docker.sock}
