@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -221,6 +222,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_proxy [--reps N]\n");
     return 2;
   }
+  /* As the agent (main.c): a connection the proxy or the engine closed fails a write, it does not kill the process. */
+  signal(SIGPIPE, SIG_IGN);
   docker_cli = getenv("DOCKER_CLI") ? getenv("DOCKER_CLI") : "/usr/bin/docker";
   const char *host = getenv("DOCKER_HOST") ? getenv("DOCKER_HOST") : "unix:///var/run/docker.sock";
   const char *engine = ag_proxy_engine_socket(host);
