@@ -2,8 +2,8 @@
  * its own. */
 #include <criterion/criterion.h>
 
+/* Runs and passes: it has nothing to check, the run of it alone is skips_are_loud's run without a skip. */
 Test(skip_probe, passes) {
-  cr_assert(1);
 }
 
 Test(skip_probe, skips_on_this_host) {
