@@ -244,7 +244,8 @@ int scenario_count_state_files(struct scenario *s) {
   return n;
 }
 
-/* Whether process pid (a /proc entry's name) has a file open whose path starts with prefix and ends in ".lock". */
+/* Whether process pid (a /proc entry's name) has a session lock under prefix open: <id>.lock, or a new session's lock
+ * before it has that name (unnamed, O_TMPFILE: "#<inode> (deleted)"; else the temp file .<id>.lock.<pid>). */
 static bool holds_lock(const char *pid, const char *prefix) {
   char fds[300];
   snprintf(fds, sizeof(fds), "/proc/%s/fd", pid);
@@ -256,14 +257,16 @@ static bool holds_lock(const char *pid, const char *prefix) {
     ssize_t n = readlink(link, target, sizeof(target) - 1);
     size_t len = n > 0 ? (size_t)n : 0;
     target[len] = '\0';
-    holds = strncmp(target, prefix, strlen(prefix)) == 0 && len > 5 && streq(target + len - 5, ".lock");
+    const char *name = target + strlen(prefix);
+    holds = strncmp(target, prefix, strlen(prefix)) == 0 && (strstr(name, ".lock") || name[0] == '#');
   }
   if (d)
     closedir(d);
   return holds;
 }
 
-int scenario_count_lock_holders(struct scenario *s) {
+/* The lock holders of s's state dir, each sent sig unless it is 0. */
+static int lock_holders(struct scenario *s, int sig) {
   char dir[PATH_MAX], prefix[PATH_MAX + 16];
   cr_assert(realpath(s->state, dir), "realpath %s: %s", s->state, strerror(errno));
   snprintf(prefix, sizeof(prefix), "%s/sessions/", dir);
@@ -271,10 +274,25 @@ int scenario_count_lock_holders(struct scenario *s) {
   cr_assert(proc);
   int holders = 0;
   for (struct dirent *p; (p = readdir(proc));)
-    if (strspn(p->d_name, "0123456789") == strlen(p->d_name) && atoi(p->d_name) != getpid())
-      holders += holds_lock(p->d_name, prefix);
+    if (strspn(p->d_name, "0123456789") == strlen(p->d_name) && atoi(p->d_name) != getpid() &&
+        holds_lock(p->d_name, prefix)) {
+      holders++;
+      if (sig)
+        kill(atoi(p->d_name), sig);
+    }
   closedir(proc);
   return holders;
+}
+
+int scenario_count_lock_holders(struct scenario *s) {
+  return lock_holders(s, 0);
+}
+
+void scenario_kill_lock_holders(struct scenario *s) {
+  for (int waited = 0; lock_holders(s, SIGKILL) > 0; waited += 10) {
+    cr_assert(waited < 10000 * AG_TIMEOUT_SCALE, "lock holders of %s outlived SIGKILL by 10 s", s->state);
+    usleep(10 * 1000);
+  }
 }
 
 int scenario_wait_bounded(pid_t pid, int timeout_ms) {

@@ -66,6 +66,10 @@ void scenario_dead_session(struct scenario *s, const char *docker_host, char id[
 /* How many processes (the caller's own aside) hold a lock file of <state>/sessions open, by /proc/<pid>/fd: the
  * agents, guardians and watchers that keep sessions of this state dir. */
 int scenario_count_lock_holders(struct scenario *s);
+/* SIGKILLs those holders (the new lock of a session being created too) until a scan finds none: a killed process
+ * holds its files until it has exited, which on a loaded machine takes a while, and a process forked while /proc is
+ * read is missed by that scan. Only then is their session dead to the next start, which leaves a held lock alone. */
+void scenario_kill_lock_holders(struct scenario *s);
 /* Waits for our child pid at most timeout_ms: its exit code (128+N for a signal), or -1 when it was still running
  * (then it is killed and reaped). */
 int scenario_wait_bounded(pid_t pid, int timeout_ms);

@@ -39,37 +39,6 @@ static void without_cgroup(struct scenario *s) {
   scenario_without_cgroup(s);
 }
 
-/* SIGKILLs every process but this one that holds a file of <state>/sessions open: the trial's agent and guardian
- * (the state dir is the trial's own). */
-static void kill_lock_holders(void) {
-  char dir[200];
-  snprintf(dir, sizeof(dir), "%s/sessions/", sc.state);
-  DIR *proc = opendir("/proc");
-  cr_assert(proc);
-  struct dirent *de;
-  while ((de = readdir(proc))) {
-    pid_t pid = atoi(de->d_name);
-    if (pid <= 0 || pid == getpid())
-      continue;
-    char fds[64], link[512], target[512];
-    snprintf(fds, sizeof(fds), "/proc/%d/fd", pid);
-    DIR *d = opendir(fds);
-    if (!d)
-      continue;
-    struct dirent *fe;
-    bool holds = false;
-    while (!holds && (fe = readdir(d))) {
-      snprintf(link, sizeof(link), "%s/%s", fds, fe->d_name);
-      ssize_t n = readlink(link, target, sizeof(target) - 1);
-      holds = n > 0 && (target[n] = '\0', strncmp(target, dir, strlen(dir)) == 0);
-    }
-    closedir(d);
-    if (holds)
-      kill(pid, SIGKILL);
-  }
-  closedir(proc);
-}
-
 static const char tree[] = "( trap '' TERM HUP; ( trap '' TERM HUP; sleep 1000 & exec sleep 1000 ) & ) &\n"
                            "sleep 1000 &\n"
                            "exec sleep 1000\n";
@@ -92,6 +61,26 @@ static bool group_recorded(void) {
   if (d)
     closedir(d);
   return found;
+}
+
+/* For the report of a trial that left state files: their names, which say how far the session came, whether a lock
+ * is still held, and the reason a registry kept (collect_error), if any. */
+static const char *state_names(char *buf, size_t len) {
+  char dir[200];
+  snprintf(dir, sizeof(dir), "%s/sessions", sc.state);
+  DIR *d = opendir(dir);
+  size_t n = snprintf(buf, len, "%d lock holders;", scenario_count_lock_holders(&sc));
+  for (struct dirent *de; d && n < len && (de = readdir(d));) {
+    if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+      continue;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+    const char *why = strstr(de->d_name, ".json") ? strstr(scenario_read_text(path), "\"collect_error\"") : NULL;
+    n += (size_t)snprintf(buf + n, len - n, " %s%s%.200s", de->d_name, why ? " " : "", why ? why : "");
+  }
+  if (d)
+    closedir(d);
+  return buf;
 }
 
 /* Waits up to timeout_ms for the trial to leave nothing; the count at the end. */
@@ -117,25 +106,27 @@ static void trials(bool kill_guardian, const char *scenario) {
     chaos_count_left(&sc, tag, NULL, &before);
     up += before.processes >= 5; /* the agent and the tree's 4 (the guardian too, once forked) */
     if (kill_guardian)
-      kill_lock_holders(); /* the guardian (and the agent, when it holds its lock already) */
+      scenario_kill_lock_holders(&sc); /* the guardian (and the agent, when it holds its lock already) */
     /* The command running with its group not recorded: run closes that window (the command execs only once the
      * registry names its group). Read last before the kill: the count and the walk above take a while under load. */
     bool window = !group_recorded();
     kill(agent, SIGKILL); /* our own child */
     int rc = scenario_wait(agent);
     if (kill_guardian) {
+      scenario_kill_lock_holders(&sc); /* a guardian or a command not exec'd yet, forked since */
       int next = scenario_wait(scenario_start_in(&sc, (const char *[]){"run", "--", "true", NULL}, without_cgroup));
       cr_assert_eq(next, 0, "trial %d: the next start exited %d: %s", t, next, scenario_stderr(&sc));
     }
     struct chaos_left l;
     /* the guardian, or the next start's watch of late creates, takes its time */
     if (wait_clean(&l, 20000) > 0) {
-      char what[256];
+      char what[256], names[1024];
       left++;
       in_window += window;
-      fprintf(stderr, "chaos: %s: trial %d (kill at %d ms, agent exit %d%s) left %s; the agent said:\n%s\n", scenario,
-              t, delay, rc, window ? ", before the group was recorded" : "",
-              chaos_left_describe(&l, what, sizeof(what)), scenario_stderr(&sc));
+      fprintf(stderr,
+              "chaos: %s: trial %d (kill at %d ms, agent exit %d%s) left %s (state files:%s); the agent said:\n%s\n",
+              scenario, t, delay, rc, window ? ", before the group was recorded" : "",
+              chaos_left_describe(&l, what, sizeof(what)), state_names(names, sizeof(names)), scenario_stderr(&sc));
       chaos_sweep(&sc, tag, NULL);
     }
   }
