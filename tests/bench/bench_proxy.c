@@ -15,6 +15,7 @@
  * are timed alone as well. The 50 parallel runs come after every other timing: a docker ps or run timed right after
  * one measured the engine's clean-up of 50 containers (issue 21: +9 ms read for the proxy, which had followed a burst
  * four times in the first four pairs against twice for direct). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,18 +56,41 @@ static uint64_t run_docker(const char *host, const char *const *args) {
   int code;
   uint64_t t = bench_run_quiet(argv, envp, &code, NULL);
   free(envp);
+  if (code != 0)
+    fprintf(stderr, "bench_proxy: docker %s with DOCKER_HOST=%s exited %d after %.0f ms\n", args[0], host, code,
+            t / 1e6);
   return code == 0 ? t : 0;
 }
 
+#define EXCHANGE_TIMEOUT_SEC 30
+
+/* A connection whose reads and writes give up after EXCHANGE_TIMEOUT_SEC: an answer that never comes fails its
+ * exchange, which says so (failed), rather than holding the benchmark until ctest's timeout. */
 static int connect_unix(const char *path) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  struct timeval tv = {.tv_sec = EXCHANGE_TIMEOUT_SEC};
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+  if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+                  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+                  connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)) {
     close(fd);
     return -1;
   }
   return fd;
+}
+
+/* One line on stderr for a measurement that failed (what, and through which path), so that a failed run says where;
+ * counts it. */
+static int failed;
+static void failed_at(const char *what, bool via_proxy, size_t round) {
+  int e = errno;
+  fprintf(stderr, "bench_proxy: %s %s failed in round %zu (%s)\n", what, via_proxy ? "through the proxy" : "direct",
+          round,
+          e == EAGAIN ? "no whole answer in time"
+          : e         ? strerror(e)
+                      : "the connection ended before the whole answer");
+  failed++;
 }
 
 /* One GET /_ping on fd; true when the answer (body "OK") came back. */
@@ -264,20 +288,24 @@ int main(int argc, char **argv) {
       {"HEAD /_ping + GET /containers/json, new conn (us)", calloc(n_ping, 8), calloc(n_ping, 8), n_ping},
       {"noise floor: ps direct, then direct again (ms)", ps_direct, calloc(n_ps, 8), n_ps},
   };
-  int failed = 0;
   int keep_direct = connect_unix(engine), keep_proxied = connect_unix(sock);
   for (size_t i = 0; i < n_ping; i++) {
     bool proxy_first = i % 2;
     for (int k = 0; k < 2; k++) {
       bool via = proxy_first == (k == 0);
+      errno = 0;
       uint64_t t = on_fresh_connection(via ? sock : engine, ping);
-      (via ? rows[0].proxied : rows[0].direct)[i] = t;
+      if (!((via ? rows[0].proxied : rows[0].direct)[i] = t))
+        failed_at("GET /_ping on a fresh connection", via, i);
+      errno = 0;
       uint64_t t0 = bench_now_ns();
       bool ok = ping(via ? keep_proxied : keep_direct);
-      (via ? rows[1].proxied : rows[1].direct)[i] = ok ? bench_now_ns() - t0 : 0;
+      if (!((via ? rows[1].proxied : rows[1].direct)[i] = ok ? bench_now_ns() - t0 : 0))
+        failed_at("GET /_ping on the kept-alive connection", via, i);
+      errno = 0;
       uint64_t t2 = on_fresh_connection(via ? sock : engine, ps_requests);
-      (via ? rows[5].proxied : rows[5].direct)[i] = t2;
-      failed += !t || !ok || !t2;
+      if (!((via ? rows[5].proxied : rows[5].direct)[i] = t2))
+        failed_at("HEAD /_ping + GET /containers/json", via, i);
     }
   }
   /* Triples in the six orders in turn: direct, through the proxy, direct again (the noise floor). */

@@ -268,7 +268,7 @@ engine_ms() {
     done
     for ((i = 0; i < $1; i++)); do
         if [[ $2 == six ]]; then
-            curl -s -Z --parallel-immediate --unix-socket "$socket" -w '%{time_total}\n' "${six[@]}" | sort -n | tail -n 1
+            curl -s --no-progress-meter -Z --parallel-immediate --unix-socket "$socket" -w '%{time_total}\n' "${six[@]}" | sort -n | tail -n 1
         else
             curl -s --unix-socket "$socket" -w '%{time_total}\n' -o /dev/null "http://x$2"
         fi
