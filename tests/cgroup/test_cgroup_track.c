@@ -81,7 +81,9 @@ Test(cgroup_track, kills_setsid_and_double_forked_orphans) {
   cr_expect_geq(orphans, 10, "double-forked orphans reparented to us (subreaper): %zu", orphans);
   cr_expect_geq(other_session, 10, "setsid members tracked: %zu", other_session);
 
-  cr_assert_geq(cg_leaf_signal_all(leaf, SIGTERM, NULL), 32);
+  int sent = cg_leaf_signal_all(leaf, SIGTERM, &err);
+  cr_assert_geq(sent, 32, "SIGTERM reached %d of the tree's 32 lasting members (%s; %zu were listed before)", sent,
+                err ? err->msg : "no error", n_before);
   cr_assert(cg_leaf_kill_all(leaf, 10000000, &err) == 0, "%s", err ? err->msg : "");
   int status = live_reap(p.pid);
   cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "main status 0x%x", status);
