@@ -294,7 +294,8 @@ bench_run_soak() {
     v=$(cell "$f" "FD delta of the caller" 2)
     row "FD delta of the caller" "$v" "" "0 (published: <= 5)" "$(verdict "$(num "$v")" eq 0)"
     v=$(cell "$f" "FD delta of dockerd" 2)
-    row "FD delta of dockerd" "$v" "" "0 (published: <= 5)" "$(verdict "$(num "$v")" eq 0)"
+    # Fewer than before is no leak: the engine also closes connections other clients left open.
+    row "FD delta of dockerd" "$v" "" "<= 0 (published: <= 5)" "$(verdict "$(num "$v")" le 0)"
     v=$(cell "$f" "agent max RSS" 2)
     growth=$(grep -oE '\([-+]?[0-9.]+%\)' <<<"$v" | tr -d '()%+' || true)
     row "agent max RSS, median of the first vs the last 100 cycles" "$v" "" "growth < 1% (published: < 10%)" \
