@@ -244,8 +244,9 @@ int scenario_count_state_files(struct scenario *s) {
   return n;
 }
 
-/* Whether process pid (a /proc entry's name) has a session lock under prefix open: <id>.lock, or a new session's lock
- * before it has that name (unnamed, O_TMPFILE: "#<inode> (deleted)"; else the temp file .<id>.lock.<pid>). */
+/* Whether process pid (a /proc entry's name) has a session lock under prefix open: <id>.lock, or one made unnamed
+ * (O_TMPFILE), which reads "#<inode> (deleted)" even once linked: a new session's, an agent's and its guardian's. A
+ * lock whose file was removed ("<id>.lock (deleted)", a watcher closing its last ones) does not count. */
 static bool holds_lock(const char *pid, const char *prefix) {
   char fds[300];
   snprintf(fds, sizeof(fds), "/proc/%s/fd", pid);
@@ -257,8 +258,10 @@ static bool holds_lock(const char *pid, const char *prefix) {
     ssize_t n = readlink(link, target, sizeof(target) - 1);
     size_t len = n > 0 ? (size_t)n : 0;
     target[len] = '\0';
+    if (strncmp(target, prefix, strlen(prefix)) != 0)
+      continue;
     const char *name = target + strlen(prefix);
-    holds = strncmp(target, prefix, strlen(prefix)) == 0 && (strstr(name, ".lock") || name[0] == '#');
+    holds = name[0] == '#' || (len > 5 && streq(target + len - 5, ".lock"));
   }
   if (d)
     closedir(d);
@@ -289,8 +292,9 @@ int scenario_count_lock_holders(struct scenario *s) {
 }
 
 void scenario_kill_lock_holders(struct scenario *s) {
-  for (int waited = 0; lock_holders(s, SIGKILL) > 0; waited += 10) {
-    cr_assert(waited < 10000 * AG_TIMEOUT_SCALE, "lock holders of %s outlived SIGKILL by 10 s", s->state);
+  uint64_t end = ca_now_monotonic_usec() + 10000000ULL * AG_TIMEOUT_SCALE;
+  while (lock_holders(s, SIGKILL) > 0) {
+    cr_assert(ca_now_monotonic_usec() < end, "lock holders of %s outlived SIGKILL by 10 s", s->state);
     usleep(10 * 1000);
   }
 }

@@ -63,8 +63,8 @@ int scenario_count_state_files(struct scenario *s);
 /* A dead session of s's state dir (its lock free, its owner pid 1: not us) that recorded docker_host and s's cgroup
  * root, as an agent killed with its guardian leaves it; its new id goes to id. */
 void scenario_dead_session(struct scenario *s, const char *docker_host, char id[static 33]);
-/* How many processes (the caller's own aside) hold a lock file of <state>/sessions open, by /proc/<pid>/fd: the
- * agents, guardians and watchers that keep sessions of this state dir. */
+/* How many processes (the caller's own aside) hold a session lock of <state>/sessions open, by /proc/<pid>/fd: the
+ * agents, guardians and watchers that keep sessions of this state dir (a lock made unnamed, O_TMPFILE, included). */
 int scenario_count_lock_holders(struct scenario *s);
 /* SIGKILLs those holders (the new lock of a session being created too) until a scan finds none: a killed process
  * holds its files until it has exited, which on a loaded machine takes a while, and a process forked while /proc is

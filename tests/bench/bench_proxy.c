@@ -81,7 +81,8 @@ static int connect_unix(const char *path) {
 }
 
 /* One line on stderr for a measurement that failed (what, and through which path), so that a failed run says where;
- * counts it. */
+ * counts it. The first failure ends the measuring (every loop below stops): the figures are not valid any more, and a
+ * hung path would otherwise cost its timeout in every round. */
 static int failed;
 static void failed_at(const char *what, bool via_proxy, size_t round) {
   int e = errno;
@@ -89,7 +90,7 @@ static void failed_at(const char *what, bool via_proxy, size_t round) {
           round,
           e == EAGAIN ? "no whole answer in time"
           : e         ? strerror(e)
-                      : "the connection ended before the whole answer");
+                      : "not the answer expected, or the connection ended before it");
   failed++;
 }
 
@@ -107,6 +108,8 @@ static bool ping(int fd) {
     len += (size_t)n;
     buf[len] = '\0';
     const char *body = strstr(buf, "\r\n\r\n");
+    if (body && strncmp(buf, "HTTP/1.1 200 ", 13) != 0)
+      return false; /* a whole head that is no success: no body will make it one */
     if (body && streq(body + 4, "OK"))
       return true;
   }
@@ -289,7 +292,7 @@ int main(int argc, char **argv) {
       {"noise floor: ps direct, then direct again (ms)", ps_direct, calloc(n_ps, 8), n_ps},
   };
   int keep_direct = connect_unix(engine), keep_proxied = connect_unix(sock);
-  for (size_t i = 0; i < n_ping; i++) {
+  for (size_t i = 0; i < n_ping && !failed; i++) {
     bool proxy_first = i % 2;
     for (int k = 0; k < 2; k++) {
       bool via = proxy_first == (k == 0);
@@ -310,21 +313,21 @@ int main(int argc, char **argv) {
   }
   /* Triples in the six orders in turn: direct, through the proxy, direct again (the noise floor). */
   static const int order[6][3] = {{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {2, 1, 0}, {1, 0, 2}};
-  for (size_t i = 0; i < n_ps; i++)
+  for (size_t i = 0; i < n_ps && !failed; i++)
     for (int k = 0; k < 3; k++) {
       int arm = order[i % 6][k];
       uint64_t t = run_docker(arm == 1 ? proxy_host : host, ps);
       (arm == 0 ? ps_direct : arm == 1 ? rows[2].proxied : rows[6].proxied)[i] = t;
       failed += !t;
     }
-  for (size_t i = 0; i < reps; i++)
+  for (size_t i = 0; i < reps && !failed; i++)
     for (int k = 0; k < 2; k++) {
       bool via = (i % 2) == (k == 0);
       uint64_t t = run_docker(via ? proxy_host : host, run);
       (via ? rows[3].proxied : rows[3].direct)[i] = t;
       failed += !t;
     }
-  for (size_t i = 0; i < par_reps; i++)
+  for (size_t i = 0; i < par_reps && !failed; i++)
     for (int k = 0; k < 2; k++) {
       bool via = (i % 2) == (k == 0);
       uint64_t t = parallel_runs(via ? proxy_host : host);

@@ -75,8 +75,11 @@ static const char *state_names(char *buf, size_t len) {
       continue;
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+    /* "collect_error": "<why>" (the value ends at its first quote: enough to read it) */
     const char *why = strstr(de->d_name, ".json") ? strstr(scenario_read_text(path), "\"collect_error\"") : NULL;
-    n += (size_t)snprintf(buf + n, len - n, " %s%s%.200s", de->d_name, why ? " " : "", why ? why : "");
+    const char *q = why ? strchr(why + 15, '"') : NULL, *end = q ? strchr(q + 1, '"') : NULL;
+    n += (size_t)snprintf(buf + n, len - n, " %s%s%.*s", de->d_name, end ? " kept: " : "",
+                          end ? (int)CA_MIN(end - q - 1, 300) : 0, end ? q + 1 : "");
   }
   if (d)
     closedir(d);
