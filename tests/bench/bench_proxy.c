@@ -95,35 +95,23 @@ static void failed_at(const char *what, bool via_proxy, size_t round) {
   failed++;
 }
 
-/* One GET /_ping on fd; true when the answer (body "OK") came back. */
+/* Writes a request of len bytes to fd and reads its answer: true when it came whole with the status 200. */
+static bool exchange_ok(int fd, const char *req, size_t len, bool head_only) {
+  return write(fd, req, len) == (ssize_t)len && bench_read_answer(fd, head_only) == 200;
+}
+
+/* One GET /_ping on fd; true when its answer came back. */
 static bool ping(int fd) {
   static const char req[] = "GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n";
-  if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
-    return false;
-  char buf[4096];
-  size_t len = 0;
-  while (len < sizeof(buf) - 1) {
-    ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-    if (n <= 0)
-      return false;
-    len += (size_t)n;
-    buf[len] = '\0';
-    const char *body = strstr(buf, "\r\n\r\n");
-    if (body && strncmp(buf, "HTTP/1.1 200 ", 13) != 0)
-      return false; /* a whole head that is no success: no body will make it one */
-    if (body && streq(body + 4, "OK"))
-      return true;
-  }
-  return false;
+  return exchange_ok(fd, req, sizeof(req) - 1, false);
 }
 
 /* docker ps's requests as the CLI sends them on its one connection: HEAD /_ping (the version negotiation), then the
- * listing. True when both answers came back whole. */
+ * listing. True when both answers came back. */
 static bool ps_requests(int fd) {
   static const char head[] = "HEAD /_ping HTTP/1.1\r\nHost: api.moby.localhost\r\n\r\n";
   static const char list[] = "GET /containers/json HTTP/1.1\r\nHost: api.moby.localhost\r\n\r\n";
-  return write(fd, head, sizeof(head) - 1) == (ssize_t)sizeof(head) - 1 && bench_read_answer(fd, true) &&
-         write(fd, list, sizeof(list) - 1) == (ssize_t)sizeof(list) - 1 && bench_read_answer(fd, false);
+  return exchange_ok(fd, head, sizeof(head) - 1, true) && exchange_ok(fd, list, sizeof(list) - 1, false);
 }
 
 /* exchange on a new connection to path, the connect included: wall ns, or 0 when it failed. */

@@ -30,9 +30,9 @@ static void *write_parts(void *arg) {
   return NULL;
 }
 
-/* bench_read_answer on what parts (NULL-terminated) write, the writer's end shut after them when close_after; the
- * reader gives up after 2 s (a reader that waits for more than the answer holds). */
-static bool read_fed(const char *const *parts, bool head_only, bool close_after) {
+/* bench_read_answer on what parts (NULL-terminated) write, the writer's end shut after them when close_after: the
+ * status, or -1; the reader gives up after 2 s (a reader that waits for more than the answer holds). */
+static int read_fed(const char *const *parts, bool head_only, bool close_after) {
   int sv[2];
   cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   struct timeval tv = {.tv_sec = 2};
@@ -40,22 +40,22 @@ static bool read_fed(const char *const *parts, bool head_only, bool close_after)
   struct feed f = {.fd = sv[1], .parts = parts, .close_after = close_after};
   pthread_t t;
   cr_assert_eq(pthread_create(&t, NULL, write_parts, &f), 0);
-  bool ok = bench_read_answer(sv[0], head_only);
+  int status = bench_read_answer(sv[0], head_only);
   pthread_join(t, NULL);
   close(sv[0]);
   close(sv[1]);
-  return ok;
+  return status;
 }
 
 Test(bench_http, an_answer_with_a_content_length_in_pieces) {
   const char *parts[] = {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Le", "ngth: 7\r\n\r\n[{\"a\"",
                          ":1}]", NULL};
-  cr_expect(read_fed(parts, false, false));
+  cr_expect_eq(read_fed(parts, false, false), 200);
 }
 
 Test(bench_http, a_head_answer_has_no_body_whatever_its_length_says) {
   const char *parts[] = {"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n", "\r\n", NULL};
-  cr_expect(read_fed(parts, true, false));
+  cr_expect_eq(read_fed(parts, true, false), 200);
 }
 
 Test(bench_http, a_chunked_answer_ends_with_its_last_chunk_split_anywhere) {
@@ -66,7 +66,7 @@ Test(bench_http, a_chunked_answer_ends_with_its_last_chunk_split_anywhere) {
                          "\n\r",
                          "\n",
                          NULL};
-  cr_expect(read_fed(parts, false, false), "the reader did not see the last chunk (the connection stays open)");
+  cr_expect_eq(read_fed(parts, false, false), 200, "the reader did not see the last chunk (the connection stays open)");
 }
 
 Test(bench_http, a_chunked_answer_longer_than_the_buffer) {
@@ -77,18 +77,24 @@ Test(bench_http, a_chunked_answer_longer_than_the_buffer) {
   memset(chunk + n, 'x', 40000);
   strcpy(chunk + n + 40000, "\r\n");
   const char *parts[] = {head, chunk, chunk, "0\r\n\r\n", NULL};
-  cr_expect(read_fed(parts, false, false));
+  cr_expect_eq(read_fed(parts, false, false), 200);
   free(chunk);
 }
 
 Test(bench_http, an_answer_cut_short_fails) {
   const char *chunked[] = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "4\r\n[{}]\r\n", NULL};
-  cr_expect_not(read_fed(chunked, false, true), "a chunked body without its last chunk read as whole");
+  cr_expect_eq(read_fed(chunked, false, true), -1, "a chunked body without its last chunk read as whole");
   const char *short_body[] = {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "[]", NULL};
-  cr_expect_not(read_fed(short_body, false, true), "a body shorter than its length read as whole");
+  cr_expect_eq(read_fed(short_body, false, true), -1, "a body shorter than its length read as whole");
 }
 
 Test(bench_http, a_body_of_unknown_length_fails) {
   const char *parts[] = {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n", "[]", NULL};
-  cr_expect_not(read_fed(parts, false, true));
+  cr_expect_eq(read_fed(parts, false, true), -1);
+}
+
+Test(bench_http, a_refusal_is_read_whole_with_its_status) {
+  const char *parts[] = {"HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n",
+                         "{\"message\":\"\"}", NULL};
+  cr_expect_eq(read_fed(parts, false, false), 502);
 }
