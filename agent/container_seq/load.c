@@ -32,10 +32,12 @@ int seq_parse_proc_stat(const char *text, struct seq_cpu_times *ret, ca_error **
   }
   if (n < 4)
     return ca_error_set(err, EBADMSG, "/proc/stat: the \"cpu\" line has %zu fields, expected at least 4", n);
-  /* guest and guest_nice (8, 9) are already counted in user and nice. */
+  /* guest and guest_nice (8, 9) are already counted in user and nice. A sum past 64 bits (no kernel's) would wrap and
+   * read as more busy time than there was. */
   uint64_t total = 0;
   for (size_t i = 0; i < n && i < 8; i++)
-    total += v[i];
+    if (__builtin_add_overflow(total, v[i], &total))
+      return ca_error_set(err, EBADMSG, "/proc/stat: the \"cpu\" line's times add up past 64 bits");
   uint64_t idle = v[3] + v[4];
   ret->total = total;
   ret->busy = total - idle;

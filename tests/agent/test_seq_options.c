@@ -152,3 +152,15 @@ Test(seq_load, the_suites_own_cpu_time_is_not_the_hosts_load) {
   struct seq_cpu_times idle = {.busy = 0, .total = 0};
   cr_expect_float_eq(seq_load_outside_cpu_pct(&idle, 0, 100), 0.0, 1e-9);
 }
+
+Test(seq_load, a_proc_stat_line_whose_sum_overflows_is_refused) {
+  struct seq_cpu_times t;
+  ca_error *e = NULL;
+  cr_expect_eq(seq_parse_proc_stat("cpu 10 0 5 80 5 0 0 0 0 0\n", &t, NULL), 0);
+  cr_expect(t.total == 100 && t.busy == 10 + 5, "total %" PRIu64 ", busy %" PRIu64, t.total, t.busy);
+  /* Each value fits in 64 bits, their sum does not: a busy time above the total would read as a busy host. */
+  int r = seq_parse_proc_stat("cpu 6 0 2 18446744073709551615 0\n", &t, &e);
+  cr_expect_eq(r, -EBADMSG, "parsed: total %" PRIu64 ", busy %" PRIu64, t.total, t.busy);
+  cr_expect(e && strstr(e->msg, "/proc/stat"), "%s", e ? e->msg : "no error");
+  ca_error_free(e);
+}
